@@ -1,0 +1,127 @@
+/**
+ * The HTTP API: one Fastify instance, TypeBox schemas (which also produce /openapi.json), one error
+ * handler, authentication on every route not marked public, and the route modules of `routes/`.
+ */
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
+import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from "fastify";
+import Fastify, { LogController } from "fastify";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HeraldConfig } from "../config/config.js";
+import type { Database } from "../storage/database.js";
+import { Authenticator } from "./auth.js";
+import { handleError, handleNotFound } from "./error-handler.js";
+import { ROUTE_MODULES } from "./routes/index.js";
+import { stripServicePrefix } from "./service-prefixes.js";
+import { HERALD_VERSION } from "../version.js";
+
+export type HeraldApp = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+/** Hooks the API calls to wake other parts of the process (set by main; no-ops in API-only tests). */
+export interface AppHooks {
+  /** A subscription was created, changed or deleted. */
+  subscriptionsChanged(): void;
+}
+
+export interface AppDeps {
+  db: Database;
+  config: HeraldConfig;
+  logger: FastifyBaseLogger;
+  authenticator: Authenticator;
+  hooks: AppHooks;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Route answers without authentication. */
+    public?: boolean;
+  }
+}
+
+export async function buildApp(options: {
+  db: Database;
+  config: HeraldConfig;
+  logger: FastifyBaseLogger;
+  hooks?: Partial<AppHooks>;
+}): Promise<HeraldApp> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.config.bodyLimitBytes,
+    rewriteUrl: (req) => stripServicePrefix(req.url ?? "/"),
+    // Per-request info logs cost too much at webhook rates; the onResponse hook logs what matters.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+
+  const deps: AppDeps = {
+    db: options.db,
+    config: options.config,
+    logger: options.logger,
+    authenticator: new Authenticator(options.db),
+    hooks: { subscriptionsChanged: () => {}, ...options.hooks },
+  };
+
+  app.decorateRequest("auth", undefined);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+
+  app.addHook("onRequest", async (request) => {
+    const url = request.routeOptions.url;
+    if (request.routeOptions.config.public || url === undefined || url.startsWith("/docs")) return;
+    request.auth = await deps.authenticator.authenticate(request.headers.authorization);
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    if (reply.statusCode >= 500)
+      request.log.warn({ url: request.url, status: reply.statusCode }, "request failed");
+    else if (request.log.level === "debug" || request.log.level === "trace") {
+      request.log.debug(
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          ms: reply.elapsedTime,
+        },
+        "request",
+      );
+    }
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Herald API",
+        version: HERALD_VERSION,
+        description:
+          "Self-hostable webhook engine for marketing data, following the shape of Actito's Integration Framework. " +
+          "Every /v4 and /v5 path also answers under Actito's service prefixes (/webhooks, /profiles, /custom-data, …).",
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: "http", scheme: "bearer", description: "Token from GET /auth/token" },
+          basic: {
+            type: "http",
+            scheme: "basic",
+            description: "Legacy v4: <licence>/<key name>:<api key>",
+          },
+        },
+      },
+      security: [{ bearer: [] }, { basic: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
+
+  for (const routes of ROUTE_MODULES) {
+    await app.register(async (scoped) => routes(scoped as HeraldApp, deps));
+  }
+  return app as HeraldApp;
+}

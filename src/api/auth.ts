@@ -1,0 +1,172 @@
+/**
+ * Authentication and entity access (SPEC §1). `GET /auth/token` trades a raw API key for a 15-minute
+ * bearer token; every other call presents the token (or, for legacy v4 clients, HTTP Basic with the
+ * raw key). Tokens are stored hashed; a short in-process cache spares the database on hot paths.
+ */
+import type { FastifyRequest } from "fastify";
+import { randomUUID } from "node:crypto";
+import { HeraldError } from "../domain/errors.js";
+import type { Database } from "../storage/database.js";
+import type { ApiKeyRow, Entity } from "../storage/tenancy-repository.js";
+import {
+  findApiKeyByHash,
+  findEntityByName,
+  findKeyByToken,
+  insertAccessToken,
+} from "../storage/tenancy-repository.js";
+import { hashSecret, newAccessToken } from "./api-key-secrets.js";
+
+export const TOKEN_TTL_SECONDS = 900;
+/** How long a validated token is trusted without asking the database again. */
+const TOKEN_CACHE_MS = 5_000;
+const TOKEN_CACHE_MAX = 10_000;
+
+export interface AuthContext {
+  apiKeyId: number;
+  apiKeyName: string;
+  licenceId: number;
+  licenceName: string;
+  isAdmin: boolean;
+  /** null = every entity of the licence. */
+  entityIds: number[] | null;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    auth: AuthContext | undefined;
+  }
+}
+
+export interface IssuedToken {
+  accessToken: string;
+  tokenType: "bearer";
+  expiresIn: string;
+  scope: string;
+  jti: string;
+}
+
+function toContext(key: ApiKeyRow): AuthContext {
+  return {
+    apiKeyId: key.id,
+    apiKeyName: key.name,
+    licenceId: key.licenceId,
+    licenceName: key.licenceName,
+    isAdmin: key.isAdmin,
+    entityIds: key.entityIds,
+  };
+}
+
+export class Authenticator {
+  private readonly cache = new Map<string, { context: AuthContext; validUntil: number }>();
+
+  constructor(private readonly db: Database) {}
+
+  async issueToken(rawKey: string | undefined): Promise<IssuedToken> {
+    if (!rawKey)
+      throw new HeraldError("HERALD_UNAUTHENTICATED", {
+        reason: "send the API key in the Authorization header",
+      });
+    const key = await findApiKeyByHash(this.db, hashSecret(rawKey.trim()));
+    if (!key) throw new HeraldError("HERALD_INVALID_API_KEY");
+    const accessToken = newAccessToken();
+    const jti = randomUUID();
+    await insertAccessToken(this.db, {
+      tokenHash: hashSecret(accessToken),
+      apiKeyId: key.id,
+      jti,
+      ttlSeconds: TOKEN_TTL_SECONDS,
+    });
+    return {
+      accessToken,
+      tokenType: "bearer",
+      expiresIn: `${TOKEN_TTL_SECONDS}s`,
+      scope: "read write",
+      jti,
+    };
+  }
+
+  /** Resolves the Authorization header of an API call; throws 401 when it does not authenticate. */
+  async authenticate(header: string | undefined): Promise<AuthContext> {
+    if (!header) throw new HeraldError("HERALD_INVALID_TOKEN");
+    const space = header.indexOf(" ");
+    const scheme = space > 0 ? header.slice(0, space).toLowerCase() : "";
+    const credentials = space > 0 ? header.slice(space + 1).trim() : "";
+    if (scheme === "bearer") return this.fromToken(credentials);
+    if (scheme === "basic") return this.fromBasic(credentials);
+    throw new HeraldError("HERALD_INVALID_TOKEN");
+  }
+
+  private async fromToken(token: string): Promise<AuthContext> {
+    const tokenHash = hashSecret(token);
+    const now = Date.now();
+    const cached = this.cache.get(tokenHash);
+    if (cached && cached.validUntil > now) return cached.context;
+    const key = await findKeyByToken(this.db, tokenHash);
+    if (!key) {
+      this.cache.delete(tokenHash);
+      throw new HeraldError("HERALD_INVALID_TOKEN");
+    }
+    const context = toContext(key);
+    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
+    this.cache.set(tokenHash, {
+      context,
+      validUntil: Math.min(now + TOKEN_CACHE_MS, key.expiresAt.getTime()),
+    });
+    return context;
+  }
+
+  /** Legacy v4: `Basic base64("<licence>/<key name>:<api key>")`; the user part may be just a name. */
+  private async fromBasic(credentials: string): Promise<AuthContext> {
+    const decoded = Buffer.from(credentials, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon < 0) throw new HeraldError("HERALD_INVALID_API_KEY");
+    const user = decoded.slice(0, colon);
+    const rawKey = decoded.slice(colon + 1);
+    const key = await findApiKeyByHash(this.db, hashSecret(rawKey));
+    if (!key) throw new HeraldError("HERALD_INVALID_API_KEY");
+    const slash = user.indexOf("/");
+    const licence = slash >= 0 ? user.slice(0, slash) : undefined;
+    const name = slash >= 0 ? user.slice(slash + 1) : user;
+    if (
+      (licence !== undefined && licence !== key.licenceName) ||
+      (name !== "" && name !== key.name)
+    ) {
+      throw new HeraldError("HERALD_INVALID_API_KEY");
+    }
+    return toContext(key);
+  }
+
+  /** Forgets cached tokens (after a key is revoked). */
+  forget(): void {
+    this.cache.clear();
+  }
+}
+
+/** The authenticated context of a request; throws 401 when the route ran without auth. */
+export function authOf(request: FastifyRequest): AuthContext {
+  if (!request.auth) throw new HeraldError("HERALD_INVALID_TOKEN");
+  return request.auth;
+}
+
+/**
+ * Resolves `{entity}` for the caller. An entity of another licence answers 404, exactly like one
+ * that does not exist, so existence does not leak; an entity of the caller's licence that the key
+ * is not limited to answers 403.
+ */
+export async function resolveEntity(
+  db: Database,
+  auth: AuthContext,
+  name: string,
+): Promise<Entity> {
+  const entity = await findEntityByName(db, name);
+  if (!entity || entity.licenceId !== auth.licenceId)
+    throw new HeraldError("HERALD_ENTITY_NOT_FOUND", { entity: name });
+  if (auth.entityIds !== null && !auth.entityIds.includes(entity.id)) {
+    throw new HeraldError("HERALD_ENTITY_FORBIDDEN", { entity: name });
+  }
+  return entity;
+}
+
+export function requireAdmin(auth: AuthContext, action: string): void {
+  if (!auth.isAdmin) throw new HeraldError("HERALD_FORBIDDEN", { action });
+}

@@ -1,0 +1,8 @@
+/** Every route module of the API, registered in this order by `buildApp`. */
+import type { AppDeps, HeraldApp } from "../app.js";
+import authRoutes from "./auth-routes.js";
+import operationsRoutes from "./operations-routes.js";
+
+export type RouteModule = (app: HeraldApp, deps: AppDeps) => Promise<void>;
+
+export const ROUTE_MODULES: RouteModule[] = [operationsRoutes, authRoutes];

@@ -1,0 +1,139 @@
+/**
+ * The error catalogue (SPEC §2). Every error Herald answers with has a stable code, an HTTP status
+ * and a message template. Codes are never reused: add new ones at the end of their group.
+ * Handlers throw `HeraldError`s built from this catalogue; one error handler renders them.
+ */
+export const ERRORS = {
+  // 400: the request is malformed or a value is invalid
+  HERALD_VALIDATION: { status: 400, message: "The request is invalid: {reason}" },
+  HERALD_MALFORMED_JSON: { status: 400, message: "The request body is not valid JSON: {reason}" },
+  HERALD_INVALID_VALUE: {
+    status: 400,
+    message: "Invalid value for attribute '{attribute}': {reason}",
+  },
+  HERALD_UNKNOWN_ATTRIBUTE: {
+    status: 400,
+    message: "Attribute '{attribute}' does not exist in table '{table}'",
+  },
+  HERALD_TECHNICAL_ATTRIBUTE: {
+    status: 400,
+    message: "Attribute '{attribute}' is maintained by Herald and cannot be written",
+  },
+  HERALD_MISSING_MANDATORY: {
+    status: 400,
+    message: "Mandatory attribute '{attribute}' is missing",
+  },
+  HERALD_INVALID_TABLE_DEFINITION: {
+    status: 400,
+    message: "The table definition is invalid: {reason}",
+  },
+  HERALD_INVALID_PROFILE_KEY: {
+    status: 400,
+    message: "'{key}' is not a profile id nor attribute=value of a unique attribute",
+  },
+  HERALD_INVALID_QUERY: { status: 400, message: "Invalid query parameter '{parameter}': {reason}" },
+  // 401 / 403
+  HERALD_UNAUTHENTICATED: { status: 401, message: "Authentication is required: {reason}" },
+  HERALD_INVALID_API_KEY: { status: 401, message: "The API key is not valid" },
+  HERALD_INVALID_TOKEN: { status: 401, message: "The access token is missing, invalid or expired" },
+  HERALD_FORBIDDEN: { status: 403, message: "This API key may not {action}" },
+  HERALD_ENTITY_FORBIDDEN: {
+    status: 403,
+    message: "This API key may not access entity '{entity}'",
+  },
+  // 404 / 405
+  HERALD_NOT_FOUND: { status: 404, message: "No route {method} {url}" },
+  HERALD_ENTITY_NOT_FOUND: { status: 404, message: "Entity '{entity}' does not exist" },
+  HERALD_TABLE_NOT_FOUND: {
+    status: 404,
+    message: "Table '{table}' does not exist in entity '{entity}'",
+  },
+  HERALD_PROFILE_NOT_FOUND: {
+    status: 404,
+    message: "Profile '{key}' does not exist in table '{table}'",
+  },
+  HERALD_RECORD_NOT_FOUND: {
+    status: 404,
+    message: "Record '{key}' does not exist in table '{table}'",
+  },
+  HERALD_SUBSCRIPTION_NOT_FOUND: {
+    status: 404,
+    message: "Webhook subscription '{id}' does not exist in entity '{entity}'",
+  },
+  HERALD_API_KEY_NOT_FOUND: { status: 404, message: "API key '{id}' does not exist" },
+  HERALD_SEGMENTATION_NOT_FOUND: {
+    status: 404,
+    message: "Segmentation '{segmentation}' does not exist in table '{table}'",
+  },
+  HERALD_PROFILE_SUBSCRIPTION_NOT_FOUND: {
+    status: 404,
+    message: "Subscription '{subscription}' does not exist in table '{table}'",
+  },
+  HERALD_METHOD_NOT_ALLOWED: { status: 405, message: "Method {method} is not allowed on {url}" },
+  // 409
+  HERALD_UNIQUE_KEY_TAKEN: {
+    status: 409,
+    message: "Value '{value}' of unique attribute '{attribute}' is already taken",
+  },
+  HERALD_NAME_TAKEN: { status: 409, message: "{kind} '{name}' already exists" },
+  HERALD_CONFLICT: { status: 409, message: "{reason}" },
+  // 413 / 415 / 422 / 429
+  HERALD_BODY_TOO_LARGE: { status: 413, message: "The request body exceeds {limit} bytes" },
+  HERALD_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: "Content type '{contentType}' is not supported; send application/json",
+  },
+  HERALD_UNPROCESSABLE: { status: 422, message: "{reason}" },
+  HERALD_RATE_LIMITED: {
+    status: 429,
+    message: "Too many requests for this licence; retry after {retryAfter} s",
+  },
+  // 5xx
+  HERALD_INTERNAL: {
+    status: 500,
+    message: "Internal error; the server log has the details under request id {requestId}",
+  },
+  HERALD_UNAVAILABLE: { status: 503, message: "Herald is not ready: {reason}" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export class HeraldError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: ErrorDetail[];
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: ErrorCode,
+    params: Record<string, string | number> = {},
+    details: ErrorDetail[] = [],
+    headers: Record<string, string> = {},
+  ) {
+    const entry = ERRORS[code];
+    super(
+      entry.message.replace(/\{(\w+)\}/g, (_, name: string) => String(params[name] ?? `{${name}}`)),
+    );
+    this.name = "HeraldError";
+    this.code = code;
+    this.status = entry.status;
+    this.details = details;
+    this.headers = headers;
+  }
+
+  toBody(): { status: number; code: ErrorCode; message: string; details: ErrorDetail[] } {
+    return { status: this.status, code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** Shorthand for a 400 on one field: `invalid("attributes[2].value", "must be an integer")`. */
+export function invalid(path: string, message: string): HeraldError {
+  return new HeraldError("HERALD_VALIDATION", { reason: `${path} ${message}` }, [
+    { path, message },
+  ]);
+}

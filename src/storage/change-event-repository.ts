@@ -1,0 +1,120 @@
+/** SQL of the change log: appending events (capture) and reading them back by position. */
+import type {
+  ChangeEvent,
+  EventSource,
+  EventType,
+  NewChangeEvent,
+} from "../domain/change-event.js";
+import type { Queryable } from "./database.js";
+
+export const INBOX_CHANNEL = "herald_inbox";
+export const LOG_CHANNEL = "herald_log";
+
+/**
+ * Appends events in the caller's transaction, in array order, as one statement. The caller must have
+ * written (and so locked) the record rows first (DESIGN §3). The NOTIFY is delivered at commit and
+ * wakes the sequencer; a rolled-back transaction sends nothing.
+ */
+export async function appendChangeEvents(
+  tx: Queryable,
+  events: readonly NewChangeEvent[],
+): Promise<void> {
+  if (events.length === 0) return;
+  // One JSON array parameter, expanded with WITH ORDINALITY so ids follow array order.
+  await tx.query(
+    `INSERT INTO change_events
+       (entity_id, source, source_id, event_type, record_key, keys, state, fields, previous, extra,
+        version, declared_events, origin)
+     SELECT (e->>'entityId')::bigint, e->>'source', e->>'sourceId', e->>'eventType', e->>'recordKey',
+            e->'keys', e->'state', e->'fields', e->'previous', e->'extra',
+            (e->>'version')::integer, e->'declaredEvents', e->'origin'
+       FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n)
+      ORDER BY n`,
+    [JSON.stringify(events)],
+  );
+  await tx.query(`SELECT pg_notify('${INBOX_CHANNEL}', '')`);
+}
+
+interface ChangeEventRow {
+  id: number;
+  position: number;
+  entity_id: number;
+  source: string;
+  source_id: string;
+  event_type: string;
+  record_key: string;
+  keys: ChangeEvent["keys"];
+  state: ChangeEvent["state"];
+  fields: string[];
+  previous: ChangeEvent["previous"];
+  extra: Record<string, unknown>;
+  version: number | null;
+  declared_events: string[];
+  origin: ChangeEvent["origin"];
+  occurred_at: Date;
+}
+
+export const CHANGE_EVENT_COLUMNS = `id, position, entity_id, source, source_id, event_type, record_key, keys, state,
+  fields, previous, extra, version, declared_events, origin, occurred_at`;
+
+export function toChangeEvent(row: ChangeEventRow): ChangeEvent {
+  return {
+    id: row.id,
+    position: row.position,
+    entityId: row.entity_id,
+    source: row.source as EventSource,
+    sourceId: row.source_id,
+    eventType: row.event_type as EventType,
+    recordKey: row.record_key,
+    keys: row.keys,
+    state: row.state,
+    fields: row.fields,
+    previous: row.previous,
+    extra: row.extra,
+    version: row.version,
+    declaredEvents: row.declared_events,
+    origin: row.origin,
+    occurredAt: row.occurred_at,
+  };
+}
+
+export interface LogFilter {
+  entityId?: number;
+  source?: EventSource;
+  sourceId?: string;
+  eventType?: EventType;
+}
+
+/** Stamped events with position > `after`, in log order. */
+export async function readLog(
+  db: Queryable,
+  after: number,
+  limit: number,
+  filter: LogFilter = {},
+): Promise<ChangeEvent[]> {
+  const { rows } = await db.query<ChangeEventRow>(
+    `SELECT ${CHANGE_EVENT_COLUMNS}
+       FROM change_events
+      WHERE position > $1
+        AND ($3::bigint IS NULL OR entity_id = $3)
+        AND ($4::text IS NULL OR source = $4)
+        AND ($5::text IS NULL OR source_id = $5)
+        AND ($6::text IS NULL OR event_type = $6)
+      ORDER BY position
+      LIMIT $2`,
+    [
+      after,
+      limit,
+      filter.entityId ?? null,
+      filter.source ?? null,
+      filter.sourceId ?? null,
+      filter.eventType ?? null,
+    ],
+  );
+  return rows.map(toChangeEvent);
+}
+
+export async function readLogHead(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ position: number }>("SELECT position FROM log_head");
+  return rows[0]?.position ?? 0;
+}

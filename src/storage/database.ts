@@ -1,0 +1,56 @@
+/**
+ * The database port. Everything above `storage/` talks to PostgreSQL through these few methods;
+ * the two adapters (pg pool, PGlite) are the only code that knows which database is underneath.
+ *
+ * Both adapters return the same JavaScript values: int8 and int4 as `number` (Herald's ids and log
+ * positions stay far below 2^53; a larger value throws rather than silently rounding), numeric as
+ * `string`, timestamptz as `Date`, json/jsonb parsed.
+ */
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<T>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export type Unlisten = () => Promise<void>;
+
+/** A session-level advisory lock held on a dedicated connection until released or the connection dies. */
+export interface AdvisoryLock {
+  release(): Promise<void>;
+  /** Settles when the lock is lost (connection closed or failed), never when released on purpose. */
+  readonly lost: Promise<Error>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: "pglite" | "postgres";
+  /** Runs `fn` in one READ COMMITTED transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Subscribes to NOTIFY on `channel`. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten>;
+  /** Tries to take a session advisory lock; `null` when another session holds it. */
+  tryAdvisoryLock(key: number): Promise<AdvisoryLock | null>;
+  close(): Promise<void>;
+}
+
+/** Advisory lock keys, in one place so no two features share a key by accident. */
+export const ADVISORY_LOCKS = {
+  migrations: 72_630_001,
+  sequencerLeader: 72_630_002,
+  sequencerStamp: 72_630_003,
+  bootstrap: 72_630_004,
+} as const;
+
+export function toSafeInteger(raw: string): number {
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value))
+    throw new RangeError(`64-bit value ${raw} exceeds the safe integer range`);
+  return value;
+}

@@ -1,0 +1,108 @@
+/**
+ * Adapter: the embedded PostgreSQL (PGlite), one in-process session. PGlite itself serialises
+ * queries and transactions, so a plain query waits while a transaction runs. Advisory locks are
+ * held in-process: there is only one process on an embedded database.
+ */
+import { PGlite, types } from "@electric-sql/pglite";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AdvisoryLock, Database, Queryable, QueryResult, Unlisten } from "./database.js";
+import { toSafeInteger } from "./database.js";
+
+const PARSERS = {
+  [types.INT8]: toSafeInteger,
+  [types.NUMERIC]: (value: string) => value,
+};
+
+export class PgliteDatabase implements Database {
+  readonly kind = "pglite" as const;
+  private readonly heldLocks = new Set<number>();
+
+  private constructor(
+    readonly db: PGlite,
+    private readonly lockFile: string | undefined,
+  ) {}
+
+  /** `dataDir` undefined = in memory (tests). */
+  static async open(dataDir?: string): Promise<PgliteDatabase> {
+    let lockFile: string | undefined;
+    if (dataDir) {
+      mkdirSync(dataDir, { recursive: true });
+      lockFile = join(dataDir, "herald.pid");
+      claimDataDir(dataDir, lockFile);
+    }
+    const db = await PGlite.create(dataDir ?? "memory://", { parsers: PARSERS });
+    return new PgliteDatabase(db, lockFile);
+  }
+
+  async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    const result = await this.db.query<T>(sql, params as unknown[]);
+    return { rows: result.rows, rowCount: result.rows.length || (result.affectedRows ?? 0) };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.db.exec(sql);
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (pgTx) => {
+      const tx: Queryable = {
+        query: async <R>(sql: string, params?: readonly unknown[]) => {
+          const result = await pgTx.query<R>(sql, params as unknown[]);
+          return { rows: result.rows, rowCount: result.rows.length || (result.affectedRows ?? 0) };
+        },
+        exec: async (sql: string) => {
+          await pgTx.exec(sql);
+        },
+      };
+      return fn(tx);
+    });
+  }
+
+  async listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten> {
+    const unlisten = await this.db.listen(channel, onNotify);
+    return async () => unlisten();
+  }
+
+  async tryAdvisoryLock(key: number): Promise<AdvisoryLock | null> {
+    if (this.heldLocks.has(key)) return null;
+    this.heldLocks.add(key);
+    return {
+      lost: new Promise<Error>(() => {}),
+      release: async () => {
+        this.heldLocks.delete(key);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+    if (this.lockFile) rmSync(this.lockFile, { force: true });
+  }
+}
+
+/** Refuses to open a data directory that another live Herald process has open. */
+function claimDataDir(dataDir: string, lockFile: string): void {
+  let holder: number | undefined;
+  try {
+    holder = Number(readFileSync(lockFile, "utf8").trim());
+  } catch {
+    holder = undefined;
+  }
+  if (holder && holder !== process.pid && isAlive(holder)) {
+    throw new Error(
+      `The embedded database in ${dataDir} is already open in process ${holder}. ` +
+        `Stop that process, or run several processes against a PostgreSQL server with DATABASE_URL.`,
+    );
+  }
+  writeFileSync(lockFile, String(process.pid));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

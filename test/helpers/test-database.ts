@@ -1,0 +1,148 @@
+/**
+ * Test databases. Every integration test file runs on both backends: PGlite (in memory, migrated
+ * per file) and the real PostgreSQL server (a database cloned from a migrated template, so files
+ * stay fast and isolated). Without a server, the PostgreSQL leg is skipped with a visible message.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import pg from "pg";
+import type { Database } from "../../src/storage/database.js";
+import { listMigrations, migrate } from "../../src/storage/migrate.js";
+import { PgliteDatabase } from "../../src/storage/pglite-database.js";
+import { PostgresDatabase } from "../../src/storage/postgres-database.js";
+
+export type Backend = "pglite" | "postgres";
+
+/** The server's maintenance database; override with HERALD_TEST_DATABASE_URL. */
+export const ADMIN_URL =
+  process.env.HERALD_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+let availability: Promise<string | undefined> | undefined;
+
+/** undefined when PostgreSQL is reachable, else the reason it is not. */
+export function postgresUnavailable(): Promise<string | undefined> {
+  availability ??= (async () => {
+    const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 2000 });
+    try {
+      await client.connect();
+      await client.query("SELECT 1");
+      return undefined;
+    } catch (error) {
+      return `PostgreSQL at ${ADMIN_URL.replace(/:[^:@/]*@/, ":***@")} is not reachable (${(error as Error).message})`;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  })();
+  return availability;
+}
+
+/** Backends to run, each with a skip reason when it cannot run. */
+export async function testBackends(): Promise<{ backend: Backend; skip: string | false }[]> {
+  const reason = await postgresUnavailable();
+  if (reason && !loggedSkip) {
+    loggedSkip = true;
+    console.log(`# SKIPPING the PostgreSQL leg: ${reason}. PGlite still runs.`);
+  }
+  return [
+    { backend: "pglite", skip: false },
+    { backend: "postgres", skip: reason ? `PostgreSQL leg skipped: ${reason}` : false },
+  ];
+}
+let loggedSkip = false;
+
+function urlFor(database: string): string {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+function templateName(): string {
+  const hash = createHash("sha256");
+  for (const m of listMigrations()) hash.update(m.name).update(m.sql);
+  return `herald_tpl_${hash.digest("hex").slice(0, 12)}`;
+}
+
+async function ensureTemplate(admin: pg.Client): Promise<string> {
+  const name = templateName();
+  // Test files run in parallel processes: one builds the template, the others wait for it.
+  await admin.query("SELECT pg_advisory_lock(72630999)");
+  try {
+    const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (!rowCount) {
+      const building = `${name}_build`;
+      await admin.query(`DROP DATABASE IF EXISTS ${building}`);
+      await admin.query(`CREATE DATABASE ${building}`);
+      const db = new PostgresDatabase({ connectionString: urlFor(building), maxConnections: 2 });
+      try {
+        await migrate(db);
+      } finally {
+        await db.close();
+      }
+      await admin.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
+    }
+  } finally {
+    await admin.query("SELECT pg_advisory_unlock(72630999)");
+  }
+  return name;
+}
+
+export interface TestDatabase {
+  backend: Backend;
+  db: Database;
+  /** PostgreSQL only: the URL of this test's own database (for subprocesses). */
+  url: string | undefined;
+  /** Opens another connection pool on the same database (PostgreSQL only). */
+  connect(maxConnections?: number): Promise<Database>;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(
+  backend: Backend,
+  options: { maxConnections?: number } = {},
+): Promise<TestDatabase> {
+  if (backend === "pglite") {
+    const db = await PgliteDatabase.open();
+    await migrate(db);
+    return {
+      backend,
+      db,
+      url: undefined,
+      connect: async () => {
+        throw new Error("PGlite is a single in-process database");
+      },
+      drop: () => db.close(),
+    };
+  }
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  const name = `herald_t_${randomBytes(6).toString("hex")}`;
+  try {
+    const template = await ensureTemplate(admin);
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  } finally {
+    await admin.end();
+  }
+  const url = urlFor(name);
+  const pools: Database[] = [];
+  const connect = async (maxConnections = 10) => {
+    const db = new PostgresDatabase({ connectionString: url, maxConnections });
+    pools.push(db);
+    return db;
+  };
+  const db = await connect(options.maxConnections ?? 20);
+  return {
+    backend,
+    db,
+    url,
+    connect,
+    drop: async () => {
+      for (const pool of pools) await pool.close().catch(() => {});
+      const cleanup = new pg.Client({ connectionString: ADMIN_URL });
+      await cleanup.connect();
+      try {
+        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await cleanup.end();
+      }
+    },
+  };
+}
