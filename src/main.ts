@@ -13,6 +13,10 @@ import type { Database } from "./storage/database.js";
 import { migrate } from "./storage/migrate.js";
 import { openDatabase } from "./storage/open-database.js";
 import { HERALD_VERSION } from "./version.js";
+import type { BackgroundService } from "./background-service.js";
+import { startSequencer } from "./sequencer/sequencer-service.js";
+import type { DeliveryWorker } from "./delivery/delivery-service.js";
+import { startDeliveryWorker } from "./delivery/delivery-service.js";
 
 export interface RunningHerald {
   config: HeraldConfig;
@@ -21,12 +25,6 @@ export interface RunningHerald {
   app: HeraldApp | undefined;
   /** The URL the API listens on, when this process runs the api role. */
   url: string | undefined;
-  stop(): Promise<void>;
-}
-
-/** A component that runs in the background until stopped (sequencer, delivery workers, housekeeping). */
-export interface BackgroundService {
-  name: string;
   stop(): Promise<void>;
 }
 
@@ -53,8 +51,24 @@ export async function startHerald(
   const services: BackgroundService[] = [];
   let app: HeraldApp | undefined;
   let url: string | undefined;
+  if (config.roles.includes("sequencer"))
+    services.push(await startSequencer({ db, logger: logger.child({ component: "sequencer" }) }));
+  let worker: DeliveryWorker | undefined;
+  if (config.roles.includes("worker")) {
+    worker = await startDeliveryWorker({
+      db,
+      logger: logger.child({ component: "delivery" }),
+      config,
+    });
+    services.push(worker);
+  }
   if (config.roles.includes("api")) {
-    app = await buildApp({ db, config, logger });
+    app = await buildApp({
+      db,
+      config,
+      logger,
+      hooks: { subscriptionsChanged: () => worker?.wake() },
+    });
     url = await app.listen({ port: config.port, host: config.host });
     logger.info(
       { url, version: HERALD_VERSION, database: db.kind, roles: config.roles },

@@ -1,0 +1,93 @@
+/**
+ * Profile tables and custom tables as the rest of Herald sees them (SPEC §3). The full definition
+ * rules (validation of a posted definition, value validation) live beside this file; this is the
+ * shared shape that capture, subscriptions and delivery read.
+ */
+import type { MatchingConditions } from "./conditions.js";
+
+export const TABLE_KINDS = ["PROFILE_TABLE", "CUSTOM_TABLE"] as const;
+export type TableKind = (typeof TABLE_KINDS)[number];
+
+export const VALUE_TYPES = [
+  "STRING",
+  "INTEGER",
+  "LONG",
+  "NUMBER",
+  "BOOLEAN",
+  "DATE",
+  "TIMESTAMP",
+] as const;
+export type ValueType = (typeof VALUE_TYPES)[number];
+
+export interface ValueRestriction {
+  minLength?: number;
+  maxLength?: number;
+  acceptedValues?: string[];
+}
+
+export interface AttributeDefinition {
+  name: string;
+  /** Profile tables: CUSTOM, LASTNAME, FIRSTNAME, EMAIL_ADDRESS, …; custom tables: absent. */
+  type?: string;
+  valueType: ValueType;
+  unique: boolean;
+  mandatory: boolean;
+  multiValued: boolean;
+  indexed?: boolean;
+  valueRestriction?: ValueRestriction;
+}
+
+export interface TriggerRule {
+  onOperation: "CREATE" | "UPDATE" | "DELETE";
+  onAnyAttribute?: string[];
+  matchingConditions?: MatchingConditions;
+}
+
+export interface DeclaredEvent {
+  name: string;
+  triggerRules: TriggerRule[];
+}
+
+export interface Segmentation {
+  name: string;
+  type: "SIMPLE" | "EXCLUSIVE";
+  /** EXCLUSIVE: the category's segments; SIMPLE: absent (the one segment has the segmentation's name). */
+  segments?: string[];
+}
+
+export interface DataTable {
+  id: string;
+  entityId: number;
+  kind: TableKind;
+  name: string;
+  attributes: AttributeDefinition[];
+  /** Profile tables. */
+  subscriptions: { name: string }[];
+  segmentations: Segmentation[];
+  /** Custom tables. */
+  customTableType?: "INTERACTIONS" | "LINKED_DATA" | "REPOSITORY";
+  primaryKeyAttribute?: string;
+  creationTimeAttribute?: string;
+  foreignKeys?: unknown[];
+  eventsToTrigger: DeclaredEvent[];
+}
+
+/** Technical attributes Herald maintains on profiles; clients cannot write them. */
+export const PROFILE_TECHNICAL_ATTRIBUTES = [
+  "profileId",
+  "creationMoment",
+  "updateMoment",
+] as const;
+
+/** True when the custom table declares at least one event that fires on UPDATE. */
+export function hasDeclaredUpdateEvent(table: DataTable): boolean {
+  return table.eventsToTrigger.some((event) =>
+    event.triggerRules.some((rule) => rule.onOperation === "UPDATE"),
+  );
+}
+
+/** Attribute names a subscription's `onFields` or `conditions` may name. */
+export function attributeNames(table: DataTable): string[] {
+  const names = table.attributes.map((a) => a.name);
+  return table.kind === "PROFILE_TABLE" ? [...PROFILE_TECHNICAL_ATTRIBUTES, ...names] : names;
+}

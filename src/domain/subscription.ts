@@ -1,0 +1,48 @@
+/** Webhook subscriptions (SPEC §4). */
+import type { MatchingConditions } from "./conditions.js";
+import type { EventSource, EventType } from "./change-event.js";
+
+export const PUSH_MODES = ["ONE_BY_ONE", "BULK"] as const;
+export type PushMode = (typeof PUSH_MODES)[number];
+
+export const SUBSCRIPTION_STATES = ["ACTIVE", "FAILING", "DISABLED"] as const;
+export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
+
+export const SUBSCRIPTION_DEFAULTS = {
+  pushMode: "ONE_BY_ONE",
+  maxBlockSize: 100,
+  lingerMs: 1000,
+  maxWaitMs: 5000,
+  maxConcurrency: 8,
+  includePrevious: false,
+} as const;
+
+export interface Subscription {
+  id: number;
+  entityId: number;
+  entityName: string;
+  on: EventSource;
+  /** null = every element of that source (trigger sources only). */
+  onElementId: string | null;
+  eventType: EventType;
+  onFields: string[];
+  targetUrl: string;
+  headers: Record<string, string>;
+  isActive: boolean;
+  pushMode: PushMode;
+  maxBlockSize: number;
+  lingerMs: number;
+  maxWaitMs: number;
+  maxConcurrency: number;
+  includePrevious: boolean;
+  conditions: MatchingConditions | null;
+  /** Current signing secret, `whsec_<base64>`. */
+  secret: string;
+  /** Previous secret still accepted until `previousSecretExpiresAt` (rotation grace period). */
+  previousSecret: string | null;
+  previousSecretExpiresAt: Date | null;
+  state: SubscriptionState;
+  stateReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
