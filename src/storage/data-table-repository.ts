@@ -1,0 +1,136 @@
+/**
+ * SQL of table definitions (SPEC §3): profile tables and custom tables of an entity. The definition
+ * is kept as one JSONB document; `id`, `entity_id`, `kind` and `name` are columns so that lookups by
+ * id or by name use the primary key or the (entity_id, kind, name) unique index.
+ */
+import type { DataTable, TableKind } from "../domain/data-table.js";
+import { HeraldError } from "../domain/errors.js";
+import type { Queryable } from "./database.js";
+import { sqlState } from "./sql-errors.js";
+
+interface DataTableRow {
+  id: string;
+  entity_id: number;
+  kind: TableKind;
+  name: string;
+  definition: Omit<DataTable, "id" | "entityId" | "kind" | "name">;
+}
+
+const TABLE_COLUMNS = "id, entity_id, kind, name, definition";
+
+function toDataTable(row: DataTableRow): DataTable {
+  return {
+    ...row.definition,
+    id: row.id,
+    entityId: row.entity_id,
+    kind: row.kind,
+    name: row.name,
+    subscriptions: row.definition.subscriptions ?? [],
+    segmentations: row.definition.segmentations ?? [],
+    eventsToTrigger: row.definition.eventsToTrigger ?? [],
+  };
+}
+
+function definitionOf(table: DataTable): string {
+  const { id: _id, entityId: _entityId, kind: _kind, name: _name, ...definition } = table;
+  return JSON.stringify(definition);
+}
+
+/** A table of the entity by id or, failing that, by name; undefined when neither matches. */
+export async function findTable(
+  db: Queryable,
+  entityId: number,
+  kind: TableKind,
+  idOrName: string,
+): Promise<DataTable | undefined> {
+  // An id match wins over a name match (a table may be named like another table's id).
+  const { rows } = await db.query<DataTableRow>(
+    `SELECT ${TABLE_COLUMNS} FROM data_tables
+      WHERE entity_id = $1 AND kind = $2 AND (id = $3 OR name = $3)
+      ORDER BY (id = $3) DESC
+      LIMIT 1`,
+    [entityId, kind, idOrName],
+  );
+  return rows[0] ? toDataTable(rows[0]) : undefined;
+}
+
+/** A table by id alone (any entity); for code that holds an id from an event or a subscription. */
+export async function findTableById(db: Queryable, id: string): Promise<DataTable | undefined> {
+  const { rows } = await db.query<DataTableRow>(
+    `SELECT ${TABLE_COLUMNS} FROM data_tables WHERE id = $1`,
+    [id],
+  );
+  return rows[0] ? toDataTable(rows[0]) : undefined;
+}
+
+export async function listTables(
+  db: Queryable,
+  entityId: number,
+  kind: TableKind,
+): Promise<DataTable[]> {
+  const { rows } = await db.query<DataTableRow>(
+    `SELECT ${TABLE_COLUMNS} FROM data_tables WHERE entity_id = $1 AND kind = $2
+      ORDER BY created_at, id`,
+    [entityId, kind],
+  );
+  return rows.map(toDataTable);
+}
+
+function nameTaken(error: unknown, table: Pick<DataTable, "kind" | "name">): never {
+  if (sqlState(error) === "23505") {
+    throw new HeraldError(
+      "HERALD_NAME_TAKEN",
+      {
+        kind: table.kind === "PROFILE_TABLE" ? "Profile table" : "Custom table",
+        name: table.name,
+      },
+      [{ path: "name", message: `a table named '${table.name}' already exists` }],
+    );
+  }
+  throw error;
+}
+
+/**
+ * Stores a new table; the id is assigned here (profile tables: the next number of
+ * profile_table_id_seq; custom tables: a random UUID). 409 HERALD_NAME_TAKEN on a duplicate name.
+ */
+export async function insertTable(db: Queryable, table: Omit<DataTable, "id">): Promise<DataTable> {
+  const withId = { ...table, id: "" } as DataTable;
+  try {
+    const { rows } = await db.query<DataTableRow>(
+      `INSERT INTO data_tables (id, entity_id, kind, name, definition)
+       VALUES (CASE WHEN $2 = 'PROFILE_TABLE' THEN nextval('profile_table_id_seq')::text
+                    ELSE gen_random_uuid()::text END,
+               $1, $2, $3, $4::jsonb)
+       RETURNING ${TABLE_COLUMNS}`,
+      [table.entityId, table.kind, table.name, definitionOf(withId)],
+    );
+    return toDataTable(rows[0]!);
+  } catch (error) {
+    return nameTaken(error, table);
+  }
+}
+
+/** Replaces a table's name and definition; undefined when the table no longer exists. */
+export async function updateTable(db: Queryable, table: DataTable): Promise<DataTable | undefined> {
+  try {
+    const { rows } = await db.query<DataTableRow>(
+      `UPDATE data_tables SET name = $3, definition = $4::jsonb, updated_at = now()
+        WHERE id = $1 AND entity_id = $2
+        RETURNING ${TABLE_COLUMNS}`,
+      [table.id, table.entityId, table.name, definitionOf(table)],
+    );
+    return rows[0] ? toDataTable(rows[0]) : undefined;
+  } catch (error) {
+    return nameTaken(error, table);
+  }
+}
+
+/** Deletes a table and (by cascade) its records and keys; false when it did not exist. */
+export async function deleteTable(db: Queryable, entityId: number, id: string): Promise<boolean> {
+  const { rowCount } = await db.query("DELETE FROM data_tables WHERE id = $1 AND entity_id = $2", [
+    id,
+    entityId,
+  ]);
+  return rowCount > 0;
+}
