@@ -1,0 +1,239 @@
+/**
+ * Payload shaping (SPEC §5): a change event from the log becomes the flat data object a subscriber
+ * receives (pushed one by one or in a BULK block) or reads from the pull API, and a push wraps one or
+ * more of them in an envelope. Pure: no I/O, never throws on whatever a stored event contains.
+ *
+ * Rendering rules, in one place:
+ * - Values are strings, as Actito renders them: numbers and booleans become their text, strings stay,
+ *   `null` (or a provided attribute missing from the state) stays `null`. Multi-valued attributes
+ *   (arrays) become arrays of strings, so one value containing a comma is not confused with two.
+ * - Record events (CREATE, UPDATE, DELETE, UPDATED_*) carry the record's unique keys, then the
+ *   attributes in `fields` (provided on CREATE/DELETE, changed on UPDATE) with their value from
+ *   `state`. UPDATED_SUBSCRIPTION adds `subscriptionName` and `subscribe`; UPDATED_SEGMENT adds
+ *   `segmentation`, `segment` and `belongs` (all taken from the event's `extra`).
+ * - Trigger events (ETL, EXPORT, FILE_SYNCHRONIZATION, CUSTOM_ACTION) carry the entries of `state`
+ *   then `extra` under dotted keys: nested objects are flattened (`{etl: {id: 3}}` → `"etl.id": "3"`),
+ *   keys that already contain dots are kept as they are.
+ * - Names beginning with `_` never come from data (SPEC §5 forbids them in attribute names), so the
+ *   `_links` and `_event` blocks cannot be overwritten.
+ */
+import type { AttributeMap, ChangeEvent, EventSource, Origin } from "./change-event.js";
+import { eventPublicId } from "./change-event.js";
+
+/** A rendered value: text, a multi-value as a list of texts, or null. */
+export type RenderedValue = string | string[] | null;
+
+/** The Herald-only block describing the event itself (SPEC §5 [ext]). */
+export interface EventBlock {
+  id: string;
+  type: ChangeEvent["eventType"];
+  position: number;
+  occurredAt: string;
+  version: number | null;
+  changedFields: string[];
+  /** Present only when the reader asked for previous values (`includePrevious`). */
+  previous?: Record<string, RenderedValue>;
+  origin: Origin;
+  declaredEvents: string[];
+}
+
+export interface Link {
+  href: string;
+}
+
+/** The flat data object: rendered attributes (`Record<string, RenderedValue>`) plus the blocks. */
+export type DataObject = Record<string, unknown> & {
+  _links: { self: Link };
+  _event: EventBlock;
+};
+
+export interface PayloadOptions {
+  entityName: string;
+  /** Adds `_event.previous` (the values the changed attributes had before the write). */
+  includePrevious: boolean;
+}
+
+export interface PushEnvelope<D> {
+  id: string;
+  data: D;
+  _links: { webhook: Link };
+}
+
+/** Sources whose events are executions or triggers rather than writes to a record. */
+export const TRIGGER_SOURCES: readonly EventSource[] = [
+  "ETL",
+  "EXPORT",
+  "FILE_SYNCHRONIZATION",
+  "CUSTOM_ACTION",
+];
+
+/** The extra keys each record-level event type adds to its data object. */
+const EXTRA_KEYS: Partial<Record<ChangeEvent["eventType"], readonly string[]>> = {
+  UPDATED_SUBSCRIPTION: ["subscriptionName", "subscribe"],
+  UPDATED_SEGMENT: ["segmentation", "segment", "belongs"],
+};
+
+/** Renders one stored value as Actito does: text, list of texts, or null. */
+export function renderValue(value: unknown): RenderedValue {
+  if (value === null || value === undefined) return null;
+  if (Array.isArray(value)) return value.map((item) => renderScalar(item) ?? "");
+  return renderScalar(value);
+}
+
+function renderScalar(value: unknown): string | null {
+  switch (typeof value) {
+    case "string":
+      return value;
+    case "number":
+    case "boolean":
+    case "bigint":
+      return String(value);
+    case "undefined":
+      return null;
+    default:
+      if (value === null) return null;
+      // Objects have no attribute type; render them as JSON rather than "[object Object]".
+      try {
+        return JSON.stringify(value) ?? null;
+      } catch {
+        return null;
+      }
+  }
+}
+
+function isDataName(name: string): boolean {
+  return name.length > 0 && !name.startsWith("_");
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function own(map: unknown, key: string): unknown {
+  return isPlainObject(map) && Object.prototype.hasOwnProperty.call(map, key)
+    ? map[key]
+    : undefined;
+}
+
+/** Copies `map` into `out` under dotted names (trigger events), skipping `_`-names. */
+function flattenInto(out: Record<string, unknown>, map: unknown, prefix: string, depth = 0): void {
+  if (!isPlainObject(map)) return;
+  for (const [key, value] of Object.entries(map)) {
+    if (!isDataName(key)) continue;
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (isPlainObject(value) && depth < 8) flattenInto(out, value, name, depth + 1);
+    else out[name] = renderValue(value);
+  }
+}
+
+function segment(value: string | number): string {
+  return encodeURIComponent(String(value));
+}
+
+/**
+ * The `_links.self` href of an event's subject, on Herald's own API (with the Actito service prefix,
+ * which Herald strips before routing):
+ * - profile: `/profiles/v4/entity/{entity}/table/{tableId}/profile/{profileId}`
+ * - custom-table record: `/custom-data/v4/entity/{entity}/customTable/{tableId}/record/{businessKey}`
+ * - ETL execution: `/mass-imports/v5/entities/{entity}/etl-executions/{executionId}`
+ * - export execution: `/v5/entities/{entity}/exports/{exportId}/executions/{executionId}`
+ * - file synchronisation: `/v5/entities/{entity}/file-synchronizations/{fileId}`
+ * - custom action: `/v5/entities/{entity}/custom-actions/{actionId}`
+ */
+export function recordHref(event: ChangeEvent, entityName: string): string {
+  const entity = segment(entityName);
+  switch (event.source) {
+    case "PROFILE_TABLE": {
+      const profileId = own(event.keys, "profileId") ?? event.recordKey;
+      return `/profiles/v4/entity/${entity}/table/${segment(event.sourceId)}/profile/${segment(String(profileId))}`;
+    }
+    case "CUSTOM_TABLE":
+      return `/custom-data/v4/entity/${entity}/customTable/${segment(event.sourceId)}/record/${segment(event.recordKey)}`;
+    case "ETL":
+      return `/mass-imports/v5/entities/${entity}/etl-executions/${segment(event.recordKey)}`;
+    case "EXPORT":
+      return `/v5/entities/${entity}/exports/${segment(event.sourceId)}/executions/${segment(event.recordKey)}`;
+    case "FILE_SYNCHRONIZATION":
+      return `/v5/entities/${entity}/file-synchronizations/${segment(event.sourceId)}`;
+    case "CUSTOM_ACTION":
+      return `/v5/entities/${entity}/custom-actions/${segment(event.sourceId)}`;
+    default:
+      return `/v5/entities/${entity}/change-events?after=${Math.max(0, event.position - 1)}&limit=1`;
+  }
+}
+
+function renderMap(map: unknown, names: readonly string[]): Record<string, RenderedValue> {
+  const out: Record<string, RenderedValue> = {};
+  for (const name of names) if (isDataName(name)) out[name] = renderValue(own(map, name));
+  return out;
+}
+
+function namesOf(list: unknown): string[] {
+  return Array.isArray(list) ? list.filter((item): item is string => typeof item === "string") : [];
+}
+
+function toIso(date: unknown): string {
+  const time = date instanceof Date ? date.getTime() : new Date(String(date)).getTime();
+  return Number.isFinite(time) ? new Date(time).toISOString() : new Date(0).toISOString();
+}
+
+/** The `_event` block of an event. */
+export function eventBlock(event: ChangeEvent, includePrevious: boolean): EventBlock {
+  const changedFields = namesOf(event.fields);
+  const block: EventBlock = {
+    id: eventPublicId(event.id),
+    type: event.eventType,
+    position: event.position,
+    occurredAt: toIso(event.occurredAt),
+    version: event.version ?? null,
+    changedFields,
+    origin: event.origin,
+    declaredEvents: namesOf(event.declaredEvents),
+  };
+  if (includePrevious) {
+    const previous = isPlainObject(event.previous) ? event.previous : {};
+    block.previous = renderMap(previous, Object.keys(previous));
+  }
+  return block;
+}
+
+/** The flat data object of one event (SPEC §5), as pushed in `data` and listed by the pull API. */
+export function toDataObject(event: ChangeEvent, options: PayloadOptions): DataObject {
+  const data: Record<string, unknown> = {};
+  if (TRIGGER_SOURCES.includes(event.source)) {
+    flattenInto(data, event.state, "");
+    flattenInto(data, event.extra, "");
+  } else {
+    const keys: AttributeMap = isPlainObject(event.keys) ? event.keys : {};
+    Object.assign(data, renderMap(keys, Object.keys(keys)));
+    for (const name of namesOf(event.fields)) {
+      if (isDataName(name) && !Object.prototype.hasOwnProperty.call(data, name))
+        data[name] = renderValue(own(event.state, name));
+    }
+    for (const name of EXTRA_KEYS[event.eventType] ?? []) {
+      data[name] = renderValue(own(event.extra, name));
+    }
+  }
+  return {
+    ...data,
+    _links: { self: { href: recordHref(event, options.entityName) } },
+    _event: eventBlock(event, options.includePrevious),
+  };
+}
+
+/** The href of a subscription, as Actito writes it in `_links.webhook`. */
+export function subscriptionHref(subscription: { id: number; entityName: string }): string {
+  return `/webhooks/v4/entity/${segment(subscription.entityName)}/webhookSubscription/${subscription.id}`;
+}
+
+/**
+ * The body of one push: `data` is one data object (ONE_BY_ONE) or an array of them (BULK).
+ * `pushId` is stable across retries of the same push (it is also the `webhook-id` header).
+ */
+export function buildEnvelope<D extends object | object[]>(
+  pushId: string,
+  subscription: { id: number; entityName: string },
+  data: D,
+): PushEnvelope<D> {
+  return { id: pushId, data, _links: { webhook: { href: subscriptionHref(subscription) } } };
+}
