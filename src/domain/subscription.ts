@@ -46,3 +46,51 @@ export interface Subscription {
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** What a client sets on a subscription (create or replace); the rest is assigned or delivery state. */
+export type SubscriptionSettings = Pick<
+  Subscription,
+  | "on"
+  | "onElementId"
+  | "eventType"
+  | "onFields"
+  | "targetUrl"
+  | "headers"
+  | "isActive"
+  | "pushMode"
+  | "maxBlockSize"
+  | "lingerMs"
+  | "maxWaitMs"
+  | "maxConcurrency"
+  | "includePrevious"
+  | "conditions"
+  | "secret"
+>;
+
+/** The read-only [ext] `status` block of a subscription (SPEC §4). */
+export interface SubscriptionStatus {
+  state: SubscriptionState;
+  reason: string | null;
+  /** Log positions not yet behind the subscription's watermark (log head − watermark). */
+  lag: number;
+}
+
+/**
+ * The status shown to clients. A subscription switched off by a client (`isActive: false`) shows
+ * DISABLED even though delivery never marked it so; delivery's own reason wins when it has one.
+ */
+export function subscriptionStatus(
+  subscription: Pick<Subscription, "isActive" | "state" | "stateReason">,
+  watermark: number,
+  logHead: number,
+): SubscriptionStatus {
+  const lag = Math.max(0, logHead - watermark);
+  if (!subscription.isActive) {
+    return {
+      state: "DISABLED",
+      reason: subscription.stateReason ?? "deactivated (isActive is false)",
+      lag,
+    };
+  }
+  return { state: subscription.state, reason: subscription.stateReason, lag };
+}

@@ -1,0 +1,216 @@
+/**
+ * SQL of webhook subscriptions (SPEC §4): the API's create / read / list / replace / delete, and the
+ * two reads the delivery engine starts from. Delivery's own cursor and lease statements live with
+ * delivery; this file only sets the watermark when a subscription is born.
+ */
+import type { EventSource, EventType } from "../domain/change-event.js";
+import type { Subscription, SubscriptionSettings } from "../domain/subscription.js";
+import type { Queryable } from "./database.js";
+import type { SubscriptionRow } from "./subscription-rows.js";
+import { SUBSCRIPTION_COLUMNS, SUBSCRIPTION_FROM, toSubscription } from "./subscription-rows.js";
+
+/** A subscription with its delivery cursor and the log head read in the same statement. */
+export interface SubscriptionWithCursor extends Subscription {
+  /** Every matching event at or below this log position is delivered, parked or failed. */
+  watermark: number;
+  /** The highest stamped log position when the row was read. */
+  logHead: number;
+}
+
+type CursorRow = SubscriptionRow & { watermark: number; log_head: number };
+
+const CURSOR_COLUMNS = `${SUBSCRIPTION_COLUMNS}, s.watermark, (SELECT position FROM log_head) AS log_head`;
+
+function toSubscriptionWithCursor(row: CursorRow): SubscriptionWithCursor {
+  return { ...toSubscription(row), watermark: row.watermark, logHead: row.log_head };
+}
+
+/** Parameters $1… of the settings columns, in SETTINGS_COLUMNS order. */
+const SETTINGS_COLUMNS = [
+  "source",
+  "element_id",
+  "event_type",
+  "on_fields",
+  "target_url",
+  "headers",
+  "is_active",
+  "push_mode",
+  "max_block_size",
+  "linger_ms",
+  "max_wait_ms",
+  "max_concurrency",
+  "include_previous",
+  "conditions",
+  "secret",
+] as const;
+
+function settingsParams(settings: SubscriptionSettings): unknown[] {
+  return [
+    settings.on,
+    settings.onElementId,
+    settings.eventType,
+    JSON.stringify(settings.onFields),
+    settings.targetUrl,
+    JSON.stringify(settings.headers),
+    settings.isActive,
+    settings.pushMode,
+    settings.maxBlockSize,
+    settings.lingerMs,
+    settings.maxWaitMs,
+    settings.maxConcurrency,
+    settings.includePrevious,
+    settings.conditions === null ? null : JSON.stringify(settings.conditions),
+    settings.secret,
+  ];
+}
+
+/**
+ * Creates a subscription whose watermark is the current log head, so it receives every event
+ * stamped after it exists. An event committed just before but stamped just after is delivered too:
+ * the head only grows, so nothing committed after creation can land at or below the watermark.
+ */
+export async function insertSubscription(
+  db: Queryable,
+  entityId: number,
+  settings: SubscriptionSettings,
+): Promise<SubscriptionWithCursor> {
+  const placeholders = SETTINGS_COLUMNS.map((_, i) => `$${i + 2}`).join(", ");
+  const { rows } = await db.query<CursorRow>(
+    `WITH s AS (
+       INSERT INTO webhook_subscriptions (entity_id, ${SETTINGS_COLUMNS.join(", ")}, watermark)
+       VALUES ($1, ${placeholders}, (SELECT position FROM log_head))
+       RETURNING *)
+     SELECT ${CURSOR_COLUMNS} FROM s JOIN entities e ON e.id = s.entity_id`,
+    [entityId, ...settingsParams(settings)],
+  );
+  return toSubscriptionWithCursor(rows[0]!);
+}
+
+export async function findSubscription(
+  db: Queryable,
+  entityId: number,
+  id: number,
+): Promise<SubscriptionWithCursor | undefined> {
+  const { rows } = await db.query<CursorRow>(
+    `SELECT ${CURSOR_COLUMNS} FROM ${SUBSCRIPTION_FROM} WHERE s.entity_id = $1 AND s.id = $2`,
+    [entityId, id],
+  );
+  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+}
+
+export interface SubscriptionFilter {
+  on?: EventSource;
+  onElementId?: string;
+  eventType?: EventType;
+  isActive?: boolean;
+}
+
+/** One page of an entity's subscriptions in id order, and how many match the filter in all. */
+export async function listSubscriptions(
+  db: Queryable,
+  entityId: number,
+  filter: SubscriptionFilter,
+  page: { page: number; pageSize: number },
+): Promise<{ items: SubscriptionWithCursor[]; total: number }> {
+  const where = `s.entity_id = $1
+      AND ($2::text IS NULL OR s.source = $2)
+      AND ($3::text IS NULL OR s.element_id = $3)
+      AND ($4::text IS NULL OR s.event_type = $4)
+      AND ($5::boolean IS NULL OR s.is_active = $5)`;
+  const params = [
+    entityId,
+    filter.on ?? null,
+    filter.onElementId ?? null,
+    filter.eventType ?? null,
+    filter.isActive ?? null,
+  ];
+  // Served by webhook_subscriptions_entity (entity_id, id); an entity has few subscriptions.
+  const { rows } = await db.query<CursorRow>(
+    `SELECT ${CURSOR_COLUMNS} FROM ${SUBSCRIPTION_FROM}
+      WHERE ${where}
+      ORDER BY s.id
+      LIMIT $6 OFFSET $7`,
+    [...params, page.pageSize, page.page * page.pageSize],
+  );
+  const counted = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM webhook_subscriptions s WHERE ${where}`,
+    params,
+  );
+  return { items: rows.map(toSubscriptionWithCursor), total: counted.rows[0]?.n ?? 0 };
+}
+
+/** How long a secret replaced by a PUT keeps verifying (the rotation grace period of SPEC §4). */
+export const SECRET_GRACE_INTERVAL = "24 hours";
+
+/**
+ * Replaces a subscription's settings. The watermark, lease and failure tracking are delivery's and
+ * stay as they are, so switching `isActive` off and on again skips nothing. Switching it on clears a
+ * DISABLED state (the endpoint gets a fresh chance). A new secret keeps the old one as the previous
+ * secret for SECRET_GRACE_INTERVAL, like a rotation.
+ */
+export async function replaceSubscription(
+  db: Queryable,
+  entityId: number,
+  id: number,
+  settings: SubscriptionSettings,
+): Promise<SubscriptionWithCursor | undefined> {
+  const assignments = SETTINGS_COLUMNS.filter((c) => c !== "secret")
+    .map((column) => `${column} = $${SETTINGS_COLUMNS.indexOf(column) + 3}`)
+    .join(", ");
+  const secret = `$${SETTINGS_COLUMNS.indexOf("secret") + 3}`;
+  const isActive = `$${SETTINGS_COLUMNS.indexOf("is_active") + 3}::boolean`;
+  // The CASEs read the row's values before this UPDATE (PostgreSQL evaluates SET against the old row).
+  const { rows } = await db.query<CursorRow>(
+    `WITH s AS (
+       UPDATE webhook_subscriptions
+          SET ${assignments},
+              previous_secret = CASE WHEN secret = ${secret} THEN previous_secret ELSE secret END,
+              previous_secret_expires_at = CASE WHEN secret = ${secret} THEN previous_secret_expires_at
+                                                ELSE now() + interval '${SECRET_GRACE_INTERVAL}' END,
+              secret = ${secret},
+              state = CASE WHEN ${isActive} AND NOT is_active AND state = 'DISABLED' THEN 'ACTIVE' ELSE state END,
+              state_reason = CASE WHEN ${isActive} AND NOT is_active AND state = 'DISABLED' THEN NULL ELSE state_reason END,
+              failing_since = CASE WHEN ${isActive} AND NOT is_active AND state = 'DISABLED' THEN NULL ELSE failing_since END,
+              updated_at = now()
+        WHERE entity_id = $1 AND id = $2
+        RETURNING *)
+     SELECT ${CURSOR_COLUMNS} FROM s JOIN entities e ON e.id = s.entity_id`,
+    [entityId, id, ...settingsParams(settings)],
+  );
+  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+}
+
+/** Deletes a subscription; false when the entity has no such subscription. */
+export async function deleteSubscription(
+  db: Queryable,
+  entityId: number,
+  id: number,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    "DELETE FROM webhook_subscriptions WHERE entity_id = $1 AND id = $2",
+    [entityId, id],
+  );
+  return rowCount > 0;
+}
+
+// --- For the delivery engine ------------------------------------------------------------------
+
+/** Ids of the subscriptions delivery should drive (isActive), in id order. */
+export async function listActiveSubscriptionIds(db: Queryable): Promise<number[]> {
+  const { rows } = await db.query<{ id: number }>(
+    "SELECT id FROM webhook_subscriptions WHERE is_active ORDER BY id",
+  );
+  return rows.map((r) => r.id);
+}
+
+/** One subscription of any entity, with its watermark; undefined once deleted. */
+export async function loadSubscription(
+  db: Queryable,
+  id: number,
+): Promise<SubscriptionWithCursor | undefined> {
+  const { rows } = await db.query<CursorRow>(
+    `SELECT ${CURSOR_COLUMNS} FROM ${SUBSCRIPTION_FROM} WHERE s.id = $1`,
+    [id],
+  );
+  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+}
