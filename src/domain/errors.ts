@@ -84,6 +84,10 @@ export const ERRORS = {
     message: "Content type '{contentType}' is not supported; send application/json",
   },
   HERALD_UNPROCESSABLE: { status: 422, message: "{reason}" },
+  HERALD_TABLE_DEFINITION_INCONSISTENT: {
+    status: 422,
+    message: "The table definition is inconsistent: {reason}",
+  },
   HERALD_RATE_LIMITED: {
     status: 429,
     message: "Too many requests for this licence; retry after {retryAfter} s",
