@@ -1,13 +1,197 @@
-// PLACEHOLDER (owned by the sequencer work): replaced by the real sequencer.
+/**
+ * The sequencer (DESIGN §4): turns committed inbox events into the ordered log.
+ *
+ * Every process with the sequencer role runs one; exactly one of them leads at a time, elected by a
+ * session advisory lock. Followers retry the lock every `followerRetryMs`, so when the leader's
+ * process dies (its lock vanishes with its connection) another takes over within about a second.
+ * The leader stamps whenever capture's NOTIFY on INBOX_CHANNEL wakes it, and every `pollMs` anyway
+ * (a missed notification, a listener reconnecting). Stamping is correct even if two stampers
+ * overlap for a moment (see `stampPendingEvents`); the lock only keeps them from competing.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
-import type { Database } from "../storage/database.js";
+import { INBOX_CHANNEL } from "../storage/change-event-repository.js";
+import type { AdvisoryLock, Database, Unlisten } from "../storage/database.js";
+import { ADVISORY_LOCKS } from "../storage/database.js";
+import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
+import { WakeSignal } from "./wake-signal.js";
 
 export interface SequencerOptions {
   db: Database;
   logger: Logger;
+  /** Most events per stamping transaction (default 5000). */
+  batchSize?: number;
+  /** Safety-net poll while leading, in ms (default 1000). */
+  pollMs?: number;
+  /** How often a follower tries to become leader, in ms (default 1000). */
+  followerRetryMs?: number;
+  /** Pause after a failed stamping attempt (database unreachable), in ms (default 1000). */
+  errorBackoffMs?: number;
 }
 
-export async function startSequencer(_options: SequencerOptions): Promise<BackgroundService> {
-  return { name: "sequencer", stop: async () => {} };
+export interface SequencerStats {
+  leader: boolean;
+  /** The log head as this process last stamped it (0 until it stamps). */
+  head: number;
+  /** Events stamped by this process since it started. */
+  stampedTotal: number;
+  /** Largest insert-to-stamp delay in the last non-empty batch, in ms. */
+  lastBatchMaxLagMs: number;
+  lastStampAt: Date | null;
+}
+
+export interface Sequencer extends BackgroundService {
+  isLeader(): boolean;
+  stats(): SequencerStats;
+  /** Asks the leader to stamp now (capture in the same process may call it; NOTIFY does it too). */
+  wake(): void;
+}
+
+export async function startSequencer(options: SequencerOptions): Promise<Sequencer> {
+  const sequencer = new SequencerLoop(options);
+  await sequencer.start();
+  return sequencer;
+}
+
+class SequencerLoop implements Sequencer {
+  readonly name = "sequencer";
+  private readonly db: Database;
+  private readonly logger: Logger;
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly followerRetryMs: number;
+  private readonly errorBackoffMs: number;
+  private readonly signal = new WakeSignal();
+  private readonly stopping = new AbortController();
+  private lock: AdvisoryLock | undefined;
+  private lockLost = false;
+  private unlisten: Unlisten | undefined;
+  private running: Promise<void> | undefined;
+  private readonly counters: Omit<SequencerStats, "leader"> = {
+    head: 0,
+    stampedTotal: 0,
+    lastBatchMaxLagMs: 0,
+    lastStampAt: null,
+  };
+
+  constructor(options: SequencerOptions) {
+    this.db = options.db;
+    this.logger = options.logger;
+    this.batchSize = options.batchSize ?? DEFAULT_STAMP_BATCH;
+    this.pollMs = options.pollMs ?? 1000;
+    this.followerRetryMs = options.followerRetryMs ?? 1000;
+    this.errorBackoffMs = options.errorBackoffMs ?? 1000;
+  }
+
+  async start(): Promise<void> {
+    this.unlisten = await this.db.listen(INBOX_CHANNEL, () => this.signal.wake());
+    this.running = this.run();
+  }
+
+  isLeader(): boolean {
+    return this.lock !== undefined && !this.lockLost;
+  }
+
+  stats(): SequencerStats {
+    return { leader: this.isLeader(), ...this.counters };
+  }
+
+  wake(): void {
+    this.signal.wake();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping.signal.aborted) return this.running;
+    this.stopping.abort();
+    this.signal.wake();
+    await this.running;
+    await this.unlisten?.().catch(() => {});
+    const lock = this.lock;
+    this.lock = undefined;
+    if (lock && !this.lockLost) await lock.release().catch(() => {});
+  }
+
+  private get stopped(): boolean {
+    return this.stopping.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (!this.isLeader()) {
+        if (!(await this.tryToLead())) {
+          await this.pause(this.followerRetryMs);
+          continue;
+        }
+      }
+      // Wake-ups received before this point are answered by the stamping below.
+      this.signal.consume();
+      try {
+        await this.stampUntilEmpty();
+      } catch (error) {
+        if (this.stopped) break;
+        this.logger.warn({ err: error }, "stamping failed; retrying");
+        await this.pause(this.errorBackoffMs);
+        continue;
+      }
+      if (!this.isLeader() || this.stopped) continue;
+      await this.signal.wait(this.pollMs);
+    }
+  }
+
+  private async tryToLead(): Promise<boolean> {
+    this.dropLostLock();
+    let lock: AdvisoryLock | null;
+    try {
+      lock = await this.db.tryAdvisoryLock(ADVISORY_LOCKS.sequencerLeader);
+    } catch (error) {
+      this.logger.warn({ err: error }, "could not ask for the sequencer lock");
+      return false;
+    }
+    if (!lock) return false;
+    if (this.stopped) {
+      await lock.release().catch(() => {});
+      return false;
+    }
+    this.lock = lock;
+    this.lockLost = false;
+    void lock.lost.then((reason) => {
+      if (this.lock !== lock) return;
+      this.lockLost = true;
+      this.logger.warn({ err: reason }, "sequencer lost its leader lock; following again");
+      this.signal.wake();
+    });
+    this.logger.info("this process now leads the sequencer");
+    return true;
+  }
+
+  /** Forgets a lock whose connection died; its release cannot reach the server, so do not wait. */
+  private dropLostLock(): void {
+    if (this.lock && this.lockLost) {
+      void this.lock.release().catch(() => {});
+      this.lock = undefined;
+    }
+  }
+
+  private async stampUntilEmpty(): Promise<void> {
+    while (this.isLeader() && !this.stopped) {
+      const result = await stampPendingEvents(this.db, this.batchSize);
+      if (result.stamped === 0) return;
+      this.counters.head = result.head;
+      this.counters.stampedTotal += result.stamped;
+      this.counters.lastBatchMaxLagMs = result.maxLagMs;
+      this.counters.lastStampAt = new Date();
+      if (this.logger.isLevelEnabled("debug"))
+        this.logger.debug(
+          { stamped: result.stamped, head: result.head, maxLagMs: result.maxLagMs },
+          "stamped",
+        );
+      if (result.stamped < this.batchSize) return;
+    }
+  }
+
+  /** Sleeps, unless stop() is called meanwhile. */
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {});
+  }
 }

@@ -1,0 +1,112 @@
+/**
+ * SQL of the sequencer (DESIGN §4): stamping committed inbox events with dense log positions, and
+ * the lag figures read back from the stamps.
+ */
+import type { Database } from "./database.js";
+import { LOG_CHANNEL } from "./change-event-repository.js";
+
+/** Most events stamped per transaction: keeps each stamping transaction short (a few ms). */
+export const DEFAULT_STAMP_BATCH = 5000;
+
+export interface StampResult {
+  /** Events stamped by this call (0 = the inbox was empty). */
+  stamped: number;
+  /** The log head after the call. */
+  head: number;
+  /** Largest delay (ms) between an event's insertion and its stamp in this batch; 0 when none. */
+  maxLagMs: number;
+}
+
+/**
+ * Stamps up to `batchSize` committed, unstamped events, in id order, with positions head+1, head+2…,
+ * advances `log_head` and notifies LOG_CHANNEL with the new head — all in one transaction.
+ *
+ * Why it is safe with several stampers (an old leader still finishing while a new one starts): the
+ * first statement locks the `log_head` row, so stamping transactions run one after another; the
+ * second statement runs with a new READ COMMITTED snapshot taken after that lock is granted, so it
+ * sees everything the previous stamper committed and never reuses a position.
+ *
+ * Why the snapshot is enough for ordering: only committed events are visible, and a record's later
+ * event is written after its earlier transaction committed (the record row lock), with a larger id
+ * (the sequence has no per-session cache). A snapshot that sees the later one sees the earlier one,
+ * and id order stamps it first.
+ */
+export async function stampPendingEvents(
+  db: Database,
+  batchSize = DEFAULT_STAMP_BATCH,
+): Promise<StampResult> {
+  return db.transaction(async (tx) => {
+    const locked = await tx.query<{ position: number }>("SELECT position FROM log_head FOR UPDATE");
+    const head = locked.rows[0]?.position ?? 0;
+    // The partial index change_events_unsequenced (id) WHERE position IS NULL feeds this in id order
+    // without sorting; row_number() numbers the batch from head+1.
+    const { rows } = await tx.query<{ stamped: number; head: number | null; max_lag_ms: number }>(
+      `WITH pending AS (
+         SELECT id, $2::bigint + row_number() OVER (ORDER BY id) AS pos
+           FROM change_events
+          WHERE position IS NULL
+          ORDER BY id
+          LIMIT $1
+       ), stamped AS (
+         UPDATE change_events c
+            SET position = p.pos, sequenced_at = clock_timestamp()
+           FROM pending p
+          WHERE c.id = p.id
+         RETURNING c.position, c.occurred_at, c.sequenced_at
+       )
+       SELECT count(*)::integer AS stamped,
+              max(position) AS head,
+              coalesce(max(extract(epoch FROM sequenced_at - occurred_at) * 1000), 0)::float8 AS max_lag_ms
+         FROM stamped`,
+      [batchSize, head],
+    );
+    const row = rows[0];
+    const stamped = row?.stamped ?? 0;
+    if (stamped === 0 || row?.head == null) return { stamped: 0, head, maxLagMs: 0 };
+    // Dense by construction: `stamped` rows got head+1 … head+stamped.
+    await tx.query("UPDATE log_head SET position = $1", [row.head]);
+    await tx.query("SELECT pg_notify($1, $2)", [LOG_CHANNEL, String(row.head)]);
+    return { stamped, head: row.head, maxLagMs: row.max_lag_ms };
+  });
+}
+
+/** Committed events still waiting for a position (the sequencer's backlog). */
+export async function countUnstamped(db: Database): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    "SELECT count(*)::integer AS n FROM change_events WHERE position IS NULL",
+  );
+  return rows[0]?.n ?? 0;
+}
+
+export interface LagPercentiles {
+  events: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Stamp lag (sequenced_at − occurred_at) over the events inserted since `since` (benchmarks, ops). */
+export async function logLagPercentiles(db: Database, since: Date): Promise<LagPercentiles> {
+  const { rows } = await db.query<{
+    events: number;
+    p50: number | null;
+    p99: number | null;
+    max: number | null;
+  }>(
+    `SELECT count(*)::integer AS events,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY lag)::float8 AS p50,
+            percentile_cont(0.99) WITHIN GROUP (ORDER BY lag)::float8 AS p99,
+            max(lag)::float8 AS max
+       FROM (SELECT (extract(epoch FROM sequenced_at - occurred_at) * 1000)::float8 AS lag
+               FROM change_events
+              WHERE occurred_at >= $1 AND position IS NOT NULL) AS lags`,
+    [since],
+  );
+  const row = rows[0];
+  return {
+    events: row?.events ?? 0,
+    p50Ms: row?.p50 ?? 0,
+    p99Ms: row?.p99 ?? 0,
+    maxMs: row?.max ?? 0,
+  };
+}

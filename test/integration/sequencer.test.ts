@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, test } from "node:test";
+import { createLogger } from "../../src/logger.js";
+import type { Sequencer, SequencerOptions } from "../../src/sequencer/sequencer-service.js";
+import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { NewChangeEvent } from "../../src/domain/change-event.js";
+import {
+  appendChangeEvents,
+  LOG_CHANNEL,
+  readLog,
+  readLogHead,
+} from "../../src/storage/change-event-repository.js";
+import type { Database } from "../../src/storage/database.js";
+import { ADVISORY_LOCKS } from "../../src/storage/database.js";
+import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
+import type { TestDatabase } from "../helpers/test-database.js";
+import { createTestDatabase, testBackends } from "../helpers/test-database.js";
+
+const logger = createLogger("silent");
+
+function newEvent(recordKey: string, version: number): NewChangeEvent {
+  return {
+    entityId: 1,
+    source: "PROFILE_TABLE",
+    sourceId: "1",
+    eventType: version === 1 ? "CREATE" : "UPDATE",
+    recordKey,
+    keys: { profileId: Number(recordKey) },
+    state: { profileId: Number(recordKey), n: version },
+    fields: ["n"],
+    previous: {},
+    extra: {},
+    version,
+    declaredEvents: [],
+    origin: { kind: "SYSTEM" },
+  };
+}
+
+async function append(db: Database, events: NewChangeEvent[]): Promise<void> {
+  await db.transaction((tx) => appendChangeEvents(tx, events));
+}
+
+/** Waits (bounded) until the log head reaches `target`; LOG_CHANNEL wakes it, a 200 ms re-check backs it up. */
+async function waitForHead(db: Database, target: number, timeoutMs = 5000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let wake: (() => void) | undefined;
+  const unlisten = await db.listen(LOG_CHANNEL, () => wake?.());
+  try {
+    for (;;) {
+      const head = await readLogHead(db);
+      if (head >= target) return head;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`log head stayed at ${head}, expected ${target}`);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, Math.min(left, 200));
+      });
+    }
+  } finally {
+    await unlisten();
+  }
+}
+
+async function waitUntil(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+for (const { backend, skip } of await testBackends()) {
+  describe(`sequencer on ${backend}`, { skip }, () => {
+    let t: TestDatabase;
+    const running: Sequencer[] = [];
+    const start = async (options: Partial<SequencerOptions> & { db?: Database } = {}) => {
+      const sequencer = await startSequencer({ db: t.db, logger, ...options });
+      running.push(sequencer);
+      return sequencer;
+    };
+    before(async () => {
+      t = await createTestDatabase(backend);
+    });
+    afterEach(async () => {
+      for (const sequencer of running.splice(0)) await sequencer.stop();
+    });
+    after(() => t?.drop());
+
+    test("stamps committed events densely, in insertion order, and skips rolled-back ones", async () => {
+      const base = await readLogHead(t.db);
+      await append(t.db, [newEvent("1", 1), newEvent("2", 1)]);
+      await assert.rejects(
+        t.db.transaction(async (tx) => {
+          await appendChangeEvents(tx, [newEvent("3", 1)]);
+          throw new Error("roll back");
+        }),
+      );
+      await append(t.db, [newEvent("1", 2)]);
+      await append(t.db, [newEvent("2", 2), newEvent("1", 3)]);
+      const sequencer = await start({ batchSize: 2 });
+      await waitForHead(t.db, base + 5);
+      const events = await readLog(t.db, base, 100);
+      assert.deepEqual(
+        events.map((e) => e.position),
+        [1, 2, 3, 4, 5].map((n) => base + n),
+      );
+      assert.deepEqual(
+        events.map((e) => `${e.recordKey}@${e.version}`),
+        ["1@1", "2@1", "1@2", "2@2", "1@3"],
+      );
+      const ids = events.map((e) => e.id);
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => a - b),
+      );
+      assert.equal(sequencer.isLeader(), true);
+      assert.equal(sequencer.stats().head, base + 5);
+      assert.equal(await readLogHead(t.db), base + 5);
+    });
+
+    test("a commit wakes the leader at once, long before its poll", async () => {
+      await start({ pollMs: 60_000 });
+      const base = await readLogHead(t.db);
+      // Let the sequencer finish its first round and go to sleep.
+      await new Promise((r) => setTimeout(r, 100));
+      const began = Date.now();
+      await append(t.db, [newEvent("10", 1)]);
+      await waitForHead(t.db, base + 1, 2000);
+      assert.ok(Date.now() - began < 1000, `took ${Date.now() - began} ms`);
+    });
+
+    test("the safety-net poll stamps events whose notification never came", async () => {
+      await start({ pollMs: 100 });
+      const base = await readLogHead(t.db);
+      await new Promise((r) => setTimeout(r, 50));
+      // Inserted without appendChangeEvents, so no NOTIFY is sent.
+      await t.db.query(
+        `INSERT INTO change_events (entity_id, source, source_id, event_type, record_key)
+         VALUES (1, 'PROFILE_TABLE', '1', 'CREATE', '20')`,
+      );
+      await waitForHead(t.db, base + 1, 3000);
+    });
+
+    test("a second sequencer follows, then takes over when the leader stops", async () => {
+      const leader = await start();
+      await waitUntil("a leader", () => leader.isLeader());
+      const follower = await start({ followerRetryMs: 50 });
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(follower.isLeader(), false);
+      const base = await readLogHead(t.db);
+      await leader.stop();
+      await waitUntil("the follower to lead", () => follower.isLeader());
+      await append(t.db, [newEvent("30", 1), newEvent("31", 1)]);
+      await waitForHead(t.db, base + 2);
+    });
+
+    test("overlapping stampers never reuse or skip a position", async () => {
+      const base = await readLogHead(t.db);
+      for (let i = 0; i < 20; i++) await append(t.db, [newEvent(String(100 + i), 1)]);
+      const other = backend === "postgres" ? await t.connect(4) : t.db;
+      const results = await Promise.all([
+        stampPendingEvents(t.db, 3),
+        stampPendingEvents(other, 3),
+        stampPendingEvents(t.db, 3),
+        stampPendingEvents(other, 50),
+      ]);
+      assert.equal(
+        results.reduce((sum, r) => sum + r.stamped, 0),
+        20,
+      );
+      const events = await readLog(t.db, base, 100);
+      assert.deepEqual(
+        events.map((e) => e.position),
+        Array.from({ length: 20 }, (_, i) => base + i + 1),
+      );
+      assert.equal(await readLogHead(t.db), base + 20);
+    });
+
+    if (backend === "postgres") {
+      test("when the leader's connection dies, a sequencer in another pool takes over", async () => {
+        const leaderDb = await t.connect(4);
+        const followerDb = await t.connect(4);
+        const leader = await start({ db: leaderDb, followerRetryMs: 60_000, errorBackoffMs: 50 });
+        await waitUntil("a leader", () => leader.isLeader());
+        const follower = await start({ db: followerDb, followerRetryMs: 100 });
+        await new Promise((r) => setTimeout(r, 250));
+        assert.equal(follower.isLeader(), false);
+
+        // The leader's "process" dies: its lock session is killed and its pool closed.
+        const { rows } = await t.db.query<{ pid: number }>(
+          `SELECT pid FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          [ADVISORY_LOCKS.sequencerLeader],
+        );
+        assert.equal(rows.length, 1);
+        await t.db.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
+        await leaderDb.close();
+
+        await waitUntil("the leader to notice", () => !leader.isLeader());
+        await waitUntil("the follower to lead", () => follower.isLeader(), 5000);
+        const base = await readLogHead(t.db);
+        await append(t.db, [newEvent("40", 1)]);
+        await waitForHead(t.db, base + 1, 3000);
+      });
+    }
+  });
+}
