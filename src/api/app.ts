@@ -11,8 +11,10 @@ import Fastify, { LogController } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HeraldConfig } from "../config/config.js";
 import type { Database } from "../storage/database.js";
+import { httpRequestDuration, httpRequests } from "../metrics.js";
 import { Authenticator } from "./auth.js";
-import { handleError, handleNotFound } from "./error-handler.js";
+import { handleError, KnownRoutes, notFoundHandler } from "./error-handler.js";
+import { RateLimiter } from "./rate-limiter.js";
 import { ROUTE_MODULES } from "./routes/index.js";
 import { stripServicePrefix } from "./service-prefixes.js";
 import { HERALD_VERSION } from "../version.js";
@@ -44,6 +46,10 @@ declare module "fastify" {
     /** Route answers without authentication. */
     public?: boolean;
   }
+  interface FastifyRequest {
+    /** Frees the request's rate-limit slot (set when rate limits are on). */
+    releaseRateLimit: (() => void) | undefined;
+  }
 }
 
 export async function buildApp(options: {
@@ -61,6 +67,9 @@ export async function buildApp(options: {
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // Bodies are JSON (a module that takes files adds its own parser): text/plain gets 415 rather
+  // than reaching a handler as a string.
+  app.removeContentTypeParser("text/plain");
 
   const deps: AppDeps = {
     db: options.db,
@@ -70,16 +79,36 @@ export async function buildApp(options: {
     hooks: { subscriptionsChanged: () => {}, ...options.hooks },
   };
 
-  app.decorateRequest("auth", undefined);
-  app.setErrorHandler(handleError);
-  app.setNotFoundHandler(handleNotFound);
+  const rateLimiter = new RateLimiter({
+    perMinute: options.config.rateLimitPerMinute,
+    concurrent: options.config.rateLimitConcurrent,
+  });
+  // Every route's method and path, so that a known path with the wrong method answers 405.
+  const knownRoutes = new KnownRoutes();
+  app.addHook("onRoute", (route) => knownRoutes.add(route.method, route.url));
 
-  app.addHook("onRequest", async (request) => {
+  app.decorateRequest("auth", undefined);
+  app.decorateRequest("releaseRateLimit", undefined);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(notFoundHandler(knownRoutes));
+
+  app.addHook("onRequest", async (request, reply) => {
     const url = request.routeOptions.url;
     if (request.routeOptions.config.public || url === undefined || url.startsWith("/docs")) return;
-    request.auth = await deps.authenticator.authenticate(request.headers.authorization);
+    const auth = await deps.authenticator.authenticate(request.headers.authorization);
+    request.auth = auth;
+    if (rateLimiter.enabled) {
+      const release = rateLimiter.admit(auth.licenceId);
+      // "close" fires once the response is done or the client went away; onResponse covers inject.
+      reply.raw.once("close", release);
+      request.releaseRateLimit = release;
+    }
   });
   app.addHook("onResponse", async (request, reply) => {
+    request.releaseRateLimit?.();
+    const route = request.routeOptions.url ?? "unmatched";
+    httpRequests.inc({ method: request.method, route, status: reply.statusCode });
+    httpRequestDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     if (reply.statusCode >= 500)
       request.log.warn({ url: request.url, status: reply.statusCode }, "request failed");
     else if (request.log.level === "debug" || request.log.level === "trace") {

@@ -97,43 +97,57 @@ export class Authenticator {
   }
 
   private async fromToken(token: string): Promise<AuthContext> {
-    const tokenHash = hashSecret(token);
-    const now = Date.now();
-    const cached = this.cache.get(tokenHash);
-    if (cached && cached.validUntil > now) return cached.context;
-    const key = await findKeyByToken(this.db, tokenHash);
-    if (!key) {
-      this.cache.delete(tokenHash);
-      throw new HeraldError("HERALD_INVALID_TOKEN");
-    }
-    const context = toContext(key);
-    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
-    this.cache.set(tokenHash, {
-      context,
-      validUntil: Math.min(now + TOKEN_CACHE_MS, key.expiresAt.getTime()),
+    return this.cached("HERALD_INVALID_TOKEN", hashSecret(token), async (tokenHash) => {
+      const key = await findKeyByToken(this.db, tokenHash);
+      return key ? { context: toContext(key), expiresAt: key.expiresAt.getTime() } : undefined;
     });
-    return context;
   }
 
   /** Legacy v4: `Basic base64("<licence>/<key name>:<api key>")`; the user part may be just a name. */
   private async fromBasic(credentials: string): Promise<AuthContext> {
-    const decoded = Buffer.from(credentials, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon < 0) throw new HeraldError("HERALD_INVALID_API_KEY");
-    const user = decoded.slice(0, colon);
-    const rawKey = decoded.slice(colon + 1);
-    const key = await findApiKeyByHash(this.db, hashSecret(rawKey));
-    if (!key) throw new HeraldError("HERALD_INVALID_API_KEY");
-    const slash = user.indexOf("/");
-    const licence = slash >= 0 ? user.slice(0, slash) : undefined;
-    const name = slash >= 0 ? user.slice(slash + 1) : user;
-    if (
-      (licence !== undefined && licence !== key.licenceName) ||
-      (name !== "" && name !== key.name)
-    ) {
-      throw new HeraldError("HERALD_INVALID_API_KEY");
+    return this.cached("HERALD_INVALID_API_KEY", hashSecret(`basic:${credentials}`), async () => {
+      const decoded = Buffer.from(credentials, "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      if (colon < 0) return undefined;
+      const user = decoded.slice(0, colon);
+      const key = await findApiKeyByHash(this.db, hashSecret(decoded.slice(colon + 1)));
+      if (!key) return undefined;
+      const slash = user.indexOf("/");
+      const licence = slash >= 0 ? user.slice(0, slash) : undefined;
+      const name = slash >= 0 ? user.slice(slash + 1) : user;
+      if (
+        (licence !== undefined && licence !== key.licenceName) ||
+        (name !== "" && name !== key.name)
+      ) {
+        return undefined;
+      }
+      return { context: toContext(key), expiresAt: Number.POSITIVE_INFINITY };
+    });
+  }
+
+  /**
+   * Credentials checked in the last few seconds are trusted without asking the database again
+   * (the hot path of every call); a failure is never cached.
+   */
+  private async cached(
+    failure: "HERALD_INVALID_TOKEN" | "HERALD_INVALID_API_KEY",
+    cacheKey: string,
+    lookup: (cacheKey: string) => Promise<{ context: AuthContext; expiresAt: number } | undefined>,
+  ): Promise<AuthContext> {
+    const now = Date.now();
+    const hit = this.cache.get(cacheKey);
+    if (hit && hit.validUntil > now) return hit.context;
+    const found = await lookup(cacheKey);
+    if (!found) {
+      this.cache.delete(cacheKey);
+      throw new HeraldError(failure);
     }
-    return toContext(key);
+    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
+    this.cache.set(cacheKey, {
+      context: found.context,
+      validUntil: Math.min(now + TOKEN_CACHE_MS, found.expiresAt),
+    });
+    return found.context;
   }
 
   /** Forgets cached tokens (after a key is revoked). */
@@ -149,6 +163,31 @@ export function authOf(request: FastifyRequest): AuthContext {
 }
 
 /**
+ * Entities found by name, per database. Entities are never renamed or deleted, so a found entity
+ * stays right; only hits are kept (an entity created by another process is seen at once).
+ */
+const entityCache = new WeakMap<Database, Map<string, { entity: Entity; validUntil: number }>>();
+const ENTITY_CACHE_MS = 30_000;
+const ENTITY_CACHE_MAX = 10_000;
+
+async function findEntityCached(db: Database, name: string): Promise<Entity | undefined> {
+  let byName = entityCache.get(db);
+  if (!byName) {
+    byName = new Map();
+    entityCache.set(db, byName);
+  }
+  const now = Date.now();
+  const cached = byName.get(name);
+  if (cached && cached.validUntil > now) return cached.entity;
+  const entity = await findEntityByName(db, name);
+  if (entity) {
+    if (byName.size >= ENTITY_CACHE_MAX) byName.clear();
+    byName.set(name, { entity, validUntil: now + ENTITY_CACHE_MS });
+  }
+  return entity;
+}
+
+/**
  * Resolves `{entity}` for the caller. An entity of another licence answers 404, exactly like one
  * that does not exist, so existence does not leak; an entity of the caller's licence that the key
  * is not limited to answers 403.
@@ -158,7 +197,7 @@ export async function resolveEntity(
   auth: AuthContext,
   name: string,
 ): Promise<Entity> {
-  const entity = await findEntityByName(db, name);
+  const entity = await findEntityCached(db, name);
   if (!entity || entity.licenceId !== auth.licenceId)
     throw new HeraldError("HERALD_ENTITY_NOT_FOUND", { entity: name });
   if (auth.entityIds !== null && !auth.entityIds.includes(entity.id)) {

@@ -1,7 +1,16 @@
-/** Renders every error as the JSON body of SPEC §2. Nothing internal leaks into a 500. */
+/**
+ * Renders every error as the JSON body of SPEC §2. Nothing internal leaks into a 500: the body
+ * names the request id, the log has the stack. Fastify's own errors (body parsing, validation) are
+ * mapped onto the catalogue here; an unknown path is 404 and a known path with another method 405.
+ */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorDetail } from "../domain/errors.js";
 import { HeraldError } from "../domain/errors.js";
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+}
 
 /** Fastify's own error codes, mapped onto the catalogue. */
 function fromFastify(error: FastifyError, request: FastifyRequest): HeraldError | undefined {
@@ -17,38 +26,35 @@ function fromFastify(error: FastifyError, request: FastifyRequest): HeraldError 
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return new HeraldError("HERALD_MALFORMED_JSON", { reason: "the body is empty" });
     case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new HeraldError("HERALD_MALFORMED_JSON", { reason: "it does not parse" });
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
-      return new HeraldError("HERALD_MALFORMED_JSON", { reason: error.message });
-    case "FST_ERR_VALIDATION": {
-      const validation =
-        (
-          error as FastifyError & {
-            validation?: { instancePath?: string; message?: string }[];
-            validationContext?: string;
-          }
-        ).validation ?? [];
-      const context = (error as { validationContext?: string }).validationContext ?? "body";
-      const details: ErrorDetail[] = validation.map((v) => ({
-        path: `${context}${(v.instancePath ?? "").replace(/\//g, ".")}`,
-        message: v.message ?? "is invalid",
-      }));
-      const first = details[0];
-      return new HeraldError(
-        "HERALD_VALIDATION",
-        { reason: first ? `${first.path} ${first.message}` : error.message },
-        details,
-      );
-    }
+      return new HeraldError("HERALD_MALFORMED_JSON", {
+        reason: "its size does not match Content-Length",
+      });
+    case "FST_ERR_VALIDATION":
+      return fromValidation(error);
   }
   if (error instanceof SyntaxError)
-    return new HeraldError("HERALD_MALFORMED_JSON", { reason: error.message });
-  if (typeof error.statusCode === "number" && error.statusCode === 405) {
-    return new HeraldError("HERALD_METHOD_NOT_ALLOWED", {
-      method: request.method,
-      url: request.url,
-    });
-  }
+    return new HeraldError("HERALD_MALFORMED_JSON", { reason: "it does not parse" });
   return undefined;
+}
+
+/** A schema violation: 400 with one detail per violated rule, each naming the field's path. */
+function fromValidation(error: FastifyError): HeraldError {
+  const { validation = [], validationContext = "body" } = error as FastifyError & {
+    validation?: ValidationIssue[];
+    validationContext?: string;
+  };
+  const details: ErrorDetail[] = validation.map((issue) => ({
+    path: `${validationContext}${(issue.instancePath ?? "").replace(/\//g, ".")}`,
+    message: issue.message ?? "is invalid",
+  }));
+  const first = details[0];
+  return new HeraldError(
+    "HERALD_VALIDATION",
+    { reason: first ? `${first.path} ${first.message}` : "the request does not match its schema" },
+    details,
+  );
 }
 
 export function handleError(
@@ -60,6 +66,9 @@ export function handleError(
   if (!herald) {
     const status = typeof error.statusCode === "number" ? error.statusCode : 500;
     if (status >= 400 && status < 500) {
+      // A client error from Fastify or a plugin that the catalogue does not map: its message is
+      // Fastify's own wording about the request, never an internal detail.
+      request.log.debug({ err: error }, "unmapped client error");
       herald = new HeraldError("HERALD_VALIDATION", { reason: error.message });
     } else {
       request.log.error({ err: error }, "unhandled error while serving the request");
@@ -73,10 +82,49 @@ export function handleError(
     .send(herald.toBody());
 }
 
-export function handleNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const error = new HeraldError("HERALD_NOT_FOUND", {
-    method: request.method,
-    url: request.url.split("?")[0] ?? "",
-  });
-  return reply.code(404).send(error.toBody());
+/**
+ * The method and path pattern of every route, so that the not-found handler can tell an unknown
+ * path (404) from a known path asked with another method (405 with `Allow`).
+ */
+export class KnownRoutes {
+  private readonly routes: { method: string; pattern: RegExp }[] = [];
+
+  add(method: string | string[], url: string): void {
+    const pattern = new RegExp(
+      `^${url
+        .split("/")
+        .map((segment) =>
+          segment === "*"
+            ? ".*"
+            : segment.includes(":")
+              ? "[^/]+"
+              : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+        )
+        .join("/")}$`,
+    );
+    for (const m of Array.isArray(method) ? method : [method]) {
+      this.routes.push({ method: m.toUpperCase(), pattern });
+    }
+  }
+
+  /** The methods that a path answers to (empty when no route has this path). */
+  methodsOf(path: string): string[] {
+    const methods = new Set<string>();
+    for (const route of this.routes) if (route.pattern.test(path)) methods.add(route.method);
+    return [...methods].sort();
+  }
+}
+
+export function notFoundHandler(routes: KnownRoutes) {
+  return (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = routes.methodsOf(path);
+    const error =
+      allowed.length > 0
+        ? new HeraldError("HERALD_METHOD_NOT_ALLOWED", { method: request.method, url: path }, [], {
+            allow: allowed.join(", "),
+          })
+        : new HeraldError("HERALD_NOT_FOUND", { method: request.method, url: path });
+    return reply.code(error.status).headers(error.headers).send(error.toBody());
+  };
 }

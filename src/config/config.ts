@@ -26,6 +26,8 @@ export interface HeraldConfig {
   operationsWebhookUrl: string | undefined;
   retentionDays: number;
   workerId: string | undefined;
+  rateLimitPerMinute: number;
+  rateLimitConcurrent: number;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -34,6 +36,8 @@ interface Setting<K extends keyof HeraldConfig> {
   key: K;
   env: string;
   file: string;
+  /** Command-line flag, without the dashes (default: the key in kebab-case). */
+  flag?: string;
   default: HeraldConfig[K];
   parse: Parser<HeraldConfig[K]>;
   doc: string;
@@ -43,12 +47,32 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const text: Parser<string> = (raw) => raw;
+const text: Parser<string> = (raw, name) => {
+  if (raw.trim() === "") throw new ConfigError(`${name} must not be empty`);
+  return raw;
+};
 const optionalText: Parser<string | undefined> = (raw) => (raw === "" ? undefined : raw);
+const postgresUrl: Parser<string | undefined> = (raw, name) => {
+  if (raw === "") return undefined;
+  if (!/^postgres(ql)?:\/\//.test(raw)) {
+    throw new ConfigError(
+      `${name} must be a postgres:// or postgresql:// connection string; leave it unset for the embedded database`,
+    );
+  }
+  return raw;
+};
+const entityName: Parser<string> = (raw, name) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)) {
+    throw new ConfigError(
+      `${name} must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit); got '${raw}'`,
+    );
+  }
+  return raw;
+};
 const integer =
   (min: number, max: number): Parser<number> =>
   (raw, name) => {
-    const value = Number(raw);
+    const value = /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isInteger(value) || value < min || value > max) {
       throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got '${raw}'`);
     }
@@ -90,7 +114,7 @@ export const SETTINGS: { [K in keyof HeraldConfig]: Setting<K> } = {
     env: "DATABASE_URL",
     file: "databaseUrl",
     default: undefined,
-    parse: optionalText,
+    parse: postgresUrl,
     doc: "PostgreSQL connection string. Absent: the embedded database (PGlite) in HERALD_DATA_DIR. Required for more than one process.",
   },
   dataDir: {
@@ -121,6 +145,7 @@ export const SETTINGS: { [K in keyof HeraldConfig]: Setting<K> } = {
     key: "roles",
     env: "HERALD_ROLES",
     file: "roles",
+    flag: "role",
     default: ["api", "sequencer", "worker"],
     parse: roles,
     doc: "Comma-separated roles of this process: api, sequencer, worker. Default all three.",
@@ -130,7 +155,7 @@ export const SETTINGS: { [K in keyof HeraldConfig]: Setting<K> } = {
     env: "HERALD_DEFAULT_ENTITY",
     file: "defaultEntity",
     default: "default",
-    parse: text,
+    parse: entityName,
     doc: "Name of the entity created on first start.",
   },
   adminApiKey: {
@@ -197,6 +222,22 @@ export const SETTINGS: { [K in keyof HeraldConfig]: Setting<K> } = {
     parse: optionalText,
     doc: "Name of this process in leases and logs. Default: hostname and pid.",
   },
+  rateLimitPerMinute: {
+    key: "rateLimitPerMinute",
+    env: "HERALD_RATE_LIMIT_PER_MINUTE",
+    file: "rateLimitPerMinute",
+    default: 0,
+    parse: integer(0, 100_000_000),
+    doc: "API calls per minute allowed to one licence, per API process (bursts up to the same number); beyond it 429 with Retry-After. 0 = no limit (the default).",
+  },
+  rateLimitConcurrent: {
+    key: "rateLimitConcurrent",
+    env: "HERALD_RATE_LIMIT_CONCURRENT",
+    file: "rateLimitConcurrent",
+    default: 0,
+    parse: integer(0, 1_000_000),
+    doc: "API requests of one licence in progress at once, per API process; beyond it 429 with Retry-After. 0 = no limit (the default).",
+  },
 };
 
 export interface ConfigSources {
@@ -213,7 +254,7 @@ export function loadConfig(sources: ConfigSources = {}): HeraldConfig {
     const flag = sources.flags?.[setting.key];
     const fromEnv = env[setting.env];
     const fromFile = fileValues[setting.file];
-    if (flag !== undefined) config[setting.key] = setting.parse(flag, `--${kebab(setting.key)}`);
+    if (flag !== undefined) config[setting.key] = setting.parse(flag, `--${flagName(setting)}`);
     else if (fromEnv !== undefined) config[setting.key] = setting.parse(fromEnv, setting.env);
     else if (fromFile !== undefined) {
       const raw = Array.isArray(fromFile) ? fromFile.join(",") : String(fromFile);
@@ -250,6 +291,7 @@ function readConfigFile(path: string | undefined): Record<string, unknown> {
   }
 }
 
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** The command-line flag of a setting, without the dashes: `dataDir` → `data-dir`. */
+export function flagName(setting: { key: string; flag?: string }): string {
+  return setting.flag ?? setting.key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

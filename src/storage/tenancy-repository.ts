@@ -60,6 +60,20 @@ export async function insertEntity(
   return rows[0]!;
 }
 
+/** Creates an entity; undefined when the name is taken (names are unique across licences). */
+export async function insertEntityIfAbsent(
+  db: Queryable,
+  licenceId: number,
+  name: string,
+): Promise<Entity | undefined> {
+  const { rows } = await db.query<Entity>(
+    `INSERT INTO entities (licence_id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+     RETURNING id, licence_id AS "licenceId", name, created_at AS "createdAt"`,
+    [licenceId, name],
+  );
+  return rows[0];
+}
+
 export async function findEntityByName(db: Queryable, name: string): Promise<Entity | undefined> {
   const { rows } = await db.query<Entity>(
     `SELECT id, licence_id AS "licenceId", name, created_at AS "createdAt" FROM entities WHERE name = $1`,
@@ -101,6 +115,30 @@ export async function insertApiKey(
   return (await findApiKeyById(db, key.licenceId, rows[0]!.id))!;
 }
 
+/**
+ * Creates a key unless the licence has a live key of that name (undefined then). The conflict
+ * target is the partial unique index of live names (migration 006).
+ */
+export async function insertApiKeyIfNameFree(
+  db: Queryable,
+  key: {
+    licenceId: number;
+    name: string;
+    keyHash: string;
+    keyPrefix: string;
+    isAdmin: boolean;
+    entityIds: number[] | null;
+  },
+): Promise<ApiKeyRow | undefined> {
+  const { rows } = await db.query<{ id: number }>(
+    `INSERT INTO api_keys (licence_id, name, key_hash, key_prefix, is_admin, entity_ids)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (licence_id, name) WHERE revoked_at IS NULL DO NOTHING RETURNING id`,
+    [key.licenceId, key.name, key.keyHash, key.keyPrefix, key.isAdmin, key.entityIds],
+  );
+  return rows[0] ? findApiKeyById(db, key.licenceId, rows[0].id) : undefined;
+}
+
 export async function findApiKeyByHash(
   db: Queryable,
   keyHash: string,
@@ -138,8 +176,9 @@ export async function revokeApiKey(db: Queryable, licenceId: number, id: number)
     "UPDATE api_keys SET revoked_at = now() WHERE licence_id = $1 AND id = $2 AND revoked_at IS NULL",
     [licenceId, id],
   );
+  if (rowCount === 0) return false;
   await db.query("DELETE FROM access_tokens WHERE api_key_id = $1", [id]);
-  return rowCount > 0;
+  return true;
 }
 
 export async function insertAccessToken(

@@ -1,8 +1,19 @@
 /** Every route module of the API, registered in this order by `buildApp`. */
 import type { AppDeps, HeraldApp } from "../app.js";
+import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
+import changeEventRoutes from "./change-event-routes.js";
+import entityRoutes from "./entity-routes.js";
 import operationsRoutes from "./operations-routes.js";
+import subscriptionRoutes from "./subscription-routes.js";
 
 export type RouteModule = (app: HeraldApp, deps: AppDeps) => Promise<void>;
 
-export const ROUTE_MODULES: RouteModule[] = [operationsRoutes, authRoutes];
+export const ROUTE_MODULES: RouteModule[] = [
+  operationsRoutes,
+  authRoutes,
+  entityRoutes,
+  apiKeyRoutes,
+  changeEventRoutes,
+  subscriptionRoutes,
+];
