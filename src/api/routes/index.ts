@@ -2,10 +2,8 @@
 import type { AppDeps, HeraldApp } from "../app.js";
 import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
-import changeEventRoutes from "./change-event-routes.js";
 import entityRoutes from "./entity-routes.js";
 import operationsRoutes from "./operations-routes.js";
-import subscriptionRoutes from "./subscription-routes.js";
 
 export type RouteModule = (app: HeraldApp, deps: AppDeps) => Promise<void>;
 
@@ -14,6 +12,4 @@ export const ROUTE_MODULES: RouteModule[] = [
   authRoutes,
   entityRoutes,
   apiKeyRoutes,
-  changeEventRoutes,
-  subscriptionRoutes,
 ];
