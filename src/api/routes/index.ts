@@ -4,6 +4,7 @@ import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
 import entityRoutes from "./entity-routes.js";
 import operationsRoutes from "./operations-routes.js";
+import subscriptionRoutes from "./subscription-routes.js";
 
 export type RouteModule = (app: HeraldApp, deps: AppDeps) => Promise<void>;
 
@@ -12,4 +13,5 @@ export const ROUTE_MODULES: RouteModule[] = [
   authRoutes,
   entityRoutes,
   apiKeyRoutes,
+  subscriptionRoutes,
 ];

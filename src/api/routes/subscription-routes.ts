@@ -1,0 +1,548 @@
+/**
+ * Webhook subscriptions (SPEC §4): create, list, read, replace, delete, the signing secret, and
+ * the legacy per-table create paths. Validation runs in three steps (see
+ * `domain/subscription-validation.ts`): the request alone (400), the element it names (404), what
+ * the element allows (422). Every change wakes delivery through `hooks.subscriptionsChanged()`.
+ */
+import type { FastifyRequest } from "fastify";
+import type { Static } from "typebox";
+import { Type } from "typebox";
+import type { EventSource, EventType } from "../../domain/change-event.js";
+import { EVENT_SOURCES, EVENT_TYPES } from "../../domain/change-event.js";
+import type { TableKind } from "../../domain/data-table.js";
+import type { ErrorDetail } from "../../domain/errors.js";
+import { HeraldError } from "../../domain/errors.js";
+import { PUSH_MODES, SUBSCRIPTION_STATES, subscriptionStatus } from "../../domain/subscription.js";
+import type { SubscriptionRequest } from "../../domain/subscription-validation.js";
+import {
+  elementProblems,
+  isTableSource,
+  normalizeElementId,
+  requestProblems,
+  SUBSCRIPTION_LIMITS,
+  toSubscriptionSettings,
+} from "../../domain/subscription-validation.js";
+import { generateWebhookSecret } from "../../domain/webhook-secret.js";
+import type { Database } from "../../storage/database.js";
+import { findTable } from "../../storage/data-table-repository.js";
+import type { SubscriptionWithCursor } from "../../storage/subscription-repository.js";
+import {
+  deleteSubscription,
+  findSubscription,
+  insertSubscription,
+  listSubscriptions,
+  replaceSubscription,
+} from "../../storage/subscription-repository.js";
+import type { Entity } from "../../storage/tenancy-repository.js";
+import type { AppDeps } from "../app.js";
+import { authOf, resolveEntity } from "../auth.js";
+import type { RouteModule } from "./index.js";
+
+// --- Schemas ----------------------------------------------------------------------------------
+
+const Scalar = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
+const ConditionSchema = Type.Object({
+  attribute: Type.String(),
+  operator: Type.String({
+    description: "=, !=, <, <=, >, >=, IN, IS_NULL, IS_NOT_NULL, CHANGED",
+  }),
+  value: Type.Optional(Type.Union([Scalar, Type.Array(Scalar)])),
+});
+const ConditionsSchema = Type.Object({
+  stateBeforeOperation: Type.Optional(Type.Array(ConditionSchema)),
+  stateAfterOperation: Type.Optional(Type.Array(ConditionSchema)),
+});
+const Headers = Type.Record(Type.String(), Type.String(), {
+  description:
+    "Extra request headers. Reserved ones (Content-Type, Content-Length, Host, User-Agent, webhook-*, …) are dropped.",
+});
+
+const range = (key: keyof typeof SUBSCRIPTION_LIMITS, description: string) =>
+  Type.Optional(
+    Type.Integer({
+      description,
+      minimum: SUBSCRIPTION_LIMITS[key].min,
+      maximum: SUBSCRIPTION_LIMITS[key].max,
+    }),
+  );
+
+/** Fields every create path takes; types only, values are checked by the domain rules. */
+const commonFields = {
+  eventType: Type.String({ description: EVENT_TYPES.join(", ") }),
+  onFields: Type.Optional(Type.Array(Type.String())),
+  targetUrl: Type.String({ description: "https:// URL of the receiving endpoint" }),
+  headers: Type.Optional(Headers),
+  isActive: Type.Optional(Type.Boolean({ description: "Default true" })),
+  pushMode: Type.Optional(Type.String({ description: "ONE_BY_ONE (default) or BULK" })),
+  maxBlockSize: range("maxBlockSize", "BULK: most events per POST (default 100)"),
+  lingerMs: range("lingerMs", "[ext] BULK: send a partial block after this quiet time"),
+  maxWaitMs: range(
+    "maxWaitMs",
+    "[ext] BULK: send a partial block once its oldest event waited this long",
+  ),
+  maxConcurrency: range("maxConcurrency", "[ext] requests in flight for this subscription"),
+  includePrevious: Type.Optional(
+    Type.Boolean({ description: "[ext] UPDATE payloads carry previous values" }),
+  ),
+  conditions: Type.Optional(Type.Union([Type.Null(), ConditionsSchema])),
+  secret: Type.Optional(
+    Type.Union([
+      Type.String({ description: "[ext] whsec_<base64>; generated when absent" }),
+      Type.Null(),
+    ]),
+  ),
+};
+
+const SubscriptionBody = Type.Object({
+  on: Type.String({ description: EVENT_SOURCES.join(", ") }),
+  onElementId: Type.Optional(
+    Type.Union([Type.String(), Type.Integer(), Type.Null()], {
+      description:
+        "Table id or name (required for tables); for trigger sources omit it to listen to all",
+    }),
+  ),
+  ...commonFields,
+});
+
+const LegacyBody = Type.Object(commonFields);
+
+const SubscriptionResponse = Type.Object({
+  id: Type.Integer(),
+  on: Type.Enum([...EVENT_SOURCES]),
+  onElementId: Type.Union([Type.String(), Type.Null()]),
+  eventType: Type.Enum([...EVENT_TYPES]),
+  onFields: Type.Array(Type.String()),
+  targetUrl: Type.String(),
+  headers: Headers,
+  isActive: Type.Boolean(),
+  pushMode: Type.Enum([...PUSH_MODES]),
+  maxBlockSize: Type.Integer(),
+  lingerMs: Type.Integer(),
+  maxWaitMs: Type.Integer(),
+  maxConcurrency: Type.Integer(),
+  includePrevious: Type.Boolean(),
+  conditions: Type.Union([Type.Null(), ConditionsSchema]),
+  secret: Type.Optional(Type.String({ description: "Only in the answer to a create" })),
+  status: Type.Object({
+    state: Type.Enum([...SUBSCRIPTION_STATES]),
+    reason: Type.Union([Type.String(), Type.Null()]),
+    lag: Type.Integer({ description: "Log positions the subscription has not yet passed" }),
+  }),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  _links: Type.Object({ self: Type.Object({ href: Type.String() }) }),
+});
+
+const EntityParams = Type.Object({ entity: Type.String() });
+const SubscriptionParams = Type.Object({ entity: Type.String(), id: Type.String() });
+const TableParams = Type.Object({ entity: Type.String(), table: Type.String() });
+
+const ListQuery = Type.Object({
+  tableType: Type.Optional(Type.String({ description: `Filters on: ${EVENT_SOURCES.join(", ")}` })),
+  tableId: Type.Optional(
+    Type.String({ description: "Filters onElementId (a table's id or name)" }),
+  ),
+  eventType: Type.Optional(Type.String()),
+  isActif: Type.Optional(Type.Boolean({ description: "Actito's spelling of isActive" })),
+  isActive: Type.Optional(Type.Boolean()),
+  page: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+});
+
+const ListResponse = Type.Object({
+  webhookSubscriptions: Type.Array(SubscriptionResponse),
+  page: Type.Integer(),
+  pageSize: Type.Integer(),
+  totalElements: Type.Integer(),
+});
+
+const SecretResponse = Type.Object({
+  secret: Type.String(),
+  previousSecret: Type.Optional(Type.String()),
+  previousSecretExpiresAt: Type.Optional(Type.String()),
+});
+
+const TAGS = ["webhook subscriptions"];
+
+// --- Helpers ----------------------------------------------------------------------------------
+
+export function subscriptionHref(entityName: string, id: number): string {
+  return `/webhooks/v4/entity/${encodeURIComponent(entityName)}/webhookSubscription/${id}`;
+}
+
+type SubscriptionJson = Static<typeof SubscriptionResponse>;
+
+function toJson(s: SubscriptionWithCursor, withSecret: boolean): SubscriptionJson {
+  return {
+    id: s.id,
+    on: s.on,
+    onElementId: s.onElementId,
+    eventType: s.eventType,
+    onFields: s.onFields,
+    targetUrl: s.targetUrl,
+    headers: s.headers,
+    isActive: s.isActive,
+    pushMode: s.pushMode,
+    maxBlockSize: s.maxBlockSize,
+    lingerMs: s.lingerMs,
+    maxWaitMs: s.maxWaitMs,
+    maxConcurrency: s.maxConcurrency,
+    includePrevious: s.includePrevious,
+    conditions: s.conditions as SubscriptionJson["conditions"],
+    ...(withSecret ? { secret: s.secret } : {}),
+    status: subscriptionStatus(s, s.watermark, s.logHead),
+    createdAt: s.createdAt.toISOString(),
+    updatedAt: s.updatedAt.toISOString(),
+    _links: { self: { href: subscriptionHref(s.entityName, s.id) } },
+  };
+}
+
+function badRequest(problems: ErrorDetail[]): HeraldError {
+  const first = problems[0]!;
+  return new HeraldError(
+    "HERALD_VALIDATION",
+    { reason: `${first.path} ${first.message}` },
+    problems,
+  );
+}
+
+function unprocessable(problems: ErrorDetail[]): HeraldError {
+  const first = problems[0]!;
+  return new HeraldError(
+    "HERALD_UNPROCESSABLE",
+    { reason: `${first.path}: ${first.message}` },
+    problems,
+  );
+}
+
+/** `{id}` of a path; anything that is not a stored id's shape is simply not found. */
+function parseId(raw: string, entity: Entity): number {
+  const id = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(id) || id <= 0)
+    throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", { id: raw, entity: entity.name });
+  return id;
+}
+
+async function existing(
+  db: Database,
+  entity: Entity,
+  rawId: string,
+): Promise<SubscriptionWithCursor> {
+  const found = await findSubscription(db, entity.id, parseId(rawId, entity));
+  if (!found)
+    throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", { id: rawId, entity: entity.name });
+  return found;
+}
+
+async function tableOf(
+  db: Database,
+  entity: Entity,
+  kind: TableKind,
+  idOrName: string,
+  path: string,
+) {
+  const table = await findTable(db, entity.id, kind, idOrName);
+  if (!table) {
+    throw new HeraldError("HERALD_TABLE_NOT_FOUND", { table: idOrName, entity: entity.name }, [
+      {
+        path,
+        message: `no ${kind === "PROFILE_TABLE" ? "profile" : "custom"} table '${idOrName}' in entity '${entity.name}'`,
+      },
+    ]);
+  }
+  return table;
+}
+
+/**
+ * Checks a request and turns it into settings to store. `secret` is what to keep when the request
+ * brings none; `legacyTable` is the table named by a legacy path (then `on`/`onElementId` come from it).
+ */
+async function settingsFrom(
+  deps: AppDeps,
+  entity: Entity,
+  request: FastifyRequest,
+  body: SubscriptionRequest,
+  secret: string,
+  legacyTable?: { kind: TableKind; idOrName: string },
+) {
+  const raw = request.body as Record<string, unknown>;
+  const candidate: SubscriptionRequest = legacyTable
+    ? { ...body, on: legacyTable.kind, onElementId: legacyTable.idOrName }
+    : body;
+  const problems = requestProblems(candidate, {
+    allowInsecureTargets: deps.config.allowInsecureTargets,
+    legacyPath: legacyTable !== undefined,
+    bodyFields: Object.keys(raw ?? {}),
+  });
+  if (problems.length > 0) throw badRequest(problems);
+  const checked = candidate as SubscriptionRequest & {
+    on: EventSource;
+    eventType: EventType;
+    targetUrl: string;
+  };
+  const elementId = normalizeElementId(checked.onElementId);
+  const table = isTableSource(checked.on)
+    ? await tableOf(deps.db, entity, checked.on, elementId!, legacyTable ? "table" : "onElementId")
+    : undefined;
+  const semantic = elementProblems(checked, table);
+  if (semantic.length > 0) throw unprocessable(semantic);
+  return toSubscriptionSettings(checked, table?.id ?? elementId, secret);
+}
+
+// --- Routes -----------------------------------------------------------------------------------
+
+const subscriptionRoutes: RouteModule = async (app, deps) => {
+  const entityOf = (request: FastifyRequest, name: string) =>
+    resolveEntity(deps.db, authOf(request), name);
+
+  const create = async (
+    request: FastifyRequest,
+    entityName: string,
+    body: SubscriptionRequest,
+    legacyTable?: { kind: TableKind; idOrName: string },
+  ) => {
+    const entity = await entityOf(request, entityName);
+    const settings = await settingsFrom(
+      deps,
+      entity,
+      request,
+      body,
+      generateWebhookSecret(),
+      legacyTable,
+    );
+    const created = await insertSubscription(deps.db, entity.id, settings);
+    deps.hooks.subscriptionsChanged();
+    request.log.info(
+      { subscriptionId: created.id, entity: entity.name },
+      "webhook subscription created",
+    );
+    return created;
+  };
+
+  app.post(
+    "/v4/entity/:entity/webhookSubscription",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Create a webhook subscription",
+        params: EntityParams,
+        body: SubscriptionBody,
+        response: { 201: SubscriptionResponse },
+      },
+    },
+    async (request, reply) => {
+      const created = await create(request, request.params.entity, request.body);
+      return reply
+        .code(201)
+        .header("location", subscriptionHref(created.entityName, created.id))
+        .send(toJson(created, true));
+    },
+  );
+
+  for (const [segment, kind] of [
+    ["table", "PROFILE_TABLE"],
+    ["customTable", "CUSTOM_TABLE"],
+  ] as const) {
+    app.post(
+      `/v4/entity/:entity/${segment}/:table/webhookSubscription`,
+      {
+        schema: {
+          tags: TAGS,
+          summary: `Create a webhook subscription on a ${kind === "PROFILE_TABLE" ? "profile" : "custom"} table (legacy path)`,
+          params: TableParams,
+          body: LegacyBody,
+          response: { 201: SubscriptionResponse },
+        },
+      },
+      async (request, reply) => {
+        const created = await create(
+          request,
+          request.params.entity,
+          request.body as SubscriptionRequest,
+          {
+            kind,
+            idOrName: request.params.table,
+          },
+        );
+        return reply
+          .code(201)
+          .header("location", subscriptionHref(created.entityName, created.id))
+          .send(toJson(created, true));
+      },
+    );
+  }
+
+  app.get(
+    "/v4/entity/:entity/webhookSubscription",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "List an entity's webhook subscriptions (secrets are never listed)",
+        params: EntityParams,
+        querystring: ListQuery,
+        response: { 200: ListResponse },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(request, request.params.entity);
+      const q = request.query;
+      const page = q.page ?? 0;
+      const pageSize = q.pageSize ?? 100;
+      if (q.tableType !== undefined && !(EVENT_SOURCES as readonly string[]).includes(q.tableType))
+        throw new HeraldError("HERALD_INVALID_QUERY", {
+          parameter: "tableType",
+          reason: `must be one of ${EVENT_SOURCES.join(", ")}`,
+        });
+      if (q.eventType !== undefined && !(EVENT_TYPES as readonly string[]).includes(q.eventType))
+        throw new HeraldError("HERALD_INVALID_QUERY", {
+          parameter: "eventType",
+          reason: `must be one of ${EVENT_TYPES.join(", ")}`,
+        });
+      if (q.isActif !== undefined && q.isActive !== undefined && q.isActif !== q.isActive)
+        throw new HeraldError("HERALD_INVALID_QUERY", {
+          parameter: "isActive",
+          reason: "isActive and isActif disagree; send one of them",
+        });
+      const on = q.tableType as EventSource | undefined;
+      let onElementId = q.tableId;
+      // A table may be named by its name too; filter on its id, as subscriptions store ids.
+      if (on !== undefined && onElementId !== undefined && isTableSource(on)) {
+        onElementId = (await findTable(deps.db, entity.id, on, onElementId))?.id ?? onElementId;
+      }
+      const { items, total } = await listSubscriptions(
+        deps.db,
+        entity.id,
+        {
+          ...(on !== undefined ? { on } : {}),
+          ...(onElementId !== undefined ? { onElementId } : {}),
+          ...(q.eventType !== undefined ? { eventType: q.eventType as EventType } : {}),
+          ...((q.isActive ?? q.isActif) !== undefined
+            ? { isActive: (q.isActive ?? q.isActif)! }
+            : {}),
+        },
+        { page, pageSize },
+      );
+      return {
+        webhookSubscriptions: items.map((s) => toJson(s, false)),
+        page,
+        pageSize,
+        totalElements: total,
+      };
+    },
+  );
+
+  app.get(
+    "/v4/entity/:entity/webhookSubscription/:id",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Read a webhook subscription (without its secret)",
+        params: SubscriptionParams,
+        response: { 200: SubscriptionResponse },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(request, request.params.entity);
+      return toJson(await existing(deps.db, entity, request.params.id), false);
+    },
+  );
+
+  app.put(
+    "/v4/entity/:entity/webhookSubscription/:id",
+    {
+      schema: {
+        tags: TAGS,
+        summary:
+          "Replace a webhook subscription. Its delivery position is kept; without `secret` the current secret is kept",
+        params: SubscriptionParams,
+        body: SubscriptionBody,
+        response: { 200: SubscriptionResponse },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(request, request.params.entity);
+      const current = await existing(deps.db, entity, request.params.id);
+      const settings = await settingsFrom(
+        deps,
+        entity,
+        request,
+        request.body as SubscriptionRequest,
+        current.secret,
+      );
+      const replaced = await replaceSubscription(deps.db, entity.id, current.id, settings);
+      if (!replaced)
+        throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", {
+          id: request.params.id,
+          entity: entity.name,
+        });
+      deps.hooks.subscriptionsChanged();
+      request.log.info(
+        { subscriptionId: replaced.id, entity: entity.name },
+        "webhook subscription replaced",
+      );
+      return toJson(replaced, false);
+    },
+  );
+
+  app.delete(
+    "/v4/entity/:entity/webhookSubscription/:id",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Delete a webhook subscription",
+        params: SubscriptionParams,
+        response: { 204: Type.Null() },
+      },
+    },
+    async (request, reply) => {
+      const entity = await entityOf(request, request.params.entity);
+      const deleted = await deleteSubscription(
+        deps.db,
+        entity.id,
+        parseId(request.params.id, entity),
+      );
+      if (!deleted)
+        throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", {
+          id: request.params.id,
+          entity: entity.name,
+        });
+      deps.hooks.subscriptionsChanged();
+      request.log.info(
+        { subscriptionId: request.params.id, entity: entity.name },
+        "webhook subscription deleted",
+      );
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    "/v4/entity/:entity/webhookSubscription/:id/secret",
+    {
+      schema: {
+        tags: TAGS,
+        summary:
+          "[ext] The subscription's signing secret (and the previous one during a rotation's grace period)",
+        params: SubscriptionParams,
+        response: { 200: SecretResponse },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(request, request.params.entity);
+      const s = await existing(deps.db, entity, request.params.id);
+      const inGrace =
+        s.previousSecret !== null &&
+        s.previousSecretExpiresAt !== null &&
+        s.previousSecretExpiresAt.getTime() > Date.now();
+      return {
+        secret: s.secret,
+        ...(inGrace
+          ? {
+              previousSecret: s.previousSecret!,
+              previousSecretExpiresAt: s.previousSecretExpiresAt!.toISOString(),
+            }
+          : {}),
+      };
+    },
+  );
+};
+export default subscriptionRoutes;
