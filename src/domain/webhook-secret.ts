@@ -4,7 +4,9 @@
  * secret, which must decode to 24–64 bytes (shorter keys are too weak, longer ones buy nothing).
  */
 import { randomBytes } from "node:crypto";
-import { SECRET_PREFIX } from "./webhook-signature.js";
+
+/** Standard Webhooks' secret prefix (the same one `webhook-signature.ts` strips). */
+export const SECRET_PREFIX = "whsec_";
 
 export const GENERATED_SECRET_BYTES = 32;
 export const SECRET_KEY_BYTES = { min: 24, max: 64 } as const;
