@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { insertEntity, insertLicence } from "../../src/storage/tenancy-repository.js";
+import type { TestApp } from "../helpers/test-app.js";
+import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
+import { testBackends } from "../helpers/test-database.js";
+
+for (const { backend, skip } of await testBackends()) {
+  describe(`entities on ${backend}`, { skip }, () => {
+    let t: TestApp;
+    /** A bearer header of a non-admin key limited to TEST_ENTITY. */
+    let limited: Record<string, string>;
+    before(async () => {
+      t = await createTestApp(backend);
+      assert.equal((await t.request("POST", "/v4/entity", { name: "beta" })).statusCode, 201);
+      // Another licence, with an entity this installation's admin must not see.
+      const other = await insertLicence(t.database.db, "other-licence");
+      await insertEntity(t.database.db, other, "foreign");
+      const created = await t.request("POST", "/v4/api-keys", {
+        name: "acme-only",
+        entities: [TEST_ENTITY],
+      });
+      assert.equal(created.statusCode, 201);
+      const token = await t.app.inject({
+        method: "GET",
+        url: "/auth/token",
+        headers: { authorization: created.json().key },
+      });
+      limited = { authorization: `Bearer ${token.json().accessToken}` };
+    });
+    after(() => t?.close());
+
+    test("GET /v4/entity lists the entities the key reaches, and only those", async () => {
+      const admin = await t.request("GET", "/v4/entity");
+      assert.equal(admin.statusCode, 200);
+      assert.deepEqual(
+        admin.json().entities.map((e: { name: string }) => e.name),
+        [TEST_ENTITY, "beta"],
+      );
+      const own = await t.request("GET", "/v4/entity", undefined, limited);
+      assert.deepEqual(
+        own.json().entities.map((e: { name: string }) => e.name),
+        [TEST_ENTITY],
+      );
+    });
+
+    test("POST /v4/entity creates an entity; the name must be new and well formed", async () => {
+      const created = await t.request("POST", "/v4/entity", { name: "gamma.eu-1" });
+      assert.equal(created.statusCode, 201);
+      assert.equal(created.headers.location, "/v4/entity/gamma.eu-1");
+      assert.equal(created.json().name, "gamma.eu-1");
+      assert.ok(Number.isInteger(created.json().id));
+      assert.ok(!Number.isNaN(Date.parse(created.json().createdAt)));
+      const read = await t.request("GET", "/v4/entity/gamma.eu-1");
+      assert.deepEqual(read.json(), created.json());
+
+      const again = await t.request("POST", "/v4/entity", { name: "gamma.eu-1" });
+      assert.equal(again.statusCode, 409);
+      assert.equal(again.json().code, "HERALD_NAME_TAKEN");
+      // Names are unique across licences: another licence's name is taken too.
+      assert.equal((await t.request("POST", "/v4/entity", { name: "foreign" })).statusCode, 409);
+
+      for (const name of ["", "has space", "a/b", "-leading", "x".repeat(65)]) {
+        const bad = await t.request("POST", "/v4/entity", { name });
+        assert.equal(bad.statusCode, 400, `name '${name}'`);
+        assert.equal(bad.json().details[0].path, "body.name");
+      }
+      const extra = await t.request("POST", "/v4/entity", { name: "delta", licence: 2 });
+      assert.equal(extra.statusCode, 400);
+    });
+
+    test("only an admin key creates entities", async () => {
+      const res = await t.request("POST", "/v4/entity", { name: "sneaky" }, limited);
+      assert.equal(res.statusCode, 403);
+      assert.equal(res.json().code, "HERALD_FORBIDDEN");
+      assert.equal((await t.request("GET", "/v4/entity/sneaky")).statusCode, 404);
+    });
+
+    test("a key limited to one entity gets 403 on another of its licence", async () => {
+      assert.equal(
+        (await t.request("GET", `/v4/entity/${TEST_ENTITY}`, undefined, limited)).statusCode,
+        200,
+      );
+      const res = await t.request("GET", "/v4/entity/beta", undefined, limited);
+      assert.equal(res.statusCode, 403);
+      assert.equal(res.json().code, "HERALD_ENTITY_FORBIDDEN");
+    });
+
+    test("another licence's entity answers 404, exactly like one that does not exist", async () => {
+      const foreign = await t.request("GET", "/v4/entity/foreign");
+      const missing = await t.request("GET", "/v4/entity/nowhere");
+      assert.equal(foreign.statusCode, 404);
+      assert.equal(foreign.json().code, "HERALD_ENTITY_NOT_FOUND");
+      assert.deepEqual({ ...foreign.json(), message: "" }, { ...missing.json(), message: "" });
+      assert.equal(
+        (await t.request("GET", "/v4/entity/foreign", undefined, limited)).statusCode,
+        404,
+      );
+    });
+
+    test("every entity route refuses an entity the key may not use (403) or cannot see (404)", async () => {
+      const document = (await t.app.inject({ method: "GET", url: "/openapi.json" })).json() as {
+        paths: Record<string, Record<string, unknown>>;
+      };
+      const wrong: string[] = [];
+      let checked = 0;
+      for (const [path, operations] of Object.entries(document.paths)) {
+        if (!path.includes("{entity}")) continue;
+        for (const method of Object.keys(operations)) {
+          if (!["get", "delete"].includes(method)) continue;
+          const url = (entity: string) =>
+            path.replace("{entity}", entity).replace(/\{[^}]+\}/g, "1");
+          const forbidden = await t.request(method.toUpperCase(), url("beta"), undefined, limited);
+          const hidden = await t.request(method.toUpperCase(), url("foreign"));
+          checked += 1;
+          if (forbidden.statusCode !== 403)
+            wrong.push(`${method} ${url("beta")} → ${forbidden.statusCode}, not 403`);
+          if (hidden.statusCode !== 404)
+            wrong.push(`${method} ${url("foreign")} → ${hidden.statusCode}, not 404`);
+        }
+      }
+      assert.ok(checked > 0);
+      assert.deepEqual(wrong, []);
+    });
+  });
+}
