@@ -2,6 +2,7 @@
 import type { AppDeps, HeraldApp } from "../app.js";
 import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
+import changeEventRoutes from "./change-event-routes.js";
 import entityRoutes from "./entity-routes.js";
 import operationsRoutes from "./operations-routes.js";
 import subscriptionRoutes from "./subscription-routes.js";
@@ -13,5 +14,6 @@ export const ROUTE_MODULES: RouteModule[] = [
   authRoutes,
   entityRoutes,
   apiKeyRoutes,
+  changeEventRoutes,
   subscriptionRoutes,
 ];

@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { NewChangeEvent } from "../../src/domain/change-event.js";
+import { appendChangeEvents } from "../../src/storage/change-event-repository.js";
+import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
+import { findEntityByName, insertEntity } from "../../src/storage/tenancy-repository.js";
+import type { TestApp } from "../helpers/test-app.js";
+import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
+import { testBackends } from "../helpers/test-database.js";
+
+interface Page {
+  events: Record<string, unknown>[];
+  next: number;
+}
+
+function event(entityId: number, overrides: Partial<NewChangeEvent> = {}): NewChangeEvent {
+  return {
+    entityId,
+    source: "PROFILE_TABLE",
+    sourceId: "1",
+    eventType: "CREATE",
+    recordKey: "7",
+    keys: { profileId: 7 },
+    state: { profileId: 7, emailAddress: "a@b.c", age: 30 },
+    fields: ["emailAddress", "age"],
+    previous: {},
+    extra: {},
+    version: 1,
+    declaredEvents: [],
+    origin: { kind: "SYSTEM" },
+    ...overrides,
+  };
+}
+
+for (const { backend, skip } of await testBackends()) {
+  describe(`GET /v5/entities/{entity}/change-events on ${backend}`, { skip }, () => {
+    let t: TestApp;
+    let acmeId: number;
+    before(async () => {
+      t = await createTestApp(backend);
+      const acme = await findEntityByName(t.database.db, TEST_ENTITY);
+      acmeId = acme!.id;
+      const otherId = (await insertEntity(t.database.db, acme!.licenceId, "other")).id;
+      await t.database.db.transaction(async (tx) => {
+        await appendChangeEvents(tx, [
+          event(acmeId),
+          event(otherId, { recordKey: "8", keys: { profileId: 8 } }),
+          event(acmeId, {
+            eventType: "UPDATE",
+            fields: ["age"],
+            state: { profileId: 7, emailAddress: "a@b.c", age: 31 },
+            previous: { age: 30 },
+            version: 2,
+          }),
+          event(acmeId, {
+            source: "CUSTOM_TABLE",
+            sourceId: "orders",
+            recordKey: "o-1",
+            keys: { orderId: "o-1" },
+            state: { orderId: "o-1" },
+            fields: ["orderId"],
+          }),
+        ]);
+      });
+      // Committed but not stamped yet: must stay invisible.
+      await stampPendingEvents(t.database.db);
+      await t.database.db.transaction((tx) => appendChangeEvents(tx, [event(acmeId)]));
+    });
+    after(() => t?.close());
+
+    test("lists the entity's stamped events in log order, shaped as data objects", async () => {
+      const response = await t.request("GET", `/v5/entities/${TEST_ENTITY}/change-events`);
+      assert.equal(response.statusCode, 200);
+      const page = response.json<Page>();
+      assert.deepEqual(
+        page.events.map((e) => (e._event as { position: number }).position),
+        [1, 3, 4],
+      );
+      assert.equal(page.next, 4);
+      const [created, updated] = page.events;
+      assert.deepEqual(created, {
+        profileId: "7",
+        emailAddress: "a@b.c",
+        age: "30",
+        _links: { self: { href: `/profiles/v4/entity/${TEST_ENTITY}/table/1/profile/7` } },
+        _event: {
+          id: (created!._event as { id: string }).id,
+          type: "CREATE",
+          position: 1,
+          occurredAt: (created!._event as { occurredAt: string }).occurredAt,
+          version: 1,
+          changedFields: ["emailAddress", "age"],
+          previous: {},
+          origin: { kind: "SYSTEM" },
+          declaredEvents: [],
+        },
+      });
+      assert.match((created!._event as { id: string }).id, /^evt_\d+$/);
+      assert.deepEqual((updated!._event as { previous: unknown }).previous, { age: "30" });
+    });
+
+    test("after and limit page through the log; next stays put at the end", async () => {
+      const first = (
+        await t.request("GET", `/v5/entities/${TEST_ENTITY}/change-events?limit=1`)
+      ).json<Page>();
+      assert.equal(first.events.length, 1);
+      assert.equal(first.next, 1);
+      const second = (
+        await t.request(
+          "GET",
+          `/v5/entities/${TEST_ENTITY}/change-events?after=${first.next}&limit=2`,
+        )
+      ).json<Page>();
+      assert.deepEqual(
+        second.events.map((e) => (e._event as { position: number }).position),
+        [3, 4],
+      );
+      const end = (
+        await t.request("GET", `/v5/entities/${TEST_ENTITY}/change-events?after=${second.next}`)
+      ).json<Page>();
+      assert.deepEqual(end, { events: [], next: 4 });
+    });
+
+    test("filters by source, element and event type", async () => {
+      const custom = (
+        await t.request("GET", `/v5/entities/${TEST_ENTITY}/change-events?on=CUSTOM_TABLE`)
+      ).json<Page>();
+      assert.deepEqual(
+        custom.events.map((e) => e.orderId),
+        ["o-1"],
+      );
+      const updates = (
+        await t.request(
+          "GET",
+          `/v5/entities/${TEST_ENTITY}/change-events?on=PROFILE_TABLE&onElementId=1&eventType=UPDATE`,
+        )
+      ).json<Page>();
+      assert.deepEqual(
+        updates.events.map((e) => (e._event as { position: number }).position),
+        [3],
+      );
+      const none = (
+        await t.request("GET", `/v5/entities/${TEST_ENTITY}/change-events?onElementId=nope`)
+      ).json<Page>();
+      assert.deepEqual(none, { events: [], next: 0 });
+    });
+
+    test("the service prefix answers too", async () => {
+      const response = await t.request(
+        "GET",
+        `/profiles/v5/entities/${TEST_ENTITY}/change-events?limit=1`,
+      );
+      assert.equal(response.statusCode, 200);
+    });
+
+    for (const query of [
+      "limit=0",
+      "limit=1001",
+      "limit=ten",
+      "after=-1",
+      "after=1.5",
+      "on=TABLE",
+      "eventType=MERGE",
+    ]) {
+      test(`?${query} is a 400 naming the parameter`, async () => {
+        const response = await t.request(
+          "GET",
+          `/v5/entities/${TEST_ENTITY}/change-events?${query}`,
+        );
+        assert.equal(response.statusCode, 400);
+        const body = response.json<{ code: string; details: { path: string }[] }>();
+        assert.equal(body.code, "HERALD_VALIDATION");
+        const parameter = query.split("=")[0]!;
+        assert.ok(
+          body.details.some((d) => d.path.includes(parameter)),
+          JSON.stringify(body.details),
+        );
+      });
+    }
+
+    test("an unknown entity is 404, a missing token 401", async () => {
+      const missing = await t.request("GET", "/v5/entities/nowhere/change-events");
+      assert.equal(missing.statusCode, 404);
+      assert.equal(missing.json<{ code: string }>().code, "HERALD_ENTITY_NOT_FOUND");
+      const anonymous = await t.request(
+        "GET",
+        `/v5/entities/${TEST_ENTITY}/change-events`,
+        undefined,
+        {
+          authorization: "",
+        },
+      );
+      assert.equal(anonymous.statusCode, 401);
+    });
+  });
+}
