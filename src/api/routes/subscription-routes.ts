@@ -331,7 +331,11 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request, reply) => {
-      const created = await create(request, request.params.entity, request.body);
+      const created = await create(
+        request,
+        request.params.entity,
+        request.body as SubscriptionRequest,
+      );
       return reply
         .code(201)
         .header("location", subscriptionHref(created.entityName, created.id))
