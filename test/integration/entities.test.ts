@@ -91,7 +91,8 @@ for (const { backend, skip } of await testBackends()) {
       const missing = await t.request("GET", "/v4/entity/nowhere");
       assert.equal(foreign.statusCode, 404);
       assert.equal(foreign.json().code, "HERALD_ENTITY_NOT_FOUND");
-      assert.deepEqual({ ...foreign.json(), message: "" }, { ...missing.json(), message: "" });
+      const shape = (body: Record<string, unknown>) => ({ ...body, message: "" });
+      assert.deepEqual(shape(foreign.json()), shape(missing.json()));
       assert.equal(
         (await t.request("GET", "/v4/entity/foreign", undefined, limited)).statusCode,
         404,
