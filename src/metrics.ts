@@ -13,7 +13,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 
 export const metricsRegistry = new Registry();
 metricsRegistry.setDefaultLabels({ service: "herald" });
-collectDefaultMetrics({ register: metricsRegistry, prefix: "herald_process_" });
+collectDefaultMetrics({ register: metricsRegistry, prefix: "herald_" });
 
 /** Buckets for latencies in seconds, from 1 ms to 1 min. */
 export const LATENCY_BUCKETS_SECONDS = [
