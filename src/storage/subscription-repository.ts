@@ -144,8 +144,8 @@ export const SECRET_GRACE_INTERVAL = "24 hours";
 
 /**
  * Replaces a subscription's settings. The watermark, lease and failure tracking are delivery's and
- * stay as they are, so switching `isActive` off and on again skips nothing. Switching it on clears a
- * DISABLED state (the endpoint gets a fresh chance). A new secret keeps the old one as the previous
+ * stay as they are, so switching `isActive` off and on again skips nothing. `isActive: true` clears a
+ * DISABLED state (the endpoint gets a fresh chance); FAILING is left to delivery's probes. A new secret keeps the old one as the previous
  * secret for SECRET_GRACE_INTERVAL, like a rotation.
  */
 export async function replaceSubscription(
@@ -168,9 +168,9 @@ export async function replaceSubscription(
               previous_secret_expires_at = CASE WHEN secret = ${secret} THEN previous_secret_expires_at
                                                 ELSE now() + interval '${SECRET_GRACE_INTERVAL}' END,
               secret = ${secret},
-              state = CASE WHEN ${isActive} AND NOT is_active AND state = 'DISABLED' THEN 'ACTIVE' ELSE state END,
-              state_reason = CASE WHEN ${isActive} AND NOT is_active AND state = 'DISABLED' THEN NULL ELSE state_reason END,
-              failing_since = CASE WHEN ${isActive} AND NOT is_active AND state = 'DISABLED' THEN NULL ELSE failing_since END,
+              state = CASE WHEN ${isActive} AND state = 'DISABLED' THEN 'ACTIVE' ELSE state END,
+              state_reason = CASE WHEN ${isActive} AND state = 'DISABLED' THEN NULL ELSE state_reason END,
+              failing_since = CASE WHEN ${isActive} AND state = 'DISABLED' THEN NULL ELSE failing_since END,
               updated_at = now()
         WHERE entity_id = $1 AND id = $2
         RETURNING *)
