@@ -1,22 +1,210 @@
-// PLACEHOLDER (owned by the delivery work): replaced by the real delivery worker.
+/**
+ * The delivery worker (DESIGN §5, §7): one per process with the `worker` role. It claims a fair
+ * share of the subscriptions with renewable leases, runs one SubscriptionRunner per leased
+ * subscription, wakes them on NOTIFY `herald_log` (with a slow poll as a safety net), and on stop
+ * hands everything back so another worker resumes at once.
+ *
+ * Fair share: a worker claims free leases up to ceil(deliverable / live workers), and gives one back
+ * per renewal while it holds two more than the least-loaded live worker, so a worker that joins (or
+ * survives a peer) gets work within a few renewals and no live worker is left idle.
+ */
+import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
-import type { Database } from "../storage/database.js";
+import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
+import { DEFAULT_RETRY_POLICY } from "../domain/retry-policy.js";
+import { LOG_CHANNEL } from "../storage/change-event-repository.js";
+import type { Database, Unlisten } from "../storage/database.js";
+import type { LeasedSubscription } from "../storage/delivery-repository.js";
+import {
+  claimLeases,
+  heartbeat,
+  releaseLeases,
+  releaseUndeliverable,
+  removeWorker,
+  renewLeases,
+} from "../storage/delivery-repository.js";
+import type { DeliveryTuning } from "./delivery-tuning.js";
+import { DEFAULT_DELIVERY_TUNING } from "./delivery-tuning.js";
+import { createHttpSender } from "./http-sender.js";
+import { SubscriptionRunner } from "./subscription-runner.js";
 
 export interface DeliveryWorkerOptions {
   db: Database;
   logger: Logger;
   config: HeraldConfig;
+  /** Tests and benchmarks only: lease timing, buffer sizes. */
+  tuning?: Partial<DeliveryTuning>;
+  /** Tests only: a shorter retry schedule, a fixed random source. */
+  policy?: RetryPolicy;
+  random?: RandomSource;
 }
 
 export interface DeliveryWorker extends BackgroundService {
   /** Subscriptions changed: re-read them now instead of at the next lease renewal. */
   wake(): void;
+  readonly workerId: string;
+  /** Ids of the subscriptions this worker drives right now. */
+  driving(): number[];
 }
 
-export async function startDeliveryWorker(
-  _options: DeliveryWorkerOptions,
-): Promise<DeliveryWorker> {
-  return { name: "delivery", stop: async () => {}, wake: () => {} };
+export function defaultWorkerId(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<DeliveryWorker> {
+  const { db, config } = options;
+  const tuning: DeliveryTuning = { ...DEFAULT_DELIVERY_TUNING, ...options.tuning };
+  const workerId = config.workerId ?? defaultWorkerId();
+  const logger = options.logger.child({ workerId });
+  const sender = createHttpSender({
+    timeoutMs: config.deliveryTimeoutMs,
+    allowInsecureTargets: config.allowInsecureTargets,
+    workerId,
+  });
+  const runners = new Map<number, SubscriptionRunner>();
+  /** Subscriptions being handed back: still leased to us, but not to be restarted. */
+  const handingBack = new Set<number>();
+  let leaseDeadline = 0;
+  let stopping = false;
+  /** After giving a lease back for balance, do not claim it straight back. */
+  let claimPausedUntil = 0;
+
+  const context = {
+    db,
+    sender,
+    logger,
+    workerId,
+    tuning,
+    policy: options.policy ?? DEFAULT_RETRY_POLICY,
+    random: options.random ?? Math.random,
+    leaseValid: () => Date.now() < leaseDeadline,
+    onGiveUp: (subscriptionId: number, why: string) => {
+      void handBack(subscriptionId, why);
+    },
+  };
+
+  function startRunner(leased: LeasedSubscription): void {
+    const runner = new SubscriptionRunner(leased.subscription, leased.watermark, context);
+    runners.set(runner.id, runner);
+    logger.info({ subscriptionId: runner.id, watermark: leased.watermark }, "driving subscription");
+    runner.poke();
+  }
+
+  /** Stops a runner gracefully, then gives its lease back. */
+  async function handBack(subscriptionId: number, why: string): Promise<void> {
+    const runner = runners.get(subscriptionId);
+    if (!runner || handingBack.has(subscriptionId)) return;
+    handingBack.add(subscriptionId);
+    runners.delete(subscriptionId);
+    try {
+      await runner.stop(tuning.stopTimeoutMs);
+      await releaseLeases(db, workerId, [subscriptionId]);
+      logger.info({ subscriptionId, why }, "handed subscription back");
+    } catch (error) {
+      logger.warn({ err: error, subscriptionId }, "could not hand the subscription back");
+    } finally {
+      handingBack.delete(subscriptionId);
+    }
+  }
+
+  async function renewAndBalance(): Promise<void> {
+    const startedAt = Date.now();
+    const census = await heartbeat(db, workerId, tuning.leaseTtlMs);
+    const renewed = await renewLeases(db, workerId, tuning.leaseTtlMs);
+    leaseDeadline = startedAt + tuning.leaseTtlMs - tuning.leaseSafetyMarginMs;
+    const renewedIds = new Set(renewed.map((l) => l.subscription.id));
+    for (const id of [...runners.keys()])
+      if (!renewedIds.has(id)) void handBack(id, "no longer leased or no longer active");
+    await releaseUndeliverable(db, workerId);
+    for (const leased of renewed) {
+      const id = leased.subscription.id;
+      if (handingBack.has(id)) continue;
+      const runner = runners.get(id);
+      if (runner) runner.update(leased.subscription);
+      else if (!stopping) startRunner(leased);
+    }
+    if (stopping) return;
+    const target = Math.ceil(census.deliverable / census.liveWorkers);
+    if (runners.size < target && Date.now() >= claimPausedUntil) {
+      const claimed = await claimLeases(db, workerId, tuning.leaseTtlMs, target - runners.size);
+      for (const leased of claimed) if (!stopping) startRunner(leased);
+      if (stopping && claimed.length > 0)
+        await releaseLeases(
+          db,
+          workerId,
+          claimed.map((l) => l.subscription.id),
+        );
+    } else if (
+      runners.size > census.minOwned + 1 &&
+      runners.size > Math.floor(census.deliverable / census.liveWorkers)
+    ) {
+      // Give one back per round: the least-loaded worker claims it; rounds converge within ±1.
+      const newest = Math.max(...runners.keys());
+      claimPausedUntil = Date.now() + 2 * tuning.leaseRenewMs;
+      void handBack(newest, "rebalancing over live workers");
+    }
+    for (const runner of runners.values()) runner.poke();
+  }
+
+  let ticking: Promise<void> | undefined;
+  let tickAgain = false;
+  function tick(): void {
+    if (ticking) {
+      tickAgain = true;
+      return;
+    }
+    ticking = (async () => {
+      do {
+        tickAgain = false;
+        try {
+          await renewAndBalance();
+        } catch (error) {
+          if (!stopping) logger.warn({ err: error }, "lease renewal failed; retrying");
+        }
+      } while (tickAgain && !stopping);
+    })().finally(() => {
+      ticking = undefined;
+    });
+  }
+
+  let unlisten: Unlisten | undefined;
+  try {
+    unlisten = await db.listen(LOG_CHANNEL, () => {
+      for (const runner of runners.values()) runner.poke();
+    });
+  } catch (error) {
+    logger.warn({ err: error }, "LISTEN failed; relying on the poll");
+  }
+  tick();
+  const renewTimer = setInterval(tick, tuning.leaseRenewMs);
+  const pollTimer = setInterval(() => {
+    for (const runner of runners.values()) runner.poke();
+  }, tuning.pollMs);
+  logger.info("delivery worker started");
+
+  return {
+    name: "delivery",
+    workerId,
+    driving: () => [...runners.keys()].sort((a, b) => a - b),
+    wake: () => {
+      if (!stopping) tick();
+    },
+    stop: async () => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(renewTimer);
+      clearInterval(pollTimer);
+      await unlisten?.().catch(() => {});
+      await ticking;
+      const ids = [...runners.keys()];
+      await Promise.all(ids.map((id) => handBack(id, "worker stopping")));
+      // Anything still leased to us (a claim racing the stop) goes back too.
+      await releaseLeases(db, workerId, "all").catch(() => {});
+      await removeWorker(db, workerId).catch(() => {});
+      await sender.close().catch(() => {});
+      logger.info("delivery worker stopped");
+    },
+  };
 }

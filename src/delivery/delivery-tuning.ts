@@ -1,0 +1,30 @@
+/** Knobs of the delivery engine that are not user settings: lease timing, read sizes, buffers. */
+export interface DeliveryTuning {
+  /** How long a lease lasts without renewal; a dead worker's subscriptions move after this. */
+  leaseTtlMs: number;
+  /** How often leases are renewed, fair shares recomputed and subscriptions re-read. */
+  leaseRenewMs: number;
+  /** No push starts later than this before the lease could expire (clock and GC pauses). */
+  leaseSafetyMarginMs: number;
+  /** Safety-net poll of the log when no NOTIFY arrives. */
+  pollMs: number;
+  /** Finished positions are written to the watermark at most this often. */
+  watermarkFlushMs: number;
+  /** Log rows read per query. */
+  readBatchSize: number;
+  /** Matching events one subscription holds in memory before it stops reading ahead. */
+  maxBufferedEvents: number;
+  /** SIGTERM: how long in-flight pushes get to finish before they are handed back. */
+  stopTimeoutMs: number;
+}
+
+export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
+  leaseTtlMs: 10_000,
+  leaseRenewMs: 2_500,
+  leaseSafetyMarginMs: 2_000,
+  pollMs: 2_000,
+  watermarkFlushMs: 200,
+  readBatchSize: 2_000,
+  maxBufferedEvents: 20_000,
+  stopTimeoutMs: 10_000,
+};

@@ -1,0 +1,212 @@
+/**
+ * Outbound HTTP for pushes (DESIGN §6, SPEC §6): ONE undici agent per worker (keep-alive, a cap on
+ * connections per origin), an overall deadline per attempt (connect + headers + body), redirects not
+ * followed, the response body read up to a small cap then dropped, and the SSRF guard applied to the
+ * address each socket actually connects to.
+ */
+import { lookup as dnsLookup } from "node:dns";
+import type { LookupAddress, LookupOptions } from "node:dns";
+import { isIP } from "node:net";
+import { Agent, buildConnector, request } from "undici";
+import type { AttemptResult } from "../domain/delivery-outcome.js";
+import type { ErrorClass } from "../domain/retry-policy.js";
+import { HERALD_VERSION } from "../version.js";
+import { BlockedTargetError, isForbiddenAddress } from "./address-guard.js";
+
+/** Bytes of a response body kept as the attempt's excerpt. */
+export const EXCERPT_BYTES = 4096;
+/** Bytes of a response body read at most; past that the connection is dropped instead of drained. */
+const DRAIN_LIMIT_BYTES = 64 * 1024;
+/** Connections one worker opens to one origin at most. */
+export const CONNECTIONS_PER_ORIGIN = 64;
+
+/** Headers a subscription may not set (SPEC §4): the engine owns them. */
+const RESERVED_HEADERS = new Set([
+  "content-type",
+  "content-length",
+  "transfer-encoding",
+  "host",
+  "connection",
+  "user-agent",
+  "webhook-id",
+  "webhook-timestamp",
+  "webhook-signature",
+]);
+
+/** Error codes of node and undici, mapped to failure classes. */
+const ERROR_CODE_CLASSES: Record<string, ErrorClass> = {
+  HERALD_BLOCKED_TARGET: "blocked_target",
+  UND_ERR_CONNECT_TIMEOUT: "timeout",
+  UND_ERR_HEADERS_TIMEOUT: "timeout",
+  UND_ERR_BODY_TIMEOUT: "timeout",
+  UND_ERR_ABORTED: "timeout",
+  ABORT_ERR: "timeout",
+  ETIMEDOUT: "timeout",
+  ECONNREFUSED: "connection_refused",
+  ECONNRESET: "connection_reset",
+  EPIPE: "connection_reset",
+  UND_ERR_SOCKET: "connection_reset",
+  UND_ERR_CLOSED: "connection_reset",
+  ENOTFOUND: "dns",
+  EAI_AGAIN: "dns",
+  EAI_FAIL: "dns",
+  EAI_NONAME: "dns",
+  CERT_HAS_EXPIRED: "tls",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "tls",
+  SELF_SIGNED_CERT_IN_CHAIN: "tls",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "tls",
+  ERR_TLS_CERT_ALTNAME_INVALID: "tls",
+  EPROTO: "tls",
+};
+
+export interface HttpSenderOptions {
+  timeoutMs: number;
+  allowInsecureTargets: boolean;
+  /** Sent as `herald-worker` so operators (and tests) see which worker pushed. */
+  workerId: string;
+}
+
+export interface OutgoingPush {
+  url: string;
+  body: string;
+  /** The subscription's own headers (reserved ones are dropped here). */
+  headers: Record<string, string>;
+  /** The three Standard Webhooks headers of this attempt. */
+  signatureHeaders: Record<string, string>;
+}
+
+export interface HttpSender {
+  send(push: OutgoingPush): Promise<AttemptResult>;
+  close(): Promise<void>;
+}
+
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
+
+/** dns.lookup that refuses any forbidden address before the socket connects to it. */
+function guardedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+    if (error) return callback(error, []);
+    const bad = addresses.find((entry) => isForbiddenAddress(entry.address));
+    if (bad) return callback(new BlockedTargetError(bad.address) as NodeJS.ErrnoException, []);
+    if (options.all) return callback(null, addresses);
+    const first = addresses[0];
+    if (!first)
+      return callback(
+        Object.assign(new Error(`no address for ${hostname}`), { code: "ENOTFOUND" }),
+        [],
+      );
+    callback(null, first.address, first.family);
+  });
+}
+
+function errorClassOf(error: unknown): ErrorClass {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && ERROR_CODE_CLASSES[code]) return ERROR_CODE_CLASSES[code];
+    if ((current as Error).name === "AbortError" || (current as Error).name === "TimeoutError")
+      return "timeout";
+    if (current instanceof BlockedTargetError) return "blocked_target";
+    if (/certificate|ssl|tls/i.test(String((current as Error).message))) return "tls";
+    current = (current as { cause?: unknown }).cause;
+  }
+  return "network";
+}
+
+function messageOf(error: unknown): string {
+  const err = error as Error & { cause?: Error; code?: string };
+  const cause = err.cause ? `: ${err.cause.message}` : "";
+  return `${err.code ?? err.name}: ${err.message}${cause}`.slice(0, 500);
+}
+
+export function createHttpSender(options: HttpSenderOptions): HttpSender {
+  const baseConnect = buildConnector({
+    timeout: options.timeoutMs,
+    ...(options.allowInsecureTargets ? {} : { lookup: guardedLookup }),
+  } as buildConnector.BuildOptions);
+  // IP literals never go through `lookup`, so they are checked here; names are checked in `lookup`.
+  const connect: buildConnector.connector = (connectOptions, callback) => {
+    const host = connectOptions.hostname.replace(/^\[|\]$/g, "");
+    if (!options.allowInsecureTargets && isIP(host) && isForbiddenAddress(host)) {
+      callback(new BlockedTargetError(host), null);
+      return;
+    }
+    baseConnect(connectOptions, callback);
+  };
+  const agent = new Agent({
+    connect,
+    connections: CONNECTIONS_PER_ORIGIN,
+    keepAliveTimeout: 30_000,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+  });
+
+  async function send(push: OutgoingPush): Promise<AttemptResult> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    let url: URL;
+    try {
+      url = new URL(push.url);
+    } catch {
+      return { kind: "error", errorClass: "network", message: "invalid target URL", durationMs: 0 };
+    }
+    if (url.protocol !== "https:" && !(options.allowInsecureTargets && url.protocol === "http:")) {
+      return {
+        kind: "error",
+        errorClass: "blocked_target",
+        message: `${url.protocol} targets are refused: only https is allowed (HERALD_ALLOW_INSECURE_TARGETS allows http for development)`,
+        durationMs: 0,
+      };
+    }
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(push.headers))
+      if (!RESERVED_HEADERS.has(name.toLowerCase())) headers[name] = value;
+    Object.assign(headers, push.signatureHeaders, {
+      "content-type": "application/json",
+      "user-agent": `Herald/${HERALD_VERSION}`,
+      "herald-worker": options.workerId,
+    });
+    const deadline = AbortSignal.timeout(options.timeoutMs);
+    try {
+      const response = await request(url, {
+        method: "POST",
+        dispatcher: agent,
+        headers,
+        body: push.body,
+        signal: deadline,
+      });
+      let excerpt = "";
+      let read = 0;
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        if (read < EXCERPT_BYTES)
+          excerpt += chunk.subarray(0, EXCERPT_BYTES - read).toString("utf8");
+        read += chunk.length;
+        if (read > DRAIN_LIMIT_BYTES) {
+          response.body.destroy();
+          break;
+        }
+      }
+      const retryAfter = response.headers["retry-after"];
+      return {
+        kind: "response",
+        status: response.statusCode,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        excerpt,
+        durationMs: elapsed(),
+      };
+    } catch (error) {
+      return {
+        kind: "error",
+        errorClass: errorClassOf(error),
+        message: messageOf(error),
+        durationMs: elapsed(),
+      };
+    }
+  }
+
+  return { send, close: () => agent.close() };
+}

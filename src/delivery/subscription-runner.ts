@@ -1,0 +1,430 @@
+/**
+ * Drives one leased subscription (DESIGN §5): reads the log from the watermark, keeps the matching
+ * events, hands them to the per-record scheduler, groups them into pushes (one event, or a BULK
+ * block), sends them with retries, and moves the durable watermark over the contiguous prefix of
+ * finished positions, in batches and only while this worker holds the lease.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { ChangeEvent } from "../domain/change-event.js";
+import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
+import { decideOutcome } from "../domain/delivery-outcome.js";
+import { buildEnvelope, toDataObject } from "../domain/event-payload.js";
+import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
+import { matchesSubscription } from "../domain/subscription-matching.js";
+import type { Subscription } from "../domain/subscription.js";
+import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
+import { readLog, readLogHead } from "../storage/change-event-repository.js";
+import type { Database } from "../storage/database.js";
+import type { AttemptOutcomeName, AttemptRecord } from "../storage/delivery-repository.js";
+import {
+  advanceWatermark,
+  disableSubscription,
+  recordAttempts,
+} from "../storage/delivery-repository.js";
+import { BulkBatcher } from "./bulk-batcher.js";
+import type { DeliveryTuning } from "./delivery-tuning.js";
+import type { HttpSender } from "./http-sender.js";
+import { RecordScheduler } from "./record-scheduler.js";
+import { WatermarkTracker } from "./watermark-tracker.js";
+
+export interface RunnerContext {
+  db: Database;
+  sender: HttpSender;
+  logger: Logger;
+  workerId: string;
+  tuning: DeliveryTuning;
+  policy: RetryPolicy;
+  random: RandomSource;
+  /** False when this worker's leases may have lapsed: no push may start. */
+  leaseValid(): boolean;
+  /** The runner can no longer drive its subscription (lease lost, subscription disabled). */
+  onGiveUp(subscriptionId: number, why: string): void;
+}
+
+interface PendingEvent {
+  key: string;
+  event: ChangeEvent;
+}
+
+interface Push {
+  id: string;
+  events: PendingEvent[];
+  body: string;
+  attempts: number;
+}
+
+type RunnerState = "running" | "stopping" | "stopped";
+
+const OUTCOME_NAMES: Record<AttemptOutcome["kind"], AttemptOutcomeName> = {
+  delivered: "DELIVERED",
+  retry: "RETRY",
+  failed: "FAILED",
+  disable: "DISABLED",
+};
+
+/** The ordering key of an event: one record of one source. */
+export function recordKeyOf(event: Pick<ChangeEvent, "source" | "sourceId" | "recordKey">): string {
+  return `${event.source}\u0000${event.sourceId}\u0000${event.recordKey}`;
+}
+
+export class SubscriptionRunner {
+  private subscription: Subscription;
+  private readonly tracker: WatermarkTracker;
+  private readonly scheduler = new RecordScheduler<PendingEvent>();
+  private readonly batcher: BulkBatcher<PendingEvent>;
+  private readonly logger: Logger;
+  private persisted: number;
+  private state: RunnerState = "running";
+  private inFlight = 0;
+  private readonly dueRetries: Push[] = [];
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private batchTimer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushChain: Promise<void> = Promise.resolve();
+  private attempts: AttemptRecord[] = [];
+  private reading = false;
+  private readAgain = false;
+  private starved = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    subscription: Subscription,
+    watermark: number,
+    private readonly ctx: RunnerContext,
+  ) {
+    this.subscription = subscription;
+    this.persisted = watermark;
+    this.tracker = new WatermarkTracker(watermark);
+    this.batcher = new BulkBatcher(this.limits());
+    this.logger = ctx.logger.child({ subscriptionId: subscription.id });
+  }
+
+  get id(): number {
+    return this.subscription.id;
+  }
+
+  /** Events held in memory (queued, in a block, in flight or waiting for a retry). */
+  get buffered(): number {
+    return this.scheduler.size;
+  }
+
+  private limits() {
+    const s = this.subscription;
+    return { maxBlockSize: s.maxBlockSize, lingerMs: s.lingerMs, maxWaitMs: s.maxWaitMs };
+  }
+
+  private get maxBuffered(): number {
+    const s = this.subscription;
+    const perWave = s.pushMode === "BULK" ? s.maxBlockSize * s.maxConcurrency * 4 : 0;
+    return Math.max(this.ctx.tuning.maxBufferedEvents, perWave);
+  }
+
+  /** The subscription was re-read (a PUT may have changed it); later pushes use the new definition. */
+  update(subscription: Subscription): void {
+    this.subscription = subscription;
+    this.batcher.setLimits(this.limits());
+  }
+
+  /** New events may be in the log (NOTIFY, poll, or a renewed lease). */
+  poke(): void {
+    if (this.state !== "running") return;
+    void this.pump();
+    this.dispatch();
+  }
+
+  // Reading -------------------------------------------------------------------------------------
+
+  private async pump(): Promise<void> {
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    this.reading = true;
+    try {
+      do {
+        this.readAgain = false;
+        await this.readAhead();
+      } while (this.readAgain && this.state === "running");
+    } catch (error) {
+      this.logger.warn({ err: error }, "reading the log failed; retrying at the next poll");
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  private async readAhead(): Promise<void> {
+    const batch = this.ctx.tuning.readBatchSize;
+    const s = () => this.subscription;
+    while (this.state === "running") {
+      if (this.scheduler.size >= this.maxBuffered) {
+        this.starved = true;
+        return;
+      }
+      // The head is read first: every event at or below it is visible to the next statement, so a
+      // short page means the cursor may jump to the head (no matching event hides below it).
+      const head = await readLogHead(this.ctx.db);
+      const sub = s();
+      const events = await readLog(this.ctx.db, this.tracker.cursor, batch, {
+        entityId: sub.entityId,
+        source: sub.on,
+        sourceId: sub.onElementId ?? undefined,
+        eventType: sub.eventType,
+      });
+      if (this.state !== "running") return;
+      for (const event of events) {
+        if (event.position <= this.tracker.cursor) continue;
+        if (!matchesSubscription(sub, event)) continue;
+        this.tracker.add(event.position);
+        this.scheduler.enqueue({ key: recordKeyOf(event), event });
+      }
+      const last = events.at(-1)?.position ?? this.tracker.cursor;
+      this.tracker.readUpTo(events.length === batch ? last : Math.max(last, head));
+      this.dispatch();
+      this.scheduleFlush();
+      if (events.length < batch) return;
+    }
+  }
+
+  // Sending -------------------------------------------------------------------------------------
+
+  private dispatch(): void {
+    if (this.state !== "running" || !this.ctx.leaseValid()) return;
+    const max = this.subscription.maxConcurrency;
+    while (this.inFlight < max && this.dueRetries.length > 0)
+      this.launch(this.dueRetries.shift() as Push);
+    if (this.subscription.pushMode !== "BULK") {
+      while (this.inFlight < max) {
+        const items = this.scheduler.take(1);
+        if (items.length === 0) break;
+        this.launch(this.newPush(items, false));
+      }
+      return;
+    }
+    const now = Date.now();
+    for (;;) {
+      if (this.batcher.room > 0) this.batcher.add(this.scheduler.take(this.batcher.room), now);
+      if (this.batcher.length > 0 && this.batcher.isDue(now) && this.inFlight < max) {
+        this.launch(this.newPush(this.batcher.take(), true));
+        continue;
+      }
+      break;
+    }
+    this.armBatchTimer(now);
+  }
+
+  private armBatchTimer(now: number): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    const due = this.batcher.dueAt();
+    if (due === undefined || this.batcher.isFull) return;
+    this.batchTimer = setTimeout(
+      () => {
+        this.batchTimer = undefined;
+        this.dispatch();
+      },
+      Math.max(0, due - now),
+    );
+  }
+
+  private newPush(items: PendingEvent[], bulk: boolean): Push {
+    const sub = this.subscription;
+    const id = randomUUID();
+    const options = { entityName: sub.entityName, includePrevious: sub.includePrevious };
+    const data = items.map((item) => toDataObject(item.event, options));
+    const envelope = buildEnvelope(id, sub, bulk ? data : (data[0] as object));
+    return { id, events: items, body: JSON.stringify(envelope), attempts: 0 };
+  }
+
+  private launch(push: Push): void {
+    this.inFlight++;
+    this.attempt(push).catch((error: unknown) => {
+      this.logger.error({ err: error, pushId: push.id }, "push attempt crashed");
+    });
+  }
+
+  private async attempt(push: Push): Promise<void> {
+    push.attempts++;
+    const sub = this.subscription;
+    const startedAt = new Date();
+    let result: AttemptResult;
+    try {
+      result = await this.ctx.sender.send({
+        url: sub.targetUrl,
+        body: push.body,
+        headers: sub.headers,
+        signatureHeaders: webhookSignatureHeaders(sub, push.id, push.body, startedAt),
+      });
+    } finally {
+      this.inFlight--;
+    }
+    const outcome = decideOutcome(
+      result,
+      push.attempts,
+      new Date(),
+      this.ctx.random,
+      this.ctx.policy,
+    );
+    this.recordAttempt(push, startedAt, result, outcome);
+    switch (outcome.kind) {
+      case "delivered":
+        this.finish(push);
+        break;
+      case "failed":
+        this.logger.warn({ pushId: push.id, reason: outcome.reason }, "push failed for good");
+        this.finish(push);
+        break;
+      case "retry":
+        if (push.attempts === 1 || this.logger.isLevelEnabled("debug"))
+          this.logger.info(
+            { pushId: push.id, errorClass: outcome.errorClass, delayMs: outcome.delayMs },
+            "push failed; retrying later",
+          );
+        this.scheduleRetry(push, outcome.delayMs);
+        break;
+      case "disable":
+        await this.disable(outcome.reason);
+        break;
+    }
+    this.dispatch();
+    this.notifyIdle();
+  }
+
+  private recordAttempt(
+    push: Push,
+    startedAt: Date,
+    result: AttemptResult,
+    outcome: AttemptOutcome,
+  ): void {
+    const first = push.events[0]?.event.position ?? 0;
+    const last = push.events.at(-1)?.event.position ?? first;
+    this.attempts.push({
+      subscriptionId: this.subscription.id,
+      pushId: push.id,
+      attempt: push.attempts,
+      eventIds: push.events.map((item) => item.event.id),
+      firstPosition: first,
+      lastPosition: last,
+      attemptedAt: startedAt,
+      durationMs: result.durationMs,
+      outcome: OUTCOME_NAMES[outcome.kind],
+      statusCode: result.kind === "response" ? result.status : null,
+      errorClass: outcome.kind === "delivered" ? null : outcome.errorClass,
+      errorMessage: result.kind === "error" ? result.message : null,
+      responseExcerpt: result.kind === "response" && result.excerpt ? result.excerpt : null,
+      nextAttemptAt:
+        outcome.kind === "retry" ? new Date(startedAt.getTime() + outcome.delayMs) : null,
+      workerId: this.ctx.workerId,
+    });
+    this.scheduleFlush();
+  }
+
+  /** The record(s) of the push stay busy meanwhile: their later events wait behind it. */
+  private scheduleRetry(push: Push, delayMs: number): void {
+    if (this.state !== "running") return; // handed back: the watermark stays below it
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      if (this.state !== "running") return;
+      this.dueRetries.push(push);
+      this.dispatch();
+    }, delayMs);
+    this.retryTimers.add(timer);
+  }
+
+  private finish(push: Push): void {
+    this.scheduler.complete(push.events);
+    for (const item of push.events) this.tracker.finish(item.event.position);
+    this.scheduleFlush();
+    if (this.starved && this.scheduler.size < this.maxBuffered * 0.75) {
+      this.starved = false;
+      void this.pump();
+    }
+  }
+
+  private async disable(reason: string): Promise<void> {
+    if (this.state !== "running") return;
+    this.logger.warn({ reason }, "subscription disabled by its endpoint");
+    this.state = "stopping";
+    try {
+      await disableSubscription(this.ctx.db, this.subscription.id, this.ctx.workerId, reason);
+    } catch (error) {
+      this.logger.error({ err: error }, "could not mark the subscription disabled");
+    }
+    this.ctx.onGiveUp(this.subscription.id, "disabled");
+  }
+
+  // Watermark -----------------------------------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.state === "stopped") return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flush();
+    }, this.ctx.tuning.watermarkFlushMs);
+  }
+
+  /** Writes pending attempts and the watermark; serialised so writes never cross. */
+  flush(): Promise<void> {
+    this.flushChain = this.flushChain.then(async () => {
+      const attempts = this.attempts;
+      this.attempts = [];
+      const safe = this.tracker.safe;
+      try {
+        await recordAttempts(this.ctx.db, attempts);
+        if (safe > this.persisted) {
+          const held = await advanceWatermark(
+            this.ctx.db,
+            this.subscription.id,
+            this.ctx.workerId,
+            safe,
+          );
+          if (held) this.persisted = safe;
+          else if (this.state === "running") {
+            this.logger.warn("lease lost: another worker drives this subscription now");
+            this.state = "stopping";
+            this.ctx.onGiveUp(this.subscription.id, "lease lost");
+          }
+        }
+      } catch (error) {
+        this.logger.warn({ err: error }, "could not persist delivery progress; will retry");
+        this.attempts = attempts.concat(this.attempts);
+        this.scheduleFlush();
+      }
+    });
+    return this.flushChain;
+  }
+
+  // Stopping ------------------------------------------------------------------------------------
+
+  private notifyIdle(): void {
+    if (this.inFlight > 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * Stops taking work: nothing more is read or sent, pushes waiting for a retry and the open block
+   * are handed back (the watermark stays below them, so they are sent again later), in-flight pushes
+   * get `timeoutMs` to finish, then the progress is written.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    if (this.state === "stopped") return;
+    this.state = "stopping";
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
+    this.dueRetries.length = 0;
+    this.batcher.take();
+    if (this.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flush();
+    this.state = "stopped";
+  }
+}

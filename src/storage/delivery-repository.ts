@@ -1,0 +1,280 @@
+/**
+ * SQL of the delivery engine: subscription leases, the durable watermark, the attempts log and the
+ * worker heartbeats. Every write that belongs to a leased subscription is guarded by
+ * `lease_owner = <this worker>`, so a worker that lost its lease (it stalled past the expiry and
+ * another worker took over) cannot move a cursor it no longer drives.
+ */
+import type { Subscription } from "../domain/subscription.js";
+import type { Queryable } from "./database.js";
+import type { SubscriptionRow } from "./subscription-rows.js";
+import { SUBSCRIPTION_COLUMNS, SUBSCRIPTION_FROM, toSubscription } from "./subscription-rows.js";
+
+/** A subscription this worker holds the lease of, with the cursor it resumes from. */
+export interface LeasedSubscription {
+  subscription: Subscription;
+  watermark: number;
+}
+
+/** Deliverable = active and not disabled by delivery. */
+const DELIVERABLE = "s.is_active AND s.state <> 'DISABLED'";
+
+function toLeased(rows: (SubscriptionRow & { watermark: number })[]): LeasedSubscription[] {
+  return rows.map((row) => ({ subscription: toSubscription(row), watermark: row.watermark }));
+}
+
+/**
+ * Extends every lease this worker holds on a deliverable subscription and returns those
+ * subscriptions (fresh definitions: a PUT shows up here). A lease missing from the answer is lost.
+ */
+export async function renewLeases(
+  db: Queryable,
+  workerId: string,
+  ttlMs: number,
+): Promise<LeasedSubscription[]> {
+  const { rows } = await db.query<SubscriptionRow & { watermark: number }>(
+    `WITH renewed AS (
+       UPDATE webhook_subscriptions s
+          SET lease_expires_at = now() + make_interval(secs => $2::double precision / 1000)
+        WHERE s.lease_owner = $1 AND ${DELIVERABLE}
+        RETURNING s.id)
+     SELECT ${SUBSCRIPTION_COLUMNS}, s.watermark
+       FROM ${SUBSCRIPTION_FROM}
+      WHERE s.id IN (SELECT id FROM renewed)
+      ORDER BY s.id`,
+    [workerId, ttlMs],
+  );
+  return toLeased(rows);
+}
+
+/**
+ * Claims up to `limit` deliverable subscriptions whose lease is free or expired. SKIP LOCKED lets
+ * workers claim at the same time without waiting on each other or taking the same row.
+ */
+export async function claimLeases(
+  db: Queryable,
+  workerId: string,
+  ttlMs: number,
+  limit: number,
+): Promise<LeasedSubscription[]> {
+  if (limit <= 0) return [];
+  const { rows } = await db.query<SubscriptionRow & { watermark: number }>(
+    `WITH claimed AS (
+       UPDATE webhook_subscriptions t
+          SET lease_owner = $1,
+              lease_expires_at = now() + make_interval(secs => $2::double precision / 1000)
+        WHERE t.id IN (
+                SELECT s.id FROM webhook_subscriptions s
+                 WHERE ${DELIVERABLE}
+                   AND (s.lease_owner IS NULL OR s.lease_expires_at IS NULL OR s.lease_expires_at < now())
+                 ORDER BY s.id
+                 LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+        RETURNING t.id)
+     SELECT ${SUBSCRIPTION_COLUMNS}, s.watermark
+       FROM ${SUBSCRIPTION_FROM}
+      WHERE s.id IN (SELECT id FROM claimed)
+      ORDER BY s.id`,
+    [workerId, ttlMs, limit],
+  );
+  return toLeased(rows);
+}
+
+/** Gives leases back at once (stop, rebalance), so another worker can take over without waiting. */
+export async function releaseLeases(
+  db: Queryable,
+  workerId: string,
+  subscriptionIds: readonly number[] | "all",
+): Promise<void> {
+  await db.query(
+    `UPDATE webhook_subscriptions
+        SET lease_owner = NULL, lease_expires_at = NULL
+      WHERE lease_owner = $1 AND ($2::bigint[] IS NULL OR id = ANY ($2::bigint[]))`,
+    [workerId, subscriptionIds === "all" ? null : subscriptionIds],
+  );
+}
+
+/** Releases this worker's leases on subscriptions that are no longer deliverable (deactivated, deleted state). */
+export async function releaseUndeliverable(db: Queryable, workerId: string): Promise<void> {
+  await db.query(
+    `UPDATE webhook_subscriptions s
+        SET lease_owner = NULL, lease_expires_at = NULL
+      WHERE s.lease_owner = $1 AND NOT (${DELIVERABLE})`,
+    [workerId],
+  );
+}
+
+export interface WorkerCensus {
+  /** Workers with a fresh heartbeat, this one included. */
+  liveWorkers: number;
+  /** Subscriptions that should be driven by someone. */
+  deliverable: number;
+  /** The fewest live leases any live worker holds (0 for a worker that just joined). */
+  minOwned: number;
+}
+
+/** Records this worker as alive and counts what the fair share of leases is computed from. */
+export async function heartbeat(
+  db: Queryable,
+  workerId: string,
+  ttlMs: number,
+): Promise<WorkerCensus> {
+  await db.query(
+    `INSERT INTO delivery_workers (worker_id) VALUES ($1)
+     ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()`,
+    [workerId],
+  );
+  // Rows of workers gone for an hour are noise; any live worker tidies them.
+  await db.query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 hour'");
+  const { rows } = await db.query<{ live: number; deliverable: number; min_owned: number }>(
+    `WITH live AS (
+       SELECT w.worker_id,
+              (SELECT count(*) FROM webhook_subscriptions s
+                WHERE s.lease_owner = w.worker_id AND s.lease_expires_at > now()) AS owned
+         FROM delivery_workers w
+        WHERE w.heartbeat_at > now() - make_interval(secs => $1::double precision / 1000))
+     SELECT (SELECT count(*) FROM live)::int AS live,
+            (SELECT coalesce(min(owned), 0) FROM live)::int AS min_owned,
+            (SELECT count(*) FROM webhook_subscriptions s WHERE ${DELIVERABLE})::int AS deliverable`,
+    [ttlMs],
+  );
+  const row = rows[0];
+  return {
+    liveWorkers: Math.max(1, row?.live ?? 1),
+    deliverable: row?.deliverable ?? 0,
+    minOwned: row?.min_owned ?? 0,
+  };
+}
+
+export async function removeWorker(db: Queryable, workerId: string): Promise<void> {
+  await db.query("DELETE FROM delivery_workers WHERE worker_id = $1", [workerId]);
+}
+
+/**
+ * Moves a subscription's cursor forward (never back) if this worker still holds its lease.
+ * false = the lease is gone: the caller must stop driving the subscription.
+ */
+export async function advanceWatermark(
+  db: Queryable,
+  subscriptionId: number,
+  workerId: string,
+  watermark: number,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE webhook_subscriptions SET watermark = GREATEST(watermark, $3)
+      WHERE id = $1 AND lease_owner = $2`,
+    [subscriptionId, workerId, watermark],
+  );
+  return rowCount > 0;
+}
+
+/** Switches a subscription off for delivery (410 Gone): isActive false, DISABLED with a reason. */
+export async function disableSubscription(
+  db: Queryable,
+  subscriptionId: number,
+  workerId: string,
+  reason: string,
+): Promise<void> {
+  await db.query(
+    `UPDATE webhook_subscriptions
+        SET is_active = false, state = 'DISABLED', state_reason = $3, updated_at = now()
+      WHERE id = $1 AND lease_owner = $2`,
+    [subscriptionId, workerId, reason],
+  );
+}
+
+export const ATTEMPT_OUTCOMES = ["DELIVERED", "RETRY", "FAILED", "DISABLED"] as const;
+export type AttemptOutcomeName = (typeof ATTEMPT_OUTCOMES)[number];
+
+export interface AttemptRecord {
+  subscriptionId: number;
+  pushId: string;
+  attempt: number;
+  eventIds: number[];
+  firstPosition: number;
+  lastPosition: number;
+  attemptedAt: Date;
+  durationMs: number;
+  outcome: AttemptOutcomeName;
+  statusCode: number | null;
+  errorClass: string | null;
+  errorMessage: string | null;
+  responseExcerpt: string | null;
+  nextAttemptAt: Date | null;
+  workerId: string;
+}
+
+/** Appends attempts in one statement (a JSON array parameter; the engine batches them). */
+export async function recordAttempts(
+  db: Queryable,
+  attempts: readonly AttemptRecord[],
+): Promise<void> {
+  if (attempts.length === 0) return;
+  await db.query(
+    `INSERT INTO delivery_attempts
+       (subscription_id, push_id, attempt, event_ids, first_position, last_position, attempted_at,
+        duration_ms, outcome, status_code, error_class, error_message, response_excerpt,
+        next_attempt_at, worker_id)
+     SELECT (a->>'subscriptionId')::bigint, (a->>'pushId')::uuid, (a->>'attempt')::int,
+            ARRAY(SELECT jsonb_array_elements_text(a->'eventIds')::bigint),
+            (a->>'firstPosition')::bigint, (a->>'lastPosition')::bigint,
+            (a->>'attemptedAt')::timestamptz, (a->>'durationMs')::int, a->>'outcome',
+            (a->>'statusCode')::int, a->>'errorClass', a->>'errorMessage', a->>'responseExcerpt',
+            (a->>'nextAttemptAt')::timestamptz, a->>'workerId'
+       FROM jsonb_array_elements($1::jsonb) AS t(a)`,
+    [JSON.stringify(attempts)],
+  );
+}
+
+export interface StoredAttempt extends AttemptRecord {
+  id: number;
+}
+
+/** One subscription's attempts, newest first (tests, the attempts API of the next issue). */
+export async function listAttempts(
+  db: Queryable,
+  subscriptionId: number,
+  limit = 100,
+): Promise<StoredAttempt[]> {
+  const { rows } = await db.query<{
+    id: number;
+    subscription_id: number;
+    push_id: string;
+    attempt: number;
+    event_ids: number[];
+    first_position: number;
+    last_position: number;
+    attempted_at: Date;
+    duration_ms: number;
+    outcome: AttemptOutcomeName;
+    status_code: number | null;
+    error_class: string | null;
+    error_message: string | null;
+    response_excerpt: string | null;
+    next_attempt_at: Date | null;
+    worker_id: string;
+  }>(
+    `SELECT id, subscription_id, push_id::text AS push_id, attempt, event_ids, first_position,
+            last_position, attempted_at, duration_ms, outcome, status_code, error_class, error_message,
+            response_excerpt, next_attempt_at, worker_id
+       FROM delivery_attempts WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2`,
+    [subscriptionId, limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    subscriptionId: r.subscription_id,
+    pushId: r.push_id,
+    attempt: r.attempt,
+    eventIds: r.event_ids,
+    firstPosition: r.first_position,
+    lastPosition: r.last_position,
+    attemptedAt: r.attempted_at,
+    durationMs: r.duration_ms,
+    outcome: r.outcome,
+    statusCode: r.status_code,
+    errorClass: r.error_class,
+    errorMessage: r.error_message,
+    responseExcerpt: r.response_excerpt,
+    nextAttemptAt: r.next_attempt_at,
+    workerId: r.worker_id,
+  }));
+}

@@ -1,0 +1,124 @@
+/** Shared setup of the delivery tests: an entity, subscriptions, and change events written as capture does. */
+import { randomBytes } from "node:crypto";
+import { bootstrap } from "../../src/api/bootstrap.js";
+import type { HeraldConfig } from "../../src/config/config.js";
+import { loadConfig } from "../../src/config/config.js";
+import type { NewChangeEvent } from "../../src/domain/change-event.js";
+import type { Subscription, SubscriptionSettings } from "../../src/domain/subscription.js";
+import { SUBSCRIPTION_DEFAULTS } from "../../src/domain/subscription.js";
+import { appendChangeEvents } from "../../src/storage/change-event-repository.js";
+import type { Database, Queryable } from "../../src/storage/database.js";
+import { insertSubscription } from "../../src/storage/subscription-repository.js";
+import { findEntityByName } from "../../src/storage/tenancy-repository.js";
+
+export const ENTITY = "acme";
+
+export function newSecret(): string {
+  return `whsec_${randomBytes(24).toString("base64")}`;
+}
+
+export function deliveryConfig(overrides: Partial<HeraldConfig> = {}): HeraldConfig {
+  return {
+    ...loadConfig({ env: {} }),
+    defaultEntity: ENTITY,
+    allowInsecureTargets: true,
+    deliveryTimeoutMs: 5_000,
+    ...overrides,
+  };
+}
+
+export async function entityId(db: Database): Promise<number> {
+  await bootstrap(db, {
+    defaultEntity: ENTITY,
+    adminApiKey: "hk_delivery_tests_admin_key_0123456789",
+  });
+  const entity = await findEntityByName(db, ENTITY);
+  if (!entity) throw new Error("no entity");
+  return entity.id;
+}
+
+export async function subscribe(
+  db: Queryable,
+  entity: number,
+  settings: Partial<SubscriptionSettings> & Pick<SubscriptionSettings, "targetUrl">,
+): Promise<Subscription> {
+  return insertSubscription(db, entity, {
+    on: "PROFILE_TABLE",
+    onElementId: "1",
+    eventType: "UPDATE",
+    onFields: [],
+    headers: {},
+    isActive: true,
+    pushMode: SUBSCRIPTION_DEFAULTS.pushMode,
+    maxBlockSize: SUBSCRIPTION_DEFAULTS.maxBlockSize,
+    lingerMs: SUBSCRIPTION_DEFAULTS.lingerMs,
+    maxWaitMs: SUBSCRIPTION_DEFAULTS.maxWaitMs,
+    maxConcurrency: SUBSCRIPTION_DEFAULTS.maxConcurrency,
+    includePrevious: false,
+    conditions: null,
+    secret: newSecret(),
+    ...settings,
+  });
+}
+
+/** A profile UPDATE event of `profileId` at `version` (table "1"). */
+export function profileUpdate(entity: number, profileId: number, version: number): NewChangeEvent {
+  return {
+    entityId: entity,
+    source: "PROFILE_TABLE",
+    sourceId: "1",
+    eventType: "UPDATE",
+    recordKey: String(profileId),
+    keys: { profileId, emailAddress: `p${profileId}@example.com` },
+    state: { profileId, emailAddress: `p${profileId}@example.com`, counter: version },
+    fields: ["counter"],
+    previous: { counter: version - 1 },
+    extra: {},
+    version,
+    declaredEvents: [],
+    origin: { kind: "SYSTEM" },
+  };
+}
+
+/** Appends events in one transaction, as capture would. */
+export async function append(db: Database, events: NewChangeEvent[]): Promise<void> {
+  await db.transaction((tx) => appendChangeEvents(tx, events));
+}
+
+/** Data objects of every request a receiver got (a BULK body holds several). */
+export function dataObjects(json: unknown): Record<string, unknown>[] {
+  const data = (json as { data: unknown }).data;
+  return (Array.isArray(data) ? data : [data]) as Record<string, unknown>[];
+}
+
+export interface OrderReport {
+  delivered: number;
+  distinct: number;
+  duplicates: number;
+  outOfOrder: string[];
+}
+
+/**
+ * Checks per-record order over the pushes in arrival order: a record's versions may repeat (an
+ * at-least-once re-send restarts from the watermark) but a first-time version never comes before a
+ * lower one that was not seen yet.
+ */
+export function orderReport(bodies: unknown[]): OrderReport {
+  const seen = new Set<string>();
+  const highest = new Map<string, number>();
+  const outOfOrder: string[] = [];
+  let delivered = 0;
+  for (const body of bodies) {
+    for (const data of dataObjects(body)) {
+      delivered++;
+      const event = data._event as { id: string; version: number };
+      const record = String(data.profileId);
+      if (seen.has(event.id)) continue;
+      seen.add(event.id);
+      const top = highest.get(record) ?? 0;
+      if (event.version !== top + 1) outOfOrder.push(`${record}: v${event.version} after v${top}`);
+      highest.set(record, Math.max(top, event.version));
+    }
+  }
+  return { delivered, distinct: seen.size, duplicates: delivered - seen.size, outOfOrder };
+}
