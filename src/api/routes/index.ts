@@ -3,8 +3,12 @@ import type { AppDeps, HeraldApp } from "../app.js";
 import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
 import changeEventRoutes from "./change-event-routes.js";
+import customTableRoutes from "./custom-table-routes.js";
 import entityRoutes from "./entity-routes.js";
 import operationsRoutes from "./operations-routes.js";
+import profileRoutes from "./profile-routes.js";
+import profileTableRoutes from "./profile-table-routes.js";
+import recordRoutes from "./record-routes.js";
 import subscriptionRoutes from "./subscription-routes.js";
 
 export type RouteModule = (app: HeraldApp, deps: AppDeps) => Promise<void>;
@@ -16,4 +20,8 @@ export const ROUTE_MODULES: RouteModule[] = [
   apiKeyRoutes,
   changeEventRoutes,
   subscriptionRoutes,
+  profileTableRoutes,
+  customTableRoutes,
+  profileRoutes,
+  recordRoutes,
 ];

@@ -1,0 +1,33 @@
+/** What every profile and record call resolves first: the entity, the table and the change's origin. */
+import type { FastifyRequest } from "fastify";
+import { findTableCached } from "../../capture/table-cache.js";
+import type { Origin } from "../../domain/change-event.js";
+import type { DataTable, TableKind } from "../../domain/data-table.js";
+import { HeraldError } from "../../domain/errors.js";
+import type { Entity } from "../../storage/tenancy-repository.js";
+import type { AppDeps } from "../app.js";
+import { authOf, resolveEntity } from "../auth.js";
+
+export interface DataRouteContext {
+  entity: Entity;
+  table: DataTable;
+  origin: Origin;
+}
+
+export async function dataRouteContext(
+  deps: AppDeps,
+  request: FastifyRequest,
+  params: { entity: string; table: string },
+  kind: TableKind,
+): Promise<DataRouteContext> {
+  const auth = authOf(request);
+  const entity = await resolveEntity(deps.db, auth, params.entity);
+  const table = await findTableCached(deps.db, entity.id, kind, params.table);
+  if (!table)
+    throw new HeraldError("HERALD_TABLE_NOT_FOUND", { table: params.table, entity: entity.name });
+  return {
+    entity,
+    table,
+    origin: { kind: "API_KEY", apiKeyId: auth.apiKeyId, apiKeyName: auth.apiKeyName },
+  };
+}

@@ -1,0 +1,68 @@
+/** Profile table structure (SPEC §3): `GET|POST /v5/entities/{entity}/profile-tables`, `GET|PUT|DELETE …/{table}`. */
+import { Type } from "typebox";
+import { PROFILE_ATTRIBUTE_TYPE_NAMES } from "../../domain/attribute-values.js";
+import type { DataTable } from "../../domain/data-table.js";
+import { VALUE_TYPES } from "../../domain/data-table.js";
+import type { RouteModule } from "./index.js";
+import {
+  registerTableStructureRoutes,
+  renderAttributes,
+  ValueRestrictionSchema,
+} from "./table-structure-routes.js";
+
+const ProfileAttribute = Type.Object({
+  name: Type.String({ description: "Letters, digits, '_' or '-'; starts with a letter" }),
+  type: Type.Optional(Type.String({ description: PROFILE_ATTRIBUTE_TYPE_NAMES.join(", ") })),
+  valueType: Type.Optional(
+    Type.String({ description: `For CUSTOM attributes: ${VALUE_TYPES.join(", ")}` }),
+  ),
+  unique: Type.Optional(Type.Boolean()),
+  mandatory: Type.Optional(Type.Boolean()),
+  multiValued: Type.Optional(Type.Boolean()),
+  valueRestriction: Type.Optional(ValueRestrictionSchema),
+});
+
+const Segmentation = Type.Object({
+  name: Type.String(),
+  type: Type.Optional(Type.String({ description: "SIMPLE (default) or EXCLUSIVE" })),
+  segments: Type.Optional(Type.Array(Type.String(), { description: "EXCLUSIVE: its segments" })),
+});
+
+const ProfileTableBody = Type.Object({
+  id: Type.Optional(Type.String({ description: "Ignored: ids are assigned" })),
+  name: Type.String(),
+  attributes: Type.Array(ProfileAttribute),
+  subscriptions: Type.Optional(Type.Array(Type.Object({ name: Type.String() }))),
+  segmentations: Type.Optional(Type.Array(Segmentation)),
+});
+
+const ProfileTable = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  attributes: Type.Array(ProfileAttribute),
+  subscriptions: Type.Array(Type.Object({ name: Type.String() })),
+  segmentations: Type.Array(Segmentation),
+});
+
+export function renderProfileTable(table: DataTable): Record<string, unknown> {
+  return {
+    id: table.id,
+    name: table.name,
+    attributes: renderAttributes(table),
+    subscriptions: table.subscriptions,
+    segmentations: table.segmentations,
+  };
+}
+
+const profileTableRoutes: RouteModule = async (app, deps) => {
+  registerTableStructureRoutes(app, deps, {
+    kind: "PROFILE_TABLE",
+    collection: "profile-tables",
+    listKey: "profileTables",
+    tag: "profile tables",
+    bodySchema: ProfileTableBody,
+    tableSchema: ProfileTable,
+    render: renderProfileTable,
+  });
+};
+export default profileTableRoutes;

@@ -1,0 +1,212 @@
+/**
+ * The table-structure endpoints shared by profile tables and custom tables (SPEC §3):
+ * `GET|POST /v5/entities/{entity}/{collection}`, `GET|PUT|DELETE …/{collection}/{table}`.
+ * Definitions are checked by `domain/table-definition.ts` (400 malformed, 422 inconsistent);
+ * a duplicate name is 409. Every change forgets the capture path's cached definitions.
+ */
+import type { TSchema } from "typebox";
+import { Type } from "typebox";
+import type { DataTable, TableKind } from "../../domain/data-table.js";
+import { HeraldError } from "../../domain/errors.js";
+import { parseTableDefinition } from "../../domain/table-definition.js";
+import { forgetCachedTables } from "../../capture/table-cache.js";
+import {
+  deleteTable,
+  findTable,
+  insertTable,
+  listTables,
+  updateTable,
+} from "../../storage/data-table-repository.js";
+import { tableHasRecords } from "../../storage/record-repository.js";
+import type { AppDeps, HeraldApp } from "../app.js";
+import { authOf, resolveEntity } from "../auth.js";
+
+export interface TableStructureOptions {
+  kind: TableKind;
+  /** Path segment: `profile-tables` or `custom-tables`. */
+  collection: string;
+  /** Key of the list response: `profileTables` or `customTables`. */
+  listKey: string;
+  tag: string;
+  bodySchema: TSchema;
+  tableSchema: TSchema;
+  /** The public shape of a stored table. */
+  render(table: DataTable): Record<string, unknown>;
+}
+
+const EntityParams = Type.Object({ entity: Type.String() });
+const TableParams = Type.Object({
+  entity: Type.String(),
+  table: Type.String({ description: "The table's id or its name" }),
+});
+
+function notFound(table: string, entity: string): HeraldError {
+  return new HeraldError("HERALD_TABLE_NOT_FOUND", { table, entity });
+}
+
+/** Keys that identify records: changing them under existing records would orphan their key rows. */
+function keyShape(table: Pick<DataTable, "attributes" | "primaryKeyAttribute">): string {
+  const unique = table.attributes
+    .filter((a) => a.unique)
+    .map((a) => `${a.name}:${a.valueType}:${a.type ?? ""}`);
+  return JSON.stringify([table.primaryKeyAttribute ?? null, unique.sort()]);
+}
+
+export function registerTableStructureRoutes(
+  app: HeraldApp,
+  deps: AppDeps,
+  options: TableStructureOptions,
+): void {
+  const { kind, collection, tag } = options;
+  const base = `/v5/entities/:entity/${collection}`;
+
+  app.get(
+    base,
+    {
+      schema: {
+        tags: [tag],
+        summary: `List the ${collection} of an entity`,
+        params: EntityParams,
+        response: { 200: Type.Object({ [options.listKey]: Type.Array(options.tableSchema) }) },
+      },
+    },
+    async (request) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const tables = await listTables(deps.db, entity.id, kind);
+      return { [options.listKey]: tables.map(options.render) };
+    },
+  );
+
+  app.post(
+    base,
+    {
+      schema: {
+        tags: [tag],
+        summary: `Create a ${kind === "PROFILE_TABLE" ? "profile" : "custom"} table`,
+        params: EntityParams,
+        body: options.bodySchema,
+        response: { 201: options.tableSchema },
+      },
+    },
+    async (request, reply) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const definition = parseTableDefinition(kind, request.body);
+      const table = await insertTable(deps.db, { ...definition, entityId: entity.id });
+      forgetCachedTables(deps.db);
+      return reply
+        .code(201)
+        .header("location", `/v5/entities/${entity.name}/${collection}/${table.id}`)
+        .send(options.render(table));
+    },
+  );
+
+  app.get(
+    `${base}/:table`,
+    {
+      schema: {
+        tags: [tag],
+        summary: "Read one table by id or name",
+        params: TableParams,
+        response: { 200: options.tableSchema },
+      },
+    },
+    async (request) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const table = await findTable(deps.db, entity.id, kind, request.params.table);
+      if (!table) throw notFound(request.params.table, entity.name);
+      return options.render(table);
+    },
+  );
+
+  app.put(
+    `${base}/:table`,
+    {
+      schema: {
+        tags: [tag],
+        summary:
+          "Replace a table's definition (its unique attributes and primary key may change only while it holds no record)",
+        params: TableParams,
+        body: options.bodySchema,
+        response: { 200: options.tableSchema },
+      },
+    },
+    async (request) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const existing = await findTable(deps.db, entity.id, kind, request.params.table);
+      if (!existing) throw notFound(request.params.table, entity.name);
+      const definition = parseTableDefinition(kind, request.body);
+      if (
+        keyShape(definition) !== keyShape(existing) &&
+        (await tableHasRecords(deps.db, existing.id))
+      )
+        throw new HeraldError(
+          "HERALD_TABLE_DEFINITION_INCONSISTENT",
+          {
+            reason:
+              "unique attributes and the primary key cannot change while the table holds records",
+          },
+          [
+            {
+              path: "attributes",
+              message:
+                "the set of unique attributes (or the primary key) differs from the stored one",
+            },
+          ],
+        );
+      const updated = await updateTable(deps.db, {
+        ...definition,
+        id: existing.id,
+        entityId: entity.id,
+      });
+      forgetCachedTables(deps.db);
+      if (!updated) throw notFound(request.params.table, entity.name);
+      return options.render(updated);
+    },
+  );
+
+  app.delete(
+    `${base}/:table`,
+    {
+      schema: {
+        tags: [tag],
+        summary: "Delete a table and all its records (no DELETE events are emitted for them)",
+        params: TableParams,
+        response: { 204: Type.Null() },
+      },
+    },
+    async (request, reply) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const existing = await findTable(deps.db, entity.id, kind, request.params.table);
+      if (!existing || !(await deleteTable(deps.db, entity.id, existing.id)))
+        throw notFound(request.params.table, entity.name);
+      forgetCachedTables(deps.db);
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+// --- Shared schema pieces ------------------------------------------------------------------------
+
+export const ValueRestrictionSchema = Type.Object(
+  {
+    minLength: Type.Optional(Type.Integer()),
+    maxLength: Type.Optional(Type.Integer()),
+    acceptedValues: Type.Optional(
+      Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+    ),
+  },
+  { description: "Checked on every written value" },
+);
+
+export function renderAttributes(table: DataTable): Record<string, unknown>[] {
+  return table.attributes.map((a) => ({
+    name: a.name,
+    ...(a.type ? { type: a.type } : {}),
+    valueType: a.valueType,
+    unique: a.unique,
+    mandatory: a.mandatory,
+    multiValued: a.multiValued,
+    ...(a.indexed !== undefined ? { indexed: a.indexed } : {}),
+    ...(a.valueRestriction ? { valueRestriction: a.valueRestriction } : {}),
+  }));
+}

@@ -1,0 +1,221 @@
+/**
+ * Custom-table record writes (SPEC §3, DESIGN §3), each in ONE transaction: the record row first,
+ * then its change event. Records are identified by their business key (the value of the table's
+ * primaryKeyAttribute). Every write evaluates the table's declared events (`eventsToTrigger`) on the
+ * state before and after and lists those that fired in the event's `declaredEvents`. An UPDATE event
+ * is appended whenever something changed, even when no declared event fired (subscriptions decide).
+ */
+import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
+import type { DataTable } from "../domain/data-table.js";
+import { firedDeclaredEvents } from "../domain/declared-events.js";
+import { HeraldError } from "../domain/errors.js";
+import { applyAttributes } from "../domain/record-change.js";
+import { keyText, uniqueKeysOf } from "../domain/record-keys.js";
+import type { NamedValue } from "../domain/record-input.js";
+import { checkMandatory, parseAttributeList } from "../domain/record-input.js";
+import { appendChangeEvents } from "../storage/change-event-repository.js";
+import type { Database, Queryable } from "../storage/database.js";
+import type { StoredRecord } from "../storage/record-repository.js";
+import {
+  deleteRecord,
+  findOrInsertRecord,
+  findRecordByBusinessKey,
+  updateRecord,
+} from "../storage/record-repository.js";
+import { dataEvent } from "./change-event-builders.js";
+import type { WriteOutcome } from "./profile-writer.js";
+import { uniqueKeyTaken } from "./profile-writer.js";
+import { RetryWrite, withWriteRetry } from "./write-retry.js";
+
+export interface RecordWriteResult {
+  businessKey: string;
+  outcome: WriteOutcome;
+  version: number;
+}
+
+/** Validates `properties` against the table (400 naming the offending field). */
+export function parseRecordInput(
+  table: DataTable,
+  properties: readonly NamedValue[],
+): AttributeMap {
+  return parseAttributeList(table, properties, "properties");
+}
+
+function primaryKeyOf(table: DataTable): string {
+  return table.primaryKeyAttribute ?? table.attributes[0]?.name ?? "";
+}
+
+function recordNotFound(table: DataTable, businessKey: string): HeraldError {
+  return new HeraldError("HERALD_RECORD_NOT_FOUND", { key: businessKey, table: table.name });
+}
+
+function withCreationTime(table: DataTable, attributes: AttributeMap): AttributeMap {
+  const name = table.creationTimeAttribute;
+  if (!name || attributes[name] !== undefined) return attributes;
+  const type = table.attributes.find((a) => a.name === name)?.valueType;
+  const now = new Date().toISOString();
+  return { ...attributes, [name]: type === "DATE" ? now.slice(0, 10) : now };
+}
+
+async function applyToRecord(
+  tx: Queryable,
+  table: DataTable,
+  record: StoredRecord,
+  provided: AttributeMap,
+  origin: Origin,
+): Promise<RecordWriteResult> {
+  const businessKey = record.businessKey ?? "";
+  const pk = primaryKeyOf(table);
+  if (pk in provided && keyText(provided[pk]) !== businessKey)
+    throw new HeraldError("HERALD_VALIDATION", { reason: `properties.${pk} cannot change` }, [
+      { path: `properties.${pk}`, message: "the business key of a record cannot change" },
+    ]);
+  const diff = applyAttributes(record.attributes, provided);
+  checkMandatory(table, diff.after, "properties", provided);
+  if (diff.changed.length === 0)
+    return { businessKey, outcome: "UNCHANGED", version: record.version };
+  const uniqueChanged = diff.changed.filter(
+    (name) => table.attributes.find((a) => a.name === name)?.unique,
+  );
+  const written = await updateRecord(tx, {
+    recordId: record.recordId,
+    tableId: table.id,
+    attributes: diff.after,
+    subscriptions: record.subscriptions,
+    segments: record.segments,
+    dropKeys: uniqueChanged,
+    addKeys: uniqueChanged.flatMap((attribute) => {
+      const value = keyText(diff.after[attribute]);
+      return value === undefined ? [] : [{ attribute, value }];
+    }),
+  });
+  if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0], "properties");
+  const declared = firedDeclaredEvents(table.eventsToTrigger, {
+    operation: "UPDATE",
+    before: record.attributes,
+    after: diff.after,
+    provided: Object.keys(provided),
+    changed: diff.changed,
+  });
+  const after = { ...record, attributes: diff.after, updatedAt: written.updatedAt };
+  const ctx = { table, record: after, version: written.version, origin };
+  await appendChangeEvents(tx, [
+    dataEvent(ctx, "UPDATE", diff.changed, diff.previous, {}, declared),
+  ]);
+  return { businessKey, outcome: "UPDATED", version: written.version };
+}
+
+/**
+ * POST …/customTable/{table}/record: creates the record, or updates it when its business key
+ * exists. The primary key attribute must be given.
+ */
+export async function upsertCustomRecord(
+  db: Database,
+  table: DataTable,
+  provided: AttributeMap,
+  origin: Origin,
+): Promise<RecordWriteResult> {
+  const pk = primaryKeyOf(table);
+  const businessKey = keyText(provided[pk]);
+  if (businessKey === undefined)
+    throw new HeraldError("HERALD_MISSING_MANDATORY", { attribute: pk }, [
+      { path: "properties", message: `the primary key attribute '${pk}' has no value` },
+    ]);
+  const created = withCreationTime(table, applyAttributes({}, provided).after);
+  let mandatoryProblem: unknown;
+  try {
+    checkMandatory(table, created, "properties");
+  } catch (error) {
+    mandatoryProblem = error;
+  }
+  const keys = uniqueKeysOf(table, created).filter((k) => k.attribute !== pk);
+  return withWriteRetry(table, () =>
+    db.transaction(async (tx) => {
+      const result = await findOrInsertRecord(
+        tx,
+        { businessKey, keys: [] },
+        {
+          tableId: table.id,
+          businessKey,
+          attributes: created,
+          subscriptions: {},
+          segments: {},
+          keys,
+        },
+        mandatoryProblem === undefined,
+      );
+      if (result.kind === "none") {
+        if (mandatoryProblem) throw mandatoryProblem;
+        throw new RetryWrite("business key created concurrently");
+      }
+      if (result.kind === "found")
+        return applyToRecord(tx, table, result.records[0]!, provided, origin);
+      if (result.takenKeys[0]) throw uniqueKeyTaken(result.takenKeys[0], "properties");
+      const fields = Object.keys(created);
+      const declared = firedDeclaredEvents(table.eventsToTrigger, {
+        operation: "CREATE",
+        before: null,
+        after: created,
+        provided: fields,
+        changed: fields,
+      });
+      const ctx = { table, record: result.record, version: 1, origin };
+      const event: NewChangeEvent = dataEvent(ctx, "CREATE", fields, {}, {}, declared);
+      await appendChangeEvents(tx, [event]);
+      return { businessKey, outcome: "CREATED", version: 1 };
+    }),
+  );
+}
+
+/** PUT …/record/{businessKey}: updates an existing record (404 if none). */
+export async function updateCustomRecord(
+  db: Database,
+  table: DataTable,
+  businessKey: string,
+  provided: AttributeMap,
+  origin: Origin,
+): Promise<RecordWriteResult> {
+  return withWriteRetry(table, () =>
+    db.transaction(async (tx) => {
+      const record = await findRecordByBusinessKey(tx, table.id, businessKey, true);
+      if (!record) throw recordNotFound(table, businessKey);
+      return applyToRecord(tx, table, record, provided, origin);
+    }),
+  );
+}
+
+/** DELETE …/record/{businessKey}: one DELETE event with the record as it was (404 if none). */
+export async function deleteCustomRecord(
+  db: Database,
+  table: DataTable,
+  businessKey: string,
+  origin: Origin,
+): Promise<void> {
+  await withWriteRetry(table, () =>
+    db.transaction(async (tx) => {
+      const record = await findRecordByBusinessKey(tx, table.id, businessKey, true);
+      if (!record) throw recordNotFound(table, businessKey);
+      await deleteRecord(tx, record.recordId);
+      const fields = Object.keys(record.attributes);
+      const declared = firedDeclaredEvents(table.eventsToTrigger, {
+        operation: "DELETE",
+        before: record.attributes,
+        after: null,
+        provided: fields,
+        changed: fields,
+      });
+      const ctx = { table, record, version: record.version + 1, origin };
+      await appendChangeEvents(tx, [dataEvent(ctx, "DELETE", fields, {}, {}, declared)]);
+    }),
+  );
+}
+
+export async function readCustomRecord(
+  db: Queryable,
+  table: DataTable,
+  businessKey: string,
+): Promise<StoredRecord> {
+  const record = await findRecordByBusinessKey(db, table.id, businessKey);
+  if (!record) throw recordNotFound(table, businessKey);
+  return record;
+}

@@ -1,0 +1,276 @@
+/**
+ * Profile writes (SPEC §3, DESIGN §3): each one runs in ONE transaction that writes (and so locks)
+ * the record row, then appends its change events. A rollback leaves no event; a write that
+ * changes nothing appends none and keeps the version. These functions are the one way to write
+ * profiles: the API routes call them, and so can imports.
+ *
+ * Round trips of an upsert: BEGIN, find-or-insert (one statement), the event INSERT and its NOTIFY,
+ * COMMIT; an update of an existing profile adds one UPDATE statement.
+ */
+import type { NewChangeEvent, Origin } from "../domain/change-event.js";
+import type { DataTable } from "../domain/data-table.js";
+import { HeraldError } from "../domain/errors.js";
+import type { KeyValue, SegmentChange, SubscriptionChange } from "../domain/record-change.js";
+import { applyAttributes, applySegments, applySubscriptions } from "../domain/record-change.js";
+import type { ProfileKey } from "../domain/record-keys.js";
+import { keyText, uniqueKeysOf } from "../domain/record-keys.js";
+import type { NamedValue, SegmentationInput } from "../domain/record-input.js";
+import {
+  checkMandatory,
+  parseAttributeList,
+  parseSegmentationList,
+  parseSubscriptionList,
+} from "../domain/record-input.js";
+import { appendChangeEvents } from "../storage/change-event-repository.js";
+import type { Database, Queryable } from "../storage/database.js";
+import type { StoredRecord } from "../storage/record-repository.js";
+import {
+  deleteRecord,
+  findOrInsertRecord,
+  findRecordById,
+  findRecordByKey,
+  updateRecord,
+} from "../storage/record-repository.js";
+import type { EventContext } from "./change-event-builders.js";
+import { dataEvent, membershipEvents } from "./change-event-builders.js";
+import { RetryWrite, withWriteRetry } from "./write-retry.js";
+
+/** The v4 write body (SPEC §3). */
+export interface ProfileInput {
+  attributes?: NamedValue[];
+  subscriptions?: { name: string; subscribe?: boolean }[];
+  segmentations?: SegmentationInput[];
+}
+
+/** A profile write checked against its table: stored values and the membership changes asked for. */
+export interface ProfileWrite {
+  attributes: ReturnType<typeof parseAttributeList>;
+  subscriptions: SubscriptionChange[];
+  segments: SegmentChange[];
+}
+
+export type WriteOutcome = "CREATED" | "UPDATED" | "UNCHANGED";
+
+export interface ProfileWriteResult {
+  profileId: number;
+  outcome: WriteOutcome;
+  version: number;
+}
+
+/** Validates a write body against the table (400 with the offending field; nothing is written). */
+export function parseProfileInput(table: DataTable, input: ProfileInput): ProfileWrite {
+  return {
+    attributes: parseAttributeList(table, input.attributes ?? [], "attributes"),
+    subscriptions: parseSubscriptionList(table, input.subscriptions ?? []),
+    segments: parseSegmentationList(table, input.segmentations ?? []),
+  };
+}
+
+export function uniqueKeyTaken(key: KeyValue, listName = "attributes"): HeraldError {
+  return new HeraldError(
+    "HERALD_UNIQUE_KEY_TAKEN",
+    { attribute: key.attribute, value: key.value },
+    [
+      {
+        path: `${listName}.${key.attribute}`,
+        message: `'${key.value}' is already used by another record`,
+      },
+    ],
+  );
+}
+
+function context(
+  table: DataTable,
+  record: StoredRecord,
+  version: number,
+  origin: Origin,
+): EventContext {
+  return { table, record, version, origin };
+}
+
+/** Applies a write to a locked existing profile: diff, UPDATE, events. */
+async function applyToProfile(
+  tx: Queryable,
+  table: DataTable,
+  record: StoredRecord,
+  write: ProfileWrite,
+  origin: Origin,
+): Promise<ProfileWriteResult> {
+  const diff = applyAttributes(record.attributes, write.attributes);
+  checkMandatory(table, diff.after, "attributes", write.attributes);
+  const subscriptions = applySubscriptions(record.subscriptions, write.subscriptions);
+  const segments = applySegments(record.segments, write.segments);
+  const unchanged = {
+    profileId: record.recordId,
+    outcome: "UNCHANGED",
+    version: record.version,
+  } as const;
+  if (diff.changed.length + subscriptions.changes.length + segments.changes.length === 0)
+    return unchanged;
+  const uniqueChanged = diff.changed.filter(
+    (name) => table.attributes.find((a) => a.name === name)?.unique,
+  );
+  const addKeys = uniqueChanged.flatMap((attribute) => {
+    const value = keyText(diff.after[attribute]);
+    return value === undefined ? [] : [{ attribute, value }];
+  });
+  const written = await updateRecord(tx, {
+    recordId: record.recordId,
+    tableId: table.id,
+    attributes: diff.after,
+    subscriptions: subscriptions.after,
+    segments: segments.after,
+    dropKeys: uniqueChanged,
+    addKeys,
+  });
+  if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0]);
+  const after = { ...record, attributes: diff.after, updatedAt: written.updatedAt };
+  const ctx = context(table, after, written.version, origin);
+  const events: NewChangeEvent[] = [];
+  if (diff.changed.length > 0) events.push(dataEvent(ctx, "UPDATE", diff.changed, diff.previous));
+  events.push(...membershipEvents(ctx, subscriptions.changes, segments.changes));
+  await appendChangeEvents(tx, events);
+  return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
+}
+
+/** The record still holds one of the keys it was found by (guards against a concurrent key change). */
+function stillHolds(record: StoredRecord, keys: readonly KeyValue[]): boolean {
+  return keys.some((k) => keyText(record.attributes[k.attribute]) === k.value);
+}
+
+/**
+ * POST …/profile[?allowUpdate=true]: creates a profile; with `allowUpdate`, a profile that already
+ * holds one of the given unique values is updated instead. Without it, a taken unique value is 409.
+ * Two concurrent upserts of the same new key end as one create and one update.
+ */
+export async function upsertProfile(
+  db: Database,
+  table: DataTable,
+  write: ProfileWrite,
+  options: { allowUpdate: boolean; origin: Origin },
+): Promise<ProfileWriteResult> {
+  const subscriptions = applySubscriptions({}, write.subscriptions);
+  const segments = applySegments({}, write.segments);
+  const created = applyAttributes({}, write.attributes).after;
+  let mandatoryProblem: unknown;
+  try {
+    checkMandatory(table, created, "attributes");
+  } catch (error) {
+    mandatoryProblem = error;
+  }
+  const keys = uniqueKeysOf(table, created);
+  const lookup = options.allowUpdate ? keys : [];
+  if (mandatoryProblem && lookup.length === 0) throw mandatoryProblem;
+  return withWriteRetry(table, () =>
+    db.transaction(async (tx) => {
+      const result = await findOrInsertRecord(
+        tx,
+        { businessKey: null, keys: lookup },
+        {
+          tableId: table.id,
+          businessKey: null,
+          attributes: created,
+          subscriptions: subscriptions.after,
+          segments: segments.after,
+          keys,
+        },
+        mandatoryProblem === undefined,
+      );
+      if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
+      if (result.kind === "found") {
+        const [record, other] = result.records;
+        if (other)
+          throw new HeraldError(
+            "HERALD_CONFLICT",
+            { reason: "the unique values given belong to different profiles" },
+            result.records.map((r) => ({
+              path: "attributes",
+              message: `profile ${r.recordId} holds one of the unique values`,
+            })),
+          );
+        if (!stillHolds(record!, lookup)) throw new RetryWrite("key moved to another profile");
+        return applyToProfile(tx, table, record!, write, options.origin);
+      }
+      const taken = result.takenKeys[0];
+      if (taken) {
+        // A concurrent upsert created this key after our lookup: run again to update it.
+        if (options.allowUpdate) throw new RetryWrite("unique key created concurrently");
+        throw uniqueKeyTaken(taken);
+      }
+      const ctx = context(table, result.record, 1, options.origin);
+      await appendChangeEvents(tx, [
+        dataEvent(ctx, "CREATE", Object.keys(created)),
+        ...membershipEvents(ctx, subscriptions.changes, segments.changes),
+      ]);
+      return { profileId: result.record.recordId, outcome: "CREATED", version: 1 };
+    }),
+  );
+}
+
+function profileNotFound(table: DataTable, key: ProfileKey): HeraldError {
+  const shown =
+    key.kind === "profileId" ? String(key.profileId) : `${key.key.attribute}=${key.key.value}`;
+  return new HeraldError("HERALD_PROFILE_NOT_FOUND", { key: shown, table: table.name });
+}
+
+/** Finds and locks a profile by id or unique value; a RetryWrite when its key moved meanwhile. */
+async function lockProfile(
+  tx: Queryable,
+  table: DataTable,
+  key: ProfileKey,
+): Promise<StoredRecord | undefined> {
+  if (key.kind === "profileId") return findRecordById(tx, table.id, key.profileId, true);
+  const record = await findRecordByKey(tx, table.id, key.key, true);
+  if (record && !stillHolds(record, [key.key])) throw new RetryWrite("key moved");
+  return record;
+}
+
+/** PUT …/profile/{profileKey} and the subscription / segmentation calls: updates an existing profile (404 if none). */
+export async function updateProfile(
+  db: Database,
+  table: DataTable,
+  key: ProfileKey,
+  write: ProfileWrite,
+  origin: Origin,
+): Promise<ProfileWriteResult> {
+  return withWriteRetry(table, () =>
+    db.transaction(async (tx) => {
+      const record = await lockProfile(tx, table, key);
+      if (!record) throw profileNotFound(table, key);
+      return applyToProfile(tx, table, record, write, origin);
+    }),
+  );
+}
+
+/** DELETE …/profile/{profileKey}: removes the profile and its keys; one DELETE event (404 if none). */
+export async function deleteProfile(
+  db: Database,
+  table: DataTable,
+  key: ProfileKey,
+  origin: Origin,
+): Promise<{ profileId: number }> {
+  return withWriteRetry(table, () =>
+    db.transaction(async (tx) => {
+      const record = await lockProfile(tx, table, key);
+      if (!record) throw profileNotFound(table, key);
+      await deleteRecord(tx, record.recordId);
+      const ctx = context(table, record, record.version + 1, origin);
+      await appendChangeEvents(tx, [dataEvent(ctx, "DELETE", Object.keys(record.attributes))]);
+      return { profileId: record.recordId };
+    }),
+  );
+}
+
+/** Reads a profile (no lock). */
+export async function readProfile(
+  db: Queryable,
+  table: DataTable,
+  key: ProfileKey,
+): Promise<StoredRecord> {
+  const record =
+    key.kind === "profileId"
+      ? await findRecordById(db, table.id, key.profileId)
+      : await findRecordByKey(db, table.id, key.key);
+  if (!record) throw profileNotFound(table, key);
+  return record;
+}

@@ -1,0 +1,411 @@
+/**
+ * Checks a posted profile-table or custom-table definition (SPEC §3) and turns it into a
+ * `DataTable` (without id and entity). Malformed input (a wrong type, an unknown enum value, a bad
+ * name) is a 400 HERALD_INVALID_TABLE_DEFINITION; a well-formed definition that refers to something
+ * that does not exist (an `onAnyAttribute` name, a primary key that is not an attribute, a
+ * duplicate name) is a 422 HERALD_TABLE_DEFINITION_INCONSISTENT. Every problem names its path.
+ */
+import { PROFILE_ATTRIBUTE_TYPES } from "./attribute-values.js";
+import type { Condition, MatchingConditions } from "./conditions.js";
+import { CONDITION_OPERATORS, validateConditions } from "./conditions.js";
+import type {
+  AttributeDefinition,
+  DataTable,
+  DeclaredEvent,
+  Segmentation,
+  TableKind,
+  TriggerRule,
+  ValueRestriction,
+  ValueType,
+} from "./data-table.js";
+import { PROFILE_TECHNICAL_ATTRIBUTES, VALUE_TYPES } from "./data-table.js";
+import type { ErrorDetail } from "./errors.js";
+import { HeraldError } from "./errors.js";
+
+export type TableDefinition = Omit<DataTable, "id" | "entityId">;
+
+export const CUSTOM_TABLE_TYPES = ["INTERACTIONS", "LINKED_DATA", "REPOSITORY"] as const;
+export const SEGMENTATION_TYPES = ["SIMPLE", "EXCLUSIVE"] as const;
+export const TRIGGER_OPERATIONS = ["CREATE", "UPDATE", "DELETE"] as const;
+
+/** Attribute names: a letter, then letters, digits, `_` or `-` (never a leading `_`: SPEC §5). */
+const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+class Problems {
+  readonly invalid: ErrorDetail[] = [];
+  readonly inconsistent: ErrorDetail[] = [];
+  bad(path: string, message: string): void {
+    this.invalid.push({ path, message });
+  }
+  conflict(path: string, message: string): void {
+    this.inconsistent.push({ path, message });
+  }
+  throwIfAny(): void {
+    const [list, code] =
+      this.invalid.length > 0
+        ? ([this.invalid, "HERALD_INVALID_TABLE_DEFINITION"] as const)
+        : ([this.inconsistent, "HERALD_TABLE_DEFINITION_INCONSISTENT"] as const);
+    const first = list[0];
+    if (first) throw new HeraldError(code, { reason: `${first.path} ${first.message}` }, list);
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function arrayAt(p: Problems, value: unknown, path: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    p.bad(path, "must be an array");
+    return [];
+  }
+  return value;
+}
+
+function stringAt(
+  p: Problems,
+  value: unknown,
+  path: string,
+  required: boolean,
+): string | undefined {
+  if (value === undefined || value === null) {
+    if (required) p.bad(path, "is required");
+    return undefined;
+  }
+  if (typeof value !== "string" || value.trim() === "") {
+    p.bad(path, "must be a non-empty string");
+    return undefined;
+  }
+  return value.trim();
+}
+
+function booleanAt(p: Problems, value: unknown, path: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") p.bad(path, "must be true or false");
+  return value === true;
+}
+
+function oneOf<T extends string>(
+  p: Problems,
+  value: unknown,
+  allowed: readonly T[],
+  path: string,
+  required: boolean,
+): T | undefined {
+  if (value === undefined || value === null) {
+    if (required) p.bad(path, `is required (one of ${allowed.join(", ")})`);
+    return undefined;
+  }
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    p.bad(path, `must be one of ${allowed.join(", ")}`);
+    return undefined;
+  }
+  return value as T;
+}
+
+function duplicates(names: readonly (string | undefined)[]): Set<number> {
+  const seen = new Set<string>();
+  const dup = new Set<number>();
+  names.forEach((name, i) => {
+    if (name === undefined) return;
+    if (seen.has(name)) dup.add(i);
+    seen.add(name);
+  });
+  return dup;
+}
+
+function restrictionAt(p: Problems, value: unknown, path: string): ValueRestriction | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) {
+    p.bad(path, "must be an object");
+    return undefined;
+  }
+  const out: ValueRestriction = {};
+  for (const key of ["minLength", "maxLength"] as const) {
+    const n = value[key];
+    if (n === undefined || n === null) continue;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0)
+      p.bad(`${path}.${key}`, "must be a whole number ≥ 0");
+    else out[key] = n;
+  }
+  if (out.minLength !== undefined && out.maxLength !== undefined && out.minLength > out.maxLength)
+    p.conflict(`${path}.minLength`, "must not exceed maxLength");
+  if (value.acceptedValues !== undefined && value.acceptedValues !== null) {
+    const list = value.acceptedValues;
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      list.some((v) => typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean")
+    )
+      p.bad(`${path}.acceptedValues`, "must be a non-empty array of values");
+    else out.acceptedValues = list.map(String);
+  }
+  for (const key of Object.keys(value))
+    if (!["minLength", "maxLength", "acceptedValues"].includes(key))
+      p.bad(`${path}.${key}`, "is not a known restriction");
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function attributeAt(
+  p: Problems,
+  kind: TableKind,
+  raw: unknown,
+  path: string,
+): AttributeDefinition | undefined {
+  if (!isObject(raw)) {
+    p.bad(path, "must be an object");
+    return undefined;
+  }
+  const name = stringAt(p, raw.name, `${path}.name`, true);
+  if (name !== undefined && !ATTRIBUTE_NAME.test(name))
+    p.bad(
+      `${path}.name`,
+      "must start with a letter and hold only letters, digits, '_' or '-' (at most 64)",
+    );
+  if (
+    name !== undefined &&
+    kind === "PROFILE_TABLE" &&
+    (PROFILE_TECHNICAL_ATTRIBUTES as readonly string[]).includes(name)
+  )
+    p.bad(`${path}.name`, `'${name}' is a technical attribute that Herald maintains`);
+  let valueType: ValueType | undefined;
+  let type: string | undefined;
+  if (kind === "PROFILE_TABLE") {
+    type = oneOf(
+      p,
+      raw.type ?? "CUSTOM",
+      Object.keys(PROFILE_ATTRIBUTE_TYPES),
+      `${path}.type`,
+      true,
+    );
+    const implied = type
+      ? PROFILE_ATTRIBUTE_TYPES[type as keyof typeof PROFILE_ATTRIBUTE_TYPES].valueType
+      : undefined;
+    const given = oneOf(p, raw.valueType, VALUE_TYPES, `${path}.valueType`, type === "CUSTOM");
+    if (implied && given && given !== implied)
+      p.bad(`${path}.valueType`, `must be ${implied} for type ${type}`);
+    valueType = implied ?? given;
+  } else {
+    if (raw.type !== undefined) p.bad(`${path}.type`, "is only for profile tables; use valueType");
+    valueType = oneOf(p, raw.valueType, VALUE_TYPES, `${path}.valueType`, true);
+  }
+  const attribute: AttributeDefinition = {
+    name: name ?? "",
+    ...(type ? { type } : {}),
+    valueType: valueType ?? "STRING",
+    unique: booleanAt(p, raw.unique, `${path}.unique`),
+    mandatory: booleanAt(p, raw.mandatory, `${path}.mandatory`),
+    multiValued: booleanAt(p, raw.multiValued, `${path}.multiValued`),
+  };
+  if (kind === "CUSTOM_TABLE") attribute.indexed = booleanAt(p, raw.indexed, `${path}.indexed`);
+  const restriction = restrictionAt(p, raw.valueRestriction, `${path}.valueRestriction`);
+  if (restriction) attribute.valueRestriction = restriction;
+  if (attribute.unique && attribute.multiValued)
+    p.conflict(`${path}.unique`, "a multi-valued attribute cannot be unique");
+  return attribute;
+}
+
+function conditionsAt(
+  p: Problems,
+  raw: unknown,
+  path: string,
+  names: readonly string[],
+): MatchingConditions | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObject(raw)) {
+    p.bad(path, "must be an object");
+    return undefined;
+  }
+  const out: MatchingConditions = {};
+  for (const side of ["stateBeforeOperation", "stateAfterOperation"] as const) {
+    const list = arrayAt(p, raw[side], `${path}.${side}`);
+    const conditions: Condition[] = [];
+    list.forEach((c, i) => {
+      const at = `${path}.${side}[${i}]`;
+      if (!isObject(c)) return p.bad(at, "must be an object");
+      const attribute = stringAt(p, c.attribute, `${at}.attribute`, true);
+      const operator = oneOf(p, c.operator, CONDITION_OPERATORS, `${at}.operator`, true);
+      if (attribute !== undefined && operator !== undefined)
+        conditions.push({
+          attribute,
+          operator,
+          ...(c.value === undefined ? {} : { value: c.value as Condition["value"] }),
+        });
+    });
+    if (list.length > 0) out[side] = conditions;
+  }
+  for (const problem of validateConditions(out, names, path)) {
+    if (problem.message.includes("not an attribute")) p.conflict(problem.path, problem.message);
+    else p.bad(problem.path, problem.message);
+  }
+  return out;
+}
+
+function eventsAt(p: Problems, raw: unknown, names: readonly string[]): DeclaredEvent[] {
+  const events: DeclaredEvent[] = [];
+  const list = arrayAt(p, raw, "eventsToTrigger");
+  list.forEach((e, i) => {
+    const at = `eventsToTrigger[${i}]`;
+    if (!isObject(e)) return p.bad(at, "must be an object");
+    const name = stringAt(p, e.name, `${at}.name`, true);
+    const rulesRaw = arrayAt(p, e.triggerRules, `${at}.triggerRules`);
+    if (rulesRaw.length === 0) p.bad(`${at}.triggerRules`, "must hold at least one rule");
+    const triggerRules: TriggerRule[] = [];
+    rulesRaw.forEach((r, j) => {
+      const rp = `${at}.triggerRules[${j}]`;
+      if (!isObject(r)) return p.bad(rp, "must be an object");
+      const onOperation = oneOf(p, r.onOperation, TRIGGER_OPERATIONS, `${rp}.onOperation`, true);
+      const rule: TriggerRule = { onOperation: onOperation ?? "CREATE" };
+      const onAny = arrayAt(p, r.onAnyAttribute, `${rp}.onAnyAttribute`);
+      if (r.onAnyAttribute !== undefined && r.onAnyAttribute !== null) {
+        rule.onAnyAttribute = [];
+        onAny.forEach((n, k) => {
+          if (typeof n !== "string") return p.bad(`${rp}.onAnyAttribute[${k}]`, "must be a string");
+          if (!names.includes(n))
+            p.conflict(`${rp}.onAnyAttribute[${k}]`, `'${n}' is not an attribute of the table`);
+          rule.onAnyAttribute!.push(n);
+        });
+      }
+      const conditions = conditionsAt(p, r.matchingConditions, `${rp}.matchingConditions`, names);
+      if (conditions) rule.matchingConditions = conditions;
+      triggerRules.push(rule);
+    });
+    events.push({ name: name ?? "", triggerRules });
+  });
+  duplicates(events.map((e) => e.name)).forEach((i) =>
+    p.conflict(`eventsToTrigger[${i}].name`, "is declared twice"),
+  );
+  return events;
+}
+
+function segmentationsAt(p: Problems, raw: unknown): Segmentation[] {
+  const out: Segmentation[] = [];
+  arrayAt(p, raw, "segmentations").forEach((s, i) => {
+    const at = `segmentations[${i}]`;
+    if (!isObject(s)) return p.bad(at, "must be an object");
+    const name = stringAt(p, s.name, `${at}.name`, true) ?? "";
+    const type = oneOf(p, s.type ?? "SIMPLE", SEGMENTATION_TYPES, `${at}.type`, true) ?? "SIMPLE";
+    if (type === "SIMPLE") {
+      if (s.segments !== undefined && s.segments !== null)
+        p.bad(`${at}.segments`, "is only for EXCLUSIVE segmentations");
+      out.push({ name, type });
+      return;
+    }
+    const segments = arrayAt(p, s.segments, `${at}.segments`);
+    if (segments.length === 0)
+      p.bad(`${at}.segments`, "must list the segments of an EXCLUSIVE segmentation");
+    const names: string[] = [];
+    segments.forEach((seg, j) => {
+      const segName = stringAt(p, seg, `${at}.segments[${j}]`, true);
+      if (segName !== undefined) names.push(segName);
+    });
+    duplicates(names).forEach((j) => p.conflict(`${at}.segments[${j}]`, "is listed twice"));
+    out.push({ name, type, segments: names });
+  });
+  duplicates(out.map((s) => s.name)).forEach((i) =>
+    p.conflict(`segmentations[${i}].name`, "is declared twice"),
+  );
+  return out;
+}
+
+const PROFILE_KEYS = ["name", "attributes", "subscriptions", "segmentations", "id"];
+const CUSTOM_KEYS = [
+  "name",
+  "type",
+  "primaryKeyAttribute",
+  "creationTimeAttribute",
+  "attributes",
+  "foreignKeys",
+  "eventsToTrigger",
+  "id",
+];
+
+/** Validates a posted definition of a table of `kind`; throws a HeraldError (400 or 422). */
+export function parseTableDefinition(kind: TableKind, input: unknown): TableDefinition {
+  const p = new Problems();
+  if (!isObject(input)) {
+    p.bad("body", "must be a JSON object");
+    p.throwIfAny();
+  }
+  const raw = input as Json;
+  for (const key of Object.keys(raw))
+    if (!(kind === "PROFILE_TABLE" ? PROFILE_KEYS : CUSTOM_KEYS).includes(key))
+      p.bad(key, "is not a key of a table definition");
+  const name = stringAt(p, raw.name, "name", true) ?? "";
+  if (name.length > 128) p.bad("name", "must be at most 128 characters");
+  if (/^\d+$/.test(name) || UUID.test(name)) p.bad("name", "must not look like a table id");
+  const attributes: AttributeDefinition[] = [];
+  const rawAttributes = arrayAt(p, raw.attributes, "attributes");
+  if (raw.attributes === undefined) p.bad("attributes", "is required");
+  rawAttributes.forEach((a, i) => {
+    const attribute = attributeAt(p, kind, a, `attributes[${i}]`);
+    if (attribute) attributes.push(attribute);
+  });
+  duplicates(attributes.map((a) => a.name)).forEach((i) =>
+    p.conflict(`attributes[${i}].name`, "is declared twice"),
+  );
+  const names = attributes.map((a) => a.name);
+  const table: TableDefinition = {
+    kind,
+    name,
+    attributes,
+    subscriptions: [],
+    segmentations: [],
+    eventsToTrigger: [],
+  };
+
+  if (kind === "PROFILE_TABLE") {
+    arrayAt(p, raw.subscriptions, "subscriptions").forEach((s, i) => {
+      if (!isObject(s)) return p.bad(`subscriptions[${i}]`, "must be an object");
+      const subscription = stringAt(p, s.name, `subscriptions[${i}].name`, true);
+      if (subscription !== undefined) table.subscriptions.push({ name: subscription });
+    });
+    duplicates(table.subscriptions.map((s) => s.name)).forEach((i) =>
+      p.conflict(`subscriptions[${i}].name`, "is declared twice"),
+    );
+    table.segmentations = segmentationsAt(p, raw.segmentations);
+  } else {
+    table.customTableType = oneOf(p, raw.type, CUSTOM_TABLE_TYPES, "type", true);
+    const primaryKey = stringAt(p, raw.primaryKeyAttribute, "primaryKeyAttribute", true);
+    const pk = attributes.find((a) => a.name === primaryKey);
+    if (primaryKey !== undefined) {
+      table.primaryKeyAttribute = primaryKey;
+      if (!pk)
+        p.conflict("primaryKeyAttribute", `'${primaryKey}' is not an attribute of the table`);
+      else if (pk.multiValued)
+        p.conflict("primaryKeyAttribute", "cannot be a multi-valued attribute");
+      else {
+        // The business key identifies the record: always unique and always given.
+        pk.unique = true;
+        pk.mandatory = true;
+      }
+    }
+    const creationTime = stringAt(p, raw.creationTimeAttribute, "creationTimeAttribute", false);
+    if (creationTime !== undefined) {
+      table.creationTimeAttribute = creationTime;
+      const ct = attributes.find((a) => a.name === creationTime);
+      if (!ct)
+        p.conflict("creationTimeAttribute", `'${creationTime}' is not an attribute of the table`);
+      else if (ct.valueType !== "TIMESTAMP" && ct.valueType !== "DATE")
+        p.conflict("creationTimeAttribute", "must be a TIMESTAMP or DATE attribute");
+    }
+    const foreignKeys = arrayAt(p, raw.foreignKeys, "foreignKeys");
+    foreignKeys.forEach((fk, i) => {
+      if (!isObject(fk)) return p.bad(`foreignKeys[${i}]`, "must be an object");
+      const attribute = stringAt(p, fk.attribute, `foreignKeys[${i}].attribute`, true);
+      if (attribute !== undefined && !names.includes(attribute))
+        p.conflict(
+          `foreignKeys[${i}].attribute`,
+          `'${attribute}' is not an attribute of the table`,
+        );
+    });
+    if (raw.foreignKeys !== undefined) table.foreignKeys = foreignKeys;
+    table.eventsToTrigger = eventsAt(p, raw.eventsToTrigger, names);
+  }
+  p.throwIfAny();
+  return table;
+}
