@@ -5,21 +5,18 @@
  * the element allows (422). Every change wakes delivery through `hooks.subscriptionsChanged()`.
  */
 import type { FastifyRequest } from "fastify";
-import type { Static } from "typebox";
 import { Type } from "typebox";
 import type { EventSource, EventType } from "../../domain/change-event.js";
 import { EVENT_SOURCES, EVENT_TYPES } from "../../domain/change-event.js";
 import type { TableKind } from "../../domain/data-table.js";
 import type { ErrorDetail } from "../../domain/errors.js";
 import { HeraldError } from "../../domain/errors.js";
-import { PUSH_MODES, SUBSCRIPTION_STATES, subscriptionStatus } from "../../domain/subscription.js";
 import type { SubscriptionRequest } from "../../domain/subscription-validation.js";
 import {
   elementProblems,
   isTableSource,
   normalizeElementId,
   requestProblems,
-  SUBSCRIPTION_LIMITS,
   toSubscriptionSettings,
 } from "../../domain/subscription-validation.js";
 import { generateWebhookSecret } from "../../domain/webhook-secret.js";
@@ -37,165 +34,22 @@ import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import type { RouteModule } from "./index.js";
-
-// --- Schemas ----------------------------------------------------------------------------------
-
-const Scalar = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
-const ConditionSchema = Type.Object({
-  attribute: Type.String(),
-  operator: Type.String({
-    description: "=, !=, <, <=, >, >=, IN, IS_NULL, IS_NOT_NULL, CHANGED",
-  }),
-  value: Type.Optional(Type.Union([Scalar, Type.Array(Scalar)])),
-});
-const ConditionsSchema = Type.Object({
-  stateBeforeOperation: Type.Optional(Type.Array(ConditionSchema)),
-  stateAfterOperation: Type.Optional(Type.Array(ConditionSchema)),
-});
-const Headers = Type.Record(Type.String(), Type.String(), {
-  description:
-    "Extra request headers. Reserved ones (Content-Type, Content-Length, Host, User-Agent, webhook-*, …) are dropped.",
-});
-
-const range = (key: keyof typeof SUBSCRIPTION_LIMITS, description: string) =>
-  Type.Optional(
-    Type.Integer({
-      description,
-      minimum: SUBSCRIPTION_LIMITS[key].min,
-      maximum: SUBSCRIPTION_LIMITS[key].max,
-    }),
-  );
-
-/** Fields every create path takes; types only, values are checked by the domain rules. */
-const commonFields = {
-  eventType: Type.String({ description: EVENT_TYPES.join(", ") }),
-  onFields: Type.Optional(Type.Array(Type.String())),
-  targetUrl: Type.String({ description: "https:// URL of the receiving endpoint" }),
-  headers: Type.Optional(Headers),
-  isActive: Type.Optional(Type.Boolean({ description: "Default true" })),
-  pushMode: Type.Optional(Type.String({ description: "ONE_BY_ONE (default) or BULK" })),
-  maxBlockSize: range("maxBlockSize", "BULK: most events per POST (default 100)"),
-  lingerMs: range("lingerMs", "[ext] BULK: send a partial block after this quiet time"),
-  maxWaitMs: range(
-    "maxWaitMs",
-    "[ext] BULK: send a partial block once its oldest event waited this long",
-  ),
-  maxConcurrency: range("maxConcurrency", "[ext] requests in flight for this subscription"),
-  includePrevious: Type.Optional(
-    Type.Boolean({ description: "[ext] UPDATE payloads carry previous values" }),
-  ),
-  conditions: Type.Optional(Type.Union([Type.Null(), ConditionsSchema])),
-  secret: Type.Optional(
-    Type.Union([
-      Type.String({ description: "[ext] whsec_<base64>; generated when absent" }),
-      Type.Null(),
-    ]),
-  ),
-};
-
-const SubscriptionBody = Type.Object({
-  on: Type.String({ description: EVENT_SOURCES.join(", ") }),
-  onElementId: Type.Optional(
-    Type.Union([Type.String(), Type.Integer(), Type.Null()], {
-      description:
-        "Table id or name (required for tables); for trigger sources omit it to listen to all",
-    }),
-  ),
-  ...commonFields,
-});
-
-const LegacyBody = Type.Object(commonFields);
-
-const SubscriptionResponse = Type.Object({
-  id: Type.Integer(),
-  on: Type.Enum([...EVENT_SOURCES]),
-  onElementId: Type.Union([Type.String(), Type.Null()]),
-  eventType: Type.Enum([...EVENT_TYPES]),
-  onFields: Type.Array(Type.String()),
-  targetUrl: Type.String(),
-  headers: Headers,
-  isActive: Type.Boolean(),
-  pushMode: Type.Enum([...PUSH_MODES]),
-  maxBlockSize: Type.Integer(),
-  lingerMs: Type.Integer(),
-  maxWaitMs: Type.Integer(),
-  maxConcurrency: Type.Integer(),
-  includePrevious: Type.Boolean(),
-  conditions: Type.Union([Type.Null(), ConditionsSchema]),
-  secret: Type.Optional(Type.String({ description: "Only in the answer to a create" })),
-  status: Type.Object({
-    state: Type.Enum([...SUBSCRIPTION_STATES]),
-    reason: Type.Union([Type.String(), Type.Null()]),
-    lag: Type.Integer({ description: "Log positions the subscription has not yet passed" }),
-  }),
-  createdAt: Type.String(),
-  updatedAt: Type.String(),
-  _links: Type.Object({ self: Type.Object({ href: Type.String() }) }),
-});
-
-const EntityParams = Type.Object({ entity: Type.String() });
-const SubscriptionParams = Type.Object({ entity: Type.String(), id: Type.String() });
-const TableParams = Type.Object({ entity: Type.String(), table: Type.String() });
-
-const ListQuery = Type.Object({
-  tableType: Type.Optional(Type.String({ description: `Filters on: ${EVENT_SOURCES.join(", ")}` })),
-  tableId: Type.Optional(
-    Type.String({ description: "Filters onElementId (a table's id or name)" }),
-  ),
-  eventType: Type.Optional(Type.String()),
-  isActif: Type.Optional(Type.Boolean({ description: "Actito's spelling of isActive" })),
-  isActive: Type.Optional(Type.Boolean()),
-  page: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-  pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-});
-
-const ListResponse = Type.Object({
-  webhookSubscriptions: Type.Array(SubscriptionResponse),
-  page: Type.Integer(),
-  pageSize: Type.Integer(),
-  totalElements: Type.Integer(),
-});
-
-const SecretResponse = Type.Object({
-  secret: Type.String(),
-  previousSecret: Type.Optional(Type.String()),
-  previousSecretExpiresAt: Type.Optional(Type.String()),
-});
-
-const TAGS = ["webhook subscriptions"];
+import {
+  EntityParams,
+  LegacyBody,
+  ListQuery,
+  ListResponse,
+  SecretResponse,
+  SubscriptionBody,
+  SubscriptionParams,
+  SubscriptionResponse,
+  subscriptionHref,
+  TableParams,
+  TAGS,
+  toJson,
+} from "./subscription-schemas.js";
 
 // --- Helpers ----------------------------------------------------------------------------------
-
-export function subscriptionHref(entityName: string, id: number): string {
-  return `/webhooks/v4/entity/${encodeURIComponent(entityName)}/webhookSubscription/${id}`;
-}
-
-type SubscriptionJson = Static<typeof SubscriptionResponse>;
-
-function toJson(s: SubscriptionWithCursor, withSecret: boolean): SubscriptionJson {
-  return {
-    id: s.id,
-    on: s.on,
-    onElementId: s.onElementId,
-    eventType: s.eventType,
-    onFields: s.onFields,
-    targetUrl: s.targetUrl,
-    headers: s.headers,
-    isActive: s.isActive,
-    pushMode: s.pushMode,
-    maxBlockSize: s.maxBlockSize,
-    lingerMs: s.lingerMs,
-    maxWaitMs: s.maxWaitMs,
-    maxConcurrency: s.maxConcurrency,
-    includePrevious: s.includePrevious,
-    conditions: s.conditions as SubscriptionJson["conditions"],
-    ...(withSecret ? { secret: s.secret } : {}),
-    status: subscriptionStatus(s, s.watermark, s.logHead),
-    createdAt: s.createdAt.toISOString(),
-    updatedAt: s.updatedAt.toISOString(),
-    _links: { self: { href: subscriptionHref(s.entityName, s.id) } },
-  };
-}
 
 function badRequest(problems: ErrorDetail[]): HeraldError {
   const first = problems[0]!;
