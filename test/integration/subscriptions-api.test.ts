@@ -5,8 +5,12 @@ import { bootstrap } from "../../src/api/bootstrap.js";
 import { loadConfig } from "../../src/config/config.js";
 import type { DataTable } from "../../src/domain/data-table.js";
 import { createLogger } from "../../src/logger.js";
+import { matchesSubscription } from "../../src/domain/subscription-matching.js";
+import { readLog } from "../../src/storage/change-event-repository.js";
 import type { Database } from "../../src/storage/database.js";
 import { insertTable } from "../../src/storage/data-table-repository.js";
+import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
+import { loadSubscription } from "../../src/storage/subscription-repository.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp, TEST_ADMIN_KEY } from "../helpers/test-app.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
@@ -804,6 +808,153 @@ for (const { backend, skip } of await testBackends()) {
         await app.close();
         await database.drop();
       }
+    });
+  });
+}
+
+/**
+ * Matching on events that capture really wrote: tables and records made through the API, the log
+ * stamped, subscriptions loaded as delivery loads them. Catches drift between what capture puts in
+ * an event (sourceId, fields, declaredEvents) and what matching reads.
+ */
+for (const { backend, skip } of await testBackends()) {
+  describe(`matching captured events on ${backend}`, { skip }, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await createTestApp(backend);
+    });
+    after(() => t?.close());
+
+    const ok = async (method: string, url: string, body?: unknown) => {
+      const response = await t.request(method, url, body);
+      assert.ok(
+        response.statusCode < 300,
+        `${method} ${url}: ${response.statusCode} ${response.body}`,
+      );
+      return response.json() as Record<string, unknown>;
+    };
+    const subscribe = async (body: Record<string, unknown>) =>
+      (await ok("POST", BASE, { targetUrl: "https://example.com/m", ...body })).id as number;
+
+    /** Stamps what capture appended, then lists which of `ids` match each new event. */
+    const matchedAfter = async (head: number, ids: number[]) => {
+      await stampPendingEvents(t.database.db);
+      const events = await readLog(t.database.db, head, 1000);
+      const subscriptions = await Promise.all(ids.map((id) => loadSubscription(t.database.db, id)));
+      return events.map((e) => ({
+        type: `${e.source}/${e.eventType}`,
+        matched: subscriptions.filter((s) => s && matchesSubscription(s, e)).map((s) => s!.id),
+      }));
+    };
+
+    test("profile table: onFields select by provided / changed attributes; the watermark excludes older events", async () => {
+      const table = await ok("POST", "/v5/entities/acme/profile-tables", {
+        name: "Members",
+        attributes: [
+          { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
+          { name: "firstName", type: "FIRSTNAME" },
+          { name: "city", type: "CUSTOM", valueType: "STRING" },
+        ],
+      });
+      const tableId = String(table.id);
+      const profiles = `/v4/entity/acme/table/${tableId}/profile`;
+      await ok("POST", profiles, { attributes: [{ name: "emailAddress", value: "old@x.be" }] });
+      await stampPendingEvents(t.database.db);
+
+      const anyUpdate = await subscribe({
+        on: "PROFILE_TABLE",
+        onElementId: "Members",
+        eventType: "UPDATE",
+      });
+      const cityUpdate = await subscribe({
+        on: "PROFILE_TABLE",
+        onElementId: tableId,
+        eventType: "UPDATE",
+        onFields: ["city"],
+      });
+      const creates = await subscribe({
+        on: "PROFILE_TABLE",
+        onElementId: tableId,
+        eventType: "CREATE",
+      });
+      const sub = await loadSubscription(t.database.db, creates);
+      const head = sub!.watermark;
+
+      await ok("POST", profiles, {
+        attributes: [
+          { name: "emailAddress", value: "a@x.be" },
+          { name: "firstName", value: "Ann" },
+        ],
+      });
+      await ok("PUT", `${profiles}/emailAddress=a@x.be`, {
+        attributes: [{ name: "firstName", value: "Anna" }],
+      });
+      await ok("PUT", `${profiles}/emailAddress=a@x.be`, {
+        attributes: [{ name: "city", value: "Liège" }],
+      });
+      const ids = [anyUpdate, cityUpdate, creates];
+      assert.deepEqual(await matchedAfter(head, ids), [
+        { type: "PROFILE_TABLE/CREATE", matched: [creates] },
+        { type: "PROFILE_TABLE/UPDATE", matched: [anyUpdate] },
+        { type: "PROFILE_TABLE/UPDATE", matched: [anyUpdate, cityUpdate] },
+      ]);
+    });
+
+    test("custom table: an UPDATE subscription receives only updates that fire a declared event; conditions filter", async () => {
+      const table = await ok("POST", "/v5/entities/acme/custom-tables", {
+        name: "Parcels",
+        type: "INTERACTIONS",
+        primaryKeyAttribute: "parcelId",
+        attributes: [
+          { name: "parcelId", valueType: "STRING", mandatory: true, unique: true },
+          { name: "status", valueType: "STRING" },
+          { name: "weight", valueType: "NUMBER" },
+        ],
+        eventsToTrigger: [
+          {
+            name: "parcel-shipped",
+            triggerRules: [
+              {
+                onOperation: "UPDATE",
+                onAnyAttribute: ["status"],
+                matchingConditions: {
+                  stateAfterOperation: [{ attribute: "status", operator: "=", value: "SHIPPED" }],
+                },
+              },
+            ],
+          },
+        ],
+      });
+      const updates = await subscribe({
+        on: "CUSTOM_TABLE",
+        onElementId: "Parcels",
+        eventType: "UPDATE",
+      });
+      const heavyCreates = await subscribe({
+        on: "CUSTOM_TABLE",
+        onElementId: String(table.id),
+        eventType: "CREATE",
+        conditions: { stateAfterOperation: [{ attribute: "weight", operator: ">", value: 10 }] },
+      });
+      const head = (await loadSubscription(t.database.db, updates))!.watermark;
+      const records = "/v4/entity/acme/customTable/Parcels/record";
+      const record = (parcelId: string, status: string, weight: number) => ({
+        properties: [
+          { name: "parcelId", value: parcelId },
+          { name: "status", value: status },
+          { name: "weight", value: weight },
+        ],
+      });
+      await ok("POST", records, record("p1", "NEW", 2));
+      await ok("POST", records, record("p2", "NEW", 20));
+      await ok("PUT", `${records}/p1`, { properties: [{ name: "weight", value: 3 }] });
+      await ok("PUT", `${records}/p1`, { properties: [{ name: "status", value: "SHIPPED" }] });
+      assert.deepEqual(await matchedAfter(head, [updates, heavyCreates]), [
+        { type: "CUSTOM_TABLE/CREATE", matched: [] },
+        { type: "CUSTOM_TABLE/CREATE", matched: [heavyCreates] },
+        { type: "CUSTOM_TABLE/UPDATE", matched: [] },
+        { type: "CUSTOM_TABLE/UPDATE", matched: [updates] },
+      ]);
     });
   });
 }
