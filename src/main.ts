@@ -41,10 +41,15 @@ export async function startHerald(
     adminApiKey: config.adminApiKey,
   });
   if (generatedAdminKey) {
-    // Printed once, on stdout, outside the structured log: it is never shown again.
+    // Printed once, on stdout, outside the structured log, before anything else can fail: only
+    // its hash is stored, so it can never be shown again.
+    const base =
+      config.port === 0
+        ? "<the URL of the 'Herald API listening' line>"
+        : `http://localhost:${config.port}`;
     process.stdout.write(
       `\nHerald created the admin API key. Store it now; it is not shown again:\n\n  ${generatedAdminKey}\n\n` +
-        `Get a token with: curl -H 'Authorization: ${generatedAdminKey}' http://localhost:${config.port}/auth/token\n\n`,
+        `Get a token with: curl -H 'Authorization: ${generatedAdminKey}' ${base}/auth/token\n\n`,
     );
   }
 
