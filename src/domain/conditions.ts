@@ -93,7 +93,8 @@ export function conditionHolds(
 
 /**
  * True when every condition holds. `before` is null for a CREATE, `after` is null for a DELETE; a
- * condition on a missing state holds only for IS_NULL (and CHANGED when the other state has a value).
+ * missing state reads as every attribute null (so IS_NULL and `!=` a value hold, `=` a value and the
+ * ordering operators do not, and CHANGED holds when the other state has a value).
  */
 export function conditionsHold(
   conditions: MatchingConditions | undefined,
