@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { EVENT_SOURCES, EVENT_TYPES } from "../../src/domain/change-event.js";
 import type { DataTable } from "../../src/domain/data-table.js";
+import { PUSH_MODES } from "../../src/domain/subscription.js";
 import type { SubscriptionRequest } from "../../src/domain/subscription-validation.js";
 import {
   elementProblems,
   requestProblems,
   RESERVED_HEADERS,
+  SUBSCRIPTION_LIMITS,
   toSubscriptionSettings,
   withoutReservedHeaders,
 } from "../../src/domain/subscription-validation.js";
@@ -161,6 +164,65 @@ describe("requestProblems (400)", () => {
     assert.ok(paths(problems).includes("conditions.stateAfterOperation[0].operator"));
     assert.ok(paths(problems).includes("conditions.stateAfterOperation[1].value"));
     assert.ok(problems.every((p) => !p.path.endsWith(".attribute")));
+  });
+});
+
+describe("requestProblems properties", () => {
+  const limit = (min: number, max: number) =>
+    fc.option(fc.integer({ min, max }), { nil: undefined });
+  const validRequest = fc.record({
+    on: fc.constantFrom(...EVENT_SOURCES),
+    onElementId: fc.constantFrom("1", "t-9", 42),
+    eventType: fc.constantFrom(...EVENT_TYPES),
+    targetUrl: fc.webUrl({ validSchemes: ["https"] }),
+    pushMode: fc.option(fc.constantFrom(...PUSH_MODES), { nil: undefined }),
+    maxBlockSize: limit(SUBSCRIPTION_LIMITS.maxBlockSize.min, SUBSCRIPTION_LIMITS.maxBlockSize.max),
+    lingerMs: limit(SUBSCRIPTION_LIMITS.lingerMs.min, SUBSCRIPTION_LIMITS.lingerMs.max),
+    maxWaitMs: limit(SUBSCRIPTION_LIMITS.maxWaitMs.min, SUBSCRIPTION_LIMITS.maxWaitMs.max),
+    maxConcurrency: limit(
+      SUBSCRIPTION_LIMITS.maxConcurrency.min,
+      SUBSCRIPTION_LIMITS.maxConcurrency.max,
+    ),
+    headers: fc.dictionary(
+      fc.stringMatching(/^X-[A-Za-z0-9-]{1,20}$/),
+      fc.stringMatching(/^[ -~]{0,40}$/),
+      { maxKeys: 5 },
+    ),
+  });
+
+  test("any request of known values, in-range numbers and an https URL passes, and its settings stay in range", () => {
+    fc.assert(
+      fc.property(validRequest, (r) => {
+        assert.deepEqual(requestProblems(r, SECURE), []);
+        const settings = toSubscriptionSettings(
+          r as Parameters<typeof toSubscriptionSettings>[0],
+          String(r.onElementId),
+          "whsec_x",
+        );
+        for (const key of Object.keys(
+          SUBSCRIPTION_LIMITS,
+        ) as (keyof typeof SUBSCRIPTION_LIMITS)[]) {
+          assert.ok(settings[key] >= SUBSCRIPTION_LIMITS[key].min, key);
+          assert.ok(settings[key] <= SUBSCRIPTION_LIMITS[key].max, key);
+        }
+      }),
+    );
+  });
+
+  test("one out-of-range number is reported at its own path", () => {
+    fc.assert(
+      fc.property(
+        validRequest,
+        fc.constantFrom(
+          ...(Object.keys(SUBSCRIPTION_LIMITS) as (keyof typeof SUBSCRIPTION_LIMITS)[]),
+        ),
+        fc.boolean(),
+        (r, key, above) => {
+          const bad = above ? SUBSCRIPTION_LIMITS[key].max + 1 : SUBSCRIPTION_LIMITS[key].min - 1;
+          assert.deepEqual(paths(requestProblems({ ...r, [key]: bad }, SECURE)), [key]);
+        },
+      ),
+    );
   });
 });
 
