@@ -6,117 +6,36 @@
  * duplicate name) is a 422 HERALD_TABLE_DEFINITION_INCONSISTENT. Every problem names its path.
  */
 import { PROFILE_ATTRIBUTE_TYPES } from "./attribute-values.js";
-import type { Condition, MatchingConditions } from "./conditions.js";
-import { CONDITION_OPERATORS, validateConditions } from "./conditions.js";
 import type {
   AttributeDefinition,
   DataTable,
-  DeclaredEvent,
   Segmentation,
   TableKind,
-  TriggerRule,
   ValueRestriction,
   ValueType,
 } from "./data-table.js";
 import { PROFILE_TECHNICAL_ATTRIBUTES, VALUE_TYPES } from "./data-table.js";
-import type { ErrorDetail } from "./errors.js";
-import { HeraldError } from "./errors.js";
+import { eventsAt } from "./declared-event-definition.js";
+import type { Json } from "./definition-reader.js";
+import {
+  arrayAt,
+  booleanAt,
+  duplicates,
+  isObject,
+  oneOf,
+  Problems,
+  stringAt,
+} from "./definition-reader.js";
 
+export { TRIGGER_OPERATIONS } from "./declared-event-definition.js";
 export type TableDefinition = Omit<DataTable, "id" | "entityId">;
 
 export const CUSTOM_TABLE_TYPES = ["INTERACTIONS", "LINKED_DATA", "REPOSITORY"] as const;
 export const SEGMENTATION_TYPES = ["SIMPLE", "EXCLUSIVE"] as const;
-export const TRIGGER_OPERATIONS = ["CREATE", "UPDATE", "DELETE"] as const;
 
 /** Attribute names: a letter, then letters, digits, `_` or `-` (never a leading `_`: SPEC §5). */
 const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-class Problems {
-  readonly invalid: ErrorDetail[] = [];
-  readonly inconsistent: ErrorDetail[] = [];
-  bad(path: string, message: string): void {
-    this.invalid.push({ path, message });
-  }
-  conflict(path: string, message: string): void {
-    this.inconsistent.push({ path, message });
-  }
-  throwIfAny(): void {
-    const [list, code] =
-      this.invalid.length > 0
-        ? ([this.invalid, "HERALD_INVALID_TABLE_DEFINITION"] as const)
-        : ([this.inconsistent, "HERALD_TABLE_DEFINITION_INCONSISTENT"] as const);
-    const first = list[0];
-    if (first) throw new HeraldError(code, { reason: `${first.path} ${first.message}` }, list);
-  }
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function arrayAt(p: Problems, value: unknown, path: string): unknown[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) {
-    p.bad(path, "must be an array");
-    return [];
-  }
-  return value;
-}
-
-function stringAt(
-  p: Problems,
-  value: unknown,
-  path: string,
-  required: boolean,
-): string | undefined {
-  if (value === undefined || value === null) {
-    if (required) p.bad(path, "is required");
-    return undefined;
-  }
-  if (typeof value !== "string" || value.trim() === "") {
-    p.bad(path, "must be a non-empty string");
-    return undefined;
-  }
-  return value.trim();
-}
-
-function booleanAt(p: Problems, value: unknown, path: string): boolean {
-  if (value === undefined || value === null) return false;
-  if (typeof value !== "boolean") p.bad(path, "must be true or false");
-  return value === true;
-}
-
-function oneOf<T extends string>(
-  p: Problems,
-  value: unknown,
-  allowed: readonly T[],
-  path: string,
-  required: boolean,
-): T | undefined {
-  if (value === undefined || value === null) {
-    if (required) p.bad(path, `is required (one of ${allowed.join(", ")})`);
-    return undefined;
-  }
-  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    p.bad(path, `must be one of ${allowed.join(", ")}`);
-    return undefined;
-  }
-  return value as T;
-}
-
-function duplicates(names: readonly (string | undefined)[]): Set<number> {
-  const seen = new Set<string>();
-  const dup = new Set<number>();
-  names.forEach((name, i) => {
-    if (name === undefined) return;
-    if (seen.has(name)) dup.add(i);
-    seen.add(name);
-  });
-  return dup;
-}
 
 function restrictionAt(p: Problems, value: unknown, path: string): ValueRestriction | undefined {
   if (value === undefined || value === null) return undefined;
@@ -207,79 +126,6 @@ function attributeAt(
   if (attribute.unique && attribute.multiValued)
     p.conflict(`${path}.unique`, "a multi-valued attribute cannot be unique");
   return attribute;
-}
-
-function conditionsAt(
-  p: Problems,
-  raw: unknown,
-  path: string,
-  names: readonly string[],
-): MatchingConditions | undefined {
-  if (raw === undefined || raw === null) return undefined;
-  if (!isObject(raw)) {
-    p.bad(path, "must be an object");
-    return undefined;
-  }
-  const out: MatchingConditions = {};
-  for (const side of ["stateBeforeOperation", "stateAfterOperation"] as const) {
-    const list = arrayAt(p, raw[side], `${path}.${side}`);
-    const conditions: Condition[] = [];
-    list.forEach((c, i) => {
-      const at = `${path}.${side}[${i}]`;
-      if (!isObject(c)) return p.bad(at, "must be an object");
-      const attribute = stringAt(p, c.attribute, `${at}.attribute`, true);
-      const operator = oneOf(p, c.operator, CONDITION_OPERATORS, `${at}.operator`, true);
-      if (attribute !== undefined && operator !== undefined)
-        conditions.push({
-          attribute,
-          operator,
-          ...(c.value === undefined ? {} : { value: c.value as Condition["value"] }),
-        });
-    });
-    if (list.length > 0) out[side] = conditions;
-  }
-  for (const problem of validateConditions(out, names, path)) {
-    if (problem.message.includes("not an attribute")) p.conflict(problem.path, problem.message);
-    else p.bad(problem.path, problem.message);
-  }
-  return out;
-}
-
-function eventsAt(p: Problems, raw: unknown, names: readonly string[]): DeclaredEvent[] {
-  const events: DeclaredEvent[] = [];
-  const list = arrayAt(p, raw, "eventsToTrigger");
-  list.forEach((e, i) => {
-    const at = `eventsToTrigger[${i}]`;
-    if (!isObject(e)) return p.bad(at, "must be an object");
-    const name = stringAt(p, e.name, `${at}.name`, true);
-    const rulesRaw = arrayAt(p, e.triggerRules, `${at}.triggerRules`);
-    if (rulesRaw.length === 0) p.bad(`${at}.triggerRules`, "must hold at least one rule");
-    const triggerRules: TriggerRule[] = [];
-    rulesRaw.forEach((r, j) => {
-      const rp = `${at}.triggerRules[${j}]`;
-      if (!isObject(r)) return p.bad(rp, "must be an object");
-      const onOperation = oneOf(p, r.onOperation, TRIGGER_OPERATIONS, `${rp}.onOperation`, true);
-      const rule: TriggerRule = { onOperation: onOperation ?? "CREATE" };
-      const onAny = arrayAt(p, r.onAnyAttribute, `${rp}.onAnyAttribute`);
-      if (r.onAnyAttribute !== undefined && r.onAnyAttribute !== null) {
-        rule.onAnyAttribute = [];
-        onAny.forEach((n, k) => {
-          if (typeof n !== "string") return p.bad(`${rp}.onAnyAttribute[${k}]`, "must be a string");
-          if (!names.includes(n))
-            p.conflict(`${rp}.onAnyAttribute[${k}]`, `'${n}' is not an attribute of the table`);
-          rule.onAnyAttribute!.push(n);
-        });
-      }
-      const conditions = conditionsAt(p, r.matchingConditions, `${rp}.matchingConditions`, names);
-      if (conditions) rule.matchingConditions = conditions;
-      triggerRules.push(rule);
-    });
-    events.push({ name: name ?? "", triggerRules });
-  });
-  duplicates(events.map((e) => e.name)).forEach((i) =>
-    p.conflict(`eventsToTrigger[${i}].name`, "is declared twice"),
-  );
-  return events;
 }
 
 function segmentationsAt(p: Problems, raw: unknown): Segmentation[] {
