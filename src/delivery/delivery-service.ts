@@ -4,9 +4,10 @@
  * subscription, wakes them on NOTIFY `herald_log` (with a slow poll as a safety net), and on stop
  * hands everything back so another worker resumes at once.
  *
- * Fair share: a worker claims free leases up to ceil(deliverable / live workers), and gives one back
- * per renewal while it holds two more than the least-loaded live worker, so a worker that joins (or
- * survives a peer) gets work within a few renewals and no live worker is left idle.
+ * Fair share: a worker claims free leases up to ceil(deliverable / live workers); it gives back what
+ * it holds above that share, and one lease per renewal while it holds two more than the least-loaded
+ * live worker, so a worker that joins (or survives a peer) gets work within a few renewals and no
+ * live worker is left idle.
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -140,10 +141,13 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       runners.size > census.minOwned + 1 &&
       runners.size > Math.floor(census.deliverable / census.liveWorkers)
     ) {
-      // Give one back per round: the least-loaded worker claims it; rounds converge within ±1.
-      const newest = Math.max(...runners.keys());
+      // Above the fair share (a worker joined): give the whole excess back at once. Within it but two
+      // above the least-loaded worker: give one back. The least-loaded workers claim them; rounds
+      // converge to within ±1 of each other.
+      const excess = Math.max(1, runners.size - target);
+      const newest = [...runners.keys()].sort((a, b) => b - a).slice(0, excess);
       claimPausedUntil = Date.now() + 2 * tuning.leaseRenewMs;
-      void handBack(newest, "rebalancing over live workers");
+      for (const id of newest) void handBack(id, "rebalancing over live workers");
     }
     for (const runner of runners.values()) runner.poke();
   }

@@ -1,5 +1,8 @@
 /** Shared setup of the delivery tests: an entity, subscriptions, and change events written as capture does. */
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { bootstrap } from "../../src/api/bootstrap.js";
 import type { HeraldConfig } from "../../src/config/config.js";
 import { loadConfig } from "../../src/config/config.js";
@@ -121,4 +124,78 @@ export function orderReport(bodies: unknown[]): OrderReport {
     }
   }
   return { delivered, distinct: seen.size, duplicates: delivered - seen.size, outOfOrder };
+}
+
+export interface HeraldProcess {
+  child: ChildProcess;
+  pid: number;
+  /** The worker id Herald derives by default (hostname:pid) unless HERALD_WORKER_ID is set. */
+  workerId: string;
+  output(): string;
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `node bin/herald.mjs start --role <roles>` as users do, on the PostgreSQL database `url`. */
+export function startHeraldProcess(
+  url: string,
+  roles: string,
+  env: Record<string, string> = {},
+): HeraldProcess {
+  const child = spawn(process.execPath, ["bin/herald.mjs", "start", "--role", roles], {
+    cwd: new URL("../..", import.meta.url).pathname,
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      HERALD_ALLOW_INSECURE_TARGETS: "true",
+      HERALD_DEFAULT_ENTITY: ENTITY,
+      HERALD_ADMIN_API_KEY: "hk_delivery_tests_admin_key_0123456789",
+      HERALD_LOG_LEVEL: process.env.HERALD_E2E_LOG_LEVEL ?? "warn",
+      HERALD_PORT: "0",
+      HERALD_HOST: "127.0.0.1",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  const pid = child.pid ?? 0;
+  return {
+    child,
+    pid,
+    workerId: env.HERALD_WORKER_ID ?? `${hostname()}:${pid}`,
+    output: () => out,
+    exited,
+    kill: (signal) => {
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Polls `check` every 100 ms until it returns true; throws after `timeoutMs`. */
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Lease owners of the subscriptions, by id. */
+export async function leaseOwners(db: Queryable): Promise<Map<number, string | null>> {
+  const { rows } = await db.query<{ id: number; lease_owner: string | null }>(
+    "SELECT id, lease_owner FROM webhook_subscriptions WHERE lease_expires_at > now() OR lease_owner IS NULL ORDER BY id",
+  );
+  return new Map(rows.map((r) => [r.id, r.lease_owner]));
 }

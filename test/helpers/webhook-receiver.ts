@@ -17,6 +17,8 @@ export interface ReceivedRequest {
   json: unknown;
   /** `performance.timeOrigin + performance.now()` at the end of the body: comparable across processes via Date.now(). */
   receivedAt: number;
+  /** Same clock: when the answer was written (or the socket closed); undefined while pending. */
+  answeredAt?: number;
 }
 
 /** How to answer one request. */
@@ -87,11 +89,13 @@ export async function startWebhookReceiver(
     const answer = responder(received) ?? {};
     if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
     if (answer.destroy) {
+      received.answeredAt = performance.timeOrigin + performance.now();
       req.socket.destroy();
       return;
     }
     res.writeHead(answer.status ?? 200, answer.headers ?? {});
     res.end(answer.body ?? "");
+    received.answeredAt = performance.timeOrigin + performance.now();
   };
 
   const server = createServer((req, res) => {
