@@ -5,16 +5,24 @@
  * session advisory lock. Followers retry the lock every `followerRetryMs`, so when the leader's
  * process dies (its lock vanishes with its connection) another takes over within about a second.
  * The leader stamps whenever capture's NOTIFY on INBOX_CHANNEL wakes it, and every `pollMs` anyway
- * (a missed notification, a listener reconnecting). Stamping is correct even if two stampers
+ * (a missed notification, a listener reconnecting). Writers notify at most every
+ * INBOX_NOTIFY_INTERVAL_MS per process (a NOTIFY serialises commits on PostgreSQL), so after any
+ * round that found work the leader stays in busy mode: it checks again every `busyPollMs` until
+ * `busyLingerMs` pass without work. Each check is a cheap read; stamping starts only when it finds
+ * something. Stamping is correct even if two stampers
  * overlap for a moment (see `stampPendingEvents`); the lock only keeps them from competing.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
-import { INBOX_CHANNEL } from "../storage/change-event-repository.js";
 import type { AdvisoryLock, Database, Unlisten } from "../storage/database.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
-import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
+import { INBOX_CHANNEL, INBOX_NOTIFY_INTERVAL_MS } from "../storage/change-event-repository.js";
+import {
+  DEFAULT_STAMP_BATCH,
+  hasUnstampedEvents,
+  stampPendingEvents,
+} from "../storage/sequencer-repository.js";
 import { WakeSignal } from "./wake-signal.js";
 
 export interface SequencerOptions {
@@ -26,6 +34,10 @@ export interface SequencerOptions {
   pollMs?: number;
   /** How often a follower tries to become leader, in ms (default 1000). */
   followerRetryMs?: number;
+  /** Busy mode: re-check interval after a round that found work, in ms (default 5). */
+  busyPollMs?: number;
+  /** Busy mode lasts this long after the last round that found work, in ms (default 250). */
+  busyLingerMs?: number;
   /** Pause after a failed stamping attempt (database unreachable), in ms (default 1000). */
   errorBackoffMs?: number;
 }
@@ -62,6 +74,10 @@ class SequencerLoop implements Sequencer {
   private readonly pollMs: number;
   private readonly followerRetryMs: number;
   private readonly errorBackoffMs: number;
+  private readonly busyPollMs: number;
+  private readonly busyLingerMs: number;
+  /** When a round last found work (busy mode runs until busyLingerMs after it). */
+  private lastWorkAt = 0;
   private readonly signal = new WakeSignal();
   private readonly stopping = new AbortController();
   private lock: AdvisoryLock | undefined;
@@ -82,6 +98,10 @@ class SequencerLoop implements Sequencer {
     this.pollMs = options.pollMs ?? 1000;
     this.followerRetryMs = options.followerRetryMs ?? 1000;
     this.errorBackoffMs = options.errorBackoffMs ?? 1000;
+    this.busyPollMs = options.busyPollMs ?? 5;
+    // Busy mode must outlast the writers' notification interval, or a skipped NOTIFY could wait
+    // for the slow poll.
+    this.busyLingerMs = Math.max(options.busyLingerMs ?? 250, INBOX_NOTIFY_INTERVAL_MS * 5);
   }
 
   async start(): Promise<void> {
@@ -135,7 +155,8 @@ class SequencerLoop implements Sequencer {
         continue;
       }
       if (!this.isLeader() || this.stopped) continue;
-      await this.signal.wait(this.pollMs);
+      const busy = Date.now() - this.lastWorkAt < this.busyLingerMs;
+      await this.signal.wait(busy ? this.busyPollMs : this.pollMs);
     }
   }
 
@@ -174,6 +195,8 @@ class SequencerLoop implements Sequencer {
   }
 
   private async stampUntilEmpty(): Promise<void> {
+    if (!(await hasUnstampedEvents(this.db))) return;
+    this.lastWorkAt = Date.now();
     while (this.isLeader() && !this.stopped) {
       const result = await stampPendingEvents(this.db, this.batchSize);
       if (result.stamped === 0) return;

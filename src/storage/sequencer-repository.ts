@@ -38,8 +38,9 @@ export async function stampPendingEvents(
   return db.transaction(async (tx) => {
     const locked = await tx.query<{ position: number }>("SELECT position FROM log_head FOR UPDATE");
     const head = locked.rows[0]?.position ?? 0;
-    // The partial index change_events_unsequenced (id) WHERE position IS NULL feeds this in id order
-    // without sorting; row_number() numbers the batch from head+1.
+    // One statement numbers the batch from head+1 (the partial index change_events_unsequenced feeds
+    // it in id order without sorting), stamps it, moves log_head (already locked above) and
+    // notifies LOG_CHANNEL with the new head; the NOTIFY is delivered when this commits.
     const { rows } = await tx.query<{ stamped: number; head: number | null; max_lag_ms: number }>(
       `WITH pending AS (
          SELECT id, $2::bigint + row_number() OVER (ORDER BY id) AS pos
@@ -53,21 +54,36 @@ export async function stampPendingEvents(
            FROM pending p
           WHERE c.id = p.id
          RETURNING c.position, c.occurred_at, c.sequenced_at
+       ), moved AS (
+         UPDATE log_head SET position = (SELECT max(position) FROM stamped)
+          WHERE EXISTS (SELECT 1 FROM stamped)
+         RETURNING position
        )
        SELECT count(*)::integer AS stamped,
               max(position) AS head,
-              coalesce(max(extract(epoch FROM sequenced_at - occurred_at) * 1000), 0)::float8 AS max_lag_ms
+              coalesce(max(extract(epoch FROM sequenced_at - occurred_at) * 1000), 0)::float8 AS max_lag_ms,
+              (SELECT count(pg_notify($3, position::text)) FROM moved) AS notified
          FROM stamped`,
-      [batchSize, head],
+      [batchSize, head, LOG_CHANNEL],
     );
     const row = rows[0];
     const stamped = row?.stamped ?? 0;
     if (stamped === 0 || row?.head == null) return { stamped: 0, head, maxLagMs: 0 };
     // Dense by construction: `stamped` rows got head+1 … head+stamped.
-    await tx.query("UPDATE log_head SET position = $1", [row.head]);
-    await tx.query("SELECT pg_notify($1, $2)", [LOG_CHANNEL, String(row.head)]);
     return { stamped, head: row.head, maxLagMs: row.max_lag_ms };
   });
+}
+
+/**
+ * True when some committed event waits for a position. A plain read on the small partial index
+ * change_events_unsequenced: unlike a stamping attempt it takes no row lock, so it assigns no
+ * transaction id and flushes no WAL, and the sequencer can ask it every few ms.
+ */
+export async function hasUnstampedEvents(db: Database): Promise<boolean> {
+  const { rows } = await db.query<{ waiting: boolean }>(
+    "SELECT EXISTS (SELECT 1 FROM change_events WHERE position IS NULL) AS waiting",
+  );
+  return rows[0]?.waiting ?? false;
 }
 
 /** Committed events still waiting for a position (the sequencer's backlog). */
@@ -85,8 +101,15 @@ export interface LagPercentiles {
   maxMs: number;
 }
 
-/** Stamp lag (sequenced_at − occurred_at) over the events inserted since `since` (benchmarks, ops). */
-export async function logLagPercentiles(db: Database, since: Date): Promise<LagPercentiles> {
+/**
+ * Stamp lag (sequenced_at − occurred_at) over the stamped events inserted in [since, until)
+ * (benchmarks, operations). Scans by occurred_at (index change_events_occurred).
+ */
+export async function logLagPercentiles(
+  db: Database,
+  since: Date,
+  until: Date = new Date(8.64e15),
+): Promise<LagPercentiles> {
   const { rows } = await db.query<{
     events: number;
     p50: number | null;
@@ -99,8 +122,8 @@ export async function logLagPercentiles(db: Database, since: Date): Promise<LagP
             max(lag)::float8 AS max
        FROM (SELECT (extract(epoch FROM sequenced_at - occurred_at) * 1000)::float8 AS lag
                FROM change_events
-              WHERE occurred_at >= $1 AND position IS NOT NULL) AS lags`,
-    [since],
+              WHERE occurred_at >= $1 AND occurred_at < $2 AND position IS NOT NULL) AS lags`,
+    [since, until],
   );
   const row = rows[0];
   return {

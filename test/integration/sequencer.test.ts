@@ -141,6 +141,22 @@ for (const { backend, skip } of await testBackends()) {
       await waitForHead(t.db, base + 1, 3000);
     });
 
+    test("busy mode: right after stamping, an event without a NOTIFY is picked up in ms", async () => {
+      // Writers skip the NOTIFY when their process sent one a moment ago; busy mode covers that.
+      await start({ pollMs: 60_000, busyLingerMs: 5_000 });
+      const base = await readLogHead(t.db);
+      await new Promise((r) => setTimeout(r, 50));
+      await append(t.db, [newEvent("15", 1)]);
+      await waitForHead(t.db, base + 1, 2000);
+      const began = Date.now();
+      await t.db.query(
+        `INSERT INTO change_events (entity_id, source, source_id, event_type, record_key)
+         VALUES (1, 'PROFILE_TABLE', '1', 'UPDATE', '15')`,
+      );
+      await waitForHead(t.db, base + 2, 2000);
+      assert.ok(Date.now() - began < 1000, `took ${Date.now() - began} ms`);
+    });
+
     test("a second sequencer follows, then takes over when the leader stops", async () => {
       const leader = await start();
       await waitUntil("a leader", () => leader.isLeader());
@@ -177,16 +193,30 @@ for (const { backend, skip } of await testBackends()) {
     });
 
     if (backend === "postgres") {
-      test("when the leader's connection dies, a sequencer in another pool takes over", async () => {
-        const leaderDb = await t.connect(4);
+      test("when the leader's process dies, a sequencer in another pool takes over", async () => {
+        // The leader's "process": its own pool, behind a switch that makes every call fail once
+        // the process is dead (a dead process neither stamps nor asks for the lock again).
+        const pool = await t.connect(4);
+        let dead = false;
+        const leaderDb = new Proxy(pool, {
+          get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver) as unknown;
+            if (typeof value !== "function") return value;
+            return (...args: unknown[]) =>
+              dead
+                ? Promise.reject(new Error("the process is dead"))
+                : (value as (...a: unknown[]) => unknown).apply(target, args);
+          },
+        });
         const followerDb = await t.connect(4);
-        const leader = await start({ db: leaderDb, followerRetryMs: 60_000, errorBackoffMs: 50 });
+        const leader = await start({ db: leaderDb, errorBackoffMs: 50 });
         await waitUntil("a leader", () => leader.isLeader());
         const follower = await start({ db: followerDb, followerRetryMs: 100 });
         await new Promise((r) => setTimeout(r, 250));
         assert.equal(follower.isLeader(), false);
 
-        // The leader's "process" dies: its lock session is killed and its pool closed.
+        // The process dies: it can do nothing more, and its lock session goes with it.
+        dead = true;
         const { rows } = await t.db.query<{ pid: number }>(
           `SELECT pid FROM pg_locks
             WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1
@@ -195,7 +225,6 @@ for (const { backend, skip } of await testBackends()) {
         );
         assert.equal(rows.length, 1);
         await t.db.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
-        await leaderDb.close();
 
         await waitUntil("the leader to notice", () => !leader.isLeader());
         await waitUntil("the follower to lead", () => follower.isLeader(), 5000);
