@@ -1,0 +1,200 @@
+/**
+ * Shared pieces of the benchmark scenarios: throwaway databases, an in-process Herald, a closed-loop
+ * load driver, percentiles and a plain-text report. Scenarios measure Herald beside a ceiling taken
+ * in the same run on the same machine, and print the ratio: absolute numbers depend on the machine,
+ * ratios much less.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { request } from "undici";
+import type { HeraldApp } from "../src/api/app.js";
+import { buildApp } from "../src/api/app.js";
+import { bootstrap } from "../src/api/bootstrap.js";
+import type { HeraldConfig } from "../src/config/config.js";
+import { loadConfig } from "../src/config/config.js";
+import { createLogger } from "../src/logger.js";
+import type { Sequencer } from "../src/sequencer/sequencer-service.js";
+import { startSequencer } from "../src/sequencer/sequencer-service.js";
+import type { Database } from "../src/storage/database.js";
+import { migrate } from "../src/storage/migrate.js";
+import { PgliteDatabase } from "../src/storage/pglite-database.js";
+import { PostgresDatabase } from "../src/storage/postgres-database.js";
+
+export interface BenchOptions {
+  /** Measured time per run, after the warm-up. */
+  durationMs: number;
+  warmupMs: number;
+  /** Concurrent clients (closed loop: each sends its next request when the previous answered). */
+  clients: number;
+  /** Maintenance database of the PostgreSQL server used to create and drop bench databases. */
+  adminUrl: string;
+}
+
+export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
+  durationMs: 10_000,
+  warmupMs: 2_000,
+  clients: 16,
+  adminUrl: process.env.HERALD_BENCH_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+};
+
+// Throwaway databases ---------------------------------------------------------------------------
+
+export interface BenchDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** undefined when the server answers, else why not. */
+export async function postgresUnavailable(adminUrl: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Creates `herald_bench_<random>` (migrated unless `migrated: false`); `drop()` removes it. */
+export async function createBenchDatabase(
+  adminUrl: string,
+  options: { migrated?: boolean } = {},
+): Promise<BenchDatabase> {
+  const name = `herald_bench_${randomBytes(5).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  if (options.migrated ?? true) {
+    const db = new PostgresDatabase({ connectionString: url.toString(), maxConnections: 2 });
+    try {
+      await migrate(db);
+    } finally {
+      await db.close();
+    }
+  }
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      try {
+        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await cleanup.end();
+      }
+    },
+  };
+}
+
+/** An embedded database in a temporary directory (file-backed, as `herald start` runs it). */
+export async function createEmbeddedDatabase(): Promise<{ db: Database; drop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "herald-bench-"));
+  const db = await PgliteDatabase.open(dir);
+  await migrate(db);
+  return {
+    db,
+    drop: async () => {
+      await db.close().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Herald in-process -----------------------------------------------------------------------------
+
+export const BENCH_ENTITY = "bench";
+const BENCH_ADMIN_KEY = `hk_bench_${randomBytes(16).toString("hex")}`;
+
+export interface BenchHerald {
+  db: Database;
+  app: HeraldApp;
+  sequencer: Sequencer;
+  config: HeraldConfig;
+  /** `http://127.0.0.1:<port>` */
+  origin: string;
+  token: string;
+  /** JSON call with the bearer token; throws on a non-2xx answer. */
+  call<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/** API + sequencer on `db` (already migrated), listening on a loopback port chosen by the OS. */
+export async function startBenchHerald(
+  db: Database,
+  overrides: Partial<HeraldConfig> = {},
+): Promise<BenchHerald> {
+  const config: HeraldConfig = {
+    ...loadConfig({ env: {} }),
+    defaultEntity: BENCH_ENTITY,
+    adminApiKey: BENCH_ADMIN_KEY,
+    allowInsecureTargets: true,
+    logLevel: "silent",
+    ...overrides,
+  };
+  const logger = createLogger("silent");
+  await bootstrap(db, { defaultEntity: BENCH_ENTITY, adminApiKey: BENCH_ADMIN_KEY });
+  const sequencer = await startSequencer({ db, logger });
+  const app = await buildApp({ db, config, logger });
+  const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+  const tokenResponse = await request(`${origin}/auth/token`, {
+    headers: { authorization: BENCH_ADMIN_KEY },
+  });
+  const { accessToken } = (await tokenResponse.body.json()) as { accessToken: string };
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const response = await request(`${origin}${path}`, {
+      method: method as "GET",
+      headers: {
+        authorization: `Bearer ${accessToken}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.body.text();
+    if (response.statusCode >= 300)
+      throw new Error(`${method} ${path} answered ${response.statusCode}: ${text.slice(0, 500)}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+  return {
+    db,
+    app,
+    sequencer,
+    config,
+    origin,
+    token: accessToken,
+    call,
+    stop: async () => {
+      await app.close();
+      await sequencer.stop();
+    },
+  };
+}
+
+export function fixed(value: number, digits = 0): string {
+  return value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+/** Prints rows as aligned columns (first column left-aligned, the rest right-aligned). */
+export function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => (row[col] ?? "").length)));
+  for (const row of rows) {
+    console.log(
+      row
+        .map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!)))
+        .join("   "),
+    );
+  }
+}

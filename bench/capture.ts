@@ -1,0 +1,276 @@
+/**
+ * Scenario `capture`: how fast Herald turns API writes into logged events, against what the same
+ * PostgreSQL server does with plain single-row INSERTs at the same concurrency (the ceiling).
+ *
+ *  1. ceiling: N clients through `pg`, each `INSERT INTO bench_ceiling …` (one autocommit row).
+ *  2. Herald on PostgreSQL: API + sequencer in this process, N HTTP clients (undici, in a worker
+ *     thread) upserting profiles (`POST …/profile?allowUpdate=true`, random keys, so creates and
+ *     updates mix). Events/s counts events inserted during the window; lag is stamp − insert time.
+ *  3. Herald on the embedded database (PGlite): the same HTTP load.
+ *
+ * When the profile API is not available, the writes go through SQL and appendChangeEvents in-process
+ * instead (said so in the output).
+ */
+import { cpus, loadavg } from "node:os";
+import pg from "pg";
+import type { NewChangeEvent } from "../src/domain/change-event.js";
+import { appendChangeEvents } from "../src/storage/change-event-repository.js";
+import type { Database } from "../src/storage/database.js";
+import { PostgresDatabase } from "../src/storage/postgres-database.js";
+import { countUnstamped, logLagPercentiles } from "../src/storage/sequencer-repository.js";
+import type { BenchHerald, BenchOptions } from "./bench-support.js";
+import {
+  BENCH_ENTITY,
+  createBenchDatabase,
+  createEmbeddedDatabase,
+  fixed,
+  postgresUnavailable,
+  printTable,
+  startBenchHerald,
+} from "./bench-support.js";
+import type { LoadResult } from "./closed-loop.js";
+import { percentile, perSecond, runClosedLoop } from "./closed-loop.js";
+import { runHttpLoad } from "./http-load.js";
+
+/** Distinct profiles the load picks from: large enough that most writes create, some update. */
+const KEY_SPACE = 50_000;
+
+interface RunFigures {
+  label: string;
+  load: LoadResult;
+  events?: number;
+  lagP50Ms?: number;
+  lagP99Ms?: number;
+  via: "http" | "sql" | "pg";
+}
+
+function writesPerSecond(run: RunFigures): number {
+  return perSecond(run.load.completed, run.load.measureEnd - run.load.measureStart);
+}
+
+async function measureCeiling(options: BenchOptions, when: string): Promise<RunFigures> {
+  const database = await createBenchDatabase(options.adminUrl, { migrated: false });
+  const pool = new pg.Pool({ connectionString: database.url, max: options.clients });
+  try {
+    // The ceiling's own table: what the server does with the simplest durable write.
+    await pool.query(
+      `CREATE TABLE bench_ceiling (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         email text NOT NULL,
+         first_name text,
+         created_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const load = await runClosedLoop(options, async () => {
+      const key = Math.floor(Math.random() * KEY_SPACE);
+      await pool.query("INSERT INTO bench_ceiling (email, first_name) VALUES ($1, $2)", [
+        `user${key}@bench.test`,
+        Math.random().toString(36).slice(2, 10),
+      ]);
+      return true;
+    });
+    return { label: `PostgreSQL ceiling: plain INSERT (${when})`, load, via: "pg" };
+  } finally {
+    await pool.end();
+    await database.drop();
+  }
+}
+
+/** Creates the bench profile table through the API; undefined when the profile API is absent. */
+async function createProfileTable(herald: BenchHerald): Promise<string | undefined> {
+  try {
+    const table = await herald.call<{ id: string | number }>(
+      "POST",
+      `/v5/entities/${BENCH_ENTITY}/profile-tables`,
+      {
+        name: "BenchCustomers",
+        attributes: [
+          { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
+          { name: "firstName", type: "FIRSTNAME" },
+        ],
+      },
+    );
+    return String(table.id);
+  } catch (error) {
+    if (/answered 404/.test((error as Error).message)) return undefined;
+    throw error;
+  }
+}
+
+/** Fallback writer without the profile API: one record row plus its event per transaction. */
+async function sqlWriteLoad(db: Database, options: BenchOptions): Promise<LoadResult> {
+  const entity = await db.query<{ id: number }>("SELECT id FROM entities WHERE name = $1", [
+    BENCH_ENTITY,
+  ]);
+  const entityId = entity.rows[0]!.id;
+  await db.query(
+    `INSERT INTO data_tables (id, entity_id, kind, name, definition)
+     VALUES ('bench', $1, 'PROFILE_TABLE', 'BenchCustomers', '{}') ON CONFLICT DO NOTHING`,
+    [entityId],
+  );
+  return runClosedLoop(options, async () => {
+    const email = `user${Math.floor(Math.random() * KEY_SPACE)}@bench.test`;
+    const firstName = Math.random().toString(36).slice(2, 10);
+    await db.transaction(async (tx) => {
+      // Upsert by business key: writes (and locks) the record row before appending its event.
+      const { rows } = await tx.query<{ record_id: number; version: number }>(
+        `INSERT INTO records (table_id, business_key, attributes)
+         VALUES ('bench', $1, jsonb_build_object('emailAddress', $1::text, 'firstName', $2::text))
+         ON CONFLICT (table_id, business_key) WHERE business_key IS NOT NULL
+         DO UPDATE SET attributes = EXCLUDED.attributes, version = records.version + 1
+         RETURNING record_id, version`,
+        [email, firstName],
+      );
+      const row = rows[0]!;
+      const event: NewChangeEvent = {
+        entityId,
+        source: "PROFILE_TABLE",
+        sourceId: "bench",
+        eventType: row.version === 1 ? "CREATE" : "UPDATE",
+        recordKey: String(row.record_id),
+        keys: { profileId: row.record_id, emailAddress: email },
+        state: { profileId: row.record_id, emailAddress: email, firstName },
+        fields: row.version === 1 ? ["emailAddress", "firstName"] : ["firstName"],
+        previous: {},
+        extra: {},
+        version: row.version,
+        declaredEvents: [],
+        origin: { kind: "SYSTEM" },
+      };
+      await appendChangeEvents(tx, [event]);
+    });
+    return true;
+  });
+}
+
+/** Waits (bounded) until the sequencer has stamped everything. */
+async function drain(db: Database): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while ((await countUnstamped(db)) > 0) {
+    if (Date.now() > deadline) throw new Error("the sequencer did not drain the inbox in 60 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function measureHerald(
+  label: string,
+  db: Database,
+  options: BenchOptions,
+): Promise<RunFigures> {
+  const herald = await startBenchHerald(db);
+  try {
+    const tableId = await createProfileTable(herald);
+    let load: LoadResult;
+    let via: RunFigures["via"];
+    if (tableId === undefined) {
+      via = "sql";
+      load = await sqlWriteLoad(db, options);
+    } else {
+      via = "http";
+      load = await runHttpLoad({
+        origin: herald.origin,
+        token: herald.token,
+        method: "POST",
+        path: `/v4/entity/${BENCH_ENTITY}/table/${encodeURIComponent(tableId)}/profile?allowUpdate=true`,
+        bodyTemplate: JSON.stringify({
+          attributes: [
+            { name: "emailAddress", value: "user{key}@bench.test" },
+            { name: "firstName", value: "{rand}" },
+          ],
+        }),
+        keySpace: KEY_SPACE,
+        clients: options.clients,
+        warmupMs: options.warmupMs,
+        durationMs: options.durationMs,
+      });
+    }
+    await drain(db);
+    const lag = await logLagPercentiles(db, new Date(load.measureStart), new Date(load.measureEnd));
+    return {
+      label: via === "http" ? label : `${label} (SQL writes, no HTTP)`,
+      load,
+      events: lag.events,
+      lagP50Ms: lag.p50Ms,
+      lagP99Ms: lag.p99Ms,
+      via,
+    };
+  } finally {
+    await herald.stop();
+  }
+}
+
+export async function run(options: BenchOptions): Promise<void> {
+  console.log(
+    `capture: ${options.clients} clients, ${options.warmupMs / 1000} s warm-up, ${options.durationMs / 1000} s measured per run`,
+  );
+  console.log(
+    `machine: ${cpus().length} CPUs, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" / ")} (figures from a busy machine are low; compare the ratio)`,
+  );
+  const runs: RunFigures[] = [];
+  const unavailable = await postgresUnavailable(options.adminUrl);
+  if (unavailable) {
+    console.log(`PostgreSQL runs skipped: ${unavailable}`);
+  } else {
+    // The ceiling runs before and after Herald, so a change in the machine's load shows.
+    console.log("… ceiling: plain INSERTs through pg");
+    runs.push(await measureCeiling(options, "before"));
+    console.log("… Herald on PostgreSQL");
+    const database = await createBenchDatabase(options.adminUrl);
+    const db = new PostgresDatabase({
+      connectionString: database.url,
+      maxConnections: options.clients + 4,
+      applicationName: "herald-bench",
+    });
+    try {
+      runs.push(await measureHerald("Herald on PostgreSQL: HTTP upserts", db, options));
+    } finally {
+      await db.close();
+      await database.drop();
+    }
+    console.log("… ceiling again");
+    runs.push(await measureCeiling(options, "after"));
+  }
+  console.log("… Herald on the embedded database (PGlite)");
+  const embedded = await createEmbeddedDatabase();
+  try {
+    runs.push(await measureHerald("Herald embedded (PGlite): HTTP upserts", embedded.db, options));
+  } finally {
+    await embedded.drop();
+  }
+
+  console.log("");
+  printTable([
+    ["run", "writes/s", "events/s", "req p50 ms", "req p99 ms", "lag p50 ms", "lag p99 ms"],
+    ...runs.map((r) => {
+      const seconds = (r.load.measureEnd - r.load.measureStart) / 1000;
+      return [
+        r.label,
+        fixed(writesPerSecond(r)),
+        r.events === undefined ? "-" : fixed(r.events / seconds),
+        fixed(percentile(r.load.latencies, 50), 2),
+        fixed(percentile(r.load.latencies, 99), 2),
+        r.lagP50Ms === undefined ? "-" : fixed(r.lagP50Ms, 2),
+        r.lagP99Ms === undefined ? "-" : fixed(r.lagP99Ms, 2),
+      ];
+    }),
+  ]);
+  for (const r of runs) {
+    if (r.load.failed > 0 || r.load.firstError)
+      console.log(`! ${r.label}: ${r.load.failed} failed; first error: ${r.load.firstError}`);
+  }
+  const ceilings = runs.filter((r) => r.via === "pg");
+  const onPostgres = runs.find((r) => r.via !== "pg" && r.label.includes("PostgreSQL"));
+  if (ceilings.length > 0 && onPostgres) {
+    const ceiling = ceilings.reduce((sum, r) => sum + writesPerSecond(r), 0) / ceilings.length;
+    const ratio = writesPerSecond(onPostgres) / ceiling;
+    const lag = onPostgres.lagP99Ms ?? 0;
+    console.log("");
+    console.log(
+      `ratio Herald/ceiling (writes/s, ceiling = mean of its runs): ${fixed(ratio, 2)}  (target >= 0.5: ${ratio >= 0.5 ? "met" : "NOT met"})`,
+    );
+    console.log(
+      `sequencer lag p99 at that rate: ${fixed(lag, 2)} ms  (target < 50 ms: ${lag < 50 ? "met" : "NOT met"})`,
+    );
+  }
+}
