@@ -94,12 +94,16 @@ export async function findOrInsertRecord(
       ? `SELECT ${RECORD_COLUMNS} FROM records
           WHERE table_id = $1 AND business_key = $8::text AND $7::jsonb IS NOT NULL
           FOR UPDATE`
-      : `SELECT ${RECORD_COLUMNS} FROM records
-          WHERE table_id = $1 AND record_id IN (
-            SELECT k.record_id FROM record_keys k
-              JOIN jsonb_to_recordset($7::jsonb) AS l(attribute text, value text)
-                ON k.attribute = l.attribute AND k.value = l.value
-             WHERE k.table_id = $1 AND $8::text IS NULL)
+      : // LATERAL … LIMIT 1 (one row per key: it is the primary key) keeps each wanted key an index
+        // probe; as a plain join the planner may hash every key of the table, which grows with it.
+        `SELECT ${RECORD_COLUMNS} FROM records
+          WHERE record_id IN (
+            SELECT k.record_id
+              FROM jsonb_to_recordset($7::jsonb) AS l(attribute text, value text)
+             CROSS JOIN LATERAL (
+               SELECT record_id FROM record_keys
+                WHERE table_id = $1 AND attribute = l.attribute AND value = l.value LIMIT 1) AS k
+             WHERE $8::text IS NULL)
           FOR UPDATE`;
   const { rows } = await tx.query<RecordRow & { found: boolean; inserted_keys: string[] | null }>(
     `WITH existing AS (${existing}),
