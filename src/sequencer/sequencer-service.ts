@@ -23,7 +23,22 @@ import {
   hasUnstampedEvents,
   stampPendingEvents,
 } from "../storage/sequencer-repository.js";
+import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
 import { WakeSignal } from "./wake-signal.js";
+
+const logHeadGauge = defineGauge("herald_log_head", "Highest log position stamped by this process");
+const leaderGauge = defineGauge(
+  "herald_sequencer_leader",
+  "1 while this process leads the sequencer, else 0",
+);
+const stampedCounter = defineCounter(
+  "herald_sequencer_events_stamped_total",
+  "Events stamped with a log position by this process",
+);
+const lagHistogram = defineHistogram(
+  "herald_sequencer_lag_seconds",
+  "Per stamping batch: the longest wait of one of its events between insert and stamp",
+);
 
 export interface SequencerOptions {
   db: Database;
@@ -130,6 +145,7 @@ class SequencerLoop implements Sequencer {
     const lock = this.lock;
     this.lock = undefined;
     if (lock && !this.lockLost) await lock.release().catch(() => {});
+    if (lock) leaderGauge.set(0);
   }
 
   private get stopped(): boolean {
@@ -179,9 +195,11 @@ class SequencerLoop implements Sequencer {
     void lock.lost.then((reason) => {
       if (this.lock !== lock) return;
       this.lockLost = true;
+      leaderGauge.set(0);
       this.logger.warn({ err: reason }, "sequencer lost its leader lock; following again");
       this.signal.wake();
     });
+    leaderGauge.set(1);
     this.logger.info("this process now leads the sequencer");
     return true;
   }
@@ -204,6 +222,9 @@ class SequencerLoop implements Sequencer {
       this.counters.stampedTotal += result.stamped;
       this.counters.lastBatchMaxLagMs = result.maxLagMs;
       this.counters.lastStampAt = new Date();
+      logHeadGauge.set(result.head);
+      stampedCounter.inc(result.stamped);
+      lagHistogram.observe(result.maxLagMs / 1000);
       if (this.logger.isLevelEnabled("debug"))
         this.logger.debug(
           { stamped: result.stamped, head: result.head, maxLagMs: result.maxLagMs },

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { createLogger } from "../../src/logger.js";
+import { renderMetrics } from "../../src/metrics.js";
 import type { Sequencer, SequencerOptions } from "../../src/sequencer/sequencer-service.js";
 import { startSequencer } from "../../src/sequencer/sequencer-service.js";
 import type { NewChangeEvent } from "../../src/domain/change-event.js";
@@ -116,6 +117,9 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(sequencer.isLeader(), true);
       assert.equal(sequencer.stats().head, base + 5);
       assert.equal(await readLogHead(t.db), base + 5);
+      const { body } = await renderMetrics();
+      assert.match(body, new RegExp(`^herald_log_head\\{[^}]*\\} ${base + 5}$`, "m"));
+      assert.match(body, /^herald_sequencer_leader\{[^}]*\} 1$/m);
     });
 
     test("a commit wakes the leader at once, long before its poll", async () => {
