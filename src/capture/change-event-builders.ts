@@ -33,6 +33,13 @@ export function recordKeys(table: DataTable, record: RecordSnapshot): AttributeM
   return keys;
 }
 
+/** Names of the attributes a record holds, in the table's declaration order (JSONB reorders keys). */
+export function heldAttributes(table: DataTable, attributes: AttributeMap): string[] {
+  return table.attributes
+    .map((a) => a.name)
+    .filter((name) => attributes[name] !== undefined && attributes[name] !== null);
+}
+
 export interface EventContext {
   table: DataTable;
   record: RecordSnapshot;

@@ -22,7 +22,7 @@ import {
   findRecordByBusinessKey,
   updateRecord,
 } from "../storage/record-repository.js";
-import { dataEvent } from "./change-event-builders.js";
+import { dataEvent, heldAttributes } from "./change-event-builders.js";
 import type { WriteOutcome } from "./profile-writer.js";
 import { uniqueKeyTaken } from "./profile-writer.js";
 import { RetryWrite, withWriteRetry } from "./write-retry.js";
@@ -151,7 +151,7 @@ export async function upsertCustomRecord(
       if (result.kind === "found")
         return applyToRecord(tx, table, result.records[0]!, provided, origin);
       if (result.takenKeys[0]) throw uniqueKeyTaken(result.takenKeys[0], "properties");
-      const fields = Object.keys(created);
+      const fields = heldAttributes(table, created);
       const declared = firedDeclaredEvents(table.eventsToTrigger, {
         operation: "CREATE",
         before: null,
@@ -196,7 +196,7 @@ export async function deleteCustomRecord(
       const record = await findRecordByBusinessKey(tx, table.id, businessKey, true);
       if (!record) throw recordNotFound(table, businessKey);
       await deleteRecord(tx, record.recordId);
-      const fields = Object.keys(record.attributes);
+      const fields = heldAttributes(table, record.attributes);
       const declared = firedDeclaredEvents(table.eventsToTrigger, {
         operation: "DELETE",
         before: record.attributes,

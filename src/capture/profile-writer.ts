@@ -32,7 +32,7 @@ import {
   updateRecord,
 } from "../storage/record-repository.js";
 import type { EventContext } from "./change-event-builders.js";
-import { dataEvent, membershipEvents } from "./change-event-builders.js";
+import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
 import { RetryWrite, withWriteRetry } from "./write-retry.js";
 
 /** The v4 write body (SPEC §3). */
@@ -199,7 +199,7 @@ export async function upsertProfile(
       }
       const ctx = context(table, result.record, 1, options.origin);
       await appendChangeEvents(tx, [
-        dataEvent(ctx, "CREATE", Object.keys(created)),
+        dataEvent(ctx, "CREATE", heldAttributes(table, created)),
         ...membershipEvents(ctx, subscriptions.changes, segments.changes),
       ]);
       return { profileId: result.record.recordId, outcome: "CREATED", version: 1 };
@@ -255,7 +255,9 @@ export async function deleteProfile(
       if (!record) throw profileNotFound(table, key);
       await deleteRecord(tx, record.recordId);
       const ctx = context(table, record, record.version + 1, origin);
-      await appendChangeEvents(tx, [dataEvent(ctx, "DELETE", Object.keys(record.attributes))]);
+      await appendChangeEvents(tx, [
+        dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)),
+      ]);
       return { profileId: record.recordId };
     }),
   );

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { TestApp } from "../helpers/test-app.js";
+import { createTestApp } from "../helpers/test-app.js";
+import { testBackends } from "../helpers/test-database.js";
+
+const BASE = "/v5/entities/acme/custom-tables";
+const TICKETS = {
+  name: "Tickets",
+  type: "REPOSITORY",
+  primaryKeyAttribute: "ticketId",
+  attributes: [
+    { name: "ticketId", valueType: "LONG" },
+    { name: "state", valueType: "STRING" },
+    { name: "tags", valueType: "STRING", multiValued: true },
+  ],
+  foreignKeys: [{ attribute: "ticketId", referencedTable: { kind: "PROFILE_TABLE", id: "1" } }],
+};
+const CLOSED = {
+  name: "ticket-closed",
+  triggerRules: [
+    {
+      onOperation: "UPDATE",
+      matchingConditions: {
+        stateAfterOperation: [{ attribute: "state", operator: "=", value: "CLOSED" }],
+        stateBeforeOperation: [{ attribute: "state", operator: "CHANGED" }],
+      },
+    },
+    { onOperation: "DELETE" },
+  ],
+};
+
+for (const { backend, skip } of await testBackends()) {
+  describe(`custom table structure on ${backend}`, { skip }, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await createTestApp(backend);
+    });
+    after(() => t?.close());
+
+    test("a definition round-trips: primary key forced unique and mandatory, foreign keys kept", async () => {
+      const res = await t.request("POST", BASE, TICKETS);
+      assert.equal(res.statusCode, 201, res.body);
+      const table = res.json();
+      assert.equal(table.type, "REPOSITORY");
+      assert.deepEqual(
+        table.attributes.map((a: { unique: boolean; mandatory: boolean }) => [
+          a.unique,
+          a.mandatory,
+        ]),
+        [
+          [true, true],
+          [false, false],
+          [false, false],
+        ],
+      );
+      assert.deepEqual(table.foreignKeys, TICKETS.foreignKeys);
+      assert.deepEqual(table.eventsToTrigger, []);
+    });
+
+    test("a declared event added by PUT is evaluated on the next writes", async () => {
+      const url = "/v4/entity/acme/customTable/Tickets/record";
+      const create = await t.request("POST", url, {
+        properties: [
+          { name: "ticketId", value: 7 },
+          { name: "state", value: "OPEN" },
+          { name: "tags", value: ["a", "b"] },
+        ],
+      });
+      assert.equal(create.statusCode, 200, create.body);
+      assert.deepEqual(create.json(), { businessKey: "7" });
+      const put = await t.request("PUT", `${BASE}/Tickets`, {
+        ...TICKETS,
+        eventsToTrigger: [CLOSED],
+      });
+      assert.equal(put.statusCode, 200, put.body);
+      assert.deepEqual(put.json().eventsToTrigger, [CLOSED]);
+      await t.database.db.query("DELETE FROM change_events");
+      assert.equal(
+        (await t.request("PUT", `${url}/7`, { properties: [{ name: "state", value: "CLOSED" }] }))
+          .statusCode,
+        200,
+      );
+      assert.equal(
+        (await t.request("PUT", `${url}/7`, { properties: [{ name: "tags", value: "c" }] }))
+          .statusCode,
+        200,
+      );
+      assert.equal((await t.request("DELETE", `${url}/7`)).statusCode, 204);
+      const { rows } = await t.database.db.query<{
+        event_type: string;
+        declared_events: string[];
+        fields: string[];
+        record_key: string;
+      }>("SELECT event_type, declared_events, fields, record_key FROM change_events ORDER BY id");
+      assert.deepEqual(
+        rows.map((r) => [r.event_type, r.declared_events, r.fields, r.record_key]),
+        [
+          ["UPDATE", ["ticket-closed"], ["state"], "7"],
+          ["UPDATE", [], ["tags"], "7"],
+          ["DELETE", ["ticket-closed"], ["ticketId", "state", "tags"], "7"],
+        ],
+      );
+    });
+
+    test("ids are UUIDs; an id-shaped or numeric name is refused", async () => {
+      const list = await t.request("GET", BASE);
+      assert.match(list.json().customTables[0].id, /^[0-9a-f-]{36}$/);
+      const numeric = await t.request("POST", BASE, { ...TICKETS, name: "123" });
+      assert.equal(numeric.statusCode, 400);
+    });
+  });
+}
