@@ -178,6 +178,65 @@ for (const { backend, skip } of await testBackends()) {
       });
     }
 
+    test("profile writes through the API come back through the log, in order, as strings", async () => {
+      const created = await t.request("POST", `/v5/entities/${TEST_ENTITY}/profile-tables`, {
+        name: "LogReaders",
+        attributes: [
+          { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
+          { name: "age", type: "CUSTOM", valueType: "INTEGER" },
+        ],
+        subscriptions: [{ name: "newsletter" }],
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const tableId = created.json<{ id: string }>().id;
+      const profilePath = `/v4/entity/${TEST_ENTITY}/table/${tableId}/profile`;
+      await stampPendingEvents(t.database.db);
+      const head = (
+        await t.request("GET", `/v5/entities/${TEST_ENTITY}/change-events?after=0&limit=1000`)
+      ).json<Page>().next;
+      const first = await t.request("POST", profilePath, {
+        attributes: [
+          { name: "emailAddress", value: "reader@example.test" },
+          { name: "age", value: 40 },
+        ],
+      });
+      assert.equal(first.statusCode, 200, first.body);
+      const profileId = first.json<{ profileId: number }>().profileId;
+      const second = await t.request("PUT", `${profilePath}/${profileId}`, {
+        attributes: [{ name: "age", value: 41 }],
+        subscriptions: [{ name: "newsletter", subscribe: true }],
+      });
+      assert.equal(second.statusCode, 200, second.body);
+      await stampPendingEvents(t.database.db);
+
+      const page = (
+        await t.request(
+          "GET",
+          `/v5/entities/${TEST_ENTITY}/change-events?after=${head}&onElementId=${tableId}`,
+        )
+      ).json<Page>();
+      const types = page.events.map((e) => (e._event as { type: string }).type);
+      assert.deepEqual(types, ["CREATE", "UPDATE", "UPDATED_SUBSCRIPTION"]);
+      const [create, update, subscription] = page.events;
+      assert.equal(create!.profileId, String(profileId));
+      assert.equal(create!.emailAddress, "reader@example.test");
+      assert.equal(create!.age, "40");
+      assert.equal(
+        (create!._links as { self: { href: string } }).self.href,
+        `/profiles/v4/entity/${TEST_ENTITY}/table/${tableId}/profile/${profileId}`,
+      );
+      assert.equal(update!.age, "41");
+      assert.deepEqual((update!._event as { changedFields: string[] }).changedFields, ["age"]);
+      assert.deepEqual((update!._event as { previous: unknown }).previous, { age: "40" });
+      assert.equal(subscription!.subscriptionName, "newsletter");
+      assert.equal(subscription!.subscribe, "true");
+      const versions = page.events.map((e) => (e._event as { version: number }).version);
+      assert.ok(versions[0]! < versions[1]!, `versions ${versions.join(",")}`);
+      // The self link resolves against Herald's own API.
+      const self = await t.request("GET", (create!._links as { self: { href: string } }).self.href);
+      assert.equal(self.statusCode, 200, self.body);
+    });
+
     test("an unknown entity is 404, a missing token 401", async () => {
       const missing = await t.request("GET", "/v5/entities/nowhere/change-events");
       assert.equal(missing.statusCode, 404);
