@@ -11,6 +11,7 @@ import Fastify, { LogController } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HeraldConfig } from "../config/config.js";
 import type { Database } from "../storage/database.js";
+import { HeraldError } from "../domain/errors.js";
 import { httpRequestDuration, httpRequests } from "../metrics.js";
 import { Authenticator } from "./auth.js";
 import { handleError, KnownRoutes, notFoundHandler } from "./error-handler.js";
@@ -64,7 +65,8 @@ export async function buildApp(options: {
     rewriteUrl: (req) => stripServicePrefix(req.url ?? "/"),
     // Per-request info logs cost too much at webhook rates; the onResponse hook logs what matters.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // While closing, the onRequest hook below answers 503 in the catalogue's shape instead.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   // Bodies are JSON (a module that takes files adds its own parser): text/plain gets 415 rather
@@ -92,7 +94,15 @@ export async function buildApp(options: {
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(notFoundHandler(knownRoutes));
 
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
   app.addHook("onRequest", async (request, reply) => {
+    if (closing) {
+      reply.header("connection", "close");
+      throw new HeraldError("HERALD_UNAVAILABLE", { reason: "the server is shutting down" });
+    }
     const url = request.routeOptions.url;
     if (request.routeOptions.config.public || url === undefined || url.startsWith("/docs")) return;
     const auth = await deps.authenticator.authenticate(request.headers.authorization);

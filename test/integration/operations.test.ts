@@ -104,6 +104,44 @@ describe("readiness without a database", () => {
   });
 });
 
+describe("shutdown", () => {
+  test("requests that still arrive while the server closes get 503 in the error shape", async () => {
+    const database = await createTestDatabase("pglite");
+    const app = await buildApp({
+      db: database.db,
+      config: loadConfig({ env: {} }),
+      logger: createLogger("silent"),
+    });
+    let during: { status: number; connection: string | null; body: unknown } | undefined;
+    // Runs after the app's own preClose hook, while the listener still accepts requests.
+    app.addHook("preClose", async () => {
+      const res = await fetch(`${url}/healthz`);
+      during = {
+        status: res.status,
+        connection: res.headers.get("connection"),
+        body: await res.json(),
+      };
+    });
+    const url = await app.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    } finally {
+      await app.close();
+      await database.drop();
+    }
+    assert.deepEqual(during, {
+      status: 503,
+      connection: "close",
+      body: {
+        status: 503,
+        code: "HERALD_UNAVAILABLE",
+        message: "Herald is not ready: the server is shutting down",
+        details: [],
+      },
+    });
+  });
+});
+
 describe("logs", () => {
   test("API keys, tokens and Authorization headers never reach the log, even at trace level", async () => {
     const database = await createTestDatabase("pglite");
