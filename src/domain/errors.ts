@@ -69,6 +69,10 @@ export const ERRORS = {
     status: 404,
     message: "Subscription '{subscription}' does not exist in table '{table}'",
   },
+  HERALD_REPLAY_NOT_FOUND: {
+    status: 404,
+    message: "Replay '{replayId}' does not exist for webhook subscription '{id}'",
+  },
   HERALD_METHOD_NOT_ALLOWED: { status: 405, message: "Method {method} is not allowed on {url}" },
   // 409
   HERALD_UNIQUE_KEY_TAKEN: {

@@ -180,6 +180,36 @@ export async function replaceSubscription(
   return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
 }
 
+/** `POST …/rotate-secret`: the grace period of the old secret, in seconds (default = SECRET_GRACE_INTERVAL). */
+export const ROTATION_GRACE_SECONDS = { default: 24 * 3600, min: 0, max: 7 * 24 * 3600 } as const;
+
+/**
+ * Rotates a subscription's signing secret: `newSecret` becomes the secret, the current one becomes
+ * the previous secret until now + `graceSeconds` (a previous secret still in its grace period is
+ * dropped: two secrets sign at most). Undefined when the entity has no such subscription.
+ */
+export async function rotateSubscriptionSecret(
+  db: Queryable,
+  entityId: number,
+  id: number,
+  newSecret: string,
+  graceSeconds: number,
+): Promise<SubscriptionWithCursor | undefined> {
+  const { rows } = await db.query<CursorRow>(
+    `WITH s AS (
+       UPDATE webhook_subscriptions
+          SET previous_secret = secret,
+              previous_secret_expires_at = now() + make_interval(secs => $4::double precision),
+              secret = $3,
+              updated_at = now()
+        WHERE entity_id = $1 AND id = $2
+        RETURNING *)
+     SELECT ${CURSOR_COLUMNS} FROM s JOIN entities e ON e.id = s.entity_id`,
+    [entityId, id, newSecret, graceSeconds],
+  );
+  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+}
+
 /** Deletes a subscription; false when the entity has no such subscription. */
 export async function deleteSubscription(
   db: Queryable,

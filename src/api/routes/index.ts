@@ -4,6 +4,7 @@ import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
 import changeEventRoutes from "./change-event-routes.js";
 import customTableRoutes from "./custom-table-routes.js";
+import deliveryControlRoutes from "./delivery-control-routes.js";
 import entityRoutes from "./entity-routes.js";
 import operationsRoutes from "./operations-routes.js";
 import profileRoutes from "./profile-routes.js";
@@ -20,6 +21,7 @@ export const ROUTE_MODULES: RouteModule[] = [
   apiKeyRoutes,
   changeEventRoutes,
   subscriptionRoutes,
+  deliveryControlRoutes,
   profileTableRoutes,
   customTableRoutes,
   profileRoutes,

@@ -1,0 +1,156 @@
+/**
+ * The sample event of `POST …/webhookSubscription/{id}/test` (SPEC §4 [ext]): a made-up change that
+ * looks like what the subscription would receive — its source, its event type, a record with a value
+ * for every attribute of its table — so a receiver can be checked end to end without writing data.
+ * Pure. The push that carries it is marked `"test": true` (envelope and `_event`).
+ */
+import type { AttributeMap, AttributeValue, ChangeEvent } from "./change-event.js";
+import type { AttributeDefinition, DataTable } from "./data-table.js";
+import type { Subscription } from "./subscription.js";
+
+/** Sample events have id 0 and position 0: no real event ever does (both start at 1). */
+export const SAMPLE_EVENT_ID = 0;
+
+function sampleScalar(attribute: AttributeDefinition, now: Date): string | number | boolean {
+  switch (attribute.valueType) {
+    case "INTEGER":
+    case "LONG":
+      return 42;
+    case "NUMBER":
+      return 3.5;
+    case "BOOLEAN":
+      return true;
+    case "DATE":
+      return now.toISOString().slice(0, 10);
+    case "TIMESTAMP":
+      return now.toISOString();
+    case "STRING": {
+      const accepted = attribute.valueRestriction?.acceptedValues?.[0];
+      if (accepted !== undefined) return accepted;
+      const text = /mail/i.test(attribute.type ?? attribute.name)
+        ? "sample@example.com"
+        : `sample ${attribute.name}`;
+      const max = attribute.valueRestriction?.maxLength;
+      return max !== undefined && max > 0 ? text.slice(0, max) : text;
+    }
+  }
+}
+
+/** A value of the attribute's type (a one-item list for a multi-valued attribute). */
+export function sampleValue(attribute: AttributeDefinition, now: Date): AttributeValue {
+  const value = sampleScalar(attribute, now);
+  return attribute.multiValued ? [value] : value;
+}
+
+type SampleSubject = Pick<
+  Subscription,
+  "entityId" | "on" | "onElementId" | "eventType" | "onFields"
+>;
+
+function base(subject: SampleSubject, now: Date): ChangeEvent {
+  return {
+    id: SAMPLE_EVENT_ID,
+    position: 0,
+    occurredAt: now,
+    entityId: subject.entityId,
+    source: subject.on,
+    sourceId: subject.onElementId ?? "sample",
+    eventType: subject.eventType,
+    recordKey: "sample",
+    keys: {},
+    state: {},
+    fields: [],
+    previous: {},
+    extra: {},
+    version: null,
+    declaredEvents: [],
+    origin: { kind: "SYSTEM" },
+  };
+}
+
+function tableEvent(subject: SampleSubject, table: DataTable, now: Date): ChangeEvent {
+  const event = base(subject, now);
+  const state: AttributeMap = {};
+  for (const attribute of table.attributes) state[attribute.name] = sampleValue(attribute, now);
+  const keys: AttributeMap = table.kind === "PROFILE_TABLE" ? { profileId: 0 } : {};
+  for (const attribute of table.attributes) {
+    if (attribute.unique || attribute.name === table.primaryKeyAttribute)
+      keys[attribute.name] = state[attribute.name] ?? null;
+  }
+  if (table.kind === "PROFILE_TABLE") state.profileId = 0;
+  const names = table.attributes.map((a) => a.name);
+  let fields = names;
+  const previous: AttributeMap = {};
+  if (subject.eventType === "UPDATE") {
+    const listed = subject.onFields.filter((name) => names.includes(name));
+    fields = listed.length > 0 ? listed : names.filter((name) => !(name in keys)).slice(0, 3);
+    for (const name of fields) previous[name] = null;
+  }
+  if (subject.eventType === "UPDATED_SUBSCRIPTION" || subject.eventType === "UPDATED_SEGMENT")
+    fields = [];
+  const extra: Record<string, unknown> = {};
+  if (subject.eventType === "UPDATED_SUBSCRIPTION") {
+    extra.subscriptionName = table.subscriptions[0]?.name ?? "sample subscription";
+    extra.subscribe = true;
+  }
+  if (subject.eventType === "UPDATED_SEGMENT") {
+    const segmentation = table.segmentations[0];
+    extra.segmentation = segmentation?.name ?? "sample segmentation";
+    extra.segment = segmentation?.segments?.[0] ?? segmentation?.name ?? "sample segment";
+    extra.belongs = true;
+  }
+  const declaredEvents = table.eventsToTrigger
+    .filter((declared) => declared.triggerRules.some((r) => r.onOperation === subject.eventType))
+    .map((declared) => declared.name);
+  return {
+    ...event,
+    sourceId: table.id,
+    recordKey: String(
+      keys[table.primaryKeyAttribute ?? ""] ?? (table.kind === "PROFILE_TABLE" ? 0 : "sample"),
+    ),
+    keys,
+    state,
+    fields,
+    previous,
+    extra,
+    version: 1,
+    declaredEvents,
+  };
+}
+
+function triggerEvent(subject: SampleSubject, now: Date): ChangeEvent {
+  const event = base(subject, now);
+  const id = subject.onElementId ?? "sample";
+  const status = subject.eventType === "STARTED" ? "RUNNING" : "SUCCESS";
+  switch (subject.on) {
+    case "ETL":
+      event.extra = {
+        etl: { id, executionId: "sample", executionStatus: status, processedLines: 0, errors: 0 },
+      };
+      break;
+    case "EXPORT":
+      event.extra = { export: { id, executionId: "sample", executionStatus: status } };
+      break;
+    case "FILE_SYNCHRONIZATION":
+      event.extra = { fileSynchronization: { id, executionId: "sample", executionStatus: status } };
+      break;
+    default:
+      event.extra = {
+        actionParameters: { sample: "value" },
+        profileAttributes: { profileId: "0" },
+      };
+  }
+  return event;
+}
+
+/**
+ * The sample event of a subscription. `table` is the subscription's table (profile or custom
+ * sources); for trigger sources it is ignored and the event carries dotted trigger fields.
+ */
+export function sampleEvent(
+  subject: SampleSubject,
+  table: DataTable | undefined,
+  now: Date,
+): ChangeEvent {
+  return table ? tableEvent(subject, table, now) : triggerEvent(subject, now);
+}

@@ -1,0 +1,123 @@
+/**
+ * Read side of `delivery_attempts` (SPEC §4 [ext] `GET …/attempts` and the daily error log
+ * `GET …/{yyyy-MM-dd}`). The delivery engine writes the rows (`delivery-repository.ts`); this file
+ * only reads them. Both reads are served by `delivery_attempts_subscription_time`
+ * (subscription_id, attempted_at): a subscription's attempts in a time window.
+ */
+import type { Queryable } from "./database.js";
+
+/** Outcomes as the engine stores them (the `outcome` column). */
+export const ATTEMPT_OUTCOME_NAMES = ["DELIVERED", "RETRY", "FAILED", "DISABLED"] as const;
+export type AttemptOutcomeFilter = (typeof ATTEMPT_OUTCOME_NAMES)[number];
+
+export interface AttemptView {
+  id: number;
+  pushId: string;
+  attempt: number;
+  eventIds: number[];
+  firstPosition: number;
+  lastPosition: number;
+  attemptedAt: Date;
+  durationMs: number;
+  outcome: string;
+  statusCode: number | null;
+  errorClass: string | null;
+  errorMessage: string | null;
+  responseExcerpt: string | null;
+  nextAttemptAt: Date | null;
+}
+
+export interface AttemptFilter {
+  /** attempted_at >= from */
+  from?: Date;
+  /** attempted_at < to */
+  to?: Date;
+  outcome?: AttemptOutcomeFilter;
+  errorClass?: string;
+  pushId?: string;
+  /** Only attempts that did not deliver (the daily error log). */
+  failedOnly?: boolean;
+}
+
+interface AttemptRow {
+  id: number;
+  push_id: string;
+  attempt: number;
+  event_ids: number[];
+  first_position: number;
+  last_position: number;
+  attempted_at: Date;
+  duration_ms: number;
+  outcome: string;
+  status_code: number | null;
+  error_class: string | null;
+  error_message: string | null;
+  response_excerpt: string | null;
+  next_attempt_at: Date | null;
+}
+
+function toView(r: AttemptRow): AttemptView {
+  return {
+    id: r.id,
+    pushId: r.push_id,
+    attempt: r.attempt,
+    eventIds: r.event_ids,
+    firstPosition: r.first_position,
+    lastPosition: r.last_position,
+    attemptedAt: r.attempted_at,
+    durationMs: r.duration_ms,
+    outcome: r.outcome,
+    statusCode: r.status_code,
+    errorClass: r.error_class,
+    errorMessage: r.error_message,
+    responseExcerpt: r.response_excerpt,
+    nextAttemptAt: r.next_attempt_at,
+  };
+}
+
+const WHERE = `subscription_id = $1
+    AND ($2::timestamptz IS NULL OR attempted_at >= $2)
+    AND ($3::timestamptz IS NULL OR attempted_at < $3)
+    AND ($4::text IS NULL OR outcome = $4)
+    AND ($5::text IS NULL OR error_class = $5)
+    AND ($6::uuid IS NULL OR push_id = $6)
+    AND (NOT $7::boolean OR outcome <> 'DELIVERED')`;
+
+/**
+ * One page of a subscription's attempts matching `filter`, and how many match in all.
+ * `order`: "newest" (the attempts API) or "oldest" (the daily log reads like a log file).
+ * `pushId` must already be a valid UUID (the caller validates it; a cast error would be a 500).
+ */
+export async function listSubscriptionAttempts(
+  db: Queryable,
+  subscriptionId: number,
+  filter: AttemptFilter,
+  page: { page: number; pageSize: number },
+  order: "newest" | "oldest" = "newest",
+): Promise<{ items: AttemptView[]; total: number }> {
+  const params = [
+    subscriptionId,
+    filter.from ?? null,
+    filter.to ?? null,
+    filter.outcome ?? null,
+    filter.errorClass ?? null,
+    filter.pushId ?? null,
+    filter.failedOnly ?? false,
+  ];
+  const direction = order === "newest" ? "DESC" : "ASC";
+  const { rows } = await db.query<AttemptRow>(
+    `SELECT id, push_id::text AS push_id, attempt, event_ids, first_position, last_position,
+            attempted_at, duration_ms, outcome, status_code, error_class, error_message,
+            response_excerpt, next_attempt_at
+       FROM delivery_attempts
+      WHERE ${WHERE}
+      ORDER BY attempted_at ${direction}, id ${direction}
+      LIMIT $8 OFFSET $9`,
+    [...params, page.pageSize, page.page * page.pageSize],
+  );
+  const counted = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM delivery_attempts WHERE ${WHERE}`,
+    params,
+  );
+  return { items: rows.map(toView), total: counted.rows[0]?.n ?? 0 };
+}
