@@ -8,6 +8,7 @@
  */
 import type { AttributeValue } from "./change-event.js";
 import type { AttributeDefinition, ValueType } from "./data-table.js";
+import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./safe-text.js";
 
 export type ValueCheck =
   { kind: "valid"; value: AttributeValue } | { kind: "invalid"; message: string };
@@ -197,9 +198,14 @@ function checkRestriction(attribute: AttributeDefinition, value: Scalar): ValueC
   return { kind: "valid", value };
 }
 
+/** Longest unique value (UTF-8 bytes): its key row must fit a btree index entry. */
+export const MAX_UNIQUE_VALUE_BYTES = 1024;
+
 function checkOne(attribute: AttributeDefinition, raw: unknown): ValueCheck {
   if (typeof raw !== "string" && typeof raw !== "number" && typeof raw !== "boolean")
     return { kind: "invalid", message: "must be a string, a number or a boolean" };
+  if (typeof raw === "string" && !isStorableText(raw))
+    return { kind: "invalid", message: UNSTORABLE_TEXT_MESSAGE };
   const typed = checkScalar(attribute.valueType, raw);
   if (typed.kind === "invalid") return typed;
   let value = typed.value as Scalar;
@@ -208,6 +214,11 @@ function checkOne(attribute: AttributeDefinition, raw: unknown): ValueCheck {
     if (special.kind === "invalid") return special;
     value = special.value as Scalar;
   }
+  if (attribute.unique && Buffer.byteLength(renderScalar(value), "utf8") > MAX_UNIQUE_VALUE_BYTES)
+    return {
+      kind: "invalid",
+      message: `is too long for a unique attribute (at most ${MAX_UNIQUE_VALUE_BYTES} bytes)`,
+    };
   return checkRestriction(attribute, value);
 }
 

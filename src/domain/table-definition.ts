@@ -16,6 +16,7 @@ import type {
 } from "./data-table.js";
 import { PROFILE_TECHNICAL_ATTRIBUTES, VALUE_TYPES } from "./data-table.js";
 import { eventsAt } from "./declared-event-definition.js";
+import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "./safe-text.js";
 import type { Json } from "./definition-reader.js";
 import {
   arrayAt,
@@ -175,6 +176,11 @@ export function parseTableDefinition(kind: TableKind, input: unknown): TableDefi
   const p = new Problems();
   if (!isObject(input)) {
     p.bad("body", "must be a JSON object");
+    p.throwIfAny();
+  }
+  const unstorable = findUnstorableText(input, "");
+  if (unstorable !== undefined) {
+    p.bad(unstorable || "body", UNSTORABLE_TEXT_MESSAGE);
     p.throwIfAny();
   }
   const raw = input as Json;

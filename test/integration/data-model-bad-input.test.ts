@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import fc from "fast-check";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -291,6 +292,75 @@ const CASES: [string, string, string, unknown, number, string, RegExp][] = [
     "HERALD_INVALID_TABLE_DEFINITION",
     /operator/,
   ],
+  [
+    "NUL in a value",
+    "POST",
+    PROFILE_URL,
+    {
+      attributes: [
+        { name: "emailAddress", value: "a@b.cd" },
+        { name: "code", value: "a\u0000" },
+      ],
+    },
+    400,
+    "HERALD_INVALID_VALUE",
+    /attributes\[1\]\.value/,
+  ],
+  [
+    "lone surrogate in a value",
+    "POST",
+    PROFILE_URL,
+    {
+      attributes: [
+        { name: "emailAddress", value: "a@b.cd" },
+        { name: "code", value: "\ud800" },
+      ],
+    },
+    400,
+    "HERALD_INVALID_VALUE",
+    /attributes\[1\]\.value/,
+  ],
+  [
+    "NUL in a path",
+    "GET",
+    `${PROFILE_URL}/emailAddress=a%00b`,
+    undefined,
+    400,
+    "HERALD_VALIDATION",
+    /params\.profileKey/,
+  ],
+  [
+    "NUL in a table name",
+    "GET",
+    "/v5/entities/acme/profile-tables/a%00",
+    undefined,
+    400,
+    "HERALD_VALIDATION",
+    /params\.table/,
+  ],
+  [
+    "NUL in a definition",
+    "POST",
+    "/v5/entities/acme/custom-tables",
+    {
+      name: "C\u0000",
+      type: "REPOSITORY",
+      primaryKeyAttribute: "k",
+      attributes: [{ name: "k", valueType: "STRING" }],
+    },
+    400,
+    "HERALD_INVALID_TABLE_DEFINITION",
+    /name/,
+  ],
+  [
+    "unique value too long",
+    "POST",
+    PROFILE_URL,
+    { attributes: [{ name: "emailAddress", value: `${"a".repeat(3000)}@b.cd` }] },
+    400,
+    "HERALD_INVALID_VALUE",
+    /attributes\[0\]\.value/,
+  ],
   ["malformed JSON", "POST", PROFILE_URL, "{not json", 400, "HERALD_MALFORMED_JSON", /.*/],
 ];
 
@@ -303,6 +373,58 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(created.statusCode, 201, created.body);
     });
     after(() => t?.close());
+
+    test("random write bodies never answer 5xx and write nothing when refused", async () => {
+      const scalar = fc.oneof(
+        fc.string(),
+        fc.string({ unit: "binary" }),
+        fc.integer(),
+        fc.double(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.constantFrom("a@b.cd", "\u0000", "\ud800", "9".repeat(400), "2024-02-30"),
+      );
+      const value = fc.oneof(
+        scalar,
+        fc.array(scalar, { maxLength: 3 }),
+        fc.object({ maxDepth: 1 }),
+      );
+      const name = fc.constantFrom(
+        "emailAddress",
+        "age",
+        "tier",
+        "code",
+        "profileId",
+        "nope",
+        "",
+        "\u0000",
+      );
+      const body = fc.record(
+        {
+          attributes: fc.array(fc.record({ name, value }, { requiredKeys: ["name"] }), {
+            maxLength: 4,
+          }),
+          subscriptions: fc.array(
+            fc.record({ name: fc.constantFrom("news", "x"), subscribe: fc.boolean() }),
+          ),
+          segmentations: fc.array(fc.record({ category: fc.string(), name: fc.string() }), {
+            maxLength: 2,
+          }),
+        },
+        { requiredKeys: [] },
+      );
+      await fc.assert(
+        fc.asyncProperty(body, fc.constantFrom("", "?allowUpdate=true"), async (b, query) => {
+          const res = await t.request("POST", `${PROFILE_URL}${query}`, b);
+          assert.ok(res.statusCode < 500, `${res.statusCode} ${res.body} for ${JSON.stringify(b)}`);
+          if (res.statusCode === 200) {
+            await t.database.db.query("DELETE FROM records");
+            await t.database.db.query("DELETE FROM change_events");
+          }
+        }),
+        { numRuns: 150 },
+      );
+    });
 
     for (const [name, method, url, body, status, code, path] of CASES) {
       test(`${name}: ${status} ${code}, nothing written, no event`, async () => {

@@ -126,6 +126,15 @@ describe("attribute values", () => {
     invalid(attr("STRING"), ["x"]);
   });
 
+  test("text PostgreSQL cannot store is refused; unique values must fit an index entry", () => {
+    invalid(attr("STRING"), "a\u0000b");
+    invalid(attr("STRING"), "\udc00");
+    assert.equal(valid(attr("STRING"), "😀"), "😀");
+    assert.equal(valid(attr("STRING", { unique: true }), "é".repeat(512)), "é".repeat(512));
+    invalid(attr("STRING", { unique: true }), "é".repeat(513));
+    assert.equal(valid(attr("STRING"), "é".repeat(5000)), "é".repeat(5000));
+  });
+
   test("no value: null, empty string and empty list all mean none", () => {
     for (const type of ["STRING", "INTEGER", "DATE"] as const)
       for (const raw of [null, undefined, "", []]) assert.equal(valid(attr(type), raw), null);

@@ -4,6 +4,7 @@ import { findTableCached } from "../../capture/table-cache.js";
 import type { Origin } from "../../domain/change-event.js";
 import type { DataTable, TableKind } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
+import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "../../domain/safe-text.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
@@ -14,6 +15,23 @@ export interface DataRouteContext {
   origin: Origin;
 }
 
+/**
+ * Path and query strings reach SQL as text parameters; one holding a NUL (`%00`) or an unpaired
+ * surrogate would make PostgreSQL fail the query. Answer 400 instead.
+ */
+export function assertStorableRequest(request: FastifyRequest): void {
+  for (const [part, value] of [
+    ["params", request.params],
+    ["querystring", request.query],
+  ] as const) {
+    const path = findUnstorableText(value, part);
+    if (path !== undefined)
+      throw new HeraldError("HERALD_VALIDATION", { reason: `${path} ${UNSTORABLE_TEXT_MESSAGE}` }, [
+        { path, message: UNSTORABLE_TEXT_MESSAGE },
+      ]);
+  }
+}
+
 export async function dataRouteContext(
   deps: AppDeps,
   request: FastifyRequest,
@@ -21,6 +39,7 @@ export async function dataRouteContext(
   kind: TableKind,
 ): Promise<DataRouteContext> {
   const auth = authOf(request);
+  assertStorableRequest(request);
   const entity = await resolveEntity(deps.db, auth, params.entity);
   const table = await findTableCached(deps.db, entity.id, kind, params.table);
   if (!table)

@@ -20,6 +20,7 @@ import {
 import { tableHasRecords } from "../../storage/record-repository.js";
 import type { AppDeps, HeraldApp } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
+import { assertStorableRequest } from "./data-route-context.js";
 
 export interface TableStructureOptions {
   kind: TableKind;
@@ -71,6 +72,7 @@ export function registerTableStructureRoutes(
       },
     },
     async (request) => {
+      assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const tables = await listTables(deps.db, entity.id, kind);
       return { [options.listKey]: tables.map(options.render) };
@@ -89,6 +91,7 @@ export function registerTableStructureRoutes(
       },
     },
     async (request, reply) => {
+      assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const definition = parseTableDefinition(kind, request.body);
       const table = await insertTable(deps.db, { ...definition, entityId: entity.id });
@@ -111,6 +114,7 @@ export function registerTableStructureRoutes(
       },
     },
     async (request) => {
+      assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const table = await findTable(deps.db, entity.id, kind, request.params.table);
       if (!table) throw notFound(request.params.table, entity.name);
@@ -131,6 +135,7 @@ export function registerTableStructureRoutes(
       },
     },
     async (request) => {
+      assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const existing = await findTable(deps.db, entity.id, kind, request.params.table);
       if (!existing) throw notFound(request.params.table, entity.name);
@@ -175,6 +180,7 @@ export function registerTableStructureRoutes(
       },
     },
     async (request, reply) => {
+      assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const existing = await findTable(deps.db, entity.id, kind, request.params.table);
       if (!existing || !(await deleteTable(deps.db, entity.id, existing.id)))
