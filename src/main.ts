@@ -17,6 +17,7 @@ import type { BackgroundService } from "./background-service.js";
 import { startSequencer } from "./sequencer/sequencer-service.js";
 import type { DeliveryWorker } from "./delivery/delivery-service.js";
 import { startDeliveryWorker } from "./delivery/delivery-service.js";
+import { startHousekeeping } from "./jobs/housekeeping.js";
 
 export interface RunningHerald {
   config: HeraldConfig;
@@ -66,6 +67,8 @@ export async function startHerald(
       config,
     });
     services.push(worker);
+    // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
+    services.push(await startHousekeeping({ db, logger, config }));
   }
   if (config.roles.includes("api")) {
     app = await buildApp({

@@ -46,6 +46,7 @@ export const ADVISORY_LOCKS = {
   sequencerLeader: 72_630_002,
   sequencerStamp: 72_630_003,
   bootstrap: 72_630_004,
+  housekeeping: 72_630_005,
 } as const;
 
 export function toSafeInteger(raw: string): number {

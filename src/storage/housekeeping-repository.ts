@@ -1,0 +1,88 @@
+/**
+ * SQL of housekeeping (DESIGN §7 "the log is pruned by age once every cursor has passed it"):
+ * old delivery attempts, old change events below every live cursor, expired access tokens and
+ * finished replay requests. Every delete is one bounded batch (`batchSize` rows, chosen through an
+ * index) so no statement holds locks for long; the job calls them in a loop.
+ */
+import type { Queryable } from "./database.js";
+
+/** Delivery attempts made before `olderThan`; uses delivery_attempts_time (attempted_at). */
+export async function pruneDeliveryAttempts(
+  db: Queryable,
+  olderThan: Date,
+  batchSize: number,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM delivery_attempts WHERE id IN (
+       SELECT id FROM delivery_attempts WHERE attempted_at < $1 ORDER BY attempted_at LIMIT $2)`,
+    [olderThan, batchSize],
+  );
+  return rowCount;
+}
+
+/**
+ * The highest log position that no live reader still needs: the lowest watermark of every existing
+ * subscription (active or not: re-activating resumes from its watermark, SPEC §6), the lowest cursor
+ * of every open replay, and the log head (unstamped events are never candidates). Events at or below
+ * it may go; events above it never.
+ */
+export async function liveLogFloor(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ floor: number }>(
+    `SELECT LEAST(
+              (SELECT position FROM log_head),
+              (SELECT min(watermark) FROM webhook_subscriptions),
+              (SELECT min(cursor) FROM subscription_replays WHERE status IN ('PENDING', 'RUNNING'))
+            ) AS floor`,
+  );
+  return rows[0]?.floor ?? 0;
+}
+
+/**
+ * Stamped change events that occurred before `olderThan` and sit at or below `floor`. Walks the
+ * unique index on position from its low end, so the oldest positions go first and the batch stays
+ * cheap. Unstamped inbox rows (position NULL) are never touched.
+ */
+export async function pruneChangeEvents(
+  db: Queryable,
+  olderThan: Date,
+  floor: number,
+  batchSize: number,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM change_events WHERE id IN (
+       SELECT id FROM change_events
+        WHERE position IS NOT NULL AND position <= $2 AND occurred_at < $1
+        ORDER BY position LIMIT $3)`,
+    [olderThan, floor, batchSize],
+  );
+  return rowCount;
+}
+
+/** Access tokens that expired before `now`; uses access_tokens_expiry. */
+export async function pruneExpiredAccessTokens(
+  db: Queryable,
+  now: Date,
+  batchSize: number,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM access_tokens WHERE token_hash IN (
+       SELECT token_hash FROM access_tokens WHERE expires_at < $1 LIMIT $2)`,
+    [now, batchSize],
+  );
+  return rowCount;
+}
+
+/** Replay requests that finished (DONE or CANCELLED) before `olderThan`. Few rows: no index needed. */
+export async function pruneFinishedReplays(
+  db: Queryable,
+  olderThan: Date,
+  batchSize: number,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM subscription_replays WHERE id IN (
+       SELECT id FROM subscription_replays
+        WHERE status IN ('DONE', 'CANCELLED') AND finished_at < $1 LIMIT $2)`,
+    [olderThan, batchSize],
+  );
+  return rowCount;
+}
