@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { parseProfileInput, upsertProfile } from "../../src/capture/profile-writer.js";
+import { HeraldError } from "../../src/domain/errors.js";
+import { findTable } from "../../src/storage/data-table-repository.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -189,6 +192,22 @@ for (const { backend, skip } of await testBackends()) {
         attributes: [{ name: "emailAddress", value: "ann@example.com" }],
       });
       assert.equal(recreate.statusCode, 200);
+    });
+
+    test("a write through a stale cached definition of a deleted table is a 404, not a 500", async () => {
+      const table = await findTable(t.database.db, 1, "PROFILE_TABLE", tableId);
+      assert.ok(table);
+      const ghost = { ...table, id: "999999" };
+      const write = parseProfileInput(ghost, {
+        attributes: [{ name: "emailAddress", value: "g@h.ij" }],
+      });
+      await assert.rejects(
+        upsertProfile(t.database.db, ghost, write, {
+          allowUpdate: false,
+          origin: { kind: "SYSTEM" },
+        }),
+        (error: unknown) => error instanceof HeraldError && error.code === "HERALD_TABLE_NOT_FOUND",
+      );
     });
 
     test("concurrent allowUpdate upserts of one new key end as one create and updates, never a 500", async () => {

@@ -204,6 +204,28 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await events()).length, 0);
     });
 
+    test("concurrent upserts of one new business key: one CREATE, the rest updates, never a 500", async () => {
+      await clearEvents();
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          t.request("POST", url, {
+            properties: [
+              { name: "orderId", value: "race" },
+              { name: "amount", value: i + 1 },
+            ],
+          }),
+        ),
+      );
+      for (const r of results) assert.equal(r.statusCode, 200, r.body);
+      const rows = await events();
+      assert.equal(rows.filter((r) => r.event_type === "CREATE").length, 1);
+      assert.ok(rows.every((r) => r.record_key === "race"));
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        rows.map((_, i) => i + 1),
+      );
+    });
+
     test("table PUT keeps keys while records exist (422); DELETE removes table and records", async () => {
       const changed = {
         ...ORDERS,
