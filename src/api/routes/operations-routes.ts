@@ -2,7 +2,7 @@
 import { Type } from "typebox";
 import { HeraldError } from "../../domain/errors.js";
 import { renderMetrics } from "../../metrics.js";
-import { migrationsApplied } from "../../storage/migrate.js";
+import { listMigrations, migrationsApplied } from "../../storage/migrate.js";
 import { HERALD_VERSION } from "../../version.js";
 import type { RouteModule } from "./index.js";
 
@@ -13,6 +13,8 @@ const READINESS_TIMEOUT_MS = 2_000;
 type Readiness = { ready: true } | { ready: false; reason: string };
 
 const operationsRoutes: RouteModule = async (app, deps) => {
+  // The migrations this build knows, read once: probes hit /readyz every few seconds.
+  const migrations = listMigrations();
   async function readiness(): Promise<Readiness> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<Readiness>((resolve) => {
@@ -27,7 +29,7 @@ const operationsRoutes: RouteModule = async (app, deps) => {
       } catch {
         return { ready: false, reason: "the database is unreachable" };
       }
-      return (await migrationsApplied(deps.db))
+      return (await migrationsApplied(deps.db, migrations))
         ? { ready: true }
         : { ready: false, reason: "database migrations are pending" };
     })();
