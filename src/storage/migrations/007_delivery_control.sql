@@ -21,3 +21,9 @@ CREATE TABLE subscription_replays (
 -- The engine looks for a subscription's open replays (oldest first); housekeeping reads their cursors.
 CREATE INDEX subscription_replays_open ON subscription_replays (subscription_id, id)
   WHERE status IN ('PENDING', 'RUNNING');
+
+-- Endpoint health (SPEC §6): the last operational event announced for a subscription's endpoint
+-- ('warn' after 24 h of failure, 'disable' after 3 days; NULL = nothing announced or recovered since).
+-- Kept in the row so a warning goes out once, whichever worker holds the lease and across restarts.
+ALTER TABLE webhook_subscriptions ADD COLUMN health_announced text
+  CHECK (health_announced IN ('warn', 'disable'));
