@@ -107,13 +107,15 @@ async function applyToRecord(
 
 /**
  * POST …/customTable/{table}/record: creates the record, or updates it when its business key
- * exists. The primary key attribute must be given.
+ * exists (with `allowUpdate: false`, an existing business key is a 409 instead: imports in
+ * INSERT_ONLY mode). The primary key attribute must be given.
  */
 export async function upsertCustomRecord(
   db: Database,
   table: DataTable,
   provided: AttributeMap,
   origin: Origin,
+  options: { allowUpdate?: boolean } = {},
 ): Promise<RecordWriteResult> {
   const pk = primaryKeyOf(table);
   const businessKey = keyText(provided[pk]);
@@ -148,8 +150,11 @@ export async function upsertCustomRecord(
         if (mandatoryProblem) throw mandatoryProblem;
         throw new RetryWrite("business key created concurrently");
       }
-      if (result.kind === "found")
+      if (result.kind === "found") {
+        if (options.allowUpdate === false)
+          throw uniqueKeyTaken({ attribute: pk, value: businessKey }, "properties");
         return applyToRecord(tx, table, result.records[0]!, provided, origin);
+      }
       if (result.takenKeys[0]) throw uniqueKeyTaken(result.takenKeys[0], "properties");
       const fields = heldAttributes(table, created);
       const declared = firedDeclaredEvents(table.eventsToTrigger, {

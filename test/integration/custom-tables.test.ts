@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { parseRecordInput, upsertCustomRecord } from "../../src/capture/custom-record-writer.js";
+import { findTableCached } from "../../src/capture/table-cache.js";
+import { HeraldError } from "../../src/domain/errors.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -101,6 +104,27 @@ for (const { backend, skip } of await testBackends()) {
           ["DELETE", ["ticket-closed"], ["ticketId", "state", "tags"], "7"],
         ],
       );
+    });
+
+    test("insert-only writes from code refuse an existing business key with 409 and no event", async () => {
+      const table = await findTableCached(t.database.db, 1, "CUSTOM_TABLE", "Tickets");
+      assert.ok(table);
+      const origin = { kind: "SYSTEM" } as const;
+      const provided = parseRecordInput(table, [{ name: "ticketId", value: 8 }]);
+      const first = await upsertCustomRecord(t.database.db, table, provided, origin, {
+        allowUpdate: false,
+      });
+      assert.equal(first.outcome, "CREATED");
+      await t.database.db.query("DELETE FROM change_events");
+      await assert.rejects(
+        upsertCustomRecord(t.database.db, table, { ...provided, state: "X" }, origin, {
+          allowUpdate: false,
+        }),
+        (error: unknown) =>
+          error instanceof HeraldError && error.code === "HERALD_UNIQUE_KEY_TAKEN",
+      );
+      const { rowCount } = await t.database.db.query("SELECT 1 FROM change_events");
+      assert.equal(rowCount, 0);
     });
 
     test("ids are UUIDs; an id-shaped or numeric name is refused", async () => {
