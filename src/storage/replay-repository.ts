@@ -236,7 +236,9 @@ export async function completeReplay(
   const { rowCount } = await db.query(
     `UPDATE subscription_replays
         SET status = 'DONE', cursor = to_position, events_sent = events_sent + $3, finished_at = now()
-      WHERE id = $1 AND status = 'RUNNING' AND worker_id = $2`,
+      WHERE id = $1 AND status = 'RUNNING' AND worker_id = $2
+        AND EXISTS (SELECT 1 FROM webhook_subscriptions s
+                     WHERE s.id = subscription_replays.subscription_id AND s.lease_owner = $2)`,
     [replayId, workerId, sent],
   );
   return rowCount > 0;
