@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -186,6 +186,15 @@ describe("README", () => {
       assert.ok(row, `README.md has no configuration row for ${setting.env}`);
     }
     assert.ok(readme.includes("HERALD_CONFIG_FILE"), "README.md documents HERALD_CONFIG_FILE");
+  });
+
+  test("every document the README links to exists", () => {
+    const links = [...readme.matchAll(/\]\(((?:docs\/)?[\w./-]+\.(?:md|json))(?:#[\w-]+)?\)/g)].map(
+      (m) => m[1]!,
+    );
+    assert.ok(links.length > 5);
+    const missing = links.filter((link) => !existsSync(link));
+    assert.deepEqual(missing, [], "README.md links to documents that do not exist");
   });
 
   test("the quick start is the two commands", () => {
