@@ -53,6 +53,9 @@ export async function stampPendingEvents(
             SET position = p.pos, sequenced_at = clock_timestamp()
            FROM pending p
           WHERE c.id = p.id
+            -- Redundant for the result, but lets the planner reach c through the small partial
+            -- index instead of hash-joining against a sequential scan of the whole log.
+            AND c.position IS NULL
          RETURNING c.position, c.occurred_at, c.sequenced_at
        ), moved AS (
          UPDATE log_head SET position = (SELECT max(position) FROM stamped)
