@@ -18,6 +18,10 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<ScenarioM
     summary: "API writes to logged events, against plain INSERTs on the same server",
     load: () => import("./capture.js"),
   },
+  delivery: {
+    summary: "pushes per second against a plain-undici ceiling, BULK drain, latency, worker memory",
+    load: () => import("./delivery.js"),
+  },
 };
 
 function parseArguments(argv: string[]): { names: string[]; options: BenchOptions } {

@@ -86,6 +86,8 @@ export class SubscriptionRunner {
   private reading = false;
   private readAgain = false;
   private starved = false;
+  /** The last read filled its page or stopped at the buffer limit: more of the log is waiting. */
+  private behind = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -159,6 +161,7 @@ export class SubscriptionRunner {
     while (this.state === "running") {
       if (this.scheduler.size >= this.maxBuffered) {
         this.starved = true;
+        this.behind = true;
         return;
       }
       // The head is read first: every event at or below it is visible to the next statement, so a
@@ -180,6 +183,7 @@ export class SubscriptionRunner {
       }
       const last = events.at(-1)?.position ?? this.tracker.cursor;
       this.tracker.readUpTo(events.length === batch ? last : Math.max(last, head));
+      this.behind = events.length === batch;
       this.dispatch();
       this.scheduleFlush();
       if (events.length < batch) return;
@@ -204,7 +208,14 @@ export class SubscriptionRunner {
     const now = Date.now();
     for (;;) {
       if (this.batcher.room > 0) this.batcher.add(this.scheduler.take(this.batcher.room), now);
-      if (this.batcher.length > 0 && this.batcher.isDue(now) && this.inFlight < max) {
+      // Lingering waits for events still to come; with a backlog they are already here, so a
+      // block that nothing ready can join leaves at once instead of idling for lingerMs.
+      const nothingToAdd = this.behind && this.scheduler.readyRecords === 0;
+      if (
+        this.batcher.length > 0 &&
+        (this.batcher.isDue(now) || nothingToAdd) &&
+        this.inFlight < max
+      ) {
         this.launch(this.newPush(this.batcher.take(), true));
         continue;
       }
