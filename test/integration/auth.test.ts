@@ -108,6 +108,30 @@ for (const { backend, skip } of await testBackends()) {
       assert.deepEqual(listed.json(), (await t.request("GET", "/v4/entity")).json());
     });
 
+    test("legacy HTTP Basic writes like a bearer call, with the same errors", async () => {
+      const headers = {
+        authorization: basic("herald/admin", TEST_ADMIN_KEY),
+        "content-type": "application/json",
+      };
+      const created = await t.app.inject({
+        method: "POST",
+        url: "/ActitoWebServices/ws/v4/entity",
+        headers,
+        payload: { name: "legacy-made" },
+      });
+      assert.equal(created.statusCode, 201);
+      assert.equal((await t.request("GET", "/v4/entity/legacy-made")).statusCode, 200);
+      const invalid = await t.app.inject({
+        method: "POST",
+        url: "/ActitoWebServices/ws/v4/entity",
+        headers,
+        payload: { name: "no spaces allowed" },
+      });
+      const viaBearer = await t.request("POST", "/v4/entity", { name: "no spaces allowed" });
+      assert.equal(invalid.statusCode, 400);
+      assert.deepEqual(invalid.json(), viaBearer.json());
+    });
+
     test("HTTP Basic with a wrong key, licence or key name is 401", async () => {
       for (const header of [
         basic("herald/admin", "hk_wrong"),
