@@ -7,6 +7,7 @@
  */
 import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
+import { checkValue } from "../domain/attribute-values.js";
 import { firedDeclaredEvents } from "../domain/declared-events.js";
 import { HeraldError } from "../domain/errors.js";
 import { applyAttributes } from "../domain/record-change.js";
@@ -43,6 +44,17 @@ export function parseRecordInput(
 
 function primaryKeyOf(table: DataTable): string {
   return table.primaryKeyAttribute ?? table.attributes[0]?.name ?? "";
+}
+
+/**
+ * A `{businessKey}` path value in stored form: it is normalised like a written primary key value
+ * (an INTEGER key `007` is record `7`). A value the key attribute would refuse matches nothing.
+ */
+export function normaliseBusinessKey(table: DataTable, raw: string): string {
+  const attribute = table.attributes.find((a) => a.name === primaryKeyOf(table));
+  if (!attribute) return raw;
+  const checked = checkValue(attribute, raw);
+  return (checked.kind === "valid" ? keyText(checked.value) : undefined) ?? raw;
 }
 
 function recordNotFound(table: DataTable, businessKey: string): HeraldError {
@@ -182,7 +194,12 @@ export async function updateCustomRecord(
 ): Promise<RecordWriteResult> {
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
-      const record = await findRecordByBusinessKey(tx, table.id, businessKey, true);
+      const record = await findRecordByBusinessKey(
+        tx,
+        table.id,
+        normaliseBusinessKey(table, businessKey),
+        true,
+      );
       if (!record) throw recordNotFound(table, businessKey);
       return applyToRecord(tx, table, record, provided, origin);
     }),
@@ -198,7 +215,12 @@ export async function deleteCustomRecord(
 ): Promise<void> {
   await withWriteRetry(table, () =>
     db.transaction(async (tx) => {
-      const record = await findRecordByBusinessKey(tx, table.id, businessKey, true);
+      const record = await findRecordByBusinessKey(
+        tx,
+        table.id,
+        normaliseBusinessKey(table, businessKey),
+        true,
+      );
       if (!record) throw recordNotFound(table, businessKey);
       await deleteRecord(tx, record.recordId);
       const fields = heldAttributes(table, record.attributes);
@@ -220,7 +242,11 @@ export async function readCustomRecord(
   table: DataTable,
   businessKey: string,
 ): Promise<StoredRecord> {
-  const record = await findRecordByBusinessKey(db, table.id, businessKey);
+  const record = await findRecordByBusinessKey(
+    db,
+    table.id,
+    normaliseBusinessKey(table, businessKey),
+  );
   if (!record) throw recordNotFound(table, businessKey);
   return record;
 }

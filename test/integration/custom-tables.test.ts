@@ -72,6 +72,9 @@ for (const { backend, skip } of await testBackends()) {
       });
       assert.equal(create.statusCode, 200, create.body);
       assert.deepEqual(create.json(), { businessKey: "7" });
+      const padded = await t.request("GET", `${url}/007`);
+      assert.equal(padded.statusCode, 200, padded.body);
+      assert.equal((await t.request("GET", `${url}/seven`)).statusCode, 404);
       const put = await t.request("PUT", `${BASE}/Tickets`, {
         ...TICKETS,
         eventsToTrigger: [CLOSED],
