@@ -174,6 +174,53 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(unknown.statusCode, 404);
     });
 
+    test("PUT changing a unique value moves the key: new value taken, old value free, one UPDATE", async () => {
+      const other = await t.request("POST", url, {
+        attributes: [{ name: "emailAddress", value: "bob@example.com" }],
+        subscriptions: [{ name: "newsletter", subscribe: false }],
+      });
+      assert.equal(other.statusCode, 200);
+      await clearEvents();
+      const bob = other.json().profileId as number;
+      const clash = await t.request("PUT", `${url}/${bob}`, {
+        attributes: [{ name: "emailAddress", value: "ann@example.com" }],
+      });
+      assert.equal(clash.statusCode, 409);
+      assert.equal(clash.json().code, "HERALD_UNIQUE_KEY_TAKEN");
+      const move = await t.request("PUT", `${url}/emailAddress=bob@example.com`, {
+        attributes: [
+          { name: "emailAddress", value: "robert@example.com" },
+          { name: "customerId", value: "C-1" },
+        ],
+        subscriptions: [{ name: "newsletter", subscribe: true }],
+      });
+      assert.equal(move.statusCode, 200, move.body);
+      const rows = await events();
+      assert.deepEqual(
+        rows.map((r) => r.event_type),
+        ["UPDATE", "UPDATED_SUBSCRIPTION"],
+      );
+      assert.deepEqual(rows[0]!.keys, {
+        profileId: bob,
+        emailAddress: "robert@example.com",
+        customerId: "C-1",
+      });
+      assert.deepEqual(rows[0]!.previous, { emailAddress: "bob@example.com", customerId: null });
+      assert.equal(rows[0]!.version, 2);
+      assert.equal(rows[1]!.version, 2);
+      assert.equal((await t.request("GET", `${url}/emailAddress=bob@example.com`)).statusCode, 404);
+      assert.equal(
+        (await t.request("GET", `${url}/customerId=C-1`)).json().attributes[0].value,
+        String(bob),
+      );
+      const reuse = await t.request("POST", url, {
+        attributes: [{ name: "emailAddress", value: "bob@example.com" }],
+      });
+      assert.equal(reuse.statusCode, 200);
+      const del = await t.request("DELETE", `${url}/${reuse.json().profileId}`);
+      assert.equal(del.statusCode, 204);
+    });
+
     test("search and delete; DELETE carries the state before", async () => {
       const search = await t.request("GET", `${url}?search=firstName=Ann&number=5`);
       assert.equal(search.statusCode, 200);
