@@ -175,8 +175,10 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
 
   let unlisten: Unlisten | undefined;
   try {
-    unlisten = await db.listen(LOG_CHANNEL, () => {
-      for (const runner of runners.values()) runner.poke();
+    unlisten = await db.listen(LOG_CHANNEL, (payload) => {
+      // The sequencer announces the new log head; anything else just means "look again".
+      const head = /^\d+$/.test(payload) ? Number(payload) : undefined;
+      for (const runner of runners.values()) runner.poke(head);
     });
   } catch (error) {
     logger.warn({ err: error }, "LISTEN failed; relying on the poll");

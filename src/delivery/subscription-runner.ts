@@ -88,6 +88,8 @@ export class SubscriptionRunner {
   private starved = false;
   /** The last read filled its page or stopped at the buffer limit: more of the log is waiting. */
   private behind = false;
+  /** A log head announced by NOTIFY and not yet used by a read; 0 = read it from the database. */
+  private knownHead = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -128,9 +130,13 @@ export class SubscriptionRunner {
     this.batcher.setLimits(this.limits());
   }
 
-  /** New events may be in the log (NOTIFY, poll, or a renewed lease). */
-  poke(): void {
+  /**
+   * New events may be in the log (NOTIFY, poll, or a renewed lease). `head`, when known (the
+   * sequencer's NOTIFY payload), saves reading it: every position up to it is stamped and committed.
+   */
+  poke(head?: number): void {
     if (this.state !== "running") return;
+    if (head !== undefined && head > this.knownHead) this.knownHead = head;
     void this.pump();
     this.dispatch();
   }
@@ -166,7 +172,9 @@ export class SubscriptionRunner {
       }
       // The head is read first: every event at or below it is visible to the next statement, so a
       // short page means the cursor may jump to the head (no matching event hides below it).
-      const head = await readLogHead(this.ctx.db);
+      let head = this.knownHead;
+      this.knownHead = 0;
+      if (head <= this.tracker.cursor) head = await readLogHead(this.ctx.db);
       const sub = s();
       const events = await readLog(this.ctx.db, this.tracker.cursor, batch, {
         entityId: sub.entityId,
