@@ -279,6 +279,23 @@ for (const { backend, skip } of await testBackends()) {
         );
       });
 
+      test("counts matching attempts up to 10000, and says when there are more", async () => {
+        const id = await createSubscription();
+        await t.database.db.query(
+          `INSERT INTO delivery_attempts (subscription_id, push_id, attempt, event_ids, first_position,
+             last_position, attempted_at, duration_ms, outcome, worker_id)
+           SELECT $1, gen_random_uuid(), 1, ARRAY[n], n, n, now() - n * interval '1 second', 1, 'DELIVERED', 'w'
+             FROM generate_series(1, 10005) AS n`,
+          [id],
+        );
+        const many = (await t.request("GET", `${BASE}/${id}/attempts?pageSize=3`)).json() as Json;
+        assert.equal(many.totalElements, 10_000);
+        assert.equal(many.totalElementsCapped, true);
+        assert.equal((many.attempts as Json[]).length, 3);
+        const few = (await t.request("GET", `${BASE}/${subscriptionId}/attempts`)).json() as Json;
+        assert.equal(few.totalElementsCapped, false);
+      });
+
       test("rejects bad filters with 400 naming the parameter", async () => {
         for (const [query, parameter] of [
           ["outcome=LOST", "outcome"],

@@ -178,7 +178,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
       const to = q.to === undefined ? undefined : parseTime(q.to, "to", "query");
       const page = q.page ?? 0;
       const pageSize = q.pageSize ?? 100;
-      const { items, total } = await listSubscriptionAttempts(
+      const { items, total, capped } = await listSubscriptionAttempts(
         deps.db,
         subscription.id,
         {
@@ -190,7 +190,13 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
         },
         { page, pageSize },
       );
-      return { attempts: items.map(attemptJson), page, pageSize, totalElements: total };
+      return {
+        attempts: items.map(attemptJson),
+        page,
+        pageSize,
+        totalElements: total,
+        totalElementsCapped: capped,
+      };
     },
   );
 
@@ -220,14 +226,21 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
       if (!day) throw invalid("date", `'${raw}' is not a day in the form yyyy-MM-dd (UTC)`);
       const page = request.query.page ?? 0;
       const pageSize = request.query.pageSize ?? 100;
-      const { items, total } = await listSubscriptionAttempts(
+      const { items, total, capped } = await listSubscriptionAttempts(
         deps.db,
         subscription.id,
         { from: day, to: new Date(day.getTime() + DAY_MS), failedOnly: true },
         { page, pageSize },
         "oldest",
       );
-      return { date: raw, failures: items.map(failureJson), page, pageSize, totalElements: total };
+      return {
+        date: raw,
+        failures: items.map(failureJson),
+        page,
+        pageSize,
+        totalElements: total,
+        totalElementsCapped: capped,
+      };
     },
   );
 

@@ -60,7 +60,8 @@ export const AttemptsResponse = Type.Object({
   attempts: Type.Array(AttemptJson),
   page: Type.Integer(),
   pageSize: Type.Integer(),
-  totalElements: Type.Integer(),
+  totalElements: Type.Integer({ description: "Matching attempts, counted up to 10000" }),
+  totalElementsCapped: Type.Boolean({ description: "true: more than 10000 match" }),
 });
 
 const FailureJson = Type.Object({
@@ -82,7 +83,8 @@ export const DailyLogResponse = Type.Object({
   failures: Type.Array(FailureJson),
   page: Type.Integer(),
   pageSize: Type.Integer(),
-  totalElements: Type.Integer(),
+  totalElements: Type.Integer({ description: "Matching attempts, counted up to 10000" }),
+  totalElementsCapped: Type.Boolean({ description: "true: more than 10000 match" }),
 });
 
 export const RotateBody = Type.Object(
