@@ -56,7 +56,14 @@ export function defaultWorkerId(): string {
 
 export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<DeliveryWorker> {
   const { db, config } = options;
-  const tuning: DeliveryTuning = { ...DEFAULT_DELIVERY_TUNING, ...options.tuning };
+  // A push may run for the whole delivery timeout, so none starts unless the lease outlives it:
+  // the lease lasts at least the timeout plus 5 s, and pushes stop the timeout plus 1 s before it ends.
+  const tuning: DeliveryTuning = {
+    ...DEFAULT_DELIVERY_TUNING,
+    leaseTtlMs: Math.max(DEFAULT_DELIVERY_TUNING.leaseTtlMs, config.deliveryTimeoutMs + 5_000),
+    leaseSafetyMarginMs: config.deliveryTimeoutMs + 1_000,
+    ...options.tuning,
+  };
   const workerId = config.workerId ?? defaultWorkerId();
   const logger = options.logger.child({ workerId });
   const sender = createHttpSender({

@@ -1,10 +1,16 @@
 /** Knobs of the delivery engine that are not user settings: lease timing, read sizes, buffers. */
 export interface DeliveryTuning {
-  /** How long a lease lasts without renewal; a dead worker's subscriptions move after this. */
+  /**
+   * How long a lease lasts without renewal; a dead worker's subscriptions move after this. The
+   * worker uses at least the delivery timeout + 5 s.
+   */
   leaseTtlMs: number;
   /** How often leases are renewed, fair shares recomputed and subscriptions re-read. */
   leaseRenewMs: number;
-  /** No push starts later than this before the lease could expire (clock and GC pauses). */
+  /**
+   * No push starts later than this before the lease could expire, so an in-flight push never
+   * outlives its lease. The worker uses the delivery timeout + 1 s.
+   */
   leaseSafetyMarginMs: number;
   /** Safety-net poll of the log when no NOTIFY arrives. */
   pollMs: number;

@@ -124,6 +124,16 @@ export class SubscriptionRunner {
     return Math.max(this.ctx.tuning.maxBufferedEvents, perWave);
   }
 
+  /**
+   * Read-ahead stops when too many events are held, or when the positions waiting behind one
+   * unfinished event (a record in retries holds the watermark) pass ten times that: memory stays
+   * bounded even while one record fails for hours.
+   */
+  private bufferFull(fraction = 1): boolean {
+    const limit = this.maxBuffered * fraction;
+    return this.scheduler.size >= limit || this.tracker.span >= limit * 10;
+  }
+
   /** The subscription was re-read (a PUT may have changed it); later pushes use the new definition. */
   update(subscription: Subscription): void {
     this.subscription = subscription;
@@ -165,7 +175,7 @@ export class SubscriptionRunner {
     const batch = this.ctx.tuning.readBatchSize;
     const s = () => this.subscription;
     while (this.state === "running") {
-      if (this.scheduler.size >= this.maxBuffered) {
+      if (this.bufferFull()) {
         this.starved = true;
         this.behind = true;
         return;
@@ -354,7 +364,7 @@ export class SubscriptionRunner {
     this.scheduler.complete(push.events);
     for (const item of push.events) this.tracker.finish(item.event.position);
     this.scheduleFlush();
-    if (this.starved && this.scheduler.size < this.maxBuffered * 0.75) {
+    if (this.starved && !this.bufferFull(0.75)) {
       this.starved = false;
       void this.pump();
     }

@@ -23,6 +23,12 @@ export class WatermarkTracker {
     if (position > this.readThrough) this.readThrough = position;
   }
 
+  /** Positions held: unfinished ones and the finished ones above the first unfinished. */
+  get span(): number {
+    void this.safe;
+    return this.pending.length - this.head;
+  }
+
   get cursor(): number {
     return this.readThrough;
   }

@@ -153,6 +153,8 @@ export function startHeraldProcess(
       HERALD_LOG_LEVEL: process.env.HERALD_E2E_LOG_LEVEL ?? "warn",
       HERALD_PORT: "0",
       HERALD_HOST: "127.0.0.1",
+      // Leases last the delivery timeout + 5 s: keep both short so a killed worker's share moves in ~10 s.
+      HERALD_DELIVERY_TIMEOUT_MS: "5000",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
