@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import type { HeraldConfig } from "../config/config.js";
 import { ConfigError, flagName, loadConfig, SETTINGS } from "../config/config.js";
+import type { RunningHerald } from "../main.js";
 import { startHerald } from "../main.js";
 import { HERALD_VERSION } from "../version.js";
 
@@ -36,24 +37,32 @@ start.action(async (options: Record<string, string | undefined>) => {
     }
     throw error;
   }
-  const herald = await startHerald(config);
-  const shutdown = (signal: string) => {
-    herald.logger.info({ signal }, "shutdown requested");
+  // Signals are handled from the start: one that arrives while Herald is still starting (migrating
+  // the embedded database, say) stops it as soon as it is up, instead of killing it mid-write.
+  const state: { herald?: RunningHerald; requested?: string } = {};
+  const shutdown = (running: RunningHerald, signal: string) => {
+    running.logger.info({ signal }, "shutdown requested");
     const force = setTimeout(() => {
-      herald.logger.error(`shutdown took longer than ${SHUTDOWN_DEADLINE_MS} ms; exiting now`);
+      running.logger.error(`shutdown took longer than ${SHUTDOWN_DEADLINE_MS} ms; exiting now`);
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS);
     force.unref();
-    herald.stop().then(
+    running.stop().then(
       () => process.exit(0),
       (error: unknown) => {
-        herald.logger.error({ err: error }, "error during shutdown");
+        running.logger.error({ err: error }, "error during shutdown");
         process.exit(1);
       },
     );
   };
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
-  process.once("SIGINT", () => shutdown("SIGINT"));
+  const onSignal = (signal: string) => {
+    if (state.herald) shutdown(state.herald, signal);
+    else state.requested ??= signal;
+  };
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  state.herald = await startHerald(config);
+  if (state.requested) shutdown(state.herald, state.requested);
 });
 
 function camel(flag: string): string {
