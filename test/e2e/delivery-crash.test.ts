@@ -36,7 +36,7 @@ describe(
   () => {
     test(
       "SIGKILL mid-stream, restart: everything arrives, in per-record order",
-      { timeout: 90_000 },
+      { timeout: 150_000 },
       async () => {
         const t = await createTestDatabase("postgres");
         const entity = await entityId(t.db);
@@ -68,7 +68,7 @@ describe(
           workers.push(first);
           await oneByOne.waitFor(
             (reqs) => reqs.length >= 600,
-            30_000,
+            60_000,
             "600 pushes before the crash",
           );
           assert.equal(await first.kill("SIGKILL"), null, "killed by the signal");
@@ -106,6 +106,7 @@ describe(
           assert.equal(rows[0]?.n, 0, "a stopped worker hands its leases back");
         } finally {
           for (const w of workers) if (w.child.exitCode === null) await w.kill("SIGKILL");
+          if (process.env.HERALD_E2E_DEBUG) for (const w of workers) console.log(w.output());
           await sequencer.stop();
           await oneByOne.close();
           await bulk.close();

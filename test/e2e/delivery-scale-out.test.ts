@@ -37,7 +37,7 @@ describe(
   () => {
     test(
       "three workers share subscriptions; one dies; its subscriptions move; nothing lost; never two drivers",
-      { timeout: 120_000 },
+      { timeout: 150_000 },
       async () => {
         const t = await createTestDatabase("postgres");
         const entity = await entityId(t.db);
@@ -78,7 +78,7 @@ describe(
               const owners = [...(await leaseOwners(t.db)).values()];
               return new Set(owners).size >= 3 && !owners.includes(null) && pushers().size >= 3;
             },
-            40_000,
+            60_000,
             "every worker driving (and pushing for) some subscriptions",
           );
           const spreadAfter = Date.now() - started;
