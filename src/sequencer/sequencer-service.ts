@@ -8,9 +8,9 @@
  * (a missed notification, a listener reconnecting). Writers notify at most every
  * INBOX_NOTIFY_INTERVAL_MS per process (a NOTIFY serialises commits on PostgreSQL), so after any
  * round that found work the leader stays in busy mode: it checks again every `busyPollMs` until
- * `busyLingerMs` pass without work. Each check is a cheap read; stamping starts only when it finds
- * something. Stamping is correct even if two stampers
- * overlap for a moment (see `stampPendingEvents`); the lock only keeps them from competing.
+ * `busyLingerMs` pass without work. Each check is one call that returns at once, without a lock,
+ * when nothing waits. Stamping is correct even if two stampers overlap for a moment (see
+ * migration 005_sequencer.sql); the leader lock only keeps them from competing.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -18,11 +18,7 @@ import type { BackgroundService } from "../background-service.js";
 import type { AdvisoryLock, Database, Unlisten } from "../storage/database.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
 import { INBOX_CHANNEL, INBOX_NOTIFY_INTERVAL_MS } from "../storage/change-event-repository.js";
-import {
-  DEFAULT_STAMP_BATCH,
-  hasUnstampedEvents,
-  stampPendingEvents,
-} from "../storage/sequencer-repository.js";
+import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
 import { WakeSignal } from "./wake-signal.js";
 
@@ -213,11 +209,11 @@ class SequencerLoop implements Sequencer {
   }
 
   private async stampUntilEmpty(): Promise<void> {
-    if (!(await hasUnstampedEvents(this.db))) return;
-    this.lastWorkAt = Date.now();
     while (this.isLeader() && !this.stopped) {
+      // Returns at once, without locking, when nothing waits (one cheap round trip per poll).
       const result = await stampPendingEvents(this.db, this.batchSize);
       if (result.stamped === 0) return;
+      this.lastWorkAt = Date.now();
       this.counters.head = result.head;
       this.counters.stampedTotal += result.stamped;
       this.counters.lastBatchMaxLagMs = result.maxLagMs;

@@ -8,6 +8,7 @@ import type {
 import type { Queryable } from "./database.js";
 
 export const INBOX_CHANNEL = "herald_inbox";
+/** Sent by the sequencer with the new head; the name is also written in migration 005. */
 export const LOG_CHANNEL = "herald_log";
 
 /**

@@ -2,8 +2,7 @@
  * SQL of the sequencer (DESIGN §4): stamping committed inbox events with dense log positions, and
  * the lag figures read back from the stamps.
  */
-import type { Database } from "./database.js";
-import { LOG_CHANNEL } from "./change-event-repository.js";
+import type { Database, Queryable } from "./database.js";
 
 /** Most events stamped per transaction: keeps each stamping transaction short (a few ms). */
 export const DEFAULT_STAMP_BATCH = 5000;
@@ -19,62 +18,25 @@ export interface StampResult {
 
 /**
  * Stamps up to `batchSize` committed, unstamped events, in id order, with positions head+1, head+2…,
- * advances `log_head` and notifies LOG_CHANNEL with the new head — all in one transaction.
- *
- * Why it is safe with several stampers (an old leader still finishing while a new one starts): the
- * first statement locks the `log_head` row, so stamping transactions run one after another; the
- * second statement runs with a new READ COMMITTED snapshot taken after that lock is granted, so it
- * sees everything the previous stamper committed and never reuses a position.
- *
- * Why the snapshot is enough for ordering: only committed events are visible, and a record's later
- * event is written after its earlier transaction committed (the record row lock), with a larger id
- * (the sequence has no per-session cache). A snapshot that sees the later one sees the earlier one,
- * and id order stamps it first.
+ * advances `log_head` and notifies LOG_CHANNEL with the new head — in one autocommit call of
+ * `herald_stamp_batch` (migration 005, which explains why this is safe with overlapping stampers
+ * and keeps each record's events in commit order). When nothing waits it returns at once without
+ * taking a lock, so the sequencer may call it every few ms.
  */
 export async function stampPendingEvents(
-  db: Database,
+  db: Queryable,
   batchSize = DEFAULT_STAMP_BATCH,
 ): Promise<StampResult> {
-  return db.transaction(async (tx) => {
-    const locked = await tx.query<{ position: number }>("SELECT position FROM log_head FOR UPDATE");
-    const head = locked.rows[0]?.position ?? 0;
-    // One statement numbers the batch from head+1 (the partial index change_events_unsequenced feeds
-    // it in id order without sorting), stamps it, moves log_head (already locked above) and
-    // notifies LOG_CHANNEL with the new head; the NOTIFY is delivered when this commits.
-    const { rows } = await tx.query<{ stamped: number; head: number | null; max_lag_ms: number }>(
-      `WITH pending AS (
-         SELECT id, $2::bigint + row_number() OVER (ORDER BY id) AS pos
-           FROM change_events
-          WHERE position IS NULL
-          ORDER BY id
-          LIMIT $1
-       ), stamped AS (
-         UPDATE change_events c
-            SET position = p.pos, sequenced_at = clock_timestamp()
-           FROM pending p
-          WHERE c.id = p.id
-            -- Redundant for the result, but lets the planner reach c through the small partial
-            -- index instead of hash-joining against a sequential scan of the whole log.
-            AND c.position IS NULL
-         RETURNING c.position, c.occurred_at, c.sequenced_at
-       ), moved AS (
-         UPDATE log_head SET position = (SELECT max(position) FROM stamped)
-          WHERE EXISTS (SELECT 1 FROM stamped)
-         RETURNING position
-       )
-       SELECT count(*)::integer AS stamped,
-              max(position) AS head,
-              coalesce(max(extract(epoch FROM sequenced_at - occurred_at) * 1000), 0)::float8 AS max_lag_ms,
-              (SELECT count(pg_notify($3, position::text)) FROM moved) AS notified
-         FROM stamped`,
-      [batchSize, head, LOG_CHANNEL],
-    );
-    const row = rows[0];
-    const stamped = row?.stamped ?? 0;
-    if (stamped === 0 || row?.head == null) return { stamped: 0, head, maxLagMs: 0 };
-    // Dense by construction: `stamped` rows got head+1 … head+stamped.
-    return { stamped, head: row.head, maxLagMs: row.max_lag_ms };
-  });
+  const { rows } = await db.query<{ stamped: number; head: number | null; max_lag_ms: number }>(
+    "SELECT stamped, head, max_lag_ms FROM herald_stamp_batch($1)",
+    [batchSize],
+  );
+  const row = rows[0];
+  return {
+    stamped: row?.stamped ?? 0,
+    head: row?.head ?? 0,
+    maxLagMs: row?.max_lag_ms ?? 0,
+  };
 }
 
 /**
