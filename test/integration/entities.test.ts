@@ -111,13 +111,21 @@ for (const { backend, skip } of await testBackends()) {
           if (!["get", "delete"].includes(method)) continue;
           const url = (entity: string) =>
             path.replace("{entity}", entity).replace(/\{[^}]+\}/g, "1");
-          const forbidden = await t.request(method.toUpperCase(), url("beta"), undefined, limited);
-          const hidden = await t.request(method.toUpperCase(), url("foreign"));
+          const verb = method.toUpperCase();
+          const forbidden = await t.request(verb, url("beta"), undefined, limited);
+          const hidden = await t.request(verb, url("foreign"));
+          // A request refused before its entity is looked at (a required query parameter
+          // missing) tells nothing about the entity: it must answer exactly as for an entity
+          // that does not exist.
+          const unknown = await t.request(verb, url("no-such-entity"));
+          const unknownLimited = await t.request(verb, url("no-such-entity"), undefined, limited);
           checked += 1;
-          if (forbidden.statusCode !== 403)
+          if (forbidden.statusCode !== 403 && forbidden.body !== unknownLimited.body)
             wrong.push(`${method} ${url("beta")} → ${forbidden.statusCode}, not 403`);
-          if (hidden.statusCode !== 404)
+          if (hidden.statusCode !== 404 && hidden.body !== unknown.body)
             wrong.push(`${method} ${url("foreign")} → ${hidden.statusCode}, not 404`);
+          if (hidden.statusCode === 404 && hidden.json().code !== unknown.json().code)
+            wrong.push(`${method} ${url("foreign")} answers unlike an unknown entity`);
         }
       }
       assert.ok(checked > 0);
