@@ -14,12 +14,13 @@ import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
-import { readLog, readLogHead } from "../storage/change-event-repository.js";
+import { readLogHead } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
 import type { AttemptOutcomeName, AttemptRecord } from "../storage/delivery-repository.js";
 import {
   advanceWatermark,
   disableSubscription,
+  readLogWindow,
   recordAttempts,
 } from "../storage/delivery-repository.js";
 import { BulkBatcher } from "./bulk-batcher.js";
@@ -88,7 +89,7 @@ export class SubscriptionRunner {
   private starved = false;
   /** The last read filled its page or stopped at the buffer limit: more of the log is waiting. */
   private behind = false;
-  /** A log head announced by NOTIFY and not yet used by a read; 0 = read it from the database. */
+  /** The highest log head known (NOTIFY payload or a read of log_head). */
   private knownHead = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -173,23 +174,30 @@ export class SubscriptionRunner {
 
   private async readAhead(): Promise<void> {
     const batch = this.ctx.tuning.readBatchSize;
-    const s = () => this.subscription;
+    // Positions examined per read at most (see readLogWindow).
+    const window = Math.max(batch * 5, 10_000);
     while (this.state === "running") {
       if (this.bufferFull()) {
         this.starved = true;
         this.behind = true;
         return;
       }
-      // The head is read first: every event at or below it is visible to the next statement, so a
-      // short page means the cursor may jump to the head (no matching event hides below it).
-      let head = this.knownHead;
-      this.knownHead = 0;
-      if (head <= this.tracker.cursor) head = await readLogHead(this.ctx.db);
-      const sub = s();
-      const events = await readLog(this.ctx.db, this.tracker.cursor, batch, {
+      const cursor = this.tracker.cursor;
+      // Every position up to a head we know of is stamped and committed; ask the database only when
+      // we have caught up with it.
+      if (this.knownHead <= cursor)
+        this.knownHead = Math.max(this.knownHead, await readLogHead(this.ctx.db));
+      const head = this.knownHead;
+      if (head <= cursor) {
+        this.behind = false;
+        return;
+      }
+      const upTo = Math.min(head, cursor + window);
+      const sub = this.subscription;
+      const events = await readLogWindow(this.ctx.db, cursor, upTo, batch, {
         entityId: sub.entityId,
         source: sub.on,
-        sourceId: sub.onElementId ?? undefined,
+        sourceId: sub.onElementId,
         eventType: sub.eventType,
       });
       if (this.state !== "running") return;
@@ -199,12 +207,12 @@ export class SubscriptionRunner {
         this.tracker.add(event.position);
         this.scheduler.enqueue({ key: recordKeyOf(event), event });
       }
-      const last = events.at(-1)?.position ?? this.tracker.cursor;
-      this.tracker.readUpTo(events.length === batch ? last : Math.max(last, head));
-      this.behind = events.length === batch;
+      // A full page may stop short of the window; otherwise the whole window has been examined.
+      const full = events.length === batch;
+      this.tracker.readUpTo(full ? (events.at(-1)?.position ?? cursor) : upTo);
+      this.behind = this.tracker.cursor < head;
       this.dispatch();
       this.scheduleFlush();
-      if (events.length < batch) return;
     }
   }
 

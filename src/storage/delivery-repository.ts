@@ -4,7 +4,9 @@
  * `lease_owner = <this worker>`, so a worker that lost its lease (it stalled past the expiry and
  * another worker took over) cannot move a cursor it no longer drives.
  */
+import type { ChangeEvent, EventSource, EventType } from "../domain/change-event.js";
 import type { Subscription } from "../domain/subscription.js";
+import { CHANGE_EVENT_COLUMNS, toChangeEvent } from "./change-event-repository.js";
 import type { Queryable } from "./database.js";
 import type { SubscriptionRow } from "./subscription-rows.js";
 import { SUBSCRIPTION_COLUMNS, SUBSCRIPTION_FROM, toSubscription } from "./subscription-rows.js";
@@ -277,4 +279,37 @@ export async function listAttempts(
     nextAttemptAt: r.next_attempt_at,
     workerId: r.worker_id,
   }));
+}
+
+export interface DeliveryLogFilter {
+  entityId: number;
+  source: EventSource;
+  sourceId: string | null;
+  eventType: EventType;
+}
+
+/**
+ * A subscription's candidate events in the position window (after, upTo], in log order, at most
+ * `limit`. The window bounds the work of every read whatever plan PostgreSQL picks: right after a
+ * large import, before autovacuum has analysed the table, the planner misjudges the filter and may
+ * scan and sort every later row of the entity instead of walking the position index.
+ */
+export async function readLogWindow(
+  db: Queryable,
+  after: number,
+  upTo: number,
+  limit: number,
+  filter: DeliveryLogFilter,
+): Promise<ChangeEvent[]> {
+  const { rows } = await db.query<Parameters<typeof toChangeEvent>[0]>(
+    `SELECT ${CHANGE_EVENT_COLUMNS}
+       FROM change_events
+      WHERE position > $1 AND position <= $2
+        AND entity_id = $4 AND source = $5 AND ($6::text IS NULL OR source_id = $6)
+        AND event_type = $7
+      ORDER BY position
+      LIMIT $3`,
+    [after, upTo, limit, filter.entityId, filter.source, filter.sourceId, filter.eventType],
+  );
+  return rows.map(toChangeEvent);
 }

@@ -267,15 +267,19 @@ for (const { backend, skip } of await testBackends()) {
       worker.wake();
       await new Promise((resolve) => setTimeout(resolve, 400));
       const started = Date.now();
-      for (let i = 0; i < 12; i++) {
+      // A 3 s trickle, one event every 100 ms: lingerMs never passes, so only maxWaitMs can
+      // send a block before the trickle ends.
+      for (let i = 0; i < 30; i++) {
         await append(t.db, [profileUpdate(entity, 600 + i, 1)]);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
+      const ended = Date.now();
       await r.waitFor((reqs) => reqs.length >= 1, 5_000, "a first block");
       const first = r.requests[0]!;
       const waited = first.receivedAt - started;
-      assert.ok(waited >= 700 && waited < 1_600, `first block after ${waited} ms`);
-      assert.ok(dataObjects(first.json).length < 12);
+      assert.ok(waited >= 700, `first block after ${waited} ms, before maxWaitMs`);
+      assert.ok(first.receivedAt < ended, `the first block waited for the trickle to end`);
+      assert.ok(dataObjects(first.json).length < 30);
     });
 
     test("stop hands leases back at once", async () => {
