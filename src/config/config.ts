@@ -61,8 +61,10 @@ const postgresUrl: Parser<string | undefined> = (raw, name) => {
   }
   return raw;
 };
+/** Entity names appear in URL paths: 1 to 64 letters, digits, '_', '.', '-', not starting with a sign. */
+export const ENTITY_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
 const entityName: Parser<string> = (raw, name) => {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)) {
+  if (!new RegExp(ENTITY_NAME_PATTERN).test(raw)) {
     throw new ConfigError(
       `${name} must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit); got '${raw}'`,
     );

@@ -96,30 +96,11 @@ export async function listEntities(
   return rows;
 }
 
-export async function insertApiKey(
-  db: Queryable,
-  key: {
-    licenceId: number;
-    name: string;
-    keyHash: string;
-    keyPrefix: string;
-    isAdmin: boolean;
-    entityIds: number[] | null;
-  },
-): Promise<ApiKeyRow> {
-  const { rows } = await db.query<{ id: number }>(
-    `INSERT INTO api_keys (licence_id, name, key_hash, key_prefix, is_admin, entity_ids)
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-    [key.licenceId, key.name, key.keyHash, key.keyPrefix, key.isAdmin, key.entityIds],
-  );
-  return (await findApiKeyById(db, key.licenceId, rows[0]!.id))!;
-}
-
 /**
  * Creates a key unless the licence has a live key of that name (undefined then). The conflict
  * target is the partial unique index of live names (migration 006).
  */
-export async function insertApiKeyIfNameFree(
+export async function insertApiKey(
   db: Queryable,
   key: {
     licenceId: number;

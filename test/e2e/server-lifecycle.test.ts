@@ -25,13 +25,22 @@ interface Running {
   stderr: () => string;
 }
 
-function startServer(env: Record<string, string>): Promise<Running> {
-  // Only what the test sets: no HERALD_* or DATABASE_URL leaking in from the outer environment.
-  const base = Object.fromEntries(
+/** The test's environment without HERALD_* and DATABASE_URL: the server gets only what a test sets. */
+function outerEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith("HERALD_") && k !== "DATABASE_URL"),
   );
+}
+
+function startServer(env: Record<string, string>): Promise<Running> {
   const child = spawn(process.execPath, ["bin/herald.mjs", "start"], {
-    env: { ...base, HERALD_PORT: "0", HERALD_HOST: "127.0.0.1", HERALD_LOG_LEVEL: "info", ...env },
+    env: {
+      ...outerEnv(),
+      HERALD_PORT: "0",
+      HERALD_HOST: "127.0.0.1",
+      HERALD_LOG_LEVEL: "info",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -242,11 +251,8 @@ for (const leg of legs) {
 describe("signals during start-up", () => {
   test("SIGTERM while Herald is still starting stops it cleanly once it is up", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "herald-e2e-early-"));
-    const base = Object.fromEntries(
-      Object.entries(process.env).filter(([k]) => !k.startsWith("HERALD_") && k !== "DATABASE_URL"),
-    );
     const child = spawn(process.execPath, ["bin/herald.mjs", "start"], {
-      env: { ...base, HERALD_DATA_DIR: dataDir, HERALD_PORT: "0", HERALD_HOST: "127.0.0.1" },
+      env: { ...outerEnv(), HERALD_DATA_DIR: dataDir, HERALD_PORT: "0", HERALD_HOST: "127.0.0.1" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

@@ -7,7 +7,7 @@ import { Type } from "typebox";
 import { HeraldError, invalid } from "../../domain/errors.js";
 import type { ApiKeyRow } from "../../storage/tenancy-repository.js";
 import {
-  insertApiKeyIfNameFree,
+  insertApiKey,
   listApiKeys,
   listEntities,
   revokeApiKey,
@@ -119,7 +119,7 @@ const apiKeyRoutes: RouteModule = async (app, deps) => {
         entityIds = entities.map((entityName) => idOf.get(entityName)!);
       }
       const raw = newApiKey();
-      const key = await insertApiKeyIfNameFree(deps.db, {
+      const key = await insertApiKey(deps.db, {
         licenceId: auth.licenceId,
         name,
         keyHash: hashSecret(raw),

@@ -1,13 +1,11 @@
 /** Entities (SPEC §1): list the ones a key reaches, create one (admin), read one. */
 import { Type } from "typebox";
+import { ENTITY_NAME_PATTERN } from "../../config/config.js";
 import { HeraldError } from "../../domain/errors.js";
 import { insertEntityIfAbsent, listEntities } from "../../storage/tenancy-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import { authOf, requireAdmin, resolveEntity } from "../auth.js";
 import type { RouteModule } from "./index.js";
-
-/** Entity names appear in paths: letters, digits, '_', '.', '-'. */
-export const ENTITY_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
 
 const EntityBody = Type.Object({
   id: Type.Integer(),
