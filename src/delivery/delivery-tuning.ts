@@ -31,6 +31,6 @@ export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
   pollMs: 2_000,
   watermarkFlushMs: 200,
   readBatchSize: 2_000,
-  maxBufferedEvents: 20_000,
+  maxBufferedEvents: 8_000,
   stopTimeoutMs: 10_000,
 };

@@ -121,7 +121,7 @@ export class SubscriptionRunner {
 
   private get maxBuffered(): number {
     const s = this.subscription;
-    const perWave = s.pushMode === "BULK" ? s.maxBlockSize * s.maxConcurrency * 4 : 0;
+    const perWave = s.pushMode === "BULK" ? s.maxBlockSize * s.maxConcurrency * 2 : 0;
     return Math.max(this.ctx.tuning.maxBufferedEvents, perWave);
   }
 
