@@ -119,7 +119,8 @@ const BENCH_ADMIN_KEY = `hk_bench_${randomBytes(16).toString("hex")}`;
 export interface BenchHerald {
   db: Database;
   app: HeraldApp;
-  sequencer: Sequencer;
+  /** Undefined when started with `sequencer: false` (the sequencer runs elsewhere). */
+  sequencer: Sequencer | undefined;
   config: HeraldConfig;
   /** `http://127.0.0.1:<port>` */
   origin: string;
@@ -133,6 +134,7 @@ export interface BenchHerald {
 export async function startBenchHerald(
   db: Database,
   overrides: Partial<HeraldConfig> = {},
+  options: { sequencer?: boolean } = {},
 ): Promise<BenchHerald> {
   const config: HeraldConfig = {
     ...loadConfig({ env: {} }),
@@ -144,7 +146,7 @@ export async function startBenchHerald(
   };
   const logger = createLogger("silent");
   await bootstrap(db, { defaultEntity: BENCH_ENTITY, adminApiKey: BENCH_ADMIN_KEY });
-  const sequencer = await startSequencer({ db, logger });
+  const sequencer = (options.sequencer ?? true) ? await startSequencer({ db, logger }) : undefined;
   const app = await buildApp({ db, config, logger });
   const origin = await app.listen({ port: 0, host: "127.0.0.1" });
   const tokenResponse = await request(`${origin}/auth/token`, {
@@ -175,7 +177,7 @@ export async function startBenchHerald(
     call,
     stop: async () => {
       await app.close();
-      await sequencer.stop();
+      await sequencer?.stop();
     },
   };
 }

@@ -1,5 +1,5 @@
 /** Runs HTTP load from a worker thread (http-load-worker.ts) and returns what it measured. */
-import { Worker } from "node:worker_threads";
+import { startTsWorker } from "./ts-worker.js";
 import type { LoadResult } from "./closed-loop.js";
 
 export interface HttpLoadSpec {
@@ -20,12 +20,7 @@ export function runHttpLoad(
   onMeasureStart?: (at: number) => void,
 ): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    // Worker threads do not run this process's `--import tsx`: register tsx in the worker first.
-    const entry = new URL("./http-load-worker.ts", import.meta.url).href;
-    const worker = new Worker(
-      `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`,
-      { eval: true, workerData: spec },
-    );
+    const worker = startTsWorker("./http-load-worker.ts", spec);
     let result: LoadResult | undefined;
     worker.on("message", (message: { kind: string; at?: number; result?: LoadResult }) => {
       if (message.kind === "measuring") onMeasureStart?.(message.at ?? Date.now());
