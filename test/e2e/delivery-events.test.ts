@@ -96,7 +96,7 @@ describe("every event type reaches exactly its subscriptions (herald start subpr
     });
     await eventually(
       () => /"msg":"Herald API listening"/.test(herald.output()) || herald.child.exitCode !== null,
-      60_000,
+      180_000,
       "Herald to listen",
     );
     const line = herald
