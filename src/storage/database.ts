@@ -12,9 +12,15 @@ export interface QueryResult<T> {
 }
 
 export interface Queryable {
+  /**
+   * `statementName`: on PostgreSQL, prepare the statement once per connection under this name and
+   * reuse its plan (for hot statements whose planning costs more than running them). One name must
+   * always go with the same SQL text. PGlite ignores it.
+   */
   query<T = Record<string, unknown>>(
     sql: string,
     params?: readonly unknown[],
+    statementName?: string,
   ): Promise<QueryResult<T>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;

@@ -48,8 +48,16 @@ export class PostgresDatabase implements Database {
     this.pool.on("error", () => {});
   }
 
-  async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    const result = await this.pool.query(sql, params as unknown[]);
+  async query<T>(
+    sql: string,
+    params?: readonly unknown[],
+    statementName?: string,
+  ): Promise<QueryResult<T>> {
+    const result = await this.pool.query({
+      text: sql,
+      values: params as unknown[],
+      ...(statementName ? { name: statementName } : {}),
+    });
     return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
   }
 
@@ -63,8 +71,12 @@ export class PostgresDatabase implements Database {
     try {
       await client.query("BEGIN");
       const tx: Queryable = {
-        query: async <R>(sql: string, params?: readonly unknown[]) => {
-          const result = await client.query(sql, params as unknown[]);
+        query: async <R>(sql: string, params?: readonly unknown[], statementName?: string) => {
+          const result = await client.query({
+            text: sql,
+            values: params as unknown[],
+            ...(statementName ? { name: statementName } : {}),
+          });
           return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
         },
         exec: async (sql: string) => {
