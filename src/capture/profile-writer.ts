@@ -23,7 +23,8 @@ import {
 } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Queryable } from "../storage/database.js";
-import type { StoredRecord } from "../storage/record-repository.js";
+import { createRecordWithEvents, updateRecordWithEvents } from "../storage/record-event-writes.js";
+import type { RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import {
   deleteRecord,
   findOrInsertRecord,
@@ -31,9 +32,9 @@ import {
   findRecordByKey,
   updateRecord,
 } from "../storage/record-repository.js";
-import type { EventContext } from "./change-event-builders.js";
+import type { EventContext, RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
-import { RetryWrite, withWriteRetry } from "./write-retry.js";
+import { inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
 
 /** The v4 write body (SPEC §3). */
 export interface ProfileInput {
@@ -81,11 +82,63 @@ export function uniqueKeyTaken(key: KeyValue, listName = "attributes"): HeraldEr
 
 function context(
   table: DataTable,
-  record: StoredRecord,
+  record: RecordSnapshot,
   version: number,
   origin: Origin,
 ): EventContext {
   return { table, record, version, origin };
+}
+
+/** What a write does to an existing profile: nothing, or this update and these events. */
+type ProfileUpdatePlan =
+  | { kind: "unchanged" }
+  | {
+      kind: "update";
+      update: RecordUpdate;
+      /** The events, given the version and time the UPDATE wrote. */
+      events(version: number, updatedAt: Date): NewChangeEvent[];
+    };
+
+function planProfileUpdate(
+  table: DataTable,
+  record: StoredRecord,
+  write: ProfileWrite,
+  origin: Origin,
+): ProfileUpdatePlan {
+  const diff = applyAttributes(record.attributes, write.attributes);
+  checkMandatory(table, diff.after, "attributes", write.attributes);
+  const subscriptions = applySubscriptions(record.subscriptions, write.subscriptions);
+  const segments = applySegments(record.segments, write.segments);
+  if (diff.changed.length + subscriptions.changes.length + segments.changes.length === 0)
+    return { kind: "unchanged" };
+  const uniqueChanged = diff.changed.filter(
+    (name) => table.attributes.find((a) => a.name === name)?.unique,
+  );
+  const addKeys = uniqueChanged.flatMap((attribute) => {
+    const value = keyText(diff.after[attribute]);
+    return value === undefined ? [] : [{ attribute, value }];
+  });
+  return {
+    kind: "update",
+    update: {
+      recordId: record.recordId,
+      tableId: table.id,
+      attributes: diff.after,
+      subscriptions: subscriptions.after,
+      segments: segments.after,
+      dropKeys: uniqueChanged,
+      addKeys,
+    },
+    events: (version, updatedAt) => {
+      const after = { ...record, attributes: diff.after, updatedAt };
+      const ctx = context(table, after, version, origin);
+      const events: NewChangeEvent[] = [];
+      if (diff.changed.length > 0)
+        events.push(dataEvent(ctx, "UPDATE", diff.changed, diff.previous));
+      events.push(...membershipEvents(ctx, subscriptions.changes, segments.changes));
+      return events;
+    },
+  };
 }
 
 /** Applies a write to a locked existing profile: diff, UPDATE, events. */
@@ -96,41 +149,50 @@ async function applyToProfile(
   write: ProfileWrite,
   origin: Origin,
 ): Promise<ProfileWriteResult> {
-  const diff = applyAttributes(record.attributes, write.attributes);
-  checkMandatory(table, diff.after, "attributes", write.attributes);
-  const subscriptions = applySubscriptions(record.subscriptions, write.subscriptions);
-  const segments = applySegments(record.segments, write.segments);
-  const unchanged = {
-    profileId: record.recordId,
-    outcome: "UNCHANGED",
-    version: record.version,
-  } as const;
-  if (diff.changed.length + subscriptions.changes.length + segments.changes.length === 0)
-    return unchanged;
-  const uniqueChanged = diff.changed.filter(
-    (name) => table.attributes.find((a) => a.name === name)?.unique,
-  );
-  const addKeys = uniqueChanged.flatMap((attribute) => {
-    const value = keyText(diff.after[attribute]);
-    return value === undefined ? [] : [{ attribute, value }];
-  });
-  const written = await updateRecord(tx, {
-    recordId: record.recordId,
-    tableId: table.id,
-    attributes: diff.after,
-    subscriptions: subscriptions.after,
-    segments: segments.after,
-    dropKeys: uniqueChanged,
-    addKeys,
-  });
+  const plan = planProfileUpdate(table, record, write, origin);
+  if (plan.kind === "unchanged")
+    return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
+  const written = await updateRecord(tx, plan.update);
   if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0]);
-  const after = { ...record, attributes: diff.after, updatedAt: written.updatedAt };
-  const ctx = context(table, after, written.version, origin);
-  const events: NewChangeEvent[] = [];
-  if (diff.changed.length > 0) events.push(dataEvent(ctx, "UPDATE", diff.changed, diff.previous));
-  events.push(...membershipEvents(ctx, subscriptions.changes, segments.changes));
-  await appendChangeEvents(tx, events);
+  await appendChangeEvents(tx, plan.events(written.version, written.updatedAt));
   return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
+}
+
+/** Writes a profile read without a lock if it is still at the version read (one statement). */
+async function updateUnlocked(
+  db: Database,
+  table: DataTable,
+  record: StoredRecord,
+  write: ProfileWrite,
+  origin: Origin,
+): Promise<ProfileWriteResult> {
+  const plan = planProfileUpdate(table, record, write, origin);
+  // A no-op writes nothing: the version read was committed, so it is a state the record had.
+  if (plan.kind === "unchanged")
+    return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
+  const written = await updateRecordWithEvents(db, {
+    update: plan.update,
+    expectedVersion: record.version,
+    events: plan.events(record.version + 1, record.updatedAt),
+    rowValues: "PROFILE",
+  });
+  if (!written) throw new RetryWrite("the profile changed since it was read");
+  return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
+}
+
+/** The one profile that holds the unique values given (409 when they belong to several). */
+function onlyRecord(records: readonly StoredRecord[]): StoredRecord {
+  const [record, other] = records;
+  if (other)
+    throw new HeraldError(
+      "HERALD_CONFLICT",
+      { reason: "the unique values given belong to different profiles" },
+      records.map((r) => ({
+        path: "attributes",
+        message: `profile ${r.recordId} holds one of the unique values`,
+      })),
+    );
+  return record!;
 }
 
 /** The record still holds one of the keys it was found by (guards against a concurrent key change). */
@@ -161,6 +223,40 @@ export async function upsertProfile(
   const keys = uniqueKeysOf(table, created);
   const lookup = options.allowUpdate ? keys : [];
   if (mandatoryProblem && lookup.length === 0) throw mandatoryProblem;
+  const fast = await inOneStatement(async () => {
+    const placeholder = {
+      recordId: 0,
+      businessKey: null,
+      attributes: created,
+      createdAt: new Date(0),
+      updatedAt: new Date(0),
+    };
+    const ctx = context(table, placeholder, 1, options.origin);
+    const result = await createRecordWithEvents(db, {
+      record: {
+        tableId: table.id,
+        businessKey: null,
+        attributes: created,
+        subscriptions: subscriptions.after,
+        segments: segments.after,
+        keys,
+      },
+      lookupKeys: lookup,
+      insert: mandatoryProblem === undefined,
+      events: [
+        dataEvent(ctx, "CREATE", heldAttributes(table, created)),
+        ...membershipEvents(ctx, subscriptions.changes, segments.changes),
+      ],
+      rowValues: "PROFILE",
+    });
+    if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
+    if (result.kind === "inserted")
+      return { profileId: result.record.recordId, outcome: "CREATED", version: 1 } as const;
+    const record = onlyRecord(result.records);
+    if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
+    return updateUnlocked(db, table, record, write, options.origin);
+  });
+  if (fast) return fast;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
       const result = await findOrInsertRecord(
@@ -178,18 +274,9 @@ export async function upsertProfile(
       );
       if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
       if (result.kind === "found") {
-        const [record, other] = result.records;
-        if (other)
-          throw new HeraldError(
-            "HERALD_CONFLICT",
-            { reason: "the unique values given belong to different profiles" },
-            result.records.map((r) => ({
-              path: "attributes",
-              message: `profile ${r.recordId} holds one of the unique values`,
-            })),
-          );
-        if (!stillHolds(record!, lookup)) throw new RetryWrite("key moved to another profile");
-        return applyToProfile(tx, table, record!, write, options.origin);
+        const record = onlyRecord(result.records);
+        if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
+        return applyToProfile(tx, table, record, write, options.origin);
       }
       const taken = result.takenKeys[0];
       if (taken) {

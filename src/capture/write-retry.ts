@@ -43,3 +43,34 @@ export async function withWriteRetry<T>(
     }
   }
 }
+
+/** Tries of a single-statement write before it hands over to the transactional path. */
+export const ONE_STATEMENT_ATTEMPTS = 3;
+
+/** Outcomes of a single-statement write that the transactional path handles in detail. */
+const HAND_OVER: readonly string[] = [
+  SQLSTATE.uniqueViolation,
+  SQLSTATE.foreignKeyViolation,
+  ...RETRYABLE,
+];
+
+/**
+ * Runs a single-statement write (storage/record-event-writes.ts). `undefined` tells the caller to
+ * run its transactional path instead: when the statement failed on a taken unique value (that path
+ * reports which value, or finds the record a concurrent create made), a deleted table, a deadlock,
+ * or when the record kept moving between our read and our write (RetryWrite) after a few tries.
+ * A failed statement wrote nothing, so handing over is always safe.
+ */
+export async function inOneStatement<T>(write: () => Promise<T>): Promise<T | undefined> {
+  for (let attempt = 1; attempt <= ONE_STATEMENT_ATTEMPTS; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (error instanceof RetryWrite) continue;
+      const state = sqlState(error);
+      if (state !== undefined && HAND_OVER.includes(state)) return undefined;
+      throw error;
+    }
+  }
+  return undefined;
+}

@@ -22,6 +22,47 @@ export const LOG_CHANNEL = "herald_log";
 export const INBOX_NOTIFY_INTERVAL_MS = 10;
 let lastInboxNotifyAt = 0;
 
+/** True when this write should send the inbox NOTIFY (at most once per interval per process). */
+export function takeInboxNotifyTurn(): boolean {
+  const now = Date.now();
+  if (now - lastInboxNotifyAt < INBOX_NOTIFY_INTERVAL_MS) return false;
+  lastInboxNotifyAt = now;
+  return true;
+}
+
+/** `timestamptz` as JavaScript's `Date#toISOString()` writes it (UTC, milliseconds truncated). */
+function isoText(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+}
+
+/**
+ * The INSERT of change events drafted in JavaScript for the record row that `rowSource` (a CTE
+ * with RETURNING record_id, version, created_at, updated_at; one row or none) just wrote, for use
+ * inside a single-statement write. The events read from that CTE, so each takes its id only after
+ * the row is written and locked (DESIGN §3); when the CTE has no row, no event is inserted.
+ * From the row it takes `version` and, for profile events (`profile` is a boolean SQL expression),
+ * `recordKey`, `keys.profileId` and `state.profileId/creationMoment/updateMoment` (those names are
+ * reserved, so no attribute collides); everything else comes from the drafts (`events`, a JSON
+ * array parameter), in array order.
+ */
+export function insertEventDraftsSql(rowSource: string, events: string, profile: string): string {
+  return `INSERT INTO change_events
+         (entity_id, source, source_id, event_type, record_key, keys, state, fields, previous, extra,
+          version, declared_events, origin)
+       SELECT (e->>'entityId')::bigint, e->>'source', e->>'sourceId', e->>'eventType',
+              CASE WHEN ${profile} THEN w.record_id::text ELSE e->>'recordKey' END,
+              CASE WHEN ${profile} THEN (e->'keys') || jsonb_build_object('profileId', w.record_id)
+                   ELSE e->'keys' END,
+              CASE WHEN ${profile} THEN (e->'state') || jsonb_build_object('profileId', w.record_id,
+                     'creationMoment', ${isoText("w.created_at")},
+                     'updateMoment', ${isoText("w.updated_at")})
+                   ELSE e->'state' END,
+              e->'fields', e->'previous', e->'extra', w.version, e->'declaredEvents', e->'origin'
+         FROM ${rowSource} AS w, jsonb_array_elements(${events}::jsonb) WITH ORDINALITY AS t(e, n)
+        ORDER BY n
+       RETURNING 1`;
+}
+
 /**
  * Appends events in the caller's transaction, in array order, as one statement. The caller must have
  * written (and so locked) the record rows first (DESIGN §3). The NOTIFY (when sent, see above) is
@@ -32,9 +73,7 @@ export async function appendChangeEvents(
   events: readonly NewChangeEvent[],
 ): Promise<void> {
   if (events.length === 0) return;
-  const now = Date.now();
-  const notify = now - lastInboxNotifyAt >= INBOX_NOTIFY_INTERVAL_MS;
-  if (notify) lastInboxNotifyAt = now;
+  const notify = takeInboxNotifyTurn();
   // One JSON array parameter, expanded WITH ORDINALITY and sorted so ids follow array order; the
   // NOTIFY rides in the same statement (a data-modifying CTE runs whether or not it is read).
   await tx.query(

@@ -24,7 +24,7 @@ export interface StoredRecord {
 
 export type { KeyValue };
 
-interface RecordRow {
+export interface RecordRow {
   record_id: number;
   table_id: string;
   business_key: string | null;
@@ -36,10 +36,10 @@ interface RecordRow {
   updated_at: Date;
 }
 
-const RECORD_COLUMNS =
+export const RECORD_COLUMNS =
   "record_id, table_id, business_key, attributes, subscriptions, segments, version, created_at, updated_at";
 
-function toRecord(row: RecordRow): StoredRecord {
+export function toRecord(row: RecordRow): StoredRecord {
   return {
     recordId: row.record_id,
     tableId: row.table_id,
