@@ -214,11 +214,10 @@ export function toDataObject(event: ChangeEvent, options: PayloadOptions): DataO
       data[name] = renderValue(own(event.extra, name));
     }
   }
-  return {
-    ...data,
-    _links: { self: { href: recordHref(event, options.entityName) } },
-    _event: eventBlock(event, options.includePrevious),
-  };
+  // Data names never begin with `_`, so the two blocks are added last and overwrite nothing.
+  data._links = { self: { href: recordHref(event, options.entityName) } };
+  data._event = eventBlock(event, options.includePrevious);
+  return data as DataObject;
 }
 
 /** The href of a subscription, as Actito writes it in `_links.webhook`. */
@@ -236,4 +235,20 @@ export function buildEnvelope<D extends object | object[]>(
   data: D,
 ): PushEnvelope<D> {
   return { id: pushId, data, _links: { webhook: { href: subscriptionHref(subscription) } } };
+}
+
+/**
+ * The text of `JSON.stringify(buildEnvelope(pushId, subscription, data))` from data objects already
+ * serialised one by one (`dataTexts`): `data` is the array of them when `bulk`, else the only one.
+ * A BULK block is assembled from per-event texts instead of stringifying one large object graph.
+ */
+export function envelopeText(
+  pushId: string,
+  subscription: { id: number; entityName: string },
+  dataTexts: readonly string[],
+  bulk: boolean,
+): string {
+  const data = bulk ? `[${dataTexts.join(",")}]` : (dataTexts[0] ?? "null");
+  const href = JSON.stringify(subscriptionHref(subscription));
+  return `{"id":${JSON.stringify(pushId)},"data":${data},"_links":{"webhook":{"href":${href}}}}`;
 }

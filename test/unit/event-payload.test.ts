@@ -5,6 +5,7 @@ import type { ChangeEvent, EventType } from "../../src/domain/change-event.js";
 import { EVENT_SOURCES, EVENT_TYPES } from "../../src/domain/change-event.js";
 import {
   buildEnvelope,
+  envelopeText,
   renderValue,
   toDataObject,
   TRIGGER_SOURCES,
@@ -271,5 +272,31 @@ describe("buildEnvelope", () => {
       one,
       one,
     ]);
+  });
+});
+
+describe("envelopeText", () => {
+  test("is the text JSON.stringify gives the envelope, for one event and for a block", () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbitraryEvent, { minLength: 1, maxLength: 5 }),
+        fc.boolean(),
+        fc.string(),
+        fc.string({ minLength: 1 }),
+        (events, includePrevious, pushId, entityName) => {
+          const sub = { id: 12, entityName };
+          const data = events.map((e) => toDataObject(e, { entityName, includePrevious }));
+          const texts = data.map((d) => JSON.stringify(d));
+          assert.equal(
+            envelopeText(pushId, sub, texts, true),
+            JSON.stringify(buildEnvelope(pushId, sub, data)),
+          );
+          assert.equal(
+            envelopeText(pushId, sub, texts.slice(0, 1), false),
+            JSON.stringify(buildEnvelope(pushId, sub, data[0] as object)),
+          );
+        },
+      ),
+    );
   });
 });
