@@ -68,7 +68,8 @@ export interface HttpSenderOptions {
 
 export interface OutgoingPush {
   url: string;
-  body: string;
+  /** The JSON text, or its UTF-8 bytes (encoded once for both the signature and the request). */
+  body: string | Uint8Array;
   /** The subscription's own headers (reserved ones are dropped here). */
   headers: Record<string, string>;
   /** The three Standard Webhooks headers of this attempt. */

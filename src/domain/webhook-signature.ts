@@ -25,10 +25,12 @@ export function signatureOf(
   secret: string,
   webhookId: string,
   timestampSeconds: number,
-  body: string,
+  body: string | Uint8Array,
 ): string {
+  // Two updates hash the same bytes as one over the joined text, without copying a large body.
   const mac = createHmac("sha256", secretKey(secret))
-    .update(`${webhookId}.${timestampSeconds}.${body}`)
+    .update(`${webhookId}.${timestampSeconds}.`)
+    .update(body)
     .digest("base64");
   return `v1,${mac}`;
 }
@@ -50,7 +52,7 @@ export function activeSecrets(secrets: SigningSecrets, now: Date): string[] {
 export function webhookSignatureHeaders(
   secrets: SigningSecrets,
   webhookId: string,
-  body: string,
+  body: string | Uint8Array,
   now: Date,
 ): { "webhook-id": string; "webhook-timestamp": string; "webhook-signature": string } {
   const timestamp = Math.floor(now.getTime() / 1000);
