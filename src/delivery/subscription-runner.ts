@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
 import { decideOutcome } from "../domain/delivery-outcome.js";
-import { buildEnvelope, toDataObject } from "../domain/event-payload.js";
+import { envelopeText, toDataObject } from "../domain/event-payload.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
@@ -51,8 +51,17 @@ interface PendingEvent {
 interface Push {
   id: string;
   events: PendingEvent[];
-  body: string;
+  /** UTF-8 bytes of the envelope: encoded once, then signed and sent as they are on every attempt. */
+  body: Buffer;
   attempts: number;
+}
+
+interface PendingRead {
+  after: number;
+  upTo: number;
+  /** The definition the read's SQL pre-filter was built from. */
+  subscription: Subscription;
+  events: Promise<ChangeEvent[]>;
 }
 
 type RunnerState = "running" | "stopping" | "stopped";
@@ -92,6 +101,8 @@ export class SubscriptionRunner {
   /** The highest log head known (NOTIFY payload or a read of log_head). */
   private knownHead = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Positions per read (see readAhead). */
+  private windowSize: number;
 
   constructor(
     subscription: Subscription,
@@ -102,6 +113,7 @@ export class SubscriptionRunner {
     this.persisted = watermark;
     this.tracker = new WatermarkTracker(watermark);
     this.batcher = new BulkBatcher(this.limits());
+    this.windowSize = ctx.tuning.readBatchSize;
     this.logger = ctx.logger.child({ subscriptionId: subscription.id });
   }
 
@@ -172,10 +184,31 @@ export class SubscriptionRunner {
     }
   }
 
+  /** Starts reading the window (after, upTo] of the log with the subscription's SQL pre-filter. */
+  private startRead(after: number, upTo: number): PendingRead {
+    const sub = this.subscription;
+    const events = readLogWindow(this.ctx.db, after, upTo, this.ctx.tuning.readBatchSize, {
+      entityId: sub.entityId,
+      source: sub.on,
+      sourceId: sub.onElementId,
+      eventType: sub.eventType,
+      onFields: sub.onFields,
+    });
+    // A read started ahead may be dropped unread (stop, full buffer); its failure is then nobody's.
+    events.catch(() => undefined);
+    return { after, upTo, subscription: sub, events };
+  }
+
+  /**
+   * Reads the log in position windows while the buffer has room. While a backlog exists the next
+   * window is read while this one is handled (one read ahead), so the engine does not wait for the
+   * database between pages. Windows are `readBatchSize` positions wide while the log is dense (a
+   * window then cannot hold more than one page, so the next one is known before this one returns)
+   * and grow up to five times that while few events match (fewer queries for a sparse subscription).
+   */
   private async readAhead(): Promise<void> {
     const batch = this.ctx.tuning.readBatchSize;
-    // Positions examined per read at most (see readLogWindow).
-    const window = Math.max(batch * 5, 10_000);
+    let ahead: PendingRead | undefined;
     while (this.state === "running") {
       if (this.bufferFull()) {
         this.starved = true;
@@ -192,24 +225,27 @@ export class SubscriptionRunner {
         this.behind = false;
         return;
       }
-      const upTo = Math.min(head, cursor + window);
-      const sub = this.subscription;
-      const events = await readLogWindow(this.ctx.db, cursor, upTo, batch, {
-        entityId: sub.entityId,
-        source: sub.on,
-        sourceId: sub.onElementId,
-        eventType: sub.eventType,
-      });
+      const read =
+        ahead && ahead.after === cursor && ahead.subscription === this.subscription
+          ? ahead
+          : this.startRead(cursor, Math.min(head, cursor + this.windowSize));
+      ahead = undefined;
+      if (read.upTo < head && !this.bufferFull(0.5))
+        ahead = this.startRead(read.upTo, Math.min(head, read.upTo + this.windowSize));
+      const events = await read.events;
       if (this.state !== "running") return;
+      const sub = this.subscription;
       for (const event of events) {
         if (event.position <= this.tracker.cursor) continue;
         if (!matchesSubscription(sub, event)) continue;
         this.tracker.add(event.position);
         this.scheduler.enqueue({ key: recordKeyOf(event), event });
       }
-      // A full page may stop short of the window; otherwise the whole window has been examined.
-      const full = events.length === batch;
-      this.tracker.readUpTo(full ? (events.at(-1)?.position ?? cursor) : upTo);
+      // A full page may stop short of its window; otherwise the whole window has been examined.
+      const cut = events.length === batch && (events.at(-1)?.position ?? read.upTo) < read.upTo;
+      this.tracker.readUpTo(cut ? (events.at(-1)?.position ?? cursor) : read.upTo);
+      if (cut || events.length > batch / 2) this.windowSize = batch;
+      else this.windowSize = Math.min(batch * 5, this.windowSize * 2);
       this.behind = this.tracker.cursor < head;
       this.dispatch();
       this.scheduleFlush();
@@ -268,9 +304,15 @@ export class SubscriptionRunner {
     const sub = this.subscription;
     const id = randomUUID();
     const options = { entityName: sub.entityName, includePrevious: sub.includePrevious };
-    const data = items.map((item) => toDataObject(item.event, options));
-    const envelope = buildEnvelope(id, sub, bulk ? data : (data[0] as object));
-    return { id, events: items, body: JSON.stringify(envelope), attempts: 0 };
+    const texts = new Array<string>(items.length);
+    for (let i = 0; i < items.length; i++)
+      texts[i] = JSON.stringify(toDataObject((items[i] as PendingEvent).event, options));
+    return {
+      id,
+      events: items,
+      body: Buffer.from(envelopeText(id, sub, texts, bulk)),
+      attempts: 0,
+    };
   }
 
   private launch(push: Push): void {
