@@ -30,7 +30,7 @@ export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
   leaseSafetyMarginMs: 2_000,
   pollMs: 2_000,
   watermarkFlushMs: 200,
-  readBatchSize: 2_000,
+  readBatchSize: 1_000,
   maxBufferedEvents: 8_000,
   stopTimeoutMs: 10_000,
 };
