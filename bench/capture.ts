@@ -5,7 +5,11 @@
  *  1. ceiling: N clients through `pg`, each `INSERT INTO bench_ceiling …` (one autocommit row).
  *  2. Herald on PostgreSQL: API + sequencer in this process, N HTTP clients (undici, in a worker
  *     thread) upserting profiles (`POST …/profile?allowUpdate=true`, random keys, so creates and
- *     updates mix). Events/s counts events inserted during the window; lag is stamp − insert time.
+ *     updates mix). Events/s counts events inserted during the window; lag is stamp − insert time
+ *     (occurred_at, the INSERT's clock_timestamp()). Profile upserts are single autocommit
+ *     statements, so an event's insert time is its commit time give or take that one statement:
+ *     the lag measures commit → stamp (a write handed over to the transactional path, e.g. after
+ *     losing a unique-key race, would also count its wait until COMMIT).
  *  3. Herald on the embedded database (PGlite): the same HTTP load.
  *
  * When the profile API is not available, the writes go through SQL and appendChangeEvents in-process
@@ -287,6 +291,9 @@ export async function run(options: BenchOptions): Promise<void> {
     if (r.load.failed > 0 || r.load.firstError)
       console.log(`! ${r.label}: ${r.load.failed} failed; first error: ${r.load.firstError}`);
   }
+  console.log(
+    "lag = stamp time − the event's insert time; upserts commit in the statement that inserts the event, so this is commit → stamp.",
+  );
   const ceilings = runs.filter((r) => r.via === "pg");
   const onPostgres = runs.filter((r) => r.via !== "pg" && r.label.includes("PostgreSQL"));
   if (ceilings.length > 0 && onPostgres.length > 0) {

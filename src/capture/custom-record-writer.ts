@@ -1,6 +1,7 @@
 /**
  * Custom-table record writes (SPEC §3, DESIGN §3), each in ONE transaction: the record row first,
- * then its change event. Records are identified by their business key (the value of the table's
+ * then its change event. A create of a new business key is one autocommit statement
+ * (storage/record-event-writes.ts); everything else runs in an explicit transaction. Records are identified by their business key (the value of the table's
  * primaryKeyAttribute). Every write evaluates the table's declared events (`eventsToTrigger`) on the
  * state before and after and lists those that fired in the event's `declaredEvents`. An UPDATE event
  * is appended whenever something changed, even when no declared event fired (subscriptions decide).
@@ -16,17 +17,19 @@ import type { NamedValue } from "../domain/record-input.js";
 import { checkMandatory, parseAttributeList } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Queryable } from "../storage/database.js";
-import type { StoredRecord } from "../storage/record-repository.js";
+import { createRecordWithEvents } from "../storage/record-event-writes.js";
+import type { KeyValue, StoredRecord } from "../storage/record-repository.js";
 import {
   deleteRecord,
   findOrInsertRecord,
   findRecordByBusinessKey,
   updateRecord,
 } from "../storage/record-repository.js";
+import type { RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes } from "./change-event-builders.js";
 import type { WriteOutcome } from "./profile-writer.js";
 import { uniqueKeyTaken } from "./profile-writer.js";
-import { RetryWrite, withWriteRetry } from "./write-retry.js";
+import { inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
 
 export interface RecordWriteResult {
   businessKey: string;
@@ -143,6 +146,10 @@ export async function upsertCustomRecord(
     mandatoryProblem = error;
   }
   const keys = uniqueKeysOf(table, created).filter((k) => k.attribute !== pk);
+  if (mandatoryProblem === undefined) {
+    const inserted = await createInOneStatement(db, table, businessKey, created, keys, origin);
+    if (inserted) return inserted;
+  }
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
       const result = await findOrInsertRecord(
@@ -168,20 +175,67 @@ export async function upsertCustomRecord(
         return applyToRecord(tx, table, result.records[0]!, provided, origin);
       }
       if (result.takenKeys[0]) throw uniqueKeyTaken(result.takenKeys[0], "properties");
-      const fields = heldAttributes(table, created);
-      const declared = firedDeclaredEvents(table.eventsToTrigger, {
-        operation: "CREATE",
-        before: null,
-        after: created,
-        provided: fields,
-        changed: fields,
-      });
-      const ctx = { table, record: result.record, version: 1, origin };
-      const event: NewChangeEvent = dataEvent(ctx, "CREATE", fields, {}, {}, declared);
-      await appendChangeEvents(tx, [event]);
+      await appendChangeEvents(tx, [createEvent(table, result.record, created, origin)]);
       return { businessKey, outcome: "CREATED", version: 1 };
     }),
   );
+}
+
+function createEvent(
+  table: DataTable,
+  record: RecordSnapshot,
+  created: AttributeMap,
+  origin: Origin,
+): NewChangeEvent {
+  const fields = heldAttributes(table, created);
+  const declared = firedDeclaredEvents(table.eventsToTrigger, {
+    operation: "CREATE",
+    before: null,
+    after: created,
+    provided: fields,
+    changed: fields,
+  });
+  return dataEvent({ table, record, version: 1, origin }, "CREATE", fields, {}, {}, declared);
+}
+
+/**
+ * The common create as ONE statement (record, key rows, event: storage/record-event-writes.ts).
+ * `undefined` when the business key exists or a unique value is taken: the transactional path
+ * then updates the record, or answers 409 naming the value.
+ */
+async function createInOneStatement(
+  db: Database,
+  table: DataTable,
+  businessKey: string,
+  created: AttributeMap,
+  keys: KeyValue[],
+  origin: Origin,
+): Promise<RecordWriteResult | undefined> {
+  const placeholder = {
+    recordId: 0,
+    businessKey,
+    attributes: created,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+  };
+  const result = await inOneStatement(() =>
+    createRecordWithEvents(db, {
+      record: {
+        tableId: table.id,
+        businessKey,
+        attributes: created,
+        subscriptions: {},
+        segments: {},
+        keys,
+      },
+      lookupKeys: [],
+      insert: true,
+      events: [createEvent(table, placeholder, created, origin)],
+      rowValues: "CUSTOM",
+    }),
+  );
+  if (result?.kind !== "inserted") return undefined;
+  return { businessKey, outcome: "CREATED", version: 1 };
 }
 
 /** PUT …/record/{businessKey}: updates an existing record (404 if none). */

@@ -4,8 +4,12 @@
  * changes nothing appends none and keeps the version. These functions are the one way to write
  * profiles: the API routes call them, and so can imports.
  *
- * Round trips of an upsert: BEGIN, find-or-insert (one statement), the event INSERT and its NOTIFY,
- * COMMIT; an update of an existing profile adds one UPDATE statement.
+ * Upserts take the single-statement path first (storage/record-event-writes.ts): a create is ONE
+ * autocommit statement (record, key rows, events, NOTIFY), an update of an existing profile two
+ * (the read, then a version-checked UPDATE with its events; retried when the version moved). A
+ * taken unique value, a deadlock or a record that keeps moving hands over to the transactional
+ * path (BEGIN, find-or-insert with row locks, UPDATE, events, COMMIT), which also serves PUT,
+ * DELETE and the membership calls.
  */
 import type { NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";

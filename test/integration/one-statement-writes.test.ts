@@ -254,5 +254,43 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(stored.attributes.firstName, recordEvents.at(-1)!.state.firstName);
       }
     });
+
+    test("custom records: a create is one statement with the business key as record key; racing upserts of one key keep version order", async () => {
+      const table = await t.request("POST", "/v5/entities/acme/custom-tables", {
+        name: "Tickets",
+        type: "INTERACTIONS",
+        primaryKeyAttribute: "ticketId",
+        attributes: [
+          { name: "ticketId", valueType: "STRING", mandatory: true, unique: true },
+          { name: "note", valueType: "STRING" },
+        ],
+      });
+      assert.equal(table.statusCode, 201, table.body);
+      await t.database.db.query("DELETE FROM change_events");
+      const recordUrl = "/v4/entity/acme/customTable/Tickets/record";
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          t.request("POST", recordUrl, {
+            properties: [
+              { name: "ticketId", value: "T-1" },
+              { name: "note", value: `n${i}` },
+            ],
+          }),
+        ),
+      );
+      for (const r of results) assert.equal(r.statusCode, 200, r.body);
+      const rows = await events();
+      assert.equal(rows[0]!.event_type, "CREATE");
+      assert.equal(rows.filter((r) => r.event_type === "CREATE").length, 1);
+      assert.ok(rows.every((r) => r.record_key === "T-1"));
+      assert.deepEqual(rows[0]!.keys, { ticketId: "T-1" });
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        rows.map((_, i) => i + 1),
+      );
+      const read = await t.request("GET", `${recordUrl}/T-1`);
+      assert.equal(read.statusCode, 200, read.body);
+      assert.ok(read.body.includes(String(rows.at(-1)!.state.note)));
+    });
   });
 }
