@@ -33,6 +33,7 @@ import { createLogger } from "../src/logger.js";
 import { startSequencer } from "../src/sequencer/sequencer-service.js";
 import {
   appendChangeEvents,
+  LOG_CHANNEL,
   readLog,
   readLogHead,
 } from "../src/storage/change-event-repository.js";
@@ -360,14 +361,22 @@ async function latency(options: BenchOptions): Promise<void> {
   const receiver = await startReceiver();
   const sequencer = await startSequencer({ db: setup.db, logger });
   const committedAt = new Map<string, number>();
+  const receivedAt = new Map<string, number>();
   const samples: number[] = [];
   receiver.onBody = (body, at) => {
     const data = (JSON.parse(body) as { data: { profileId: string; _event: { version: number } } })
       .data;
     const key = `${data.profileId}:${data._event.version}`;
+    receivedAt.set(key, at);
     const committed = committedAt.get(key);
     if (committed !== undefined) samples.push(Math.max(0, at - committed));
   };
+  // When each log head was announced (the sequencer's NOTIFY, as a LISTENing worker sees it).
+  const announced: { head: number; at: number }[] = [];
+  const unlisten = await setup.db.listen(LOG_CHANNEL, (payload) => {
+    if (/^\d+$/.test(payload))
+      announced.push({ head: Number(payload), at: performance.timeOrigin + performance.now() });
+  });
   try {
     await subscribeFrom(setup, receiver.url, {}, "head");
     const worker = await startWorker(setup, "bench-latency");
@@ -407,19 +416,68 @@ async function latency(options: BenchOptions): Promise<void> {
     console.log(
       `latency ONE_BY_ONE at ${fixed(achieved)} events/s: ${samples.length}/${written} received, p50 ${fixed(p50, 1)} ms, p90 ${fixed(percentile(sorted, 90), 1)} ms, p99 ${fixed(p99, 1)} ms, max ${fixed(sorted.at(-1) ?? 0, 1)} ms`,
     );
-    // How much of it is the sequencer's part: insert → stamped in the log (same clock: the server's).
-    const { rows: lag } = await setup.db.query<{ p50: number; p99: number }>(
-      `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
-              percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
-         FROM (SELECT extract(epoch FROM sequenced_at - occurred_at) * 1000 AS ms
-                 FROM change_events WHERE sequenced_at IS NOT NULL) t`,
+    // How much of it is the sequencer's part: insert → stamped in the log (same clock: the server's),
+    // and the rest: stamped → received (the NOTIFY, the worker's read and the push), the server's
+    // clock set against this process's with the offset measured below.
+    const { rows: stamps } = await setup.db.query<{
+      key: string;
+      position: number;
+      inserted: number;
+      stamped: number;
+    }>(
+      `SELECT record_key || ':' || version AS key, position,
+              (extract(epoch FROM occurred_at) * 1000)::float8 AS inserted,
+              (extract(epoch FROM sequenced_at) * 1000)::float8 AS stamped
+         FROM change_events WHERE sequenced_at IS NOT NULL`,
     );
+    // The server's clock minus this process's (timeOrigin + now), from the quickest of a few reads.
+    let offset = 0;
+    let quickest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 10; i++) {
+      const before = performance.timeOrigin + performance.now();
+      const { rows: clock } = await setup.db.query<{ ms: number }>(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms",
+      );
+      const after = performance.timeOrigin + performance.now();
+      if (after - before < quickest) {
+        quickest = after - before;
+        offset = clock[0]!.ms - (before + after) / 2;
+      }
+    }
+    const sequencing: number[] = [];
+    const afterStamp: number[] = [];
+    const afterNotify: number[] = [];
+    /** When the first head at or past `position` was announced. */
+    const notifiedAt = (position: number): number | undefined => {
+      let low = 0;
+      let high = announced.length;
+      while (low < high) {
+        const mid = (low + high) >> 1;
+        if (announced[mid]!.head < position) low = mid + 1;
+        else high = mid;
+      }
+      return announced[low]?.at;
+    };
+    for (const stamp of stamps) {
+      sequencing.push(stamp.stamped - stamp.inserted);
+      const received = receivedAt.get(stamp.key);
+      if (received === undefined) continue;
+      afterStamp.push(received + offset - stamp.stamped);
+      const notified = notifiedAt(stamp.position);
+      if (notified !== undefined) afterNotify.push(received - notified);
+    }
+    sequencing.sort((a, b) => a - b);
+    afterStamp.sort((a, b) => a - b);
+    afterNotify.sort((a, b) => a - b);
     console.log(
-      `  of which insert → stamped by the sequencer: p50 ${fixed(lag[0]?.p50 ?? 0, 1)} ms, p99 ${fixed(lag[0]?.p99 ?? 0, 1)} ms`,
+      `  of which insert → stamped by the sequencer: p50 ${fixed(percentile(sequencing, 50), 1)} ms, p99 ${fixed(percentile(sequencing, 99), 1)} ms; ` +
+        `stamped → received (stamp commit, NOTIFY, read, push): p50 ${fixed(percentile(afterStamp, 50), 1)} ms, p99 ${fixed(percentile(afterStamp, 99), 1)} ms; ` +
+        `NOTIFY seen → received (the worker's read and push): p50 ${fixed(percentile(afterNotify, 50), 1)} ms, p99 ${fixed(percentile(afterNotify, 99), 1)} ms`,
     );
     rows.push(["latency commit→receipt p50 (ms)", fixed(p50, 1), "< 5", verdict(p50 < 5)]);
     rows.push(["latency commit→receipt p99 (ms)", fixed(p99, 1), "< 25", verdict(p99 < 25)]);
   } finally {
+    await unlisten();
     await sequencer.stop();
     await receiver.close();
     await setup.drop();
