@@ -1,7 +1,9 @@
 /**
  * Custom-table record writes (SPEC §3, DESIGN §3), each in ONE transaction: the record row first,
- * then its change event. A create of a new business key is one autocommit statement
- * (storage/record-event-writes.ts); everything else runs in an explicit transaction. Records are identified by their business key (the value of the table's
+ * then its change event. An upsert (POST …/record) takes the single-statement path first
+ * (storage/record-event-writes.ts): a create is one autocommit statement, an update of an existing
+ * record two (read, version-checked write); PUT, DELETE and the hand-overs run in an explicit
+ * transaction. Records are identified by their business key (the value of the table's
  * primaryKeyAttribute). Every write evaluates the table's declared events (`eventsToTrigger`) on the
  * state before and after and lists those that fired in the event's `declaredEvents`. An UPDATE event
  * is appended whenever something changed, even when no declared event fired (subscriptions decide).
@@ -17,8 +19,8 @@ import type { NamedValue } from "../domain/record-input.js";
 import { checkMandatory, parseAttributeList } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Queryable } from "../storage/database.js";
-import { createRecordWithEvents } from "../storage/record-event-writes.js";
-import type { KeyValue, StoredRecord } from "../storage/record-repository.js";
+import { createRecordWithEvents, updateRecordWithEvents } from "../storage/record-event-writes.js";
+import type { KeyValue, RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import {
   deleteRecord,
   findOrInsertRecord,
@@ -72,13 +74,21 @@ function withCreationTime(table: DataTable, attributes: AttributeMap): Attribute
   return { ...attributes, [name]: type === "DATE" ? now.slice(0, 10) : now };
 }
 
-async function applyToRecord(
-  tx: Queryable,
+/** What a write does to an existing record: nothing, or this update and its UPDATE event. */
+type RecordUpdatePlan =
+  | { kind: "unchanged" }
+  | {
+      kind: "update";
+      update: RecordUpdate;
+      event(version: number, updatedAt: Date): NewChangeEvent;
+    };
+
+function planRecordUpdate(
   table: DataTable,
   record: StoredRecord,
   provided: AttributeMap,
   origin: Origin,
-): Promise<RecordWriteResult> {
+): RecordUpdatePlan {
   const businessKey = record.businessKey ?? "";
   const pk = primaryKeyOf(table);
   if (pk in provided && keyText(provided[pk]) !== businessKey)
@@ -87,24 +97,10 @@ async function applyToRecord(
     ]);
   const diff = applyAttributes(record.attributes, provided);
   checkMandatory(table, diff.after, "properties", provided);
-  if (diff.changed.length === 0)
-    return { businessKey, outcome: "UNCHANGED", version: record.version };
+  if (diff.changed.length === 0) return { kind: "unchanged" };
   const uniqueChanged = diff.changed.filter(
     (name) => table.attributes.find((a) => a.name === name)?.unique,
   );
-  const written = await updateRecord(tx, {
-    recordId: record.recordId,
-    tableId: table.id,
-    attributes: diff.after,
-    subscriptions: record.subscriptions,
-    segments: record.segments,
-    dropKeys: uniqueChanged,
-    addKeys: uniqueChanged.flatMap((attribute) => {
-      const value = keyText(diff.after[attribute]);
-      return value === undefined ? [] : [{ attribute, value }];
-    }),
-  });
-  if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0], "properties");
   const declared = firedDeclaredEvents(table.eventsToTrigger, {
     operation: "UPDATE",
     before: record.attributes,
@@ -112,11 +108,42 @@ async function applyToRecord(
     provided: Object.keys(provided),
     changed: diff.changed,
   });
-  const after = { ...record, attributes: diff.after, updatedAt: written.updatedAt };
-  const ctx = { table, record: after, version: written.version, origin };
-  await appendChangeEvents(tx, [
-    dataEvent(ctx, "UPDATE", diff.changed, diff.previous, {}, declared),
-  ]);
+  return {
+    kind: "update",
+    update: {
+      recordId: record.recordId,
+      tableId: table.id,
+      attributes: diff.after,
+      subscriptions: record.subscriptions,
+      segments: record.segments,
+      dropKeys: uniqueChanged,
+      addKeys: uniqueChanged.flatMap((attribute) => {
+        const value = keyText(diff.after[attribute]);
+        return value === undefined ? [] : [{ attribute, value }];
+      }),
+    },
+    event: (version, updatedAt) => {
+      const after = { ...record, attributes: diff.after, updatedAt };
+      const ctx = { table, record: after, version, origin };
+      return dataEvent(ctx, "UPDATE", diff.changed, diff.previous, {}, declared);
+    },
+  };
+}
+
+async function applyToRecord(
+  tx: Queryable,
+  table: DataTable,
+  record: StoredRecord,
+  provided: AttributeMap,
+  origin: Origin,
+): Promise<RecordWriteResult> {
+  const businessKey = record.businessKey ?? "";
+  const plan = planRecordUpdate(table, record, provided, origin);
+  if (plan.kind === "unchanged")
+    return { businessKey, outcome: "UNCHANGED", version: record.version };
+  const written = await updateRecord(tx, plan.update);
+  if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0], "properties");
+  await appendChangeEvents(tx, [plan.event(written.version, written.updatedAt)]);
   return { businessKey, outcome: "UPDATED", version: written.version };
 }
 
@@ -146,10 +173,12 @@ export async function upsertCustomRecord(
     mandatoryProblem = error;
   }
   const keys = uniqueKeysOf(table, created).filter((k) => k.attribute !== pk);
-  if (mandatoryProblem === undefined) {
-    const inserted = await createInOneStatement(db, table, businessKey, created, keys, origin);
-    if (inserted) return inserted;
-  }
+  const fast = await upsertInOneStatement(db, table, businessKey, provided, created, keys, {
+    ...options,
+    origin,
+    insert: mandatoryProblem === undefined,
+  });
+  if (fast) return fast;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
       const result = await findOrInsertRecord(
@@ -199,17 +228,20 @@ function createEvent(
 }
 
 /**
- * The common create as ONE statement (record, key rows, event: storage/record-event-writes.ts).
- * `undefined` when the business key exists or a unique value is taken: the transactional path
- * then updates the record, or answers 409 naming the value.
+ * The common upsert in ONE statement (storage/record-event-writes.ts): a new business key is
+ * inserted with its key rows and CREATE event; an existing record (read without a lock) is updated
+ * with a second, version-checked statement. `undefined` hands over to the transactional path: a
+ * taken unique value (it answers 409 naming it), a business key being created concurrently, a
+ * record that keeps moving, or a create refused for a missing mandatory value.
  */
-async function createInOneStatement(
+async function upsertInOneStatement(
   db: Database,
   table: DataTable,
   businessKey: string,
+  provided: AttributeMap,
   created: AttributeMap,
   keys: KeyValue[],
-  origin: Origin,
+  options: { allowUpdate?: boolean; origin: Origin; insert: boolean },
 ): Promise<RecordWriteResult | undefined> {
   const placeholder = {
     recordId: 0,
@@ -218,8 +250,8 @@ async function createInOneStatement(
     createdAt: new Date(0),
     updatedAt: new Date(0),
   };
-  const result = await inOneStatement(() =>
-    createRecordWithEvents(db, {
+  return inOneStatement(async () => {
+    const result = await createRecordWithEvents(db, {
       record: {
         tableId: table.id,
         businessKey,
@@ -229,13 +261,28 @@ async function createInOneStatement(
         keys,
       },
       lookupKeys: [],
-      insert: true,
-      events: [createEvent(table, placeholder, created, origin)],
+      lookupBusinessKey: businessKey,
+      insert: options.insert,
+      events: [createEvent(table, placeholder, created, options.origin)],
       rowValues: "CUSTOM",
-    }),
-  );
-  if (result?.kind !== "inserted") return undefined;
-  return { businessKey, outcome: "CREATED", version: 1 };
+    });
+    if (result.kind === "none") return undefined;
+    if (result.kind === "inserted") return { businessKey, outcome: "CREATED", version: 1 } as const;
+    if (options.allowUpdate === false)
+      throw uniqueKeyTaken({ attribute: primaryKeyOf(table), value: businessKey }, "properties");
+    const record = result.records[0]!;
+    const plan = planRecordUpdate(table, record, provided, options.origin);
+    if (plan.kind === "unchanged")
+      return { businessKey, outcome: "UNCHANGED", version: record.version } as const;
+    const written = await updateRecordWithEvents(db, {
+      update: plan.update,
+      expectedVersion: record.version,
+      events: [plan.event(record.version + 1, record.updatedAt)],
+      rowValues: "CUSTOM",
+    });
+    if (!written) throw new RetryWrite("the record changed since it was read");
+    return { businessKey, outcome: "UPDATED", version: written.version } as const;
+  });
 }
 
 /** PUT …/record/{businessKey}: updates an existing record (404 if none). */

@@ -42,16 +42,19 @@ const NOTIFY_CTE = (events: string, when: string) =>
       WHERE ${when}::boolean)`;
 
 /**
- * Looks up the records holding any of `lookupKeys` (by value; no lock) and, when none does and
- * `insert` is true, inserts the record, its key rows and its events — one statement. A custom
- * table's record with a business key that exists comes back as `none` (ON CONFLICT … DO NOTHING
- * on records_business_key; the caller takes the transactional path).
+ * Looks up the records holding any of `lookupKeys` or `lookupBusinessKey` (no lock; one
+ * snapshot) and, when none does and `insert` is true, inserts the record, its key rows and its
+ * events — one statement. A business key that another writer inserts concurrently (not visible
+ * to the lookup) comes back as `none` (ON CONFLICT … DO NOTHING on records_business_key; the
+ * caller takes the transactional path).
  */
 export async function createRecordWithEvents(
   db: Queryable,
   write: {
     record: NewRecord;
     lookupKeys: readonly KeyValue[];
+    /** A custom table's business key to look up (null for profiles). */
+    lookupBusinessKey?: string | null;
     insert: boolean;
     events: readonly NewChangeEvent[];
     rowValues: EventRowValues;
@@ -67,7 +70,10 @@ export async function createRecordWithEvents(
             FROM jsonb_to_recordset($7::jsonb) AS l(attribute text, value text)
            CROSS JOIN LATERAL (
              SELECT record_id FROM record_keys
-              WHERE table_id = $1 AND attribute = l.attribute AND value = l.value LIMIT 1) AS k)),
+              WHERE table_id = $1 AND attribute = l.attribute AND value = l.value LIMIT 1) AS k)
+       UNION ALL
+       -- records_business_key; never matches when $12 is null (profiles).
+       SELECT ${RECORD_COLUMNS} FROM records WHERE table_id = $1 AND business_key = $12::text),
      inserted AS (
        INSERT INTO records (table_id, business_key, attributes, subscriptions, segments)
        SELECT $1, $2, $3::jsonb, $4::jsonb, $5::jsonb
@@ -96,6 +102,7 @@ export async function createRecordWithEvents(
       JSON.stringify(write.events),
       write.rowValues === "PROFILE",
       write.insert && write.events.length > 0 && takeInboxNotifyTurn(),
+      write.lookupBusinessKey ?? null,
     ],
     // Prepared once per connection: planning this statement costs more than running it (at 16
     // writers, named: ~1,200 statements/s, unnamed: ~700, on the bench machine).
