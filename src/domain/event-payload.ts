@@ -173,8 +173,8 @@ function namesOf(list: unknown): string[] {
 }
 
 function toIso(date: unknown): string {
-  const time = date instanceof Date ? date.getTime() : new Date(String(date)).getTime();
-  return Number.isFinite(time) ? new Date(time).toISOString() : new Date(0).toISOString();
+  const parsed = date instanceof Date ? date : new Date(String(date));
+  return Number.isFinite(parsed.getTime()) ? parsed.toISOString() : new Date(0).toISOString();
 }
 
 /** The `_event` block of an event. */
