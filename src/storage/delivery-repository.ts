@@ -226,60 +226,6 @@ export async function recordAttempts(
   );
 }
 
-export interface StoredAttempt extends AttemptRecord {
-  id: number;
-}
-
-/** One subscription's attempts, newest first (tests, the attempts API of the next issue). */
-export async function listAttempts(
-  db: Queryable,
-  subscriptionId: number,
-  limit = 100,
-): Promise<StoredAttempt[]> {
-  const { rows } = await db.query<{
-    id: number;
-    subscription_id: number;
-    push_id: string;
-    attempt: number;
-    event_ids: number[];
-    first_position: number;
-    last_position: number;
-    attempted_at: Date;
-    duration_ms: number;
-    outcome: AttemptOutcomeName;
-    status_code: number | null;
-    error_class: string | null;
-    error_message: string | null;
-    response_excerpt: string | null;
-    next_attempt_at: Date | null;
-    worker_id: string;
-  }>(
-    `SELECT id, subscription_id, push_id::text AS push_id, attempt, event_ids, first_position,
-            last_position, attempted_at, duration_ms, outcome, status_code, error_class, error_message,
-            response_excerpt, next_attempt_at, worker_id
-       FROM delivery_attempts WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2`,
-    [subscriptionId, limit],
-  );
-  return rows.map((r) => ({
-    id: r.id,
-    subscriptionId: r.subscription_id,
-    pushId: r.push_id,
-    attempt: r.attempt,
-    eventIds: r.event_ids,
-    firstPosition: r.first_position,
-    lastPosition: r.last_position,
-    attemptedAt: r.attempted_at,
-    durationMs: r.duration_ms,
-    outcome: r.outcome,
-    statusCode: r.status_code,
-    errorClass: r.error_class,
-    errorMessage: r.error_message,
-    responseExcerpt: r.response_excerpt,
-    nextAttemptAt: r.next_attempt_at,
-    workerId: r.worker_id,
-  }));
-}
-
 export interface DeliveryLogFilter {
   entityId: number;
   source: EventSource;

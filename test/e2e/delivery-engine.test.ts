@@ -11,7 +11,7 @@ import { DEFAULT_RETRY_POLICY } from "../../src/domain/retry-policy.js";
 import { createLogger } from "../../src/logger.js";
 import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
 import { startSequencer } from "../../src/sequencer/sequencer-service.js";
-import { listAttempts } from "../../src/storage/delivery-repository.js";
+import { listSubscriptionAttempts } from "../../src/storage/attempt-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
 import type { WebhookReceiver } from "../helpers/webhook-receiver.js";
@@ -150,7 +150,12 @@ for (const { backend, skip } of await testBackends()) {
       const attempts = await (async () => {
         const deadline = Date.now() + 5_000;
         for (;;) {
-          const list = await listAttempts(t.db, sub.id);
+          const { items: list } = await listSubscriptionAttempts(
+            t.db,
+            sub.id,
+            {},
+            { page: 0, pageSize: 100 },
+          );
           if (list.length >= 7 || Date.now() > deadline) return list;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
