@@ -45,7 +45,7 @@ export interface SequencerOptions {
   pollMs?: number;
   /** How often a follower tries to become leader, in ms (default 1000). */
   followerRetryMs?: number;
-  /** Busy mode: re-check interval after a round that found work, in ms (default 10; PGlite 20). */
+  /** Busy mode: re-check interval after a round that found work, in ms (default 3; PGlite 20). */
   busyPollMs?: number;
   /** Busy mode lasts this long after the last round that found work, in ms (default 250). */
   busyLingerMs?: number;
@@ -109,10 +109,11 @@ class SequencerLoop implements Sequencer {
     this.pollMs = options.pollMs ?? 1000;
     this.followerRetryMs = options.followerRetryMs ?? 1000;
     this.errorBackoffMs = options.errorBackoffMs ?? 1000;
-    // Each check is a round trip on a connection the API also needs (on the embedded database, a
-    // turn on its single session), so busy mode checks no more often than a skipped NOTIFY can
-    // afford to wait: 10 ms on PostgreSQL, 20 ms embedded.
-    this.busyPollMs = options.busyPollMs ?? (this.db.kind === "pglite" ? 20 : 10);
+    // Each check is a round trip (on the embedded database, a turn on the single session the API
+    // also needs). On PostgreSQL a check that finds nothing is a cheap read of a partial index:
+    // every 3 ms it cut commit→receipt p50 from 10.9 to 6.6 ms in the delivery bench with no
+    // measurable cost to capture throughput. Embedded: 20 ms, to leave the session to the API.
+    this.busyPollMs = options.busyPollMs ?? (this.db.kind === "pglite" ? 20 : 3);
     // Busy mode must outlast the writers' notification interval, or a skipped NOTIFY could wait
     // for the slow poll.
     this.busyLingerMs = Math.max(options.busyLingerMs ?? 250, INBOX_NOTIFY_INTERVAL_MS * 5);
