@@ -295,13 +295,7 @@ export async function updateCustomRecord(
 ): Promise<RecordWriteResult> {
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
-      const record = await findRecordByBusinessKey(
-        tx,
-        table.id,
-        normaliseBusinessKey(table, businessKey),
-        true,
-      );
-      if (!record) throw recordNotFound(table, businessKey);
+      const record = await existingRecord(tx, table, businessKey, true);
       return applyToRecord(tx, table, record, provided, origin);
     }),
   );
@@ -316,13 +310,7 @@ export async function deleteCustomRecord(
 ): Promise<void> {
   await withWriteRetry(table, () =>
     db.transaction(async (tx) => {
-      const record = await findRecordByBusinessKey(
-        tx,
-        table.id,
-        normaliseBusinessKey(table, businessKey),
-        true,
-      );
-      if (!record) throw recordNotFound(table, businessKey);
+      const record = await existingRecord(tx, table, businessKey, true);
       await deleteRecord(tx, record.recordId);
       const fields = heldAttributes(table, record.attributes);
       const declared = firedDeclaredEvents(table.eventsToTrigger, {
@@ -343,11 +331,18 @@ export async function readCustomRecord(
   table: DataTable,
   businessKey: string,
 ): Promise<StoredRecord> {
-  const record = await findRecordByBusinessKey(
-    db,
-    table.id,
-    normaliseBusinessKey(table, businessKey),
-  );
+  return existingRecord(db, table, businessKey, false);
+}
+
+/** The record with that business key (locked FOR UPDATE when `lock`), or 404. */
+async function existingRecord(
+  db: Queryable,
+  table: DataTable,
+  businessKey: string,
+  lock: boolean,
+): Promise<StoredRecord> {
+  const key = normaliseBusinessKey(table, businessKey);
+  const record = await findRecordByBusinessKey(db, table.id, key, lock);
   if (!record) throw recordNotFound(table, businessKey);
   return record;
 }
