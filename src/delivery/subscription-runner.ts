@@ -9,7 +9,6 @@ import type { Logger } from "pino";
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
 import { decideOutcome } from "../domain/delivery-outcome.js";
-import { envelopeText, toDataObject } from "../domain/event-payload.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
@@ -24,6 +23,7 @@ import {
   recordAttempts,
 } from "../storage/delivery-repository.js";
 import { BulkBatcher } from "./bulk-batcher.js";
+import { encodePushBody } from "./push-body.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
 import type { HttpSender } from "./http-sender.js";
 import { RecordScheduler } from "./record-scheduler.js";
@@ -301,16 +301,12 @@ export class SubscriptionRunner {
   }
 
   private newPush(items: PendingEvent[], bulk: boolean): Push {
-    const sub = this.subscription;
     const id = randomUUID();
-    const options = { entityName: sub.entityName, includePrevious: sub.includePrevious };
-    const texts = new Array<string>(items.length);
-    for (let i = 0; i < items.length; i++)
-      texts[i] = JSON.stringify(toDataObject((items[i] as PendingEvent).event, options));
+    const events = items.map((item) => item.event);
     return {
       id,
       events: items,
-      body: Buffer.from(envelopeText(id, sub, texts, bulk)),
+      body: encodePushBody(id, this.subscription, events, bulk),
       attempts: 0,
     };
   }

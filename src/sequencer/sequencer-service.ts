@@ -17,7 +17,7 @@ import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import type { AdvisoryLock, Database, Unlisten } from "../storage/database.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
-import { INBOX_CHANNEL, INBOX_NOTIFY_INTERVAL_MS } from "../storage/change-event-repository.js";
+import { INBOX_CHANNEL, INBOX_NOTIFY_INTERVAL_MS } from "../storage/log-channels.js";
 import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
 import { WakeSignal } from "./wake-signal.js";

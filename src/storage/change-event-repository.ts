@@ -7,28 +7,9 @@ import type {
 } from "../domain/change-event.js";
 import type { Queryable } from "./database.js";
 
-export const INBOX_CHANNEL = "herald_inbox";
-/** Sent by the sequencer with the new head; the name is also written in migration 005. */
-export const LOG_CHANNEL = "herald_log";
+import { INBOX_CHANNEL, takeInboxNotifyTurn } from "./log-channels.js";
 
-/**
- * Writers wake the sequencer with a NOTIFY, but at most once per this many ms per process. On
- * PostgreSQL a transaction that notifies takes a database-wide lock from its pre-commit until its
- * commit record is flushed, so notifying on every write would serialise all commits (no group
- * commit) and cap write throughput at one WAL flush per transaction. A skipped notification costs
- * nothing: the leader keeps polling every few ms for a while after it last found work (see the
- * sequencer's busy mode), which always covers this interval.
- */
-export const INBOX_NOTIFY_INTERVAL_MS = 10;
-let lastInboxNotifyAt = 0;
-
-/** True when this write should send the inbox NOTIFY (at most once per interval per process). */
-export function takeInboxNotifyTurn(): boolean {
-  const now = Date.now();
-  if (now - lastInboxNotifyAt < INBOX_NOTIFY_INTERVAL_MS) return false;
-  lastInboxNotifyAt = now;
-  return true;
-}
+export { INBOX_CHANNEL, LOG_CHANNEL } from "./log-channels.js";
 
 /** `timestamptz` as JavaScript's `Date#toISOString()` writes it (UTC, milliseconds truncated). */
 function isoText(column: string): string {

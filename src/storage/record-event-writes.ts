@@ -18,8 +18,8 @@ import type { Queryable } from "./database.js";
 import {
   INBOX_CHANNEL,
   insertEventDraftsSql,
-  takeInboxNotifyTurn,
 } from "./change-event-repository.js";
+import { takeInboxNotifyTurn } from "./log-channels.js";
 import type { KeyValue, NewRecord, RecordUpdate, StoredRecord } from "./record-repository.js";
 import { RECORD_COLUMNS, toRecord } from "./record-repository.js";
 import type { RecordRow } from "./record-repository.js";
