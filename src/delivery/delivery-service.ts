@@ -28,6 +28,12 @@ import {
 } from "../storage/delivery-repository.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
 import { DEFAULT_DELIVERY_TUNING } from "./delivery-tuning.js";
+import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
+import { ENDPOINT_HEALTH_THRESHOLDS } from "../domain/endpoint-health.js";
+import type { OperationsNotifier } from "../jobs/operations-notifier.js";
+import { createOperationsNotifier } from "../jobs/operations-notifier.js";
+import type { Clock } from "./clock.js";
+import { systemClock } from "./clock.js";
 import { createHttpSender } from "./http-sender.js";
 import { SubscriptionRunner } from "./subscription-runner.js";
 
@@ -40,6 +46,12 @@ export interface DeliveryWorkerOptions {
   /** Tests only: a shorter retry schedule, a fixed random source. */
   policy?: RetryPolicy;
   random?: RandomSource;
+  /** Tests and the failures benchmark: a scaled clock, so the retry schedule's days pass in seconds. */
+  clock?: Clock;
+  /** Where operational events go; by default a notifier built from `config` (log + operations URL). */
+  operations?: OperationsNotifier;
+  /** Tests only: shorter endpoint-health thresholds than 24 h / 3 days. */
+  health?: EndpointHealthThresholds;
 }
 
 export interface DeliveryWorker extends BackgroundService {
@@ -71,6 +83,9 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     allowInsecureTargets: config.allowInsecureTargets,
     workerId,
   });
+  const ownsOperations = options.operations === undefined;
+  const operations =
+    options.operations ?? createOperationsNotifier({ config, logger: options.logger });
   const runners = new Map<number, SubscriptionRunner>();
   /** Subscriptions being handed back: still leased to us, but not to be restarted. */
   const handingBack = new Set<number>();
@@ -87,6 +102,9 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     tuning,
     policy: options.policy ?? DEFAULT_RETRY_POLICY,
     random: options.random ?? Math.random,
+    clock: options.clock ?? systemClock,
+    operations,
+    health: options.health ?? ENDPOINT_HEALTH_THRESHOLDS,
     leaseValid: () => Date.now() < leaseDeadline,
     onGiveUp: (subscriptionId: number, why: string) => {
       void handBack(subscriptionId, why);
@@ -217,6 +235,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       await releaseLeases(db, workerId, "all").catch(() => {});
       await removeWorker(db, workerId).catch(() => {});
       await sender.close().catch(() => {});
+      if (ownsOperations) await operations.close().catch(() => {});
       logger.info("delivery worker stopped");
     },
   };

@@ -22,7 +22,10 @@ import {
   readLogWindow,
   recordAttempts,
 } from "../storage/delivery-repository.js";
+import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
+import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { BulkBatcher } from "./bulk-batcher.js";
+import type { Clock } from "./clock.js";
 import { encodePushBody } from "./push-body.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
 import type { HttpSender } from "./http-sender.js";
@@ -37,6 +40,11 @@ export interface RunnerContext {
   tuning: DeliveryTuning;
   policy: RetryPolicy;
   random: RandomSource;
+  /** Retry, parking, probe and endpoint-health timing runs on this clock (scaled in tests). */
+  clock: Clock;
+  /** Raises operational events (SPEC §6 endpoint health). */
+  operations: OperationsNotifier;
+  health: EndpointHealthThresholds;
   /** False when this worker's leases may have lapsed: no push may start. */
   leaseValid(): boolean;
   /** The runner can no longer drive its subscription (lease lost, subscription disabled). */
