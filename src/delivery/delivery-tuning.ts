@@ -22,6 +22,11 @@ export interface DeliveryTuning {
   maxBufferedEvents: number;
   /** SIGTERM: how long in-flight pushes get to finish before they are handed back. */
   stopTimeoutMs: number;
+  /**
+   * Attempts failing in a row, with no delivery between them, that open the circuit (the endpoint
+   * fails everything: the subscription goes FAILING and probes with one push on the retry schedule).
+   */
+  circuitBreakerFailures: number;
 }
 
 export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
@@ -33,4 +38,5 @@ export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
   readBatchSize: 1_000,
   maxBufferedEvents: 8_000,
   stopTimeoutMs: 10_000,
+  circuitBreakerFailures: 10,
 };

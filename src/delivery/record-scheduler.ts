@@ -77,6 +77,19 @@ export class RecordScheduler<T extends KeyedItem> {
     }
   }
 
+  /**
+   * Removes a record that is not busy and returns its queued items in order (the record is being
+   * parked: its events leave the in-memory stream). Empty when the record holds nothing.
+   */
+  drain(key: string): T[] {
+    const record = this.records.get(key);
+    if (!record) return [];
+    if (record.busy) throw new Error("a busy record cannot be drained; complete its batch first");
+    this.records.delete(key);
+    this.buffered -= record.items.length;
+    return record.items;
+  }
+
   private compactReady(): void {
     if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
       this.ready = this.ready.slice(this.readyHead);

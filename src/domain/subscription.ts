@@ -43,6 +43,8 @@ export interface Subscription {
   previousSecretExpiresAt: Date | null;
   state: SubscriptionState;
   stateReason: string | null;
+  /** When the endpoint started failing everything (set while FAILING; SPEC §6 endpoint health). */
+  failingSince: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -73,6 +75,8 @@ export interface SubscriptionStatus {
   reason: string | null;
   /** Log positions not yet behind the subscription's watermark (log head − watermark). */
   lag: number;
+  /** Records whose events are parked behind a failing one (DESIGN §5). */
+  parkedRecords: number;
 }
 
 /**
@@ -83,6 +87,7 @@ export function subscriptionStatus(
   subscription: Pick<Subscription, "isActive" | "state" | "stateReason">,
   watermark: number,
   logHead: number,
+  parkedRecords = 0,
 ): SubscriptionStatus {
   const lag = Math.max(0, logHead - watermark);
   if (!subscription.isActive) {
@@ -90,7 +95,8 @@ export function subscriptionStatus(
       state: "DISABLED",
       reason: subscription.stateReason ?? "deactivated (isActive is false)",
       lag,
+      parkedRecords,
     };
   }
-  return { state: subscription.state, reason: subscription.stateReason, lag };
+  return { state: subscription.state, reason: subscription.stateReason, lag, parkedRecords };
 }

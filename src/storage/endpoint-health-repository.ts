@@ -37,3 +37,37 @@ export async function switchHealthAnnouncement(
   );
   return rows[0] ? rows[0].previous : "unchanged";
 }
+
+/**
+ * The circuit opened (SPEC §6 "marked FAILING"): the endpoint fails everything since `since`.
+ * Keeps an earlier `failing_since` (a restart while failing does not reset the 3-day count).
+ */
+export async function markFailing(
+  db: Queryable,
+  subscriptionId: number,
+  workerId: string,
+  since: Date,
+  reason: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE webhook_subscriptions
+        SET state = 'FAILING', failing_since = coalesce(failing_since, $3), state_reason = $4
+      WHERE id = $1 AND lease_owner = $2 AND is_active`,
+    [subscriptionId, workerId, since, reason],
+  );
+  return rowCount > 0;
+}
+
+/** The circuit closed: the endpoint delivered again. */
+export async function markActive(
+  db: Queryable,
+  subscriptionId: number,
+  workerId: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE webhook_subscriptions SET state = 'ACTIVE', failing_since = NULL, state_reason = NULL
+      WHERE id = $1 AND lease_owner = $2 AND state = 'FAILING'`,
+    [subscriptionId, workerId],
+  );
+  return rowCount > 0;
+}

@@ -23,7 +23,7 @@ export async function pruneDeliveryAttempts(
 /**
  * The highest log position that no live reader still needs: the lowest watermark of every existing
  * subscription (active or not: re-activating resumes from its watermark, SPEC §6), the lowest cursor
- * of every open replay, and the log head (unstamped events are never candidates). Events at or below
+ * of every open replay, just below the lowest parked event, and the log head (unstamped events are never candidates). Events at or below
  * it may go; events above it never.
  */
 export async function liveLogFloor(db: Queryable): Promise<number> {
@@ -31,7 +31,8 @@ export async function liveLogFloor(db: Queryable): Promise<number> {
     `SELECT LEAST(
               (SELECT position FROM log_head),
               (SELECT min(watermark) FROM webhook_subscriptions),
-              (SELECT min(cursor) FROM subscription_replays WHERE status IN ('PENDING', 'RUNNING'))
+              (SELECT min(cursor) FROM subscription_replays WHERE status IN ('PENDING', 'RUNNING')),
+              (SELECT min(position) - 1 FROM parked_events)
             ) AS floor`,
   );
   return rows[0]?.floor ?? 0;

@@ -15,14 +15,22 @@ export interface SubscriptionWithCursor extends Subscription {
   watermark: number;
   /** The highest stamped log position when the row was read. */
   logHead: number;
+  /** Records parked behind a failing event (DESIGN §5). */
+  parkedRecords: number;
 }
 
-type CursorRow = SubscriptionRow & { watermark: number; log_head: number };
+type CursorRow = SubscriptionRow & { watermark: number; log_head: number; parked_records: number };
 
-const CURSOR_COLUMNS = `${SUBSCRIPTION_COLUMNS}, s.watermark, (SELECT position FROM log_head) AS log_head`;
+const CURSOR_COLUMNS = `${SUBSCRIPTION_COLUMNS}, s.watermark, (SELECT position FROM log_head) AS log_head,
+  (SELECT count(*)::int FROM parked_records p WHERE p.subscription_id = s.id) AS parked_records`;
 
 function toSubscriptionWithCursor(row: CursorRow): SubscriptionWithCursor {
-  return { ...toSubscription(row), watermark: row.watermark, logHead: row.log_head };
+  return {
+    ...toSubscription(row),
+    watermark: row.watermark,
+    logHead: row.log_head,
+    parkedRecords: row.parked_records,
+  };
 }
 
 /** Parameters $1… of the settings columns, in SETTINGS_COLUMNS order. */

@@ -6,7 +6,7 @@ import type { PushMode, Subscription, SubscriptionState } from "../domain/subscr
 export const SUBSCRIPTION_COLUMNS = `s.id, s.entity_id, e.name AS entity_name, s.source, s.element_id, s.event_type, s.on_fields,
   s.target_url, s.headers, s.is_active, s.push_mode, s.max_block_size, s.linger_ms, s.max_wait_ms, s.max_concurrency,
   s.include_previous, s.conditions, s.secret, s.previous_secret, s.previous_secret_expires_at, s.state, s.state_reason,
-  s.created_at, s.updated_at`;
+  s.failing_since, s.created_at, s.updated_at`;
 
 /** FROM clause matching SUBSCRIPTION_COLUMNS. */
 export const SUBSCRIPTION_FROM = "webhook_subscriptions s JOIN entities e ON e.id = s.entity_id";
@@ -34,6 +34,7 @@ export interface SubscriptionRow {
   previous_secret_expires_at: Date | null;
   state: string;
   state_reason: string | null;
+  failing_since: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -62,6 +63,7 @@ export function toSubscription(row: SubscriptionRow): Subscription {
     previousSecretExpiresAt: row.previous_secret_expires_at,
     state: row.state as SubscriptionState,
     stateReason: row.state_reason,
+    failingSince: row.failing_since,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

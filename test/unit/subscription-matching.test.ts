@@ -38,6 +38,7 @@ function subscription(overrides: Partial<Subscription> = {}): Subscription {
     previousSecretExpiresAt: null,
     state: "ACTIVE",
     stateReason: null,
+    failingSince: null,
     createdAt: new Date(0),
     updatedAt: new Date(0),
     ...overrides,

@@ -96,6 +96,9 @@ export const SubscriptionResponse = Type.Object({
     state: Type.Enum([...SUBSCRIPTION_STATES]),
     reason: Type.Union([Type.String(), Type.Null()]),
     lag: Type.Integer({ description: "Log positions the subscription has not yet passed" }),
+    parkedRecords: Type.Integer({
+      description: "Records whose events wait behind one that keeps failing (retried on the schedule)",
+    }),
   }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
@@ -158,7 +161,7 @@ export function toJson(s: SubscriptionWithCursor, withSecret: boolean): Subscrip
     includePrevious: s.includePrevious,
     conditions: s.conditions as SubscriptionJson["conditions"],
     ...(withSecret ? { secret: s.secret } : {}),
-    status: subscriptionStatus(s, s.watermark, s.logHead),
+    status: subscriptionStatus(s, s.watermark, s.logHead, s.parkedRecords),
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString(),
     _links: { self: { href: subscriptionHref(s.entityName, s.id) } },
