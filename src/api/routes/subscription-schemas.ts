@@ -97,7 +97,8 @@ export const SubscriptionResponse = Type.Object({
     reason: Type.Union([Type.String(), Type.Null()]),
     lag: Type.Integer({ description: "Log positions the subscription has not yet passed" }),
     parkedRecords: Type.Integer({
-      description: "Records whose events wait behind one that keeps failing (retried on the schedule)",
+      description:
+        "Records whose events wait behind one that keeps failing (retried on the schedule)",
     }),
   }),
   createdAt: Type.String(),
