@@ -167,6 +167,9 @@ export async function replaceSubscription(
     .join(", ");
   const secret = `$${SETTINGS_COLUMNS.indexOf("secret") + 3}`;
   const isActive = `$${SETTINGS_COLUMNS.indexOf("is_active") + 3}::boolean`;
+  // Switched on again after delivery disabled it or a client paused it: a fresh start (a pause also
+  // ends a FAILING episode, so its 3-day count starts over).
+  const reactivated = `(${isActive} AND (state = 'DISABLED' OR NOT is_active))`;
   // The CASEs read the row's values before this UPDATE (PostgreSQL evaluates SET against the old row).
   const { rows } = await db.query<CursorRow>(
     `WITH s AS (
@@ -176,9 +179,9 @@ export async function replaceSubscription(
               previous_secret_expires_at = CASE WHEN secret = ${secret} THEN previous_secret_expires_at
                                                 ELSE now() + interval '${SECRET_GRACE_INTERVAL}' END,
               secret = ${secret},
-              state = CASE WHEN ${isActive} AND state = 'DISABLED' THEN 'ACTIVE' ELSE state END,
-              state_reason = CASE WHEN ${isActive} AND state = 'DISABLED' THEN NULL ELSE state_reason END,
-              failing_since = CASE WHEN ${isActive} AND state = 'DISABLED' THEN NULL ELSE failing_since END,
+              state = CASE WHEN ${reactivated} THEN 'ACTIVE' ELSE state END,
+              state_reason = CASE WHEN ${reactivated} THEN NULL ELSE state_reason END,
+              failing_since = CASE WHEN ${reactivated} THEN NULL ELSE failing_since END,
               updated_at = now()
         WHERE entity_id = $1 AND id = $2
         RETURNING *)

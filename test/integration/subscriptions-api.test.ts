@@ -161,7 +161,7 @@ for (const { backend, skip } of await testBackends()) {
             includePrevious: false,
             conditions: null,
             secret: "",
-            status: { state: "ACTIVE", reason: null, lag: 0 },
+            status: { state: "ACTIVE", reason: null, lag: 0, parkedRecords: 0 },
             createdAt: "",
             updatedAt: "",
             _links: { self: { href: `/webhooks${BASE}/${body.id}` } },
@@ -216,7 +216,12 @@ for (const { backend, skip } of await testBackends()) {
                 { attribute: "city", operator: "IN", value: ["Liège", "Namur"] },
               ],
             },
-            status: { state: "DISABLED", reason: "deactivated (isActive is false)", lag: 0 },
+            status: {
+              state: "DISABLED",
+              reason: "deactivated (isActive is false)",
+              lag: 0,
+              parkedRecords: 0,
+            },
           },
         );
       });
@@ -227,7 +232,7 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(await watermarkOf(db, body.id), 40);
         await setLogHead(db, 47);
         const read = (await t.request("GET", `${BASE}/${body.id}`)).json() as Json;
-        assert.deepEqual(read.status, { state: "ACTIVE", reason: null, lag: 7 });
+        assert.deepEqual(read.status, { state: "ACTIVE", reason: null, lag: 7, parkedRecords: 0 });
       });
 
       test("a table may be named by its name; the stored onElementId is its id", async () => {
@@ -443,6 +448,26 @@ for (const { backend, skip } of await testBackends()) {
         assert.ok(Date.parse(secret.previousSecretExpiresAt) > Date.now());
       });
 
+      test("resuming a paused FAILING subscription starts a fresh episode (the 3-day count restarts)", async () => {
+        const body = await created();
+        await db.query(
+          `UPDATE webhook_subscriptions
+              SET is_active = false, state = 'FAILING', state_reason = 'HTTP 503',
+                  failing_since = now() - interval '2 days'
+            WHERE id = $1`,
+          [body.id],
+        );
+        const put = await t.request("PUT", `${BASE}/${body.id}`, minimal({ isActive: true }));
+        assert.equal(put.statusCode, 200, put.body);
+        const { state, reason } = (put.json() as Json).status as { state: string; reason: null };
+        assert.deepEqual({ state, reason }, { state: "ACTIVE", reason: null });
+        const { rows } = await db.query<{ failing_since: Date | null }>(
+          "SELECT failing_since FROM webhook_subscriptions WHERE id = $1",
+          [body.id],
+        );
+        assert.equal(rows[0]?.failing_since, null);
+      });
+
       test("re-activating keeps the watermark (nothing committed meanwhile is skipped) and clears DISABLED", async () => {
         await setLogHead(db, 100);
         const body = await created();
@@ -454,10 +479,20 @@ for (const { backend, skip } of await testBackends()) {
         );
         await setLogHead(db, 130);
         const off = (await t.request("GET", `${BASE}/${body.id}`)).json() as Json;
-        assert.deepEqual(off.status, { state: "DISABLED", reason: "410 Gone", lag: 30 });
+        assert.deepEqual(off.status, {
+          state: "DISABLED",
+          reason: "410 Gone",
+          lag: 30,
+          parkedRecords: 0,
+        });
         const put = await t.request("PUT", `${BASE}/${body.id}`, minimal({ isActive: true }));
         assert.equal(put.statusCode, 200, put.body);
-        assert.deepEqual((put.json() as Json).status, { state: "ACTIVE", reason: null, lag: 30 });
+        assert.deepEqual((put.json() as Json).status, {
+          state: "ACTIVE",
+          reason: null,
+          lag: 30,
+          parkedRecords: 0,
+        });
         assert.equal(await watermarkOf(db, body.id), 100);
       });
 
