@@ -1,15 +1,13 @@
 /**
- * Profile writes (SPEC §3, DESIGN §3): each one runs in ONE transaction that writes (and so locks)
- * the record row, then appends its change events. A rollback leaves no event; a write that
- * changes nothing appends none and keeps the version. These functions are the one way to write
- * profiles: the API routes call them, and so can imports.
+ * Profile writes (SPEC §3, DESIGN §3): each one writes (and so locks) the record row, then appends
+ * its change events, in one transaction. A rollback leaves no event; a write that changes nothing
+ * appends none and keeps the version. These functions and upsertProfile (profile-upsert.ts, which
+ * group-commits creates and upserts) are the one way to write profiles: the API routes call them,
+ * and so can imports.
  *
- * Upserts take the single-statement path first (storage/record-event-writes.ts): a create is ONE
- * autocommit statement (record, key rows, events, NOTIFY), an update of an existing profile two
- * (the read, then a version-checked UPDATE with its events; retried when the version moved). A
- * taken unique value, a deadlock or a record that keeps moving hands over to the transactional
- * path (BEGIN, find-or-insert with row locks, UPDATE, events, COMMIT), which also serves PUT,
- * DELETE and the membership calls.
+ * PUT, DELETE and the membership calls run in a transaction: BEGIN, find with a row lock, UPDATE
+ * (or DELETE), events, COMMIT. Upserts use the same planning (planProfileUpdate) and, when they
+ * cannot go in one statement, the same locked path (applyToProfile).
  */
 import type { NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
@@ -17,7 +15,7 @@ import { HeraldError } from "../domain/errors.js";
 import type { KeyValue, SegmentChange, SubscriptionChange } from "../domain/record-change.js";
 import { applyAttributes, applySegments, applySubscriptions } from "../domain/record-change.js";
 import type { ProfileKey } from "../domain/record-keys.js";
-import { keyText, uniqueKeysOf } from "../domain/record-keys.js";
+import { keyText } from "../domain/record-keys.js";
 import type { NamedValue, SegmentationInput } from "../domain/record-input.js";
 import {
   checkMandatory,
@@ -27,18 +25,16 @@ import {
 } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Queryable } from "../storage/database.js";
-import { createRecordWithEvents, updateRecordWithEvents } from "../storage/record-event-writes.js";
 import type { RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import {
   deleteRecord,
-  findOrInsertRecord,
   findRecordById,
   findRecordByKey,
   updateRecord,
 } from "../storage/record-repository.js";
 import type { EventContext, RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
-import { inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
+import { RetryWrite, withWriteRetry } from "./write-retry.js";
 
 /** The v4 write body (SPEC §3). */
 export interface ProfileInput {
@@ -84,7 +80,7 @@ export function uniqueKeyTaken(key: KeyValue, listName = "attributes"): HeraldEr
   );
 }
 
-function context(
+export function context(
   table: DataTable,
   record: RecordSnapshot,
   version: number,
@@ -94,7 +90,7 @@ function context(
 }
 
 /** What a write does to an existing profile: nothing, or this update and these events. */
-type ProfileUpdatePlan =
+export type ProfileUpdatePlan =
   | { kind: "unchanged" }
   | {
       kind: "update";
@@ -103,7 +99,7 @@ type ProfileUpdatePlan =
       events(version: number, updatedAt: Date): NewChangeEvent[];
     };
 
-function planProfileUpdate(
+export function planProfileUpdate(
   table: DataTable,
   record: StoredRecord,
   write: ProfileWrite,
@@ -146,7 +142,7 @@ function planProfileUpdate(
 }
 
 /** Applies a write to a locked existing profile: diff, UPDATE, events. */
-async function applyToProfile(
+export async function applyToProfile(
   tx: Queryable,
   table: DataTable,
   record: StoredRecord,
@@ -162,30 +158,8 @@ async function applyToProfile(
   return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
 }
 
-/** Writes a profile read without a lock if it is still at the version read (one statement). */
-async function updateUnlocked(
-  db: Database,
-  table: DataTable,
-  record: StoredRecord,
-  write: ProfileWrite,
-  origin: Origin,
-): Promise<ProfileWriteResult> {
-  const plan = planProfileUpdate(table, record, write, origin);
-  // A no-op writes nothing: the version read was committed, so it is a state the record had.
-  if (plan.kind === "unchanged")
-    return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
-  const written = await updateRecordWithEvents(db, {
-    update: plan.update,
-    expectedVersion: record.version,
-    events: plan.events(record.version + 1, record.updatedAt),
-    rowValues: "PROFILE",
-  });
-  if (!written) throw new RetryWrite("the profile changed since it was read");
-  return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
-}
-
 /** The one profile that holds the unique values given (409 when they belong to several). */
-function onlyRecord(records: readonly StoredRecord[]): StoredRecord {
+export function onlyRecord(records: readonly StoredRecord[]): StoredRecord {
   const [record, other] = records;
   if (other)
     throw new HeraldError(
@@ -200,102 +174,8 @@ function onlyRecord(records: readonly StoredRecord[]): StoredRecord {
 }
 
 /** The record still holds one of the keys it was found by (guards against a concurrent key change). */
-function stillHolds(record: StoredRecord, keys: readonly KeyValue[]): boolean {
+export function stillHolds(record: StoredRecord, keys: readonly KeyValue[]): boolean {
   return keys.some((k) => keyText(record.attributes[k.attribute]) === k.value);
-}
-
-/**
- * POST …/profile[?allowUpdate=true]: creates a profile; with `allowUpdate`, a profile that already
- * holds one of the given unique values is updated instead. Without it, a taken unique value is 409.
- * Two concurrent upserts of the same new key end as one create and one update.
- */
-export async function upsertProfile(
-  db: Database,
-  table: DataTable,
-  write: ProfileWrite,
-  options: { allowUpdate: boolean; origin: Origin },
-): Promise<ProfileWriteResult> {
-  const subscriptions = applySubscriptions({}, write.subscriptions);
-  const segments = applySegments({}, write.segments);
-  const created = applyAttributes({}, write.attributes).after;
-  let mandatoryProblem: unknown;
-  try {
-    checkMandatory(table, created, "attributes");
-  } catch (error) {
-    mandatoryProblem = error;
-  }
-  const keys = uniqueKeysOf(table, created);
-  const lookup = options.allowUpdate ? keys : [];
-  if (mandatoryProblem && lookup.length === 0) throw mandatoryProblem;
-  const fast = await inOneStatement(async () => {
-    const placeholder = {
-      recordId: 0,
-      businessKey: null,
-      attributes: created,
-      createdAt: new Date(0),
-      updatedAt: new Date(0),
-    };
-    const ctx = context(table, placeholder, 1, options.origin);
-    const result = await createRecordWithEvents(db, {
-      record: {
-        tableId: table.id,
-        businessKey: null,
-        attributes: created,
-        subscriptions: subscriptions.after,
-        segments: segments.after,
-        keys,
-      },
-      lookupKeys: lookup,
-      insert: mandatoryProblem === undefined,
-      events: [
-        dataEvent(ctx, "CREATE", heldAttributes(table, created)),
-        ...membershipEvents(ctx, subscriptions.changes, segments.changes),
-      ],
-      rowValues: "PROFILE",
-    });
-    if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
-    if (result.kind === "inserted")
-      return { profileId: result.record.recordId, outcome: "CREATED", version: 1 } as const;
-    const record = onlyRecord(result.records);
-    if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
-    return updateUnlocked(db, table, record, write, options.origin);
-  });
-  if (fast) return fast;
-  return withWriteRetry(table, () =>
-    db.transaction(async (tx) => {
-      const result = await findOrInsertRecord(
-        tx,
-        { businessKey: null, keys: lookup },
-        {
-          tableId: table.id,
-          businessKey: null,
-          attributes: created,
-          subscriptions: subscriptions.after,
-          segments: segments.after,
-          keys,
-        },
-        mandatoryProblem === undefined,
-      );
-      if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
-      if (result.kind === "found") {
-        const record = onlyRecord(result.records);
-        if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
-        return applyToProfile(tx, table, record, write, options.origin);
-      }
-      const taken = result.takenKeys[0];
-      if (taken) {
-        // A concurrent upsert created this key after our lookup: run again to update it.
-        if (options.allowUpdate) throw new RetryWrite("unique key created concurrently");
-        throw uniqueKeyTaken(taken);
-      }
-      const ctx = context(table, result.record, 1, options.origin);
-      await appendChangeEvents(tx, [
-        dataEvent(ctx, "CREATE", heldAttributes(table, created)),
-        ...membershipEvents(ctx, subscriptions.changes, segments.changes),
-      ]);
-      return { profileId: result.record.recordId, outcome: "CREATED", version: 1 };
-    }),
-  );
 }
 
 function profileNotFound(table: DataTable, key: ProfileKey): HeraldError {

@@ -24,9 +24,16 @@ function isoText(column: string): string {
  * From the row it takes `version` and, for profile events (`profile` is a boolean SQL expression),
  * `recordKey`, `keys.profileId` and `state.profileId/creationMoment/updateMoment` (those names are
  * reserved, so no attribute collides); everything else comes from the drafts (`events`, a JSON
- * array parameter), in array order.
+ * array: a parameter, or a column of `rowSource` for a batch), in array order.
+ * A batch write (several rows, each with its own drafts) passes `order` "w.n, t.n" so that ids
+ * follow its items' order, then each item's array order.
  */
-export function insertEventDraftsSql(rowSource: string, events: string, profile: string): string {
+export function insertEventDraftsSql(
+  rowSource: string,
+  events: string,
+  profile: string,
+  order = "t.n",
+): string {
   return `INSERT INTO change_events
          (entity_id, source, source_id, event_type, record_key, keys, state, fields, previous, extra,
           version, declared_events, origin)
@@ -40,7 +47,7 @@ export function insertEventDraftsSql(rowSource: string, events: string, profile:
                    ELSE e->'state' END,
               e->'fields', e->'previous', e->'extra', w.version, e->'declaredEvents', e->'origin'
          FROM ${rowSource} AS w, jsonb_array_elements(${events}::jsonb) WITH ORDINALITY AS t(e, n)
-        ORDER BY n
+        ORDER BY ${order}
        RETURNING 1`;
 }
 

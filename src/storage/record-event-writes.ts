@@ -15,10 +15,7 @@
  */
 import type { NewChangeEvent } from "../domain/change-event.js";
 import type { Queryable } from "./database.js";
-import {
-  INBOX_CHANNEL,
-  insertEventDraftsSql,
-} from "./change-event-repository.js";
+import { INBOX_CHANNEL, insertEventDraftsSql } from "./change-event-repository.js";
 import { takeInboxNotifyTurn } from "./log-channels.js";
 import type { KeyValue, NewRecord, RecordUpdate, StoredRecord } from "./record-repository.js";
 import { RECORD_COLUMNS, toRecord } from "./record-repository.js";
@@ -164,4 +161,171 @@ export async function updateRecordWithEvents(
     "herald_update_record_with_events",
   );
   return rows[0] ? toRecord(rows[0]) : undefined;
+}
+
+// Batches (group commit) ---------------------------------------------------------------------------
+// Several profile writes as ONE autocommit statement: one round trip, one commit and one WAL flush
+// for all of them (capture/profile-upsert-batcher.ts gathers the writes that arrive together).
+// Items are numbered by their place in the array (`n`) and every result row carries its item's `n`.
+// One failing item fails the whole statement and writes nothing for any item; the batcher then
+// runs each item on its own, so one bad item never fails the others.
+
+/** A create of a batch (a profile: no business key). */
+export interface BatchCreate {
+  record: Omit<NewRecord, "businessKey">;
+  lookupKeys: readonly KeyValue[];
+  insert: boolean;
+  events: readonly NewChangeEvent[];
+}
+
+/** Per item of a batch create, in item order: as CreateWithEventsResult. */
+export type BatchCreateResult = CreateWithEventsResult;
+
+function qualified(alias: string): string {
+  return RECORD_COLUMNS.split(",")
+    .map((column) => `${alias}.${column.trim()}`)
+    .join(", ");
+}
+
+/**
+ * createRecordWithEvents for many profiles at once: per item, looks up the records holding any of
+ * its `lookupKeys` (no lock, one snapshot for all items) and, when none does and `insert` is true,
+ * inserts the record, its key rows and its events. Record ids are drawn from the identity sequence
+ * first so that each inserted row is known to be its item's. Items must not share a key value:
+ * two inserts of one value fail the statement (23505) like a value taken by another writer.
+ */
+export async function createRecordsWithEvents(
+  db: Queryable,
+  items: readonly BatchCreate[],
+): Promise<BatchCreateResult[]> {
+  if (items.length === 0) return [];
+  const input = items.map((item, n) => ({
+    n,
+    table_id: item.record.tableId,
+    attributes: item.record.attributes,
+    subscriptions: item.record.subscriptions,
+    segments: item.record.segments,
+    keys: item.record.keys,
+    lookup: item.lookupKeys,
+    insert: item.insert,
+    events: item.events,
+  }));
+  const notify = items.some((item) => item.insert && item.events.length > 0);
+  const { rows } = await db.query<RecordRow & { n: number; found: boolean; notified: number }>(
+    `WITH input AS MATERIALIZED (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+         n integer, table_id text, attributes jsonb, subscriptions jsonb, segments jsonb,
+         keys jsonb, lookup jsonb, insert boolean, events jsonb)),
+     existing AS (
+       SELECT i.n, ${qualified("r")}
+         FROM input i
+        CROSS JOIN LATERAL (
+          SELECT DISTINCT k.record_id
+            FROM jsonb_to_recordset(i.lookup) AS l(attribute text, value text)
+           CROSS JOIN LATERAL (
+             SELECT record_id FROM record_keys
+              WHERE table_id = i.table_id AND attribute = l.attribute AND value = l.value
+              LIMIT 1) AS k) AS f
+         JOIN records r ON r.record_id = f.record_id),
+     fresh AS MATERIALIZED (
+       SELECT i.*, nextval(pg_get_serial_sequence('records', 'record_id')) AS record_id
+         FROM input i
+        WHERE i.insert AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.n = i.n)
+        ORDER BY i.n),
+     inserted AS (
+       INSERT INTO records (record_id, table_id, business_key, attributes, subscriptions, segments)
+       OVERRIDING SYSTEM VALUE
+       SELECT record_id, table_id, NULL, attributes, subscriptions, segments FROM fresh ORDER BY n
+       RETURNING ${RECORD_COLUMNS}),
+     written AS (
+       SELECT f.n, f.keys, f.events, ${qualified("w")}
+         FROM fresh f JOIN inserted w USING (record_id)),
+     new_keys AS (
+       INSERT INTO record_keys (table_id, attribute, value, record_id)
+       SELECT w.table_id, k.attribute, k.value, w.record_id
+         FROM written w, jsonb_to_recordset(w.keys) AS k(attribute text, value text)
+       RETURNING 1),
+     events AS (${insertEventDraftsSql("written", "w.events", "true", "w.n, t.n")}),
+     ${NOTIFY_CTE("events", "$2")}
+     SELECT n, ${RECORD_COLUMNS}, true AS found, 0 AS notified FROM existing
+     UNION ALL
+     SELECT n, ${RECORD_COLUMNS}, false, (SELECT count(*)::integer FROM notified) FROM written`,
+    [JSON.stringify(input), notify && takeInboxNotifyTurn()],
+    "herald_create_records_with_events",
+  );
+  const results: BatchCreateResult[] = items.map(() => ({ kind: "none" }));
+  for (const row of rows) {
+    const record = toRecord(row);
+    if (!row.found) results[row.n] = { kind: "inserted", record };
+    else {
+      const result = results[row.n]!;
+      if (result.kind === "found") result.records.push(record);
+      else results[row.n] = { kind: "found", records: [record] };
+    }
+  }
+  return results;
+}
+
+/** An update of a batch: as updateRecordWithEvents (profiles). */
+export interface BatchUpdate {
+  update: RecordUpdate;
+  expectedVersion: number;
+  events: readonly NewChangeEvent[];
+}
+
+/**
+ * updateRecordWithEvents for many profiles at once (distinct records): each item is written, with
+ * its key rows and events, only if its record is still at `expectedVersion`. Per item, in item
+ * order: the written record, or `undefined` when it moved on or was deleted (nothing written for
+ * it; read again and retry).
+ */
+export async function updateRecordsWithEvents(
+  db: Queryable,
+  items: readonly BatchUpdate[],
+): Promise<(StoredRecord | undefined)[]> {
+  if (items.length === 0) return [];
+  const input = items.map(({ update, expectedVersion, events }, n) => ({
+    n,
+    record_id: update.recordId,
+    table_id: update.tableId,
+    expected_version: expectedVersion,
+    attributes: update.attributes,
+    subscriptions: update.subscriptions,
+    segments: update.segments,
+    drop_keys: update.dropKeys,
+    add_keys: update.addKeys,
+    events,
+  }));
+  const notify = items.some((item) => item.events.length > 0);
+  const { rows } = await db.query<RecordRow & { n: number; notified: number }>(
+    `WITH input AS MATERIALIZED (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+         n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
+         subscriptions jsonb, segments jsonb, drop_keys jsonb, add_keys jsonb, events jsonb)),
+     updated AS (
+       UPDATE records r
+          SET attributes = i.attributes, subscriptions = i.subscriptions, segments = i.segments,
+              version = r.version + 1, updated_at = now()
+         FROM input i
+        WHERE r.record_id = i.record_id AND r.table_id = i.table_id
+          AND r.version = i.expected_version
+        RETURNING i.n, i.drop_keys, i.add_keys, i.events, ${qualified("r")}),
+     dropped AS (
+       DELETE FROM record_keys k USING updated u
+        WHERE k.record_id = u.record_id
+          AND k.attribute IN (SELECT jsonb_array_elements_text(u.drop_keys))),
+     added AS (
+       INSERT INTO record_keys (table_id, attribute, value, record_id)
+       SELECT u.table_id, k.attribute, k.value, u.record_id
+         FROM updated u, jsonb_to_recordset(u.add_keys) AS k(attribute text, value text)
+       RETURNING 1),
+     events AS (${insertEventDraftsSql("updated", "w.events", "true", "w.n, t.n")}),
+     ${NOTIFY_CTE("events", "$2")}
+     SELECT n, ${RECORD_COLUMNS}, (SELECT count(*)::integer FROM notified) AS notified FROM updated`,
+    [JSON.stringify(input), notify && takeInboxNotifyTurn()],
+    "herald_update_records_with_events",
+  );
+  const results: (StoredRecord | undefined)[] = items.map(() => undefined);
+  for (const row of rows) results[row.n] = toRecord(row);
+  return results;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { parseProfileInput, upsertProfile } from "../../src/capture/profile-writer.js";
+import { upsertProfile } from "../../src/capture/profile-upsert.js";
+import { parseProfileInput } from "../../src/capture/profile-writer.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import { findTable } from "../../src/storage/data-table-repository.js";
 import type { TestApp } from "../helpers/test-app.js";

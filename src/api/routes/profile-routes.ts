@@ -1,7 +1,8 @@
 /**
  * Profiles, one by one (SPEC §3, v4 calls): create / upsert, update, read, search, delete; a
  * profile's subscriptions and segment memberships are in `profile-membership-routes.ts`. Writes go
- * through `capture/profile-writer.ts` (one transaction: record row, then change events).
+ * through `capture/profile-upsert.ts` (creates and upserts, group-committed) and
+ * `capture/profile-writer.ts` (one transaction: record row, then change events).
  */
 import { Type } from "typebox";
 import {
@@ -9,8 +10,8 @@ import {
   parseProfileInput,
   readProfile,
   updateProfile,
-  upsertProfile,
 } from "../../capture/profile-writer.js";
+import { upsertProfile } from "../../capture/profile-upsert.js";
 import { checkValue } from "../../domain/attribute-values.js";
 import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";

@@ -1,0 +1,309 @@
+/**
+ * POST …/profile[?allowUpdate=true] (SPEC §3): creates a profile; with `allowUpdate`, a profile that
+ * already holds one of the given unique values is updated instead. Without it, a taken unique value
+ * is 409. Two concurrent upserts of the same new key end as one create and one update.
+ *
+ * Upserts are group-committed (write-batcher.ts): the upserts that arrive together go to the
+ * database as ONE statement that looks up every profile by its unique values and creates the new
+ * ones with their key rows and events (storage/record-event-writes.ts, createRecordsWithEvents),
+ * then ONE version-checked statement that updates the existing ones with their events. Each
+ * statement is its own autocommit transaction, so every row is committed with its events or not at
+ * all (DESIGN §3). An upsert that the batch cannot settle runs on its own, on the path below: when
+ * its statement failed (a value taken by a concurrent writer, a deleted table, a deadlock, or a bad
+ * item, since one failing item fails the statement for all), when its profile moved between the
+ * read and the write, or when two upserts of the batch found the same profile.
+ *
+ * On its own, an upsert takes the single-statement path first: a create is ONE autocommit statement,
+ * an update two (the read, then a version-checked UPDATE with its events; retried when the version
+ * moved). A taken unique value, a deadlock or a record that keeps moving hands over to the
+ * transactional path (BEGIN, find-or-insert with row locks, UPDATE, events, COMMIT), which reports
+ * exactly which value is taken (409).
+ */
+import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
+import type { DataTable } from "../domain/data-table.js";
+import type { KeyValue } from "../domain/record-change.js";
+import { applyAttributes, applySegments, applySubscriptions } from "../domain/record-change.js";
+import { uniqueKeysOf } from "../domain/record-keys.js";
+import { checkMandatory } from "../domain/record-input.js";
+import { appendChangeEvents } from "../storage/change-event-repository.js";
+import type { Database } from "../storage/database.js";
+import type { BatchCreateResult, BatchUpdate } from "../storage/record-event-writes.js";
+import {
+  createRecordsWithEvents,
+  createRecordWithEvents,
+  updateRecordsWithEvents,
+  updateRecordWithEvents,
+} from "../storage/record-event-writes.js";
+import type { NewRecord, StoredRecord } from "../storage/record-repository.js";
+import { findOrInsertRecord } from "../storage/record-repository.js";
+import type { RecordSnapshot } from "./change-event-builders.js";
+import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
+import type { ProfileWrite, ProfileWriteResult } from "./profile-writer.js";
+import {
+  applyToProfile,
+  context,
+  onlyRecord,
+  planProfileUpdate,
+  stillHolds,
+  uniqueKeyTaken,
+} from "./profile-writer.js";
+import type { BatchEntry } from "./write-batcher.js";
+import { WriteBatcher } from "./write-batcher.js";
+import { inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
+
+/**
+ * Batch sizes: at 16 concurrent clients a batch holds what arrived during the previous one; two
+ * batches in flight keep the database busy while the API process prepares the next.
+ */
+export const UPSERT_BATCH = { maxBatch: 64, maxInFlight: 2 } as const;
+
+/** An upsert checked and drafted, before any statement runs. */
+interface PreparedUpsert {
+  table: DataTable;
+  write: ProfileWrite;
+  origin: Origin;
+  /** The profile to create when no profile holds the lookup values. */
+  record: NewRecord;
+  /** Unique values to find an existing profile by (none without allowUpdate). */
+  lookup: KeyValue[];
+  /** Why the write cannot create a profile (a missing mandatory value), if it cannot. */
+  mandatoryProblem: unknown;
+  allowUpdate: boolean;
+  /** The events of creating `record` as `created` (the statement fills in placeholders). */
+  createEvents(created: RecordSnapshot): NewChangeEvent[];
+}
+
+function prepareUpsert(
+  table: DataTable,
+  write: ProfileWrite,
+  options: { allowUpdate: boolean; origin: Origin },
+): PreparedUpsert {
+  const subscriptions = applySubscriptions({}, write.subscriptions);
+  const segments = applySegments({}, write.segments);
+  const created: AttributeMap = applyAttributes({}, write.attributes).after;
+  let mandatoryProblem: unknown;
+  try {
+    checkMandatory(table, created, "attributes");
+  } catch (error) {
+    mandatoryProblem = error;
+  }
+  const keys = uniqueKeysOf(table, created);
+  const lookup = options.allowUpdate ? keys : [];
+  // Nothing to update and nothing to create: 400 before any statement.
+  if (mandatoryProblem && lookup.length === 0) throw mandatoryProblem;
+  return {
+    table,
+    write,
+    origin: options.origin,
+    record: {
+      tableId: table.id,
+      businessKey: null,
+      attributes: created,
+      subscriptions: subscriptions.after,
+      segments: segments.after,
+      keys,
+    },
+    lookup,
+    mandatoryProblem,
+    allowUpdate: options.allowUpdate,
+    createEvents: (record) => {
+      const ctx = context(table, record, 1, options.origin);
+      return [
+        dataEvent(ctx, "CREATE", heldAttributes(table, created)),
+        ...membershipEvents(ctx, subscriptions.changes, segments.changes),
+      ];
+    },
+  };
+}
+
+/** What the single statements draft a create's events from: they fill in the id and moments. */
+function unwritten(item: PreparedUpsert): RecordSnapshot {
+  return {
+    recordId: 0,
+    businessKey: null,
+    attributes: item.record.attributes,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+  };
+}
+
+export async function upsertProfile(
+  db: Database,
+  table: DataTable,
+  write: ProfileWrite,
+  options: { allowUpdate: boolean; origin: Origin },
+): Promise<ProfileWriteResult> {
+  return batcherOf(db).submit(prepareUpsert(table, write, options));
+}
+
+// Group commit --------------------------------------------------------------------------------------
+
+type UpsertEntry = BatchEntry<PreparedUpsert, ProfileWriteResult>;
+
+const batchers = new WeakMap<Database, WriteBatcher<PreparedUpsert, ProfileWriteResult>>();
+
+function batcherOf(db: Database): WriteBatcher<PreparedUpsert, ProfileWriteResult> {
+  let batcher = batchers.get(db);
+  if (!batcher) {
+    batcher = new WriteBatcher(
+      (entries) => runUpsertBatch(db, entries),
+      // Upserts of one unique value go one after the other, never in one statement.
+      (item) => item.record.keys.map((k) => `${item.table.id}\u0000${k.attribute}\u0000${k.value}`),
+      UPSERT_BATCH,
+    );
+    batchers.set(db, batcher);
+  }
+  return batcher;
+}
+
+async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<void> {
+  const alone: Promise<void>[] = [];
+  const runAlone = (entry: UpsertEntry) =>
+    alone.push(upsertAlone(db, entry.item).then(entry.resolve, entry.reject));
+
+  let created: BatchCreateResult[];
+  try {
+    created = await createRecordsWithEvents(
+      db,
+      entries.map(({ item }) => ({
+        record: item.record,
+        lookupKeys: item.lookup,
+        insert: item.mandatoryProblem === undefined,
+        events: item.createEvents(unwritten(item)),
+      })),
+    );
+  } catch {
+    // The statement wrote nothing for anyone; each upsert runs alone and meets its own fate.
+    entries.forEach(runAlone);
+    await Promise.all(alone);
+    return;
+  }
+
+  const updates: { entry: UpsertEntry; record: StoredRecord; write: BatchUpdate }[] = [];
+  const updating = new Set<number>();
+  entries.forEach((entry, i) => {
+    const result = created[i]!;
+    const { item } = entry;
+    try {
+      if (result.kind === "inserted") {
+        entry.resolve({ profileId: result.record.recordId, outcome: "CREATED", version: 1 });
+      } else if (result.kind === "none") {
+        if (item.mandatoryProblem) entry.reject(item.mandatoryProblem);
+        else runAlone(entry);
+      } else {
+        const record = onlyRecord(result.records);
+        if (!stillHolds(record, item.lookup) || updating.has(record.recordId)) {
+          runAlone(entry);
+          return;
+        }
+        const plan = planProfileUpdate(item.table, record, item.write, item.origin);
+        if (plan.kind === "unchanged") {
+          // A no-op writes nothing: the version read was committed, so it is a state it had.
+          entry.resolve({
+            profileId: record.recordId,
+            outcome: "UNCHANGED",
+            version: record.version,
+          });
+          return;
+        }
+        updating.add(record.recordId);
+        updates.push({
+          entry,
+          record,
+          write: {
+            update: plan.update,
+            expectedVersion: record.version,
+            events: plan.events(record.version + 1, record.updatedAt),
+          },
+        });
+      }
+    } catch (error) {
+      entry.reject(error);
+    }
+  });
+
+  if (updates.length > 0) {
+    try {
+      const written = await updateRecordsWithEvents(
+        db,
+        updates.map((u) => u.write),
+      );
+      updates.forEach(({ entry, record }, i) => {
+        const row = written[i];
+        // Moved on since the read: nothing was written for it; it runs alone (reads again).
+        if (!row) runAlone(entry);
+        else
+          entry.resolve({ profileId: record.recordId, outcome: "UPDATED", version: row.version });
+      });
+    } catch {
+      for (const { entry } of updates) runAlone(entry);
+    }
+  }
+  await Promise.all(alone);
+}
+
+// One upsert on its own -----------------------------------------------------------------------------
+
+/** Writes a profile read without a lock if it is still at the version read (one statement). */
+async function updateUnlocked(
+  db: Database,
+  item: PreparedUpsert,
+  record: StoredRecord,
+): Promise<ProfileWriteResult> {
+  const plan = planProfileUpdate(item.table, record, item.write, item.origin);
+  // A no-op writes nothing: the version read was committed, so it is a state the record had.
+  if (plan.kind === "unchanged")
+    return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
+  const written = await updateRecordWithEvents(db, {
+    update: plan.update,
+    expectedVersion: record.version,
+    events: plan.events(record.version + 1, record.updatedAt),
+    rowValues: "PROFILE",
+  });
+  if (!written) throw new RetryWrite("the profile changed since it was read");
+  return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
+}
+
+async function upsertAlone(db: Database, item: PreparedUpsert): Promise<ProfileWriteResult> {
+  const { table, lookup, mandatoryProblem } = item;
+  const fast = await inOneStatement(async () => {
+    const result = await createRecordWithEvents(db, {
+      record: item.record,
+      lookupKeys: lookup,
+      insert: mandatoryProblem === undefined,
+      events: item.createEvents(unwritten(item)),
+      rowValues: "PROFILE",
+    });
+    if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
+    if (result.kind === "inserted")
+      return { profileId: result.record.recordId, outcome: "CREATED", version: 1 } as const;
+    const record = onlyRecord(result.records);
+    if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
+    return updateUnlocked(db, item, record);
+  });
+  if (fast) return fast;
+  return withWriteRetry(table, () =>
+    db.transaction(async (tx) => {
+      const result = await findOrInsertRecord(
+        tx,
+        { businessKey: null, keys: lookup },
+        item.record,
+        mandatoryProblem === undefined,
+      );
+      if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
+      if (result.kind === "found") {
+        const record = onlyRecord(result.records);
+        if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
+        return applyToProfile(tx, table, record, item.write, item.origin);
+      }
+      const taken = result.takenKeys[0];
+      if (taken) {
+        // A concurrent upsert created this key after our lookup: run again to update it.
+        if (item.allowUpdate) throw new RetryWrite("unique key created concurrently");
+        throw uniqueKeyTaken(taken);
+      }
+      await appendChangeEvents(tx, item.createEvents(result.record));
+      return { profileId: result.record.recordId, outcome: "CREATED", version: 1 };
+    }),
+  );
+}

@@ -1,0 +1,279 @@
+/**
+ * Group commit of profile upserts (capture/profile-upsert.ts, capture/write-batcher.ts): upserts
+ * submitted together share statements, yet each one ends exactly as it would alone — its own
+ * result or error, its own events exactly once, nothing written for one that fails.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { upsertProfile } from "../../src/capture/profile-upsert.js";
+import type { ProfileWriteResult } from "../../src/capture/profile-writer.js";
+import { parseProfileInput } from "../../src/capture/profile-writer.js";
+import type { DataTable } from "../../src/domain/data-table.js";
+import { HeraldError } from "../../src/domain/errors.js";
+import { findTable } from "../../src/storage/data-table-repository.js";
+import type { Database } from "../../src/storage/database.js";
+import type { TestApp } from "../helpers/test-app.js";
+import { createTestApp } from "../helpers/test-app.js";
+import { testBackends } from "../helpers/test-database.js";
+
+const TABLE = {
+  name: "Batched",
+  attributes: [
+    { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
+    { name: "firstName", type: "FIRSTNAME" },
+    { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
+  ],
+  subscriptions: [{ name: "newsletter" }],
+};
+
+interface EventRow {
+  id: number;
+  event_type: string;
+  record_key: string;
+  version: number;
+  state: Record<string, unknown>;
+  fields: string[];
+}
+
+/** The same database, counting the statements sent by name (a fresh object: its own batcher). */
+function countingDatabase(db: Database): { db: Database; counts: Map<string, number> } {
+  const counts = new Map<string, number>();
+  const counting: Database = {
+    kind: db.kind,
+    query: (sql, params, name) => {
+      const key = name ?? "(unnamed)";
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      return db.query(sql, params, name);
+    },
+    exec: (sql) => db.exec(sql),
+    transaction: (fn) => db.transaction(fn),
+    listen: (channel, onNotify) => db.listen(channel, onNotify),
+    tryAdvisoryLock: (key) => db.tryAdvisoryLock(key),
+    close: () => db.close(),
+  };
+  return { db: counting, counts };
+}
+
+type Outcome = ProfileWriteResult | { error: string };
+
+for (const { backend, skip } of await testBackends()) {
+  describe(`profile upserts group-committed on ${backend}`, { skip }, () => {
+    let t: TestApp;
+    let table: DataTable;
+    const origin = { kind: "SYSTEM" } as const;
+
+    const events = async (): Promise<EventRow[]> =>
+      (await t.database.db.query<EventRow>("SELECT * FROM change_events ORDER BY id")).rows;
+    const count = async (sql: string, params: unknown[] = []) =>
+      (await t.database.db.query<{ n: number }>(sql, params)).rows[0]!.n;
+
+    /** Submits upserts in one go (so they batch) and collects each one's result or error code. */
+    const upsertAll = (
+      db: Database,
+      writes: { attributes: { name: string; value: unknown }[]; allowUpdate?: boolean }[],
+    ): Promise<Outcome[]> =>
+      Promise.all(
+        writes.map((w) =>
+          upsertProfile(db, table, parseProfileInput(table, { attributes: w.attributes }), {
+            allowUpdate: w.allowUpdate ?? true,
+            origin,
+          }).catch((error: unknown) => ({
+            error: error instanceof HeraldError ? error.code : String(error),
+          })),
+        ),
+      );
+    const email = (value: string) => ({ name: "emailAddress", value });
+
+    before(async () => {
+      t = await createTestApp(backend);
+      const created = await t.request("POST", "/v5/entities/acme/profile-tables", TABLE);
+      assert.equal(created.statusCode, 201, created.body);
+      table = (await findTable(t.database.db, 1, "PROFILE_TABLE", String(created.json().id)))!;
+    });
+    after(() => t?.close());
+
+    test("upserts submitted together share statements: 12 creates, then 12 updates, in far fewer than 12 each", async () => {
+      await t.database.db.query("DELETE FROM change_events");
+      const { db, counts } = countingDatabase(t.database.db);
+      const writes = Array.from({ length: 12 }, (_, i) => ({
+        attributes: [email(`batch${i}@example.com`), { name: "firstName", value: `First${i}` }],
+      }));
+      const created = await upsertAll(db, writes);
+      assert.deepEqual(
+        created.map((r) => ("outcome" in r ? r.outcome : r.error)),
+        Array(12).fill("CREATED"),
+      );
+      assert.equal(new Set(created.map((r) => ("profileId" in r ? r.profileId : 0))).size, 12);
+      const renamed = writes.map((w, i) => ({
+        attributes: [w.attributes[0]!, { name: "firstName", value: `Second${i}` }],
+      }));
+      const updated = await upsertAll(db, renamed);
+      assert.deepEqual(
+        updated.map((r) => ("outcome" in r ? r.outcome : r.error)),
+        Array(12).fill("UPDATED"),
+      );
+      // The same profiles, found by their email.
+      assert.deepEqual(
+        updated.map((r) => ("profileId" in r ? r.profileId : 0)),
+        created.map((r) => ("profileId" in r ? r.profileId : 0)),
+      );
+      const creates = counts.get("herald_create_records_with_events") ?? 0;
+      const updates = counts.get("herald_update_records_with_events") ?? 0;
+      assert.ok(creates >= 2 && creates <= 4, `batched lookups/creates: ${creates} statements`);
+      assert.ok(updates >= 1 && updates <= 2, `batched updates: ${updates} statements`);
+      assert.equal(counts.get("herald_create_record_with_events") ?? 0, 0, "nothing ran alone");
+
+      // Events exactly once: per profile a CREATE (version 1) then an UPDATE (version 2) of firstName.
+      const rows = await events();
+      assert.equal(rows.length, 24);
+      for (const result of created) {
+        const id = String("profileId" in result ? result.profileId : 0);
+        const mine = rows.filter((r) => r.record_key === id);
+        assert.deepEqual(
+          mine.map((r) => [r.event_type, r.version]),
+          [
+            ["CREATE", 1],
+            ["UPDATE", 2],
+          ],
+        );
+        assert.deepEqual(mine[1]!.fields, ["firstName"]);
+        assert.equal(mine[1]!.state.profileId, Number(id));
+      }
+    });
+
+    test("a no-op in a batch writes no event and keeps the version", async () => {
+      await t.database.db.query("DELETE FROM change_events");
+      const results = await upsertAll(t.database.db, [
+        { attributes: [email("batch0@example.com"), { name: "firstName", value: "Second0" }] },
+        { attributes: [email("batch1@example.com"), { name: "firstName", value: "Third1" }] },
+      ]);
+      assert.deepEqual(
+        results.map((r) => ("outcome" in r ? [r.outcome, r.version] : r.error)),
+        [
+          ["UNCHANGED", 2],
+          ["UPDATED", 3],
+        ],
+      );
+      assert.deepEqual(
+        (await events()).map((r) => r.event_type),
+        ["UPDATE"],
+      );
+    });
+
+    test("one taken unique value fails only its own upsert (409, nothing written); the others commit", async () => {
+      await t.database.db.query("DELETE FROM change_events");
+      const before = await count("SELECT count(*)::integer AS n FROM records");
+      const writes = Array.from({ length: 8 }, (_, i) => ({
+        attributes: [email(`iso${i}@example.com`)],
+        allowUpdate: false,
+      }));
+      // Without allowUpdate the batch inserts blindly: the taken value fails its statement (23505).
+      writes[3] = { attributes: [email("batch2@example.com")], allowUpdate: false };
+      const results = await upsertAll(t.database.db, writes);
+      results.forEach((r, i) =>
+        assert.deepEqual(
+          "outcome" in r ? r.outcome : r.error,
+          i === 3 ? "HERALD_UNIQUE_KEY_TAKEN" : "CREATED",
+          `upsert ${i}`,
+        ),
+      );
+      assert.equal(await count("SELECT count(*)::integer AS n FROM records"), before + 7);
+      const rows = await events();
+      assert.equal(rows.length, 7);
+      assert.ok(rows.every((r) => r.event_type === "CREATE" && r.version === 1));
+      assert.ok(!rows.some((r) => r.state.emailAddress === "batch2@example.com"));
+    });
+
+    test("upserts of one new key submitted together: one CREATE, then updates in version order", async () => {
+      await t.database.db.query("DELETE FROM change_events");
+      const results = await upsertAll(
+        t.database.db,
+        Array.from({ length: 5 }, (_, i) => ({
+          attributes: [email("same@example.com"), { name: "firstName", value: `Name${i}` }],
+        })),
+      );
+      const outcomes = results.map((r) => ("outcome" in r ? r.outcome : r.error));
+      assert.deepEqual(outcomes, ["CREATED", "UPDATED", "UPDATED", "UPDATED", "UPDATED"]);
+      assert.equal(new Set(results.map((r) => ("profileId" in r ? r.profileId : 0))).size, 1);
+      assert.deepEqual(
+        (await events()).map((r) => [r.event_type, r.version]),
+        [
+          ["CREATE", 1],
+          ["UPDATE", 2],
+          ["UPDATE", 3],
+          ["UPDATE", 4],
+          ["UPDATE", 5],
+        ],
+      );
+      // Without allowUpdate, the second of two creates of one new value is 409.
+      const strict = await upsertAll(t.database.db, [
+        { attributes: [email("strict@example.com")], allowUpdate: false },
+        { attributes: [email("strict@example.com")], allowUpdate: false },
+      ]);
+      assert.deepEqual(
+        strict.map((r) => ("outcome" in r ? r.outcome : r.error)),
+        ["CREATED", "HERALD_UNIQUE_KEY_TAKEN"],
+      );
+    });
+
+    test("two upserts that reach one profile by different unique values both apply, one after the other", async () => {
+      const first = await upsertAll(t.database.db, [
+        { attributes: [email("two@example.com"), { name: "customerId", value: "C-2" }] },
+      ]);
+      const profileId = "profileId" in first[0]! ? first[0].profileId : 0;
+      await t.database.db.query("DELETE FROM change_events");
+      // No shared key, so both go in one batch, and both find the same profile.
+      const results = await upsertAll(t.database.db, [
+        { attributes: [email("two@example.com"), { name: "firstName", value: "ByEmail" }] },
+        {
+          attributes: [
+            { name: "customerId", value: "C-2" },
+            { name: "firstName", value: "ById" },
+          ],
+        },
+      ]);
+      const applied = results.map((r) => ("outcome" in r ? [r.profileId, r.outcome] : r.error));
+      assert.deepEqual(applied, [
+        [profileId, "UPDATED"],
+        [profileId, "UPDATED"],
+      ]);
+      const versions = results.map((r) => ("version" in r ? r.version : 0));
+      assert.deepEqual([...versions].sort(), [2, 3]);
+      // The events follow the versions, each with the state its own write left.
+      const rows = await events();
+      assert.deepEqual(
+        rows.map((r) => [r.event_type, r.version]),
+        [
+          ["UPDATE", 2],
+          ["UPDATE", 3],
+        ],
+      );
+      const byVersion = (v: number) => (versions[0] === v ? "ByEmail" : "ById");
+      assert.deepEqual(
+        rows.map((r) => r.state.firstName),
+        [byVersion(2), byVersion(3)],
+      );
+    });
+
+    test("a bad upsert in a batch (no profile to update, mandatory value missing) is its own 400", async () => {
+      await t.database.db.query("DELETE FROM change_events");
+      const results = await upsertAll(t.database.db, [
+        { attributes: [email("ok1@example.com")] },
+        // Only a customerId that nobody holds: nothing to update, and a create lacks the email.
+        { attributes: [{ name: "customerId", value: "C-nobody" }] },
+        { attributes: [email("ok2@example.com")] },
+      ]);
+      assert.deepEqual(
+        results.map((r) => ("outcome" in r ? r.outcome : r.error)),
+        ["CREATED", "HERALD_MISSING_MANDATORY", "CREATED"],
+      );
+      assert.equal((await events()).length, 2);
+      assert.equal(
+        await count("SELECT count(*)::integer AS n FROM record_keys WHERE value = $1", [
+          "C-nobody",
+        ]),
+        0,
+      );
+    });
+  });
+}
