@@ -165,6 +165,22 @@ for (const { backend, skip } of await testBackends()) {
       assert.deepEqual(await positions(db), range(61, 100));
     });
 
+    test("a parked event holds the log below it, though the watermark passed it", async () => {
+      await db.query(
+        `INSERT INTO parked_records (subscription_id, record_key, push_id, head_last_position, attempts,
+                                     next_attempt_at, parked_at)
+         VALUES ($1, 'r', gen_random_uuid(), 70, 2, $2, $2)`,
+        [subB, NOW],
+      );
+      await db.query(
+        "INSERT INTO parked_events (subscription_id, record_key, position) VALUES ($1, 'r', 70)",
+        [subB],
+      );
+      assert.equal((await housekeeping.runOnce())!.logFloor, 69);
+      await db.query("DELETE FROM parked_records WHERE subscription_id = $1", [subB]);
+      assert.equal((await housekeeping.runOnce())!.logFloor, 90);
+    });
+
     test("with no subscription at all, recent events and unstamped ones still stay", async () => {
       await db.query("DELETE FROM webhook_subscriptions WHERE id = $1", [subB]);
       const report = await housekeeping.runOnce();
