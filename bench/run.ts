@@ -22,6 +22,10 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<ScenarioM
     summary: "pushes per second against a plain-undici ceiling, BULK drain, latency, worker memory",
     load: () => import("./delivery.js"),
   },
+  failures: {
+    summary: "nine healthy subscriptions' throughput beside one whose endpoint fails everything",
+    load: () => import("./failures.js"),
+  },
 };
 
 function parseArguments(argv: string[]): { names: string[]; options: BenchOptions } {
