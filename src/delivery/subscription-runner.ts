@@ -6,13 +6,12 @@
  *
  * When the endpoint misbehaves (SPEC §6):
  * - a push that fails is retried on the retry policy's schedule; its record's later events wait;
- * - a record whose push keeps failing while the endpoint accepts other records is PARKED: its events
- *   go to the `parked_events` table (then the watermark may pass them), they are retried there on
- *   the schedule, and the stream moves on;
- * - when the endpoint fails everything, the CIRCUIT opens: the subscription is FAILING, stops
- *   reading and sending, and probes with one push on the schedule; nothing is parked meanwhile, and
- *   on the first success everything held is sent again from where it stopped;
- * - after 24 h of that a warning is raised, after 3 days the subscription is deactivated.
+ * - a record whose push keeps failing while the endpoint accepts other records is parked
+ *   (parked-records.ts) and the stream moves on;
+ * - when the endpoint fails everything the circuit opens (endpoint-circuit.ts): the subscription is
+ *   FAILING, stops reading and sending, and probes with one push on the schedule; nothing is parked
+ *   meanwhile, and on the first success everything held is sent again from where it stopped; after
+ *   24 h a warning is raised, after 3 days the subscription is deactivated.
  * Failure timing runs on `ctx.clock`, so tests can let days pass in seconds.
  */
 import { randomUUID } from "node:crypto";
@@ -20,13 +19,13 @@ import type { Logger } from "pino";
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
 import { decideOutcome } from "../domain/delivery-outcome.js";
-import type { EndpointHealthKind } from "../domain/endpoint-health.js";
-import { endpointHealth, operationalEventFor } from "../domain/endpoint-health.js";
-import { jitteredDelay } from "../domain/retry-policy.js";
+import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
+import { jitteredDelay } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
+import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { readLogHead } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
 import type { AttemptOutcomeName, AttemptRecord } from "../storage/delivery-repository.js";
@@ -36,30 +35,19 @@ import {
   readLogWindow,
   recordAttempts,
 } from "../storage/delivery-repository.js";
-import type { HealthAnnouncement } from "../storage/endpoint-health-repository.js";
-import {
-  markActive,
-  markFailing,
-  switchHealthAnnouncement,
-} from "../storage/endpoint-health-repository.js";
-import type { ParkedRecord } from "../storage/parking-repository.js";
-import {
-  loadParkedRecords,
-  parkEvents,
-  readParkedEvents,
-  releaseParkedEvents,
-  unparkRecord,
-  updateParkedHead,
-} from "../storage/parking-repository.js";
-import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
-import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { BulkBatcher } from "./bulk-batcher.js";
 import type { Clock } from "./clock.js";
-import { encodePushBody } from "./push-body.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
+import { announceHealth, EndpointCircuit } from "./endpoint-circuit.js";
 import type { HttpSender } from "./http-sender.js";
+import { LeaseLostError, ParkedRecords } from "./parked-records.js";
+import type { PendingEvent, Push } from "./push.js";
+import { firstPosition, recordKeyOf } from "./push.js";
+import { encodePushBody } from "./push-body.js";
 import { RecordScheduler } from "./record-scheduler.js";
 import { WatermarkTracker } from "./watermark-tracker.js";
+
+export { recordKeyOf } from "./push.js";
 
 export interface RunnerContext {
   db: Database;
@@ -80,53 +68,6 @@ export interface RunnerContext {
   onGiveUp(subscriptionId: number, why: string): void;
 }
 
-interface PendingEvent {
-  key: string;
-  event: ChangeEvent;
-}
-
-interface Push {
-  id: string;
-  events: PendingEvent[];
-  /** UTF-8 bytes of the envelope: encoded once, then signed and sent as they are on every attempt. */
-  body: Buffer;
-  attempts: number;
-  /** How many pushes had been delivered when this one first failed (parking and circuit evidence). */
-  deliveriesAtFirstFailure?: number;
-  /** The head push of a parked record (its events are in `parked_events`, not in the scheduler). */
-  parked?: ParkedState;
-  /** Sent as the circuit's probe. */
-  probe?: boolean;
-}
-
-/** A parked record, mirrored in memory (the `parked_records` row plus what is in flight). */
-interface ParkedState extends Omit<ParkedRecord, "nextAttemptAt"> {
-  /** Clock time of the next attempt. */
-  nextAttemptAt: number;
-  timer: NodeJS.Timeout | undefined;
-  /** Its head push is being loaded, waits for a slot, or is in flight. */
-  busy: boolean;
-}
-
-/** The open circuit: the endpoint fails everything (SPEC §6 FAILING). */
-interface Circuit {
-  /** Clock time of the first failure of the streak that opened it. */
-  since: number;
-  probeTimer: NodeJS.Timeout | undefined;
-  /** Clock time the next probe is due (what held pushes show as their next attempt). */
-  nextProbeAt: number;
-  /** The next probe may go. */
-  probeDue: boolean;
-  /** A probe is in flight. */
-  probing: boolean;
-  /**
-   * The last probe was a held push: the next one tries a fresh record first, so one record the
-   * endpoint rejects cannot keep a working endpoint FAILING.
-   */
-  lastProbeHeld: boolean;
-  healthTimers: NodeJS.Timeout[];
-}
-
 interface PendingRead {
   after: number;
   upTo: number;
@@ -137,26 +78,15 @@ interface PendingRead {
 
 type RunnerState = "running" | "stopping" | "stopped";
 
+/** A failed attempt's outcome (what the retry policy decided). */
+type Failure = Extract<AttemptOutcome, { kind: "retry" | "failed" }>;
+
 const OUTCOME_NAMES: Record<AttemptOutcome["kind"], AttemptOutcomeName> = {
   delivered: "DELIVERED",
   retry: "RETRY",
   failed: "FAILED",
   disable: "DISABLED",
 };
-
-/** What an announcement means as an endpoint-health state (null: failing, or nothing said yet). */
-const ANNOUNCED_HEALTH: Record<"warn" | "disable", EndpointHealthKind> = {
-  warn: "warn",
-  disable: "disable",
-};
-
-/**
- * The ordering key of an event: one record of one source. The unit separator keeps it storable in
- * PostgreSQL text (parked records).
- */
-export function recordKeyOf(event: Pick<ChangeEvent, "source" | "sourceId" | "recordKey">): string {
-  return `${event.source}\u001f${event.sourceId}\u001f${event.recordKey}`;
-}
 
 function describeFailure(result: AttemptResult): string {
   return result.kind === "response" ? `HTTP ${result.status}` : result.message;
@@ -193,20 +123,19 @@ export class SubscriptionRunner {
   private loaded: Promise<void> | undefined;
 
   // Failure handling
-  private readonly parked = new Map<string, ParkedState>();
-  /** Events of parked records read from the log, not yet written to `parked_events`. */
-  private parkQueue: { key: string; position: number }[] = [];
+  private readonly parked: ParkedRecords;
   /** Head pushes of parked records, loaded and waiting for a free slot. */
   private readonly dueParked: Push[] = [];
   private deliveredPushes = 0;
   private failureStreak = 0;
   /** Clock time of the first failure of the current streak. */
   private streakStartedAt = 0;
-  private circuit: Circuit | undefined;
+  private circuit: EndpointCircuit | undefined;
   /** Live pushes that failed while the circuit is open: sent again when it closes. */
   private held: Push[] = [];
   /** The recovery of an earlier warning or deactivation has been checked since the last failure. */
   private healthSettled = false;
+  private readonly healthHost: Parameters<typeof announceHealth>[0];
 
   constructor(
     subscription: Subscription,
@@ -220,6 +149,26 @@ export class SubscriptionRunner {
     this.windowSize = ctx.tuning.readBatchSize;
     this.clock = ctx.clock;
     this.logger = ctx.logger.child({ subscriptionId: subscription.id });
+    this.healthHost = {
+      ctx,
+      subscription: () => this.subscription,
+      serial: (write) => this.serial(write),
+    };
+    this.parked = new ParkedRecords({
+      ctx,
+      logger: this.logger,
+      subscription: () => this.subscription,
+      mayRetry: () => this.state === "running" && !this.circuit,
+      serial: (write) => this.serial(write),
+      sendWhenFree: (push) => {
+        this.dueParked.push(push);
+        this.dispatch();
+      },
+      writtenDown: (positions) => {
+        for (const position of positions) this.tracker.finish(position);
+      },
+      leaseLost: () => this.leaseLost(),
+    });
   }
 
   get id(): number {
@@ -273,25 +222,14 @@ export class SubscriptionRunner {
 
   /** Loads the parked records and restores an open circuit (a FAILING subscription stays failing). */
   private async load(): Promise<void> {
-    const records = await loadParkedRecords(this.ctx.db, this.subscription.id);
-    for (const record of records) {
-      const state: ParkedState = {
-        ...record,
-        nextAttemptAt: record.nextAttemptAt.getTime(),
-        timer: undefined,
-        busy: false,
-      };
-      this.parked.set(record.key, state);
-    }
-    if (records.length > 0)
-      this.logger.info({ parkedRecords: records.length }, "resuming with parked records");
+    await this.parked.load();
     const sub = this.subscription;
     if (sub.state === "FAILING") {
       this.streakStartedAt = sub.failingSince?.getTime() ?? this.clock.now();
       const probeInMs = this.ctx.policy.scheduleMs[1] ?? 5_000;
       this.openCircuit(sub.stateReason ?? "the endpoint failed every push", probeInMs);
     }
-    for (const state of this.parked.values()) this.armParked(state);
+    this.parked.armAll();
   }
 
   // Reading -------------------------------------------------------------------------------------
@@ -379,7 +317,7 @@ export class SubscriptionRunner {
         const key = recordKeyOf(event);
         if (this.parked.has(key)) {
           // Queued behind its parked record, in log order; finished once written down.
-          this.parkQueue.push({ key, position: event.position });
+          this.parked.enqueue(key, event.position);
           parkedSome = true;
         } else this.scheduler.enqueue({ key, event });
       }
@@ -399,7 +337,7 @@ export class SubscriptionRunner {
   private dispatch(): void {
     if (this.state !== "running" || !this.ctx.leaseValid()) return;
     if (this.circuit) {
-      this.dispatchProbe();
+      this.dispatchProbe(this.circuit);
       return;
     }
     const max = this.subscription.maxConcurrency;
@@ -492,7 +430,7 @@ export class SubscriptionRunner {
       await this.disable(outcome.reason);
     } else if (push.parked) {
       this.recordAttempt(push, startedAt, result, outcome);
-      this.parkedFailed(push, push.parked, outcome, describeFailure(result));
+      this.parked.failed(push, push.parked, outcome, describeFailure(result));
     } else this.liveFailed(push, outcome, startedAt, result);
     this.dispatch();
     this.notifyIdle();
@@ -541,9 +479,9 @@ export class SubscriptionRunner {
     if (this.circuit) this.closeCircuit();
     if (!this.healthSettled) {
       this.healthSettled = true;
-      this.announceHealth(null, "the endpoint accepts pushes again");
+      this.announce(null, "the endpoint accepts pushes again");
     }
-    if (push.parked) this.parkedDone(push.parked);
+    if (push.parked) this.parked.done(push.parked);
     else this.finish(push);
   }
 
@@ -552,30 +490,25 @@ export class SubscriptionRunner {
    * attempt accordingly. While the circuit is open a push is never given up: it waits for the
    * endpoint to come back.
    */
-  private liveFailed(
-    push: Push,
-    outcome: Exclude<AttemptOutcome, { kind: "delivered" | "disable" }>,
-    startedAt: Date,
-    result: AttemptResult,
-  ): void {
+  private liveFailed(push: Push, outcome: Failure, startedAt: Date, result: AttemptResult): void {
     if (this.failureStreak++ === 0) this.streakStartedAt = startedAt.getTime();
     push.deliveriesAtFirstFailure ??= this.deliveredPushes;
     const othersDelivered = this.deliveredPushes > push.deliveriesAtFirstFailure;
     const what = describeFailure(result);
     // A push held by the open circuit goes again after the probe that closes it: no sooner than
     // the next probe.
-    const waiting = (delayMs?: number): void => {
-      const next = new Date(
+    const held = (delayMs?: number): void => {
+      const next =
         delayMs === undefined
           ? (this.circuit?.nextProbeAt ?? this.clock.now())
-          : startedAt.getTime() + delayMs,
-      );
+          : startedAt.getTime() + delayMs;
       const recorded: AttemptOutcome = {
         kind: "retry",
         delayMs: delayMs ?? 0,
         errorClass: outcome.errorClass,
       };
-      this.recordAttempt(push, startedAt, result, recorded, next);
+      this.held.push(push);
+      this.recordAttempt(push, startedAt, result, recorded, new Date(next));
     };
     if (this.state !== "running") {
       // Handed back meanwhile: the watermark stays below the push, the next driver sends it again.
@@ -583,22 +516,19 @@ export class SubscriptionRunner {
       return;
     }
     if (this.circuit) {
-      this.held.push(push);
-      if (!push.probe) return waiting();
-      this.circuit.probing = false;
+      if (!push.probe) return held();
       push.probe = false;
       const delayMs = this.probeDelay(outcome);
-      this.scheduleProbe(delayMs);
-      return waiting(delayMs);
+      this.circuit.probeFailed(delayMs);
+      return held(delayMs);
     }
     const everythingFails =
       this.failureStreak >= this.ctx.tuning.circuitBreakerFailures ||
       (push.attempts >= 3 && !othersDelivered);
     if (everythingFails) {
       const delayMs = this.probeDelay(outcome);
-      this.held.push(push);
       this.openCircuit(`the endpoint fails every push; last: ${what}`, delayMs);
-      return waiting(delayMs);
+      return held(delayMs);
     }
     this.recordAttempt(push, startedAt, result, outcome);
     if (outcome.kind === "failed") {
@@ -641,6 +571,7 @@ export class SubscriptionRunner {
     }
   }
 
+  /** Deactivates the subscription (410 Gone, or 3 days of failure) and hands it back. */
   private async disable(reason: string): Promise<void> {
     if (this.state !== "running") return;
     this.logger.warn({ reason }, "subscription deactivated");
@@ -650,19 +581,22 @@ export class SubscriptionRunner {
       await this.serial(() =>
         disableSubscription(this.ctx.db, this.subscription.id, this.ctx.workerId, reason),
       );
-      await this.announce("disable", reason);
+      await announceHealth(this.healthHost, "disable", reason);
     } catch (error) {
       this.logger.error({ err: error }, "could not mark the subscription disabled");
     }
     this.ctx.onGiveUp(this.subscription.id, "disabled");
   }
 
-  // Parking -------------------------------------------------------------------------------------
+  private announce(next: "warn" | null, reason: string): void {
+    void announceHealth(this.healthHost, next, reason).catch((error: unknown) =>
+      this.logger.warn({ err: error }, "could not record the endpoint's health"),
+    );
+  }
 
   /**
    * The push's records leave the stream: each becomes a parked record whose head push holds its
-   * events of this push, with its queued events behind it. They are written down at the next flush;
-   * only then may the watermark pass them.
+   * events of this push, with its queued events behind it (written down at the next flush).
    */
   private park(push: Push, delayMs: number, lastError: string): void {
     this.scheduler.complete(push.events);
@@ -672,25 +606,17 @@ export class SubscriptionRunner {
       if (items) items.push(item);
       else byRecord.set(item.key, [item]);
     }
-    const now = this.clock.now();
     for (const [key, items] of byRecord) {
-      const state: ParkedState = {
-        key,
+      const positions = [...items, ...this.scheduler.drain(key)].map((i) => i.event.position);
+      this.parked.park(key, positions, {
         // One record: the push goes on as it was (same webhook-id). Several (a BULK block): each
         // record's share is a new push.
         pushId: byRecord.size === 1 ? push.id : randomUUID(),
         headLastPosition: (items.at(-1) as PendingEvent).event.position,
         attempts: push.attempts,
-        nextAttemptAt: now + delayMs,
-        parkedAt: new Date(now),
+        delayMs,
         lastError,
-        timer: undefined,
-        busy: false,
-      };
-      this.parked.set(key, state);
-      for (const item of [...items, ...this.scheduler.drain(key)])
-        this.parkQueue.push({ key, position: item.event.position });
-      this.armParked(state);
+      });
     }
     this.logger.warn(
       { pushId: push.id, records: byRecord.size, lastError, retryInMs: delayMs },
@@ -700,267 +626,69 @@ export class SubscriptionRunner {
     this.resumeReading();
   }
 
-  private armParked(state: ParkedState): void {
-    if (state.timer) this.clock.clearTimer(state.timer);
-    state.timer = undefined;
-    if (this.state !== "running" || state.busy || this.circuit) return;
-    state.timer = this.clock.setTimer(() => {
-      state.timer = undefined;
-      this.sendParked(state);
-    }, state.nextAttemptAt - this.clock.now());
-  }
-
-  /** Loads a parked record's head push and queues it for a free slot. */
-  private sendParked(state: ParkedState): void {
-    if (this.state !== "running" || state.busy || this.circuit) return;
-    state.busy = true;
-    const bulk = this.subscription.pushMode === "BULK";
-    this.serial(async () => {
-      await this.writeParkQueue();
-      const limit = bulk ? this.subscription.maxBlockSize : 1;
-      return readParkedEvents(this.ctx.db, this.subscription.id, state.key, 0, limit);
-    })
-      .then((events) => {
-        if (this.state !== "running") return;
-        const head = events.filter((e) => e.position <= state.headLastPosition);
-        if (head.length === 0) {
-          // Nothing left under this head (a restart between delivery and release): move on.
-          this.parkedDone(state);
-          return;
-        }
-        const items = head.map((event) => ({ key: state.key, event }));
-        this.dueParked.push({
-          id: state.pushId,
-          events: items,
-          body: encodePushBody(state.pushId, this.subscription, head, bulk),
-          attempts: state.attempts,
-          parked: state,
-        });
-        this.dispatch();
-      })
-      .catch((error: unknown) => {
-        this.logger.warn({ err: error, record: state.key }, "could not load a parked record");
-        state.busy = false;
-        state.nextAttemptAt = this.clock.now() + 5_000;
-        this.armParked(state);
-      });
-  }
-
-  private parkedFailed(
-    push: Push,
-    state: ParkedState,
-    outcome: Exclude<AttemptOutcome, { kind: "delivered" | "disable" }>,
-    lastError: string,
-  ): void {
-    if (outcome.kind === "failed") {
-      this.logger.warn(
-        { pushId: push.id, record: state.key, reason: outcome.reason },
-        "parked record's push failed for good; its events are recorded as failed (replayable)",
-      );
-      this.parkedDone(state);
-      return;
-    }
-    state.attempts = push.attempts;
-    state.nextAttemptAt = this.clock.now() + outcome.delayMs;
-    state.lastError = lastError;
-    void this.serial(() =>
-      updateParkedHead(this.ctx.db, this.subscription.id, this.ctx.workerId, {
-        ...state,
-        nextAttemptAt: new Date(state.nextAttemptAt),
-      }),
-    ).catch((error: unknown) =>
-      this.logger.warn({ err: error }, "could not record a parked record's attempt"),
-    );
-    state.busy = false;
-    this.armParked(state);
-  }
-
-  /**
-   * The parked record's head push ended (delivered, or given up): its events leave the parking. The
-   * next ones follow at once as a new head push; with none left, the record is unparked and its
-   * later events flow with the stream again.
-   */
-  private parkedDone(state: ParkedState): void {
-    const bulk = this.subscription.pushMode === "BULK";
-    const { db, workerId } = this.ctx;
-    const id = this.subscription.id;
-    this.serial(async () => {
-      for (;;) {
-        await this.writeParkQueue();
-        const remaining = await releaseParkedEvents(
-          db,
-          id,
-          workerId,
-          state.key,
-          state.headLastPosition,
-        );
-        if (remaining < 0) return "lease lost";
-        if (remaining > 0) break;
-        // Events of the record read meanwhile are written first; then it is unparked in the same
-        // turn, so every later event of it goes to the scheduler behind everything parked.
-        if (this.parkQueue.some((entry) => entry.key === state.key)) continue;
-        this.parked.delete(state.key);
-        await unparkRecord(db, id, workerId, state.key);
-        this.logger.info({ record: state.key }, "parked record delivered: unparked");
-        return "unparked";
-      }
-      const next = await readParkedEvents(
-        db,
-        id,
-        state.key,
-        state.headLastPosition,
-        bulk ? this.subscription.maxBlockSize : 1,
-      );
-      Object.assign(state, {
-        pushId: randomUUID(),
-        headLastPosition: next.at(-1)?.position ?? state.headLastPosition,
-        attempts: 0,
-        nextAttemptAt: this.clock.now(),
-        lastError: null,
-      });
-      await updateParkedHead(db, id, workerId, {
-        ...state,
-        nextAttemptAt: new Date(state.nextAttemptAt),
-      });
-      return "next";
-    })
-      .then((what) => {
-        if (what === "lease lost") return this.leaseLost();
-        if (what === "next") {
-          state.busy = false;
-          this.sendParked(state);
-        }
-      })
-      .catch((error: unknown) => {
-        this.logger.warn({ err: error, record: state.key }, "could not release parked events");
-        state.busy = false;
-        state.nextAttemptAt = this.clock.now() + 5_000;
-        this.armParked(state);
-      });
-  }
-
-  /** Writes the events queued behind parked records; only then may the watermark pass them. */
-  private async writeParkQueue(): Promise<void> {
-    if (this.parkQueue.length === 0) return;
-    const queue = this.parkQueue;
-    this.parkQueue = [];
-    try {
-      const byRecord = new Map<string, number[]>();
-      for (const { key, position } of queue) {
-        const positions = byRecord.get(key);
-        if (positions) positions.push(position);
-        else byRecord.set(key, [position]);
-      }
-      for (const [key, positions] of byRecord) {
-        const state = this.parked.get(key);
-        // A record is unparked only with nothing queued for it, so its state is always here.
-        if (!state) throw new Error(`parked record ${key} vanished with events queued behind it`);
-        const held = await parkEvents(
-          this.ctx.db,
-          this.subscription.id,
-          this.ctx.workerId,
-          { ...state, nextAttemptAt: new Date(state.nextAttemptAt) },
-          positions,
-        );
-        if (!held) throw new LeaseLostError();
-        for (const position of positions) this.tracker.finish(position);
-      }
-    } catch (error) {
-      this.parkQueue = queue.concat(this.parkQueue);
-      throw error;
-    }
-  }
-
   // Circuit breaker -----------------------------------------------------------------------------
 
   /** The next probe's delay after a failure: the schedule's, and at most its last step. */
-  private probeDelay(outcome: Exclude<AttemptOutcome, { kind: "delivered" }>): number {
+  private probeDelay(outcome: Failure): number {
     if (outcome.kind === "retry") return outcome.delayMs;
     const last = this.ctx.policy.scheduleMs.at(-1) ?? 60_000;
     return jitteredDelay(last, this.ctx.policy.jitter, this.ctx.random);
   }
 
-  /**
-   * The endpoint fails everything: stop reading and sending, hold what failed, probe with one push
-   * after `probeInMs`, and watch the endpoint's health (warning at 24 h, deactivation at 3 days).
-   */
+  /** The endpoint fails everything: hold what waits for a retry and probe instead. */
   private openCircuit(reason: string, probeInMs: number): void {
     if (this.circuit) return;
     const since = this.streakStartedAt || this.clock.now();
-    this.circuit = {
-      since,
-      probeTimer: undefined,
-      nextProbeAt: this.clock.now() + probeInMs,
-      probeDue: false,
-      probing: false,
-      lastProbeHeld: false,
-      healthTimers: [],
-    };
     this.healthSettled = false;
+    this.circuit = new EndpointCircuit(
+      {
+        ctx: this.ctx,
+        logger: this.logger,
+        subscription: () => this.subscription,
+        serial: (write) => this.serial(write),
+        probeDue: () => {
+          this.dispatch();
+          // Nothing to probe with yet: read some.
+          if (this.scheduler.size === 0 && this.held.length === 0) void this.pump();
+        },
+        deactivate: (why) => void this.disable(why),
+      },
+      since,
+      reason,
+      probeInMs,
+    );
     for (const [timer, push] of this.retryTimers) {
       this.clock.clearTimer(timer);
       this.held.push(push);
     }
     this.retryTimers.clear();
     this.held.push(...this.dueRetries.splice(0));
-    for (const push of this.dueParked.splice(0)) if (push.parked) push.parked.busy = false;
-    for (const state of this.parked.values()) this.armParked(state); // clears their timers
-    this.scheduleProbe(probeInMs);
-    const health = this.ctx.health;
-    for (const after of [health.warnAfterMs, health.disableAfterMs])
-      this.circuit.healthTimers.push(
-        this.clock.setTimer(() => void this.checkHealth(), since + after - this.clock.now()),
-      );
-    this.logger.warn(
-      { reason, failingSince: new Date(since).toISOString(), probeInMs },
-      "endpoint fails every push: subscription FAILING, probing it on the retry schedule",
-    );
-    void this.serial(() =>
-      markFailing(this.ctx.db, this.subscription.id, this.ctx.workerId, new Date(since), reason),
-    ).catch((error: unknown) => this.logger.warn({ err: error }, "could not record FAILING"));
-  }
-
-  private scheduleProbe(delayMs: number): void {
-    const circuit = this.circuit;
-    if (!circuit) return;
-    if (circuit.probeTimer) this.clock.clearTimer(circuit.probeTimer);
-    circuit.nextProbeAt = this.clock.now() + delayMs;
-    circuit.probeTimer = this.clock.setTimer(() => {
-      circuit.probeTimer = undefined;
-      circuit.probeDue = true;
-      this.dispatch();
-      if (this.scheduler.size === 0 && this.held.length === 0) void this.pump(); // nothing to probe with yet
-    }, delayMs);
+    for (const push of this.dueParked.splice(0)) if (push.parked) this.parked.released(push.parked);
+    this.parked.armAll(); // clears their timers while the circuit is open
   }
 
   /**
    * Sends the probe: the oldest held push, or the next push the stream has; they take turns while
    * both exist (a push of one rejected record must not be the only probe).
    */
-  private dispatchProbe(): void {
-    const circuit = this.circuit as Circuit;
-    if (!circuit.probeDue || circuit.probing) return;
+  private dispatchProbe(circuit: EndpointCircuit): void {
+    if (!circuit.probeMayGo) return;
     const bulk = this.subscription.pushMode === "BULK";
     const fresh = (): Push | undefined => {
       if (this.batcher.length > 0) return this.newPush(this.batcher.take(), true);
       const items = this.scheduler.take(bulk ? this.subscription.maxBlockSize : 1);
       return items.length > 0 ? this.newPush(items, bulk) : undefined;
     };
-    const oldestHeld = (): Push | undefined => {
-      this.held.sort((a, b) => firstPosition(a) - firstPosition(b));
-      return this.held.shift();
-    };
     let push = circuit.lastProbeHeld ? fresh() : undefined;
     let fromHeld = false;
-    if (!push) {
-      push = oldestHeld();
-      fromHeld = push !== undefined;
+    if (!push && this.held.length > 0) {
+      this.held.sort((a, b) => firstPosition(a) - firstPosition(b));
+      push = this.held.shift();
+      fromHeld = true;
     }
     push ??= fresh();
     if (!push) return;
-    circuit.lastProbeHeld = fromHeld;
-    circuit.probeDue = false;
-    circuit.probing = true;
+    circuit.probeSent(fromHeld);
     push.probe = true;
     this.launch(push);
   }
@@ -970,83 +698,27 @@ export class SubscriptionRunner {
     const circuit = this.circuit;
     if (!circuit) return;
     this.circuit = undefined;
-    if (circuit.probeTimer) this.clock.clearTimer(circuit.probeTimer);
-    for (const timer of circuit.healthTimers) this.clock.clearTimer(timer);
+    circuit.close();
     this.held.sort((a, b) => firstPosition(a) - firstPosition(b));
     for (const push of this.held.splice(0)) {
       push.probe = false;
       this.dueRetries.push(push);
     }
-    for (const state of this.parked.values()) this.armParked(state);
-    this.logger.info(
-      { failedForMs: this.clock.now() - circuit.since },
-      "endpoint delivers again: subscription ACTIVE, resuming from where it stopped",
-    );
-    void this.serial(() => markActive(this.ctx.db, this.subscription.id, this.ctx.workerId)).catch(
-      (error: unknown) => this.logger.warn({ err: error }, "could not record ACTIVE"),
-    );
+    this.parked.armAll();
     this.starved = false;
     void this.pump();
-  }
-
-  // Endpoint health (SPEC §6) -------------------------------------------------------------------
-
-  private async checkHealth(): Promise<void> {
-    const circuit = this.circuit;
-    if (!circuit || this.state !== "running") return;
-    const now = this.clock.now();
-    const health = endpointHealth(new Date(circuit.since), new Date(now), this.ctx.health);
-    if (health.kind === "disable") {
-      await this.disable(health.reason);
-    } else if (health.kind === "warn") {
-      const reason = `the endpoint has failed every push since ${new Date(circuit.since).toISOString()}; Herald keeps probing it and deactivates the subscription after ${Math.round(this.ctx.health.disableAfterMs / 3_600_000)} hours of continuous failure`;
-      this.announceHealth("warn", reason);
-    }
-  }
-
-  /** Switches the announced health (once per transition, across workers) and raises its event. */
-  private announceHealth(next: HealthAnnouncement, reason: string): void {
-    void this.announce(next, reason).catch((error: unknown) =>
-      this.logger.warn({ err: error }, "could not record the endpoint's health"),
-    );
-  }
-
-  private async announce(next: HealthAnnouncement, reason: string): Promise<void> {
-    const sub = this.subscription;
-    const previous = await this.serial(() =>
-      switchHealthAnnouncement(this.ctx.db, sub.id, this.ctx.workerId, next, reason),
-    );
-    if (previous === "unchanged") return;
-    const before: EndpointHealthKind = previous === null ? "failing" : ANNOUNCED_HEALTH[previous];
-    const after: EndpointHealthKind = next === null ? "healthy" : ANNOUNCED_HEALTH[next];
-    const type = operationalEventFor(before, after);
-    if (!type) return;
-    void this.ctx.operations.notify({
-      type,
-      subscriptionId: sub.id,
-      entity: sub.entityName,
-      reason,
-      at: new Date(this.clock.now()),
-    });
   }
 
   private clearFailureTimers(): void {
     for (const timer of this.retryTimers.keys()) this.clock.clearTimer(timer);
     this.retryTimers.clear();
-    for (const state of this.parked.values()) {
-      if (state.timer) this.clock.clearTimer(state.timer);
-      state.timer = undefined;
-    }
-    const circuit = this.circuit;
-    if (circuit) {
-      if (circuit.probeTimer) this.clock.clearTimer(circuit.probeTimer);
-      for (const timer of circuit.healthTimers) this.clock.clearTimer(timer);
-    }
+    this.parked.stop();
+    this.circuit?.stop();
   }
 
   // Watermark -----------------------------------------------------------------------------------
 
-  /** Runs `write` after every write queued before it. */
+  /** Runs `write` after every database write queued before it. */
   private serial<T>(write: () => Promise<T>): Promise<T> {
     const result = this.chain.then(write);
     this.chain = result.then(
@@ -1085,7 +757,7 @@ export class SubscriptionRunner {
         return;
       }
       try {
-        await this.writeParkQueue();
+        await this.parked.writeQueue();
         const safe = this.tracker.safe;
         if (safe > this.persisted) {
           const held = await advanceWatermark(
@@ -1142,14 +814,4 @@ export class SubscriptionRunner {
     await this.flush();
     this.state = "stopped";
   }
-}
-
-class LeaseLostError extends Error {
-  constructor() {
-    super("this worker no longer holds the subscription's lease");
-  }
-}
-
-function firstPosition(push: Push): number {
-  return push.events[0]?.event.position ?? 0;
 }

@@ -1,0 +1,324 @@
+/**
+ * Per-record parking (DESIGN §5 "a failing record blocks only itself"). A record whose push keeps
+ * failing while the endpoint accepts other records leaves the stream: its events, and every later
+ * event of it, are written to `parked_events` (after which the watermark may pass them), and its
+ * head push is retried on the retry schedule. When the head push ends (delivered, or given up after
+ * the schedule), the next parked events follow at once as a new head push; when none are left the
+ * record is unparked and its later events flow with the stream again.
+ *
+ * Every database write goes through the runner's serial chain, so a record is unparked only in a
+ * turn where nothing of it waits to be written: its later events then cannot overtake parked ones.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AttemptOutcome } from "../domain/delivery-outcome.js";
+import type { Subscription } from "../domain/subscription.js";
+import type { ParkedRecord } from "../storage/parking-repository.js";
+import {
+  loadParkedRecords,
+  parkEvents,
+  readParkedEvents,
+  releaseParkedEvents,
+  unparkRecord,
+  updateParkedHead,
+} from "../storage/parking-repository.js";
+import type { Push } from "./push.js";
+import { encodePushBody } from "./push-body.js";
+import type { RunnerContext } from "./subscription-runner.js";
+
+/** A parked record, mirrored in memory (the `parked_records` row plus what is in flight). */
+export interface ParkedState extends Omit<ParkedRecord, "nextAttemptAt"> {
+  /** Clock time of the next attempt. */
+  nextAttemptAt: number;
+  timer: NodeJS.Timeout | undefined;
+  /** Its head push is being loaded, waits for a slot, or is in flight. */
+  busy: boolean;
+}
+
+/** What parking needs from the runner that owns it. */
+export interface ParkingHost {
+  readonly ctx: RunnerContext;
+  readonly logger: Logger;
+  subscription(): Subscription;
+  /** The runner drives the subscription and the circuit is closed: parked records may be retried. */
+  mayRetry(): boolean;
+  /** Runs `write` after every database write queued before it. */
+  serial<T>(write: () => Promise<T>): Promise<T>;
+  /** A parked record's head push is loaded: send it when a slot is free. */
+  sendWhenFree(push: Push): void;
+  /** These positions are written down as parked: the watermark may pass them. */
+  writtenDown(positions: readonly number[]): void;
+  leaseLost(): void;
+}
+
+/** Why a parked record's failure is not retried: the outcome kinds parking handles. */
+type Failure = Extract<AttemptOutcome, { kind: "retry" | "failed" }>;
+
+/** Thrown from a write when this worker no longer holds the subscription's lease. */
+export class LeaseLostError extends Error {
+  constructor() {
+    super("this worker no longer holds the subscription's lease");
+  }
+}
+
+const RELOAD_AFTER_ERROR_MS = 5_000;
+
+export class ParkedRecords {
+  private readonly records = new Map<string, ParkedState>();
+  /** Events of parked records read from the log, not yet written to `parked_events`. */
+  private queue: { key: string; position: number }[] = [];
+
+  constructor(private readonly host: ParkingHost) {}
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  has(key: string): boolean {
+    return this.records.has(key);
+  }
+
+  /** Loads the subscription's parked records (when the runner takes the lease). */
+  async load(): Promise<void> {
+    const records = await loadParkedRecords(this.host.ctx.db, this.host.subscription().id);
+    for (const record of records)
+      this.records.set(record.key, {
+        ...record,
+        nextAttemptAt: record.nextAttemptAt.getTime(),
+        timer: undefined,
+        busy: false,
+      });
+    if (records.length > 0)
+      this.host.logger.info({ parkedRecords: records.length }, "resuming with parked records");
+  }
+
+  /** A later event of a parked record, read from the log: it queues behind the record. */
+  enqueue(key: string, position: number): void {
+    this.queue.push({ key, position });
+  }
+
+  get hasQueued(): boolean {
+    return this.queue.length > 0;
+  }
+
+  /**
+   * Parks a record: `positions` (its events of the failed push, then its queued ones, in log order)
+   * are written down at the next flush. `head` is the failed push as the record's head push.
+   */
+  park(
+    key: string,
+    positions: readonly number[],
+    head: {
+      pushId: string;
+      headLastPosition: number;
+      attempts: number;
+      delayMs: number;
+      lastError: string;
+    },
+  ): void {
+    const clock = this.host.ctx.clock;
+    const now = clock.now();
+    const state: ParkedState = {
+      key,
+      pushId: head.pushId,
+      headLastPosition: head.headLastPosition,
+      attempts: head.attempts,
+      nextAttemptAt: now + head.delayMs,
+      parkedAt: new Date(now),
+      lastError: head.lastError,
+      timer: undefined,
+      busy: false,
+    };
+    this.records.set(key, state);
+    for (const position of positions) this.queue.push({ key, position });
+    this.arm(state);
+  }
+
+  /** (Re-)arms every record's retry timer; with the circuit open this only clears them. */
+  armAll(): void {
+    for (const state of this.records.values()) this.arm(state);
+  }
+
+  /** Stops every timer (stop, deactivation). Parked records stay parked in the database. */
+  stop(): void {
+    for (const state of this.records.values()) {
+      if (state.timer) this.host.ctx.clock.clearTimer(state.timer);
+      state.timer = undefined;
+    }
+  }
+
+  private arm(state: ParkedState): void {
+    const clock = this.host.ctx.clock;
+    if (state.timer) clock.clearTimer(state.timer);
+    state.timer = undefined;
+    if (state.busy || !this.host.mayRetry()) return;
+    state.timer = clock.setTimer(() => {
+      state.timer = undefined;
+      this.send(state);
+    }, state.nextAttemptAt - clock.now());
+  }
+
+  /** The circuit opened while this record's head push waited for a slot: it waits for the timer. */
+  released(state: ParkedState): void {
+    state.busy = false;
+    this.arm(state);
+  }
+
+  /** Loads a parked record's head push and hands it to the runner. */
+  private send(state: ParkedState): void {
+    if (state.busy || !this.host.mayRetry()) return;
+    state.busy = true;
+    const host = this.host;
+    const subscription = host.subscription();
+    const bulk = subscription.pushMode === "BULK";
+    host
+      .serial(async () => {
+        await this.writeQueue();
+        const limit = bulk ? subscription.maxBlockSize : 1;
+        return readParkedEvents(host.ctx.db, subscription.id, state.key, 0, limit);
+      })
+      .then((events) => {
+        if (!host.mayRetry()) {
+          state.busy = false;
+          return;
+        }
+        const head = events.filter((e) => e.position <= state.headLastPosition);
+        if (head.length === 0) {
+          // Nothing left under this head (a restart between delivery and release): move on.
+          this.done(state);
+          return;
+        }
+        host.sendWhenFree({
+          id: state.pushId,
+          events: head.map((event) => ({ key: state.key, event })),
+          body: encodePushBody(state.pushId, subscription, head, bulk),
+          attempts: state.attempts,
+          parked: state,
+        });
+      })
+      .catch((error: unknown) => {
+        host.logger.warn({ err: error, record: state.key }, "could not load a parked record");
+        state.busy = false;
+        state.nextAttemptAt = host.ctx.clock.now() + RELOAD_AFTER_ERROR_MS;
+        this.arm(state);
+      });
+  }
+
+  /** The head push failed again: retried on the schedule, or given up (then the next one goes). */
+  failed(push: Push, state: ParkedState, outcome: Failure, lastError: string): void {
+    const host = this.host;
+    if (outcome.kind === "failed") {
+      host.logger.warn(
+        { pushId: push.id, record: state.key, reason: outcome.reason },
+        "parked record's push failed for good; its events are recorded as failed (replayable)",
+      );
+      this.done(state);
+      return;
+    }
+    state.attempts = push.attempts;
+    state.nextAttemptAt = host.ctx.clock.now() + outcome.delayMs;
+    state.lastError = lastError;
+    const row = { ...state, nextAttemptAt: new Date(state.nextAttemptAt) };
+    void host
+      .serial(() => updateParkedHead(host.ctx.db, host.subscription().id, host.ctx.workerId, row))
+      .catch((error: unknown) =>
+        host.logger.warn({ err: error }, "could not record a parked record's attempt"),
+      );
+    state.busy = false;
+    this.arm(state);
+  }
+
+  /**
+   * The head push ended (delivered, or given up): its events leave the parking. The next ones
+   * follow at once as a new head push; with none left, the record is unparked.
+   */
+  done(state: ParkedState): void {
+    const host = this.host;
+    const { db, workerId } = host.ctx;
+    const subscription = host.subscription();
+    const limit = subscription.pushMode === "BULK" ? subscription.maxBlockSize : 1;
+    host
+      .serial(async () => {
+        for (;;) {
+          await this.writeQueue();
+          const remaining = await releaseParkedEvents(
+            db,
+            subscription.id,
+            workerId,
+            state.key,
+            state.headLastPosition,
+          );
+          if (remaining < 0) throw new LeaseLostError();
+          if (remaining > 0) break;
+          // Events of the record read meanwhile are written first; it is unparked in a turn with
+          // nothing of it queued, so every later event goes to the scheduler behind everything parked.
+          if (this.queue.some((entry) => entry.key === state.key)) continue;
+          this.records.delete(state.key);
+          await unparkRecord(db, subscription.id, workerId, state.key);
+          host.logger.info({ record: state.key }, "parked record delivered: unparked");
+          return false;
+        }
+        const next = await readParkedEvents(
+          db,
+          subscription.id,
+          state.key,
+          state.headLastPosition,
+          limit,
+        );
+        Object.assign(state, {
+          pushId: randomUUID(),
+          headLastPosition: next.at(-1)?.position ?? state.headLastPosition,
+          attempts: 0,
+          nextAttemptAt: host.ctx.clock.now(),
+          lastError: null,
+        });
+        const row = { ...state, nextAttemptAt: new Date(state.nextAttemptAt) };
+        await updateParkedHead(db, subscription.id, workerId, row);
+        return true;
+      })
+      .then((more) => {
+        if (!more) return;
+        state.busy = false;
+        this.send(state);
+      })
+      .catch((error: unknown) => {
+        if (error instanceof LeaseLostError) return host.leaseLost();
+        host.logger.warn({ err: error, record: state.key }, "could not release parked events");
+        state.busy = false;
+        state.nextAttemptAt = host.ctx.clock.now() + RELOAD_AFTER_ERROR_MS;
+        this.arm(state);
+      });
+  }
+
+  /**
+   * Writes the events queued behind parked records (call it inside the serial chain); only then may
+   * the watermark pass them. Throws LeaseLostError when the lease is gone.
+   */
+  async writeQueue(): Promise<void> {
+    if (this.queue.length === 0) return;
+    const queue = this.queue;
+    this.queue = [];
+    const host = this.host;
+    try {
+      const byRecord = new Map<string, number[]>();
+      for (const { key, position } of queue) {
+        const positions = byRecord.get(key);
+        if (positions) positions.push(position);
+        else byRecord.set(key, [position]);
+      }
+      for (const [key, positions] of byRecord) {
+        // A record is unparked only with nothing queued for it, so its state is always here.
+        const state = this.records.get(key);
+        if (!state) throw new Error(`parked record ${key} vanished with events queued behind it`);
+        const row = { ...state, nextAttemptAt: new Date(state.nextAttemptAt) };
+        const id = host.subscription().id;
+        if (!(await parkEvents(host.ctx.db, id, host.ctx.workerId, row, positions)))
+          throw new LeaseLostError();
+        host.writtenDown(positions);
+      }
+    } catch (error) {
+      this.queue = queue.concat(this.queue);
+      throw error;
+    }
+  }
+}
