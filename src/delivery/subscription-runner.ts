@@ -45,6 +45,7 @@ import type { PendingEvent, Push } from "./push.js";
 import { firstPosition, recordKeyOf } from "./push.js";
 import { encodePushBody } from "./push-body.js";
 import { RecordScheduler } from "./record-scheduler.js";
+import { ReplayExecutor } from "./replay-executor.js";
 import { WatermarkTracker } from "./watermark-tracker.js";
 
 export { recordKeyOf } from "./push.js";
@@ -136,6 +137,8 @@ export class SubscriptionRunner {
   /** The recovery of an earlier warning or deactivation has been checked since the last failure. */
   private healthSettled = false;
   private readonly healthHost: Parameters<typeof announceHealth>[0];
+  /** Runs the subscription's replay requests beside live delivery (never moves the watermark). */
+  private readonly replays: ReplayExecutor;
 
   constructor(
     subscription: Subscription,
@@ -154,6 +157,16 @@ export class SubscriptionRunner {
       subscription: () => this.subscription,
       serial: (write) => this.serial(write),
     };
+    this.replays = new ReplayExecutor({
+      ctx,
+      subscription: () => this.subscription,
+      mayPush: () => this.state === "running" && !this.circuit && ctx.leaseValid(),
+      recordAttempt: (attempt) => {
+        this.attempts.push(attempt);
+        this.scheduleFlush();
+      },
+      endpointGone: (reason) => void this.disable(reason),
+    });
     this.parked = new ParkedRecords({
       ctx,
       logger: this.logger,
@@ -216,6 +229,8 @@ export class SubscriptionRunner {
     if (head !== undefined && head > this.knownHead) this.knownHead = head;
     void this.pump();
     this.dispatch();
+    // Polls and lease renewals (no head) also look for replay requests: one cheap query each.
+    if (head === undefined) this.replays.kick();
   }
 
   // Starting ------------------------------------------------------------------------------------
@@ -801,6 +816,7 @@ export class SubscriptionRunner {
     this.dueParked.length = 0;
     this.held = [];
     this.batcher.take();
+    const replays = this.replays.stop();
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -809,6 +825,7 @@ export class SubscriptionRunner {
       ]);
       clearTimeout(timer);
     }
+    await replays;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     await this.flush();
