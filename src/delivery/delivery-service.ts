@@ -27,6 +27,7 @@ import {
   renewLeases,
 } from "../storage/delivery-repository.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
+import { reportWorkerGauges } from "./delivery-metrics.js";
 import { DEFAULT_DELIVERY_TUNING } from "./delivery-tuning.js";
 import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
 import { ENDPOINT_HEALTH_THRESHOLDS } from "../domain/endpoint-health.js";
@@ -209,6 +210,15 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     logger.warn({ err: error }, "LISTEN failed; relying on the poll");
   }
   tick();
+  const unreport = reportWorkerGauges(() => {
+    const gauges = { driven: runners.size, failing: 0, parkedRecords: 0, bufferedEvents: 0 };
+    for (const runner of runners.values()) {
+      if (runner.failing) gauges.failing++;
+      gauges.parkedRecords += runner.parkedRecords;
+      gauges.bufferedEvents += runner.buffered;
+    }
+    return gauges;
+  });
   const renewTimer = setInterval(tick, tuning.leaseRenewMs);
   const pollTimer = setInterval(() => {
     for (const runner of runners.values()) runner.poke();
@@ -226,6 +236,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       if (stopping) return;
       stopping = true;
       clearInterval(renewTimer);
+      unreport();
       clearInterval(pollTimer);
       await unlisten?.().catch(() => {});
       await ticking;

@@ -36,6 +36,7 @@ import {
   recordAttempts,
 } from "../storage/delivery-repository.js";
 import { BulkBatcher } from "./bulk-batcher.js";
+import { countAttempt } from "./delivery-metrics.js";
 import type { Clock } from "./clock.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
 import { announceHealth, EndpointCircuit } from "./endpoint-circuit.js";
@@ -162,6 +163,7 @@ export class SubscriptionRunner {
       subscription: () => this.subscription,
       mayPush: () => this.state === "running" && !this.circuit && ctx.leaseValid(),
       recordAttempt: (attempt) => {
+        countAttempt(attempt);
         this.attempts.push(attempt);
         this.scheduleFlush();
       },
@@ -191,6 +193,15 @@ export class SubscriptionRunner {
   /** Events held in memory (queued, in a block, in flight or waiting for a retry). */
   get buffered(): number {
     return this.scheduler.size;
+  }
+
+  /** The circuit is open: the endpoint fails everything (status FAILING). */
+  get failing(): boolean {
+    return this.circuit !== undefined;
+  }
+
+  get parkedRecords(): number {
+    return this.parked.size;
   }
 
   private limits() {
@@ -466,7 +477,7 @@ export class SubscriptionRunner {
   ): void {
     const first = push.events[0]?.event.position ?? 0;
     const last = push.events.at(-1)?.event.position ?? first;
-    this.attempts.push({
+    const attempt: AttemptRecord = {
       subscriptionId: this.subscription.id,
       pushId: push.id,
       attempt: push.attempts,
@@ -482,7 +493,9 @@ export class SubscriptionRunner {
       responseExcerpt: result.kind === "response" && result.excerpt ? result.excerpt : null,
       nextAttemptAt,
       workerId: this.ctx.workerId,
-    });
+    };
+    countAttempt(attempt);
+    this.attempts.push(attempt);
     this.scheduleFlush();
   }
 

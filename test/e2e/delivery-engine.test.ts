@@ -9,6 +9,7 @@ import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
 import { startDeliveryWorker } from "../../src/delivery/delivery-service.js";
 import { DEFAULT_RETRY_POLICY } from "../../src/domain/retry-policy.js";
 import { createLogger } from "../../src/logger.js";
+import { renderMetrics } from "../../src/metrics.js";
 import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
 import { startSequencer } from "../../src/sequencer/sequencer-service.js";
 import { listSubscriptionAttempts } from "../../src/storage/attempt-repository.js";
@@ -209,6 +210,31 @@ for (const { backend, skip } of await testBackends()) {
       while ((await parkedPositions()).length > 0 && Date.now() < deadline)
         await new Promise((resolve) => setTimeout(resolve, 50));
       assert.deepEqual(await parkedPositions(), [], "unparked once delivered");
+    });
+
+    test("metrics: every attempt is counted by outcome and error class; driven subscriptions are reported", async () => {
+      const r = await receiver();
+      let calls = 0;
+      r.respondWith(() => (calls++ === 0 ? { status: 503 } : undefined));
+      const sub = await subscribe(t.db, entity, { targetUrl: r.url });
+      worker.wake();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const metric = async (line: string) => {
+        const { body } = await renderMetrics();
+        const found = body.split("\n").find((l) => l.startsWith(line));
+        return found ? Number(found.slice(line.length).trim()) : 0;
+      };
+      const retried = `herald_push_attempts_total{outcome="RETRY",error_class="http_5xx",service="herald"}`;
+      const delivered = `herald_push_attempts_total{outcome="DELIVERED",error_class="",service="herald"}`;
+      const [retriedBefore, deliveredBefore] = [await metric(retried), await metric(delivered)];
+      await append(t.db, [profileUpdate(entity, 501, 1)]);
+      await r.waitFor((reqs) => reqs.length >= 2, 10_000, "a failure, then the retry");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Earlier subscriptions of this suite match the event too: at least this one's attempts.
+      assert.ok((await metric(retried)) - retriedBefore >= 1);
+      assert.ok((await metric(delivered)) - deliveredBefore >= 1);
+      assert.ok((await metric(`herald_delivery_subscriptions{service="herald"}`)) >= 1);
+      assert.ok(worker.driving().includes(sub.id));
     });
 
     test("410 Gone disables the subscription with a reason", async () => {
