@@ -140,8 +140,12 @@ function segment(value: string | number): string {
  * - file synchronisation: `/v5/entities/{entity}/file-synchronizations/{fileId}`
  * - custom action: `/v5/entities/{entity}/custom-actions/{actionId}`
  */
-export function recordHref(event: ChangeEvent, entityName: string): string {
-  const entity = segment(entityName);
+export function recordHref(
+  event: ChangeEvent,
+  entityName: string,
+  entitySegment = segment(entityName),
+): string {
+  const entity = entitySegment;
   switch (event.source) {
     case "PROFILE_TABLE": {
       const profileId = own(event.keys, "profileId") ?? event.recordKey;
@@ -172,7 +176,13 @@ function namesOf(list: unknown): string[] {
   return Array.isArray(list) ? list.filter((item): item is string => typeof item === "string") : [];
 }
 
-function toIso(date: unknown): string {
+/** The JSON of a list of names as the `_event` block holds it (`changedFields`, `declaredEvents`). */
+export function namesJson(list: unknown): string {
+  return JSON.stringify(namesOf(list));
+}
+
+/** `_event.occurredAt`: ISO 8601 in UTC with milliseconds (the epoch for a date that is not one). */
+export function toIso(date: unknown): string {
   const parsed = date instanceof Date ? date : new Date(String(date));
   return Number.isFinite(parsed.getTime()) ? parsed.toISOString() : new Date(0).toISOString();
 }
@@ -220,6 +230,157 @@ export function toDataObject(event: ChangeEvent, options: PayloadOptions): DataO
   return data as DataObject;
 }
 
+/**
+ * Texts of an event's `_event` parts that a log reader already holds, used as they are instead of
+ * being serialised again: each must be exactly what the comment says.
+ */
+export interface PrerenderedParts {
+  /** `toIso(event.occurredAt)`: ISO 8601 in UTC with milliseconds. */
+  occurredAtText: string;
+  /** `JSON.stringify` of the `changedFields`, `origin` and `declaredEvents` of the `_event` block. */
+  changedFieldsJson: string;
+  originJson: string;
+  declaredEventsJson: string;
+}
+
+/** A number as JSON.stringify writes it. */
+function numberJson(value: number): string {
+  return Number.isFinite(value) ? String(value) : "null";
+}
+
+/** `JSON.stringify(renderValue(value))`, without the intermediate value for the common cases. */
+function valueJson(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+    case "bigint":
+      // The text of a number never holds a character JSON escapes.
+      return `"${String(value)}"`;
+    case "boolean":
+      return value ? '"true"' : '"false"';
+    case "undefined":
+      return "null";
+    default:
+      return value === null ? "null" : JSON.stringify(renderValue(value));
+  }
+}
+
+/**
+ * A name JavaScript orders before the others in an object (an array index, or something close to
+ * one): the text of an object holding it is not the order the names were added in, so the fast path
+ * leaves such events to the object path.
+ */
+function mayBeIndex(name: string): boolean {
+  const first = name.charCodeAt(0);
+  return first >= 48 && first <= 57;
+}
+
+/**
+ * Appends the attributes of a record event's data object as JSON members (`"k":"v",` each, the comma
+ * after every member) in the order toDataObject adds them; false when that order or content needs
+ * the object path (what was appended is then the caller's to drop).
+ */
+function appendRecordAttributes(out: string[], event: ChangeEvent): boolean {
+  const keys: AttributeMap = isPlainObject(event.keys) ? event.keys : {};
+  for (const name of Object.keys(keys)) {
+    if (!isDataName(name)) continue;
+    if (mayBeIndex(name)) return false;
+    out.push(JSON.stringify(name), ":", valueJson(keys[name]), ",");
+  }
+  const fields = namesOf(event.fields);
+  for (let i = 0; i < fields.length; i++) {
+    const name = fields[i] as string;
+    if (!isDataName(name) || Object.prototype.hasOwnProperty.call(keys, name)) continue;
+    if (fields.indexOf(name) < i) continue; // a repeated name: the first one is in already
+    if (mayBeIndex(name)) return false;
+    out.push(JSON.stringify(name), ":", valueJson(own(event.state, name)), ",");
+  }
+  for (const name of EXTRA_KEYS[event.eventType] ?? []) {
+    // Already present: toDataObject overwrites it in place, which appending cannot do.
+    if (Object.prototype.hasOwnProperty.call(keys, name) || fields.includes(name)) return false;
+    out.push(JSON.stringify(name), ":", valueJson(own(event.extra, name)), ",");
+  }
+  return true;
+}
+
+/** The href segment of the last entity name asked for (one entity per subscription). */
+let lastEntity = { name: "", segment: "" };
+
+/** recordHref with the entity's segment remembered between calls. */
+function cachedRecordHref(event: ChangeEvent, entityName: string): string {
+  if (lastEntity.name !== entityName || entityName === "")
+    lastEntity = { name: entityName, segment: segment(entityName) };
+  return recordHref(event, entityName, lastEntity.segment);
+}
+
+/**
+ * Appends `JSON.stringify(toDataObject(event, options))` to `out` as pieces (joined once for a whole
+ * push: no data object is built and stringified, no intermediate string per event). Record events are
+ * written directly; trigger events, names JavaScript would reorder and unusual stored values go
+ * through the object, which is what decides the text. `parts`, when given, are the `_event` texts a
+ * log reader already has (see PrerenderedParts).
+ */
+export function appendDataText(
+  out: string[],
+  event: ChangeEvent,
+  options: PayloadOptions,
+  parts?: PrerenderedParts,
+): void {
+  const start = out.length;
+  out.push("{");
+  if (
+    TRIGGER_SOURCES.includes(event.source) ||
+    typeof event.id !== "number" ||
+    typeof event.position !== "number" ||
+    typeof event.eventType !== "string" ||
+    (parts === undefined && event.origin === undefined) ||
+    (event.version !== null && event.version !== undefined && typeof event.version !== "number") ||
+    !appendRecordAttributes(out, event)
+  ) {
+    out.length = start;
+    out.push(JSON.stringify(toDataObject(event, options)));
+    return;
+  }
+  out.push(
+    '"_links":{"self":{"href":',
+    JSON.stringify(cachedRecordHref(event, options.entityName)),
+    '}},"_event":{"id":"evt_',
+    // eventPublicId; the text of a number needs no escaping
+    String(event.id),
+    '","type":',
+    JSON.stringify(event.eventType),
+    ',"position":',
+    numberJson(event.position),
+    ',"occurredAt":"',
+    parts ? parts.occurredAtText : toIso(event.occurredAt),
+    '","version":',
+    typeof event.version === "number" ? numberJson(event.version) : "null",
+    ',"changedFields":',
+    parts ? parts.changedFieldsJson : JSON.stringify(namesOf(event.fields)),
+    ',"origin":',
+    parts ? parts.originJson : (JSON.stringify(event.origin) as string),
+    ',"declaredEvents":',
+    parts ? parts.declaredEventsJson : JSON.stringify(namesOf(event.declaredEvents)),
+  );
+  if (options.includePrevious) {
+    const map = isPlainObject(event.previous) ? event.previous : {};
+    out.push(',"previous":', JSON.stringify(renderMap(map, Object.keys(map))));
+  }
+  out.push("}}");
+}
+
+/** `JSON.stringify(toDataObject(event, options))` (see appendDataText). */
+export function dataText(
+  event: ChangeEvent,
+  options: PayloadOptions,
+  parts?: PrerenderedParts,
+): string {
+  const out: string[] = [];
+  appendDataText(out, event, options, parts);
+  return out.join("");
+}
+
 /** The href of a subscription, as Actito writes it in `_links.webhook`. */
 export function subscriptionHref(subscription: { id: number; entityName: string }): string {
   return `/webhooks/v4/entity/${segment(subscription.entityName)}/webhookSubscription/${subscription.id}`;
@@ -249,6 +410,15 @@ export function envelopeText(
   bulk: boolean,
 ): string {
   const data = bulk ? `[${dataTexts.join(",")}]` : (dataTexts[0] ?? "null");
+  const [head, tail] = envelopeFrame(pushId, subscription);
+  return `${head}${data}${tail}`;
+}
+
+/** The text of the envelope before and after `data` (see envelopeText). */
+export function envelopeFrame(
+  pushId: string,
+  subscription: { id: number; entityName: string },
+): [head: string, tail: string] {
   const href = JSON.stringify(subscriptionHref(subscription));
-  return `{"id":${JSON.stringify(pushId)},"data":${data},"_links":{"webhook":{"href":${href}}}}`;
+  return [`{"id":${JSON.stringify(pushId)},"data":`, `,"_links":{"webhook":{"href":${href}}}}`];
 }

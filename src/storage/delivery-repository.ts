@@ -5,6 +5,8 @@
  * another worker took over) cannot move a cursor it no longer drives.
  */
 import type { ChangeEvent, EventSource, EventType } from "../domain/change-event.js";
+import type { PrerenderedParts } from "../domain/event-payload.js";
+import { namesJson, toIso } from "../domain/event-payload.js";
 import type { Subscription } from "../domain/subscription.js";
 import type { Queryable } from "./database.js";
 import type { SubscriptionRow } from "./subscription-rows.js";
@@ -233,27 +235,210 @@ export interface DeliveryLogFilter {
   eventType: EventType;
   /** The subscription's `onFields` (empty or null: no field filter). */
   onFields?: readonly string[] | null;
+  /**
+   * The subscription's `conditions` and `includePrevious`. When the caller passes both and they are
+   * `null` and `false`, nothing will read an event's state beyond the attributes its payload shows,
+   * nor its previous values, so record events come back lean: `state` holds only the attributes in
+   * `fields` (when one or two are listed; a missing one as null) and `previous` is empty. Left out,
+   * events come back whole.
+   */
+  conditions?: unknown;
+  includePrevious?: boolean;
 }
 
-/** One event of a page, as `readLogWindow`'s SQL lists its columns (json_build_array below). */
-type EventTuple = [
-  id: number,
-  position: number,
-  entityId: number,
-  source: EventSource,
-  sourceId: string,
-  eventType: EventType,
-  recordKey: string,
-  keys: ChangeEvent["keys"],
-  state: ChangeEvent["state"],
-  fields: string[],
-  previous: ChangeEvent["previous"],
-  extra: ChangeEvent["extra"],
-  version: number | null,
-  declaredEvents: string[],
-  origin: ChangeEvent["origin"],
-  occurredAt: string,
+/** Sources whose payload shows their whole state (trigger events): their state is never trimmed. */
+const WHOLE_STATE_SOURCES: readonly EventSource[] = [
+  "ETL",
+  "EXPORT",
+  "FILE_SYNCHRONIZATION",
+  "CUSTOM_ACTION",
 ];
+
+/**
+ * Compact JSON of the `_event` parts that repeat from event to event (changed fields, origin,
+ * declared events), by their text as PostgreSQL sent it. Bounded: emptied when it grows past
+ * CACHE_LIMIT distinct texts.
+ */
+const CACHE_LIMIT = 10_000;
+
+function cached(cache: Map<string, string>, raw: string, compact: (raw: string) => string): string {
+  let text = cache.get(raw);
+  if (text === undefined) {
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    text = compact(raw);
+    cache.set(raw, text);
+  }
+  return text;
+}
+
+const namesCache = new Map<string, string>();
+const jsonCache = new Map<string, string>();
+
+const compactNames = (raw: string) => namesJson(JSON.parse(raw));
+const compactJson = (raw: string) => JSON.stringify(JSON.parse(raw));
+
+/** Positions of the columns in a line of readLogWindow's page. */
+const COLUMN = {
+  id: 0,
+  position: 1,
+  version: 2,
+  sourceId: 3,
+  recordKey: 4,
+  occurredAt: 5,
+  keys: 6,
+  state: 7,
+  fields: 8,
+  previous: 9,
+  extra: 10,
+  declaredEvents: 11,
+  origin: 12,
+} as const;
+
+/**
+ * occurred_at as the page sends it: `toIso` of it (`2026-12-01T01:58:47.009Z`, milliseconds
+ * truncated as the driver's own parser does) for years 1000 to 9999, else `j` and its JSON text.
+ */
+function occurredAtOf(text: string): Date {
+  return text.charCodeAt(0) === 106 // j
+    ? new Date(JSON.parse(text.slice(1)) as string)
+    : new Date(text);
+}
+
+/** A JSON string's value: cut from between the quotes unless it holds an escape. */
+function jsonString(text: string): string {
+  return text.includes("\\") ? (JSON.parse(text) as string) : text.slice(1, -1);
+}
+
+/**
+ * An event read by readLogWindow. The columns the engine reads for every event (positions, ordering
+ * key) are parsed at once; the JSON columns are kept as the text PostgreSQL sent and parsed on first
+ * use, and the `_event` parts of the push body are taken from that text (see prerenderedParts), so
+ * an event pushed without conditions or previous values never has its state built as an object
+ * beyond its keys and changed attributes.
+ */
+class LogEvent implements ChangeEvent, PrerenderedParts {
+  #keys: ChangeEvent["keys"] | undefined;
+  #state: ChangeEvent["state"] | undefined;
+  #fields: string[] | undefined;
+  #previous: ChangeEvent["previous"] | undefined;
+  #extra: ChangeEvent["extra"] | undefined;
+  #declaredEvents: string[] | undefined;
+  #origin: ChangeEvent["origin"] | undefined;
+  #occurredAt: Date | undefined;
+  /** A part the `_event` texts come from was set from outside: those texts may be stale. */
+  #replaced = false;
+
+  constructor(
+    public id: number,
+    public position: number,
+    public entityId: number,
+    public source: EventSource,
+    public sourceId: string,
+    public eventType: EventType,
+    public recordKey: string,
+    public version: number | null,
+    /** The columns of the event's line in the page, as PostgreSQL sent them (see COLUMN). */
+    private readonly texts: string[],
+    readonly occurredAtText: string,
+    readonly changedFieldsJson: string,
+    readonly declaredEventsJson: string,
+    readonly originJson: string,
+  ) {}
+
+  get keys(): ChangeEvent["keys"] {
+    return (this.#keys ??= JSON.parse(this.texts[COLUMN.keys] as string) as ChangeEvent["keys"]);
+  }
+  set keys(value: ChangeEvent["keys"]) {
+    this.#keys = value;
+  }
+  get state(): ChangeEvent["state"] {
+    return (this.#state ??= JSON.parse(this.texts[COLUMN.state] as string) as ChangeEvent["state"]);
+  }
+  set state(value: ChangeEvent["state"]) {
+    this.#state = value;
+  }
+  get fields(): string[] {
+    return (this.#fields ??= JSON.parse(this.texts[COLUMN.fields] as string) as string[]);
+  }
+  set fields(value: string[]) {
+    this.#fields = value;
+    this.#replaced = true;
+  }
+  get previous(): ChangeEvent["previous"] {
+    return (this.#previous ??= JSON.parse(
+      this.texts[COLUMN.previous] as string,
+    ) as ChangeEvent["previous"]);
+  }
+  set previous(value: ChangeEvent["previous"]) {
+    this.#previous = value;
+  }
+  get extra(): ChangeEvent["extra"] {
+    return (this.#extra ??= JSON.parse(this.texts[COLUMN.extra] as string) as ChangeEvent["extra"]);
+  }
+  set extra(value: ChangeEvent["extra"]) {
+    this.#extra = value;
+  }
+  get declaredEvents(): string[] {
+    return (this.#declaredEvents ??= JSON.parse(
+      this.texts[COLUMN.declaredEvents] as string,
+    ) as string[]);
+  }
+  set declaredEvents(value: string[]) {
+    this.#declaredEvents = value;
+    this.#replaced = true;
+  }
+  get origin(): ChangeEvent["origin"] {
+    return (this.#origin ??= JSON.parse(
+      this.texts[COLUMN.origin] as string,
+    ) as ChangeEvent["origin"]);
+  }
+  set origin(value: ChangeEvent["origin"]) {
+    this.#origin = value;
+    this.#replaced = true;
+  }
+  get occurredAt(): Date {
+    return (this.#occurredAt ??= occurredAtOf(this.texts[COLUMN.occurredAt] as string));
+  }
+  set occurredAt(value: Date) {
+    this.#occurredAt = value;
+    this.#replaced = true;
+  }
+
+  /** False once a part the `_event` texts come from was set from outside. */
+  get partsHold(): boolean {
+    return !this.#replaced;
+  }
+
+  /** The whole event as a plain object (logs, JSON). */
+  toJSON(): ChangeEvent {
+    return {
+      id: this.id,
+      position: this.position,
+      entityId: this.entityId,
+      source: this.source,
+      sourceId: this.sourceId,
+      eventType: this.eventType,
+      recordKey: this.recordKey,
+      keys: this.keys,
+      state: this.state,
+      fields: this.fields,
+      previous: this.previous,
+      extra: this.extra,
+      version: this.version,
+      declaredEvents: this.declaredEvents,
+      origin: this.origin,
+      occurredAt: this.occurredAt,
+    };
+  }
+}
+
+/**
+ * The `_event` texts readLogWindow already holds for one of its events (undefined for any other
+ * event): dataText uses them instead of serialising those parts again.
+ */
+export function prerenderedParts(event: ChangeEvent): PrerenderedParts | undefined {
+  return event instanceof LogEvent && event.partsHold ? event : undefined;
+}
 
 /**
  * A subscription's candidate events in the position window (after, upTo], in log order, at most
@@ -261,11 +446,14 @@ type EventTuple = [
  * large import, before autovacuum has analysed the table, the planner misjudges the filter and may
  * scan and sort every later row of the entity instead of walking the position index.
  *
- * The page comes back as ONE json text (an array of per-event arrays) parsed with one JSON.parse:
- * row by row, the driver parsed seven jsonb columns per event separately plus the row framing, the
- * largest part of a BULK drain's CPU time. jsonb renders the same text inside json_agg as on its own,
- * so the objects are the same; occurred_at arrives as ISO text and is truncated to milliseconds like
- * the driver's own timestamptz parser.
+ * The page comes back as ONE text, a line per event and its columns separated by tabs (JSON text
+ * never holds a raw tab or newline: jsonb and to_json escape them), split once. The JSON columns stay
+ * text until something reads them (LogEvent): a BULK drain parses only what the payload shows.
+ * occurred_at comes as the ISO text `_event.occurredAt` shows (milliseconds, truncated like the
+ * driver's own parser; see occurredAtOf), the source id only when the filter does not fix it, and
+ * entity, source and event type are the filter's (the SQL selects only those). The changed fields,
+ * declared events and origin come with their compact JSON (LogEvent's PrerenderedParts), so a push
+ * body is assembled from texts (dataText), not from objects stringified again.
  *
  * `onFields` (when not null) is rule 2 of subscription matching done in SQL: CREATE and UPDATE
  * events none of whose `fields` is listed never leave the database. It only drops what
@@ -278,12 +466,35 @@ export async function readLogWindow(
   limit: number,
   filter: DeliveryLogFilter,
 ): Promise<ChangeEvent[]> {
-  const { rows } = await db.query<{ page: string }>(
-    `SELECT coalesce(json_agg(json_build_array(id, position, entity_id, source, source_id, event_type,
-              record_key, keys, state, fields, previous, extra, version, declared_events, origin,
-              occurred_at) ORDER BY position), '[]')::text AS page
-       FROM (SELECT id, position, entity_id, source, source_id, event_type, record_key, keys, state,
-                    fields, previous, extra, version, declared_events, origin, occurred_at
+  const lean =
+    filter.conditions === null &&
+    filter.includePrevious === false &&
+    !WHOLE_STATE_SOURCES.includes(filter.source);
+  // Lean: the state of the one or two changed attributes (most updates), else all of it.
+  const state = lean
+    ? `(CASE WHEN jsonb_typeof(fields) <> 'array' THEN state
+             WHEN jsonb_array_length(fields) = 1 AND jsonb_typeof(fields -> 0) = 'string'
+               THEN jsonb_build_object(fields ->> 0, state -> (fields ->> 0))
+             WHEN jsonb_array_length(fields) = 2 AND jsonb_typeof(fields -> 0) = 'string'
+                  AND jsonb_typeof(fields -> 1) = 'string'
+               THEN jsonb_build_object(fields ->> 0, state -> (fields ->> 0),
+                                       fields ->> 1, state -> (fields ->> 1))
+             ELSE state END)`
+    : "state";
+  const previous = lean ? "'{}'" : "previous::text";
+  const { rows } = await db.query<{ page: string | null }>(
+    `SELECT string_agg(id || E'\t' || position || E'\t' || coalesce(version::text, '')
+              || E'\t' || CASE WHEN $6::text IS NULL THEN to_json(source_id)::text ELSE '' END
+              || E'\t' || to_json(record_key)::text || E'\t'
+              || CASE WHEN occurred_at >= '1000-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'
+                      THEN to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+                      ELSE 'j' || to_json(occurred_at)::text END
+              || E'\t' || keys::text
+              || E'\t' || ${state}::text || E'\t' || fields::text || E'\t' || ${previous}
+              || E'\t' || extra::text || E'\t' || declared_events::text || E'\t' || origin::text,
+              E'\n' ORDER BY position) AS page
+       FROM (SELECT id, position, source_id, record_key, keys, state, fields, previous, extra,
+                    version, declared_events, origin, occurred_at
                FROM change_events
               WHERE position > $1 AND position <= $2
                 AND entity_id = $4 AND source = $5 AND ($6::text IS NULL OR source_id = $6)
@@ -302,28 +513,44 @@ export async function readLogWindow(
       filter.onFields && filter.onFields.length > 0 ? filter.onFields : null,
     ],
   );
-  const tuples = JSON.parse(rows[0]?.page ?? "[]") as EventTuple[];
-  const events = new Array<ChangeEvent>(tuples.length);
-  for (let i = 0; i < tuples.length; i++) {
-    const t = tuples[i] as EventTuple;
-    events[i] = {
-      id: t[0],
-      position: t[1],
-      entityId: t[2],
-      source: t[3],
-      sourceId: t[4],
-      eventType: t[5],
-      recordKey: t[6],
-      keys: t[7],
-      state: t[8],
-      fields: t[9],
-      previous: t[10],
-      extra: t[11],
-      version: t[12],
-      declaredEvents: t[13],
-      origin: t[14],
-      occurredAt: new Date(t[15]),
-    };
+  const page = rows[0]?.page;
+  if (!page) return [];
+  const lines = page.split("\n");
+  const events = new Array<ChangeEvent>(lines.length);
+  // Consecutive events mostly share their changed fields, declared events and origin: their compact
+  // JSON is the previous line's when the text is the same.
+  let fields = "";
+  let fieldsJson = "[]";
+  let declared = "";
+  let declaredJson = "[]";
+  let origin = "";
+  let originJson = "{}";
+  for (let i = 0; i < lines.length; i++) {
+    const c = (lines[i] as string).split("\t");
+    const f = c[COLUMN.fields] as string;
+    if (f !== fields) fieldsJson = cached(namesCache, (fields = f), compactNames);
+    const d = c[COLUMN.declaredEvents] as string;
+    if (d !== declared) declaredJson = cached(namesCache, (declared = d), compactNames);
+    const o = c[COLUMN.origin] as string;
+    if (o !== origin) originJson = cached(jsonCache, (origin = o), compactJson);
+    const at = c[COLUMN.occurredAt] as string;
+    const sourceId = c[COLUMN.sourceId] as string;
+    const version = c[COLUMN.version] as string;
+    events[i] = new LogEvent(
+      Number(c[COLUMN.id]),
+      Number(c[COLUMN.position]),
+      filter.entityId,
+      filter.source,
+      sourceId === "" ? (filter.sourceId as string) : jsonString(sourceId),
+      filter.eventType,
+      jsonString(c[COLUMN.recordKey] as string),
+      version === "" ? null : Number(version),
+      c,
+      at.charCodeAt(0) === 106 ? toIso(occurredAtOf(at)) : at,
+      fieldsJson,
+      declaredJson,
+      originJson,
+    );
   }
   return events;
 }
