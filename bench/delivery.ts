@@ -10,8 +10,14 @@
  * 4. Peak RSS of a worker process (`herald start --role worker`) draining a 1,000,000-event
  *    backlog (< 300 MB).
  *
- * HERALD_BENCH_DELIVERY=throughput,bulk,latency,memory picks parts; HERALD_BENCH_MEMORY_EVENTS
- * changes the size of the memory backlog.
+ * HERALD_BENCH_DELIVERY=throughput,bulk,latency,memory picks parts (`HERALD_BENCH_DELIVERY=bulk` runs
+ * only the BULK drain); HERALD_BENCH_MEMORY_EVENTS and HERALD_BENCH_BULK_EVENTS change the backlogs.
+ *
+ * The receiver is a real HTTP server that reads every body; it counts the events in each (one
+ * `"_event":` member per data object, found with Buffer.indexOf) instead of parsing the JSON, and the
+ * BULK part fails if fewer events arrived than were drained. The BULK part also prints the CPU time
+ * per event of this process and of the PostgreSQL backends, which moves much less with the machine's
+ * load than events/s does.
  */
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -164,6 +170,49 @@ async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** CPU seconds (user + system) a process has used, from /proc; 0 when it cannot be read. */
+function cpuSecondsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, USER_HZ = 100
+  } catch {
+    return 0;
+  }
+}
+
+interface CpuMeter {
+  /** CPU seconds of this process (worker and receiver) and of the bench database's backends. */
+  stop(): Promise<{ benchSeconds: number; databaseSeconds: number }>;
+}
+
+/**
+ * Counts the CPU time spent while a drain runs: this process (the worker, the receiver, the bench
+ * loop) and the PostgreSQL backends serving the bench database (server on this host, read from
+ * /proc). Throughput on a loaded 2-core machine moves with the load; CPU time per event does much
+ * less, and 100,000 events/s on two cores needs the whole path under 20 µs of CPU per event.
+ */
+async function startCpuMeter(db: Database): Promise<CpuMeter> {
+  const backends = async () =>
+    (
+      await db.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
+      )
+    ).rows.map((row) => row.pid);
+  const before = new Map((await backends()).map((pid) => [pid, cpuSecondsOf(pid)]));
+  const usage = process.cpuUsage();
+  return {
+    stop: async () => {
+      const used = process.cpuUsage(usage);
+      let databaseSeconds = 0;
+      for (const pid of await backends())
+        databaseSeconds += cpuSecondsOf(pid) - (before.get(pid) ?? 0);
+      return { benchSeconds: (used.user + used.system) / 1e6, databaseSeconds };
+    },
+  };
+}
+
 async function subscribeFrom(
   setup: Setup,
   targetUrl: string,
@@ -225,16 +274,46 @@ function startWorker(setup: Setup, workerId: string): Promise<DeliveryWorker> {
 interface Receiver {
   url: string;
   requests: number;
+  /** Data objects received, counted by their `"_event":` member (see countEvents). */
+  events: number;
   onBody?: (body: string, at: number) => void;
   close(): Promise<void>;
 }
 
-/** A minimal loopback endpoint: 200 as soon as the body is in. */
+const EVENT_MARK = Buffer.from('"_event":');
+
+/**
+ * Occurrences of `"_event":` in a body that arrives in chunks (`carry` holds the end of the previous
+ * chunk, so a mark split between two chunks counts once). Every data object has exactly one: its
+ * attribute names cannot begin with `_` and a JSON string cannot hold an unescaped quote, so the
+ * count is the number of events pushed, found without parsing the JSON.
+ */
+function countEvents(chunk: Buffer, carry: { tail: Buffer }): number {
+  let count = 0;
+  const joined = Buffer.concat([carry.tail, chunk.subarray(0, EVENT_MARK.length - 1)]);
+  for (let at = joined.indexOf(EVENT_MARK); at >= 0; at = joined.indexOf(EVENT_MARK, at + 1))
+    if (at < carry.tail.length) count++;
+  for (let at = chunk.indexOf(EVENT_MARK); at >= 0; at = chunk.indexOf(EVENT_MARK, at + 1)) count++;
+  const keep = EVENT_MARK.length - 1;
+  carry.tail = Buffer.from(
+    chunk.length >= keep
+      ? chunk.subarray(chunk.length - keep)
+      : Buffer.concat([carry.tail, chunk]).subarray(-keep),
+  );
+  return count;
+}
+
+/**
+ * A minimal loopback endpoint: reads every body, counts the events in it without parsing the JSON
+ * (countEvents; the latency part parses them), and answers 200 as soon as the body is in.
+ */
 async function startReceiver(): Promise<Receiver> {
-  const receiver: Receiver = { url: "", requests: 0, close: async () => {} };
+  const receiver: Receiver = { url: "", requests: 0, events: 0, close: async () => {} };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
+    const carry = { tail: Buffer.alloc(0) };
     req.on("data", (chunk: Buffer) => {
+      receiver.events += countEvents(chunk, carry);
       if (receiver.onBody) chunks.push(chunk);
     });
     req.on("end", () => {
@@ -256,6 +335,10 @@ async function startReceiver(): Promise<Receiver> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   return receiver;
+}
+
+function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ")[0] ?? "?";
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -339,15 +422,31 @@ async function bulk(options: BenchOptions): Promise<void> {
       { pushMode: "BULK", maxBlockSize: 500 },
       0,
     );
+    const load = loadAverage();
+    const meter = await startCpuMeter(setup.db);
     const started = performance.now();
     const worker = await startWorker(setup, "bench-bulk");
     const ms = await profiled("bulk", () => drained(setup.db, sub.id, head, started));
+    const cpu = await meter.stop();
     await worker.stop();
     const rate = (total / ms) * 1000;
+    const perEvent = (seconds: number) => (seconds / total) * 1e6;
     console.log(
-      `BULK 500: ${total} events drained in ${fixed(ms)} ms (${receiver.requests} blocks): ${fixed(rate)} events/s`,
+      `BULK 500: ${total} events drained in ${fixed(ms)} ms (${receiver.requests} blocks, ${receiver.events} events received): ${fixed(rate)} events/s, load average ${load} -> ${loadAverage()}`,
     );
+    console.log(
+      `  CPU per event: this process (worker + receiver) ${fixed(perEvent(cpu.benchSeconds), 1)} µs, PostgreSQL backends ${fixed(perEvent(cpu.databaseSeconds), 1)} µs, ` +
+        `total ${fixed(perEvent(cpu.benchSeconds + cpu.databaseSeconds), 1)} µs (100,000 events/s on 2 cores needs < 20)`,
+    );
+    if (receiver.events < total)
+      throw new Error(`the receiver counted ${receiver.events} events of the ${total} drained`);
     rows.push(["BULK(500) delivered events/s", fixed(rate), ">= 100000", verdict(rate >= 100_000)]);
+    rows.push([
+      "BULK(500) CPU per event, worker+receiver / PostgreSQL (µs)",
+      `${fixed(perEvent(cpu.benchSeconds), 1)} / ${fixed(perEvent(cpu.databaseSeconds), 1)}`,
+      "sum < 20",
+      verdict(perEvent(cpu.benchSeconds + cpu.databaseSeconds) < 20),
+    ]);
   } finally {
     await receiver.close();
     await setup.drop();
