@@ -186,7 +186,7 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
     const { item } = entry;
     try {
       if (result.kind === "inserted") {
-        entry.resolve({ profileId: result.record.recordId, outcome: "CREATED", version: 1 });
+        entry.resolve({ profileId: result.recordId, outcome: "CREATED", version: 1 });
       } else if (result.kind === "none") {
         if (item.mandatoryProblem) entry.reject(item.mandatoryProblem);
         else runAlone(entry);
@@ -229,11 +229,10 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
         updates.map((u) => u.write),
       );
       updates.forEach(({ entry, record }, i) => {
-        const row = written[i];
+        const version = written[i];
         // Moved on since the read: nothing was written for it; it runs alone (reads again).
-        if (!row) runAlone(entry);
-        else
-          entry.resolve({ profileId: record.recordId, outcome: "UPDATED", version: row.version });
+        if (version === undefined) runAlone(entry);
+        else entry.resolve({ profileId: record.recordId, outcome: "UPDATED", version });
       });
     } catch {
       for (const { entry } of updates) runAlone(entry);

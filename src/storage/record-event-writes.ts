@@ -178,8 +178,12 @@ export interface BatchCreate {
   events: readonly NewChangeEvent[];
 }
 
-/** Per item of a batch create, in item order: as CreateWithEventsResult. */
-export type BatchCreateResult = CreateWithEventsResult;
+/** Per item of a batch create, in item order: as CreateWithEventsResult, but a created record is
+ * known by its id only (the caller has the rest; reading back its JSON would cost more). */
+export type BatchCreateResult =
+  | { kind: "found"; records: StoredRecord[] }
+  | { kind: "inserted"; recordId: number }
+  | { kind: "none" };
 
 function qualified(alias: string): string {
   return RECORD_COLUMNS.split(",")
@@ -249,19 +253,18 @@ export async function createRecordsWithEvents(
      ${NOTIFY_CTE("events", "$2")}
      SELECT n, ${RECORD_COLUMNS}, true AS found, 0 AS notified FROM existing
      UNION ALL
-     SELECT n, ${RECORD_COLUMNS}, false, (SELECT count(*)::integer FROM notified) FROM written`,
+     SELECT n, record_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
+            (SELECT count(*)::integer FROM notified)
+       FROM written`,
     [JSON.stringify(input), notify && takeInboxNotifyTurn()],
     "herald_create_records_with_events",
   );
   const results: BatchCreateResult[] = items.map(() => ({ kind: "none" }));
   for (const row of rows) {
-    const record = toRecord(row);
-    if (!row.found) results[row.n] = { kind: "inserted", record };
-    else {
-      const result = results[row.n]!;
-      if (result.kind === "found") result.records.push(record);
-      else results[row.n] = { kind: "found", records: [record] };
-    }
+    const result = results[row.n]!;
+    if (!row.found) results[row.n] = { kind: "inserted", recordId: row.record_id };
+    else if (result.kind === "found") result.records.push(toRecord(row));
+    else results[row.n] = { kind: "found", records: [toRecord(row)] };
   }
   return results;
 }
@@ -276,13 +279,13 @@ export interface BatchUpdate {
 /**
  * updateRecordWithEvents for many profiles at once (distinct records): each item is written, with
  * its key rows and events, only if its record is still at `expectedVersion`. Per item, in item
- * order: the written record, or `undefined` when it moved on or was deleted (nothing written for
- * it; read again and retry).
+ * order: the version written, or `undefined` when the record moved on or was deleted (nothing
+ * written for it; read again and retry).
  */
 export async function updateRecordsWithEvents(
   db: Queryable,
   items: readonly BatchUpdate[],
-): Promise<(StoredRecord | undefined)[]> {
+): Promise<(number | undefined)[]> {
   if (items.length === 0) return [];
   const input = items.map(({ update, expectedVersion, events }, n) => ({
     n,
@@ -297,7 +300,7 @@ export async function updateRecordsWithEvents(
     events,
   }));
   const notify = items.some((item) => item.events.length > 0);
-  const { rows } = await db.query<RecordRow & { n: number; notified: number }>(
+  const { rows } = await db.query<{ n: number; version: number; notified: number }>(
     `WITH input AS MATERIALIZED (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
          n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
@@ -321,11 +324,11 @@ export async function updateRecordsWithEvents(
        RETURNING 1),
      events AS (${insertEventDraftsSql("updated", "w.events", "true", "w.n, t.n")}),
      ${NOTIFY_CTE("events", "$2")}
-     SELECT n, ${RECORD_COLUMNS}, (SELECT count(*)::integer FROM notified) AS notified FROM updated`,
+     SELECT n, version, (SELECT count(*)::integer FROM notified) AS notified FROM updated`,
     [JSON.stringify(input), notify && takeInboxNotifyTurn()],
     "herald_update_records_with_events",
   );
-  const results: (StoredRecord | undefined)[] = items.map(() => undefined);
-  for (const row of rows) results[row.n] = toRecord(row);
+  const results: (number | undefined)[] = items.map(() => undefined);
+  for (const row of rows) results[row.n] = row.version;
   return results;
 }
