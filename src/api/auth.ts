@@ -58,6 +58,11 @@ function toContext(key: ApiKeyRow): AuthContext {
 
 export class Authenticator {
   private readonly cache = new Map<string, { context: AuthContext; validUntil: number }>();
+  /** Lookups in progress, by cache key. */
+  private readonly lookups = new Map<
+    string,
+    Promise<{ context: AuthContext; expiresAt: number } | undefined>
+  >();
 
   constructor(private readonly db: Database) {}
 
@@ -97,15 +102,15 @@ export class Authenticator {
   }
 
   private async fromToken(token: string): Promise<AuthContext> {
-    return this.cached("HERALD_INVALID_TOKEN", hashSecret(token), async (tokenHash) => {
-      const key = await findKeyByToken(this.db, tokenHash);
+    return this.cached("HERALD_INVALID_TOKEN", `bearer:${token}`, async () => {
+      const key = await findKeyByToken(this.db, hashSecret(token));
       return key ? { context: toContext(key), expiresAt: key.expiresAt.getTime() } : undefined;
     });
   }
 
   /** Legacy v4: `Basic base64("<licence>/<key name>:<api key>")`; the user part may be just a name. */
   private async fromBasic(credentials: string): Promise<AuthContext> {
-    return this.cached("HERALD_INVALID_API_KEY", hashSecret(`basic:${credentials}`), async () => {
+    return this.cached("HERALD_INVALID_API_KEY", `basic:${credentials}`, async () => {
       const decoded = Buffer.from(credentials, "base64").toString("utf8");
       const colon = decoded.indexOf(":");
       if (colon < 0) return undefined;
@@ -127,17 +132,24 @@ export class Authenticator {
 
   /**
    * Credentials checked in the last few seconds are trusted without asking the database again
-   * (the hot path of every call); a failure is never cached.
+   * (the hot path of every call); a failure is never cached. The cache is keyed by the credentials
+   * as sent, so a hit costs no hashing (they live in this process's memory for those few seconds,
+   * as they do while their request runs). Concurrent calls with credentials not yet cached share
+   * one lookup instead of each asking the database.
    */
   private async cached(
     failure: "HERALD_INVALID_TOKEN" | "HERALD_INVALID_API_KEY",
     cacheKey: string,
-    lookup: (cacheKey: string) => Promise<{ context: AuthContext; expiresAt: number } | undefined>,
+    lookup: () => Promise<{ context: AuthContext; expiresAt: number } | undefined>,
   ): Promise<AuthContext> {
-    const now = Date.now();
     const hit = this.cache.get(cacheKey);
-    if (hit && hit.validUntil > now) return hit.context;
-    const found = await lookup(cacheKey);
+    if (hit && hit.validUntil > Date.now()) return hit.context;
+    let pending = this.lookups.get(cacheKey);
+    if (!pending) {
+      pending = lookup().finally(() => this.lookups.delete(cacheKey));
+      this.lookups.set(cacheKey, pending);
+    }
+    const found = await pending;
     if (!found) {
       this.cache.delete(cacheKey);
       throw new HeraldError(failure);
@@ -145,7 +157,7 @@ export class Authenticator {
     if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
     this.cache.set(cacheKey, {
       context: found.context,
-      validUntil: Math.min(now + TOKEN_CACHE_MS, found.expiresAt),
+      validUntil: Math.min(Date.now() + TOKEN_CACHE_MS, found.expiresAt),
     });
     return found.context;
   }

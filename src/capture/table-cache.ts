@@ -17,13 +17,21 @@ interface Entry {
   until: number;
 }
 
-/** One cache per database handle (tests open many databases in one process). */
-const caches = new WeakMap<Queryable, Map<string, Entry>>();
+interface Cache {
+  entries: Map<string, Entry>;
+  /** Lookups in progress: concurrent misses of one table share one query. */
+  pending: Map<string, Promise<DataTable | undefined>>;
+  /** Bumped by forgetCachedTables: a lookup that started before does not store its answer. */
+  generation: number;
+}
 
-function cacheOf(db: Queryable): Map<string, Entry> {
+/** One cache per database handle (tests open many databases in one process). */
+const caches = new WeakMap<Queryable, Cache>();
+
+function cacheOf(db: Queryable): Cache {
   let cache = caches.get(db);
   if (!cache) {
-    cache = new Map();
+    cache = { entries: new Map(), pending: new Map(), generation: 0 };
     caches.set(db, cache);
   }
   return cache;
@@ -37,20 +45,37 @@ export async function findTableCached(
 ): Promise<DataTable | undefined> {
   const cache = cacheOf(db);
   const key = `${entityId}\u0000${kind}\u0000${idOrName}`;
-  const now = Date.now();
-  const hit = cache.get(key);
-  if (hit && hit.until > now) return hit.table;
-  const table = await findTable(db, entityId, kind, idOrName);
-  if (!table) {
-    cache.delete(key);
-    return undefined;
+  const hit = cache.entries.get(key);
+  if (hit && hit.until > Date.now()) return hit.table;
+  let pending = cache.pending.get(key);
+  if (!pending) {
+    const generation = cache.generation;
+    pending = findTable(db, entityId, kind, idOrName).then(
+      (table) => {
+        if (cache.pending.get(key) === pending) cache.pending.delete(key);
+        if (generation !== cache.generation) return table;
+        if (!table) cache.entries.delete(key);
+        else {
+          if (cache.entries.size >= MAX_ENTRIES) cache.entries.clear();
+          cache.entries.set(key, { table, until: Date.now() + TABLE_CACHE_MS });
+        }
+        return table;
+      },
+      (error: unknown) => {
+        if (cache.pending.get(key) === pending) cache.pending.delete(key);
+        throw error;
+      },
+    );
+    cache.pending.set(key, pending);
   }
-  if (cache.size >= MAX_ENTRIES) cache.clear();
-  cache.set(key, { table, until: now + TABLE_CACHE_MS });
-  return table;
+  return pending;
 }
 
 /** Forgets every cached definition of this database (after a table is created, changed or deleted). */
 export function forgetCachedTables(db: Queryable): void {
-  caches.get(db)?.clear();
+  const cache = caches.get(db);
+  if (!cache) return;
+  cache.entries.clear();
+  cache.pending.clear();
+  cache.generation++;
 }
