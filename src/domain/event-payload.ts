@@ -237,6 +237,8 @@ export function toDataObject(event: ChangeEvent, options: PayloadOptions): DataO
 export interface PrerenderedParts {
   /** `toIso(event.occurredAt)`: ISO 8601 in UTC with milliseconds. */
   occurredAtText: string;
+  /** The names in `fields` (`namesOf`), shared between events: never to be changed. */
+  changedFieldNames: readonly string[];
   /** `JSON.stringify` of the `changedFields`, `origin` and `declaredEvents` of the `_event` block. */
   changedFieldsJson: string;
   originJson: string;
@@ -281,14 +283,17 @@ function mayBeIndex(name: string): boolean {
  * after every member) in the order toDataObject adds them; false when that order or content needs
  * the object path (what was appended is then the caller's to drop).
  */
-function appendRecordAttributes(out: string[], event: ChangeEvent): boolean {
+function appendRecordAttributes(
+  out: string[],
+  event: ChangeEvent,
+  fields: readonly string[],
+): boolean {
   const keys: AttributeMap = isPlainObject(event.keys) ? event.keys : {};
   for (const name of Object.keys(keys)) {
     if (!isDataName(name)) continue;
     if (mayBeIndex(name)) return false;
     out.push(JSON.stringify(name), ":", valueJson(keys[name]), ",");
   }
-  const fields = namesOf(event.fields);
   for (let i = 0; i < fields.length; i++) {
     const name = fields[i] as string;
     if (!isDataName(name) || Object.prototype.hasOwnProperty.call(keys, name)) continue;
@@ -304,14 +309,26 @@ function appendRecordAttributes(out: string[], event: ChangeEvent): boolean {
   return true;
 }
 
-/** The href segment of the last entity name asked for (one entity per subscription). */
+/** The href segments of the last entity name and source id asked for (they rarely change). */
 let lastEntity = { name: "", segment: "" };
+let lastSource = { id: "", segment: "" };
 
-/** recordHref with the entity's segment remembered between calls. */
+/**
+ * recordHref, with the entity's and the source's segments remembered between calls and a profile id
+ * that is a safe integer written as it is (its text has nothing encodeURIComponent changes).
+ */
 function cachedRecordHref(event: ChangeEvent, entityName: string): string {
-  if (lastEntity.name !== entityName || entityName === "")
+  if (lastEntity.name !== entityName)
     lastEntity = { name: entityName, segment: segment(entityName) };
-  return recordHref(event, entityName, lastEntity.segment);
+  if (event.source !== "PROFILE_TABLE" && event.source !== "CUSTOM_TABLE")
+    return recordHref(event, entityName, lastEntity.segment);
+  if (lastSource.id !== event.sourceId)
+    lastSource = { id: event.sourceId, segment: segment(event.sourceId) };
+  if (event.source === "CUSTOM_TABLE")
+    return `/custom-data/v4/entity/${lastEntity.segment}/customTable/${lastSource.segment}/record/${segment(event.recordKey)}`;
+  const profileId = own(event.keys, "profileId") ?? event.recordKey;
+  const id = Number.isSafeInteger(profileId) ? String(profileId) : segment(String(profileId));
+  return `/profiles/v4/entity/${lastEntity.segment}/table/${lastSource.segment}/profile/${id}`;
 }
 
 /**
@@ -336,7 +353,7 @@ export function appendDataText(
     typeof event.eventType !== "string" ||
     (parts === undefined && event.origin === undefined) ||
     (event.version !== null && event.version !== undefined && typeof event.version !== "number") ||
-    !appendRecordAttributes(out, event)
+    !appendRecordAttributes(out, event, parts ? parts.changedFieldNames : namesOf(event.fields))
   ) {
     out.length = start;
     out.push(JSON.stringify(toDataObject(event, options)));

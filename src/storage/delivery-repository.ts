@@ -340,6 +340,7 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
     /** The columns of the event's line in the page, as PostgreSQL sent them (see COLUMN). */
     private readonly texts: string[],
     readonly occurredAtText: string,
+    readonly changedFieldNames: readonly string[],
     readonly changedFieldsJson: string,
     readonly declaredEventsJson: string,
     readonly originJson: string,
@@ -520,6 +521,7 @@ export async function readLogWindow(
   // Consecutive events mostly share their changed fields, declared events and origin: their compact
   // JSON is the previous line's when the text is the same.
   let fields = "";
+  let fieldNames: readonly string[] = [];
   let fieldsJson = "[]";
   let declared = "";
   let declaredJson = "[]";
@@ -528,7 +530,10 @@ export async function readLogWindow(
   for (let i = 0; i < lines.length; i++) {
     const c = (lines[i] as string).split("\t");
     const f = c[COLUMN.fields] as string;
-    if (f !== fields) fieldsJson = cached(namesCache, (fields = f), compactNames);
+    if (f !== fields) {
+      fieldsJson = cached(namesCache, (fields = f), compactNames);
+      fieldNames = Object.freeze(JSON.parse(fieldsJson) as string[]);
+    }
     const d = c[COLUMN.declaredEvents] as string;
     if (d !== declared) declaredJson = cached(namesCache, (declared = d), compactNames);
     const o = c[COLUMN.origin] as string;
@@ -547,6 +552,7 @@ export async function readLogWindow(
       version === "" ? null : Number(version),
       c,
       at.charCodeAt(0) === 106 ? toIso(occurredAtOf(at)) : at,
+      fieldNames,
       fieldsJson,
       declaredJson,
       originJson,

@@ -314,7 +314,7 @@ describe("dataText", () => {
   // UPDATED_* events, which toDataObject overwrites in place.
   const oddName = fc.oneof(
     name,
-    fc.constantFrom("0", "7", "12", "1a", "segment", "belongs", "subscribe"),
+    fc.constantFrom("0", "7", "12", "1a", "segment", "belongs", "subscribe", "profileId"),
   );
   const oddMap = fc.dictionary(oddName, value, { maxKeys: 6 });
   const anyEvent = fc
@@ -350,6 +350,7 @@ describe("dataText", () => {
           assert.equal(dataText(e, options), expected);
           const parts = {
             occurredAtText: toIso(e.occurredAt),
+            changedFieldNames: JSON.parse(namesJson(e.fields)) as string[],
             changedFieldsJson: namesJson(e.fields),
             originJson: JSON.stringify(e.origin),
             declaredEventsJson: namesJson(e.declaredEvents),
@@ -359,6 +360,21 @@ describe("dataText", () => {
       ),
       { numRuns: 2000 },
     );
+  });
+
+  test("the record href of odd profile ids, source ids and business keys", () => {
+    const options = { entityName: "a b", includePrevious: false };
+    for (const profileId of [7, -5, 1.5, 1e21, -0, "a b/c", true, null, [1, 2]])
+      for (const sourceId of ["3", "x/y?"]) {
+        const profile = event({ keys: { profileId } as ChangeEvent["keys"], sourceId });
+        assert.equal(dataText(profile, options), JSON.stringify(toDataObject(profile, options)));
+        const record = event({
+          source: "CUSTOM_TABLE",
+          sourceId,
+          recordKey: `k ${String(profileId)}`,
+        });
+        assert.equal(dataText(record, options), JSON.stringify(toDataObject(record, options)));
+      }
   });
 
   test("a profile UPDATE as the BULK bench pushes it", () => {
