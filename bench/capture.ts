@@ -12,9 +12,19 @@
  *     losing a unique-key race, would also count its wait until COMMIT).
  *  3. Herald on the embedded database (PGlite): the same HTTP load.
  *
+ * Upserts are group-committed (src/capture/profile-upsert.ts): the writes that arrive together share
+ * one autocommit statement, so the insert time of their events is still their commit time.
+ *
+ * Beside throughput, each PostgreSQL run reports the CPU time per write of this process (Herald or
+ * the pg client, plus the HTTP load thread) and of the bench database's backends (from /proc, server
+ * on this host). A loaded 2-core machine moves writes/s a lot and CPU per write much less, so the
+ * CPU ratio (ceiling CPU per write / Herald CPU per write) says what the write ratio would be with
+ * the cores to themselves.
+ *
  * When the profile API is not available, the writes go through SQL and appendChangeEvents in-process
  * instead (said so in the output).
  */
+import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import pg from "pg";
 import type { NewChangeEvent } from "../src/domain/change-event.js";
@@ -40,9 +50,53 @@ import { startTsWorker } from "./ts-worker.js";
 /** Distinct profiles the load picks from: large enough that most writes create, some update. */
 const KEY_SPACE = 50_000;
 
+/** CPU seconds (user + system) a process has used, from /proc; 0 when it cannot be read. */
+function cpuSecondsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces): utime is field 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, USER_HZ = 100
+  } catch {
+    return 0;
+  }
+}
+
+interface CpuSeconds {
+  /** This process: Herald or the pg client, and the HTTP load thread. */
+  bench: number;
+  /** The PostgreSQL backends serving the bench database. */
+  database: number;
+}
+
+/**
+ * Measures CPU time from `start()` (call it when the measured window opens) to `stop()`.
+ * `backends` lists the pids of the bench database's server processes.
+ */
+function cpuMeter(backends: () => Promise<number[]>) {
+  let before: Map<number, number> | undefined;
+  let usage: NodeJS.CpuUsage | undefined;
+  return {
+    start: async () => {
+      usage = process.cpuUsage();
+      before = new Map((await backends()).map((pid) => [pid, cpuSecondsOf(pid)]));
+    },
+    stop: async (): Promise<CpuSeconds | undefined> => {
+      if (!usage || !before) return undefined;
+      const used = process.cpuUsage(usage);
+      let database = 0;
+      for (const pid of await backends()) database += cpuSecondsOf(pid) - (before.get(pid) ?? 0);
+      return { bench: (used.user + used.system) / 1e6, database };
+    },
+  };
+}
+
+const BACKENDS_SQL = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()";
+
 interface RunFigures {
   label: string;
   load: LoadResult;
+  cpu?: CpuSeconds;
   events?: number;
   lagP50Ms?: number;
   lagP99Ms?: number;
@@ -65,15 +119,28 @@ async function measureCeiling(options: BenchOptions, when: string): Promise<RunF
          first_name text,
          created_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const load = await runClosedLoop(options, async () => {
-      const key = Math.floor(Math.random() * KEY_SPACE);
-      await pool.query("INSERT INTO bench_ceiling (email, first_name) VALUES ($1, $2)", [
-        `user${key}@bench.test`,
-        Math.random().toString(36).slice(2, 10),
-      ]);
-      return true;
-    });
-    return { label: `PostgreSQL ceiling: plain INSERT (${when})`, load, via: "pg" };
+    const meter = cpuMeter(async () =>
+      (await pool.query<{ pid: number }>(BACKENDS_SQL)).rows.map((row) => row.pid),
+    );
+    const load = await runClosedLoop(
+      options,
+      async () => {
+        const key = Math.floor(Math.random() * KEY_SPACE);
+        await pool.query("INSERT INTO bench_ceiling (email, first_name) VALUES ($1, $2)", [
+          `user${key}@bench.test`,
+          Math.random().toString(36).slice(2, 10),
+        ]);
+        return true;
+      },
+      () => void meter.start(),
+    );
+    const cpu = await meter.stop();
+    return {
+      label: `PostgreSQL ceiling: plain INSERT (${when})`,
+      load,
+      via: "pg",
+      ...(cpu ? { cpu } : {}),
+    };
   } finally {
     await pool.end();
     await database.drop();
@@ -186,6 +253,11 @@ async function measureHerald(
     : undefined;
   try {
     const tableId = await createProfileTable(herald);
+    const meter = cpuMeter(async () =>
+      db.kind === "postgres"
+        ? (await db.query<{ pid: number }>(BACKENDS_SQL)).rows.map((row) => row.pid)
+        : [],
+    );
     let load: LoadResult;
     let via: RunFigures["via"];
     if (tableId === undefined) {
@@ -193,23 +265,27 @@ async function measureHerald(
       load = await sqlWriteLoad(db, options);
     } else {
       via = "http";
-      load = await runHttpLoad({
-        origin: herald.origin,
-        token: herald.token,
-        method: "POST",
-        path: `/v4/entity/${BENCH_ENTITY}/table/${encodeURIComponent(tableId)}/profile?allowUpdate=true`,
-        bodyTemplate: JSON.stringify({
-          attributes: [
-            { name: "emailAddress", value: `user{key}@t${tableId}.bench.test` },
-            { name: "firstName", value: "{rand}" },
-          ],
-        }),
-        keySpace: KEY_SPACE,
-        clients: options.clients,
-        warmupMs: options.warmupMs,
-        durationMs: options.durationMs,
-      });
+      load = await runHttpLoad(
+        {
+          origin: herald.origin,
+          token: herald.token,
+          method: "POST",
+          path: `/v4/entity/${BENCH_ENTITY}/table/${encodeURIComponent(tableId)}/profile?allowUpdate=true`,
+          bodyTemplate: JSON.stringify({
+            attributes: [
+              { name: "emailAddress", value: `user{key}@t${tableId}.bench.test` },
+              { name: "firstName", value: "{rand}" },
+            ],
+          }),
+          keySpace: KEY_SPACE,
+          clients: options.clients,
+          warmupMs: options.warmupMs,
+          durationMs: options.durationMs,
+        },
+        () => void meter.start(),
+      );
     }
+    const cpu = await meter.stop();
     await drain(db);
     const lag = await logLagPercentiles(db, new Date(load.measureStart), new Date(load.measureEnd));
     return {
@@ -219,6 +295,7 @@ async function measureHerald(
       lagP50Ms: lag.p50Ms,
       lagP99Ms: lag.p99Ms,
       via,
+      ...(cpu && db.kind === "postgres" ? { cpu } : {}),
     };
   } finally {
     await herald.stop();
@@ -273,9 +350,23 @@ export async function run(options: BenchOptions): Promise<void> {
 
   console.log("");
   printTable([
-    ["run", "writes/s", "events/s", "req p50 ms", "req p99 ms", "lag p50 ms", "lag p99 ms"],
+    [
+      "run",
+      "writes/s",
+      "events/s",
+      "req p50 ms",
+      "req p99 ms",
+      "lag p50 ms",
+      "lag p99 ms",
+      "CPU ms/write: process",
+      "PostgreSQL",
+    ],
     ...runs.map((r) => {
       const seconds = (r.load.measureEnd - r.load.measureStart) / 1000;
+      const perWrite = (cpuSeconds: number | undefined) =>
+        cpuSeconds === undefined || r.load.completed === 0
+          ? "-"
+          : fixed((cpuSeconds * 1000) / r.load.completed, 3);
       return [
         r.label,
         fixed(writesPerSecond(r)),
@@ -284,6 +375,8 @@ export async function run(options: BenchOptions): Promise<void> {
         fixed(percentile(r.load.latencies, 99), 2),
         r.lagP50Ms === undefined ? "-" : fixed(r.lagP50Ms, 2),
         r.lagP99Ms === undefined ? "-" : fixed(r.lagP99Ms, 2),
+        perWrite(r.cpu?.bench),
+        perWrite(r.cpu?.database),
       ];
     }),
   ]);
@@ -298,13 +391,20 @@ export async function run(options: BenchOptions): Promise<void> {
   const onPostgres = runs.filter((r) => r.via !== "pg" && r.label.includes("PostgreSQL"));
   if (ceilings.length > 0 && onPostgres.length > 0) {
     const ceiling = ceilings.reduce((sum, r) => sum + writesPerSecond(r), 0) / ceilings.length;
+    const cpuPerWrite = (r: RunFigures) =>
+      r.cpu && r.load.completed > 0 ? (r.cpu.bench + r.cpu.database) / r.load.completed : 0;
+    const measured = ceilings.filter((r) => cpuPerWrite(r) > 0);
+    const ceilingCpu =
+      measured.reduce((sum, r) => sum + cpuPerWrite(r), 0) / Math.max(1, measured.length);
     console.log("");
     for (const run of onPostgres) {
       const ratio = writesPerSecond(run) / ceiling;
       const lag = run.lagP99Ms ?? 0;
+      const cpuRatio = cpuPerWrite(run) > 0 && ceilingCpu > 0 ? ceilingCpu / cpuPerWrite(run) : 0;
       console.log(
         `${run.label}: ratio to the ceiling (mean of its runs) ${fixed(ratio, 2)} (target >= 0.5: ${ratio >= 0.5 ? "met" : "NOT met"}); ` +
-          `sequencer lag p99 ${fixed(lag, 2)} ms (target < 50 ms: ${lag < 50 ? "met" : "NOT met"})`,
+          `sequencer lag p99 ${fixed(lag, 2)} ms (target < 50 ms: ${lag < 50 ? "met" : "NOT met"}); ` +
+          `CPU ratio ${cpuRatio > 0 ? fixed(cpuRatio, 2) : "-"}`,
       );
     }
   }
