@@ -304,13 +304,14 @@ export class SubscriptionRunner {
    * database between pages. Windows are `readBatchSize` positions wide while the log is dense (a
    * window then cannot hold more than one page, so the next one is known before this one returns)
    * and grow up to five times that while few events match (fewer queries for a sparse subscription).
-   * With the circuit open, reading stops as soon as something is held to probe with.
+   * With the circuit open, reading stops as soon as a fresh push could be made (a record other
+   * than the held ones): probes alternate between the oldest held push and a fresh one.
    */
   private async readAhead(): Promise<void> {
     const batch = this.ctx.tuning.readBatchSize;
     let ahead: PendingRead | undefined;
     while (this.state === "running") {
-      if (this.bufferFull() || (this.circuit && this.scheduler.size > 0)) {
+      if (this.bufferFull() || (this.circuit && this.hasFreshWork())) {
         this.starved = true;
         this.behind = true;
         return;
@@ -677,7 +678,7 @@ export class SubscriptionRunner {
         probeDue: () => {
           this.dispatch();
           // Nothing to probe with yet: read some.
-          if (this.scheduler.size === 0 && this.held.length === 0) void this.pump();
+          if (!this.hasFreshWork()) void this.pump();
         },
         deactivate: (why) => void this.disable(why),
       },
@@ -693,6 +694,11 @@ export class SubscriptionRunner {
     this.held.push(...this.dueRetries.splice(0));
     for (const push of this.dueParked.splice(0)) if (push.parked) this.parked.released(push.parked);
     this.parked.armAll(); // clears their timers while the circuit is open
+  }
+
+  /** Events ready to go that no held push carries (a fresh probe could be made of them). */
+  private hasFreshWork(): boolean {
+    return this.scheduler.readyRecords > 0 || this.batcher.length > 0;
   }
 
   /**
