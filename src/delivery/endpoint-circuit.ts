@@ -67,6 +67,8 @@ export class EndpointCircuit {
   readonly since: number;
   /** Clock time the next probe is due (what held pushes show as their next attempt). */
   nextProbeAt: number;
+  /** Failed attempts the probe schedule has counted: the next probe waits the schedule's step for it. */
+  step = 0;
   /** A probe is in flight. */
   probing = false;
   /**

@@ -18,10 +18,10 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
-import { decideOutcome } from "../domain/delivery-outcome.js";
+import { decideOutcome, parseRetryAfter } from "../domain/delivery-outcome.js";
 import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
-import { jitteredDelay } from "../domain/retry-policy.js";
+import { jitteredDelay, nextRetry } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
@@ -253,7 +253,7 @@ export class SubscriptionRunner {
     if (sub.state === "FAILING") {
       this.streakStartedAt = sub.failingSince?.getTime() ?? this.clock.now();
       const probeInMs = this.ctx.policy.scheduleMs[1] ?? 5_000;
-      this.openCircuit(sub.stateReason ?? "the endpoint failed every push", probeInMs);
+      this.openCircuit(sub.stateReason ?? "the endpoint failed every push", probeInMs, 1);
     }
     this.parked.armAll();
   }
@@ -547,7 +547,8 @@ export class SubscriptionRunner {
     if (this.circuit) {
       if (!push.probe) return held();
       push.probe = false;
-      const delayMs = this.probeDelay(outcome);
+      // The schedule follows the probes, not the probing push (held and fresh ones take turns).
+      const delayMs = this.probeDelay(++this.circuit.step, outcome, result);
       this.circuit.probeFailed(delayMs);
       return held(delayMs);
     }
@@ -555,8 +556,8 @@ export class SubscriptionRunner {
       this.failureStreak >= this.ctx.tuning.circuitBreakerFailures ||
       (push.attempts >= 3 && !othersDelivered);
     if (everythingFails) {
-      const delayMs = this.probeDelay(outcome);
-      this.openCircuit(`the endpoint fails every push; last: ${what}`, delayMs);
+      const delayMs = this.probeDelay(push.attempts, outcome, result);
+      this.openCircuit(`the endpoint fails every push; last: ${what}`, delayMs, push.attempts);
       return held(delayMs);
     }
     this.recordAttempt(push, startedAt, result, outcome);
@@ -657,15 +658,25 @@ export class SubscriptionRunner {
 
   // Circuit breaker -----------------------------------------------------------------------------
 
-  /** The next probe's delay after a failure: the schedule's, and at most its last step. */
-  private probeDelay(outcome: Failure): number {
-    if (outcome.kind === "retry") return outcome.delayMs;
-    const last = this.ctx.policy.scheduleMs.at(-1) ?? 60_000;
-    return jitteredDelay(last, this.ctx.policy.jitter, this.ctx.random);
+  /**
+   * The delay before the next probe after `step` failures: the retry schedule's step (its last one
+   * once used up, so probes never stop), with the error class's floor and the receiver's
+   * `Retry-After`, like any retry.
+   */
+  private probeDelay(step: number, outcome: Failure, result: AttemptResult): number {
+    const { policy, random } = this.ctx;
+    const retryAfterMs =
+      result.kind === "response"
+        ? parseRetryAfter(result.retryAfter, new Date(this.clock.now()))
+        : undefined;
+    const index = Math.min(step, policy.scheduleMs.length - 1);
+    const next = nextRetry(index, { errorClass: outcome.errorClass, retryAfterMs }, random, policy);
+    if (next.kind === "retry") return next.delayMs;
+    return jitteredDelay(policy.scheduleMs.at(-1) ?? 60_000, policy.jitter, random);
   }
 
   /** The endpoint fails everything: hold what waits for a retry and probe instead. */
-  private openCircuit(reason: string, probeInMs: number): void {
+  private openCircuit(reason: string, probeInMs: number, step: number): void {
     if (this.circuit) return;
     const since = this.streakStartedAt || this.clock.now();
     this.healthSettled = false;
@@ -686,6 +697,7 @@ export class SubscriptionRunner {
       reason,
       probeInMs,
     );
+    this.circuit.step = step;
     for (const [timer, push] of this.retryTimers) {
       this.clock.clearTimer(timer);
       this.held.push(push);
