@@ -513,6 +513,10 @@ export async function readLogWindow(
       filter.eventType,
       filter.onFields && filter.onFields.length > 0 ? filter.onFields : null,
     ],
+    // Prepared once per connection: planning this statement costs about as much as running it for
+    // the one or two events a live subscription reads per notification. Whatever plan PostgreSQL
+    // settles on, the position window bounds its work.
+    lean ? "delivery_read_log_window_lean" : "delivery_read_log_window",
   );
   const page = rows[0]?.page;
   if (!page) return [];
