@@ -1052,14 +1052,7 @@ for (const { backend, skip } of await testBackends()) {
 
     test(
       "(6c) while FAILING: one probe per step of the retry schedule",
-      {
-        skip: onlyOnPostgres("6c"),
-        todo:
-          "the engine sometimes sends two probes per step: when held and fresh pushes take turns, " +
-          "a fresh push's failure schedules the next probe with its own first step (5 s), so a " +
-          "~1 min gap follows each scheduled one (seen: 3, 28, 1, 70, 1, 151, 1, 430, 1 clock " +
-          "minutes; bench: pairs 45–115 ms apart at ×1000)",
-      },
+      { skip: onlyOnPostgres("6c") },
       async () => {
         const probes = await probesWhileFailing();
         // On the schedule, each wait is at least about as long as the one before (±20 % jitter):
