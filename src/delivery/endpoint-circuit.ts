@@ -162,8 +162,8 @@ export class EndpointCircuit {
     if (health.kind === "disable") {
       this.host.deactivate(health.reason);
     } else if (health.kind === "warn") {
-      const hours = Math.round(ctx.health.disableAfterMs / 3_600_000);
-      const reason = `the endpoint has failed every push since ${new Date(this.since).toISOString()}; Herald keeps probing it and deactivates the subscription after ${hours} hours of continuous failure`;
+      const deactivateAt = new Date(this.since + ctx.health.disableAfterMs).toISOString();
+      const reason = `warning: the endpoint has failed every push since ${new Date(this.since).toISOString()}; Herald keeps probing it and deactivates the subscription at ${deactivateAt} unless a push gets through`;
       await announceHealth(this.host, "warn", reason).catch((error: unknown) =>
         this.host.logger.warn({ err: error }, "could not record the endpoint's health"),
       );
