@@ -255,6 +255,57 @@ for (const { backend, skip } of await testBackends()) {
       );
     });
 
+    test("many racing upserts over few keys: each profile's events are versions 1..n exactly once, ending in its state", async () => {
+      await t.database.db.query("DELETE FROM change_events");
+      const keys = 12;
+      const writes = Array.from({ length: 240 }, (_, i) => ({
+        attributes: [
+          email(`race${i % keys}@example.com`),
+          // Repeats some values, so that some upserts change nothing.
+          { name: "firstName", value: `N${(i * 7) % 5}` },
+        ],
+      }));
+      // Four waves submitted without waiting, through two batchers (a second handle on the same
+      // database has its own, like a second API process): keys collide across batches, so some
+      // statements fail on a value the other created or find a version the other moved on.
+      const other = countingDatabase(t.database.db).db;
+      const results = (
+        await Promise.all(
+          [0, 1, 2, 3].map((w) =>
+            upsertAll(w % 2 ? other : t.database.db, writes.slice(w * 60, w * 60 + 60)),
+          ),
+        )
+      ).flat();
+      assert.deepEqual(
+        results.filter((r) => !("outcome" in r)),
+        [],
+        "no upsert failed",
+      );
+      const written = results.filter((r) => "outcome" in r && r.outcome !== "UNCHANGED").length;
+      const rows = await events();
+      assert.equal(rows.length, written, "one event per write that changed something");
+      const records = await t.database.db.query<{
+        record_id: number;
+        version: number;
+        attributes: Record<string, unknown>;
+      }>(
+        `SELECT record_id, version, attributes FROM records
+          WHERE attributes->>'emailAddress' LIKE 'race%'`,
+      );
+      assert.equal(records.rows.length, keys);
+      for (const record of records.rows) {
+        const mine = rows.filter((r) => r.record_key === String(record.record_id));
+        assert.deepEqual(
+          mine.map((r) => r.version),
+          Array.from({ length: record.version }, (_, i) => i + 1),
+          `profile ${record.record_id}: versions in order, none missing or repeated`,
+        );
+        assert.equal(mine[0]!.event_type, "CREATE");
+        assert.ok(mine.slice(1).every((r) => r.event_type === "UPDATE"));
+        assert.equal(mine.at(-1)!.state.firstName, record.attributes.firstName);
+      }
+    });
+
     test("a bad upsert in a batch (no profile to update, mandatory value missing) is its own 400", async () => {
       await t.database.db.query("DELETE FROM change_events");
       const results = await upsertAll(t.database.db, [
