@@ -9,7 +9,10 @@
  * INBOX_NOTIFY_INTERVAL_MS per process (a NOTIFY serialises commits on PostgreSQL), so after any
  * round that found work the leader stays in busy mode: it checks again every `busyPollMs` until
  * `busyLingerMs` pass without work. Each check is one call that returns at once, without a lock,
- * when nothing waits. Stamping is correct even if two stampers overlap for a moment (see
+ * when nothing waits. Rounds that find work start `busyPollMs` apart, counted from the start of
+ * the previous round, not its end: a stamping round lasts about one commit, and on a busy server a
+ * commit waits for the WAL flush (several ms), so pausing again after it would make events that
+ * committed during the round wait for both. Stamping is correct even if two stampers overlap for a moment (see
  * migration 005_sequencer.sql); the leader lock only keeps them from competing.
  */
 import { setTimeout as sleep } from "node:timers/promises";
@@ -162,8 +165,10 @@ class SequencerLoop implements Sequencer {
       }
       // Wake-ups received before this point are answered by the stamping below.
       this.signal.consume();
+      const roundStartedAt = Date.now();
+      let found: boolean;
       try {
-        await this.stampUntilEmpty();
+        found = await this.stampUntilEmpty();
       } catch (error) {
         if (this.stopped) break;
         this.logger.warn({ err: error }, "stamping failed; retrying");
@@ -171,6 +176,12 @@ class SequencerLoop implements Sequencer {
         continue;
       }
       if (!this.isLeader() || this.stopped) continue;
+      if (found) {
+        // Look again busyPollMs after this round began: at once if it lasted longer than that.
+        const left = roundStartedAt + this.busyPollMs - Date.now();
+        if (left > 0) await this.signal.wait(left);
+        continue;
+      }
       const busy = Date.now() - this.lastWorkAt < this.busyLingerMs;
       await this.signal.wait(busy ? this.busyPollMs : this.pollMs);
     }
@@ -212,11 +223,14 @@ class SequencerLoop implements Sequencer {
     }
   }
 
-  private async stampUntilEmpty(): Promise<void> {
+  /** Stamps until the inbox is empty; true when it stamped anything. */
+  private async stampUntilEmpty(): Promise<boolean> {
+    let found = false;
     while (this.isLeader() && !this.stopped) {
       // Returns at once, without locking, when nothing waits (one cheap round trip per poll).
       const result = await stampPendingEvents(this.db, this.batchSize);
-      if (result.stamped === 0) return;
+      if (result.stamped === 0) return found;
+      found = true;
       this.lastWorkAt = Date.now();
       this.counters.head = result.head;
       this.counters.stampedTotal += result.stamped;
@@ -230,8 +244,9 @@ class SequencerLoop implements Sequencer {
           { stamped: result.stamped, head: result.head, maxLagMs: result.maxLagMs },
           "stamped",
         );
-      if (result.stamped < this.batchSize) return;
+      if (result.stamped < this.batchSize) return found;
     }
+    return found;
   }
 
   /** Sleeps, unless stop() is called meanwhile. */
