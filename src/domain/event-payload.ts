@@ -279,34 +279,32 @@ function mayBeIndex(name: string): boolean {
 }
 
 /**
- * Appends the attributes of a record event's data object as JSON members (`"k":"v",` each, the comma
- * after every member) in the order toDataObject adds them; false when that order or content needs
- * the object path (what was appended is then the caller's to drop).
+ * The attributes of a record event's data object as JSON members (`"k":"v",` each, a comma after
+ * every member) in the order toDataObject adds them; undefined when that order or content needs the
+ * object path. Built by concatenation: V8 links the pieces and copies them once, when the push's
+ * bytes are encoded.
  */
-function appendRecordAttributes(
-  out: string[],
-  event: ChangeEvent,
-  fields: readonly string[],
-): boolean {
+function recordAttributesText(event: ChangeEvent, fields: readonly string[]): string | undefined {
   const keys: AttributeMap = isPlainObject(event.keys) ? event.keys : {};
+  let out = "";
   for (const name of Object.keys(keys)) {
     if (!isDataName(name)) continue;
-    if (mayBeIndex(name)) return false;
-    out.push(JSON.stringify(name), ":", valueJson(keys[name]), ",");
+    if (mayBeIndex(name)) return undefined;
+    out += JSON.stringify(name) + ":" + valueJson(keys[name]) + ",";
   }
   for (let i = 0; i < fields.length; i++) {
     const name = fields[i] as string;
     if (!isDataName(name) || Object.prototype.hasOwnProperty.call(keys, name)) continue;
     if (fields.indexOf(name) < i) continue; // a repeated name: the first one is in already
-    if (mayBeIndex(name)) return false;
-    out.push(JSON.stringify(name), ":", valueJson(own(event.state, name)), ",");
+    if (mayBeIndex(name)) return undefined;
+    out += JSON.stringify(name) + ":" + valueJson(own(event.state, name)) + ",";
   }
   for (const name of EXTRA_KEYS[event.eventType] ?? []) {
     // Already present: toDataObject overwrites it in place, which appending cannot do.
-    if (Object.prototype.hasOwnProperty.call(keys, name) || fields.includes(name)) return false;
-    out.push(JSON.stringify(name), ":", valueJson(own(event.extra, name)), ",");
+    if (Object.prototype.hasOwnProperty.call(keys, name) || fields.includes(name)) return undefined;
+    out += JSON.stringify(name) + ":" + valueJson(own(event.extra, name)) + ",";
   }
-  return true;
+  return out;
 }
 
 /** The href segments of the last entity name and source id asked for (they rarely change). */
@@ -332,70 +330,53 @@ function cachedRecordHref(event: ChangeEvent, entityName: string): string {
 }
 
 /**
- * Appends `JSON.stringify(toDataObject(event, options))` to `out` as pieces (joined once for a whole
- * push: no data object is built and stringified, no intermediate string per event). Record events are
- * written directly; trigger events, names JavaScript would reorder and unusual stored values go
- * through the object, which is what decides the text. `parts`, when given, are the `_event` texts a
- * log reader already has (see PrerenderedParts).
+ * `JSON.stringify(toDataObject(event, options))`, written directly as text for record events (no data
+ * object is built and stringified); trigger events, names JavaScript would reorder and unusual stored
+ * values go through the object, which is what decides the text. `parts`, when given, are the
+ * `_event` texts a log reader already has (see PrerenderedParts).
  */
-export function appendDataText(
-  out: string[],
-  event: ChangeEvent,
-  options: PayloadOptions,
-  parts?: PrerenderedParts,
-): void {
-  const start = out.length;
-  out.push("{");
-  if (
-    TRIGGER_SOURCES.includes(event.source) ||
-    typeof event.id !== "number" ||
-    typeof event.position !== "number" ||
-    typeof event.eventType !== "string" ||
-    (parts === undefined && event.origin === undefined) ||
-    (event.version !== null && event.version !== undefined && typeof event.version !== "number") ||
-    !appendRecordAttributes(out, event, parts ? parts.changedFieldNames : namesOf(event.fields))
-  ) {
-    out.length = start;
-    out.push(JSON.stringify(toDataObject(event, options)));
-    return;
-  }
-  out.push(
-    '"_links":{"self":{"href":',
-    JSON.stringify(cachedRecordHref(event, options.entityName)),
-    '}},"_event":{"id":"evt_',
-    // eventPublicId; the text of a number needs no escaping
-    String(event.id),
-    '","type":',
-    JSON.stringify(event.eventType),
-    ',"position":',
-    numberJson(event.position),
-    ',"occurredAt":"',
-    parts ? parts.occurredAtText : toIso(event.occurredAt),
-    '","version":',
-    typeof event.version === "number" ? numberJson(event.version) : "null",
-    ',"changedFields":',
-    parts ? parts.changedFieldsJson : JSON.stringify(namesOf(event.fields)),
-    ',"origin":',
-    parts ? parts.originJson : (JSON.stringify(event.origin) as string),
-    ',"declaredEvents":',
-    parts ? parts.declaredEventsJson : JSON.stringify(namesOf(event.declaredEvents)),
-  );
-  if (options.includePrevious) {
-    const map = isPlainObject(event.previous) ? event.previous : {};
-    out.push(',"previous":', JSON.stringify(renderMap(map, Object.keys(map))));
-  }
-  out.push("}}");
-}
-
-/** `JSON.stringify(toDataObject(event, options))` (see appendDataText). */
 export function dataText(
   event: ChangeEvent,
   options: PayloadOptions,
   parts?: PrerenderedParts,
 ): string {
-  const out: string[] = [];
-  appendDataText(out, event, options, parts);
-  return out.join("");
+  const attributes =
+    TRIGGER_SOURCES.includes(event.source) ||
+    typeof event.id !== "number" ||
+    typeof event.position !== "number" ||
+    typeof event.eventType !== "string" ||
+    (parts === undefined && event.origin === undefined) ||
+    (event.version !== null && event.version !== undefined && typeof event.version !== "number")
+      ? undefined
+      : recordAttributesText(event, parts ? parts.changedFieldNames : namesOf(event.fields));
+  if (attributes === undefined) return JSON.stringify(toDataObject(event, options));
+  let text =
+    "{" +
+    attributes +
+    '"_links":{"self":{"href":' +
+    JSON.stringify(cachedRecordHref(event, options.entityName)) +
+    '}},"_event":{"id":"evt_' +
+    // eventPublicId; the text of a number needs no escaping
+    String(event.id) +
+    '","type":' +
+    JSON.stringify(event.eventType) +
+    ',"position":' +
+    numberJson(event.position) +
+    ',"occurredAt":"' +
+    (parts ? parts.occurredAtText : toIso(event.occurredAt)) +
+    '","version":' +
+    (typeof event.version === "number" ? numberJson(event.version) : "null") +
+    ',"changedFields":' +
+    (parts ? parts.changedFieldsJson : JSON.stringify(namesOf(event.fields))) +
+    ',"origin":' +
+    (parts ? parts.originJson : (JSON.stringify(event.origin) as string)) +
+    ',"declaredEvents":' +
+    (parts ? parts.declaredEventsJson : JSON.stringify(namesOf(event.declaredEvents)));
+  if (options.includePrevious) {
+    const map = isPlainObject(event.previous) ? event.previous : {};
+    text += ',"previous":' + JSON.stringify(renderMap(map, Object.keys(map)));
+  }
+  return text + "}}";
 }
 
 /** The href of a subscription, as Actito writes it in `_links.webhook`. */
