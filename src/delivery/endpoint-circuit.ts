@@ -77,6 +77,8 @@ export class EndpointCircuit {
    */
   lastProbeHeld = false;
   private due = false;
+  /** The disable threshold passed while a probe was in flight: its answer decides. */
+  private deactivation: string | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly healthTimers: NodeJS.Timeout[] = [];
 
@@ -120,6 +122,10 @@ export class EndpointCircuit {
   /** The probe failed: the next one after `delayMs`. */
   probeFailed(delayMs: number): void {
     this.probing = false;
+    if (this.deactivation !== undefined) {
+      this.host.deactivate(this.deactivation);
+      return;
+    }
     this.scheduleProbe(delayMs);
   }
 
@@ -160,7 +166,9 @@ export class EndpointCircuit {
     const { ctx } = this.host;
     const health = endpointHealth(new Date(this.since), new Date(ctx.clock.now()), ctx.health);
     if (health.kind === "disable") {
-      this.host.deactivate(health.reason);
+      // A probe in flight may still get through: deactivate only if it fails.
+      if (this.probing) this.deactivation = health.reason;
+      else this.host.deactivate(health.reason);
     } else if (health.kind === "warn") {
       const deactivateAt = new Date(this.since + ctx.health.disableAfterMs).toISOString();
       const reason = `warning: the endpoint has failed every push since ${new Date(this.since).toISOString()}; Herald keeps probing it and deactivates the subscription at ${deactivateAt} unless a push gets through`;
