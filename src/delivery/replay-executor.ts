@@ -18,7 +18,7 @@ import { decideOutcome } from "../domain/delivery-outcome.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
-import type { AttemptOutcomeName, AttemptRecord } from "../storage/delivery-repository.js";
+import type { AttemptRecord } from "../storage/delivery-repository.js";
 import { readLogWindow } from "../storage/delivery-repository.js";
 import type { ReplayRequest } from "../storage/replay-repository.js";
 import {
@@ -29,6 +29,7 @@ import {
 } from "../storage/replay-repository.js";
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
+import { attemptRecord } from "./attempt-record.js";
 import { encodePushBody } from "./push-body.js";
 import type { RunnerContext } from "./subscription-runner.js";
 
@@ -59,13 +60,6 @@ export const REPLAY_PROGRESS_MS = 1_000;
 export const REPLAY_PAUSE_POLL_MS = 200;
 /** A window spans at most this many read pages' worth of positions (bounds each read's work). */
 const WINDOW_PAGES = 5;
-
-const OUTCOME_NAMES: Record<AttemptOutcome["kind"], AttemptOutcomeName> = {
-  delivered: "DELIVERED",
-  retry: "RETRY",
-  failed: "FAILED",
-  disable: "DISABLED",
-};
 
 /** Why a replay stopped before its end. */
 type Halt = "stopping" | "refused" | "endpoint gone";
@@ -340,25 +334,18 @@ class ReplayRun {
     result: AttemptResult,
     outcome: AttemptOutcome,
   ): void {
-    const first = events[0]?.position ?? 0;
-    this.host.recordAttempt({
-      subscriptionId: this.replay.subscriptionId,
-      pushId,
-      attempt,
-      eventIds: events.map((event) => event.id),
-      firstPosition: first,
-      lastPosition: events.at(-1)?.position ?? first,
-      attemptedAt: startedAt,
-      durationMs: result.durationMs,
-      outcome: OUTCOME_NAMES[outcome.kind],
-      statusCode: result.kind === "response" ? result.status : null,
-      errorClass: outcome.kind === "delivered" ? null : outcome.errorClass,
-      errorMessage: result.kind === "error" ? result.message : null,
-      responseExcerpt: result.kind === "response" && result.excerpt ? result.excerpt : null,
-      nextAttemptAt:
-        outcome.kind === "retry" ? new Date(startedAt.getTime() + outcome.delayMs) : null,
-      workerId: this.host.ctx.workerId,
-    });
+    this.host.recordAttempt(
+      attemptRecord({
+        subscriptionId: this.replay.subscriptionId,
+        workerId: this.host.ctx.workerId,
+        pushId,
+        attempt,
+        events,
+        startedAt,
+        result,
+        outcome,
+      }),
+    );
   }
 
   /** Waits (polling, never spinning) until the runner may push; false when the run halted. */

@@ -28,13 +28,14 @@ import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
 import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { readLogHead } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
-import type { AttemptOutcomeName, AttemptRecord } from "../storage/delivery-repository.js";
+import type { AttemptRecord } from "../storage/delivery-repository.js";
 import {
   advanceWatermark,
   disableSubscription,
   readLogWindow,
   recordAttempts,
 } from "../storage/delivery-repository.js";
+import { attemptRecord } from "./attempt-record.js";
 import { BulkBatcher } from "./bulk-batcher.js";
 import { countAttempt } from "./delivery-metrics.js";
 import type { Clock } from "./clock.js";
@@ -82,13 +83,6 @@ type RunnerState = "running" | "stopping" | "stopped";
 
 /** A failed attempt's outcome (what the retry policy decided). */
 type Failure = Extract<AttemptOutcome, { kind: "retry" | "failed" }>;
-
-const OUTCOME_NAMES: Record<AttemptOutcome["kind"], AttemptOutcomeName> = {
-  delivered: "DELIVERED",
-  retry: "RETRY",
-  failed: "FAILED",
-  disable: "DISABLED",
-};
 
 function describeFailure(result: AttemptResult): string {
   return result.kind === "response" ? `HTTP ${result.status}` : result.message;
@@ -472,29 +466,19 @@ export class SubscriptionRunner {
     startedAt: Date,
     result: AttemptResult,
     outcome: AttemptOutcome,
-    nextAttemptAt: Date | null = outcome.kind === "retry"
-      ? new Date(startedAt.getTime() + outcome.delayMs)
-      : null,
+    nextAttemptAt?: Date | null,
   ): void {
-    const first = push.events[0]?.event.position ?? 0;
-    const last = push.events.at(-1)?.event.position ?? first;
-    const attempt: AttemptRecord = {
+    const attempt = attemptRecord({
       subscriptionId: this.subscription.id,
+      workerId: this.ctx.workerId,
       pushId: push.id,
       attempt: push.attempts,
-      eventIds: push.events.map((item) => item.event.id),
-      firstPosition: first,
-      lastPosition: last,
-      attemptedAt: startedAt,
-      durationMs: result.durationMs,
-      outcome: OUTCOME_NAMES[outcome.kind],
-      statusCode: result.kind === "response" ? result.status : null,
-      errorClass: outcome.kind === "delivered" ? null : outcome.errorClass,
-      errorMessage: result.kind === "error" ? result.message : null,
-      responseExcerpt: result.kind === "response" && result.excerpt ? result.excerpt : null,
+      events: push.events.map((item) => item.event),
+      startedAt,
+      result,
+      outcome,
       nextAttemptAt,
-      workerId: this.ctx.workerId,
-    };
+    });
     countAttempt(attempt);
     this.attempts.push(attempt);
     this.scheduleFlush();
