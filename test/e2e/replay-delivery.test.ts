@@ -8,25 +8,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
 import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { startDeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { createLogger } from "../../src/logger.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
 import type { TestApp } from "../helpers/test-app.js";
-import { createTestApp } from "../helpers/test-app.js";
+import type { ApiWithEngine } from "./api-with-engine.js";
+import { startApiWithEngine } from "./api-with-engine.js";
 import { testBackends } from "../helpers/test-database.js";
 import type { ReceivedRequest, WebhookReceiver } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
-import {
-  append,
-  dataObjects,
-  deliveryConfig,
-  eventually,
-  profileUpdate,
-  subscribe,
-} from "./delivery-fixtures.js";
-
-const logger = createLogger("silent");
+import { append, dataObjects, eventually, profileUpdate, subscribe } from "./delivery-fixtures.js";
 
 interface Replay {
   id: number;
@@ -46,28 +34,16 @@ function eventsOf(request: ReceivedRequest): [string, number][] {
 
 for (const { backend, skip } of await testBackends()) {
   describe(`replay seen by a receiver (${backend})`, { skip }, () => {
+    let engine: ApiWithEngine;
     let t: TestApp;
-    let sequencer: Sequencer;
     let worker: DeliveryWorker;
     let receiver: WebhookReceiver;
 
     before(async () => {
-      t = await createTestApp(backend);
-      receiver = await startWebhookReceiver();
-      sequencer = await startSequencer({ db: t.database.db, logger, pollMs: 200 });
-      worker = await startDeliveryWorker({
-        db: t.database.db,
-        logger,
-        config: deliveryConfig({ workerId: `replay-${backend}` }),
-        tuning: { leaseRenewMs: 200, pollMs: 200, watermarkFlushMs: 50 },
-      });
+      engine = await startApiWithEngine(backend, `replay-${backend}`);
+      ({ app: t, worker, receiver } = engine);
     });
-    after(async () => {
-      await worker?.stop();
-      await sequencer?.stop();
-      await receiver?.close();
-      await t?.close();
-    });
+    after(() => engine?.close());
 
     test("POST …/replay re-sends the range's matching events as new signed pushes; the watermark stays", async () => {
       const db = t.database.db;

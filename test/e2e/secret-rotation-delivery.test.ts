@@ -7,43 +7,25 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
 import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { startDeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { createLogger } from "../../src/logger.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
 import type { TestApp } from "../helpers/test-app.js";
-import { createTestApp } from "../helpers/test-app.js";
+import type { ApiWithEngine } from "./api-with-engine.js";
+import { startApiWithEngine } from "./api-with-engine.js";
 import { testBackends } from "../helpers/test-database.js";
 import type { WebhookReceiver } from "../helpers/webhook-receiver.js";
-import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
-import { append, deliveryConfig, profileUpdate, subscribe } from "./delivery-fixtures.js";
-
-const logger = createLogger("silent");
+import { append, profileUpdate, subscribe } from "./delivery-fixtures.js";
 
 for (const { backend, skip } of await testBackends()) {
   describe(`secret rotation seen by a receiver (${backend})`, { skip }, () => {
+    let engine: ApiWithEngine;
     let t: TestApp;
-    let sequencer: Sequencer;
     let worker: DeliveryWorker;
     let receiver: WebhookReceiver;
 
     before(async () => {
-      t = await createTestApp(backend);
-      receiver = await startWebhookReceiver();
-      sequencer = await startSequencer({ db: t.database.db, logger, pollMs: 200 });
-      worker = await startDeliveryWorker({
-        db: t.database.db,
-        logger,
-        config: deliveryConfig({ workerId: `rotation-${backend}` }),
-        tuning: { leaseRenewMs: 200, pollMs: 200, watermarkFlushMs: 50 },
-      });
+      engine = await startApiWithEngine(backend, `rotation-${backend}`);
+      ({ app: t, worker, receiver } = engine);
     });
-    after(async () => {
-      await worker?.stop();
-      await sequencer?.stop();
-      await receiver?.close();
-      await t?.close();
-    });
+    after(() => engine?.close());
 
     test("pushes verify under the old and the new secret during the grace period", async () => {
       const db = t.database.db;
