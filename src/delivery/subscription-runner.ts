@@ -286,6 +286,9 @@ export class SubscriptionRunner {
       sourceId: sub.onElementId,
       eventType: sub.eventType,
       onFields: sub.onFields,
+      // With neither, events come back lean (state trimmed to what the payload shows).
+      conditions: sub.conditions,
+      includePrevious: sub.includePrevious,
     });
     // A read started ahead may be dropped unread (stop, full buffer); its failure is then nobody's.
     events.catch(() => undefined);
@@ -329,6 +332,9 @@ export class SubscriptionRunner {
         ahead = this.startRead(read.upTo, Math.min(head, read.upTo + this.windowSize));
       const events = await read.events;
       if (this.state !== "running") return;
+      // Read for a definition a PUT has replaced meanwhile (its events may be trimmed for it): read
+      // the window again for the new one.
+      if (read.subscription !== this.subscription) continue;
       const sub = this.subscription;
       let parkedSome = false;
       for (const event of events) {
