@@ -12,8 +12,8 @@
  * when nothing waits. Rounds that find work start `busyPollMs` apart, counted from the start of
  * the previous round, not its end: a stamping round lasts about one commit, and on a busy server a
  * commit waits for the WAL flush (several ms), so pausing again after it would make events that
- * committed during the round wait for both. Stamping is correct even if two stampers overlap for a moment (see
- * migration 005_sequencer.sql); the leader lock only keeps them from competing.
+ * committed during the round wait for both. Stamping is correct even if two stampers overlap for
+ * a moment (see migration 005_sequencer.sql); the leader lock only keeps them from competing.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
