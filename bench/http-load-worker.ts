@@ -1,13 +1,18 @@
 /**
- * Worker thread: drives HTTP load at a Herald API with an undici Pool, so that the load generator
- * does not share the server's event loop. Started by `runHttpLoad` (http-load.ts).
+ * Load process: drives HTTP load at a Herald API with an undici Pool, in a process of its own so
+ * that neither its event loop nor its CPU time mixes with the server's. Started by `runHttpLoad`
+ * (http-load.ts), which sends the spec as the first IPC message; reports its CPU time over the
+ * measured window with the result.
  */
-import { parentPort, workerData } from "node:worker_threads";
 import { Pool } from "undici";
-import type { HttpLoadSpec } from "./http-load.js";
+import type { HttpLoadMessage, HttpLoadSpec } from "./http-load.js";
 import { runClosedLoop } from "./closed-loop.js";
 
-const spec = workerData as HttpLoadSpec;
+const spec = await new Promise<HttpLoadSpec>((resolve) =>
+  process.once("message", (message) => resolve(message as HttpLoadSpec)),
+);
+const report = (message: HttpLoadMessage) => process.send?.(message);
+
 const pool = new Pool(spec.origin, { connections: spec.clients, pipelining: 1 });
 const headers = {
   authorization: `Bearer ${spec.token}`,
@@ -20,6 +25,7 @@ function fill(template: string): string {
     .replaceAll("{rand}", Math.random().toString(36).slice(2, 10));
 }
 
+let cpuAtStart: NodeJS.CpuUsage | undefined;
 const result = await runClosedLoop(
   spec,
   async () => {
@@ -33,7 +39,13 @@ const result = await runClosedLoop(
     if (response.statusCode >= 300) throw new Error(`${response.statusCode} ${text.slice(0, 300)}`);
     return true;
   },
-  (at) => parentPort?.postMessage({ kind: "measuring", at }),
+  (at) => {
+    cpuAtStart = process.cpuUsage();
+    report({ kind: "measuring", at });
+  },
 );
+// The loops stop at the window's end (the last requests finish just after it).
+const used = process.cpuUsage(cpuAtStart);
 await pool.close();
-parentPort?.postMessage({ kind: "done", result });
+report({ kind: "done", result, generatorCpuSeconds: (used.user + used.system) / 1e6 });
+process.disconnect();

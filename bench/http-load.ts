@@ -1,5 +1,14 @@
-/** Runs HTTP load from a worker thread (http-load-worker.ts) and returns what it measured. */
-import { startTsWorker } from "./ts-worker.js";
+/**
+ * Runs HTTP load from a child process (http-load-worker.ts) and returns what it measured.
+ *
+ * The load generator runs in its own process, not in a thread of the bench process, so that the
+ * CPU time the bench measures for "this process" is Herald's alone: the generator (undici, 16
+ * clients) costs about as much CPU per request as a third of Herald's, and the ceiling has no such
+ * client to pay for. The generator's own CPU time over the measured window comes back beside the
+ * load figures, so the output can show it separately instead of hiding it.
+ */
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { LoadResult } from "./closed-loop.js";
 
 export interface HttpLoadSpec {
@@ -15,21 +24,36 @@ export interface HttpLoadSpec {
   durationMs: number;
 }
 
+export interface HttpLoadResult extends LoadResult {
+  /** CPU seconds (user + system) the load generator's process used during the measured window. */
+  generatorCpuSeconds: number;
+}
+
+/** Messages of the load process (http-load-worker.ts). */
+export type HttpLoadMessage =
+  | { kind: "measuring"; at: number }
+  | { kind: "done"; result: LoadResult; generatorCpuSeconds: number };
+
 export function runHttpLoad(
   spec: HttpLoadSpec,
   onMeasureStart?: (at: number) => void,
-): Promise<LoadResult> {
+): Promise<HttpLoadResult> {
   return new Promise((resolve, reject) => {
-    const worker = startTsWorker("./http-load-worker.ts", spec);
-    let result: LoadResult | undefined;
-    worker.on("message", (message: { kind: string; at?: number; result?: LoadResult }) => {
-      if (message.kind === "measuring") onMeasureStart?.(message.at ?? Date.now());
-      if (message.kind === "done") result = message.result;
+    const child = fork(fileURLToPath(new URL("./http-load-worker.ts", import.meta.url)), [], {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    worker.on("error", reject);
-    worker.on("exit", (code) => {
+    let result: HttpLoadResult | undefined;
+    child.on("message", (message: HttpLoadMessage) => {
+      if (message.kind === "measuring") onMeasureStart?.(message.at);
+      if (message.kind === "done")
+        result = { ...message.result, generatorCpuSeconds: message.generatorCpuSeconds };
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => {
       if (result) resolve(result);
-      else reject(new Error(`the load worker exited with code ${code} before reporting`));
+      else reject(new Error(`the load process exited with code ${code} before reporting`));
     });
+    child.send(spec);
   });
 }
