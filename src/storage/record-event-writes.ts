@@ -38,29 +38,9 @@ const NOTIFY_CTE = (events: string, when: string) =>
      SELECT pg_notify('${INBOX_CHANNEL}', '') FROM (SELECT 1 FROM ${events} LIMIT 1) AS x
       WHERE ${when}::boolean)`;
 
-/**
- * Looks up the records holding any of `lookupKeys` or `lookupBusinessKey` (no lock; one
- * snapshot) and, when none does and `insert` is true, inserts the record, its key rows and its
- * events — one statement. A business key that another writer inserts concurrently (not visible
- * to the lookup) comes back as `none` (ON CONFLICT … DO NOTHING on records_business_key; the
- * caller takes the transactional path).
- */
-export async function createRecordWithEvents(
-  db: Queryable,
-  write: {
-    record: NewRecord;
-    lookupKeys: readonly KeyValue[];
-    /** A custom table's business key to look up (null for profiles). */
-    lookupBusinessKey?: string | null;
-    insert: boolean;
-    events: readonly NewChangeEvent[];
-    rowValues: EventRowValues;
-  },
-): Promise<CreateWithEventsResult> {
-  const { record } = write;
-  // LATERAL … LIMIT 1 keeps each wanted key an index probe on the record_keys primary key.
-  const { rows } = await db.query<RecordRow & { found: boolean; notified: number }>(
-    `WITH existing AS (
+// The statements' texts are built once: they are prepared per connection and sent by name.
+// LATERAL … LIMIT 1 keeps each wanted key an index probe on the record_keys primary key.
+const CREATE_ONE_SQL = `WITH existing AS (
        SELECT ${RECORD_COLUMNS} FROM records
         WHERE record_id IN (
           SELECT k.record_id
@@ -86,7 +66,47 @@ export async function createRecordWithEvents(
      ${NOTIFY_CTE("events", "$11")}
      SELECT ${RECORD_COLUMNS}, true AS found, 0 AS notified FROM existing
      UNION ALL
-     SELECT ${RECORD_COLUMNS}, false, (SELECT count(*)::integer FROM notified) FROM inserted`,
+     SELECT ${RECORD_COLUMNS}, false, (SELECT count(*)::integer FROM notified) FROM inserted`;
+const UPDATE_ONE_SQL = `WITH updated AS (
+       UPDATE records
+          SET attributes = $3::jsonb, subscriptions = $4::jsonb, segments = $5::jsonb,
+              version = version + 1, updated_at = now()
+        WHERE record_id = $1 AND table_id = $2 AND version = $8
+        RETURNING ${RECORD_COLUMNS}),
+     dropped AS (
+       DELETE FROM record_keys
+        WHERE record_id IN (SELECT record_id FROM updated) AND attribute = ANY($6::text[])),
+     added AS (
+       INSERT INTO record_keys (table_id, attribute, value, record_id)
+       SELECT $2, k.attribute, k.value, u.record_id
+         FROM updated u, jsonb_to_recordset($7::jsonb) AS k(attribute text, value text)
+       RETURNING 1),
+     events AS (${insertEventDraftsSql("updated", "$9", "$10::boolean")}),
+     ${NOTIFY_CTE("events", "$11")}
+     SELECT ${RECORD_COLUMNS}, (SELECT count(*)::integer FROM notified) AS notified FROM updated`;
+
+/**
+ * Looks up the records holding any of `lookupKeys` or `lookupBusinessKey` (no lock; one
+ * snapshot) and, when none does and `insert` is true, inserts the record, its key rows and its
+ * events — one statement. A business key that another writer inserts concurrently (not visible
+ * to the lookup) comes back as `none` (ON CONFLICT … DO NOTHING on records_business_key; the
+ * caller takes the transactional path).
+ */
+export async function createRecordWithEvents(
+  db: Queryable,
+  write: {
+    record: NewRecord;
+    lookupKeys: readonly KeyValue[];
+    /** A custom table's business key to look up (null for profiles). */
+    lookupBusinessKey?: string | null;
+    insert: boolean;
+    events: readonly NewChangeEvent[];
+    rowValues: EventRowValues;
+  },
+): Promise<CreateWithEventsResult> {
+  const { record } = write;
+  const { rows } = await db.query<RecordRow & { found: boolean; notified: number }>(
+    CREATE_ONE_SQL,
     [
       record.tableId,
       record.businessKey,
@@ -128,23 +148,7 @@ export async function updateRecordWithEvents(
 ): Promise<StoredRecord | undefined> {
   const { update } = write;
   const { rows } = await db.query<RecordRow & { notified: number }>(
-    `WITH updated AS (
-       UPDATE records
-          SET attributes = $3::jsonb, subscriptions = $4::jsonb, segments = $5::jsonb,
-              version = version + 1, updated_at = now()
-        WHERE record_id = $1 AND table_id = $2 AND version = $8
-        RETURNING ${RECORD_COLUMNS}),
-     dropped AS (
-       DELETE FROM record_keys
-        WHERE record_id IN (SELECT record_id FROM updated) AND attribute = ANY($6::text[])),
-     added AS (
-       INSERT INTO record_keys (table_id, attribute, value, record_id)
-       SELECT $2, k.attribute, k.value, u.record_id
-         FROM updated u, jsonb_to_recordset($7::jsonb) AS k(attribute text, value text)
-       RETURNING 1),
-     events AS (${insertEventDraftsSql("updated", "$9", "$10::boolean")}),
-     ${NOTIFY_CTE("events", "$11")}
-     SELECT ${RECORD_COLUMNS}, (SELECT count(*)::integer FROM notified) AS notified FROM updated`,
+    UPDATE_ONE_SQL,
     [
       update.recordId,
       update.tableId,
@@ -191,32 +195,7 @@ function qualified(alias: string): string {
     .join(", ");
 }
 
-/**
- * createRecordWithEvents for many profiles at once: per item, looks up the records holding any of
- * its `lookupKeys` (no lock, one snapshot for all items) and, when none does and `insert` is true,
- * inserts the record, its key rows and its events. Record ids are drawn from the identity sequence
- * first so that each inserted row is known to be its item's. Items must not share a key value:
- * two inserts of one value fail the statement (23505) like a value taken by another writer.
- */
-export async function createRecordsWithEvents(
-  db: Queryable,
-  items: readonly BatchCreate[],
-): Promise<BatchCreateResult[]> {
-  if (items.length === 0) return [];
-  const input = items.map((item, n) => ({
-    n,
-    table_id: item.record.tableId,
-    attributes: item.record.attributes,
-    subscriptions: item.record.subscriptions,
-    segments: item.record.segments,
-    keys: item.record.keys,
-    lookup: item.lookupKeys,
-    insert: item.insert,
-    events: item.events,
-  }));
-  const notify = items.some((item) => item.insert && item.events.length > 0);
-  const { rows } = await db.query<RecordRow & { n: number; found: boolean; notified: number }>(
-    `WITH input AS MATERIALIZED (
+const CREATE_MANY_SQL = `WITH input AS MATERIALIZED (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
          n integer, table_id text, attributes jsonb, subscriptions jsonb, segments jsonb,
          keys jsonb, lookup jsonb, insert boolean, events jsonb)),
@@ -255,7 +234,58 @@ export async function createRecordsWithEvents(
      UNION ALL
      SELECT n, record_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
             (SELECT count(*)::integer FROM notified)
-       FROM written`,
+       FROM written`;
+const UPDATE_MANY_SQL = `WITH input AS MATERIALIZED (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+         n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
+         subscriptions jsonb, segments jsonb, drop_keys jsonb, add_keys jsonb, events jsonb)),
+     updated AS (
+       UPDATE records r
+          SET attributes = i.attributes, subscriptions = i.subscriptions, segments = i.segments,
+              version = r.version + 1, updated_at = now()
+         FROM input i
+        WHERE r.record_id = i.record_id AND r.table_id = i.table_id
+          AND r.version = i.expected_version
+        RETURNING i.n, i.drop_keys, i.add_keys, i.events, ${qualified("r")}),
+     dropped AS (
+       DELETE FROM record_keys k USING updated u
+        WHERE k.record_id = u.record_id
+          AND k.attribute IN (SELECT jsonb_array_elements_text(u.drop_keys))),
+     added AS (
+       INSERT INTO record_keys (table_id, attribute, value, record_id)
+       SELECT u.table_id, k.attribute, k.value, u.record_id
+         FROM updated u, jsonb_to_recordset(u.add_keys) AS k(attribute text, value text)
+       RETURNING 1),
+     events AS (${insertEventDraftsSql("updated", "w.events", "true", "w.n, t.n")}),
+     ${NOTIFY_CTE("events", "$2")}
+     SELECT n, version, (SELECT count(*)::integer FROM notified) AS notified FROM updated`;
+
+/**
+ * createRecordWithEvents for many profiles at once: per item, looks up the records holding any of
+ * its `lookupKeys` (no lock, one snapshot for all items) and, when none does and `insert` is true,
+ * inserts the record, its key rows and its events. Record ids are drawn from the identity sequence
+ * first so that each inserted row is known to be its item's. Items must not share a key value:
+ * two inserts of one value fail the statement (23505) like a value taken by another writer.
+ */
+export async function createRecordsWithEvents(
+  db: Queryable,
+  items: readonly BatchCreate[],
+): Promise<BatchCreateResult[]> {
+  if (items.length === 0) return [];
+  const input = items.map((item, n) => ({
+    n,
+    table_id: item.record.tableId,
+    attributes: item.record.attributes,
+    subscriptions: item.record.subscriptions,
+    segments: item.record.segments,
+    keys: item.record.keys,
+    lookup: item.lookupKeys,
+    insert: item.insert,
+    events: item.events,
+  }));
+  const notify = items.some((item) => item.insert && item.events.length > 0);
+  const { rows } = await db.query<RecordRow & { n: number; found: boolean; notified: number }>(
+    CREATE_MANY_SQL,
     [JSON.stringify(input), notify && takeInboxNotifyTurn()],
     "herald_create_records_with_events",
   );
@@ -301,30 +331,7 @@ export async function updateRecordsWithEvents(
   }));
   const notify = items.some((item) => item.events.length > 0);
   const { rows } = await db.query<{ n: number; version: number; notified: number }>(
-    `WITH input AS MATERIALIZED (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-         n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
-         subscriptions jsonb, segments jsonb, drop_keys jsonb, add_keys jsonb, events jsonb)),
-     updated AS (
-       UPDATE records r
-          SET attributes = i.attributes, subscriptions = i.subscriptions, segments = i.segments,
-              version = r.version + 1, updated_at = now()
-         FROM input i
-        WHERE r.record_id = i.record_id AND r.table_id = i.table_id
-          AND r.version = i.expected_version
-        RETURNING i.n, i.drop_keys, i.add_keys, i.events, ${qualified("r")}),
-     dropped AS (
-       DELETE FROM record_keys k USING updated u
-        WHERE k.record_id = u.record_id
-          AND k.attribute IN (SELECT jsonb_array_elements_text(u.drop_keys))),
-     added AS (
-       INSERT INTO record_keys (table_id, attribute, value, record_id)
-       SELECT u.table_id, k.attribute, k.value, u.record_id
-         FROM updated u, jsonb_to_recordset(u.add_keys) AS k(attribute text, value text)
-       RETURNING 1),
-     events AS (${insertEventDraftsSql("updated", "w.events", "true", "w.n, t.n")}),
-     ${NOTIFY_CTE("events", "$2")}
-     SELECT n, version, (SELECT count(*)::integer FROM notified) AS notified FROM updated`,
+    UPDATE_MANY_SQL,
     [JSON.stringify(input), notify && takeInboxNotifyTurn()],
     "herald_update_records_with_events",
   );
