@@ -11,7 +11,12 @@ import { runClosedLoop } from "./closed-loop.js";
 const spec = await new Promise<HttpLoadSpec>((resolve) =>
   process.once("message", (message) => resolve(message as HttpLoadSpec)),
 );
-const report = (message: HttpLoadMessage) => process.send?.(message);
+/** Sends a message; resolves once it has been handed to the IPC channel. */
+const report = (message: HttpLoadMessage) =>
+  new Promise<void>((resolve) => {
+    if (!process.send) return resolve();
+    process.send(message, undefined, {}, () => resolve());
+  });
 
 const pool = new Pool(spec.origin, { connections: spec.clients, pipelining: 1 });
 const headers = {
@@ -41,11 +46,12 @@ const result = await runClosedLoop(
   },
   (at) => {
     cpuAtStart = process.cpuUsage();
-    report({ kind: "measuring", at });
+    void report({ kind: "measuring", at });
   },
 );
 // The loops stop at the window's end (the last requests finish just after it).
 const used = process.cpuUsage(cpuAtStart);
 await pool.close();
-report({ kind: "done", result, generatorCpuSeconds: (used.user + used.system) / 1e6 });
+// Disconnect only once the result is on its way: a message still queued when the channel closes is lost.
+await report({ kind: "done", result, generatorCpuSeconds: (used.user + used.system) / 1e6 });
 process.disconnect();
