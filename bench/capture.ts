@@ -27,7 +27,6 @@
  * When the profile API is not available, the writes go through SQL and appendChangeEvents in-process
  * instead (said so in the output).
  */
-import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import pg from "pg";
 import type { NewChangeEvent } from "../src/domain/change-event.js";
@@ -38,6 +37,7 @@ import { countUnstamped, logLagPercentiles } from "../src/storage/sequencer-repo
 import type { BenchHerald, BenchOptions } from "./bench-support.js";
 import {
   BENCH_ENTITY,
+  cpuSecondsOf,
   createBenchDatabase,
   createEmbeddedDatabase,
   fixed,
@@ -52,18 +52,6 @@ import { startTsWorker } from "./ts-worker.js";
 
 /** Distinct profiles the load picks from: large enough that most writes create, some update. */
 const KEY_SPACE = 50_000;
-
-/** CPU seconds (user + system) a process has used, from /proc; 0 when it cannot be read. */
-function cpuSecondsOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may hold spaces): utime is field 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, USER_HZ = 100
-  } catch {
-    return 0;
-  }
-}
 
 interface CpuSeconds {
   /** This process: Herald, or the ceiling's pg client. */

@@ -49,7 +49,13 @@ import { stampPendingEvents } from "../src/storage/sequencer-repository.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
-import { createBenchDatabase, fixed, postgresUnavailable, printTable } from "./bench-support.js";
+import {
+  cpuSecondsOf,
+  createBenchDatabase,
+  fixed,
+  postgresUnavailable,
+  printTable,
+} from "./bench-support.js";
 
 const ENTITY = "bench";
 const RECORDS = 10_000;
@@ -167,18 +173,6 @@ async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
     console.log(`  CPU profile (${name}), self time of this process:`);
     for (const [where, count] of top)
       console.log(`    ${fixed((count / total) * 100, 1)}%  ${where}`);
-  }
-}
-
-/** CPU seconds (user + system) a process has used, from /proc; 0 when it cannot be read. */
-function cpuSecondsOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, USER_HZ = 100
-  } catch {
-    return 0;
   }
 }
 
