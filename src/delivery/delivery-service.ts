@@ -28,6 +28,7 @@ import {
 } from "../storage/delivery-repository.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
 import { reportWorkerGauges } from "./delivery-metrics.js";
+import { subscriptionsWithOpenReplays } from "../storage/replay-repository.js";
 import { DEFAULT_DELIVERY_TUNING } from "./delivery-tuning.js";
 import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
 import { ENDPOINT_HEALTH_THRESHOLDS } from "../domain/endpoint-health.js";
@@ -176,6 +177,9 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       for (const id of newest) void handBack(id, "rebalancing over live workers");
     }
     for (const runner of runners.values()) runner.poke();
+    // Replay requests (POST …/replay wakes this worker in the API's process; others see them here).
+    const withReplays = await subscriptionsWithOpenReplays(db, [...runners.keys()]);
+    for (const id of withReplays) runners.get(id)?.kickReplays();
   }
 
   let ticking: Promise<void> | undefined;

@@ -51,7 +51,7 @@ export interface ParkingHost {
   leaseLost(): void;
 }
 
-/** Why a parked record's failure is not retried: the outcome kinds parking handles. */
+/** A failed attempt's outcome as parking handles it: retry later, or given up. */
 type Failure = Extract<AttemptOutcome, { kind: "retry" | "failed" }>;
 
 /** Thrown from a write when this worker no longer holds the subscription's lease. */

@@ -1,6 +1,7 @@
 /**
  * Runs a subscription's replay requests (SPEC §4 [ext] `POST …/replay`, docs/delivery-control.md
- * "Replay") beside its live delivery. One executor per subscription runner; the runner kicks it.
+ * "Replay") beside its live delivery. One executor per subscription runner; the worker kicks it at
+ * each lease renewal when the subscription has an open replay.
  *
  * A replay re-reads the log window (cursor, to_position] page by page with the runner's SQL
  * pre-filter, keeps the events the subscription's matching accepts, and sends them as NEW pushes

@@ -50,8 +50,6 @@ import { RecordScheduler } from "./record-scheduler.js";
 import { ReplayExecutor } from "./replay-executor.js";
 import { WatermarkTracker } from "./watermark-tracker.js";
 
-export { recordKeyOf } from "./push.js";
-
 export interface RunnerContext {
   db: Database;
   sender: HttpSender;
@@ -234,8 +232,11 @@ export class SubscriptionRunner {
     if (head !== undefined && head > this.knownHead) this.knownHead = head;
     void this.pump();
     this.dispatch();
-    // Polls and lease renewals (no head) also look for replay requests: one cheap query each.
-    if (head === undefined) this.replays.kick();
+  }
+
+  /** The subscription has an open replay request: run it beside live delivery. */
+  kickReplays(): void {
+    if (this.state === "running") this.replays.kick();
   }
 
   // Starting ------------------------------------------------------------------------------------

@@ -181,6 +181,23 @@ export async function cancelReplay(
 // --- For the delivery engine ------------------------------------------------------------------
 
 /**
+ * Which of `subscriptionIds` have an open (PENDING or RUNNING) replay: one query per lease renewal
+ * for all the subscriptions a worker drives (the partial index subscription_replays_open).
+ */
+export async function subscriptionsWithOpenReplays(
+  db: Queryable,
+  subscriptionIds: readonly number[],
+): Promise<number[]> {
+  if (subscriptionIds.length === 0) return [];
+  const { rows } = await db.query<{ subscription_id: number }>(
+    `SELECT DISTINCT subscription_id FROM subscription_replays
+      WHERE subscription_id = ANY($1::bigint[]) AND status IN ('PENDING', 'RUNNING')`,
+    [subscriptionIds],
+  );
+  return rows.map((row) => row.subscription_id);
+}
+
+/**
  * The replay this worker should run next for a subscription it leases: the oldest open one. A
  * RUNNING replay left by a worker that lost the lease is taken over and resumes at its cursor.
  * undefined when there is none, or when `workerId` does not hold the subscription's lease.
