@@ -14,6 +14,7 @@ import type { HeraldApp } from "../src/api/app.js";
 import { buildApp } from "../src/api/app.js";
 import { bootstrap } from "../src/api/bootstrap.js";
 import type { HeraldConfig } from "../src/config/config.js";
+import type { NewChangeEvent } from "../src/domain/change-event.js";
 import { loadConfig } from "../src/config/config.js";
 import { createLogger } from "../src/logger.js";
 import type { Sequencer } from "../src/sequencer/sequencer-service.js";
@@ -211,4 +212,30 @@ export function cpuSecondsOf(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** The profile UPDATE event the delivery benchmarks write (the delivery backlog SQL mirrors it). */
+export function profileEvent(entity: number, record: number, version: number): NewChangeEvent {
+  const email = `customer${record}@example.com`;
+  return {
+    entityId: entity,
+    source: "PROFILE_TABLE",
+    sourceId: "1",
+    eventType: "UPDATE",
+    recordKey: String(record),
+    keys: { profileId: record, emailAddress: email },
+    state: {
+      profileId: record,
+      emailAddress: email,
+      firstName: "Ann",
+      counter: version,
+      tier: "GOLD",
+    },
+    fields: ["counter"],
+    previous: { counter: version - 1 },
+    extra: {},
+    version,
+    declaredEvents: [],
+    origin: { kind: "SYSTEM" },
+  };
 }

@@ -31,7 +31,6 @@ import { bootstrap } from "../src/api/bootstrap.js";
 import { loadConfig } from "../src/config/config.js";
 import type { DeliveryWorker } from "../src/delivery/delivery-service.js";
 import { startDeliveryWorker } from "../src/delivery/delivery-service.js";
-import type { NewChangeEvent } from "../src/domain/change-event.js";
 import { buildEnvelope, toDataObject } from "../src/domain/event-payload.js";
 import type { Subscription, SubscriptionSettings } from "../src/domain/subscription.js";
 import { SUBSCRIPTION_DEFAULTS } from "../src/domain/subscription.js";
@@ -55,6 +54,7 @@ import {
   fixed,
   postgresUnavailable,
   printTable,
+  profileEvent,
 } from "./bench-support.js";
 
 const ENTITY = "bench";
@@ -88,31 +88,6 @@ async function setUp(options: BenchOptions): Promise<Setup> {
       await db.close();
       await bench.drop();
     },
-  };
-}
-
-function profileEvent(entity: number, record: number, version: number): NewChangeEvent {
-  const email = `customer${record}@example.com`;
-  return {
-    entityId: entity,
-    source: "PROFILE_TABLE",
-    sourceId: "1",
-    eventType: "UPDATE",
-    recordKey: String(record),
-    keys: { profileId: record, emailAddress: email },
-    state: {
-      profileId: record,
-      emailAddress: email,
-      firstName: "Ann",
-      counter: version,
-      tier: "GOLD",
-    },
-    fields: ["counter"],
-    previous: { counter: version - 1 },
-    extra: {},
-    version,
-    declaredEvents: [],
-    origin: { kind: "SYSTEM" },
   };
 }
 

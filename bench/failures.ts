@@ -24,7 +24,6 @@ import { loadConfig } from "../src/config/config.js";
 import { scaledClock } from "../src/delivery/clock.js";
 import { startDeliveryWorker } from "../src/delivery/delivery-service.js";
 import { DEFAULT_DELIVERY_TUNING } from "../src/delivery/delivery-tuning.js";
-import type { NewChangeEvent } from "../src/domain/change-event.js";
 import { DEFAULT_RETRY_POLICY } from "../src/domain/retry-policy.js";
 import { SUBSCRIPTION_DEFAULTS } from "../src/domain/subscription.js";
 import { createLogger } from "../src/logger.js";
@@ -34,7 +33,13 @@ import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
-import { createBenchDatabase, fixed, postgresUnavailable, printTable } from "./bench-support.js";
+import {
+  createBenchDatabase,
+  fixed,
+  postgresUnavailable,
+  printTable,
+  profileEvent,
+} from "./bench-support.js";
 
 const ENTITY = "bench";
 const SUBSCRIPTIONS = 10;
@@ -97,25 +102,6 @@ async function startEndpoint(): Promise<Endpoint> {
 }
 
 // Load -------------------------------------------------------------------------------------------
-
-function profileEvent(entity: number, record: number, version: number): NewChangeEvent {
-  const email = `customer${record}@example.com`;
-  return {
-    entityId: entity,
-    source: "PROFILE_TABLE",
-    sourceId: "1",
-    eventType: "UPDATE",
-    recordKey: String(record),
-    keys: { profileId: record, emailAddress: email },
-    state: { profileId: record, emailAddress: email, firstName: "Ann", counter: version },
-    fields: ["counter"],
-    previous: { counter: version - 1 },
-    extra: {},
-    version,
-    declaredEvents: [],
-    origin: { kind: "SYSTEM" },
-  };
-}
 
 /** Writes WRITE_BATCH events per transaction, up to WRITES_PER_SECOND transactions a second. */
 function startWriter(db: PostgresDatabase, entity: number) {
