@@ -235,17 +235,30 @@ const CREATE_MANY_SQL = `WITH input AS MATERIALIZED (
      SELECT n, record_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
             (SELECT count(*)::integer FROM notified)
        FROM written`;
+// Each record is found by a probe of its primary key (LATERAL … LIMIT 1, never flattened into a
+// join) and then updated by its row address. The statement is prepared once per connection, often
+// while the table is still small; written as a join of the input with records, it was planned as a
+// hash join over a sequential scan of every record and kept for the connection's life, so each
+// batch read the whole table. A row that a concurrent writer updates after the probe has a new
+// address: the UPDATE's re-check skips it and the item comes back as moved on (read again).
 const UPDATE_MANY_SQL = `WITH input AS MATERIALIZED (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
          n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
          subscriptions jsonb, segments jsonb, drop_keys jsonb, add_keys jsonb, events jsonb)),
+     targets AS (
+       SELECT i.*, t.row_ctid
+         FROM input i
+        CROSS JOIN LATERAL (
+          SELECT ctid AS row_ctid FROM records
+           WHERE record_id = i.record_id AND table_id = i.table_id
+             AND version = i.expected_version
+           LIMIT 1) AS t),
      updated AS (
        UPDATE records r
           SET attributes = i.attributes, subscriptions = i.subscriptions, segments = i.segments,
               version = r.version + 1, updated_at = now()
-         FROM input i
-        WHERE r.record_id = i.record_id AND r.table_id = i.table_id
-          AND r.version = i.expected_version
+         FROM targets i
+        WHERE r.ctid = i.row_ctid AND r.version = i.expected_version
         RETURNING i.n, i.drop_keys, i.add_keys, i.events, ${qualified("r")}),
      dropped AS (
        DELETE FROM record_keys k USING updated u
