@@ -211,7 +211,7 @@ const CREATE_MANY_SQL = `WITH input AS MATERIALIZED (
               LIMIT 1) AS k) AS f
          JOIN records r ON r.record_id = f.record_id),
      fresh AS MATERIALIZED (
-       SELECT i.*, nextval(pg_get_serial_sequence('records', 'record_id')) AS record_id
+       SELECT i.*, nextval((SELECT pg_get_serial_sequence('records', 'record_id'))) AS record_id
          FROM input i
         WHERE i.insert AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.n = i.n)
         ORDER BY i.n),

@@ -1,0 +1,8 @@
+-- change_events.position was declared UNIQUE, and a unique constraint's index holds an entry for
+-- every row, NULL included: each event entered it twice, once unstamped at insert and once more when
+-- the sequencer stamped it. Only stamped positions need to be unique (and only they are ever looked
+-- up: every position query compares it, so it implies NOT NULL), so a partial unique index over the
+-- stamped events keeps the guarantee with one entry per event instead of two.
+-- On a large existing log this builds the index once at upgrade (writes wait for it).
+CREATE UNIQUE INDEX change_events_position ON change_events (position) WHERE position IS NOT NULL;
+ALTER TABLE change_events DROP CONSTRAINT change_events_position_key;
