@@ -4,12 +4,13 @@
  * is 409. Two concurrent upserts of the same new key end as one create and one update.
  *
  * Upserts are group-committed (write-batcher.ts): the upserts that arrive together go to the
- * database as ONE statement that looks up every profile by its unique values and creates the new
- * ones with their key rows and events (storage/record-event-writes.ts, createRecordsWithEvents),
- * then ONE version-checked statement that updates the existing ones with their events. Each
- * statement is its own autocommit transaction, so every row is committed with its events or not at
- * all (DESIGN §3). An upsert that the batch cannot settle runs on its own, on the path below: when
- * its statement failed (a value taken by a concurrent writer, a deleted table, a deadlock, or a bad
+ * database as two statements (storage/record-event-writes.ts): a read-only lookup of the profiles
+ * holding their unique values (findRecordsByKeys; it writes nothing, so it waits for no WAL flush),
+ * then ONE version-checked statement that creates the new profiles and updates the existing ones,
+ * with their key rows and events (writeRecordsWithEvents). That statement is its own autocommit
+ * transaction, so every row is committed with its events or not at all (DESIGN §3), and the whole
+ * batch costs one commit. An upsert that the batch cannot settle runs on its own, on the path below:
+ * when the write failed (a value taken by a concurrent writer, a deleted table, a deadlock, or a bad
  * item, since one failing item fails the statement for all), when its profile moved between the
  * read and the write, or when two upserts of the batch found the same profile.
  *
@@ -27,12 +28,12 @@ import { uniqueKeysOf } from "../domain/record-keys.js";
 import { checkMandatory } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
-import type { BatchCreateResult, BatchUpdate } from "../storage/record-event-writes.js";
+import type { BatchCreate, BatchUpdate } from "../storage/record-event-writes.js";
 import {
-  createRecordsWithEvents,
   createRecordWithEvents,
-  updateRecordsWithEvents,
+  findRecordsByKeys,
   updateRecordWithEvents,
+  writeRecordsWithEvents,
 } from "../storage/record-event-writes.js";
 import type { NewRecord, StoredRecord } from "../storage/record-repository.js";
 import { findOrInsertRecord } from "../storage/record-repository.js";
@@ -161,80 +162,86 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
   const runAlone = (entry: UpsertEntry) =>
     alone.push(upsertAlone(db, entry.item).then(entry.resolve, entry.reject));
 
-  let created: BatchCreateResult[];
+  let found: StoredRecord[][];
   try {
-    created = await createRecordsWithEvents(
+    found = await findRecordsByKeys(
       db,
-      entries.map(({ item }) => ({
-        record: item.record,
-        lookupKeys: item.lookup,
-        insert: item.mandatoryProblem === undefined,
-        events: item.createEvents(unwritten(item)),
-      })),
+      entries.map(({ item }) => ({ tableId: item.record.tableId, keys: item.lookup })),
     );
   } catch {
-    // The statement wrote nothing for anyone; each upsert runs alone and meets its own fate.
+    // Nothing was written; each upsert runs alone and meets its own fate.
     entries.forEach(runAlone);
     await Promise.all(alone);
     return;
   }
 
+  const creates: { entry: UpsertEntry; write: BatchCreate }[] = [];
   const updates: { entry: UpsertEntry; record: StoredRecord; write: BatchUpdate }[] = [];
   const updating = new Set<number>();
   entries.forEach((entry, i) => {
-    const result = created[i]!;
+    const records = found[i]!;
     const { item } = entry;
     try {
-      if (result.kind === "inserted") {
-        entry.resolve({ profileId: result.recordId, outcome: "CREATED", version: 1 });
-      } else if (result.kind === "none") {
+      if (records.length === 0) {
+        // Nothing to update: a create, unless the write cannot create a profile.
         if (item.mandatoryProblem) entry.reject(item.mandatoryProblem);
-        else runAlone(entry);
-      } else {
-        const record = onlyRecord(result.records);
-        if (!stillHolds(record, item.lookup) || updating.has(record.recordId)) {
-          runAlone(entry);
-          return;
-        }
-        const plan = planProfileUpdate(item.table, record, item.write, item.origin);
-        if (plan.kind === "unchanged") {
-          // A no-op writes nothing: the version read was committed, so it is a state it had.
-          entry.resolve({
-            profileId: record.recordId,
-            outcome: "UNCHANGED",
-            version: record.version,
+        else
+          creates.push({
+            entry,
+            write: { record: item.record, events: item.createEvents(unwritten(item)) },
           });
-          return;
-        }
-        updating.add(record.recordId);
-        updates.push({
-          entry,
-          record,
-          write: {
-            update: plan.update,
-            expectedVersion: record.version,
-            events: plan.events(record.version + 1, record.updatedAt),
-          },
-        });
+        return;
       }
+      const record = onlyRecord(records);
+      if (!stillHolds(record, item.lookup) || updating.has(record.recordId)) {
+        runAlone(entry);
+        return;
+      }
+      const plan = planProfileUpdate(item.table, record, item.write, item.origin);
+      if (plan.kind === "unchanged") {
+        // A no-op writes nothing: the version read was committed, so it is a state it had.
+        entry.resolve({
+          profileId: record.recordId,
+          outcome: "UNCHANGED",
+          version: record.version,
+        });
+        return;
+      }
+      updating.add(record.recordId);
+      updates.push({
+        entry,
+        record,
+        write: {
+          update: plan.update,
+          expectedVersion: record.version,
+          events: plan.events(record.version + 1, record.updatedAt),
+        },
+      });
     } catch (error) {
       entry.reject(error);
     }
   });
 
-  if (updates.length > 0) {
+  if (creates.length > 0 || updates.length > 0) {
     try {
-      const written = await updateRecordsWithEvents(
+      const written = await writeRecordsWithEvents(
         db,
+        creates.map((c) => c.write),
         updates.map((u) => u.write),
       );
+      creates.forEach(({ entry }, i) =>
+        entry.resolve({ profileId: written.created[i]!, outcome: "CREATED", version: 1 }),
+      );
       updates.forEach(({ entry, record }, i) => {
-        const version = written[i];
+        const version = written.updated[i];
         // Moved on since the read: nothing was written for it; it runs alone (reads again).
         if (version === undefined) runAlone(entry);
         else entry.resolve({ profileId: record.recordId, outcome: "UPDATED", version });
       });
     } catch {
+      // The statement wrote nothing for anyone (a value taken meanwhile, a bad item, a deadlock):
+      // each of its upserts runs alone and meets its own fate.
+      for (const { entry } of creates) runAlone(entry);
       for (const { entry } of updates) runAlone(entry);
     }
   }

@@ -168,26 +168,76 @@ export async function updateRecordWithEvents(
 }
 
 // Batches (group commit) ---------------------------------------------------------------------------
-// Several profile writes as ONE autocommit statement: one round trip, one commit and one WAL flush
-// for all of them (capture/profile-upsert-batcher.ts gathers the writes that arrive together).
-// Items are numbered by their place in the array (`n`) and every result row carries its item's `n`.
-// One failing item fails the whole statement and writes nothing for any item; the batcher then
-// runs each item on its own, so one bad item never fails the others.
+// Several profile writes in two statements whatever their mix (capture/profile-upsert.ts gathers the
+// writes that arrive together): a read-only lookup of the profiles that hold the items' unique
+// values (no transaction id, so no WAL flush), then ONE autocommit statement that creates the new
+// profiles and updates the existing ones, with their key rows and events: one commit and one WAL
+// flush for the whole batch. Items are numbered by their place in the array (`n`) and every result
+// row carries its item's `n`. One failing item fails the whole write and writes nothing for any
+// item; the batcher then runs each item on its own, so one bad item never fails the others.
 
-/** A create of a batch (a profile: no business key). */
+/** A lookup of a batch: the unique values to find an existing profile by. */
+export interface BatchLookup {
+  tableId: string;
+  keys: readonly KeyValue[];
+}
+
+// LATERAL … LIMIT 1 keeps each wanted key a probe of the record_keys primary key, and the records a
+// probe of theirs (test/integration/statement-plans.test.ts checks the plan on empty tables).
+const LOOKUP_MANY_SQL = `SELECT i.n, ${qualified("r")}
+       FROM jsonb_to_recordset($1::jsonb) AS i(n integer, table_id text, keys jsonb)
+      CROSS JOIN LATERAL (
+        SELECT DISTINCT k.record_id
+          FROM jsonb_to_recordset(i.keys) AS l(attribute text, value text)
+         CROSS JOIN LATERAL (
+           SELECT record_id FROM record_keys
+            WHERE table_id = i.table_id AND attribute = l.attribute AND value = l.value
+            LIMIT 1) AS k) AS f
+      CROSS JOIN LATERAL (
+        SELECT ${RECORD_COLUMNS} FROM records WHERE record_id = f.record_id LIMIT 1) AS r`;
+
+/**
+ * Per item, in item order: the records holding any of its keys (none, one, or several when its
+ * values belong to different profiles), read without a lock from one snapshot.
+ */
+export async function findRecordsByKeys(
+  db: Queryable,
+  items: readonly BatchLookup[],
+): Promise<StoredRecord[][]> {
+  const results: StoredRecord[][] = items.map(() => []);
+  const wanted = items.flatMap((item, n) =>
+    item.keys.length > 0 ? [{ n, table_id: item.tableId, keys: item.keys }] : [],
+  );
+  if (wanted.length === 0) return results;
+  const { rows } = await db.query<RecordRow & { n: number }>(
+    LOOKUP_MANY_SQL,
+    [JSON.stringify(wanted)],
+    "herald_find_records_by_keys",
+  );
+  for (const row of rows) results[row.n]!.push(toRecord(row));
+  return results;
+}
+
+/** A create of a batch write (a profile: no business key). */
 export interface BatchCreate {
   record: Omit<NewRecord, "businessKey">;
-  lookupKeys: readonly KeyValue[];
-  insert: boolean;
   events: readonly NewChangeEvent[];
 }
 
-/** Per item of a batch create, in item order: as CreateWithEventsResult, but a created record is
- * known by its id only (the caller has the rest; reading back its JSON would cost more). */
-export type BatchCreateResult =
-  | { kind: "found"; records: StoredRecord[] }
-  | { kind: "inserted"; recordId: number }
-  | { kind: "none" };
+/** An update of a batch write: as updateRecordWithEvents (profiles). */
+export interface BatchUpdate {
+  update: RecordUpdate;
+  expectedVersion: number;
+  events: readonly NewChangeEvent[];
+}
+
+export interface BatchWriteResult {
+  /** Per create, in order: the id of the record created. */
+  created: number[];
+  /** Per update, in order: the version written, or undefined when the record moved on or was
+   * deleted since it was read (nothing was written for it: read again and retry). */
+  updated: (number | undefined)[];
+}
 
 function qualified(alias: string): string {
   return RECORD_COLUMNS.split(",")
@@ -195,56 +245,30 @@ function qualified(alias: string): string {
     .join(", ");
 }
 
-const CREATE_MANY_SQL = `WITH input AS MATERIALIZED (
+// Creates (record_id null in the input) take their ids from the identity sequence first, so each
+// inserted row is known to be its item's. Updates find their record by a probe of its primary key
+// (LATERAL … LIMIT 1, never flattened into a join) and write it by its row address, if it is still at
+// the version read. The statement is prepared once per connection, often while the table is still
+// small: written as a join of the input with records, the update was planned as a hash join over a
+// sequential scan of every record, kept for the connection's life. A row that a concurrent writer
+// updates after the probe has a new address: the UPDATE's re-check skips it, and the item comes
+// back as moved on. Key rows: a create inserts all of its own, an update drops the rows of the
+// attributes in drop_keys and inserts its new ones (`keys`).
+const WRITE_MANY_SQL = `WITH input AS MATERIALIZED (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-         n integer, table_id text, attributes jsonb, subscriptions jsonb, segments jsonb,
-         keys jsonb, lookup jsonb, insert boolean, events jsonb)),
-     existing AS (
-       SELECT i.n, ${qualified("r")}
-         FROM input i
-        CROSS JOIN LATERAL (
-          SELECT DISTINCT k.record_id
-            FROM jsonb_to_recordset(i.lookup) AS l(attribute text, value text)
-           CROSS JOIN LATERAL (
-             SELECT record_id FROM record_keys
-              WHERE table_id = i.table_id AND attribute = l.attribute AND value = l.value
-              LIMIT 1) AS k) AS f
-         JOIN records r ON r.record_id = f.record_id),
+         n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
+         subscriptions jsonb, segments jsonb, keys jsonb, drop_keys jsonb, events jsonb)),
      fresh AS MATERIALIZED (
-       SELECT i.*, nextval((SELECT pg_get_serial_sequence('records', 'record_id'))) AS record_id
+       SELECT i.n, i.table_id, i.attributes, i.subscriptions, i.segments, i.keys, i.events,
+              nextval((SELECT pg_get_serial_sequence('records', 'record_id'))) AS new_id
          FROM input i
-        WHERE i.insert AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.n = i.n)
+        WHERE i.record_id IS NULL
         ORDER BY i.n),
      inserted AS (
        INSERT INTO records (record_id, table_id, business_key, attributes, subscriptions, segments)
        OVERRIDING SYSTEM VALUE
-       SELECT record_id, table_id, NULL, attributes, subscriptions, segments FROM fresh ORDER BY n
-       RETURNING ${RECORD_COLUMNS}),
-     written AS (
-       SELECT f.n, f.keys, f.events, ${qualified("w")}
-         FROM fresh f JOIN inserted w USING (record_id)),
-     new_keys AS (
-       INSERT INTO record_keys (table_id, attribute, value, record_id)
-       SELECT w.table_id, k.attribute, k.value, w.record_id
-         FROM written w, jsonb_to_recordset(w.keys) AS k(attribute text, value text)
-       RETURNING 1),
-     events AS (${insertEventDraftsSql("written", "w.events", "true", "w.n, t.n")}),
-     ${NOTIFY_CTE("events", "$2")}
-     SELECT n, ${RECORD_COLUMNS}, true AS found, 0 AS notified FROM existing
-     UNION ALL
-     SELECT n, record_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
-            (SELECT count(*)::integer FROM notified)
-       FROM written`;
-// Each record is found by a probe of its primary key (LATERAL … LIMIT 1, never flattened into a
-// join) and then updated by its row address. The statement is prepared once per connection, often
-// while the table is still small; written as a join of the input with records, it was planned as a
-// hash join over a sequential scan of every record and kept for the connection's life, so each
-// batch read the whole table. A row that a concurrent writer updates after the probe has a new
-// address: the UPDATE's re-check skips it and the item comes back as moved on (read again).
-const UPDATE_MANY_SQL = `WITH input AS MATERIALIZED (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-         n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
-         subscriptions jsonb, segments jsonb, drop_keys jsonb, add_keys jsonb, events jsonb)),
+       SELECT new_id, table_id, NULL, attributes, subscriptions, segments FROM fresh ORDER BY n
+       RETURNING record_id, version, created_at, updated_at),
      targets AS (
        SELECT i.*, t.row_ctid
          FROM input i
@@ -259,96 +283,78 @@ const UPDATE_MANY_SQL = `WITH input AS MATERIALIZED (
               version = r.version + 1, updated_at = now()
          FROM targets i
         WHERE r.ctid = i.row_ctid AND r.version = i.expected_version
-        RETURNING i.n, i.drop_keys, i.add_keys, i.events, ${qualified("r")}),
+        RETURNING i.n, i.keys, i.drop_keys, i.events, r.record_id, r.table_id, r.version,
+                  r.created_at, r.updated_at),
+     written AS (
+       SELECT f.n, f.keys, f.events, w.record_id, f.table_id, w.version, w.created_at,
+              w.updated_at
+         FROM fresh f JOIN inserted w ON w.record_id = f.new_id
+       UNION ALL
+       SELECT n, keys, events, record_id, table_id, version, created_at, updated_at
+         FROM updated),
      dropped AS (
        DELETE FROM record_keys k USING updated u
         WHERE k.record_id = u.record_id
           AND k.attribute IN (SELECT jsonb_array_elements_text(u.drop_keys))),
-     added AS (
+     new_keys AS (
        INSERT INTO record_keys (table_id, attribute, value, record_id)
-       SELECT u.table_id, k.attribute, k.value, u.record_id
-         FROM updated u, jsonb_to_recordset(u.add_keys) AS k(attribute text, value text)
+       SELECT w.table_id, k.attribute, k.value, w.record_id
+         FROM written w, jsonb_to_recordset(w.keys) AS k(attribute text, value text)
        RETURNING 1),
-     events AS (${insertEventDraftsSql("updated", "w.events", "true", "w.n, t.n")}),
+     events AS (${insertEventDraftsSql("written", "w.events", "true", "w.n, t.n")}),
      ${NOTIFY_CTE("events", "$2")}
-     SELECT n, version, (SELECT count(*)::integer FROM notified) AS notified FROM updated`;
+     SELECT n, record_id, version, (SELECT count(*)::integer FROM notified) AS notified
+       FROM written`;
 
 /**
- * createRecordWithEvents for many profiles at once: per item, looks up the records holding any of
- * its `lookupKeys` (no lock, one snapshot for all items) and, when none does and `insert` is true,
- * inserts the record, its key rows and its events. Record ids are drawn from the identity sequence
- * first so that each inserted row is known to be its item's. Items must not share a key value:
- * two inserts of one value fail the statement (23505) like a value taken by another writer.
+ * Creates and updates many profiles (distinct records, distinct unique values) as ONE autocommit
+ * statement, each with its key rows and events, in item order: creates first, then updates. Two
+ * items of one unique value fail the statement (23505) like a value another writer took.
  */
-export async function createRecordsWithEvents(
+export async function writeRecordsWithEvents(
   db: Queryable,
-  items: readonly BatchCreate[],
-): Promise<BatchCreateResult[]> {
-  if (items.length === 0) return [];
-  const input = items.map((item, n) => ({
-    n,
-    table_id: item.record.tableId,
-    attributes: item.record.attributes,
-    subscriptions: item.record.subscriptions,
-    segments: item.record.segments,
-    keys: item.record.keys,
-    lookup: item.lookupKeys,
-    insert: item.insert,
-    events: item.events,
-  }));
-  const notify = items.some((item) => item.insert && item.events.length > 0);
-  const { rows } = await db.query<RecordRow & { n: number; found: boolean; notified: number }>(
-    CREATE_MANY_SQL,
+  creates: readonly BatchCreate[],
+  updates: readonly BatchUpdate[],
+): Promise<BatchWriteResult> {
+  const input = [
+    ...creates.map(({ record, events }, n) => ({
+      n,
+      record_id: null,
+      table_id: record.tableId,
+      expected_version: null,
+      attributes: record.attributes,
+      subscriptions: record.subscriptions,
+      segments: record.segments,
+      keys: record.keys,
+      drop_keys: [],
+      events,
+    })),
+    ...updates.map(({ update, expectedVersion, events }, i) => ({
+      n: creates.length + i,
+      record_id: update.recordId,
+      table_id: update.tableId,
+      expected_version: expectedVersion,
+      attributes: update.attributes,
+      subscriptions: update.subscriptions,
+      segments: update.segments,
+      keys: update.addKeys,
+      drop_keys: update.dropKeys,
+      events,
+    })),
+  ];
+  const result: BatchWriteResult = { created: [], updated: updates.map(() => undefined) };
+  if (input.length === 0) return result;
+  const notify = input.some((item) => item.events.length > 0);
+  const { rows } = await db.query<{ n: number; record_id: number; version: number }>(
+    WRITE_MANY_SQL,
     [JSON.stringify(input), notify && takeInboxNotifyTurn()],
-    "herald_create_records_with_events",
+    "herald_write_records_with_events",
   );
-  const results: BatchCreateResult[] = items.map(() => ({ kind: "none" }));
   for (const row of rows) {
-    const result = results[row.n]!;
-    if (!row.found) results[row.n] = { kind: "inserted", recordId: row.record_id };
-    else if (result.kind === "found") result.records.push(toRecord(row));
-    else results[row.n] = { kind: "found", records: [toRecord(row)] };
+    if (row.n < creates.length) result.created[row.n] = row.record_id;
+    else result.updated[row.n - creates.length] = row.version;
   }
-  return results;
-}
-
-/** An update of a batch: as updateRecordWithEvents (profiles). */
-export interface BatchUpdate {
-  update: RecordUpdate;
-  expectedVersion: number;
-  events: readonly NewChangeEvent[];
-}
-
-/**
- * updateRecordWithEvents for many profiles at once (distinct records): each item is written, with
- * its key rows and events, only if its record is still at `expectedVersion`. Per item, in item
- * order: the version written, or `undefined` when the record moved on or was deleted (nothing
- * written for it; read again and retry).
- */
-export async function updateRecordsWithEvents(
-  db: Queryable,
-  items: readonly BatchUpdate[],
-): Promise<(number | undefined)[]> {
-  if (items.length === 0) return [];
-  const input = items.map(({ update, expectedVersion, events }, n) => ({
-    n,
-    record_id: update.recordId,
-    table_id: update.tableId,
-    expected_version: expectedVersion,
-    attributes: update.attributes,
-    subscriptions: update.subscriptions,
-    segments: update.segments,
-    drop_keys: update.dropKeys,
-    add_keys: update.addKeys,
-    events,
-  }));
-  const notify = items.some((item) => item.events.length > 0);
-  const { rows } = await db.query<{ n: number; version: number; notified: number }>(
-    UPDATE_MANY_SQL,
-    [JSON.stringify(input), notify && takeInboxNotifyTurn()],
-    "herald_update_records_with_events",
-  );
-  const results: (number | undefined)[] = items.map(() => undefined);
-  for (const row of rows) results[row.n] = row.version;
-  return results;
+  if (result.created.length !== creates.length || result.created.includes(undefined as never))
+    throw new Error("internal error: a batch write left a create without its record");
+  return result;
 }

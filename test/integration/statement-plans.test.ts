@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Queryable } from "../../src/storage/database.js";
 import {
-  createRecordsWithEvents,
   createRecordWithEvents,
-  updateRecordsWithEvents,
+  findRecordsByKeys,
   updateRecordWithEvents,
+  writeRecordsWithEvents,
 } from "../../src/storage/record-event-writes.js";
 import { readLogWindow } from "../../src/storage/delivery-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
@@ -36,7 +36,8 @@ async function statementsOf(write: (db: Queryable) => Promise<unknown>): Promise
       return { rows: [], rowCount: 0 };
     },
   } as unknown as Queryable;
-  await write(recorder);
+  // The recorder answers no rows, which some writes take as an error once the statement is sent.
+  await write(recorder).catch(() => {});
   return sent;
 }
 
@@ -58,9 +59,13 @@ const update = {
 };
 
 const WRITES: Record<string, (db: Queryable) => Promise<unknown>> = {
-  "batch create": (db) =>
-    createRecordsWithEvents(db, [{ record, lookupKeys: record.keys, insert: true, events: [] }]),
-  "batch update": (db) => updateRecordsWithEvents(db, [{ update, expectedVersion: 1, events: [] }]),
+  "batch lookup": (db) => findRecordsByKeys(db, [{ tableId: "1", keys: record.keys }]),
+  "batch write": (db) =>
+    writeRecordsWithEvents(
+      db,
+      [{ record, events: [] }],
+      [{ update, expectedVersion: 1, events: [] }],
+    ),
   "single create": (db) =>
     createRecordWithEvents(db, {
       record: { ...record, businessKey: null },
