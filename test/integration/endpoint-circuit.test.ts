@@ -25,7 +25,11 @@ const HOUR = 3_600_000;
 const WORKER = "circuit-test-worker";
 
 /** A clock whose time moves only when the test says so; due timers fire in order. */
-function manualClock(): Clock & { advance(ms: number): Promise<void> } {
+/**
+ * A clock moved by hand. `advance` fires the timers due, in order, and after each waits for
+ * `settled` (the circuit's database writes it started) before firing the next.
+ */
+function manualClock(settled: () => Promise<void>): Clock & { advance(ms: number): Promise<void> } {
   let now = Date.parse("2026-12-01T00:00:00Z");
   let next = 0;
   const timers = new Map<number, { at: number; fn: () => void }>();
@@ -49,7 +53,7 @@ function manualClock(): Clock & { advance(ms: number): Promise<void> } {
         timers.delete(due[0]);
         now = due[1].at;
         due[1].fn();
-        await new Promise((resolve) => setTimeout(resolve, 20)); // let its database writes run
+        await settled();
       }
       now = until;
     },
@@ -81,11 +85,20 @@ for (const { backend, skip } of await testBackends()) {
         "UPDATE webhook_subscriptions SET lease_owner = $2, lease_expires_at = now() + interval '1 hour' WHERE id = $1",
         [sub.id, WORKER],
       );
-      const clock = manualClock();
+      let chain: Promise<unknown> = Promise.resolve();
+      // Every write of the circuit goes through `serial` (below): settled once the chain stops growing.
+      const settled = async () => {
+        let seen: Promise<unknown>;
+        do {
+          seen = chain;
+          await seen.catch(() => undefined);
+          await new Promise((resolve) => setImmediate(resolve));
+        } while (seen !== chain);
+      };
+      const clock = manualClock(settled);
       const raised: OperationalEvent[] = [];
       const deactivated: string[] = [];
       let probesDue = 0;
-      let chain: Promise<unknown> = Promise.resolve();
       const ctx = {
         db,
         sender: createHttpSender({
