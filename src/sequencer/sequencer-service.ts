@@ -14,11 +14,12 @@
  *   (a NOTIFY serialises commits on PostgreSQL), and writers in other processes have no other way
  *   to reach it;
  * - otherwise every `pollMs` (a missed notification, a listener reconnecting).
- * Rounds are counted from the start of the previous one, not its end, and on PostgreSQL up to
- * `maxRoundsInFlight` (2) overlap: a stamping round lasts about one commit, and on a busy server a
- * commit waits for the WAL flush (several ms). The next round, sent meanwhile, waits in the server
- * for the stamp lock and stamps what committed during the previous one the moment it commits,
- * instead of a round trip later. A round that finds nothing once it has the lock ends without
+ * Rounds are counted from the start of the previous one, not its end (after a round that found
+ * nothing: from its end), and on PostgreSQL up to `maxRoundsInFlight` (2) overlap: a stamping round
+ * lasts about one commit, and on a busy server a commit waits for the WAL flush (several ms). The
+ * next round, sent `busyPollMs` after the previous one started, waits in the server for the stamp
+ * lock and stamps what committed during the previous one the moment it commits, instead of a round
+ * trip later; a wake-up never starts a round beside one still running. A round that finds nothing once it has the lock ends without
  * writing anything (migration 009), so an overlapping round costs no WAL flush when it is not needed.
  * Stamping is correct however stampers overlap (migrations 005 and 009); the leader lock only keeps
  * them from competing.
@@ -114,7 +115,9 @@ class SequencerLoop implements Sequencer {
   private readonly maxRoundsInFlight: number;
   /** When a round last found work (busy mode runs until busyLingerMs after it). */
   private lastWorkAt = 0;
-  /** When the latest round started. */
+  /** The latest round to end stamped something (a round running now probably will too). */
+  private lastFound = false;
+  /** When the latest round started (or, after a round that found nothing, ended). */
   private lastRoundAt = Number.NEGATIVE_INFINITY;
   /** A wake-up (or a full batch) asks for a round that has not started yet. */
   private wanted = false;
@@ -232,12 +235,13 @@ class SequencerLoop implements Sequencer {
   /**
    * How long after the previous round's start the next may start. Alone: at the wake-up gap when
    * asked, else at the busy or the slow poll. Beside a round still running, only at the busy
-   * interval (a wake-up does not shorten it: every round is a commit): a slow round (a WAL flush
-   * stalls) is then followed by one that stamps what committed meanwhile as soon as it commits.
+   * interval (a wake-up does not shorten it: every round is a commit), and only while rounds find
+   * work or a wake-up asks: a slow stamping round (a WAL flush stalls) is then followed by one that
+   * stamps what committed meanwhile as soon as it commits.
    */
   private spacing(now: number): number {
     const busy = now - this.lastWorkAt < this.busyLingerMs;
-    if (this.rounds.size > 0) return busy || this.wanted ? this.busyPollMs : this.pollMs;
+    if (this.rounds.size > 0) return this.lastFound || this.wanted ? this.busyPollMs : this.pollMs;
     if (this.wanted) return Math.min(this.wakeGapMs, this.busyPollMs);
     return busy ? this.busyPollMs : this.pollMs;
   }
@@ -301,7 +305,14 @@ class SequencerLoop implements Sequencer {
   /** One stamping round: returns at once, without locking, when nothing waits. */
   private async stampOnce(): Promise<void> {
     const result = await stampPendingEvents(this.db, this.batchSize);
-    if (result.stamped === 0) return;
+    this.lastFound = result.stamped > 0;
+    if (result.stamped === 0) {
+      // After a check that found nothing the next one waits from its end: only rounds that stamp
+      // are paced from their start (see spacing), so a check slowed by a busy server (or the
+      // embedded database's one session, which the API needs) is not followed by another at once.
+      this.lastRoundAt = Math.max(this.lastRoundAt, Date.now());
+      return;
+    }
     this.lastWorkAt = Date.now();
     // Committed: workers of this process may read up to the new head at once.
     logStamped(this.db, result.head);

@@ -108,6 +108,25 @@ describe("sequencer pacing", () => {
     }
   });
 
+  test("after a check that found nothing, the next waits busyPollMs from its end", async () => {
+    const { db, calls } = scriptedDatabase(60, 1);
+    const sequencer = await startSequencer({
+      db,
+      logger,
+      busyPollMs: 40,
+      busyLingerMs: 60_000,
+      pollMs: 60_000,
+    });
+    await runUntil(calls, 6, sequencer);
+    // The check after the round with work may be overlapped (it might have stamped); once checks
+    // find nothing, each waits a full busyPollMs after the previous one ended.
+    for (let i = 3; i < 6; i++) {
+      const gap = calls[i]!.startedAt - calls[i - 1]!.endedAt;
+      assert.ok(gap >= 39, `only ${gap} ms after the empty check before call ${i + 1}`);
+      assert.equal(calls[i]!.concurrent, 1);
+    }
+  });
+
   test("on the embedded database rounds never overlap", async () => {
     const { db, calls } = scriptedDatabase(120, 4, "pglite");
     const sequencer = await startSequencer({ db, logger, busyPollMs: 50, pollMs: 60_000 });
