@@ -2,7 +2,9 @@
  * The delivery worker (DESIGN §5, §7): one per process with the `worker` role. It claims a fair
  * share of the subscriptions with renewable leases, runs one SubscriptionRunner per leased
  * subscription, wakes them on NOTIFY `herald_log` (with a slow poll as a safety net), and on stop
- * hands everything back so another worker resumes at once.
+ * hands everything back so another worker resumes at once. A sequencer leading in this process
+ * announces each new head directly (`onLogStamped`), a NOTIFY round trip sooner; the NOTIFY that
+ * follows for a head already announced is then ignored (a poke with no news would cost a read).
  *
  * Fair share: a worker claims free leases up to ceil(deliverable / live workers); it gives back what
  * it holds above that share, and one lease per renewal while it holds two more than the least-loaded
@@ -17,6 +19,7 @@ import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { DEFAULT_RETRY_POLICY } from "../domain/retry-policy.js";
 import { LOG_CHANNEL } from "../storage/change-event-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
+import { onLogStamped } from "../storage/log-channels.js";
 import type { LeasedSubscription } from "../storage/delivery-repository.js";
 import {
   claimLeases,
@@ -203,11 +206,22 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     });
   }
 
+  /** The highest head announced so far, locally or by NOTIFY. */
+  let announcedHead = 0;
+  const stopLocal = onLogStamped(db, (head) => {
+    if (head <= announcedHead) return;
+    announcedHead = head;
+    for (const runner of runners.values()) runner.poke(head);
+  });
   let unlisten: Unlisten | undefined;
   try {
     unlisten = await db.listen(LOG_CHANNEL, (payload) => {
       // The sequencer announces the new log head; anything else just means "look again".
       const head = /^\d+$/.test(payload) ? Number(payload) : undefined;
+      if (head !== undefined) {
+        if (head <= announcedHead) return;
+        announcedHead = head;
+      }
       for (const runner of runners.values()) runner.poke(head);
     });
   } catch (error) {
@@ -242,6 +256,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       clearInterval(renewTimer);
       unreport();
       clearInterval(pollTimer);
+      stopLocal();
       await unlisten?.().catch(() => {});
       await ticking;
       const ids = [...runners.keys()];

@@ -4,23 +4,40 @@
  * Every process with the sequencer role runs one; exactly one of them leads at a time, elected by a
  * session advisory lock. Followers retry the lock every `followerRetryMs`, so when the leader's
  * process dies (its lock vanishes with its connection) another takes over within about a second.
- * The leader stamps whenever capture's NOTIFY on INBOX_CHANNEL wakes it, and every `pollMs` anyway
- * (a missed notification, a listener reconnecting). Writers notify at most every
- * INBOX_NOTIFY_INTERVAL_MS per process (a NOTIFY serialises commits on PostgreSQL), so after any
- * round that found work the leader stays in busy mode: it checks again every `busyPollMs` until
- * `busyLingerMs` pass without work. Each check is one call that returns at once, without a lock,
- * when nothing waits. Rounds that find work start `busyPollMs` apart, counted from the start of
- * the previous round, not its end: a stamping round lasts about one commit, and on a busy server a
- * commit waits for the WAL flush (several ms), so pausing again after it would make events that
- * committed during the round wait for both. Stamping is correct even if two stampers overlap for
- * a moment (see migration 005_sequencer.sql); the leader lock only keeps them from competing.
+ *
+ * The leader stamps in rounds, one `herald_stamp_batch` call each. A round starts:
+ * - on a wake-up: capture's NOTIFY on INBOX_CHANNEL, or a writer of this process calling
+ *   `inboxCommitted` after its commit (no server round trip), but no sooner than `wakeGapMs` after
+ *   the previous round started;
+ * - in busy mode (until `busyLingerMs` after the last round that found work), `busyPollMs` after
+ *   the previous round started: writers notify at most every INBOX_NOTIFY_INTERVAL_MS per process
+ *   (a NOTIFY serialises commits on PostgreSQL), and writers in other processes have no other way
+ *   to reach it;
+ * - otherwise every `pollMs` (a missed notification, a listener reconnecting).
+ * Rounds are counted from the start of the previous one, not its end (after a round that found
+ * nothing: from its end), and on PostgreSQL up to `maxRoundsInFlight` (2) overlap: a stamping round
+ * lasts about one commit, and on a busy server a commit waits for the WAL flush (several ms). The
+ * next round, sent `busyPollMs` after the previous one started, waits in the server for the stamp
+ * lock and stamps what committed during the previous one the moment it commits, instead of a round
+ * trip later; a wake-up never starts a round beside one still running. A round that finds nothing once it has the lock ends without
+ * writing anything (migration 009), so an overlapping round costs no WAL flush when it is not needed.
+ * Stamping is correct however stampers overlap (migrations 005 and 009); the leader lock only keeps
+ * them from competing.
+ *
+ * After each round that stamped, the leader tells delivery workers of this process the new head
+ * directly (`logStamped`), beside the NOTIFY on LOG_CHANNEL that other processes wait for.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import type { AdvisoryLock, Database, Unlisten } from "../storage/database.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
-import { INBOX_CHANNEL, INBOX_NOTIFY_INTERVAL_MS } from "../storage/log-channels.js";
+import {
+  INBOX_CHANNEL,
+  INBOX_NOTIFY_INTERVAL_MS,
+  logStamped,
+  onInboxCommitted,
+} from "../storage/log-channels.js";
 import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
 import { WakeSignal } from "./wake-signal.js";
@@ -48,10 +65,14 @@ export interface SequencerOptions {
   pollMs?: number;
   /** How often a follower tries to become leader, in ms (default 1000). */
   followerRetryMs?: number;
-  /** Busy mode: re-check interval after a round that found work, in ms (default 3; PGlite 20). */
+  /** Busy mode: a round starts this long after the previous one started, in ms (default 3; PGlite 20). */
   busyPollMs?: number;
   /** Busy mode lasts this long after the last round that found work, in ms (default 250). */
   busyLingerMs?: number;
+  /** A wake-up starts a round no sooner than this after the previous one started (default 1; PGlite 0). */
+  wakeGapMs?: number;
+  /** Stamping rounds that may overlap (default 2; PGlite 1: its one session runs one at a time). */
+  maxRoundsInFlight?: number;
   /** Pause after a failed stamping attempt (database unreachable), in ms (default 1000). */
   errorBackoffMs?: number;
 }
@@ -90,13 +111,26 @@ class SequencerLoop implements Sequencer {
   private readonly errorBackoffMs: number;
   private readonly busyPollMs: number;
   private readonly busyLingerMs: number;
+  private readonly wakeGapMs: number;
+  private readonly maxRoundsInFlight: number;
   /** When a round last found work (busy mode runs until busyLingerMs after it). */
   private lastWorkAt = 0;
+  /** The latest round to end stamped something (a round running now probably will too). */
+  private lastFound = false;
+  /** When the latest round started (or, after a round that found nothing, ended). */
+  private lastRoundAt = Number.NEGATIVE_INFINITY;
+  /** A wake-up (or a full batch) asks for a round that has not started yet. */
+  private wanted = false;
+  /** No round starts before this (after a failed one). */
+  private resumeAt = 0;
+  private readonly rounds = new Set<Promise<void>>();
+  /** Wakes the loop: a wake-up arrived or a round ended. */
   private readonly signal = new WakeSignal();
   private readonly stopping = new AbortController();
   private lock: AdvisoryLock | undefined;
   private lockLost = false;
   private unlisten: Unlisten | undefined;
+  private unlistenLocal: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private readonly counters: Omit<SequencerStats, "leader"> = {
     head: 0,
@@ -112,18 +146,26 @@ class SequencerLoop implements Sequencer {
     this.pollMs = options.pollMs ?? 1000;
     this.followerRetryMs = options.followerRetryMs ?? 1000;
     this.errorBackoffMs = options.errorBackoffMs ?? 1000;
+    const embedded = this.db.kind === "pglite";
     // Each check is a round trip (on the embedded database, a turn on the single session the API
     // also needs). On PostgreSQL a check that finds nothing is a cheap read of a partial index:
     // every 3 ms it cut commit→receipt p50 from 10.9 to 6.6 ms in the delivery bench with no
     // measurable cost to capture throughput. Embedded: 20 ms, to leave the session to the API.
-    this.busyPollMs = options.busyPollMs ?? (this.db.kind === "pglite" ? 20 : 3);
+    this.busyPollMs = options.busyPollMs ?? (embedded ? 20 : 3);
     // Busy mode must outlast the writers' notification interval, or a skipped NOTIFY could wait
     // for the slow poll.
     this.busyLingerMs = Math.max(options.busyLingerMs ?? 250, INBOX_NOTIFY_INTERVAL_MS * 5);
+    // A wake-up arrives after every local commit: the gap bounds stamping commits (each a WAL
+    // flush and a NOTIFY) to one per ms per overlapping round however fast writes come.
+    this.wakeGapMs = options.wakeGapMs ?? (embedded ? 0 : 1);
+    this.maxRoundsInFlight = Math.max(1, options.maxRoundsInFlight ?? (embedded ? 1 : 2));
   }
 
   async start(): Promise<void> {
-    this.unlisten = await this.db.listen(INBOX_CHANNEL, () => this.signal.wake());
+    this.unlisten = await this.db.listen(INBOX_CHANNEL, () => this.wake());
+    // On the embedded database capture's NOTIFY is already delivered in-process.
+    if (this.db.kind !== "pglite")
+      this.unlistenLocal = onInboxCommitted(this.db, () => this.wake());
     this.running = this.run();
   }
 
@@ -136,6 +178,7 @@ class SequencerLoop implements Sequencer {
   }
 
   wake(): void {
+    this.wanted = true;
     this.signal.wake();
   }
 
@@ -144,6 +187,7 @@ class SequencerLoop implements Sequencer {
     this.stopping.abort();
     this.signal.wake();
     await this.running;
+    this.unlistenLocal?.();
     await this.unlisten?.().catch(() => {});
     const lock = this.lock;
     this.lock = undefined;
@@ -158,33 +202,68 @@ class SequencerLoop implements Sequencer {
   private async run(): Promise<void> {
     while (!this.stopped) {
       if (!this.isLeader()) {
+        // Rounds of a lost leadership end on their own (stamping stays correct meanwhile).
+        await this.roundsEnded();
+        if (this.stopped) break;
         if (!(await this.tryToLead())) {
           await this.pause(this.followerRetryMs);
           continue;
         }
+        this.wanted = true;
       }
-      // Wake-ups received before this point are answered by the stamping below.
-      this.signal.consume();
-      const roundStartedAt = Date.now();
-      let found: boolean;
-      try {
-        found = await this.stampUntilEmpty();
-      } catch (error) {
-        if (this.stopped) break;
-        this.logger.warn({ err: error }, "stamping failed; retrying");
-        await this.pause(this.errorBackoffMs);
+      const now = Date.now();
+      if (now < this.resumeAt) {
+        await this.pause(this.resumeAt - now);
         continue;
       }
-      if (!this.isLeader() || this.stopped) continue;
-      if (found) {
-        // Look again busyPollMs after this round began: at once if it lasted longer than that.
-        const left = roundStartedAt + this.busyPollMs - Date.now();
-        if (left > 0) await this.signal.wait(left);
+      if (this.rounds.size >= this.maxRoundsInFlight) {
+        await this.signal.wait(this.pollMs);
         continue;
       }
-      const busy = Date.now() - this.lastWorkAt < this.busyLingerMs;
-      await this.signal.wait(busy ? this.busyPollMs : this.pollMs);
+      const due = this.lastRoundAt + this.spacing(now);
+      if (now >= due) {
+        // Wake-ups received up to here are answered by this round: it looks after they came.
+        this.wanted = false;
+        this.startRound(now);
+        continue;
+      }
+      await this.signal.wait(due - now);
     }
+    await this.roundsEnded();
+  }
+
+  /**
+   * How long after the previous round's start the next may start. Alone: at the wake-up gap when
+   * asked, else at the busy or the slow poll. Beside a round still running, only at the busy
+   * interval (a wake-up does not shorten it: every round is a commit), and only while rounds find
+   * work or a wake-up asks: a slow stamping round (a WAL flush stalls) is then followed by one that
+   * stamps what committed meanwhile as soon as it commits.
+   */
+  private spacing(now: number): number {
+    const busy = now - this.lastWorkAt < this.busyLingerMs;
+    if (this.rounds.size > 0) return this.lastFound || this.wanted ? this.busyPollMs : this.pollMs;
+    if (this.wanted) return Math.min(this.wakeGapMs, this.busyPollMs);
+    return busy ? this.busyPollMs : this.pollMs;
+  }
+
+  private startRound(now: number): void {
+    this.lastRoundAt = now;
+    const round = this.stampOnce()
+      .catch((error: unknown) => {
+        if (this.stopped) return;
+        this.logger.warn({ err: error }, "stamping failed; retrying");
+        this.resumeAt = Date.now() + this.errorBackoffMs;
+        this.wanted = true;
+      })
+      .finally(() => {
+        this.rounds.delete(round);
+        this.signal.wake();
+      });
+    this.rounds.add(round);
+  }
+
+  private async roundsEnded(): Promise<void> {
+    await Promise.all(this.rounds);
   }
 
   private async tryToLead(): Promise<boolean> {
@@ -223,30 +302,34 @@ class SequencerLoop implements Sequencer {
     }
   }
 
-  /** Stamps until the inbox is empty; true when it stamped anything. */
-  private async stampUntilEmpty(): Promise<boolean> {
-    let found = false;
-    while (this.isLeader() && !this.stopped) {
-      // Returns at once, without locking, when nothing waits (one cheap round trip per poll).
-      const result = await stampPendingEvents(this.db, this.batchSize);
-      if (result.stamped === 0) return found;
-      found = true;
-      this.lastWorkAt = Date.now();
-      this.counters.head = result.head;
-      this.counters.stampedTotal += result.stamped;
-      this.counters.lastBatchMaxLagMs = result.maxLagMs;
-      this.counters.lastStampAt = new Date();
-      logHeadGauge.set(result.head);
-      stampedCounter.inc(result.stamped);
-      lagHistogram.observe(result.maxLagMs / 1000);
-      if (this.logger.isLevelEnabled("debug"))
-        this.logger.debug(
-          { stamped: result.stamped, head: result.head, maxLagMs: result.maxLagMs },
-          "stamped",
-        );
-      if (result.stamped < this.batchSize) return found;
+  /** One stamping round: returns at once, without locking, when nothing waits. */
+  private async stampOnce(): Promise<void> {
+    const result = await stampPendingEvents(this.db, this.batchSize);
+    this.lastFound = result.stamped > 0;
+    if (result.stamped === 0) {
+      // After a check that found nothing the next one waits from its end: only rounds that stamp
+      // are paced from their start (see spacing), so a check slowed by a busy server (or the
+      // embedded database's one session, which the API needs) is not followed by another at once.
+      this.lastRoundAt = Math.max(this.lastRoundAt, Date.now());
+      return;
     }
-    return found;
+    this.lastWorkAt = Date.now();
+    // Committed: workers of this process may read up to the new head at once.
+    logStamped(this.db, result.head);
+    if (result.head > this.counters.head) this.counters.head = result.head;
+    this.counters.stampedTotal += result.stamped;
+    this.counters.lastBatchMaxLagMs = result.maxLagMs;
+    this.counters.lastStampAt = new Date();
+    logHeadGauge.set(this.counters.head);
+    stampedCounter.inc(result.stamped);
+    lagHistogram.observe(result.maxLagMs / 1000);
+    if (this.logger.isLevelEnabled("debug"))
+      this.logger.debug(
+        { stamped: result.stamped, head: result.head, maxLagMs: result.maxLagMs },
+        "stamped",
+      );
+    // A full batch: more is waiting, go again as soon as the wake-up gap allows.
+    if (result.stamped >= this.batchSize) this.wanted = true;
   }
 
   /** Sleeps, unless stop() is called meanwhile. */

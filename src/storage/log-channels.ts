@@ -1,6 +1,8 @@
 /**
- * The notification channels of the change log, and how often writers may wake the sequencer.
+ * The notification channels of the change log, how often writers may wake the sequencer, and the
+ * in-process shortcuts beside them.
  */
+import type { Database } from "./database.js";
 
 export const INBOX_CHANNEL = "herald_inbox";
 /** Sent by the sequencer with the new head; the name is also written in migration 005. */
@@ -23,4 +25,64 @@ export function takeInboxNotifyTurn(): boolean {
   if (now - lastInboxNotifyAt < INBOX_NOTIFY_INTERVAL_MS) return false;
   lastInboxNotifyAt = now;
   return true;
+}
+
+// In-process wake-ups ---------------------------------------------------------------------------------
+
+/**
+ * When writer, sequencer and delivery worker share a process (`herald start` runs all three), they
+ * tell each other directly instead of waiting for a poll or a NOTIFY round trip through the server:
+ * a writer calls `inboxCommitted(db)` after its transaction committed, the sequencer calls
+ * `logStamped(db, head)` after its stamping transaction committed. Both are only shortcuts: the
+ * NOTIFYs still go out for other processes and the polls still run, so a missed or absent local
+ * wake-up only costs time.
+ *
+ * Listeners are kept per Database object (one pool or one embedded database), never process-wide:
+ * a head announced for one database must never reach a worker reading another, where positions up
+ * to it may not be stamped yet.
+ */
+interface LocalListeners {
+  inbox: Set<() => void>;
+  log: Set<(head: number) => void>;
+}
+
+const localListeners = new WeakMap<Database, LocalListeners>();
+
+function listenersOf(db: Database): LocalListeners {
+  let listeners = localListeners.get(db);
+  if (!listeners) {
+    listeners = { inbox: new Set(), log: new Set() };
+    localListeners.set(db, listeners);
+  }
+  return listeners;
+}
+
+/**
+ * A transaction that appended change events has committed (call it after the commit returned, never
+ * before: the sequencer may look at once). Wakes a sequencer of this process, if any.
+ */
+export function inboxCommitted(db: Database): void {
+  for (const listener of localListeners.get(db)?.inbox ?? []) listener();
+}
+
+/** The sequencer of this process listens for local commits; returns the way to stop listening. */
+export function onInboxCommitted(db: Database, listener: () => void): () => void {
+  const set = listenersOf(db).inbox;
+  set.add(listener);
+  return () => set.delete(listener);
+}
+
+/**
+ * Every position up to `head` is stamped and committed (the same promise as the NOTIFY payload on
+ * LOG_CHANNEL). Wakes the delivery workers of this process, if any.
+ */
+export function logStamped(db: Database, head: number): void {
+  for (const listener of localListeners.get(db)?.log ?? []) listener(head);
+}
+
+/** Delivery workers of this process listen for stamps; returns the way to stop listening. */
+export function onLogStamped(db: Database, listener: (head: number) => void): () => void {
+  const set = listenersOf(db).log;
+  set.add(listener);
+  return () => set.delete(listener);
 }

@@ -20,7 +20,8 @@ export interface StampResult {
  * Stamps up to `batchSize` committed, unstamped events, in id order, with positions head+1, head+2…,
  * advances `log_head` and notifies LOG_CHANNEL with the new head — in one autocommit call of
  * `herald_stamp_batch` (migration 005, which explains why this is safe with overlapping stampers
- * and keeps each record's events in commit order). When nothing waits it returns at once without
+ * and keeps each record's events in commit order; replaced by 009 so that a call which queued behind
+ * another stamper and finds nothing left writes nothing). When nothing waits it returns at once without
  * taking a lock, so the sequencer may call it every few ms.
  */
 export async function stampPendingEvents(
@@ -30,6 +31,8 @@ export async function stampPendingEvents(
   const { rows } = await db.query<{ stamped: number; head: number | null; max_lag_ms: number }>(
     "SELECT stamped, head, max_lag_ms FROM herald_stamp_batch($1)",
     [batchSize],
+    // Sent every few ms while busy: prepared once per connection (the plan is a function call).
+    "sequencer_stamp_batch",
   );
   const row = rows[0];
   return {

@@ -13,6 +13,7 @@ import {
 } from "../../src/storage/change-event-repository.js";
 import type { Database } from "../../src/storage/database.js";
 import { ADVISORY_LOCKS } from "../../src/storage/database.js";
+import { inboxCommitted, onLogStamped } from "../../src/storage/log-channels.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
@@ -196,7 +197,72 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(await readLogHead(t.db), base + 20);
     });
 
+    test("each round that stamped tells this process's workers the new head", async () => {
+      const heads: number[] = [];
+      const stopListening = onLogStamped(t.db, (head) => heads.push(head));
+      try {
+        await start({ pollMs: 60_000 });
+        const base = await readLogHead(t.db);
+        await append(t.db, [newEvent("50", 1), newEvent("51", 1)]);
+        await waitUntil("the head to be announced", () => heads.includes(base + 2));
+        // Announced once committed: a read at once sees it.
+        assert.equal(await readLogHead(t.db), base + 2);
+      } finally {
+        stopListening();
+      }
+    });
+
     if (backend === "postgres") {
+      test("a commit announced in-process wakes the leader without a NOTIFY or a poll", async () => {
+        await start({ pollMs: 60_000, busyLingerMs: 50 });
+        const base = await readLogHead(t.db);
+        // Past busy mode: only a wake-up or the 60 s poll starts a round now.
+        await new Promise((r) => setTimeout(r, 300));
+        await t.db.query(
+          `INSERT INTO change_events (entity_id, source, source_id, event_type, record_key)
+           VALUES (1, 'PROFILE_TABLE', '1', 'CREATE', '60')`,
+        );
+        const began = Date.now();
+        inboxCommitted(t.db);
+        await waitForHead(t.db, base + 1, 2000);
+        assert.ok(Date.now() - began < 1000, `took ${Date.now() - began} ms`);
+      });
+
+      test("a round that waited for the stamp lock and finds nothing left writes nothing", async () => {
+        await append(t.db, [newEvent("70", 1)]);
+        const holder = await t.connect(1);
+        const waiter = await t.connect(1);
+        try {
+          // Another stamper holds the stamp lock and stamps the event meanwhile.
+          let release!: () => void;
+          const holding = holder.transaction(async (tx) => {
+            await tx.query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCKS.sequencerStamp]);
+            await new Promise<void>((resolve) => (release = resolve));
+            await stampPendingEvents(tx, 100);
+          });
+          await new Promise((r) => setTimeout(r, 50));
+          // This round sees the event waiting, so it queues for the lock.
+          const queued = waiter.transaction(async (tx) => {
+            const result = await stampPendingEvents(tx, 100);
+            const { rows } = await tx.query<{ xid: string | null }>(
+              "SELECT pg_current_xact_id_if_assigned()::text AS xid",
+            );
+            return { result, xid: rows[0]?.xid ?? null };
+          });
+          await new Promise((r) => setTimeout(r, 100));
+          release();
+          await holding;
+          const { result, xid } = await queued;
+          assert.equal(result.stamped, 0);
+          assert.equal(result.head, await readLogHead(t.db));
+          // No transaction id: it locked no row and wrote nothing, so its commit flushes no WAL.
+          assert.equal(xid, null);
+        } finally {
+          await holder.close();
+          await waiter.close();
+        }
+      });
+
       test("when the leader's process dies, a sequencer in another pool takes over", async () => {
         // The leader's "process": its own pool, behind a switch that makes every call fail once
         // the process is dead (a dead process neither stamps nor asks for the lock again).

@@ -2,7 +2,8 @@
  * How the leader paces its stamping rounds, against a scripted database whose stamping call takes
  * a chosen time (no server needed): in busy mode rounds start `busyPollMs` apart, counted from the
  * start of the previous round, so a round slower than that (a commit waiting for the WAL flush) is
- * followed at once instead of by a further pause.
+ * overlapped by the next instead of followed after a further pause; a local commit wakes the leader
+ * at once; stamped heads are announced to this process.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -10,27 +11,37 @@ import { createLogger } from "../../src/logger.js";
 import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
 import { startSequencer } from "../../src/sequencer/sequencer-service.js";
 import type { AdvisoryLock, Database, QueryResult } from "../../src/storage/database.js";
+import { inboxCommitted, onLogStamped } from "../../src/storage/log-channels.js";
 
 interface Call {
   startedAt: number;
   endedAt: number;
   stamped: number;
+  /** Calls running when this one started (itself included). */
+  concurrent: number;
 }
 
 /** A database whose stamping call lasts `callMs` and finds one event on each of the first `busyCalls` calls. */
-function scriptedDatabase(callMs: number, busyCalls: number): { db: Database; calls: Call[] } {
+function scriptedDatabase(
+  callMs: number,
+  busyCalls: number,
+  kind: Database["kind"] = "postgres",
+): { db: Database; calls: Call[] } {
   const calls: Call[] = [];
   let head = 0;
+  let running = 0;
   const lock: AdvisoryLock = { release: async () => {}, lost: new Promise<Error>(() => {}) };
   const db: Database = {
-    kind: "postgres",
+    kind,
     async query<T>(sql: string): Promise<QueryResult<T>> {
       assert.match(sql, /herald_stamp_batch/);
       const startedAt = Date.now();
+      const concurrent = ++running;
       await new Promise((resolve) => setTimeout(resolve, callMs));
+      running--;
       const stamped = calls.length < busyCalls ? 1 : 0;
       head += stamped;
-      calls.push({ startedAt, endedAt: Date.now(), stamped });
+      calls.push({ startedAt, endedAt: Date.now(), stamped, concurrent });
       return { rows: [{ stamped, head, max_lag_ms: 0 } as T], rowCount: 1 };
     },
     exec: async () => {},
@@ -77,4 +88,103 @@ describe("sequencer pacing", () => {
     const empty = calls.findIndex((call) => call.stamped === 0);
     assert.equal(empty, 4);
   });
+
+  test("a slow round is overlapped busyPollMs after it started, never by more than one", async () => {
+    const { db, calls } = scriptedDatabase(200, 6);
+    const sequencer = await startSequencer({ db, logger, busyPollMs: 60, pollMs: 60_000 });
+    await runUntil(calls, 6, sequencer);
+    const sorted = [...calls].sort((a, b) => a.startedAt - b.startedAt);
+    assert.ok(
+      calls.every((call) => call.concurrent <= 2),
+      "more than two stamping rounds ran at once",
+    );
+    assert.ok(
+      calls.some((call) => call.concurrent === 2),
+      "no round overlapped a slow one",
+    );
+    for (let i = 1; i < sorted.length; i++) {
+      const spacing = sorted[i]!.startedAt - sorted[i - 1]!.startedAt;
+      assert.ok(spacing >= 59, `round ${i + 1} started ${spacing} ms after the previous one`);
+    }
+  });
+
+  test("after a check that found nothing, the next waits busyPollMs from its end", async () => {
+    const { db, calls } = scriptedDatabase(60, 1);
+    const sequencer = await startSequencer({
+      db,
+      logger,
+      busyPollMs: 40,
+      busyLingerMs: 60_000,
+      pollMs: 60_000,
+    });
+    await runUntil(calls, 6, sequencer);
+    // The check after the round with work may be overlapped (it might have stamped); once checks
+    // find nothing, each waits a full busyPollMs after the previous one ended.
+    for (let i = 3; i < 6; i++) {
+      const gap = calls[i]!.startedAt - calls[i - 1]!.endedAt;
+      assert.ok(gap >= 39, `only ${gap} ms after the empty check before call ${i + 1}`);
+      assert.equal(calls[i]!.concurrent, 1);
+    }
+  });
+
+  test("on the embedded database rounds never overlap", async () => {
+    const { db, calls } = scriptedDatabase(120, 4, "pglite");
+    const sequencer = await startSequencer({ db, logger, busyPollMs: 50, pollMs: 60_000 });
+    await runUntil(calls, 5, sequencer);
+    assert.ok(calls.every((call) => call.concurrent === 1));
+  });
+
+  test("a local commit wakes the leader at once; while a round runs, it waits for busyPollMs", async () => {
+    const { db, calls } = scriptedDatabase(40, 100);
+    const sequencer = await startSequencer({
+      db,
+      logger,
+      busyPollMs: 5_000,
+      busyLingerMs: 60_000,
+      pollMs: 60_000,
+    });
+    try {
+      // The first round (taking the lead) ends; nothing else is due for 5 s.
+      await waitFor(() => calls.length === 1);
+      const woken = Date.now();
+      inboxCommitted(db);
+      await waitFor(() => calls.length === 2);
+      assert.ok(calls[1]!.startedAt - woken < 500, "the local commit did not wake the leader");
+      // Wake-ups while a round runs start no second round beside it (busyPollMs has not passed),
+      // but they are not lost: one more round follows when it ends.
+      inboxCommitted(db);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      inboxCommitted(db);
+      inboxCommitted(db);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(calls.length, 4, "expected one round for the wake-ups during a round");
+      assert.ok(calls.every((call) => call.concurrent === 1));
+      assert.ok(calls[3]!.startedAt >= calls[2]!.endedAt);
+      // A commit of another database wakes nobody here.
+      const { db: other } = scriptedDatabase(1, 0);
+      inboxCommitted(other);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.equal(calls.length, 4);
+    } finally {
+      await sequencer.stop();
+    }
+  });
+
+  test("every round that stamped announces its head to this process", async () => {
+    const { db, calls } = scriptedDatabase(5, 3);
+    const heads: number[] = [];
+    const stopListening = onLogStamped(db, (head) => heads.push(head));
+    const sequencer = await startSequencer({ db, logger, busyPollMs: 10, pollMs: 60_000 });
+    await runUntil(calls, 5, sequencer);
+    stopListening();
+    assert.deepEqual(heads, [1, 2, 3]);
+  });
 });
+
+async function waitFor(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
