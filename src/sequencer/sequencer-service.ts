@@ -19,8 +19,10 @@
  * lasts about one commit, and on a busy server a commit waits for the WAL flush (several ms). The
  * next round, sent `busyPollMs` after the previous one started, waits in the server for the stamp
  * lock and stamps what committed during the previous one the moment it commits, instead of a round
- * trip later; a wake-up never starts a round beside one still running. A round that finds nothing once it has the lock ends without
- * writing anything (migration 009), so an overlapping round costs no WAL flush when it is not needed.
+ * trip later; a wake-up never starts a round beside one still running. A round that finds nothing
+ * once it has the lock ends without writing anything (migration 009), so an overlapping round costs
+ * no WAL flush when it is not needed. Under heavy writing (a round stamped 8 events or more), the
+ * next round waits longer, up to 10 ms, so that rounds gather more events each (see coalesceMs).
  * Stamping is correct however stampers overlap (migrations 005 and 009); the leader lock only keeps
  * them from competing.
  *
@@ -73,6 +75,14 @@ export interface SequencerOptions {
   wakeGapMs?: number;
   /** Stamping rounds that may overlap (default 2; PGlite 1: its one session runs one at a time). */
   maxRoundsInFlight?: number;
+  /**
+   * Heavy writing: once a round stamps this many events or more (default 8), the next round waits
+   * `coalesceMsPerEvent` (default 0.5) per event it stamped, up to `maxCoalesceMs` (default 10; 0
+   * turns this off). See coalesceMs.
+   */
+  coalesceFromEvents?: number;
+  coalesceMsPerEvent?: number;
+  maxCoalesceMs?: number;
   /** Pause after a failed stamping attempt (database unreachable), in ms (default 1000). */
   errorBackoffMs?: number;
 }
@@ -117,6 +127,11 @@ class SequencerLoop implements Sequencer {
   private lastWorkAt = 0;
   /** The latest round to end stamped something (a round running now probably will too). */
   private lastFound = false;
+  /** Events the last round stamped (paces the next under heavy writing, see coalesceMs). */
+  private lastStamped = 0;
+  private readonly coalesceFromEvents: number;
+  private readonly coalesceMsPerEvent: number;
+  private readonly maxCoalesceMs: number;
   /** When the latest round started (or, after a round that found nothing, ended). */
   private lastRoundAt = Number.NEGATIVE_INFINITY;
   /** A wake-up (or a full batch) asks for a round that has not started yet. */
@@ -159,6 +174,11 @@ class SequencerLoop implements Sequencer {
     // flush and a NOTIFY) to one per ms per overlapping round however fast writes come.
     this.wakeGapMs = options.wakeGapMs ?? (embedded ? 0 : 1);
     this.maxRoundsInFlight = Math.max(1, options.maxRoundsInFlight ?? (embedded ? 1 : 2));
+    // Measured with 16 in-process writers on PostgreSQL (2 cores): CPU per write -15% in Node and
+    // in PostgreSQL, stamp lag p99 still ~14 ms.
+    this.coalesceFromEvents = Math.max(1, options.coalesceFromEvents ?? 8);
+    this.coalesceMsPerEvent = Math.max(0, options.coalesceMsPerEvent ?? 0.5);
+    this.maxCoalesceMs = Math.max(0, options.maxCoalesceMs ?? 10);
   }
 
   async start(): Promise<void> {
@@ -241,9 +261,23 @@ class SequencerLoop implements Sequencer {
    */
   private spacing(now: number): number {
     const busy = now - this.lastWorkAt < this.busyLingerMs;
-    if (this.rounds.size > 0) return this.lastFound || this.wanted ? this.busyPollMs : this.pollMs;
-    if (this.wanted) return Math.min(this.wakeGapMs, this.busyPollMs);
-    return busy ? this.busyPollMs : this.pollMs;
+    const coalesce = this.coalesceMs();
+    if (this.rounds.size > 0)
+      return this.lastFound || this.wanted ? Math.max(this.busyPollMs, coalesce) : this.pollMs;
+    if (this.wanted) return Math.max(Math.min(this.wakeGapMs, this.busyPollMs), coalesce);
+    return busy ? Math.max(this.busyPollMs, coalesce) : this.pollMs;
+  }
+
+  /**
+   * Under heavy writing, the longer gap that lets stamping rounds gather more events each. A round
+   * costs about one commit (a WAL flush and a NOTIFY) however many events it stamps, and on a busy
+   * server that is CPU the writers need: once a round stamps `coalesceFromEvents` events or more,
+   * the next waits `coalesceMsPerEvent` per event the last one stamped, up to `maxCoalesceMs`. At a
+   * few events per round (up to ~1,000 events/s on one server) this never applies.
+   */
+  private coalesceMs(): number {
+    if (this.lastStamped < this.coalesceFromEvents) return 0;
+    return Math.min(this.maxCoalesceMs, this.lastStamped * this.coalesceMsPerEvent);
   }
 
   private startRound(now: number): void {
@@ -306,6 +340,7 @@ class SequencerLoop implements Sequencer {
   private async stampOnce(): Promise<void> {
     const result = await stampPendingEvents(this.db, this.batchSize);
     this.lastFound = result.stamped > 0;
+    this.lastStamped = result.stamped;
     if (result.stamped === 0) {
       // After a check that found nothing the next one waits from its end: only rounds that stamp
       // are paced from their start (see spacing), so a check slowed by a busy server (or the

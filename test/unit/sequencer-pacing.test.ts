@@ -21,11 +21,15 @@ interface Call {
   concurrent: number;
 }
 
-/** A database whose stamping call lasts `callMs` and finds one event on each of the first `busyCalls` calls. */
+/**
+ * A database whose stamping call lasts `callMs` and finds `eventsPerCall` events on each of the
+ * first `busyCalls` calls.
+ */
 function scriptedDatabase(
   callMs: number,
   busyCalls: number,
   kind: Database["kind"] = "postgres",
+  eventsPerCall = 1,
 ): { db: Database; calls: Call[] } {
   const calls: Call[] = [];
   let head = 0;
@@ -39,7 +43,7 @@ function scriptedDatabase(
       const concurrent = ++running;
       await new Promise((resolve) => setTimeout(resolve, callMs));
       running--;
-      const stamped = calls.length < busyCalls ? 1 : 0;
+      const stamped = calls.length < busyCalls ? eventsPerCall : 0;
       head += stamped;
       calls.push({ startedAt, endedAt: Date.now(), stamped, concurrent });
       return { rows: [{ stamped, head, max_lag_ms: 0 } as T], rowCount: 1 };
@@ -87,6 +91,32 @@ describe("sequencer pacing", () => {
     // After the last round with work comes an empty check, then busy polling every busyPollMs.
     const empty = calls.findIndex((call) => call.stamped === 0);
     assert.equal(empty, 4);
+  });
+
+  test("rounds that stamp many events are spaced out so the next gathers more; few events are not", async () => {
+    const options = {
+      logger,
+      busyPollMs: 10,
+      pollMs: 60_000,
+      coalesceFromEvents: 8,
+      coalesceMsPerEvent: 4,
+      maxCoalesceMs: 100,
+    };
+    const heavy = scriptedDatabase(5, 6, "postgres", 20);
+    let sequencer = await startSequencer({ db: heavy.db, ...options });
+    await runUntil(heavy.calls, 6, sequencer);
+    for (let i = 1; i < 5; i++) {
+      const spacing = heavy.calls[i]!.startedAt - heavy.calls[i - 1]!.startedAt;
+      // 20 events × 4 ms = 80 ms (under the 100 ms cap).
+      assert.ok(spacing >= 79, `call ${i + 1} started ${spacing} ms after a round of 20 events`);
+    }
+    const light = scriptedDatabase(5, 6, "postgres", 7);
+    sequencer = await startSequencer({ db: light.db, ...options });
+    await runUntil(light.calls, 6, sequencer);
+    for (let i = 1; i < 5; i++) {
+      const spacing = light.calls[i]!.startedAt - light.calls[i - 1]!.startedAt;
+      assert.ok(spacing < 60, `call ${i + 1} started ${spacing} ms after a round of 7 events`);
+    }
   });
 
   test("a slow round is overlapped busyPollMs after it started, never by more than one", async () => {
