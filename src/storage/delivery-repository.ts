@@ -206,25 +206,36 @@ export interface AttemptRecord {
   workerId: string;
 }
 
-/** Appends attempts in one statement (a JSON array parameter; the engine batches them). */
+/**
+ * Appends attempts in one statement (the engine batches them): each attempt's fields in a JSON
+ * array, and the event ids of all of them in ONE bigint[] parameter, each attempt naming its slice
+ * of it. A block's 500 ids went through JSON and jsonb_array_elements_text before: about 2 µs of
+ * PostgreSQL per event; an array parameter is parsed once, as numbers.
+ */
 export async function recordAttempts(
   db: Queryable,
   attempts: readonly AttemptRecord[],
 ): Promise<void> {
   if (attempts.length === 0) return;
+  const ids: number[] = [];
+  const rows = attempts.map(({ eventIds, ...fields }) => {
+    const from = ids.length + 1;
+    for (const id of eventIds) ids.push(id);
+    return { ...fields, from, to: ids.length };
+  });
   await db.query(
     `INSERT INTO delivery_attempts
        (subscription_id, push_id, attempt, event_ids, first_position, last_position, attempted_at,
         duration_ms, outcome, status_code, error_class, error_message, response_excerpt,
         next_attempt_at, worker_id)
      SELECT (a->>'subscriptionId')::bigint, (a->>'pushId')::uuid, (a->>'attempt')::int,
-            ARRAY(SELECT jsonb_array_elements_text(a->'eventIds')::bigint),
+            coalesce(($2::bigint[])[(a->>'from')::int : (a->>'to')::int], '{}'),
             (a->>'firstPosition')::bigint, (a->>'lastPosition')::bigint,
             (a->>'attemptedAt')::timestamptz, (a->>'durationMs')::int, a->>'outcome',
             (a->>'statusCode')::int, a->>'errorClass', a->>'errorMessage', a->>'responseExcerpt',
             (a->>'nextAttemptAt')::timestamptz, a->>'workerId'
        FROM jsonb_array_elements($1::jsonb) AS t(a)`,
-    [JSON.stringify(attempts)],
+    [JSON.stringify(rows), ids],
   );
 }
 
@@ -448,7 +459,10 @@ export function prerenderedParts(event: ChangeEvent): PrerenderedParts | undefin
  * scan and sort every later row of the entity instead of walking the position index.
  *
  * The page comes back as ONE text, a line per event and its columns separated by tabs (JSON text
- * never holds a raw tab or newline: jsonb and to_json escape them), split once. The JSON columns stay
+ * never holds a raw tab or newline: jsonb and to_json escape them), split once. The aggregate has no
+ * ORDER BY of its own (sorting the page's texts a second time cost about 1 µs of PostgreSQL per
+ * event): it joins the lines as the subquery yields them, in position order, and the lines are put
+ * back in order here should they ever come otherwise. The JSON columns stay
  * text until something reads them (LogEvent): a BULK drain parses only what the payload shows.
  * occurred_at comes as the ISO text `_event.occurredAt` shows (milliseconds, truncated like the
  * driver's own parser; see occurredAtOf), the source id only when the filter does not fix it, and
@@ -493,7 +507,7 @@ export async function readLogWindow(
               || E'\t' || keys::text
               || E'\t' || ${state}::text || E'\t' || fields::text || E'\t' || ${previous}
               || E'\t' || extra::text || E'\t' || declared_events::text || E'\t' || origin::text,
-              E'\n' ORDER BY position) AS page
+              E'\n') AS page
        FROM (SELECT id, position, source_id, record_key, keys, state, fields, previous, extra,
                     version, declared_events, origin, occurred_at
                FROM change_events
@@ -531,8 +545,13 @@ export async function readLogWindow(
   let declaredJson = "[]";
   let origin = "";
   let originJson = "{}";
+  let ordered = true;
+  let last = -Infinity;
   for (let i = 0; i < lines.length; i++) {
     const c = (lines[i] as string).split("\t");
+    const position = Number(c[COLUMN.position]);
+    if (position <= last) ordered = false;
+    last = position;
     const f = c[COLUMN.fields] as string;
     if (f !== fields) {
       fieldsJson = cached(namesCache, (fields = f), compactNames);
@@ -547,7 +566,7 @@ export async function readLogWindow(
     const version = c[COLUMN.version] as string;
     events[i] = new LogEvent(
       Number(c[COLUMN.id]),
-      Number(c[COLUMN.position]),
+      position,
       filter.entityId,
       filter.source,
       sourceId === "" ? (filter.sourceId as string) : jsonString(sourceId),
@@ -562,5 +581,8 @@ export async function readLogWindow(
       originJson,
     );
   }
+  // The aggregate takes the rows in the order the sorted subquery yields them (PostgreSQL does so,
+  // and does not promise it): checked here, so the log order never rests on it.
+  if (!ordered) events.sort((a, b) => a.position - b.position);
   return events;
 }
