@@ -315,6 +315,30 @@ function occurredAtOf(text: string): Date {
     : new Date(text);
 }
 
+/**
+ * The state column of a page line: the state's JSON text, or (lean reads) `=` and the JSON texts of
+ * the values of the changed attributes `names`, separated by U+001F, an empty one for a missing
+ * attribute (null, as jsonb_build_object made it).
+ */
+function stateOf(text: string, names: readonly string[]): ChangeEvent["state"] {
+  if (text.charCodeAt(0) !== 61 /* = */) return JSON.parse(text) as ChangeEvent["state"];
+  const values = text.slice(1).split("\u001f");
+  const state: Record<string, unknown> = {};
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i] === "" ? null : (JSON.parse(values[i] as string) as unknown);
+    const name = names[i] as string;
+    if (name === "__proto__")
+      Object.defineProperty(state, name, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    else state[name] = value;
+  }
+  return state as ChangeEvent["state"];
+}
+
 /** A JSON string's value: cut from between the quotes unless it holds an escape. */
 function jsonString(text: string): string {
   return text.includes("\\") ? (JSON.parse(text) as string) : text.slice(1, -1);
@@ -364,7 +388,7 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
     this.#keys = value;
   }
   get state(): ChangeEvent["state"] {
-    return (this.#state ??= JSON.parse(this.texts[COLUMN.state] as string) as ChangeEvent["state"]);
+    return (this.#state ??= stateOf(this.texts[COLUMN.state] as string, this.changedFieldNames));
   }
   set state(value: ChangeEvent["state"]) {
     this.#state = value;
@@ -485,17 +509,19 @@ export async function readLogWindow(
     filter.conditions === null &&
     filter.includePrevious === false &&
     !WHOLE_STATE_SOURCES.includes(filter.source);
-  // Lean: the state of the one or two changed attributes (most updates), else all of it.
+  // Lean: the values of the one or two changed attributes (most updates), after `=` and separated
+  // by a unit separator (JSON text escapes control characters, so none is inside a value; an empty
+  // value is a missing attribute), else the whole state, whose JSON text never begins with `=`.
   const state = lean
-    ? `(CASE WHEN jsonb_typeof(fields) <> 'array' THEN state
+    ? `(CASE WHEN jsonb_typeof(fields) <> 'array' THEN state::text
              WHEN jsonb_array_length(fields) = 1 AND jsonb_typeof(fields -> 0) = 'string'
-               THEN jsonb_build_object(fields ->> 0, state -> (fields ->> 0))
+               THEN '=' || coalesce((state -> (fields ->> 0))::text, '')
              WHEN jsonb_array_length(fields) = 2 AND jsonb_typeof(fields -> 0) = 'string'
                   AND jsonb_typeof(fields -> 1) = 'string'
-               THEN jsonb_build_object(fields ->> 0, state -> (fields ->> 0),
-                                       fields ->> 1, state -> (fields ->> 1))
-             ELSE state END)`
-    : "state";
+               THEN '=' || coalesce((state -> (fields ->> 0))::text, '') || E'\\x1f'
+                    || coalesce((state -> (fields ->> 1))::text, '')
+             ELSE state::text END)`
+    : "state::text";
   const previous = lean ? "'{}'" : "previous::text";
   const { rows } = await db.query<{ page: string | null }>(
     `SELECT string_agg(id || E'\t' || position || E'\t' || coalesce(version::text, '')
@@ -505,7 +531,7 @@ export async function readLogWindow(
                       THEN to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
                       ELSE 'j' || to_json(occurred_at)::text END
               || E'\t' || keys::text
-              || E'\t' || ${state}::text || E'\t' || fields::text || E'\t' || ${previous}
+              || E'\t' || ${state} || E'\t' || fields::text || E'\t' || ${previous}
               || E'\t' || extra::text || E'\t' || declared_events::text || E'\t' || origin::text,
               E'\n') AS page
        FROM (SELECT id, position, source_id, record_key, keys, state, fields, previous, extra,

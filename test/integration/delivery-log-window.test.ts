@@ -256,6 +256,17 @@ for (const { backend, skip } of await testBackends()) {
             JSON.stringify(toDataObject(reference, options)),
             `lean event ${e.position}`,
           );
+          // A lean state holds the changed attributes' values (a missing one as null).
+          const shown = reference.fields.length <= 2 ? reference.fields : [];
+          for (const name of shown) {
+            const value = (reference.state as Record<string, unknown>)[name];
+            assert.deepEqual(
+              (leanEvent.state as Record<string, unknown>)[name],
+              value === undefined ? null : value,
+              `lean state of ${e.position}: ${name}`,
+            );
+          }
+          if (reference.fields.length > 2) assert.deepEqual(leanEvent.state, reference.state);
           pushed++;
         }
       }
