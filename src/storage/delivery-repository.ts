@@ -477,6 +477,19 @@ export function prerenderedParts(event: ChangeEvent): PrerenderedParts | undefin
 }
 
 /**
+ * Lines per text of a page (the last part takes the rest). A text past about 128 KB is a "large
+ * object" for V8, given its own memory mapping, faulted in and unmapped again: a 1,000-event page
+ * in one text cost the worker about 0.7 µs per event more than the same page in parts of 256.
+ */
+const PAGE_PART = 256;
+const PAGE_PART_BOUNDS: [number, number | undefined][] = [
+  [0, PAGE_PART],
+  [PAGE_PART, 2 * PAGE_PART],
+  [2 * PAGE_PART, 3 * PAGE_PART],
+  [3 * PAGE_PART, undefined],
+];
+
+/**
  * A subscription's candidate events in the position window (after, upTo], in log order, at most
  * `limit`. The window bounds the work of every read whatever plan PostgreSQL picks: right after a
  * large import, before autovacuum has analysed the table, the planner misjudges the filter and may
@@ -523,8 +536,7 @@ export async function readLogWindow(
              ELSE state::text END)`
     : "state::text";
   const previous = lean ? "'{}'" : "previous::text";
-  const { rows } = await db.query<{ page: string | null }>(
-    `SELECT string_agg(id || E'\t' || position || E'\t' || coalesce(version::text, '')
+  const line = `id || E'\t' || position || E'\t' || coalesce(version::text, '')
               || E'\t' || CASE WHEN $6::text IS NULL THEN to_json(source_id)::text ELSE '' END
               || E'\t' || to_json(record_key)::text || E'\t'
               || CASE WHEN occurred_at >= '1000-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'
@@ -532,17 +544,24 @@ export async function readLogWindow(
                       ELSE 'j' || to_json(occurred_at)::text END
               || E'\t' || keys::text
               || E'\t' || ${state} || E'\t' || fields::text || E'\t' || ${previous}
-              || E'\t' || extra::text || E'\t' || declared_events::text || E'\t' || origin::text,
-              E'\n') AS page
-       FROM (SELECT id, position, source_id, record_key, keys, state, fields, previous, extra,
-                    version, declared_events, origin, occurred_at
-               FROM change_events
-              WHERE position > $1 AND position <= $2
-                AND entity_id = $4 AND source = $5 AND ($6::text IS NULL OR source_id = $6)
-                AND event_type = $7
-                AND ($8::text[] IS NULL OR event_type NOT IN ('CREATE', 'UPDATE') OR fields ?| $8::text[])
-              ORDER BY position
-              LIMIT $3) e`,
+              || E'\t' || extra::text || E'\t' || declared_events::text || E'\t' || origin::text`;
+  // The page in parts of PAGE_PART lines (the last one takes the rest), each its own text.
+  const parts = PAGE_PART_BOUNDS.map(
+    ([low, high], i) =>
+      `string_agg(${line}, E'\n') FILTER (WHERE n > ${low}${high ? ` AND n <= ${high}` : ""}) AS part${i}`,
+  );
+  const { rows } = await db.query<Record<string, string | null>>(
+    `SELECT ${parts.join(",\n")}
+       FROM (SELECT e.*, row_number() OVER (ORDER BY position) AS n
+               FROM (SELECT id, position, source_id, record_key, keys, state, fields, previous, extra,
+                            version, declared_events, origin, occurred_at
+                       FROM change_events
+                      WHERE position > $1 AND position <= $2
+                        AND entity_id = $4 AND source = $5 AND ($6::text IS NULL OR source_id = $6)
+                        AND event_type = $7
+                        AND ($8::text[] IS NULL OR event_type NOT IN ('CREATE', 'UPDATE') OR fields ?| $8::text[])
+                      ORDER BY position
+                      LIMIT $3) e) e`,
     [
       after,
       upTo,
@@ -558,9 +577,13 @@ export async function readLogWindow(
     // settles on, the position window bounds its work.
     lean ? "delivery_read_log_window_lean" : "delivery_read_log_window",
   );
-  const page = rows[0]?.page;
-  if (!page) return [];
-  const lines = page.split("\n");
+  const row = rows[0] ?? {};
+  const lines: string[] = [];
+  for (let i = 0; i < PAGE_PART_BOUNDS.length; i++) {
+    const part = row[`part${i}`];
+    if (part) for (const text of part.split("\n")) lines.push(text);
+  }
+  if (lines.length === 0) return [];
   const events = new Array<ChangeEvent>(lines.length);
   // Consecutive events mostly share their changed fields, declared events and origin: their compact
   // JSON is the previous line's when the text is the same.
