@@ -304,6 +304,47 @@ const COLUMN = {
   declaredEvents: 11,
   origin: 12,
 } as const;
+const COLUMNS = 13;
+/** The first column whose start an event keeps (see LineCuts). */
+const FIRST_CUT = COLUMN.occurredAt;
+
+/**
+ * The positions of the tabs before columns occurred_at to origin in an event's line: a small array
+ * of numbers per event instead of one string per column (the page's lines used to be split into
+ * 13 strings each, most never read, all kept as long as the event was).
+ */
+type LineCuts = number[];
+
+/** The integer at [from, to) of `line`: digits read in place, anything else through Number. */
+function integerAt(line: string, from: number, to: number): number {
+  if (to - from > 15 || to === from) return Number(line.slice(from, to));
+  let n = 0;
+  for (let k = from; k < to; k++) {
+    const digit = line.charCodeAt(k) - 48;
+    if (digit < 0 || digit > 9) return Number(line.slice(from, to));
+    n = n * 10 + digit;
+  }
+  return n;
+}
+
+/** Where column `k` of a line begins and ends, given its tabs (see readLogWindow). */
+function from(tabs: readonly number[], k: number): number {
+  return (tabs[k] as number) + 1;
+}
+function to(tabs: readonly number[], k: number): number {
+  return tabs[k + 1] as number;
+}
+
+/** The text of column `k` of a line. */
+function cut(line: string, tabs: readonly number[], k: number): string {
+  return line.slice(from(tabs, k), to(tabs, k));
+}
+
+/** Column `k` of a line is exactly `text` (compared in place: no string is cut out). */
+function holds(line: string, tabs: readonly number[], k: number, text: string): boolean {
+  const start = from(tabs, k);
+  return to(tabs, k) - start === text.length && line.startsWith(text, start);
+}
 
 /**
  * occurred_at as the page sends it: `toIso` of it (`2026-12-01T01:58:47.009Z`, milliseconds
@@ -372,8 +413,12 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
     public eventType: EventType,
     public recordKey: string,
     public version: number | null,
-    /** The columns of the event's line in the page, as PostgreSQL sent them (see COLUMN). */
-    private readonly texts: string[],
+    /**
+     * The event's line of the page as PostgreSQL sent it, and where its columns from occurred_at on
+     * begin in it (see COLUMN): the JSON columns are cut out of the line when first read.
+     */
+    private readonly line: string,
+    private readonly cuts: LineCuts,
     readonly occurredAtText: string,
     readonly changedFieldNames: readonly string[],
     readonly changedFieldsJson: string,
@@ -382,62 +427,64 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
   ) {}
 
   get keys(): ChangeEvent["keys"] {
-    return (this.#keys ??= JSON.parse(this.texts[COLUMN.keys] as string) as ChangeEvent["keys"]);
+    return (this.#keys ??= JSON.parse(this.column(COLUMN.keys)) as ChangeEvent["keys"]);
   }
   set keys(value: ChangeEvent["keys"]) {
     this.#keys = value;
   }
   get state(): ChangeEvent["state"] {
-    return (this.#state ??= stateOf(this.texts[COLUMN.state] as string, this.changedFieldNames));
+    return (this.#state ??= stateOf(this.column(COLUMN.state), this.changedFieldNames));
   }
   set state(value: ChangeEvent["state"]) {
     this.#state = value;
   }
   get fields(): string[] {
-    return (this.#fields ??= JSON.parse(this.texts[COLUMN.fields] as string) as string[]);
+    return (this.#fields ??= JSON.parse(this.column(COLUMN.fields)) as string[]);
   }
   set fields(value: string[]) {
     this.#fields = value;
     this.#replaced = true;
   }
   get previous(): ChangeEvent["previous"] {
-    return (this.#previous ??= JSON.parse(
-      this.texts[COLUMN.previous] as string,
-    ) as ChangeEvent["previous"]);
+    return (this.#previous ??= JSON.parse(this.column(COLUMN.previous)) as ChangeEvent["previous"]);
   }
   set previous(value: ChangeEvent["previous"]) {
     this.#previous = value;
   }
   get extra(): ChangeEvent["extra"] {
-    return (this.#extra ??= JSON.parse(this.texts[COLUMN.extra] as string) as ChangeEvent["extra"]);
+    return (this.#extra ??= JSON.parse(this.column(COLUMN.extra)) as ChangeEvent["extra"]);
   }
   set extra(value: ChangeEvent["extra"]) {
     this.#extra = value;
   }
   get declaredEvents(): string[] {
-    return (this.#declaredEvents ??= JSON.parse(
-      this.texts[COLUMN.declaredEvents] as string,
-    ) as string[]);
+    return (this.#declaredEvents ??= JSON.parse(this.column(COLUMN.declaredEvents)) as string[]);
   }
   set declaredEvents(value: string[]) {
     this.#declaredEvents = value;
     this.#replaced = true;
   }
   get origin(): ChangeEvent["origin"] {
-    return (this.#origin ??= JSON.parse(
-      this.texts[COLUMN.origin] as string,
-    ) as ChangeEvent["origin"]);
+    return (this.#origin ??= JSON.parse(this.column(COLUMN.origin)) as ChangeEvent["origin"]);
   }
   set origin(value: ChangeEvent["origin"]) {
     this.#origin = value;
     this.#replaced = true;
   }
   get occurredAt(): Date {
-    return (this.#occurredAt ??= occurredAtOf(this.texts[COLUMN.occurredAt] as string));
+    return (this.#occurredAt ??= occurredAtOf(this.column(COLUMN.occurredAt)));
   }
   set occurredAt(value: Date) {
     this.#occurredAt = value;
     this.#replaced = true;
+  }
+
+  /** The text of column `index` (occurred_at or a later one) of the event's line. */
+  private column(index: number): string {
+    const start = (this.cuts[index - FIRST_CUT] as number) + 1;
+    const end =
+      index + 1 < COLUMNS ? (this.cuts[index + 1 - FIRST_CUT] as number) : this.line.length;
+    return this.line.slice(start, end);
   }
 
   /** False once a part the `_event` texts come from was set from outside. */
@@ -585,8 +632,9 @@ export async function readLogWindow(
   }
   if (lines.length === 0) return [];
   const events = new Array<ChangeEvent>(lines.length);
-  // Consecutive events mostly share their changed fields, declared events and origin: their compact
-  // JSON is the previous line's when the text is the same.
+  // Consecutive events mostly share their changed fields, declared events, origin and time: their
+  // compact JSON (and text) is the previous line's when the text is the same, found without cutting
+  // the text out of the line.
   let fields = "";
   let fieldNames: readonly string[] = [];
   let fieldsJson = "[]";
@@ -594,36 +642,53 @@ export async function readLogWindow(
   let declaredJson = "[]";
   let origin = "";
   let originJson = "{}";
+  let at = "";
+  let atIso = "";
   let ordered = true;
   let last = -Infinity;
+  const tabs = new Array<number>(COLUMNS + 1).fill(0);
   for (let i = 0; i < lines.length; i++) {
-    const c = (lines[i] as string).split("\t");
-    const position = Number(c[COLUMN.position]);
+    const line = lines[i] as string;
+    tabs[0] = -1;
+    for (let k = 1; k < COLUMNS; k++) tabs[k] = line.indexOf("\t", (tabs[k - 1] as number) + 1);
+    tabs[COLUMNS] = line.length;
+    const position = integerAt(line, from(tabs, COLUMN.position), to(tabs, COLUMN.position));
     if (position <= last) ordered = false;
     last = position;
-    const f = c[COLUMN.fields] as string;
-    if (f !== fields) {
-      fieldsJson = cached(namesCache, (fields = f), compactNames);
+    if (!holds(line, tabs, COLUMN.fields, fields)) {
+      fields = cut(line, tabs, COLUMN.fields);
+      fieldsJson = cached(namesCache, fields, compactNames);
       fieldNames = Object.freeze(JSON.parse(fieldsJson) as string[]);
     }
-    const d = c[COLUMN.declaredEvents] as string;
-    if (d !== declared) declaredJson = cached(namesCache, (declared = d), compactNames);
-    const o = c[COLUMN.origin] as string;
-    if (o !== origin) originJson = cached(jsonCache, (origin = o), compactJson);
-    const at = c[COLUMN.occurredAt] as string;
-    const sourceId = c[COLUMN.sourceId] as string;
-    const version = c[COLUMN.version] as string;
+    if (!holds(line, tabs, COLUMN.declaredEvents, declared)) {
+      declared = cut(line, tabs, COLUMN.declaredEvents);
+      declaredJson = cached(namesCache, declared, compactNames);
+    }
+    if (!holds(line, tabs, COLUMN.origin, origin)) {
+      origin = cut(line, tabs, COLUMN.origin);
+      originJson = cached(jsonCache, origin, compactJson);
+    }
+    if (!holds(line, tabs, COLUMN.occurredAt, at)) {
+      at = cut(line, tabs, COLUMN.occurredAt);
+      atIso = at.charCodeAt(0) === 106 ? toIso(occurredAtOf(at)) : at;
+    }
     events[i] = new LogEvent(
-      Number(c[COLUMN.id]),
+      integerAt(line, 0, to(tabs, COLUMN.id)),
       position,
       filter.entityId,
       filter.source,
-      sourceId === "" ? (filter.sourceId as string) : jsonString(sourceId),
+      // Empty: the filter fixes it.
+      from(tabs, COLUMN.sourceId) === to(tabs, COLUMN.sourceId)
+        ? (filter.sourceId as string)
+        : jsonString(cut(line, tabs, COLUMN.sourceId)),
       filter.eventType,
-      jsonString(c[COLUMN.recordKey] as string),
-      version === "" ? null : Number(version),
-      c,
-      at.charCodeAt(0) === 106 ? toIso(occurredAtOf(at)) : at,
+      jsonString(cut(line, tabs, COLUMN.recordKey)),
+      from(tabs, COLUMN.version) === to(tabs, COLUMN.version)
+        ? null
+        : integerAt(line, from(tabs, COLUMN.version), to(tabs, COLUMN.version)),
+      line,
+      tabs.slice(FIRST_CUT, COLUMNS),
+      atIso,
       fieldNames,
       fieldsJson,
       declaredJson,
