@@ -2,14 +2,35 @@
  * The bytes of one push (SPEC §5): the envelope around one event's data object (ONE_BY_ONE) or an
  * array of them (BULK), encoded once and then signed and sent as they are on every attempt.
  *
- * The text is concatenated from each event's data text (dataText; the same as envelopeText, which is
- * property-tested in event-payload.test.ts): V8 links the pieces and copies them once, into the
- * bytes. No data object is built per event.
+ * Each event's data text (dataText; the same as envelopeText, which is property-tested in
+ * event-payload.test.ts) is written as UTF-8 into a scratch buffer as soon as it is made, and the
+ * push's bytes are one copy of that buffer's used part. No data object is built per event, and no
+ * text of the whole block exists: linking a block's few thousand pieces into one string and then
+ * flattening and encoding it cost several µs per event, most of it in allocating and faulting in the
+ * memory of strings too large for V8's young generation.
  */
 import type { ChangeEvent } from "../domain/change-event.js";
 import { dataText, envelopeFrame } from "../domain/event-payload.js";
 import type { Subscription } from "../domain/subscription.js";
 import { prerenderedParts } from "../storage/delivery-repository.js";
+
+/**
+ * Reused between calls (encoding is synchronous, so one at a time): grows to the largest push seen,
+ * bounded by the largest block a subscription may ask for.
+ */
+let scratch = Buffer.allocUnsafeSlow(256 * 1024);
+
+/** Writes `text` at `offset`, growing the scratch buffer first when it might not fit. */
+function put(text: string, offset: number): number {
+  // A UTF-16 code unit never takes more than 3 bytes in UTF-8.
+  const worst = text.length * 3;
+  if (offset + worst > scratch.length) {
+    const grown = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, offset + worst));
+    scratch.copy(grown, 0, 0, offset);
+    scratch = grown;
+  }
+  return offset + scratch.write(text, offset);
+}
 
 export function encodePushBody(
   pushId: string,
@@ -22,13 +43,16 @@ export function encodePushBody(
     includePrevious: subscription.includePrevious,
   };
   const [head, tail] = envelopeFrame(pushId, subscription);
-  let body = bulk ? head + "[" : head;
+  let at = put(bulk ? head + "[" : head, 0);
   const count = bulk ? events.length : Math.min(1, events.length);
   for (let i = 0; i < count; i++) {
     const event = events[i] as ChangeEvent;
     const text = dataText(event, options, prerenderedParts(event));
-    body += i > 0 ? "," + text : text;
+    at = put(i > 0 ? "," + text : text, at);
   }
-  if (!bulk && count === 0) body += "null";
-  return Buffer.from(bulk ? body + "]" + tail : body + tail);
+  if (!bulk && count === 0) at = put("null", at);
+  at = put(bulk ? "]" + tail : tail, at);
+  const body = Buffer.allocUnsafeSlow(at);
+  scratch.copy(body, 0, 0, at);
+  return body;
 }

@@ -269,6 +269,27 @@ function valueJson(value: unknown): string {
 }
 
 /**
+ * `JSON.stringify(name) + ":"` of attribute names and `JSON.stringify(type)` of event types,
+ * remembered: they repeat from event to event. Bounded like the log reader's caches: emptied when
+ * one grows past NAME_CACHE_LIMIT texts.
+ */
+const NAME_CACHE_LIMIT = 10_000;
+const nameCache = new Map<string, string>();
+const typeCache = new Map<string, string>();
+function remembered(cache: Map<string, string>, text: string, suffix: string): string {
+  let json = cache.get(text);
+  if (json === undefined) {
+    if (cache.size >= NAME_CACHE_LIMIT) cache.clear();
+    json = JSON.stringify(text) + suffix;
+    cache.set(text, json);
+  }
+  return json;
+}
+function nameJson(name: string): string {
+  return remembered(nameCache, name, ":");
+}
+
+/**
  * A name JavaScript orders before the others in an object (an array index, or something close to
  * one): the text of an object holding it is not the order the names were added in, so the fast path
  * leaves such events to the object path.
@@ -290,19 +311,19 @@ function recordAttributesText(event: ChangeEvent, fields: readonly string[]): st
   for (const name of Object.keys(keys)) {
     if (!isDataName(name)) continue;
     if (mayBeIndex(name)) return undefined;
-    out += JSON.stringify(name) + ":" + valueJson(keys[name]) + ",";
+    out += nameJson(name) + valueJson(keys[name]) + ",";
   }
   for (let i = 0; i < fields.length; i++) {
     const name = fields[i] as string;
     if (!isDataName(name) || Object.prototype.hasOwnProperty.call(keys, name)) continue;
     if (fields.indexOf(name) < i) continue; // a repeated name: the first one is in already
     if (mayBeIndex(name)) return undefined;
-    out += JSON.stringify(name) + ":" + valueJson(own(event.state, name)) + ",";
+    out += nameJson(name) + valueJson(own(event.state, name)) + ",";
   }
   for (const name of EXTRA_KEYS[event.eventType] ?? []) {
     // Already present: toDataObject overwrites it in place, which appending cannot do.
     if (Object.prototype.hasOwnProperty.call(keys, name) || fields.includes(name)) return undefined;
-    out += JSON.stringify(name) + ":" + valueJson(own(event.extra, name)) + ",";
+    out += nameJson(name) + valueJson(own(event.extra, name)) + ",";
   }
   return out;
 }
@@ -354,12 +375,16 @@ export function dataText(
     "{" +
     attributes +
     '"_links":{"self":{"href":' +
-    JSON.stringify(cachedRecordHref(event, options.entityName)) +
+    // An href is made of encodeURIComponent'd segments, digits and fixed ASCII: nothing in it is
+    // escaped in JSON, so its JSON is the text between quotes.
+    '"' +
+    cachedRecordHref(event, options.entityName) +
+    '"' +
     '}},"_event":{"id":"evt_' +
     // eventPublicId; the text of a number needs no escaping
     String(event.id) +
     '","type":' +
-    JSON.stringify(event.eventType) +
+    remembered(typeCache, event.eventType, "") +
     ',"position":' +
     numberJson(event.position) +
     ',"occurredAt":"' +

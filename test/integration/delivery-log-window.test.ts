@@ -163,6 +163,53 @@ for (const { backend, skip } of await testBackends()) {
       assert.deepEqual(await readLogWindow(t.db, 1_000, 2_000, 10, filter), []);
     });
 
+    test("a page of more than a thousand events (read in several texts) is whole and in order", async () => {
+      const entityId = 7;
+      const written = Array.from({ length: 1_100 }, (_, i): NewChangeEvent => ({
+        entityId,
+        source: "PROFILE_TABLE",
+        sourceId: "1",
+        eventType: "UPDATE",
+        recordKey: String(i % 13),
+        keys: { profileId: i % 13 },
+        state: { counter: i },
+        fields: ["counter"],
+        previous: { counter: i - 1 },
+        extra: {},
+        version: i + 1,
+        declaredEvents: [],
+        origin: { kind: "SYSTEM" },
+      }));
+      const from = await readLogHead(t.db);
+      await t.db.transaction((tx) => appendChangeEvents(tx, written));
+      while ((await stampPendingEvents(t.db)).stamped > 0);
+      const head = await readLogHead(t.db);
+      const filter = {
+        entityId,
+        source: "PROFILE_TABLE" as const,
+        sourceId: "1",
+        eventType: "UPDATE" as const,
+      };
+      for (const limit of [255, 256, 257, 768, 769, 1_100]) {
+        for (const lean of [false, true]) {
+          const read = await readLogWindow(t.db, from, head, limit, {
+            ...filter,
+            ...(lean ? { conditions: null, includePrevious: false } : {}),
+          });
+          assert.equal(read.length, limit);
+          assert.deepEqual(
+            read.map((e) => (e.state as { counter: number }).counter),
+            Array.from({ length: limit }, (_, i) => i),
+          );
+          const positions = read.map((e) => e.position);
+          assert.deepEqual(
+            positions,
+            [...positions].sort((a, b) => a - b),
+          );
+        }
+      }
+    });
+
     test("push payloads built from the page's texts are the ones built from whole events", async () => {
       const entityId = 5;
       const oddTexts = ["plain", "a\tb", "line\nbreak", 'quo"te', "back\\slash", "ünï", "😀 x", ""];
@@ -256,6 +303,17 @@ for (const { backend, skip } of await testBackends()) {
             JSON.stringify(toDataObject(reference, options)),
             `lean event ${e.position}`,
           );
+          // A lean state holds the changed attributes' values (a missing one as null).
+          const shown = reference.fields.length <= 2 ? reference.fields : [];
+          for (const name of shown) {
+            const value = (reference.state as Record<string, unknown>)[name];
+            assert.deepEqual(
+              (leanEvent.state as Record<string, unknown>)[name],
+              value === undefined ? null : value,
+              `lean state of ${e.position}: ${name}`,
+            );
+          }
+          if (reference.fields.length > 2) assert.deepEqual(leanEvent.state, reference.state);
           pushed++;
         }
       }

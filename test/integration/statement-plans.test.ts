@@ -93,6 +93,24 @@ const WRITES: Record<string, (db: Queryable) => Promise<unknown>> = {
       sourceId: null,
       eventType: "CREATE",
     }),
+  // A window wider than the page: the page is the first events in position order.
+  "delivery read, lean, wide window": (db) =>
+    readLogWindow(db, 0, 5_000, 1_000, {
+      entityId: 1,
+      source: "PROFILE_TABLE",
+      sourceId: "1",
+      eventType: "UPDATE",
+      onFields: null,
+      conditions: null,
+      includePrevious: false,
+    }),
+  "delivery read, whole events, wide window": (db) =>
+    readLogWindow(db, 0, 5_000, 1_000, {
+      entityId: 1,
+      source: "PROFILE_TABLE",
+      sourceId: null,
+      eventType: "UPDATE",
+    }),
 };
 
 /** A SQL literal of a parameter value (the statements cast every parameter themselves). */
