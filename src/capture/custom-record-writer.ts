@@ -19,6 +19,7 @@ import type { NamedValue } from "../domain/record-input.js";
 import { checkMandatory, parseAttributeList } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Queryable } from "../storage/database.js";
+import { committingEvents } from "../storage/log-channels.js";
 import { createRecordWithEvents, updateRecordWithEvents } from "../storage/record-event-writes.js";
 import type { KeyValue, RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import {
@@ -159,6 +160,16 @@ export async function upsertCustomRecord(
   origin: Origin,
   options: { allowUpdate?: boolean } = {},
 ): Promise<RecordWriteResult> {
+  return committingEvents(db, () => upsertRecord(db, table, provided, origin, options));
+}
+
+async function upsertRecord(
+  db: Database,
+  table: DataTable,
+  provided: AttributeMap,
+  origin: Origin,
+  options: { allowUpdate?: boolean },
+): Promise<RecordWriteResult> {
   const pk = primaryKeyOf(table);
   const businessKey = keyText(provided[pk]);
   if (businessKey === undefined)
@@ -293,11 +304,13 @@ export async function updateCustomRecord(
   provided: AttributeMap,
   origin: Origin,
 ): Promise<RecordWriteResult> {
-  return withWriteRetry(table, () =>
-    db.transaction(async (tx) => {
-      const record = await existingRecord(tx, table, businessKey, true);
-      return applyToRecord(tx, table, record, provided, origin);
-    }),
+  return committingEvents(db, () =>
+    withWriteRetry(table, () =>
+      db.transaction(async (tx) => {
+        const record = await existingRecord(tx, table, businessKey, true);
+        return applyToRecord(tx, table, record, provided, origin);
+      }),
+    ),
   );
 }
 
@@ -308,21 +321,23 @@ export async function deleteCustomRecord(
   businessKey: string,
   origin: Origin,
 ): Promise<void> {
-  await withWriteRetry(table, () =>
-    db.transaction(async (tx) => {
-      const record = await existingRecord(tx, table, businessKey, true);
-      await deleteRecord(tx, record.recordId);
-      const fields = heldAttributes(table, record.attributes);
-      const declared = firedDeclaredEvents(table.eventsToTrigger, {
-        operation: "DELETE",
-        before: record.attributes,
-        after: null,
-        provided: fields,
-        changed: fields,
-      });
-      const ctx = { table, record, version: record.version + 1, origin };
-      await appendChangeEvents(tx, [dataEvent(ctx, "DELETE", fields, {}, {}, declared)]);
-    }),
+  await committingEvents(db, () =>
+    withWriteRetry(table, () =>
+      db.transaction(async (tx) => {
+        const record = await existingRecord(tx, table, businessKey, true);
+        await deleteRecord(tx, record.recordId);
+        const fields = heldAttributes(table, record.attributes);
+        const declared = firedDeclaredEvents(table.eventsToTrigger, {
+          operation: "DELETE",
+          before: record.attributes,
+          after: null,
+          provided: fields,
+          changed: fields,
+        });
+        const ctx = { table, record, version: record.version + 1, origin };
+        await appendChangeEvents(tx, [dataEvent(ctx, "DELETE", fields, {}, {}, declared)]);
+      }),
+    ),
   );
 }
 

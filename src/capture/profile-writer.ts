@@ -25,6 +25,7 @@ import {
 } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Queryable } from "../storage/database.js";
+import { committingEvents } from "../storage/log-channels.js";
 import type { RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import {
   deleteRecord,
@@ -204,12 +205,14 @@ export async function updateProfile(
   write: ProfileWrite,
   origin: Origin,
 ): Promise<ProfileWriteResult> {
-  return withWriteRetry(table, () =>
-    db.transaction(async (tx) => {
-      const record = await lockProfile(tx, table, key);
-      if (!record) throw profileNotFound(table, key);
-      return applyToProfile(tx, table, record, write, origin);
-    }),
+  return committingEvents(db, () =>
+    withWriteRetry(table, () =>
+      db.transaction(async (tx) => {
+        const record = await lockProfile(tx, table, key);
+        if (!record) throw profileNotFound(table, key);
+        return applyToProfile(tx, table, record, write, origin);
+      }),
+    ),
   );
 }
 
@@ -220,17 +223,19 @@ export async function deleteProfile(
   key: ProfileKey,
   origin: Origin,
 ): Promise<{ profileId: number }> {
-  return withWriteRetry(table, () =>
-    db.transaction(async (tx) => {
-      const record = await lockProfile(tx, table, key);
-      if (!record) throw profileNotFound(table, key);
-      await deleteRecord(tx, record.recordId);
-      const ctx = context(table, record, record.version + 1, origin);
-      await appendChangeEvents(tx, [
-        dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)),
-      ]);
-      return { profileId: record.recordId };
-    }),
+  return committingEvents(db, () =>
+    withWriteRetry(table, () =>
+      db.transaction(async (tx) => {
+        const record = await lockProfile(tx, table, key);
+        if (!record) throw profileNotFound(table, key);
+        await deleteRecord(tx, record.recordId);
+        const ctx = context(table, record, record.version + 1, origin);
+        await appendChangeEvents(tx, [
+          dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)),
+        ]);
+        return { profileId: record.recordId };
+      }),
+    ),
   );
 }
 

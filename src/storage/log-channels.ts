@@ -65,6 +65,16 @@ export function inboxCommitted(db: Database): void {
   for (const listener of localListeners.get(db)?.inbox ?? []) listener();
 }
 
+/**
+ * Runs a write that appends change events in its own transaction and, once it has committed
+ * (resolved), wakes a sequencer of this process. A write that fails committed nothing: no wake-up.
+ */
+export async function committingEvents<T>(db: Database, write: () => Promise<T>): Promise<T> {
+  const result = await write();
+  inboxCommitted(db);
+  return result;
+}
+
 /** The sequencer of this process listens for local commits; returns the way to stop listening. */
 export function onInboxCommitted(db: Database, listener: () => void): () => void {
   const set = listenersOf(db).inbox;
