@@ -73,34 +73,33 @@ for (const { backend, skip } of await testBackends()) {
         "oldest",
       );
       assert.equal(total, batch.length);
-      assert.deepEqual(
-        items.map((a) => ({
-          pushId: a.pushId,
-          eventIds: a.eventIds.map(Number),
-          firstPosition: a.firstPosition,
-          lastPosition: a.lastPosition,
-          attemptedAt: a.attemptedAt.toISOString(),
-          durationMs: a.durationMs,
-          outcome: a.outcome,
-          statusCode: a.statusCode,
-          errorClass: a.errorClass,
-          errorMessage: a.errorMessage,
-          nextAttemptAt: a.nextAttemptAt?.toISOString() ?? null,
-        })),
-        batch.map((a) => ({
-          pushId: a.pushId,
-          eventIds: a.eventIds,
-          firstPosition: a.firstPosition,
-          lastPosition: a.lastPosition,
-          attemptedAt: a.attemptedAt.toISOString(),
-          durationMs: a.durationMs,
-          outcome: a.outcome,
-          statusCode: a.statusCode,
-          errorClass: a.errorClass,
-          errorMessage: a.errorMessage,
-          nextAttemptAt: a.nextAttemptAt?.toISOString() ?? null,
-        })),
-      );
+      // What an attempt shows, comparable whether read back (ids as text) or written (ids as numbers).
+      const shown = (a: {
+        pushId: string;
+        eventIds: readonly (number | string)[];
+        firstPosition: number;
+        lastPosition: number;
+        attemptedAt: Date;
+        durationMs: number;
+        outcome: string;
+        statusCode: number | null;
+        errorClass: string | null;
+        errorMessage: string | null;
+        nextAttemptAt: Date | null;
+      }) => ({
+        pushId: a.pushId,
+        eventIds: a.eventIds.map(Number),
+        firstPosition: a.firstPosition,
+        lastPosition: a.lastPosition,
+        attemptedAt: a.attemptedAt.toISOString(),
+        durationMs: a.durationMs,
+        outcome: a.outcome,
+        statusCode: a.statusCode,
+        errorClass: a.errorClass,
+        errorMessage: a.errorMessage,
+        nextAttemptAt: a.nextAttemptAt?.toISOString() ?? null,
+      });
+      assert.deepEqual(items.map(shown), batch.map(shown));
     });
   });
 }
