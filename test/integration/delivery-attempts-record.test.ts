@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import type { AttemptView } from "../../src/storage/attempt-repository.js";
 import { listSubscriptionAttempts } from "../../src/storage/attempt-repository.js";
 import type { AttemptRecord } from "../../src/storage/delivery-repository.js";
 import { recordAttempts } from "../../src/storage/delivery-repository.js";
@@ -74,19 +75,11 @@ for (const { backend, skip } of await testBackends()) {
       );
       assert.equal(total, batch.length);
       // What an attempt shows, comparable whether read back (ids as text) or written (ids as numbers).
-      const shown = (a: {
-        pushId: string;
-        eventIds: readonly (number | string)[];
-        firstPosition: number;
-        lastPosition: number;
-        attemptedAt: Date;
-        durationMs: number;
-        outcome: string;
-        statusCode: number | null;
-        errorClass: string | null;
-        errorMessage: string | null;
-        nextAttemptAt: Date | null;
-      }) => ({
+      const shown = (
+        a: Omit<AttemptView, "id" | "attempt" | "eventIds" | "responseExcerpt"> & {
+          eventIds: readonly (number | string)[];
+        },
+      ) => ({
         pushId: a.pushId,
         eventIds: a.eventIds.map(Number),
         firstPosition: a.firstPosition,
