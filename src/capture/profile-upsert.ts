@@ -28,7 +28,7 @@ import { uniqueKeysOf } from "../domain/record-keys.js";
 import { checkMandatory } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
-import { inboxCommitted } from "../storage/log-channels.js";
+import { committingEvents } from "../storage/log-channels.js";
 import type { BatchCreate, BatchUpdate } from "../storage/record-event-writes.js";
 import {
   createRecordWithEvents,
@@ -148,7 +148,7 @@ function batcherOf(db: Database): WriteBatcher<PreparedUpsert, ProfileWriteResul
   let batcher = batchers.get(db);
   if (!batcher) {
     batcher = new WriteBatcher(
-      (entries) => runUpsertBatch(db, entries).finally(() => inboxCommitted(db)),
+      (entries) => committingEvents(db, () => runUpsertBatch(db, entries)),
       // Upserts of one unique value go one after the other, never in one statement.
       (item) => item.record.keys.map((k) => `${item.table.id}\u0000${k.attribute}\u0000${k.value}`),
       UPSERT_BATCH,

@@ -257,15 +257,18 @@ class SequencerLoop implements Sequencer {
    * asked, else at the busy or the slow poll. Beside a round still running, only at the busy
    * interval (a wake-up does not shorten it: every round is a commit), and only while rounds find
    * work or a wake-up asks: a slow stamping round (a WAL flush stalls) is then followed by one that
-   * stamps what committed meanwhile as soon as it commits.
+   * stamps what committed meanwhile as soon as it commits. Under heavy writing, never sooner than
+   * coalesceMs.
    */
   private spacing(now: number): number {
-    const busy = now - this.lastWorkAt < this.busyLingerMs;
-    const coalesce = this.coalesceMs();
-    if (this.rounds.size > 0)
-      return this.lastFound || this.wanted ? Math.max(this.busyPollMs, coalesce) : this.pollMs;
-    if (this.wanted) return Math.max(Math.min(this.wakeGapMs, this.busyPollMs), coalesce);
-    return busy ? Math.max(this.busyPollMs, coalesce) : this.pollMs;
+    let gap: number;
+    if (this.rounds.size > 0) {
+      if (!this.lastFound && !this.wanted) return this.pollMs;
+      gap = this.busyPollMs;
+    } else if (this.wanted) gap = Math.min(this.wakeGapMs, this.busyPollMs);
+    else if (now - this.lastWorkAt < this.busyLingerMs) gap = this.busyPollMs;
+    else return this.pollMs;
+    return Math.max(gap, this.coalesceMs());
   }
 
   /**
