@@ -94,9 +94,7 @@ export class EndpointCircuit {
     this.nextProbeAt = ctx.clock.now();
     this.scheduleProbe(probeInMs);
     for (const after of [ctx.health.warnAfterMs, ctx.health.disableAfterMs])
-      this.healthTimers.push(
-        ctx.clock.setTimer(() => void this.checkHealth(), since + after - ctx.clock.now()),
-      );
+      this.checkHealthAt(since + after);
     host.logger.warn(
       { reason, failingSince: new Date(since).toISOString(), probeInMs },
       "endpoint fails every push: subscription FAILING, probing it on the retry schedule",
@@ -160,6 +158,22 @@ export class EndpointCircuit {
     if (this.probeTimer) clock.clearTimer(this.probeTimer);
     this.probeTimer = undefined;
     for (const timer of this.healthTimers.splice(0)) clock.clearTimer(timer);
+  }
+
+  /**
+   * Checks the endpoint's health once the clock reads `at`. A timer may fire a little before its
+   * time by `clock.now()` (Node counts a timer from the event loop's cached time, which lags the
+   * wall clock by whatever the current turn has run; a scaled clock multiplies that lag): one that
+   * comes early waits for the rest, or the warning or the deactivation would never come.
+   */
+  private checkHealthAt(at: number): void {
+    const clock = this.host.ctx.clock;
+    const timer = clock.setTimer(() => {
+      this.healthTimers.splice(this.healthTimers.indexOf(timer), 1);
+      if (clock.now() < at) this.checkHealthAt(at);
+      else void this.checkHealth();
+    }, at - clock.now());
+    this.healthTimers.push(timer);
   }
 
   private async checkHealth(): Promise<void> {

@@ -24,12 +24,16 @@ import { entityId, subscribe } from "../e2e/delivery-fixtures.js";
 const HOUR = 3_600_000;
 const WORKER = "circuit-test-worker";
 
-/** A clock whose time moves only when the test says so; due timers fire in order. */
 /**
  * A clock moved by hand. `advance` fires the timers due, in order, and after each waits for
- * `settled` (the circuit's database writes it started) before firing the next.
+ * `settled` (the circuit's database writes it started) before firing the next. With `earlyMs`,
+ * every timer longer than that fires that much before its time, as Node's timers may by the wall
+ * clock.
  */
-function manualClock(settled: () => Promise<void>): Clock & { advance(ms: number): Promise<void> } {
+function manualClock(
+  settled: () => Promise<void>,
+  earlyMs = 0,
+): Clock & { advance(ms: number): Promise<void> } {
   let now = Date.parse("2026-12-01T00:00:00Z");
   let next = 0;
   const timers = new Map<number, { at: number; fn: () => void }>();
@@ -37,7 +41,7 @@ function manualClock(settled: () => Promise<void>): Clock & { advance(ms: number
     now: () => now,
     setTimer(fn, ms) {
       const id = ++next;
-      timers.set(id, { at: now + Math.max(0, ms), fn });
+      timers.set(id, { at: now + Math.max(0, ms > earlyMs ? ms - earlyMs : ms), fn });
       return id as unknown as NodeJS.Timeout;
     },
     clearTimer(timer) {
@@ -79,7 +83,7 @@ for (const { backend, skip } of await testBackends()) {
       await database?.drop();
     });
 
-    async function open(probeInMs = HOUR) {
+    async function open(probeInMs = HOUR, earlyMs = 0) {
       const sub: Subscription = await subscribe(db, entity, { targetUrl: "https://example.com/h" });
       await db.query(
         "UPDATE webhook_subscriptions SET lease_owner = $2, lease_expires_at = now() + interval '1 hour' WHERE id = $1",
@@ -95,7 +99,7 @@ for (const { backend, skip } of await testBackends()) {
           await new Promise((resolve) => setImmediate(resolve));
         } while (seen !== chain);
       };
-      const clock = manualClock(settled);
+      const clock = manualClock(settled, earlyMs);
       const raised: OperationalEvent[] = [];
       const deactivated: string[] = [];
       let probesDue = 0;
@@ -175,6 +179,23 @@ for (const { backend, skip } of await testBackends()) {
       await c.clock.advance(72 * HOUR);
       assert.equal(c.deactivated.length, 1);
       assert.match(c.deactivated[0]!, /3 days/);
+      c.circuit.stop();
+      await c.ctx.sender.close();
+    });
+
+    test("health timers that fire early still warn at 24 h and deactivate at 3 days", async () => {
+      const c = await open(HOUR, 5);
+      await c.clock.advance(24 * HOUR - 10);
+      assert.deepEqual(c.raised, [], "no warning before 24 h");
+      await c.clock.advance(10);
+      assert.deepEqual(
+        c.raised.map((e) => e.type),
+        ["SUBSCRIPTION_FAILING_WARNING"],
+      );
+      await c.clock.advance(48 * HOUR - 10);
+      assert.deepEqual(c.deactivated, [], "not before 3 days");
+      await c.clock.advance(10);
+      assert.equal(c.deactivated.length, 1, "deactivated at 3 days");
       c.circuit.stop();
       await c.ctx.sender.close();
     });
