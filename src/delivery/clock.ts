@@ -7,7 +7,11 @@
 export interface Clock {
   /** Milliseconds since the epoch, as `Date.now()`. */
   now(): number;
-  /** Runs `fn` once `ms` of this clock's time has passed. */
+  /**
+   * Runs `fn` once about `ms` of this clock's time has passed. Like Node's timers it may fire a
+   * little early by `now()` (a few real milliseconds, times the scale): a caller that needs a
+   * threshold reached checks `now()` and waits again (EndpointCircuit's health timers do).
+   */
   setTimer(fn: () => void, ms: number): NodeJS.Timeout;
   clearTimer(timer: NodeJS.Timeout): void;
 }
