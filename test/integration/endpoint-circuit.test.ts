@@ -186,7 +186,7 @@ for (const { backend, skip } of await testBackends()) {
     test("health timers that fire early still warn at 24 h and deactivate at 3 days", async () => {
       const c = await open(HOUR, 5);
       await c.clock.advance(24 * HOUR - 10);
-      assert.deepEqual(c.raised, [], "no warning before 24 h");
+      assert.equal(c.raised.length, 0, "no warning before 24 h");
       await c.clock.advance(10);
       assert.deepEqual(
         c.raised.map((e) => e.type),
