@@ -12,6 +12,9 @@
  *     losing a unique-key race, would also count its wait until COMMIT).
  *  3. Herald on the embedded database (PGlite): the same HTTP load.
  *
+ * HERALD_BENCH_CAPTURE=ceiling,herald,apart,embedded picks runs (default: all), e.g.
+ * `HERALD_BENCH_CAPTURE=herald` for an A/B of one change.
+ *
  * Upserts are group-committed (src/capture/profile-upsert.ts): the writes that arrive together share
  * one autocommit statement, so the insert time of their events is still their commit time.
  *
@@ -312,13 +315,18 @@ export async function run(options: BenchOptions): Promise<void> {
       .join(" / ")} (figures from a busy machine are low; compare the ratio)`,
   );
   const runs: RunFigures[] = [];
+  const wanted = new Set(
+    (process.env.HERALD_BENCH_CAPTURE ?? "ceiling,herald,apart,embedded").split(","),
+  );
   const unavailable = await postgresUnavailable(options.adminUrl);
   if (unavailable) {
     console.log(`PostgreSQL runs skipped: ${unavailable}`);
   } else {
     // The ceiling runs before and after Herald, so a change in the machine's load shows.
-    console.log("… ceiling: plain INSERTs through pg");
-    runs.push(await measureCeiling(options, "before"));
+    if (wanted.has("ceiling")) {
+      console.log("… ceiling: plain INSERTs through pg");
+      runs.push(await measureCeiling(options, "before"));
+    }
     console.log("… Herald on PostgreSQL");
     const database = await createBenchDatabase(options.adminUrl);
     const db = new PostgresDatabase({
@@ -327,24 +335,35 @@ export async function run(options: BenchOptions): Promise<void> {
       applicationName: "herald-bench",
     });
     try {
-      runs.push(await measureHerald("Herald on PostgreSQL: HTTP upserts", db, options));
-      console.log("… the same, with the sequencer in its own thread (as a separate process would)");
-      runs.push(
-        await measureHerald("Herald on PostgreSQL, sequencer apart", db, options, database.url),
-      );
+      if (wanted.has("herald"))
+        runs.push(await measureHerald("Herald on PostgreSQL: HTTP upserts", db, options));
+      if (wanted.has("apart")) {
+        console.log(
+          "… the same, with the sequencer in its own thread (as a separate process would)",
+        );
+        runs.push(
+          await measureHerald("Herald on PostgreSQL, sequencer apart", db, options, database.url),
+        );
+      }
     } finally {
       await db.close();
       await database.drop();
     }
-    console.log("… ceiling again");
-    runs.push(await measureCeiling(options, "after"));
+    if (wanted.has("ceiling")) {
+      console.log("… ceiling again");
+      runs.push(await measureCeiling(options, "after"));
+    }
   }
-  console.log("… Herald on the embedded database (PGlite)");
-  const embedded = await createEmbeddedDatabase();
-  try {
-    runs.push(await measureHerald("Herald embedded (PGlite): HTTP upserts", embedded.db, options));
-  } finally {
-    await embedded.drop();
+  if (wanted.has("embedded")) {
+    console.log("… Herald on the embedded database (PGlite)");
+    const embedded = await createEmbeddedDatabase();
+    try {
+      runs.push(
+        await measureHerald("Herald embedded (PGlite): HTTP upserts", embedded.db, options),
+      );
+    } finally {
+      await embedded.drop();
+    }
   }
 
   console.log("");
