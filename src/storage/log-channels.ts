@@ -2,6 +2,7 @@
  * The notification channels of the change log, how often writers may wake the sequencer, and the
  * in-process shortcuts beside them.
  */
+import type { ChangeEvent } from "../domain/change-event.js";
 import type { Database } from "./database.js";
 
 export const INBOX_CHANNEL = "herald_inbox";
@@ -43,7 +44,19 @@ export function takeInboxNotifyTurn(): boolean {
  */
 interface LocalListeners {
   inbox: Set<() => void>;
-  log: Set<(head: number) => void>;
+  log: Set<(head: number, stamped?: StampedEvents) => void>;
+  /** Stamping rounds of this process's sequencer that have not ended yet (see stampingRound). */
+  roundsInFlight: number;
+  roundsEnded: Set<() => void>;
+}
+
+/**
+ * The events a stamping round stamped, handed over with its head: every position in
+ * (after, after + events.length], in order, as the log holds them (the round has committed).
+ */
+export interface StampedEvents {
+  after: number;
+  events: readonly ChangeEvent[];
 }
 
 const localListeners = new WeakMap<Database, LocalListeners>();
@@ -51,7 +64,7 @@ const localListeners = new WeakMap<Database, LocalListeners>();
 function listenersOf(db: Database): LocalListeners {
   let listeners = localListeners.get(db);
   if (!listeners) {
-    listeners = { inbox: new Set(), log: new Set() };
+    listeners = { inbox: new Set(), log: new Set(), roundsInFlight: 0, roundsEnded: new Set() };
     localListeners.set(db, listeners);
   }
   return listeners;
@@ -84,15 +97,56 @@ export function onInboxCommitted(db: Database, listener: () => void): () => void
 
 /**
  * Every position up to `head` is stamped and committed (the same promise as the NOTIFY payload on
- * LOG_CHANNEL). Wakes the delivery workers of this process, if any.
+ * LOG_CHANNEL). Wakes the delivery workers of this process, if any. `stamped`, when given, holds the
+ * events of the round's positions, so that a worker whose reading has reached them need not read
+ * them back (the log stays the source of truth: a worker uses them only for exactly that range).
  */
-export function logStamped(db: Database, head: number): void {
-  for (const listener of localListeners.get(db)?.log ?? []) listener(head);
+export function logStamped(db: Database, head: number, stamped?: StampedEvents): void {
+  for (const listener of localListeners.get(db)?.log ?? []) listener(head, stamped);
 }
 
 /** Delivery workers of this process listen for stamps; returns the way to stop listening. */
-export function onLogStamped(db: Database, listener: (head: number) => void): () => void {
+export function onLogStamped(
+  db: Database,
+  listener: (head: number, stamped?: StampedEvents) => void,
+): () => void {
   const set = listenersOf(db).log;
+  set.add(listener);
+  return () => set.delete(listener);
+}
+
+/** Some delivery worker of this process listens for stamps (worth handing them the events). */
+export function hasStampListeners(db: Database): boolean {
+  return (localListeners.get(db)?.log.size ?? 0) > 0;
+}
+
+/**
+ * The sequencer of this process starts a stamping round; call the function it returns when the round
+ * has ended, committed or failed, after its `logStamped`. While a round runs, its NOTIFY may reach
+ * this process's workers before the round's own result (the server sends both at commit): a worker
+ * that waits for the round (see stampingRoundsInFlight) gets the head with its events instead of
+ * reading them back.
+ */
+export function stampingRound(db: Database): () => void {
+  const listeners = listenersOf(db);
+  listeners.roundsInFlight++;
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    if (--listeners.roundsInFlight > 0) return;
+    for (const listener of listeners.roundsEnded) listener();
+  };
+}
+
+/** Stamping rounds of this process's sequencer running now. */
+export function stampingRoundsInFlight(db: Database): number {
+  return localListeners.get(db)?.roundsInFlight ?? 0;
+}
+
+/** Called each time no stamping round of this process is running any more; returns the way to stop. */
+export function onStampingRoundsEnded(db: Database, listener: () => void): () => void {
+  const set = listenersOf(db).roundsEnded;
   set.add(listener);
   return () => set.delete(listener);
 }
