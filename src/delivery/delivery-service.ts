@@ -221,7 +221,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     announcedHead = head;
     for (const runner of runners.values()) runner.poke(head, stamped);
   };
-  const stopLocal = onLogStamped(db, announce);
+  const stopLocal = onLogStamped(db, announce, () => runners.size > 0);
   // A NOTIFY that arrives while a stamping round of this process runs is most often that round's
   // own, come before the round's result (the server sends both at its commit; about half the time
   // the NOTIFY is first): it waits for the round, which announces the head with its events, so the

@@ -37,12 +37,12 @@ import type { BackgroundService } from "../background-service.js";
 import type { AdvisoryLock, Database, Unlisten } from "../storage/database.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
 import {
-  hasStampListeners,
   INBOX_CHANNEL,
   INBOX_NOTIFY_INTERVAL_MS,
   logStamped,
   onInboxCommitted,
   stampingRound,
+  wantsStampedEvents,
 } from "../storage/log-channels.js";
 import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
@@ -354,7 +354,7 @@ class SequencerLoop implements Sequencer {
 
   /** One stamping round: returns at once, without locking, when nothing waits. */
   private async stampOnce(): Promise<void> {
-    const handOff = hasStampListeners(this.db) ? this.handOffEvents : 0;
+    const handOff = wantsStampedEvents(this.db) ? this.handOffEvents : 0;
     const result = await stampPendingEvents(this.db, this.batchSize, handOff);
     this.lastFound = result.stamped > 0;
     this.lastStamped = result.stamped;

@@ -44,7 +44,8 @@ export function takeInboxNotifyTurn(): boolean {
  */
 interface LocalListeners {
   inbox: Set<() => void>;
-  log: Set<(head: number, stamped?: StampedEvents) => void>;
+  /** Each stamp listener, and whether it wants the stamped events now. */
+  log: Map<(head: number, stamped?: StampedEvents) => void, () => boolean>;
   /** Stamping rounds of this process's sequencer that have not ended yet (see stampingRound). */
   roundsInFlight: number;
   roundsEnded: Set<() => void>;
@@ -64,7 +65,7 @@ const localListeners = new WeakMap<Database, LocalListeners>();
 function listenersOf(db: Database): LocalListeners {
   let listeners = localListeners.get(db);
   if (!listeners) {
-    listeners = { inbox: new Set(), log: new Set(), roundsInFlight: 0, roundsEnded: new Set() };
+    listeners = { inbox: new Set(), log: new Map(), roundsInFlight: 0, roundsEnded: new Set() };
     localListeners.set(db, listeners);
   }
   return listeners;
@@ -102,22 +103,28 @@ export function onInboxCommitted(db: Database, listener: () => void): () => void
  * them back (the log stays the source of truth: a worker uses them only for exactly that range).
  */
 export function logStamped(db: Database, head: number, stamped?: StampedEvents): void {
-  for (const listener of localListeners.get(db)?.log ?? []) listener(head, stamped);
+  for (const listener of localListeners.get(db)?.log.keys() ?? []) listener(head, stamped);
 }
 
-/** Delivery workers of this process listen for stamps; returns the way to stop listening. */
+/**
+ * Delivery workers of this process listen for stamps; returns the way to stop listening.
+ * `wantsEvents` says whether the listener has a use for the stamped events right now (a worker
+ * driving no subscription has none): the sequencer reads them only for someone.
+ */
 export function onLogStamped(
   db: Database,
   listener: (head: number, stamped?: StampedEvents) => void,
+  wantsEvents: () => boolean = () => true,
 ): () => void {
-  const set = listenersOf(db).log;
-  set.add(listener);
-  return () => set.delete(listener);
+  const map = listenersOf(db).log;
+  map.set(listener, wantsEvents);
+  return () => map.delete(listener);
 }
 
-/** Some delivery worker of this process listens for stamps (worth handing them the events). */
-export function hasStampListeners(db: Database): boolean {
-  return (localListeners.get(db)?.log.size ?? 0) > 0;
+/** Some delivery worker of this process would use the events of a stamp now. */
+export function wantsStampedEvents(db: Database): boolean {
+  for (const wants of localListeners.get(db)?.log.values() ?? []) if (wants()) return true;
+  return false;
 }
 
 /**

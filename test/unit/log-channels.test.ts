@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Database } from "../../src/storage/database.js";
 import {
-  hasStampListeners,
   onLogStamped,
   onStampingRoundsEnded,
   stampingRound,
   stampingRoundsInFlight,
+  wantsStampedEvents,
 } from "../../src/storage/log-channels.js";
 
 const fakeDatabase = (): Database => ({ kind: "postgres" }) as Database;
@@ -39,13 +39,20 @@ describe("log channels", () => {
     assert.equal(stampingRoundsInFlight(other), 1);
   });
 
-  test("stamp listeners are per database", () => {
+  test("stamped events are wanted while a listener of that database wants them", () => {
     const db = fakeDatabase();
-    assert.equal(hasStampListeners(db), false);
-    const stop = onLogStamped(db, () => {});
-    assert.equal(hasStampListeners(db), true);
-    assert.equal(hasStampListeners(fakeDatabase()), false);
+    assert.equal(wantsStampedEvents(db), false);
+    let driving = false;
+    const stop = onLogStamped(
+      db,
+      () => {},
+      () => driving,
+    );
+    assert.equal(wantsStampedEvents(db), false, "a worker driving nothing has no use for them");
+    driving = true;
+    assert.equal(wantsStampedEvents(db), true);
+    assert.equal(wantsStampedEvents(fakeDatabase()), false);
     stop();
-    assert.equal(hasStampListeners(db), false);
+    assert.equal(wantsStampedEvents(db), false);
   });
 });
