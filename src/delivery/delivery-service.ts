@@ -3,8 +3,9 @@
  * share of the subscriptions with renewable leases, runs one SubscriptionRunner per leased
  * subscription, wakes them on NOTIFY `herald_log` (with a slow poll as a safety net), and on stop
  * hands everything back so another worker resumes at once. A sequencer leading in this process
- * announces each new head directly (`onLogStamped`), a NOTIFY round trip sooner; the NOTIFY that
- * follows for a head already announced is then ignored (a poke with no news would cost a read).
+ * announces each new head directly (`onLogStamped`), with the events it stamped when they are few,
+ * so runners need not read them back; a NOTIFY that arrives while such a round runs waits for it,
+ * and one for a head already announced is ignored (a poke with no news would cost a read).
  *
  * Fair share: a worker claims free leases up to ceil(deliverable / live workers); it gives back what
  * it holds above that share, and one lease per renewal while it holds two more than the least-loaded
@@ -19,7 +20,12 @@ import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { DEFAULT_RETRY_POLICY } from "../domain/retry-policy.js";
 import { LOG_CHANNEL } from "../storage/change-event-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
-import { onLogStamped } from "../storage/log-channels.js";
+import type { StampedEvents } from "../storage/log-channels.js";
+import {
+  onLogStamped,
+  onStampingRoundsEnded,
+  stampingRoundsInFlight,
+} from "../storage/log-channels.js";
 import type { LeasedSubscription } from "../storage/delivery-repository.js";
 import {
   claimLeases,
@@ -208,21 +214,32 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
 
   /** The highest head announced so far, locally or by NOTIFY. */
   let announcedHead = 0;
-  const stopLocal = onLogStamped(db, (head) => {
+  /** The highest head a NOTIFY brought while this process's sequencer had a round running. */
+  let heldHead = 0;
+  const announce = (head: number, stamped?: StampedEvents): void => {
     if (head <= announcedHead) return;
     announcedHead = head;
-    for (const runner of runners.values()) runner.poke(head);
+    for (const runner of runners.values()) runner.poke(head, stamped);
+  };
+  const stopLocal = onLogStamped(db, announce, () => runners.size > 0);
+  // A NOTIFY that arrives while a stamping round of this process runs is most often that round's
+  // own, come before the round's result (the server sends both at its commit; about half the time
+  // the NOTIFY is first): it waits for the round, which announces the head with its events, so the
+  // runners need not read them back. Should the rounds end without reaching it (another process
+  // stamped), the held head is announced then.
+  const stopRoundsEnded = onStampingRoundsEnded(db, () => {
+    if (heldHead > announcedHead) announce(heldHead);
   });
   let unlisten: Unlisten | undefined;
   try {
     unlisten = await db.listen(LOG_CHANNEL, (payload) => {
       // The sequencer announces the new log head; anything else just means "look again".
       const head = /^\d+$/.test(payload) ? Number(payload) : undefined;
-      if (head !== undefined) {
-        if (head <= announcedHead) return;
-        announcedHead = head;
-      }
-      for (const runner of runners.values()) runner.poke(head);
+      if (head === undefined) {
+        for (const runner of runners.values()) runner.poke();
+      } else if (stampingRoundsInFlight(db) > 0) {
+        if (head > heldHead) heldHead = head;
+      } else announce(head);
     });
   } catch (error) {
     logger.warn({ err: error }, "LISTEN failed; relying on the poll");
@@ -257,6 +274,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       unreport();
       clearInterval(pollTimer);
       stopLocal();
+      stopRoundsEnded();
       await unlisten?.().catch(() => {});
       await ticking;
       const ids = [...runners.keys()];

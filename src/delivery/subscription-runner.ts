@@ -28,6 +28,7 @@ import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
 import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { readLogHead } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
+import type { StampedEvents } from "../storage/log-channels.js";
 import type { AttemptRecord } from "../storage/delivery-repository.js";
 import {
   advanceWatermark,
@@ -46,6 +47,7 @@ import { LeaseLostError, ParkedRecords } from "./parked-records.js";
 import type { PendingEvent, Push } from "./push.js";
 import { firstPosition, recordKeyOf } from "./push.js";
 import { encodePushBody } from "./push-body.js";
+import { HandedEvents } from "./handed-events.js";
 import { RecordScheduler } from "./record-scheduler.js";
 import { ReplayExecutor } from "./replay-executor.js";
 import { WatermarkTracker } from "./watermark-tracker.js";
@@ -74,7 +76,7 @@ interface PendingRead {
   upTo: number;
   /** The definition the read's SQL pre-filter was built from. */
   subscription: Subscription;
-  events: Promise<ChangeEvent[]>;
+  events: Promise<readonly ChangeEvent[]>;
 }
 
 type RunnerState = "running" | "stopping" | "stopped";
@@ -115,6 +117,8 @@ export class SubscriptionRunner {
   private windowSize: number;
   /** Parked records are loaded (and a FAILING state restored) before the first read. */
   private loaded: Promise<void> | undefined;
+  /** Events this process's sequencer handed over, used instead of reading them back. */
+  private readonly handed = new HandedEvents();
 
   // Failure handling
   private readonly parked: ParkedRecords;
@@ -226,10 +230,13 @@ export class SubscriptionRunner {
   /**
    * New events may be in the log (NOTIFY, poll, or a renewed lease). `head`, when known (the
    * sequencer's NOTIFY payload), saves reading it: every position up to it is stamped and committed.
+   * `stamped` (from a sequencer of this process) holds the events of a range of positions up to
+   * `head`: a read of exactly that range takes them instead (see HandedEvents).
    */
-  poke(head?: number): void {
+  poke(head?: number, stamped?: StampedEvents): void {
     if (this.state !== "running") return;
     if (head !== undefined && head > this.knownHead) this.knownHead = head;
+    if (stamped) this.handed.offer(stamped, this.tracker.cursor);
     void this.pump();
     this.dispatch();
   }
@@ -278,9 +285,21 @@ export class SubscriptionRunner {
     }
   }
 
-  /** Starts reading the window (after, upTo] of the log with the subscription's SQL pre-filter. */
+  /**
+   * Starts reading the window (after, upTo] of the log with the subscription's SQL pre-filter, or
+   * takes a narrower window (after, …] from the events the sequencer handed over (unfiltered: the
+   * caller's matchesSubscription drops everything the pre-filter would).
+   */
   private startRead(after: number, upTo: number): PendingRead {
     const sub = this.subscription;
+    const handed = this.handed.window(after, upTo, this.ctx.tuning.readBatchSize);
+    if (handed)
+      return {
+        after,
+        upTo: handed.upTo,
+        subscription: sub,
+        events: Promise.resolve(handed.events),
+      };
     const events = readLogWindow(this.ctx.db, after, upTo, this.ctx.tuning.readBatchSize, {
       entityId: sub.entityId,
       source: sub.on,

@@ -5,7 +5,7 @@
  * session advisory lock. Followers retry the lock every `followerRetryMs`, so when the leader's
  * process dies (its lock vanishes with its connection) another takes over within about a second.
  *
- * The leader stamps in rounds, one `herald_stamp_batch` call each. A round starts:
+ * The leader stamps in rounds, one `herald_stamp_events` call each. A round starts:
  * - on a wake-up: capture's NOTIFY on INBOX_CHANNEL, or a writer of this process calling
  *   `inboxCommitted` after its commit (no server round trip), but no sooner than `wakeGapMs` after
  *   the previous round started;
@@ -27,7 +27,9 @@
  * them from competing.
  *
  * After each round that stamped, the leader tells delivery workers of this process the new head
- * directly (`logStamped`), beside the NOTIFY on LOG_CHANNEL that other processes wait for.
+ * directly (`logStamped`), beside the NOTIFY on LOG_CHANNEL that other processes wait for. When such
+ * workers exist and the round stamped at most `handOffEvents` events, the round also returns those
+ * events (read inside its transaction) and hands them over, so the workers need not read them back.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -39,6 +41,8 @@ import {
   INBOX_NOTIFY_INTERVAL_MS,
   logStamped,
   onInboxCommitted,
+  stampingRound,
+  wantsStampedEvents,
 } from "../storage/log-channels.js";
 import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
@@ -85,6 +89,11 @@ export interface SequencerOptions {
   maxCoalesceMs?: number;
   /** Pause after a failed stamping attempt (database unreachable), in ms (default 1000). */
   errorBackoffMs?: number;
+  /**
+   * A round that stamps at most this many events hands them to the delivery workers of this process
+   * (default 64; 0 never). Beyond it (a backlog) workers read the log in pages, which is cheaper.
+   */
+  handOffEvents?: number;
 }
 
 export interface SequencerStats {
@@ -132,6 +141,7 @@ class SequencerLoop implements Sequencer {
   private readonly coalesceFromEvents: number;
   private readonly coalesceMsPerEvent: number;
   private readonly maxCoalesceMs: number;
+  private readonly handOffEvents: number;
   /** When the latest round started (or, after a round that found nothing, ended). */
   private lastRoundAt = Number.NEGATIVE_INFINITY;
   /** A wake-up (or a full batch) asks for a round that has not started yet. */
@@ -179,6 +189,7 @@ class SequencerLoop implements Sequencer {
     this.coalesceFromEvents = Math.max(1, options.coalesceFromEvents ?? 8);
     this.coalesceMsPerEvent = Math.max(0, options.coalesceMsPerEvent ?? 0.5);
     this.maxCoalesceMs = Math.max(0, options.maxCoalesceMs ?? 10);
+    this.handOffEvents = Math.max(0, options.handOffEvents ?? 64);
   }
 
   async start(): Promise<void> {
@@ -285,6 +296,7 @@ class SequencerLoop implements Sequencer {
 
   private startRound(now: number): void {
     this.lastRoundAt = now;
+    const ended = stampingRound(this.db);
     const round = this.stampOnce()
       .catch((error: unknown) => {
         if (this.stopped) return;
@@ -293,6 +305,7 @@ class SequencerLoop implements Sequencer {
         this.wanted = true;
       })
       .finally(() => {
+        ended();
         this.rounds.delete(round);
         this.signal.wake();
       });
@@ -341,7 +354,8 @@ class SequencerLoop implements Sequencer {
 
   /** One stamping round: returns at once, without locking, when nothing waits. */
   private async stampOnce(): Promise<void> {
-    const result = await stampPendingEvents(this.db, this.batchSize);
+    const handOff = wantsStampedEvents(this.db) ? this.handOffEvents : 0;
+    const result = await stampPendingEvents(this.db, this.batchSize, handOff);
     this.lastFound = result.stamped > 0;
     this.lastStamped = result.stamped;
     if (result.stamped === 0) {
@@ -352,8 +366,9 @@ class SequencerLoop implements Sequencer {
       return;
     }
     this.lastWorkAt = Date.now();
-    // Committed: workers of this process may read up to the new head at once.
-    logStamped(this.db, result.head);
+    // Committed: workers of this process may read up to the new head at once, or take its events.
+    const stamped = result.events && { after: result.head - result.stamped, events: result.events };
+    logStamped(this.db, result.head, stamped);
     if (result.head > this.counters.head) this.counters.head = result.head;
     this.counters.stampedTotal += result.stamped;
     this.counters.lastBatchMaxLagMs = result.maxLagMs;

@@ -2,6 +2,7 @@
  * The notification channels of the change log, how often writers may wake the sequencer, and the
  * in-process shortcuts beside them.
  */
+import type { ChangeEvent } from "../domain/change-event.js";
 import type { Database } from "./database.js";
 
 export const INBOX_CHANNEL = "herald_inbox";
@@ -43,7 +44,20 @@ export function takeInboxNotifyTurn(): boolean {
  */
 interface LocalListeners {
   inbox: Set<() => void>;
-  log: Set<(head: number) => void>;
+  /** Each stamp listener, and whether it wants the stamped events now. */
+  log: Map<(head: number, stamped?: StampedEvents) => void, () => boolean>;
+  /** Stamping rounds of this process's sequencer that have not ended yet (see stampingRound). */
+  roundsInFlight: number;
+  roundsEnded: Set<() => void>;
+}
+
+/**
+ * The events a stamping round stamped, handed over with its head: every position in
+ * (after, after + events.length], in order, as the log holds them (the round has committed).
+ */
+export interface StampedEvents {
+  after: number;
+  events: readonly ChangeEvent[];
 }
 
 const localListeners = new WeakMap<Database, LocalListeners>();
@@ -51,7 +65,7 @@ const localListeners = new WeakMap<Database, LocalListeners>();
 function listenersOf(db: Database): LocalListeners {
   let listeners = localListeners.get(db);
   if (!listeners) {
-    listeners = { inbox: new Set(), log: new Set() };
+    listeners = { inbox: new Set(), log: new Map(), roundsInFlight: 0, roundsEnded: new Set() };
     localListeners.set(db, listeners);
   }
   return listeners;
@@ -84,15 +98,62 @@ export function onInboxCommitted(db: Database, listener: () => void): () => void
 
 /**
  * Every position up to `head` is stamped and committed (the same promise as the NOTIFY payload on
- * LOG_CHANNEL). Wakes the delivery workers of this process, if any.
+ * LOG_CHANNEL). Wakes the delivery workers of this process, if any. `stamped`, when given, holds the
+ * events of the round's positions, so that a worker whose reading has reached them need not read
+ * them back (the log stays the source of truth: a worker uses them only for exactly that range).
  */
-export function logStamped(db: Database, head: number): void {
-  for (const listener of localListeners.get(db)?.log ?? []) listener(head);
+export function logStamped(db: Database, head: number, stamped?: StampedEvents): void {
+  for (const listener of localListeners.get(db)?.log.keys() ?? []) listener(head, stamped);
 }
 
-/** Delivery workers of this process listen for stamps; returns the way to stop listening. */
-export function onLogStamped(db: Database, listener: (head: number) => void): () => void {
-  const set = listenersOf(db).log;
+/**
+ * Delivery workers of this process listen for stamps; returns the way to stop listening.
+ * `wantsEvents` says whether the listener has a use for the stamped events right now (a worker
+ * driving no subscription has none): the sequencer reads them only for someone.
+ */
+export function onLogStamped(
+  db: Database,
+  listener: (head: number, stamped?: StampedEvents) => void,
+  wantsEvents: () => boolean = () => true,
+): () => void {
+  const map = listenersOf(db).log;
+  map.set(listener, wantsEvents);
+  return () => map.delete(listener);
+}
+
+/** Some delivery worker of this process would use the events of a stamp now. */
+export function wantsStampedEvents(db: Database): boolean {
+  for (const wants of localListeners.get(db)?.log.values() ?? []) if (wants()) return true;
+  return false;
+}
+
+/**
+ * The sequencer of this process starts a stamping round; call the function it returns when the round
+ * has ended, committed or failed, after its `logStamped`. While a round runs, its NOTIFY may reach
+ * this process's workers before the round's own result (the server sends both at commit): a worker
+ * that waits for the round (see stampingRoundsInFlight) gets the head with its events instead of
+ * reading them back.
+ */
+export function stampingRound(db: Database): () => void {
+  const listeners = listenersOf(db);
+  listeners.roundsInFlight++;
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    if (--listeners.roundsInFlight > 0) return;
+    for (const listener of listeners.roundsEnded) listener();
+  };
+}
+
+/** Stamping rounds of this process's sequencer running now. */
+export function stampingRoundsInFlight(db: Database): number {
+  return localListeners.get(db)?.roundsInFlight ?? 0;
+}
+
+/** Called each time no stamping round of this process is running any more; returns the way to stop. */
+export function onStampingRoundsEnded(db: Database, listener: () => void): () => void {
+  const set = listenersOf(db).roundsEnded;
   set.add(listener);
   return () => set.delete(listener);
 }

@@ -2,6 +2,7 @@
  * SQL of the sequencer (DESIGN §4): stamping committed inbox events with dense log positions, and
  * the lag figures read back from the stamps.
  */
+import type { ChangeEvent } from "../domain/change-event.js";
 import type { Database, Queryable } from "./database.js";
 
 /** Most events stamped per transaction: keeps each stamping transaction short (a few ms). */
@@ -14,32 +15,55 @@ export interface StampResult {
   head: number;
   /** Largest delay (ms) between an event's insertion and its stamp in this batch; 0 when none. */
   maxLagMs: number;
+  /**
+   * When asked for (`handOff`) and the call stamped at most that many: every event it stamped, in
+   * position order (positions head - stamped + 1 … head), as the log holds them now that the call
+   * has committed. Frozen: shared by every reader it is handed to.
+   */
+  events?: readonly ChangeEvent[];
 }
+
+/** A stamped event as herald_stamp_events returns it (JSON; occurredAt in ms since the epoch). */
+type StampedEventJson = Omit<ChangeEvent, "occurredAt"> & { occurredAt: number };
 
 /**
  * Stamps up to `batchSize` committed, unstamped events, in id order, with positions head+1, head+2…,
  * advances `log_head` and notifies LOG_CHANNEL with the new head — in one autocommit call of
- * `herald_stamp_batch` (migration 005, which explains why this is safe with overlapping stampers
- * and keeps each record's events in commit order; replaced by 009 so that a call which queued behind
- * another stamper and finds nothing left writes nothing). When nothing waits it returns at once without
- * taking a lock, so the sequencer may call it every few ms.
+ * `herald_stamp_events` (migration 011; 005 explains why this is safe with overlapping stampers and
+ * keeps each record's events in commit order, 009 why a call which queued behind another stamper and
+ * finds nothing left writes nothing). When nothing waits it returns at once without taking a lock,
+ * so the sequencer may call it every few ms. With `handOff` > 0, a call that stamps between 1 and
+ * `handOff` events also returns them (see StampResult.events), read inside the stamping
+ * transaction: the delivery workers of this process need not read them back.
  */
 export async function stampPendingEvents(
   db: Queryable,
   batchSize = DEFAULT_STAMP_BATCH,
+  handOff = 0,
 ): Promise<StampResult> {
-  const { rows } = await db.query<{ stamped: number; head: number | null; max_lag_ms: number }>(
-    "SELECT stamped, head, max_lag_ms FROM herald_stamp_batch($1)",
-    [batchSize],
+  const { rows } = await db.query<{
+    stamped: number;
+    head: number | null;
+    max_lag_ms: number;
+    events: StampedEventJson[] | null;
+  }>(
+    "SELECT stamped, head, max_lag_ms, events FROM herald_stamp_events($1, $2)",
+    [batchSize, handOff],
     // Sent every few ms while busy: prepared once per connection (the plan is a function call).
-    "sequencer_stamp_batch",
+    "sequencer_stamp_events",
   );
   const row = rows[0];
-  return {
+  const result: StampResult = {
     stamped: row?.stamped ?? 0,
     head: row?.head ?? 0,
     maxLagMs: row?.max_lag_ms ?? 0,
   };
+  if (row?.events) result.events = Object.freeze(row.events.map(stampedEvent));
+  return result;
+}
+
+function stampedEvent(json: StampedEventJson): ChangeEvent {
+  return Object.freeze({ ...json, occurredAt: new Date(json.occurredAt) });
 }
 
 /**

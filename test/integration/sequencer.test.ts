@@ -212,6 +212,35 @@ for (const { backend, skip } of await testBackends()) {
       }
     });
 
+    test("a small round hands its events over with its head; a large one only the head", async () => {
+      const announced: { head: number; positions?: number[] }[] = [];
+      const stopListening = onLogStamped(t.db, (head, stamped) =>
+        announced.push({
+          head,
+          positions: stamped && [stamped.after, ...stamped.events.map((e) => e.position)],
+        }),
+      );
+      try {
+        const sequencer = await start({ pollMs: 60_000, handOffEvents: 3 });
+        const base = await readLogHead(t.db);
+        await append(t.db, [newEvent("80", 1), newEvent("81", 1)]);
+        await waitUntil("the head to be announced", () => sequencer.stats().head >= base + 2);
+        await append(t.db, [
+          newEvent("82", 1),
+          newEvent("83", 1),
+          newEvent("84", 1),
+          newEvent("85", 1),
+        ]);
+        await waitUntil("the head to be announced", () => sequencer.stats().head >= base + 6);
+        assert.deepEqual(announced, [
+          { head: base + 2, positions: [base, base + 1, base + 2] },
+          { head: base + 6, positions: undefined },
+        ]);
+      } finally {
+        stopListening();
+      }
+    });
+
     if (backend === "postgres") {
       test("a commit announced in-process wakes the leader without a NOTIFY or a poll", async () => {
         await start({ pollMs: 60_000, busyLingerMs: 50 });

@@ -38,7 +38,7 @@ function scriptedDatabase(
   const db: Database = {
     kind,
     async query<T>(sql: string): Promise<QueryResult<T>> {
-      assert.match(sql, /herald_stamp_batch/);
+      assert.match(sql, /herald_stamp_events/);
       const startedAt = Date.now();
       const concurrent = ++running;
       await new Promise((resolve) => setTimeout(resolve, callMs));
