@@ -217,11 +217,14 @@ export async function recordAttempts(
   attempts: readonly AttemptRecord[],
 ): Promise<void> {
   if (attempts.length === 0) return;
-  const ids: number[] = [];
+  // The array's text is written here: the driver would quote and regex-escape every element.
+  let ids = "";
+  let count = 0;
   const rows = attempts.map(({ eventIds, ...fields }) => {
-    const from = ids.length + 1;
-    for (const id of eventIds) ids.push(id);
-    return { ...fields, from, to: ids.length };
+    const from = count + 1;
+    if (eventIds.length > 0) ids += (count > 0 ? "," : "") + eventIds.join(",");
+    count += eventIds.length;
+    return { ...fields, from, to: count };
   });
   await db.query(
     `INSERT INTO delivery_attempts
@@ -235,7 +238,7 @@ export async function recordAttempts(
             (a->>'statusCode')::int, a->>'errorClass', a->>'errorMessage', a->>'responseExcerpt',
             (a->>'nextAttemptAt')::timestamptz, a->>'workerId'
        FROM jsonb_array_elements($1::jsonb) AS t(a)`,
-    [JSON.stringify(rows), ids],
+    [JSON.stringify(rows), `{${ids}}`],
   );
 }
 
