@@ -406,6 +406,8 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
   #occurredAt: Date | undefined;
   /** A part the `_event` texts come from was set from outside: those texts may be stale. */
   #replaced = false;
+  /** `keys` or `state` was set from outside: their texts (keysJson, changedValuesJson) are stale. */
+  #attributesReplaced = false;
 
   constructor(
     public id: number,
@@ -434,12 +436,14 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
   }
   set keys(value: ChangeEvent["keys"]) {
     this.#keys = value;
+    this.#attributesReplaced = true;
   }
   get state(): ChangeEvent["state"] {
     return (this.#state ??= stateOf(this.column(COLUMN.state), this.changedFieldNames));
   }
   set state(value: ChangeEvent["state"]) {
     this.#state = value;
+    this.#attributesReplaced = true;
   }
   get fields(): string[] {
     return (this.#fields ??= JSON.parse(this.column(COLUMN.fields)) as string[]);
@@ -488,6 +492,27 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
     const end =
       index + 1 < COLUMNS ? (this.cuts[index + 1 - FIRST_CUT] as number) : this.line.length;
     return this.line.slice(start, end);
+  }
+
+  /**
+   * The state column holds the changed attributes' value texts (a lean page; see stateOf), and
+   * neither `keys` nor `state` was set from outside: keysJson and changedValuesJson hold.
+   */
+  private get leanTexts(): boolean {
+    const start = (this.cuts[COLUMN.state - FIRST_CUT] as number) + 1;
+    return !this.#attributesReplaced && this.line.charCodeAt(start) === 61; /* = */
+  }
+
+  /** The `keys` column's text, on a lean page (see PrerenderedParts). */
+  get keysJson(): string | undefined {
+    return this.leanTexts ? this.column(COLUMN.keys) : undefined;
+  }
+
+  /** The state column's text after its `=`, on a lean page (see PrerenderedParts). */
+  get changedValuesJson(): string | undefined {
+    if (!this.leanTexts) return undefined;
+    const start = (this.cuts[COLUMN.state - FIRST_CUT] as number) + 2;
+    return this.line.slice(start, this.cuts[COLUMN.state + 1 - FIRST_CUT] as number);
   }
 
   /** False once a part the `_event` texts come from was set from outside. */
