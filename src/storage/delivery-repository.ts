@@ -570,11 +570,11 @@ const PAGE_PART_BOUNDS: [number, number | undefined][] = [
  * large import, before autovacuum has analysed the table, the planner misjudges the filter and may
  * scan and sort every later row of the entity instead of walking the position index.
  *
- * The page comes back as ONE text, a line per event and its columns separated by tabs (JSON text
- * never holds a raw tab or newline: jsonb and to_json escape them), split once. The aggregate has no
- * ORDER BY of its own (sorting the page's texts a second time cost about 1 µs of PostgreSQL per
- * event): it joins the lines as the subquery yields them, in position order, and the lines are put
- * back in order here should they ever come otherwise. The JSON columns stay
+ * The page comes back as a few texts (PAGE_PART lines each), a line per event and its columns
+ * separated by tabs (JSON text never holds a raw tab or newline: jsonb and to_json escape them),
+ * each split once. The aggregates have no ORDER BY of their own (sorting the page's texts a second
+ * time cost about 1 µs of PostgreSQL per event): they join the lines as the subquery yields them,
+ * and the lines are put back in order here should they ever come otherwise. The JSON columns stay
  * text until something reads them (LogEvent): a BULK drain parses only what the payload shows.
  * occurred_at comes as the ISO text `_event.occurredAt` shows (milliseconds, truncated like the
  * driver's own parser; see occurredAtOf), the source id only when the filter does not fix it, and
@@ -611,30 +611,34 @@ export async function readLogWindow(
              ELSE state::text END)`
     : "state::text";
   const previous = lean ? "'{}'" : "previous::text";
-  const line = `id || E'\t' || position || E'\t' || coalesce(version::text, '')
-              || E'\t' || CASE WHEN $6::text IS NULL THEN to_json(source_id)::text ELSE '' END
-              || E'\t' || to_json(record_key)::text || E'\t'
-              || CASE WHEN occurred_at >= '1000-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'
-                      THEN to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-                      ELSE 'j' || to_json(occurred_at)::text END
-              || E'\t' || keys::text
-              || E'\t' || ${state} || E'\t' || fields::text || E'\t' || ${previous}
-              || E'\t' || extra::text || E'\t' || declared_events::text || E'\t' || origin::text`;
+  // One concat_ws instead of a chain of ||, each of which copied the line so far again (about 0.3 µs
+  // of PostgreSQL per event); no argument is ever NULL (version is coalesced), so none is skipped.
+  const line = `concat_ws(E'\t', id, position, coalesce(version::text, ''),
+                CASE WHEN $6::text IS NULL THEN to_json(source_id)::text ELSE '' END,
+                to_json(record_key),
+                CASE WHEN occurred_at >= '1000-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'
+                     THEN to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+                     ELSE 'j' || to_json(occurred_at)::text END,
+                keys, ${state}, fields, ${previous}, extra, declared_events, origin)`;
   // Positions are unique: a window no wider than the limit holds at most `limit` events, so the
   // page is all of them and needs no order from PostgreSQL (the lines are put in order below). A
   // plan that reaches the rows through a bitmap of the index (as plans made before the table was
   // analysed do) then sorts nothing: sorting the page's rows, jsonb columns and all, was about a fifth
-  // of PostgreSQL's time in a BULK drain.
+  // of PostgreSQL's time in a BULK drain. Its parts are then cut by position (no more than PAGE_PART
+  // positions, so lines, each) instead of by a row number, whose window function copied every row
+  // into a tuplestore first (about 0.2 µs of PostgreSQL per event).
   const fits = upTo - after <= limit;
   const order = fits ? "" : "ORDER BY position";
+  const rank = fits ? "position - $1::bigint" : "n";
   // The page in parts of PAGE_PART lines (the last one takes the rest), each its own text.
   const parts = PAGE_PART_BOUNDS.map(
     ([low, high], i) =>
-      `string_agg(${line}, E'\n') FILTER (WHERE n > ${low}${high ? ` AND n <= ${high}` : ""}) AS part${i}`,
+      `string_agg(${line}, E'\n') FILTER (WHERE ${rank} > ${low}${high ? ` AND ${rank} <= ${high}` : ""}) AS part${i}`,
   );
+  const numbered = fits ? "e.*" : `e.*, row_number() OVER (${order}) AS n`;
   const { rows } = await db.query<Record<string, string | null>>(
     `SELECT ${parts.join(",\n")}
-       FROM (SELECT e.*, row_number() OVER (${order}) AS n
+       FROM (SELECT ${numbered}
                FROM (SELECT id, position, source_id, record_key, keys, state, fields, previous, extra,
                             version, declared_events, origin, occurred_at
                        FROM change_events
