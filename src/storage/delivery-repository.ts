@@ -308,15 +308,17 @@ const COLUMN = {
   origin: 12,
 } as const;
 const COLUMNS = 13;
-/** The first column whose start an event keeps (see LineCuts). */
+/** The first column whose start an event keeps (see PageCuts). */
 const FIRST_CUT = COLUMN.occurredAt;
+/** Tab positions an event keeps: before occurred_at, …, before origin. */
+const CUTS = COLUMNS - FIRST_CUT;
 
 /**
- * The positions of the tabs before columns occurred_at to origin in an event's line: a small array
- * of numbers per event instead of one string per column (the page's lines used to be split into
- * 13 strings each, most never read, all kept as long as the event was).
+ * The positions of the tabs before columns occurred_at to origin in the lines of one page, CUTS
+ * per line, in one typed array the page's events share: no string per column (the page's lines
+ * used to be split into 13 strings each, most never read) and no array per event.
  */
-type LineCuts = number[];
+type PageCuts = Int32Array;
 
 /** The integer at [from, to) of `line`: digits read in place, anything else through Number. */
 function integerAt(line: string, from: number, to: number): number {
@@ -423,7 +425,9 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
      * begin in it (see COLUMN): the JSON columns are cut out of the line when first read.
      */
     private readonly line: string,
-    private readonly cuts: LineCuts,
+    private readonly cuts: PageCuts,
+    /** Where this event's tab positions begin in `cuts`. */
+    private readonly cutsAt: number,
     readonly occurredAtText: string,
     readonly changedFieldNames: readonly string[],
     readonly changedFieldsJson: string,
@@ -488,9 +492,9 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
 
   /** The text of column `index` (occurred_at or a later one) of the event's line. */
   private column(index: number): string {
-    const start = (this.cuts[index - FIRST_CUT] as number) + 1;
-    const end =
-      index + 1 < COLUMNS ? (this.cuts[index + 1 - FIRST_CUT] as number) : this.line.length;
+    const at = this.cutsAt - FIRST_CUT;
+    const start = (this.cuts[at + index] as number) + 1;
+    const end = index + 1 < COLUMNS ? (this.cuts[at + index + 1] as number) : this.line.length;
     return this.line.slice(start, end);
   }
 
@@ -499,7 +503,7 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
    * neither `keys` nor `state` was set from outside: keysJson and changedValuesJson hold.
    */
   private get leanTexts(): boolean {
-    const start = (this.cuts[COLUMN.state - FIRST_CUT] as number) + 1;
+    const start = (this.cuts[this.cutsAt + COLUMN.state - FIRST_CUT] as number) + 1;
     return !this.#attributesReplaced && this.line.charCodeAt(start) === 61; /* = */
   }
 
@@ -511,8 +515,9 @@ class LogEvent implements ChangeEvent, PrerenderedParts {
   /** The state column's text after its `=`, on a lean page (see PrerenderedParts). */
   get changedValuesJson(): string | undefined {
     if (!this.leanTexts) return undefined;
-    const start = (this.cuts[COLUMN.state - FIRST_CUT] as number) + 2;
-    return this.line.slice(start, this.cuts[COLUMN.state + 1 - FIRST_CUT] as number);
+    const at = this.cutsAt - FIRST_CUT;
+    const start = (this.cuts[at + COLUMN.state] as number) + 2;
+    return this.line.slice(start, this.cuts[at + COLUMN.state + 1] as number);
   }
 
   /** False once a part the `_event` texts come from was set from outside. */
@@ -686,11 +691,13 @@ export async function readLogWindow(
   let ordered = true;
   let last = -Infinity;
   const tabs = new Array<number>(COLUMNS + 1).fill(0);
+  const cuts: PageCuts = new Int32Array(lines.length * CUTS);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     tabs[0] = -1;
     for (let k = 1; k < COLUMNS; k++) tabs[k] = line.indexOf("\t", (tabs[k - 1] as number) + 1);
     tabs[COLUMNS] = line.length;
+    for (let k = 0; k < CUTS; k++) cuts[i * CUTS + k] = tabs[FIRST_CUT + k] as number;
     const position = integerAt(line, from(tabs, COLUMN.position), to(tabs, COLUMN.position));
     if (position <= last) ordered = false;
     last = position;
@@ -726,7 +733,8 @@ export async function readLogWindow(
         ? null
         : integerAt(line, from(tabs, COLUMN.version), to(tabs, COLUMN.version)),
       line,
-      tabs.slice(FIRST_CUT, COLUMNS),
+      cuts,
+      i * CUTS,
       atIso,
       fieldNames,
       fieldsJson,
