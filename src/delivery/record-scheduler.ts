@@ -89,11 +89,14 @@ export class RecordScheduler<T extends KeyedItem> {
       const done = touched[i] as RecordQueue<T>;
       const count = done.completing;
       done.completing = 0;
-      done.items.splice(0, count);
       this.buffered -= count;
       done.busy = false;
-      if (done.items.length === 0) this.records.delete(done.key);
-      else this.ready.push(done.key);
+      // Mostly the record's last items: it goes, with no array spliced out of it.
+      if (count >= done.items.length) this.records.delete(done.key);
+      else {
+        done.items.splice(0, count);
+        this.ready.push(done.key);
+      }
     }
     touched.length = 0;
   }
