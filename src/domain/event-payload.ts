@@ -234,6 +234,7 @@ export interface PrerenderedParts {
   changedValuesJson?: string | undefined;
 }
 
+/** `JSON.stringify(type)` of event types, remembered (see remembered). */
 const typeCache = new Map<string, string>();
 
 /** A number as JSON.stringify writes it. */

@@ -104,8 +104,8 @@ const BACKSLASH = 92;
 const COMMA = 44;
 const CLOSE_BRACE = 125;
 
-/** A JSON number's text that Number reads exactly and String writes back unchanged. */
-function plainInteger(text: string): boolean {
+/** A JSON number's text that Number reads as a safe integer and String writes back unchanged. */
+export function plainIntegerJson(text: string): boolean {
   const start = text.charCodeAt(0) === 45 /* - */ ? 1 : 0;
   const digits = text.length - start;
   if (digits < 1 || digits > 15) return false;
@@ -133,7 +133,7 @@ export function jsonValueJson(text: string, nested: "parse" | "refuse"): string 
   if (text === "false") return '"false"';
   if (text === "null") return "null";
   // A number: JSON.parse reads its text as Number does.
-  return `"${plainInteger(text) ? text : String(Number(text))}"`;
+  return `"${plainIntegerJson(text) ? text : String(Number(text))}"`;
 }
 
 /** The index of the quote that closes the JSON string opening at `open`, or -1. */
@@ -175,11 +175,6 @@ function scalarEnd(text: string, from: number): number {
  * its end before another can start.
  */
 export const keysFound = { profileIdJson: undefined as string | undefined };
-
-/** The JSON text of a number that is a safe integer written as String writes it. */
-export function plainIntegerJson(text: string): boolean {
-  return plainInteger(text);
-}
 
 /** Where the key names begin and end in the keys' text; reused from call to call. */
 const nameFrom: number[] = [];
