@@ -75,7 +75,8 @@ export class ParkedRecords {
   }
 
   has(key: string): boolean {
-    return this.records.has(key);
+    // Asked for every event read: mostly nothing is parked, and then no key is hashed here.
+    return this.records.size > 0 && this.records.has(key);
   }
 
   /** Loads the subscription's parked records (when the runner takes the lease). */

@@ -110,6 +110,8 @@ export class SubscriptionRunner {
   private starved = false;
   /** The last read filled its page or stopped at the buffer limit: more of the log is waiting. */
   private behind = false;
+  /** A backlog was being read since the last flush (see finish). */
+  private caughtUpPending = false;
   /** The highest log head known (NOTIFY payload or a read of log_head). */
   private knownHead = 0;
   private idleWaiters: (() => void)[] = [];
@@ -331,6 +333,7 @@ export class SubscriptionRunner {
       if (this.bufferFull() || (this.circuit && this.hasFreshWork())) {
         this.starved = true;
         this.behind = true;
+        this.caughtUpPending = true;
         return;
       }
       const cursor = this.tracker.cursor;
@@ -374,6 +377,7 @@ export class SubscriptionRunner {
       if (cut || events.length > batch / 2) this.windowSize = batch;
       else this.windowSize = Math.min(batch * 5, this.windowSize * 2);
       this.behind = this.tracker.cursor < head;
+      if (this.behind) this.caughtUpPending = true;
       this.dispatch();
       if (parkedSome || !this.flushTimer) this.scheduleFlush();
     }
@@ -600,7 +604,16 @@ export class SubscriptionRunner {
   private finish(push: Push): void {
     this.scheduler.complete(push.events);
     for (const item of push.events) this.tracker.finish(item.event.position);
-    this.scheduleFlush();
+    if (this.caughtUpPending && !this.behind && this.scheduler.size === 0 && this.inFlight === 0) {
+      // The last push of a backlog was answered and the log has been read to its head: the
+      // watermark is written now rather than at the next tick (up to watermarkFlushMs later), so a
+      // restart right after a backlog re-sends nothing. Live traffic, read as it comes, never was
+      // behind, and keeps its batched writes.
+      this.caughtUpPending = false;
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+      void this.flush();
+    } else this.scheduleFlush();
     this.resumeReading();
   }
 

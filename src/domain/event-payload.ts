@@ -19,9 +19,21 @@
  */
 import type { AttributeMap, ChangeEvent, EventSource, Origin } from "./change-event.js";
 import { eventPublicId } from "./change-event.js";
+import type { RenderedValue } from "./rendered-values.js";
+import {
+  isDataName,
+  keysFound,
+  mayBeIndex,
+  plainIntegerJson,
+  nameJson,
+  recordAttributesFromJson,
+  remembered,
+  renderValue,
+  valueJson,
+} from "./rendered-values.js";
 
-/** A rendered value: text, a multi-value as a list of texts, or null. */
-export type RenderedValue = string | string[] | null;
+export type { RenderedValue } from "./rendered-values.js";
+export { renderValue } from "./rendered-values.js";
 
 /** The Herald-only block describing the event itself (SPEC §5 [ext]). */
 export interface EventBlock {
@@ -72,38 +84,6 @@ const EXTRA_KEYS: Partial<Record<ChangeEvent["eventType"], readonly string[]>> =
   UPDATED_SUBSCRIPTION: ["subscriptionName", "subscribe"],
   UPDATED_SEGMENT: ["segmentation", "segment", "belongs"],
 };
-
-/** Renders one stored value as Actito does: text, list of texts, or null. */
-export function renderValue(value: unknown): RenderedValue {
-  if (value === null || value === undefined) return null;
-  if (Array.isArray(value)) return value.map((item) => renderScalar(item) ?? "");
-  return renderScalar(value);
-}
-
-function renderScalar(value: unknown): string | null {
-  switch (typeof value) {
-    case "string":
-      return value;
-    case "number":
-    case "boolean":
-    case "bigint":
-      return String(value);
-    case "undefined":
-      return null;
-    default:
-      if (value === null) return null;
-      // Objects have no attribute type; render them as JSON rather than "[object Object]".
-      try {
-        return JSON.stringify(value) ?? null;
-      } catch {
-        return null;
-      }
-  }
-}
-
-function isDataName(name: string): boolean {
-  return name.length > 0 && !name.startsWith("_");
-}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -243,60 +223,23 @@ export interface PrerenderedParts {
   changedFieldsJson: string;
   originJson: string;
   declaredEventsJson: string;
+  /**
+   * When the reader sent only the changed attributes' values (a lean page): the JSON text of `keys`
+   * as jsonb writes it, and the JSON texts of the values of `changedFieldNames`, in their order,
+   * separated by U+001F (an empty one for a missing attribute). The attributes are then written from
+   * these texts (recordAttributesFromJson) and no `keys` or `state` object is built. Undefined
+   * otherwise.
+   */
+  keysJson?: string | undefined;
+  changedValuesJson?: string | undefined;
 }
+
+/** `JSON.stringify(type)` of event types, remembered (see remembered). */
+const typeCache = new Map<string, string>();
 
 /** A number as JSON.stringify writes it. */
 function numberJson(value: number): string {
   return Number.isFinite(value) ? String(value) : "null";
-}
-
-/** `JSON.stringify(renderValue(value))`, without the intermediate value for the common cases. */
-function valueJson(value: unknown): string {
-  switch (typeof value) {
-    case "string":
-      return JSON.stringify(value);
-    case "number":
-    case "bigint":
-      // The text of a number never holds a character JSON escapes.
-      return `"${String(value)}"`;
-    case "boolean":
-      return value ? '"true"' : '"false"';
-    case "undefined":
-      return "null";
-    default:
-      return value === null ? "null" : JSON.stringify(renderValue(value));
-  }
-}
-
-/**
- * `JSON.stringify(name) + ":"` of attribute names and `JSON.stringify(type)` of event types,
- * remembered: they repeat from event to event. Bounded like the log reader's caches: emptied when
- * one grows past NAME_CACHE_LIMIT texts.
- */
-const NAME_CACHE_LIMIT = 10_000;
-const nameCache = new Map<string, string>();
-const typeCache = new Map<string, string>();
-function remembered(cache: Map<string, string>, text: string, suffix: string): string {
-  let json = cache.get(text);
-  if (json === undefined) {
-    if (cache.size >= NAME_CACHE_LIMIT) cache.clear();
-    json = JSON.stringify(text) + suffix;
-    cache.set(text, json);
-  }
-  return json;
-}
-function nameJson(name: string): string {
-  return remembered(nameCache, name, ":");
-}
-
-/**
- * A name JavaScript orders before the others in an object (an array index, or something close to
- * one): the text of an object holding it is not the order the names were added in, so the fast path
- * leaves such events to the object path.
- */
-function mayBeIndex(name: string): boolean {
-  const first = name.charCodeAt(0);
-  return first >= 48 && first <= 57;
 }
 
 /**
@@ -335,8 +278,15 @@ let lastSource = { id: "", segment: "" };
 /**
  * recordHref, with the entity's and the source's segments remembered between calls and a profile id
  * that is a safe integer written as it is (its text has nothing encodeURIComponent changes).
+ * `keyedId` is the event's `profileId` key (`own(event.keys, "profileId")`), or, when `plainId`, the
+ * text of a safe integer's.
  */
-function cachedRecordHref(event: ChangeEvent, entityName: string): string {
+function cachedRecordHref(
+  event: ChangeEvent,
+  entityName: string,
+  keyedId: unknown,
+  plainId: boolean,
+): string {
   if (lastEntity.name !== entityName)
     lastEntity = { name: entityName, segment: segment(entityName) };
   if (event.source !== "PROFILE_TABLE" && event.source !== "CUSTOM_TABLE")
@@ -345,8 +295,12 @@ function cachedRecordHref(event: ChangeEvent, entityName: string): string {
     lastSource = { id: event.sourceId, segment: segment(event.sourceId) };
   if (event.source === "CUSTOM_TABLE")
     return `/custom-data/v4/entity/${lastEntity.segment}/customTable/${lastSource.segment}/record/${segment(event.recordKey)}`;
-  const profileId = own(event.keys, "profileId") ?? event.recordKey;
-  const id = Number.isSafeInteger(profileId) ? String(profileId) : segment(String(profileId));
+  const profileId = keyedId ?? event.recordKey;
+  const id = plainId
+    ? (keyedId as string)
+    : Number.isSafeInteger(profileId)
+      ? String(profileId)
+      : segment(String(profileId));
   return `/profiles/v4/entity/${lastEntity.segment}/table/${lastSource.segment}/profile/${id}`;
 }
 
@@ -361,15 +315,40 @@ export function dataText(
   options: PayloadOptions,
   parts?: PrerenderedParts,
 ): string {
-  const attributes =
+  const plain = !(
     TRIGGER_SOURCES.includes(event.source) ||
     typeof event.id !== "number" ||
     typeof event.position !== "number" ||
     typeof event.eventType !== "string" ||
     (parts === undefined && event.origin === undefined) ||
     (event.version !== null && event.version !== undefined && typeof event.version !== "number")
-      ? undefined
-      : recordAttributesText(event, parts ? parts.changedFieldNames : namesOf(event.fields));
+  );
+  let attributes: string | undefined;
+  let keyedId: unknown;
+  let plainId = false;
+  if (
+    plain &&
+    parts?.keysJson !== undefined &&
+    parts.changedValuesJson !== undefined &&
+    EXTRA_KEYS[event.eventType] === undefined
+  ) {
+    attributes = recordAttributesFromJson(
+      parts.keysJson,
+      parts.changedFieldNames,
+      parts.changedValuesJson,
+    );
+    const json = keysFound.profileIdJson;
+    // A plain integer's text is the id's text; anything else is read as JSON.parse reads it.
+    plainId = json !== undefined && plainIntegerJson(json);
+    keyedId = json === undefined || plainId ? json : JSON.parse(json);
+  }
+  if (plain && attributes === undefined) {
+    attributes = recordAttributesText(
+      event,
+      parts ? parts.changedFieldNames : namesOf(event.fields),
+    );
+    keyedId = own(event.keys, "profileId");
+  }
   if (attributes === undefined) return JSON.stringify(toDataObject(event, options));
   let text =
     "{" +
@@ -378,7 +357,7 @@ export function dataText(
     // An href is made of encodeURIComponent'd segments, digits and fixed ASCII: nothing in it is
     // escaped in JSON, so its JSON is the text between quotes.
     '"' +
-    cachedRecordHref(event, options.entityName) +
+    cachedRecordHref(event, options.entityName, keyedId, plainId) +
     '"' +
     '}},"_event":{"id":"evt_' +
     // eventPublicId; the text of a number needs no escaping

@@ -27,6 +27,25 @@ describe("per-record scheduler", () => {
     assert.equal(s.size, 1);
   });
 
+  test("a completed batch may hold a record's items apart: each record drops all of its own", () => {
+    const s = new RecordScheduler<Item>();
+    for (const [key, position] of [
+      ["a", 1],
+      ["b", 2],
+      ["a", 3],
+      ["a", 4],
+    ] as const)
+      s.enqueue({ key, position });
+    const batch = s.take(10);
+    assert.equal(batch.length, 4);
+    // The items of a and b interleaved, as a caller might hand them back.
+    s.complete([batch[0]!, batch[3]!, batch[2]!, batch[1]!]);
+    assert.equal(s.size, 0);
+    assert.equal(s.readyRecords, 0);
+    s.enqueue({ key: "a", position: 5 });
+    assert.deepEqual(s.take(10), [{ key: "a", position: 5 }]);
+  });
+
   test("property: under any interleaving of completions (retries = late completions), each record's items leave in order and never two batches of one record at once", () => {
     fc.assert(
       fc.property(

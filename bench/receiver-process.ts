@@ -1,0 +1,96 @@
+/**
+ * The BULK bench's endpoint, in a process of its own (as a real receiver would be: on another
+ * machine, not on the worker's event loop). Started by startReceiverProcess (delivery.ts) with an
+ * IPC channel; it listens on loopback, reads every body, counts its events without parsing it
+ * (countEvents), and answers 200 once the body is in.
+ *
+ * Every SAMPLE_EVERY-th push (the first one included) is also checked the way a receiver would:
+ * its Standard Webhooks signature with the subscription's secret (`HERALD_BENCH_SECRET`), its
+ * `webhook-id` against the envelope's `id`, and its JSON parsed, `data` holding exactly the events
+ * counted, each with its `_event.id`. A push that fails a check is counted in `rejected`.
+ *
+ * Messages: posts `{ url }` once listening; answers "counts" with a ReceiverCounts; exits on "close".
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { countEvents } from "./event-count.js";
+
+export interface ReceiverCounts {
+  requests: number;
+  events: number;
+  /** Pushes checked in full (signature, id, JSON). */
+  checked: number;
+  /** Checked pushes that failed a check. */
+  rejected: number;
+}
+
+const SAMPLE_EVERY = 50;
+
+const secret = process.env.HERALD_BENCH_SECRET ?? "";
+const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+const counts: ReceiverCounts = { requests: 0, events: 0, checked: 0, rejected: 0 };
+let started = 0;
+
+/** The checks a receiver makes (SPEC §5, Standard Webhooks), on one push. */
+function pushHolds(headers: Record<string, unknown>, body: Buffer, events: number): boolean {
+  const id = headers["webhook-id"];
+  const timestamp = headers["webhook-timestamp"];
+  const signatures = headers["webhook-signature"];
+  if (typeof id !== "string" || typeof timestamp !== "string" || typeof signatures !== "string")
+    return false;
+  const expected = createHmac("sha256", key).update(`${id}.${timestamp}.`).update(body).digest();
+  const signed = signatures.split(" ").some((signature) => {
+    const given = Buffer.from(signature.replace(/^v1,/, ""), "base64");
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+  if (!signed) return false;
+  const envelope = JSON.parse(body.toString("utf8")) as { id?: unknown; data?: unknown };
+  return (
+    envelope.id === id &&
+    Array.isArray(envelope.data) &&
+    envelope.data.length === events &&
+    envelope.data.every(
+      (item: { _event?: { id?: unknown } }) => typeof item._event?.id === "string",
+    )
+  );
+}
+
+const server = createServer((req, res) => {
+  const sampled = started++ % SAMPLE_EVERY === 0;
+  const chunks: Buffer[] = [];
+  const carry = { tail: Buffer.alloc(0) };
+  let events = 0;
+  req.on("data", (chunk: Buffer) => {
+    events += countEvents(chunk, carry);
+    if (sampled) chunks.push(chunk);
+  });
+  req.on("end", () => {
+    counts.requests++;
+    counts.events += events;
+    if (sampled) {
+      counts.checked++;
+      let holds: boolean;
+      try {
+        holds = pushHolds(req.headers, Buffer.concat(chunks), events);
+      } catch {
+        holds = false;
+      }
+      if (!holds) counts.rejected++;
+    }
+    res.writeHead(200, { "content-length": "0" });
+    res.end();
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(0, "127.0.0.1", () => {
+  const { port } = server.address() as AddressInfo;
+  process.send?.({ url: `http://127.0.0.1:${port}/hook` });
+});
+process.on("message", (message) => {
+  if (message === "counts") process.send?.(counts);
+  else if (message === "close") {
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  }
+});
