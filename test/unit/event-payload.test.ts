@@ -13,36 +13,9 @@ import {
   toIso,
   TRIGGER_SOURCES,
 } from "../../src/domain/event-payload.js";
+import { sampleChangeEvent } from "../helpers/change-event-fixture.js";
 
-function event(overrides: Partial<ChangeEvent> = {}): ChangeEvent {
-  return {
-    id: 41,
-    position: 1042,
-    occurredAt: new Date("2026-11-30T12:00:00.000Z"),
-    entityId: 1,
-    source: "PROFILE_TABLE",
-    sourceId: "3",
-    eventType: "UPDATE",
-    recordKey: "7",
-    keys: { profileId: 7, emailAddress: "a@b.c" },
-    state: {
-      profileId: 7,
-      emailAddress: "a@b.c",
-      firstName: "Ann",
-      age: 42,
-      vip: true,
-      tags: ["x", 2, false],
-      nickname: null,
-    },
-    fields: ["firstName", "age"],
-    previous: { firstName: "Anne", age: 41 },
-    extra: {},
-    version: 7,
-    declaredEvents: [],
-    origin: { kind: "API_KEY", apiKeyId: 1, apiKeyName: "admin" },
-    ...overrides,
-  };
-}
+const event = sampleChangeEvent;
 
 describe("toDataObject", () => {
   test("an UPDATE carries the keys and the changed attributes as strings, and its _event block", () => {

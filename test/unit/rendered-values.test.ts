@@ -9,6 +9,7 @@ import {
   recordAttributesFromJson,
   valueJson,
 } from "../../src/domain/rendered-values.js";
+import { sampleChangeEvent } from "../helpers/change-event-fixture.js";
 
 /** A JSON text the way jsonb writes an object: `{"a": 1, "b": "x"}`. */
 function jsonbText(map: Record<string, unknown>): string {
@@ -44,24 +45,13 @@ function profileEvent(
   state: Record<string, unknown>,
   fields: string[],
 ): ChangeEvent {
-  return {
-    id: 41,
-    position: 1042,
-    occurredAt: new Date("2026-11-30T12:00:00.000Z"),
-    entityId: 1,
-    source: "PROFILE_TABLE",
-    sourceId: "3",
-    eventType: "UPDATE",
-    recordKey: "7",
+  return sampleChangeEvent({
     keys: keys as ChangeEvent["keys"],
     state: state as ChangeEvent["state"],
     fields,
     previous: {},
-    extra: {},
-    version: 7,
-    declaredEvents: [],
     origin: { kind: "SYSTEM" },
-  };
+  });
 }
 
 /** The parts a lean log page gives an event: its keys' text and its changed values' texts. */
