@@ -315,9 +315,16 @@ export async function run(options: BenchOptions): Promise<void> {
       .join(" / ")} (figures from a busy machine are low; compare the ratio)`,
   );
   const runs: RunFigures[] = [];
+  const known = ["ceiling", "herald", "apart", "embedded"];
   const wanted = new Set(
-    (process.env.HERALD_BENCH_CAPTURE ?? "ceiling,herald,apart,embedded").split(","),
+    (process.env.HERALD_BENCH_CAPTURE ?? known.join(","))
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean),
   );
+  for (const name of wanted)
+    if (!known.includes(name))
+      throw new Error(`unknown capture bench run '${name}'; known: ${known.join(", ")}`);
   const unavailable = await postgresUnavailable(options.adminUrl);
   if (unavailable) {
     console.log(`PostgreSQL runs skipped: ${unavailable}`);
