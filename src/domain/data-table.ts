@@ -4,6 +4,7 @@
  * shared shape that capture, subscriptions and delivery read.
  */
 import type { MatchingConditions } from "./conditions.js";
+import type { ForeignKey } from "./foreign-keys.js";
 
 export const TABLE_KINDS = ["PROFILE_TABLE", "CUSTOM_TABLE"] as const;
 export type TableKind = (typeof TABLE_KINDS)[number];
@@ -68,7 +69,8 @@ export interface DataTable {
   customTableType?: "INTERACTIONS" | "LINKED_DATA" | "REPOSITORY";
   primaryKeyAttribute?: string;
   creationTimeAttribute?: string;
-  foreignKeys?: unknown[];
+  /** Custom tables: references to other tables' records (domain/foreign-keys.ts). */
+  foreignKeys?: ForeignKey[];
   eventsToTrigger: DeclaredEvent[];
 }
 

@@ -16,6 +16,7 @@ import type {
 } from "./data-table.js";
 import { PROFILE_TECHNICAL_ATTRIBUTES, VALUE_TYPES } from "./data-table.js";
 import { eventsAt } from "./declared-event-definition.js";
+import { parseForeignKeys } from "./foreign-keys.js";
 import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "./safe-text.js";
 import type { Json } from "./definition-reader.js";
 import {
@@ -245,17 +246,8 @@ export function parseTableDefinition(kind: TableKind, input: unknown): TableDefi
       else if (ct.valueType !== "TIMESTAMP" && ct.valueType !== "DATE")
         p.conflict("creationTimeAttribute", "must be a TIMESTAMP or DATE attribute");
     }
-    const foreignKeys = arrayAt(p, raw.foreignKeys, "foreignKeys");
-    foreignKeys.forEach((fk, i) => {
-      if (!isObject(fk)) return p.bad(`foreignKeys[${i}]`, "must be an object");
-      const attribute = stringAt(p, fk.attribute, `foreignKeys[${i}].attribute`, true);
-      if (attribute !== undefined && !names.includes(attribute))
-        p.conflict(
-          `foreignKeys[${i}].attribute`,
-          `'${attribute}' is not an attribute of the table`,
-        );
-    });
-    if (raw.foreignKeys !== undefined) table.foreignKeys = foreignKeys;
+    if (raw.foreignKeys !== undefined)
+      table.foreignKeys = parseForeignKeys(p, raw.foreignKeys, attributes);
     table.eventsToTrigger = eventsAt(p, raw.eventsToTrigger, names);
   }
   p.throwIfAny();

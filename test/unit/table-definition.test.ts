@@ -283,6 +283,67 @@ describe("table definitions", () => {
     );
   });
 
+  test("foreign keys: defaults filled in, malformed entries 400, impossible ones 422", () => {
+    const ref = { kind: "PROFILE_TABLE", id: "Customers" };
+    const withKeys = (foreignKeys: unknown) => ({
+      ...ORDERS,
+      attributes: [...ORDERS.attributes, { name: "customerId", valueType: "LONG" }],
+      foreignKeys,
+    });
+    const table = parseTableDefinition(
+      "CUSTOM_TABLE",
+      withKeys([{ attribute: "customerId", referencedTable: ref }]),
+    );
+    assert.deepEqual(table.foreignKeys, [
+      {
+        attribute: "customerId",
+        referencedTable: ref,
+        referencedAttribute: "",
+        onDelete: "RESTRICT",
+      },
+    ]);
+    rejects("CUSTOM_TABLE", withKeys([{ attribute: "customerId" }]), 400, /referencedTable$/);
+    rejects(
+      "CUSTOM_TABLE",
+      withKeys([{ attribute: "customerId", referencedTable: { kind: "TABLE", id: "x" } }]),
+      400,
+      /referencedTable\.kind/,
+    );
+    rejects(
+      "CUSTOM_TABLE",
+      withKeys([{ attribute: "customerId", referencedTable: ref, onDelete: "cascade" }]),
+      400,
+      /onDelete/,
+    );
+    rejects(
+      "CUSTOM_TABLE",
+      withKeys([{ attribute: "customerId", referencedTable: ref, on: "x" }]),
+      400,
+      /foreignKeys\[0\]\.on$/,
+    );
+    rejects(
+      "CUSTOM_TABLE",
+      withKeys([{ attribute: "ghost", referencedTable: ref }]),
+      422,
+      /attribute/,
+    );
+    rejects(
+      "CUSTOM_TABLE",
+      withKeys([{ attribute: "orderId", referencedTable: ref, onDelete: "SET_NULL" }]),
+      422,
+      /foreignKeys\[0\]\.onDelete/,
+    );
+    rejects(
+      "CUSTOM_TABLE",
+      withKeys([
+        { attribute: "customerId", referencedTable: ref },
+        { attribute: "customerId", referencedTable: ref, onDelete: "CASCADE" },
+      ]),
+      422,
+      /foreignKeys\[1\]\.attribute/,
+    );
+  });
+
   test("accepted values declared on a table are exactly the values its attribute accepts", () => {
     fc.assert(
       fc.property(

@@ -41,10 +41,31 @@ const DeclaredEvent = Type.Object({
   triggerRules: Type.Array(TriggerRule),
 });
 const ForeignKey = Type.Object(
-  { attribute: Type.String() },
+  {
+    attribute: Type.String({ description: "The attribute of this table that holds the reference" }),
+    referencedTable: Type.Optional(
+      Type.Object({
+        kind: Type.String({ description: "PROFILE_TABLE or CUSTOM_TABLE" }),
+        id: Type.String({ description: "The table's id or name (stored and returned as its id)" }),
+      }),
+    ),
+    referencedAttribute: Type.Optional(
+      Type.String({
+        description:
+          "The referenced table's identity: profileId, or a custom table's primaryKeyAttribute (the default)",
+      }),
+    ),
+    onDelete: Type.Optional(
+      Type.String({
+        description:
+          "What deleting a referenced record does: RESTRICT (default: refused while referred to), CASCADE (the referring records are deleted) or SET_NULL (they lose the value)",
+      }),
+    ),
+  },
   {
     additionalProperties: true,
-    description: "Stored and returned as given (referenced table, onDelete); not enforced",
+    description:
+      "A reference to a record of another table of the entity, checked on every write (422 when it names no record)",
   },
 );
 

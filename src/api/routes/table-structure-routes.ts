@@ -21,6 +21,7 @@ import { tableHasRecords } from "../../storage/record-repository.js";
 import type { AppDeps, HeraldApp } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
+import { assertNotReferenced, checkTableReferences } from "./table-foreign-keys.js";
 
 export interface TableStructureOptions {
   kind: TableKind;
@@ -93,7 +94,11 @@ export function registerTableStructureRoutes(
     async (request, reply) => {
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const definition = parseTableDefinition(kind, request.body);
+      const definition = await checkTableReferences(
+        deps.db,
+        entity.id,
+        parseTableDefinition(kind, request.body),
+      );
       const table = await insertTable(deps.db, { ...definition, entityId: entity.id });
       forgetCachedTables(deps.db);
       return reply
@@ -158,8 +163,9 @@ export function registerTableStructureRoutes(
             },
           ],
         );
+      const checked = await checkTableReferences(deps.db, entity.id, definition, existing);
       const updated = await updateTable(deps.db, {
-        ...definition,
+        ...checked,
         id: existing.id,
         entityId: entity.id,
       });
@@ -183,7 +189,9 @@ export function registerTableStructureRoutes(
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const existing = await findTable(deps.db, entity.id, kind, request.params.table);
-      if (!existing || !(await deleteTable(deps.db, entity.id, existing.id)))
+      if (!existing) throw notFound(request.params.table, entity.name);
+      await assertNotReferenced(deps.db, existing);
+      if (!(await deleteTable(deps.db, entity.id, existing.id)))
         throw notFound(request.params.table, entity.name);
       forgetCachedTables(deps.db);
       return reply.code(204).send(null);
