@@ -32,6 +32,12 @@ import type { RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes } from "./change-event-builders.js";
 import type { WriteOutcome } from "./profile-writer.js";
 import { uniqueKeyTaken } from "./profile-writer.js";
+import {
+  applyOnDelete,
+  customDeleteEvent,
+  hasForeignKeys,
+  lockReferences,
+} from "./foreign-key-enforcement.js";
 import { inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
 
 export interface RecordWriteResult {
@@ -184,14 +190,20 @@ async function upsertRecord(
     mandatoryProblem = error;
   }
   const keys = uniqueKeysOf(table, created).filter((k) => k.attribute !== pk);
-  const fast = await upsertInOneStatement(db, table, businessKey, provided, created, keys, {
-    ...options,
-    origin,
-    insert: mandatoryProblem === undefined,
-  });
+  // References are checked under a lock in a transaction: no single-statement path for them.
+  const references = hasForeignKeys(table);
+  const fast = references
+    ? undefined
+    : await upsertInOneStatement(db, table, businessKey, provided, created, keys, {
+        ...options,
+        origin,
+        insert: mandatoryProblem === undefined,
+      });
   if (fast) return fast;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
+      // The created values include every provided one: the references an update gives, too.
+      if (references) await lockReferences(tx, table, created, "properties");
       const result = await findOrInsertRecord(
         tx,
         { businessKey, keys: [] },
@@ -307,6 +319,7 @@ export async function updateCustomRecord(
   return committingEvents(db, () =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
+        if (hasForeignKeys(table)) await lockReferences(tx, table, provided, "properties");
         const record = await existingRecord(tx, table, businessKey, true);
         return applyToRecord(tx, table, record, provided, origin);
       }),
@@ -314,7 +327,10 @@ export async function updateCustomRecord(
   );
 }
 
-/** DELETE …/record/{businessKey}: one DELETE event with the record as it was (404 if none). */
+/**
+ * DELETE …/record/{businessKey}: one DELETE event with the record as it was (404 if none), then
+ * the events of what the foreign keys referring to it do (foreign-key-enforcement.ts).
+ */
 export async function deleteCustomRecord(
   db: Database,
   table: DataTable,
@@ -325,17 +341,9 @@ export async function deleteCustomRecord(
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
         const record = await existingRecord(tx, table, businessKey, true);
+        const effects = await applyOnDelete(tx, table, record, origin);
         await deleteRecord(tx, record.recordId);
-        const fields = heldAttributes(table, record.attributes);
-        const declared = firedDeclaredEvents(table.eventsToTrigger, {
-          operation: "DELETE",
-          before: record.attributes,
-          after: null,
-          provided: fields,
-          changed: fields,
-        });
-        const ctx = { table, record, version: record.version + 1, origin };
-        await appendChangeEvents(tx, [dataEvent(ctx, "DELETE", fields, {}, {}, declared)]);
+        await appendChangeEvents(tx, [customDeleteEvent(table, record, origin), ...effects]);
       }),
     ),
   );

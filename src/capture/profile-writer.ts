@@ -35,6 +35,7 @@ import {
 } from "../storage/record-repository.js";
 import type { EventContext, RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
+import { applyOnDelete } from "./foreign-key-enforcement.js";
 import { RetryWrite, withWriteRetry } from "./write-retry.js";
 
 /** The v4 write body (SPEC §3). */
@@ -216,7 +217,10 @@ export async function updateProfile(
   );
 }
 
-/** DELETE …/profile/{profileKey}: removes the profile and its keys; one DELETE event (404 if none). */
+/**
+ * DELETE …/profile/{profileKey}: removes the profile and its keys; one DELETE event (404 if none),
+ * then the events of what custom tables' foreign keys referring to it do (RESTRICT refuses: 409).
+ */
 export async function deleteProfile(
   db: Database,
   table: DataTable,
@@ -228,10 +232,12 @@ export async function deleteProfile(
       db.transaction(async (tx) => {
         const record = await lockProfile(tx, table, key);
         if (!record) throw profileNotFound(table, key);
+        const effects = await applyOnDelete(tx, table, record, origin);
         await deleteRecord(tx, record.recordId);
         const ctx = context(table, record, record.version + 1, origin);
         await appendChangeEvents(tx, [
           dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)),
+          ...effects,
         ]);
         return { profileId: record.recordId };
       }),

@@ -81,6 +81,11 @@ export const ERRORS = {
   },
   HERALD_NAME_TAKEN: { status: 409, message: "{kind} '{name}' already exists" },
   HERALD_CONFLICT: { status: 409, message: "{reason}" },
+  HERALD_RECORD_REFERENCED: {
+    status: 409,
+    message:
+      "Record '{key}' of table '{table}' is referred to by {count} record(s) of table '{referring}' (foreign key '{attribute}', onDelete RESTRICT)",
+  },
   // 413 / 415 / 422 / 429
   HERALD_BODY_TOO_LARGE: { status: 413, message: "The request body exceeds {limit} bytes" },
   HERALD_UNSUPPORTED_MEDIA_TYPE: {
@@ -88,6 +93,10 @@ export const ERRORS = {
     message: "Content type '{contentType}' is not supported; send application/json",
   },
   HERALD_UNPROCESSABLE: { status: 422, message: "{reason}" },
+  HERALD_REFERENCED_RECORD_NOT_FOUND: {
+    status: 422,
+    message: "Value '{value}' of '{attribute}' refers to no record of table '{table}'",
+  },
   HERALD_TABLE_DEFINITION_INCONSISTENT: {
     status: 422,
     message: "The table definition is inconsistent: {reason}",
