@@ -53,6 +53,18 @@ import { percentile, perSecond, runClosedLoop } from "./closed-loop.js";
 import { runHttpLoad } from "./http-load.js";
 import { startTsWorker } from "./ts-worker.js";
 
+/**
+ * The load generator's HTTP client: `lean` (default, bench/lean-http-client.ts) or `undici`, set
+ * with HERALD_BENCH_HTTP_CLIENT to compare what the generator takes from Herald's cores.
+ */
+const HTTP_CLIENT = httpClientChoice(process.env.HERALD_BENCH_HTTP_CLIENT);
+
+function httpClientChoice(raw: string | undefined): "lean" | "undici" {
+  if (raw === undefined || raw === "" || raw === "lean") return "lean";
+  if (raw === "undici") return "undici";
+  throw new Error(`HERALD_BENCH_HTTP_CLIENT must be lean or undici, not '${raw}'`);
+}
+
 /** Distinct profiles the load picks from: large enough that most writes create, some update. */
 const KEY_SPACE = 50_000;
 
@@ -278,6 +290,7 @@ async function measureHerald(
           }),
           keySpace: KEY_SPACE,
           clients: options.clients,
+          client: HTTP_CLIENT,
           warmupMs: options.warmupMs,
           durationMs: options.durationMs,
         },

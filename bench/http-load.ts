@@ -20,6 +20,8 @@ export interface HttpLoadSpec {
   bodyTemplate?: string;
   keySpace: number;
   clients: number;
+  /** lean (default: lean-http-client.ts) or undici, to compare what the generator costs. */
+  client?: "lean" | "undici";
   warmupMs: number;
   durationMs: number;
 }
