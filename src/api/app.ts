@@ -134,6 +134,9 @@ function quickConverter(schema: TSchema): ((value: unknown) => unknown) | undefi
   };
 }
 
+/** Methods whose requests carry no body: an empty JSON body on them is no body at all. */
+const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
+
 /**
  * A request's logger (`request.log`, `reply.log`), whose pino child (with the request id) is made
  * on its first use instead of for every request: a child with redaction costs ~10 µs, and a
@@ -209,6 +212,16 @@ export async function buildApp(options: {
   // Bodies are JSON (a module that takes files adds its own parser): text/plain gets 415 rather
   // than reaching a handler as a string.
   app.removeContentTypeParser("text/plain");
+  // Many HTTP clients send `Content-Type: application/json` on every call, DELETE and GET included,
+  // with no body. Those methods take no body, so an empty one is no body rather than 400 "the
+  // body is empty"; every other body goes through Fastify's own JSON parser (which refuses
+  // __proto__ and constructor keys).
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (body === "" && BODYLESS_METHODS.has(request.method)) return done(null, undefined);
+    parseJson(request, body as string, done);
+  });
 
   const deps: AppDeps = {
     db: options.db,

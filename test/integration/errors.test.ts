@@ -38,6 +38,20 @@ for (const { backend, skip } of await testBackends()) {
       assertErrorBody(empty.json(), 400, "HERALD_MALFORMED_JSON");
     });
 
+    test("DELETE and GET with a JSON content type and no body are served (clients send it on every call)", async () => {
+      const created = await t.request("POST", "/v4/api-keys", { name: "short-lived" });
+      assert.equal(created.statusCode, 201, created.body);
+      const json = { "content-type": "application/json" };
+      const read = await t.request("GET", "/v4/entity", "", json);
+      assert.equal(read.statusCode, 200, read.body);
+      const url = `/v4/api-keys/${created.json().id}`;
+      const deleted = await t.request("DELETE", url, "", json);
+      assert.equal(deleted.statusCode, 204, deleted.body);
+      // A body that is there is still parsed, and still refused when it is not JSON.
+      const broken = await t.request("DELETE", url, "{oops", json);
+      assertErrorBody(broken.json(), 400, "HERALD_MALFORMED_JSON");
+    });
+
     test("a body that is not JSON is 415", async () => {
       for (const contentType of [
         "text/plain",
