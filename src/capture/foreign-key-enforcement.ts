@@ -174,7 +174,7 @@ function referenced(
     [
       {
         path: `${holder.name}.${attribute}`,
-        message: `record '${first}'${records.length > 1 ? ` and ${records.length - 1} more` : ""} of '${holder.name}' refer to it (onDelete RESTRICT): delete or change them first`,
+        message: `record '${first}'${records.length > 1 ? ` and ${records.length - 1} more` : ""} of '${holder.name}' ${records.length > 1 ? "refer" : "refers"} to it (onDelete RESTRICT): delete or change ${records.length > 1 ? "them" : "it"} first`,
       },
     ],
   );
