@@ -53,6 +53,8 @@ export const ADVISORY_LOCKS = {
   sequencerStamp: 72_630_003,
   bootstrap: 72_630_004,
   housekeeping: 72_630_005,
+  /** With the entity id as second key: one change of an entity's table definitions at a time. */
+  tableDefinitions: 72_630_006,
 } as const;
 
 export function toSafeInteger(raw: string): number {

@@ -420,5 +420,44 @@ describe(
         JSON.stringify([...statuses]),
       );
     });
+
+    test("a table defined with a foreign key while its referred-to table is deleted never dangles", async () => {
+      const statuses = new Map<number, number>();
+      for (let round = 0; round < 20; round++) {
+        const parent = {
+          name: `Parent${round}`,
+          type: "REPOSITORY",
+          primaryKeyAttribute: "code",
+          attributes: [{ name: "code", valueType: "STRING" }],
+        };
+        assert.equal((await t.request("POST", TABLES, parent)).statusCode, 201);
+        const child = custom(`Child${round}`, {
+          attribute: "parent",
+          valueType: "STRING",
+          referencedTable: { kind: "CUSTOM_TABLE", id: parent.name },
+        });
+        // Two children defined beside the delete: one before it in the batch, one after.
+        const results = await Promise.all([
+          t.request("POST", TABLES, child),
+          t.request("DELETE", `${TABLES}/${parent.name}`),
+          t.request("POST", TABLES, { ...child, name: `Child${round}b` }),
+        ]);
+        for (const res of results) {
+          assert.ok([201, 204, 409, 422].includes(res.statusCode), res.body);
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        }
+      }
+      const { rows } = await t.database.db.query<{ name: string }>(
+        `SELECT d.name FROM data_tables d, jsonb_array_elements(d.definition -> 'foreignKeys') AS fk
+          WHERE NOT EXISTS (SELECT 1 FROM data_tables p
+                             WHERE p.id = fk -> 'referencedTable' ->> 'id')`,
+      );
+      assert.deepEqual(rows, [], "tables refer to deleted tables");
+      // Both orders happened: some deletes won (422 for the children), some lost (409).
+      assert.ok(
+        (statuses.get(409) ?? 0) > 0 && (statuses.get(204) ?? 0) > 0,
+        JSON.stringify([...statuses]),
+      );
+    });
   },
 );

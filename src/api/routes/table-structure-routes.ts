@@ -15,6 +15,7 @@ import {
   findTable,
   insertTable,
   listTables,
+  lockTableDefinitions,
   updateTable,
 } from "../../storage/data-table-repository.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
@@ -94,12 +95,12 @@ export function registerTableStructureRoutes(
     async (request, reply) => {
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const definition = await checkTableReferences(
-        deps.db,
-        entity.id,
-        parseTableDefinition(kind, request.body),
-      );
-      const table = await insertTable(deps.db, { ...definition, entityId: entity.id });
+      const parsed = parseTableDefinition(kind, request.body);
+      const table = await deps.db.transaction(async (tx) => {
+        await lockTableDefinitions(tx, entity.id);
+        const definition = await checkTableReferences(tx, entity.id, parsed);
+        return insertTable(tx, { ...definition, entityId: entity.id });
+      });
       forgetCachedTables(deps.db);
       return reply
         .code(201)
@@ -142,32 +143,31 @@ export function registerTableStructureRoutes(
     async (request) => {
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const existing = await findTable(deps.db, entity.id, kind, request.params.table);
-      if (!existing) throw notFound(request.params.table, entity.name);
       const definition = parseTableDefinition(kind, request.body);
-      if (
-        keyShape(definition) !== keyShape(existing) &&
-        (await tableHasRecords(deps.db, existing.id))
-      )
-        throw new HeraldError(
-          "HERALD_TABLE_DEFINITION_INCONSISTENT",
-          {
-            reason:
-              "unique attributes and the primary key cannot change while the table holds records",
-          },
-          [
+      const updated = await deps.db.transaction(async (tx) => {
+        await lockTableDefinitions(tx, entity.id);
+        const existing = await findTable(tx, entity.id, kind, request.params.table);
+        if (!existing) throw notFound(request.params.table, entity.name);
+        // From here no record of the table is written until the commit: the checks of its records
+        // below stay true.
+        await lockTableDefinitions(tx, entity.id, existing.id);
+        if (keyShape(definition) !== keyShape(existing) && (await tableHasRecords(tx, existing.id)))
+          throw new HeraldError(
+            "HERALD_TABLE_DEFINITION_INCONSISTENT",
             {
-              path: "attributes",
-              message:
-                "the set of unique attributes (or the primary key) differs from the stored one",
+              reason:
+                "unique attributes and the primary key cannot change while the table holds records",
             },
-          ],
-        );
-      const checked = await checkTableReferences(deps.db, entity.id, definition, existing);
-      const updated = await updateTable(deps.db, {
-        ...checked,
-        id: existing.id,
-        entityId: entity.id,
+            [
+              {
+                path: "attributes",
+                message:
+                  "the set of unique attributes (or the primary key) differs from the stored one",
+              },
+            ],
+          );
+        const checked = await checkTableReferences(tx, entity.id, definition, existing);
+        return updateTable(tx, { ...checked, id: existing.id, entityId: entity.id });
       });
       forgetCachedTables(deps.db);
       if (!updated) throw notFound(request.params.table, entity.name);
@@ -188,11 +188,14 @@ export function registerTableStructureRoutes(
     async (request, reply) => {
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const existing = await findTable(deps.db, entity.id, kind, request.params.table);
-      if (!existing) throw notFound(request.params.table, entity.name);
-      await assertNotReferenced(deps.db, existing);
-      if (!(await deleteTable(deps.db, entity.id, existing.id)))
-        throw notFound(request.params.table, entity.name);
+      await deps.db.transaction(async (tx) => {
+        await lockTableDefinitions(tx, entity.id);
+        const existing = await findTable(tx, entity.id, kind, request.params.table);
+        if (!existing) throw notFound(request.params.table, entity.name);
+        await assertNotReferenced(tx, existing);
+        if (!(await deleteTable(tx, entity.id, existing.id)))
+          throw notFound(request.params.table, entity.name);
+      });
       forgetCachedTables(deps.db);
       return reply.code(204).send(null);
     },
