@@ -26,7 +26,8 @@ const WORKER = "circuit-test-worker";
 
 /**
  * A clock moved by hand. `advance` fires the timers due, in order, and after each waits for
- * `settled` (the circuit's database writes it started) before firing the next. With `earlyMs`,
+ * `settled` (the circuit's database writes it started) before firing the next; it returns once the
+ * writes started before it (the circuit records FAILING when it opens) are settled too. With `earlyMs`,
  * every timer longer than that fires that much before its time, as Node's timers may by the wall
  * clock.
  */
@@ -60,6 +61,7 @@ function manualClock(
         await settled();
       }
       now = until;
+      await settled();
     },
   };
 }
