@@ -130,22 +130,14 @@ export async function updateTable(db: Queryable, table: DataTable): Promise<Data
 /**
  * Inside a transaction that changes an entity's table definitions: waits for any other such
  * transaction of the entity, so checks across tables (foreign keys) see every committed definition
- * and none changes under them until this one commits. With `tableId`, also locks that table's row
- * FOR UPDATE: record writes hold it FOR KEY SHARE (records.table_id), so this waits for those in
- * flight and holds new ones back until the commit, and a check of the table's records stays true.
+ * and none changes under them until this one commits.
  */
-export async function lockTableDefinitions(
-  tx: Queryable,
-  entityId: number,
-  tableId?: string,
-): Promise<void> {
+export async function lockTableDefinitions(tx: Queryable, entityId: number): Promise<void> {
   // Two 32-bit keys: entity ids beyond 2^31 share a lock with another entity, which only serialises.
   await tx.query("SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::integer)", [
     ADVISORY_LOCKS.tableDefinitions,
     entityId,
   ]);
-  if (tableId !== undefined)
-    await tx.query("SELECT 1 FROM data_tables WHERE id = $1 FOR UPDATE", [tableId]);
 }
 
 /** Deletes a table and (by cascade) its records and keys; false when it did not exist. */

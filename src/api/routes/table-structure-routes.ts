@@ -148,9 +148,6 @@ export function registerTableStructureRoutes(
         await lockTableDefinitions(tx, entity.id);
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
-        // From here no record of the table is written until the commit: the checks of its records
-        // below stay true.
-        await lockTableDefinitions(tx, entity.id, existing.id);
         if (keyShape(definition) !== keyShape(existing) && (await tableHasRecords(tx, existing.id)))
           throw new HeraldError(
             "HERALD_TABLE_DEFINITION_INCONSISTENT",
