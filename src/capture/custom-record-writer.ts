@@ -38,7 +38,7 @@ import {
   hasForeignKeys,
   lockReferences,
 } from "./foreign-key-enforcement.js";
-import { inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
+import { enterTableWriteGate, inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
 
 export interface RecordWriteResult {
   businessKey: string;
@@ -202,6 +202,7 @@ async function upsertRecord(
   if (fast) return fast;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
+      await enterTableWriteGate(tx, [table]);
       // The created values include every provided one: the references an update gives, too.
       if (references) await lockReferences(tx, table, created, "properties");
       const result = await findOrInsertRecord(
@@ -288,6 +289,7 @@ async function upsertInOneStatement(
       insert: options.insert,
       events: [createEvent(table, placeholder, created, options.origin)],
       rowValues: "CUSTOM",
+      tableVersion: table.version,
     });
     if (result.kind === "none") return undefined;
     if (result.kind === "inserted") return { businessKey, outcome: "CREATED", version: 1 } as const;
@@ -302,6 +304,7 @@ async function upsertInOneStatement(
       expectedVersion: record.version,
       events: [plan.event(record.version + 1, record.updatedAt)],
       rowValues: "CUSTOM",
+      tableVersion: table.version,
     });
     if (!written) throw new RetryWrite("the record changed since it was read");
     return { businessKey, outcome: "UPDATED", version: written.version } as const;
@@ -319,6 +322,7 @@ export async function updateCustomRecord(
   return committingEvents(db, () =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
+        await enterTableWriteGate(tx, [table]);
         if (hasForeignKeys(table)) await lockReferences(tx, table, provided, "properties");
         const record = await existingRecord(tx, table, businessKey, true);
         return applyToRecord(tx, table, record, provided, origin);
@@ -340,6 +344,7 @@ export async function deleteCustomRecord(
   await committingEvents(db, () =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
+        await enterTableWriteGate(tx, [table]);
         const record = await existingRecord(tx, table, businessKey, true);
         const effects = await applyOnDelete(tx, table, record, origin);
         await deleteRecord(tx, record.recordId);

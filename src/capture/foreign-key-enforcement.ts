@@ -29,6 +29,7 @@ import {
 import type { StoredRecord } from "../storage/record-repository.js";
 import { deleteRecord, updateRecord } from "../storage/record-repository.js";
 import { dataEvent, heldAttributes } from "./change-event-builders.js";
+import { enterTableWriteGate } from "./write-retry.js";
 
 /** True when writes to `table` must check references (and so take the transactional path). */
 export function hasForeignKeys(table: DataTable): boolean {
@@ -106,6 +107,9 @@ export async function applyOnDelete(
   for (const tableId of referring) {
     const holder = await findTableById(tx, tableId);
     if (!holder) continue;
+    // Its records may be deleted or emptied here: through its write gate like any write to it.
+    // The definition was read a statement ago; a change since then starts the request over.
+    await enterTableWriteGate(tx, [holder]);
     for (const fk of foreignKeysOf(holder)) {
       if (fk.referencedTable.id !== table.id) continue;
       const records = (

@@ -51,7 +51,13 @@ import {
 } from "./profile-writer.js";
 import type { BatchEntry } from "./write-batcher.js";
 import { WriteBatcher } from "./write-batcher.js";
-import { inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
+import {
+  enterTableWriteGate,
+  inOneStatement,
+  RetryWrite,
+  StaleTableDefinition,
+  withWriteRetry,
+} from "./write-retry.js";
 
 /**
  * Batch sizes: at 16 concurrent clients a batch holds what arrived during the previous one; two
@@ -189,7 +195,11 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
         else
           creates.push({
             entry,
-            write: { record: item.record, events: item.createEvents(unwritten(item)) },
+            write: {
+              record: item.record,
+              events: item.createEvents(unwritten(item)),
+              tableVersion: item.table.version,
+            },
           });
         return;
       }
@@ -216,6 +226,7 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
           update: plan.update,
           expectedVersion: record.version,
           events: plan.events(record.version + 1, record.updatedAt),
+          tableVersion: item.table.version,
         },
       });
     } catch (error) {
@@ -230,15 +241,22 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
         creates.map((c) => c.write),
         updates.map((u) => u.write),
       );
-      creates.forEach(({ entry }, i) =>
-        entry.resolve({ profileId: written.created[i]!, outcome: "CREATED", version: 1 }),
-      );
-      updates.forEach(({ entry, record }, i) => {
-        const version = written.updated[i];
-        // Moved on since the read: nothing was written for it; it runs alone (reads again).
-        if (version === undefined) runAlone(entry);
-        else entry.resolve({ profileId: record.recordId, outcome: "UPDATED", version });
-      });
+      if (!written.current) {
+        // A table of the batch changed its definition since these upserts were checked against
+        // it: nothing was written. Each starts over from its request (api: withCurrentTable).
+        for (const { entry } of [...creates, ...updates])
+          entry.reject(new StaleTableDefinition([entry.item.table]));
+      } else {
+        creates.forEach(({ entry }, i) =>
+          entry.resolve({ profileId: written.created[i]!, outcome: "CREATED", version: 1 }),
+        );
+        updates.forEach(({ entry, record }, i) => {
+          const version = written.updated[i];
+          // Moved on since the read: nothing was written for it; it runs alone (reads again).
+          if (version === undefined) runAlone(entry);
+          else entry.resolve({ profileId: record.recordId, outcome: "UPDATED", version });
+        });
+      }
     } catch {
       // The statement wrote nothing for anyone (a value taken meanwhile, a bad item, a deadlock):
       // each of its upserts runs alone and meets its own fate.
@@ -266,6 +284,7 @@ async function updateUnlocked(
     expectedVersion: record.version,
     events: plan.events(record.version + 1, record.updatedAt),
     rowValues: "PROFILE",
+    tableVersion: item.table.version,
   });
   if (!written) throw new RetryWrite("the profile changed since it was read");
   return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
@@ -280,6 +299,7 @@ async function upsertAlone(db: Database, item: PreparedUpsert): Promise<ProfileW
       insert: mandatoryProblem === undefined,
       events: item.createEvents(unwritten(item)),
       rowValues: "PROFILE",
+      tableVersion: table.version,
     });
     if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
     if (result.kind === "inserted")
@@ -291,6 +311,7 @@ async function upsertAlone(db: Database, item: PreparedUpsert): Promise<ProfileW
   if (fast) return fast;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
+      await enterTableWriteGate(tx, [table]);
       const result = await findOrInsertRecord(
         tx,
         { businessKey: null, keys: lookup },

@@ -36,7 +36,7 @@ import {
 import type { EventContext, RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
 import { applyOnDelete } from "./foreign-key-enforcement.js";
-import { RetryWrite, withWriteRetry } from "./write-retry.js";
+import { enterTableWriteGate, RetryWrite, withWriteRetry } from "./write-retry.js";
 
 /** The v4 write body (SPEC §3). */
 export interface ProfileInput {
@@ -209,6 +209,7 @@ export async function updateProfile(
   return committingEvents(db, () =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
+        await enterTableWriteGate(tx, [table]);
         const record = await lockProfile(tx, table, key);
         if (!record) throw profileNotFound(table, key);
         return applyToProfile(tx, table, record, write, origin);
@@ -230,6 +231,7 @@ export async function deleteProfile(
   return committingEvents(db, () =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
+        await enterTableWriteGate(tx, [table]);
         const record = await lockProfile(tx, table, key);
         if (!record) throw profileNotFound(table, key);
         const effects = await applyOnDelete(tx, table, record, origin);

@@ -3,7 +3,10 @@
  * writer created the same unique key between our lookup and our insert (the retry then finds and
  * updates it), a deadlock, a serialization failure. Bounded; never turns into a 500.
  */
+import type { DataTable } from "../domain/data-table.js";
 import { HeraldError } from "../domain/errors.js";
+import { passTableWriteGate } from "../storage/data-table-repository.js";
+import type { Queryable } from "../storage/database.js";
 import { SQLSTATE, sqlState } from "../storage/sql-errors.js";
 
 export const WRITE_ATTEMPTS = 5;
@@ -14,6 +17,32 @@ export class RetryWrite extends Error {
     super(reason);
     this.name = "RetryWrite";
   }
+}
+
+/**
+ * A table's definition changed (or the table was deleted) after the write was validated against
+ * it; nothing was written. Not retried here: the request starts over from reading the definition
+ * and validating its input again (api/routes/data-route-context.ts, withCurrentTable).
+ */
+export class StaleTableDefinition extends Error {
+  constructor(tables: readonly Pick<DataTable, "name">[]) {
+    super(
+      `the definition of ${tables.map((t) => `'${t.name}'`).join(", ")} changed during the write`,
+    );
+    this.name = "StaleTableDefinition";
+  }
+}
+
+/**
+ * First statement of a transaction that writes records of `tables`: the write gate (migration 013).
+ * Throws StaleTableDefinition when one of them is no longer at the version the write was checked
+ * against.
+ */
+export async function enterTableWriteGate(
+  tx: Queryable,
+  tables: readonly Pick<DataTable, "id" | "name" | "version">[],
+): Promise<void> {
+  if (!(await passTableWriteGate(tx, tables))) throw new StaleTableDefinition(tables);
 }
 
 const RETRYABLE: readonly string[] = [SQLSTATE.serializationFailure, SQLSTATE.deadlockDetected];

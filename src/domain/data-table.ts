@@ -61,6 +61,11 @@ export interface DataTable {
   entityId: number;
   kind: TableKind;
   name: string;
+  /**
+   * Bumped by every change of the definition. A record write validated against one version writes
+   * only if the table is still at it (storage: herald_table_write_gate).
+   */
+  version: number;
   attributes: AttributeDefinition[];
   /** Profile tables. */
   subscriptions: { name: string }[];

@@ -30,7 +30,7 @@ import {
 } from "./definition-reader.js";
 
 export { TRIGGER_OPERATIONS } from "./declared-event-definition.js";
-export type TableDefinition = Omit<DataTable, "id" | "entityId">;
+export type TableDefinition = Omit<DataTable, "id" | "entityId" | "version">;
 
 export const CUSTOM_TABLE_TYPES = ["INTERACTIONS", "LINKED_DATA", "REPOSITORY"] as const;
 export const SEGMENTATION_TYPES = ["SIMPLE", "EXCLUSIVE"] as const;

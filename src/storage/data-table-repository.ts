@@ -14,10 +14,11 @@ interface DataTableRow {
   entity_id: number;
   kind: TableKind;
   name: string;
-  definition: Omit<DataTable, "id" | "entityId" | "kind" | "name">;
+  definition: Omit<DataTable, "id" | "entityId" | "kind" | "name" | "version">;
+  version: number;
 }
 
-const TABLE_COLUMNS = "id, entity_id, kind, name, definition";
+const TABLE_COLUMNS = "id, entity_id, kind, name, definition, version";
 
 function toDataTable(row: DataTableRow): DataTable {
   return {
@@ -26,14 +27,22 @@ function toDataTable(row: DataTableRow): DataTable {
     entityId: row.entity_id,
     kind: row.kind,
     name: row.name,
+    version: row.version,
     subscriptions: row.definition.subscriptions ?? [],
     segmentations: row.definition.segmentations ?? [],
     eventsToTrigger: row.definition.eventsToTrigger ?? [],
   };
 }
 
-function definitionOf(table: DataTable): string {
-  const { id: _id, entityId: _entityId, kind: _kind, name: _name, ...definition } = table;
+function definitionOf(table: Omit<DataTable, "version">): string {
+  const {
+    id: _id,
+    entityId: _entityId,
+    kind: _kind,
+    name: _name,
+    ...definition
+  } = table as DataTable;
+  delete (definition as Partial<DataTable>).version;
   return JSON.stringify(definition);
 }
 
@@ -53,6 +62,15 @@ export async function findTable(
     [entityId, kind, idOrName],
   );
   return rows[0] ? toDataTable(rows[0]) : undefined;
+}
+
+/** A table's current definition version; undefined when the table no longer exists. */
+export async function currentTableVersion(db: Queryable, id: string): Promise<number | undefined> {
+  const { rows } = await db.query<{ version: number }>(
+    "SELECT version FROM data_tables WHERE id = $1",
+    [id],
+  );
+  return rows[0]?.version;
 }
 
 /** A table by id alone (any entity); for code that holds an id from an event or a subscription. */
@@ -95,8 +113,11 @@ function nameTaken(error: unknown, table: Pick<DataTable, "kind" | "name">): nev
  * Stores a new table; the id is assigned here (profile tables: the next number of
  * profile_table_id_seq; custom tables: a random UUID). 409 HERALD_NAME_TAKEN on a duplicate name.
  */
-export async function insertTable(db: Queryable, table: Omit<DataTable, "id">): Promise<DataTable> {
-  const withId = { ...table, id: "" } as DataTable;
+export async function insertTable(
+  db: Queryable,
+  table: Omit<DataTable, "id" | "version">,
+): Promise<DataTable> {
+  const withId = { ...table, id: "" };
   try {
     const { rows } = await db.query<DataTableRow>(
       `INSERT INTO data_tables (id, entity_id, kind, name, definition)
@@ -112,11 +133,18 @@ export async function insertTable(db: Queryable, table: Omit<DataTable, "id">): 
   }
 }
 
-/** Replaces a table's name and definition; undefined when the table no longer exists. */
-export async function updateTable(db: Queryable, table: DataTable): Promise<DataTable | undefined> {
+/**
+ * Replaces a table's name and definition, as its next version (record writes validated against an
+ * earlier one start over: herald_table_write_gate); undefined when the table no longer exists.
+ */
+export async function updateTable(
+  db: Queryable,
+  table: Omit<DataTable, "version">,
+): Promise<DataTable | undefined> {
   try {
     const { rows } = await db.query<DataTableRow>(
-      `UPDATE data_tables SET name = $3, definition = $4::jsonb, updated_at = now()
+      `UPDATE data_tables
+          SET name = $3, definition = $4::jsonb, version = version + 1, updated_at = now()
         WHERE id = $1 AND entity_id = $2
         RETURNING ${TABLE_COLUMNS}`,
       [table.id, table.entityId, table.name, definitionOf(table)],
@@ -138,6 +166,33 @@ export async function lockTableDefinitions(tx: Queryable, entityId: number): Pro
     ADVISORY_LOCKS.tableDefinitions,
     entityId,
   ]);
+}
+
+/**
+ * Inside a transaction that changes or deletes tables: waits until every record write that passed
+ * the write gate of one of them (herald_table_write_gate, migration 013) has committed or rolled
+ * back, and holds later ones back until this transaction ends. Checks made after it see every
+ * record such a write made; those writes then find the new version and start over.
+ */
+export async function lockTableWrites(tx: Queryable, tableIds: readonly string[]): Promise<void> {
+  await tx.query("SELECT herald_lock_table_writes($1::text[])", [tableIds]);
+}
+
+/**
+ * The write gate of a transaction about to write records of `tables`: takes their shared write
+ * locks and tells whether each is still at the version the write was validated against (false:
+ * a definition changed, or a table is gone; write nothing and start over with the new one).
+ */
+export async function passTableWriteGate(
+  tx: Queryable,
+  tables: readonly Pick<DataTable, "id" | "version">[],
+): Promise<boolean> {
+  const { rows } = await tx.query<{ open: boolean }>(
+    "SELECT herald_table_write_gate($1::text[], $2::bigint[]) AS open",
+    [tables.map((t) => t.id), tables.map((t) => t.version)],
+    "herald_table_write_gate",
+  );
+  return rows[0]?.open === true;
 }
 
 /** Deletes a table and (by cascade) its records and keys; false when it did not exist. */

@@ -55,6 +55,11 @@ export const ADVISORY_LOCKS = {
   housekeeping: 72_630_005,
   /** With the entity id as second key: one change of an entity's table definitions at a time. */
   tableDefinitions: 72_630_006,
+  /**
+   * With hashtext(table id) as second key, taken in SQL (migration 013): record writes hold it
+   * shared, a change of the table's definition exclusive.
+   */
+  tableWrites: 72_630_007,
 } as const;
 
 export function toSafeInteger(raw: string): number {

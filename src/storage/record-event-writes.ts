@@ -8,6 +8,10 @@
  * and an optimistic update 2 (read, write) instead of 5; insert time is also commit time, so the
  * sequencer's lag counts no wait for a COMMIT.
  *
+ * Each statement passes the table write gate (herald_table_write_gate, migration 013) before it
+ * writes: when the table is no longer at the version the write was validated against, it writes
+ * nothing and says so (the callers then start over, see capture/write-retry.ts).
+ *
  * Key rows are inserted WITHOUT `ON CONFLICT`: a unique value another record holds (even one whose
  * transaction commits while we wait for it) fails the whole statement with unique_violation
  * (23505). Callers then fall back to the transactional path (record-repository.ts), which reports
@@ -51,10 +55,11 @@ const CREATE_ONE_SQL = `WITH existing AS (
        UNION ALL
        -- records_business_key; never matches when $12 is null (profiles).
        SELECT ${RECORD_COLUMNS} FROM records WHERE table_id = $1 AND business_key = $12::text),
+     gate AS (SELECT herald_table_write_gate(ARRAY[$1::text], ARRAY[$13::bigint]) AS open),
      inserted AS (
        INSERT INTO records (table_id, business_key, attributes, subscriptions, segments)
        SELECT $1, $2, $3::jsonb, $4::jsonb, $5::jsonb
-        WHERE $8::boolean AND NOT EXISTS (SELECT 1 FROM existing)
+        WHERE $8::boolean AND NOT EXISTS (SELECT 1 FROM existing) AND (SELECT open FROM gate)
        ON CONFLICT (table_id, business_key) WHERE business_key IS NOT NULL DO NOTHING
        RETURNING ${RECORD_COLUMNS}),
      new_keys AS (
@@ -67,11 +72,13 @@ const CREATE_ONE_SQL = `WITH existing AS (
      SELECT ${RECORD_COLUMNS}, true AS found, 0 AS notified FROM existing
      UNION ALL
      SELECT ${RECORD_COLUMNS}, false, (SELECT count(*)::integer FROM notified) FROM inserted`;
-const UPDATE_ONE_SQL = `WITH updated AS (
+const UPDATE_ONE_SQL = `WITH gate AS (
+       SELECT herald_table_write_gate(ARRAY[$2::text], ARRAY[$12::bigint]) AS open),
+     updated AS (
        UPDATE records
           SET attributes = $3::jsonb, subscriptions = $4::jsonb, segments = $5::jsonb,
               version = version + 1, updated_at = now()
-        WHERE record_id = $1 AND table_id = $2 AND version = $8
+        WHERE record_id = $1 AND table_id = $2 AND version = $8 AND (SELECT open FROM gate)
         RETURNING ${RECORD_COLUMNS}),
      dropped AS (
        DELETE FROM record_keys
@@ -90,7 +97,8 @@ const UPDATE_ONE_SQL = `WITH updated AS (
  * snapshot) and, when none does and `insert` is true, inserts the record, its key rows and its
  * events — one statement. A business key that another writer inserts concurrently (not visible
  * to the lookup) comes back as `none` (ON CONFLICT … DO NOTHING on records_business_key; the
- * caller takes the transactional path).
+ * caller takes the transactional path), as does a write whose table changed its definition (the
+ * transactional path's gate then reports it).
  */
 export async function createRecordWithEvents(
   db: Queryable,
@@ -102,6 +110,8 @@ export async function createRecordWithEvents(
     insert: boolean;
     events: readonly NewChangeEvent[];
     rowValues: EventRowValues;
+    /** The table's version the write was validated against; another one writes nothing (none). */
+    tableVersion: number;
   },
 ): Promise<CreateWithEventsResult> {
   const { record } = write;
@@ -120,6 +130,7 @@ export async function createRecordWithEvents(
       write.rowValues === "PROFILE",
       write.insert && write.events.length > 0 && takeInboxNotifyTurn(),
       write.lookupBusinessKey ?? null,
+      write.tableVersion,
     ],
     // Prepared once per connection: planning this statement costs more than running it (at 16
     // writers, named: ~1,200 statements/s, unnamed: ~700, on the bench machine).
@@ -135,7 +146,8 @@ export async function createRecordWithEvents(
  * Writes a changed record if it is still at `expectedVersion` (optimistic concurrency: the
  * UPDATE's row lock waits for a concurrent writer, then re-checks the version), swaps the key rows
  * of changed unique attributes and appends the events — one statement. `undefined` when the record
- * moved on or was deleted meanwhile: nothing was written, read again and retry.
+ * moved on or was deleted meanwhile, or the table's definition changed: nothing was written, read
+ * again and retry.
  */
 export async function updateRecordWithEvents(
   db: Queryable,
@@ -144,6 +156,8 @@ export async function updateRecordWithEvents(
     expectedVersion: number;
     events: readonly NewChangeEvent[];
     rowValues: EventRowValues;
+    /** The table's version the write was validated against; another one writes nothing. */
+    tableVersion: number;
   },
 ): Promise<StoredRecord | undefined> {
   const { update } = write;
@@ -161,6 +175,7 @@ export async function updateRecordWithEvents(
       JSON.stringify(write.events),
       write.rowValues === "PROFILE",
       write.events.length > 0 && takeInboxNotifyTurn(),
+      write.tableVersion,
     ],
     "herald_update_record_with_events",
   );
@@ -222,6 +237,8 @@ export async function findRecordsByKeys(
 export interface BatchCreate {
   record: Omit<NewRecord, "businessKey">;
   events: readonly NewChangeEvent[];
+  /** The table's version the write was validated against. */
+  tableVersion: number;
 }
 
 /** An update of a batch write: as updateRecordWithEvents (profiles). */
@@ -229,9 +246,12 @@ export interface BatchUpdate {
   update: RecordUpdate;
   expectedVersion: number;
   events: readonly NewChangeEvent[];
+  tableVersion: number;
 }
 
 export interface BatchWriteResult {
+  /** False when a table of the batch is no longer at the version given: nothing was written. */
+  current: boolean;
   /** Per create, in order: the id of the record created. */
   created: number[];
   /** Per update, in order: the version written, or undefined when the record moved on or was
@@ -256,13 +276,17 @@ function qualified(alias: string): string {
 // attributes in drop_keys and inserts its new ones (`keys`).
 const WRITE_MANY_SQL = `WITH input AS MATERIALIZED (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-         n integer, record_id bigint, table_id text, expected_version integer, attributes jsonb,
-         subscriptions jsonb, segments jsonb, keys jsonb, drop_keys jsonb, events jsonb)),
+         n integer, record_id bigint, table_id text, table_version bigint,
+         expected_version integer, attributes jsonb, subscriptions jsonb, segments jsonb, keys jsonb,
+         drop_keys jsonb, events jsonb)),
+     gate AS (
+       SELECT herald_table_write_gate(array_agg(table_id), array_agg(table_version)) AS open
+         FROM input),
      fresh AS MATERIALIZED (
        SELECT i.n, i.table_id, i.attributes, i.subscriptions, i.segments, i.keys, i.events,
               nextval((SELECT pg_get_serial_sequence('records', 'record_id'))) AS new_id
          FROM input i
-        WHERE i.record_id IS NULL
+        WHERE i.record_id IS NULL AND (SELECT open FROM gate)
         ORDER BY i.n),
      inserted AS (
        INSERT INTO records (record_id, table_id, business_key, attributes, subscriptions, segments)
@@ -276,7 +300,8 @@ const WRITE_MANY_SQL = `WITH input AS MATERIALIZED (
           SELECT ctid AS row_ctid FROM records
            WHERE record_id = i.record_id AND table_id = i.table_id
              AND version = i.expected_version
-           LIMIT 1) AS t),
+           LIMIT 1) AS t
+        WHERE (SELECT open FROM gate)),
      updated AS (
        UPDATE records r
           SET attributes = i.attributes, subscriptions = i.subscriptions, segments = i.segments,
@@ -304,12 +329,16 @@ const WRITE_MANY_SQL = `WITH input AS MATERIALIZED (
      events AS (${insertEventDraftsSql("written", "w.events", "true", "w.n, t.n")}),
      ${NOTIFY_CTE("events", "$2")}
      SELECT n, record_id, version, (SELECT count(*)::integer FROM notified) AS notified
-       FROM written`;
+       FROM written
+     UNION ALL
+     -- The gate stayed shut: nothing was written; one row with n = -1 says so.
+     SELECT -1, NULL, NULL, 0 WHERE NOT (SELECT open FROM gate)`;
 
 /**
  * Creates and updates many profiles (distinct records, distinct unique values) as ONE autocommit
  * statement, each with its key rows and events, in item order: creates first, then updates. Two
- * items of one unique value fail the statement (23505) like a value another writer took.
+ * items of one unique value fail the statement (23505) like a value another writer took. When one
+ * of the tables is no longer at the version given, nothing is written (`current: false`).
  */
 export async function writeRecordsWithEvents(
   db: Queryable,
@@ -317,10 +346,11 @@ export async function writeRecordsWithEvents(
   updates: readonly BatchUpdate[],
 ): Promise<BatchWriteResult> {
   const input = [
-    ...creates.map(({ record, events }, n) => ({
+    ...creates.map(({ record, events, tableVersion }, n) => ({
       n,
       record_id: null,
       table_id: record.tableId,
+      table_version: tableVersion,
       expected_version: null,
       attributes: record.attributes,
       subscriptions: record.subscriptions,
@@ -329,10 +359,11 @@ export async function writeRecordsWithEvents(
       drop_keys: [],
       events,
     })),
-    ...updates.map(({ update, expectedVersion, events }, i) => ({
+    ...updates.map(({ update, expectedVersion, events, tableVersion }, i) => ({
       n: creates.length + i,
       record_id: update.recordId,
       table_id: update.tableId,
+      table_version: tableVersion,
       expected_version: expectedVersion,
       attributes: update.attributes,
       subscriptions: update.subscriptions,
@@ -342,7 +373,11 @@ export async function writeRecordsWithEvents(
       events,
     })),
   ];
-  const result: BatchWriteResult = { created: [], updated: updates.map(() => undefined) };
+  const result: BatchWriteResult = {
+    current: true,
+    created: [],
+    updated: updates.map(() => undefined),
+  };
   if (input.length === 0) return result;
   const notify = input.some((item) => item.events.length > 0);
   const { rows } = await db.query<{ n: number; record_id: number; version: number }>(
@@ -350,6 +385,7 @@ export async function writeRecordsWithEvents(
     [JSON.stringify(input), notify && takeInboxNotifyTurn()],
     "herald_write_records_with_events",
   );
+  if (rows.some((row) => row.n === -1)) return { ...result, current: false };
   for (const row of rows) {
     if (row.n < creates.length) result.created[row.n] = row.record_id;
     else result.updated[row.n - creates.length] = row.version;

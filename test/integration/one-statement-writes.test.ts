@@ -127,6 +127,7 @@ for (const { backend, skip } of await testBackends()) {
           insert: true,
           events: [event],
           rowValues: "PROFILE",
+          tableVersion: 1,
         }),
         (error) => sqlState(error) === SQLSTATE.uniqueViolation,
       );
@@ -158,6 +159,7 @@ for (const { backend, skip } of await testBackends()) {
           expectedVersion: secondRecord.version,
           events: [{ ...event, eventType: "UPDATE" }],
           rowValues: "PROFILE",
+          tableVersion: 1,
         }),
         (error) => sqlState(error) === SQLSTATE.uniqueViolation,
       );
@@ -207,6 +209,7 @@ for (const { backend, skip } of await testBackends()) {
         expectedVersion: record.version + 1,
         events: [],
         rowValues: "PROFILE",
+        tableVersion: 1,
       });
       assert.equal(written, undefined);
       assert.equal(await count("change_events"), eventsBefore);

@@ -63,8 +63,8 @@ const WRITES: Record<string, (db: Queryable) => Promise<unknown>> = {
   "batch write": (db) =>
     writeRecordsWithEvents(
       db,
-      [{ record, events: [] }],
-      [{ update, expectedVersion: 1, events: [] }],
+      [{ record, events: [], tableVersion: 1 }],
+      [{ update, expectedVersion: 1, events: [], tableVersion: 1 }],
     ),
   "single create": (db) =>
     createRecordWithEvents(db, {
@@ -73,9 +73,16 @@ const WRITES: Record<string, (db: Queryable) => Promise<unknown>> = {
       insert: true,
       events: [],
       rowValues: "PROFILE",
+      tableVersion: 1,
     }),
   "single update": (db) =>
-    updateRecordWithEvents(db, { update, expectedVersion: 1, events: [], rowValues: "PROFILE" }),
+    updateRecordWithEvents(db, {
+      update,
+      expectedVersion: 1,
+      events: [],
+      rowValues: "PROFILE",
+      tableVersion: 1,
+    }),
   "delivery read, lean": (db) =>
     readLogWindow(db, 0, 500, 500, {
       entityId: 1,

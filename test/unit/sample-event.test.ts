@@ -10,6 +10,7 @@ const custom: DataTable = {
   entityId: 1,
   kind: "CUSTOM_TABLE",
   name: "orders",
+  version: 1,
   attributes: [
     { name: "orderId", valueType: "STRING", unique: true, mandatory: true, multiValued: false },
     { name: "total", valueType: "NUMBER", unique: false, mandatory: false, multiValued: false },

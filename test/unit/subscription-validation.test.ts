@@ -37,6 +37,7 @@ function table(overrides: Partial<DataTable> = {}): DataTable {
     entityId: 1,
     kind: "PROFILE_TABLE",
     name: "Customers",
+    version: 1,
     attributes: [
       {
         name: "emailAddress",

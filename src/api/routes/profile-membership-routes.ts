@@ -9,7 +9,7 @@ import { parseProfileInput, readProfile, updateProfile } from "../../capture/pro
 import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import type { AppDeps, HeraldApp } from "../app.js";
-import { dataRouteContext } from "./data-route-context.js";
+import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import {
   base,
   KeyParams,
@@ -65,24 +65,31 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
       },
       handler: async (request, reply) => {
         const params = request.params as Static<typeof SubscriptionParams>;
-        const { table, origin } = await dataRouteContext(deps, request, params, "PROFILE_TABLE");
-        if (!table.subscriptions.some((s) => s.name === params.subscriptionName))
-          throw new HeraldError("HERALD_PROFILE_SUBSCRIPTION_NOT_FOUND", {
-            subscription: params.subscriptionName,
-            table: table.name,
-          });
-        const result = await updateProfile(
-          deps.db,
-          table,
-          parseProfileKey(table, params.profileKey),
-          {
-            attributes: {},
-            subscriptions: [{ subscriptionName: params.subscriptionName, subscribe }],
-            segments: [],
+        return withCurrentTable(
+          deps,
+          request,
+          params,
+          "PROFILE_TABLE",
+          async ({ table, origin }) => {
+            if (!table.subscriptions.some((s) => s.name === params.subscriptionName))
+              throw new HeraldError("HERALD_PROFILE_SUBSCRIPTION_NOT_FOUND", {
+                subscription: params.subscriptionName,
+                table: table.name,
+              });
+            const result = await updateProfile(
+              deps.db,
+              table,
+              parseProfileKey(table, params.profileKey),
+              {
+                attributes: {},
+                subscriptions: [{ subscriptionName: params.subscriptionName, subscribe }],
+                segments: [],
+              },
+              origin,
+            );
+            return subscribe ? { profileId: result.profileId } : reply.code(204).send(null);
           },
-          origin,
         );
-        return subscribe ? { profileId: result.profileId } : reply.code(204).send(null);
       },
     });
   }
@@ -132,29 +139,35 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
       },
     },
     async (request) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "PROFILE_TABLE",
+        async ({ table, origin }) => {
+          const segmentation = table.segmentations.find(
+            (s) => s.name === request.params.segmentationName,
+          );
+          if (!segmentation)
+            throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
+              segmentation: request.params.segmentationName,
+              table: table.name,
+            });
+          const name = request.body.name ?? request.body.segment;
+          const write = parseProfileInput(table, {
+            segmentations: [
+              {
+                belongs: true,
+                category: segmentation.name,
+                ...(name === undefined ? {} : { name }),
+              },
+            ],
+          });
+          const key = parseProfileKey(table, request.params.profileKey);
+          const result = await updateProfile(deps.db, table, key, write, origin);
+          return { profileId: result.profileId };
+        },
       );
-      const segmentation = table.segmentations.find(
-        (s) => s.name === request.params.segmentationName,
-      );
-      if (!segmentation)
-        throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
-          segmentation: request.params.segmentationName,
-          table: table.name,
-        });
-      const name = request.body.name ?? request.body.segment;
-      const write = parseProfileInput(table, {
-        segmentations: [
-          { belongs: true, category: segmentation.name, ...(name === undefined ? {} : { name }) },
-        ],
-      });
-      const key = parseProfileKey(table, request.params.profileKey);
-      const result = await updateProfile(deps.db, table, key, write, origin);
-      return { profileId: result.profileId };
     },
   );
 
@@ -169,36 +182,38 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
       },
     },
     async (request, reply) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "PROFILE_TABLE",
+        async ({ table, origin }) => {
+          const segmentation = table.segmentations.find(
+            (s) => s.name === request.params.segmentationName,
+          );
+          if (!segmentation)
+            throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
+              segmentation: request.params.segmentationName,
+              table: table.name,
+            });
+          const key = parseProfileKey(table, request.params.profileKey);
+          const current = await readProfile(deps.db, table, key);
+          const segment = current.segments[segmentation.name];
+          if (segment !== undefined)
+            await updateProfile(
+              deps.db,
+              table,
+              key,
+              {
+                attributes: {},
+                subscriptions: [],
+                segments: [{ segmentation: segmentation.name, segment, belongs: false }],
+              },
+              origin,
+            );
+          return reply.code(204).send(null);
+        },
       );
-      const segmentation = table.segmentations.find(
-        (s) => s.name === request.params.segmentationName,
-      );
-      if (!segmentation)
-        throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
-          segmentation: request.params.segmentationName,
-          table: table.name,
-        });
-      const key = parseProfileKey(table, request.params.profileKey);
-      const current = await readProfile(deps.db, table, key);
-      const segment = current.segments[segmentation.name];
-      if (segment !== undefined)
-        await updateProfile(
-          deps.db,
-          table,
-          key,
-          {
-            attributes: {},
-            subscriptions: [],
-            segments: [{ segmentation: segmentation.name, segment, belongs: false }],
-          },
-          origin,
-        );
-      return reply.code(204).send(null);
     },
   );
 }

@@ -16,7 +16,7 @@ import { checkValue } from "../../domain/attribute-values.js";
 import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import { searchRecords } from "../../storage/record-repository.js";
-import { dataRouteContext } from "./data-route-context.js";
+import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import type { RouteModule } from "./index.js";
 import { registerProfileMembershipRoutes } from "./profile-membership-routes.js";
 import {
@@ -47,18 +47,20 @@ const profileRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "PROFILE_TABLE",
+        async ({ table, origin }) => {
+          const write = parseProfileInput(table, request.body);
+          const result = await upsertProfile(deps.db, table, write, {
+            allowUpdate: request.query.allowUpdate === true,
+            origin,
+          });
+          return { profileId: result.profileId };
+        },
       );
-      const write = parseProfileInput(table, request.body);
-      const result = await upsertProfile(deps.db, table, write, {
-        allowUpdate: request.query.allowUpdate === true,
-        origin,
-      });
-      return { profileId: result.profileId };
     },
   );
 
@@ -139,16 +141,18 @@ const profileRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "PROFILE_TABLE",
+        async ({ table, origin }) => {
+          const key = parseProfileKey(table, request.params.profileKey);
+          const write = parseProfileInput(table, request.body);
+          const result = await updateProfile(deps.db, table, key, write, origin);
+          return { profileId: result.profileId };
+        },
       );
-      const key = parseProfileKey(table, request.params.profileKey);
-      const write = parseProfileInput(table, request.body);
-      const result = await updateProfile(deps.db, table, key, write, origin);
-      return { profileId: result.profileId };
     },
   );
 
@@ -163,19 +167,21 @@ const profileRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request, reply) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "PROFILE_TABLE",
+        async ({ table, origin }) => {
+          await deleteProfile(
+            deps.db,
+            table,
+            parseProfileKey(table, request.params.profileKey),
+            origin,
+          );
+          return reply.code(204).send(null);
+        },
       );
-      await deleteProfile(
-        deps.db,
-        table,
-        parseProfileKey(table, request.params.profileKey),
-        origin,
-      );
-      return reply.code(204).send(null);
     },
   );
 

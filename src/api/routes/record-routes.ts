@@ -15,7 +15,7 @@ import type { DataTable } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import type { StoredRecord } from "../../storage/record-repository.js";
 import { searchRecords } from "../../storage/record-repository.js";
-import { dataRouteContext } from "./data-route-context.js";
+import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import type { RouteModule } from "./index.js";
 
 const TAG = "custom table records";
@@ -74,15 +74,17 @@ const recordRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "CUSTOM_TABLE",
+        async ({ table, origin }) => {
+          const provided = parseRecordInput(table, request.body.properties);
+          const result = await upsertCustomRecord(deps.db, table, provided, origin);
+          return { businessKey: result.businessKey };
+        },
       );
-      const provided = parseRecordInput(table, request.body.properties);
-      const result = await upsertCustomRecord(deps.db, table, provided, origin);
-      return { businessKey: result.businessKey };
     },
   );
 
@@ -164,21 +166,23 @@ const recordRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "CUSTOM_TABLE",
+        async ({ table, origin }) => {
+          const provided = parseRecordInput(table, request.body.properties);
+          const result = await updateCustomRecord(
+            deps.db,
+            table,
+            request.params.businessKey,
+            provided,
+            origin,
+          );
+          return { businessKey: result.businessKey };
+        },
       );
-      const provided = parseRecordInput(table, request.body.properties);
-      const result = await updateCustomRecord(
-        deps.db,
-        table,
-        request.params.businessKey,
-        provided,
-        origin,
-      );
-      return { businessKey: result.businessKey };
     },
   );
 
@@ -193,14 +197,16 @@ const recordRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request, reply) => {
-      const { table, origin } = await dataRouteContext(
+      return withCurrentTable(
         deps,
         request,
         request.params,
         "CUSTOM_TABLE",
+        async ({ table, origin }) => {
+          await deleteCustomRecord(deps.db, table, request.params.businessKey, origin);
+          return reply.code(204).send(null);
+        },
       );
-      await deleteCustomRecord(deps.db, table, request.params.businessKey, origin);
-      return reply.code(204).send(null);
     },
   );
 };

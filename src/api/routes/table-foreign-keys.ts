@@ -61,6 +61,23 @@ export async function checkTableReferences(
   return resolved;
 }
 
+/**
+ * The ids of the stored tables that a posted definition's foreign keys name (by id or by name);
+ * names that match nothing are left out (checkTableReferences reports them).
+ */
+export async function referencedTableIds(
+  db: Queryable,
+  entityId: number,
+  definition: TableDefinition,
+): Promise<string[]> {
+  const own = foreignKeysOf(definition);
+  if (own.length === 0) return [];
+  const tables = await entityTables(db, entityId);
+  return own.flatMap(({ referencedTable: { kind, id } }) =>
+    tables.filter((t) => t.kind === kind && (t.id === id || t.name === id)).map((t) => t.id),
+  );
+}
+
 async function referringTables(
   db: Queryable,
   entityId: number,

@@ -16,13 +16,18 @@ import {
   insertTable,
   listTables,
   lockTableDefinitions,
+  lockTableWrites,
   updateTable,
 } from "../../storage/data-table-repository.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
 import type { AppDeps, HeraldApp } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
-import { assertNotReferenced, checkTableReferences } from "./table-foreign-keys.js";
+import {
+  assertNotReferenced,
+  checkTableReferences,
+  referencedTableIds,
+} from "./table-foreign-keys.js";
 
 export interface TableStructureOptions {
   kind: TableKind;
@@ -148,6 +153,14 @@ export function registerTableStructureRoutes(
         await lockTableDefinitions(tx, entity.id);
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
+        // Wait for the record writes under way to this table and to the tables its foreign keys
+        // name, and hold new ones back until the new definition is committed: the checks below
+        // then see every record written with the old definition, and later writes use the new one
+        // (or, for a referenced table, see the new foreign key when they delete).
+        await lockTableWrites(tx, [
+          existing.id,
+          ...(await referencedTableIds(tx, entity.id, definition)),
+        ]);
         if (keyShape(definition) !== keyShape(existing) && (await tableHasRecords(tx, existing.id)))
           throw new HeraldError(
             "HERALD_TABLE_DEFINITION_INCONSISTENT",
@@ -189,6 +202,7 @@ export function registerTableStructureRoutes(
         await lockTableDefinitions(tx, entity.id);
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
+        await lockTableWrites(tx, [existing.id]);
         await assertNotReferenced(tx, existing);
         if (!(await deleteTable(tx, entity.id, existing.id)))
           throw notFound(request.params.table, entity.name);
