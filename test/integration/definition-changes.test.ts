@@ -231,6 +231,56 @@ for (const { backend, skip } of await testBackends()) {
       assert.deepEqual(codes, [200, 409]);
     });
 
+    test("a PUT that deadlocks with a record write runs again instead of answering 500", async () => {
+      const parent = await t.request("POST", "/v5/entities/acme/profile-tables", {
+        name: "Owners",
+        attributes: attributes(),
+      });
+      assert.equal(parent.statusCode, 201, parent.body);
+      const child = {
+        name: "Pets",
+        type: "LINKED_DATA",
+        primaryKeyAttribute: "id",
+        attributes: [
+          { name: "id", valueType: "STRING" },
+          { name: "ownerId", valueType: "LONG" },
+        ],
+        foreignKeys: [
+          { attribute: "ownerId", referencedTable: { kind: "PROFILE_TABLE", id: "Owners" } },
+        ],
+      };
+      const created = await t.request("POST", "/v5/entities/acme/custom-tables", child);
+      assert.equal(created.statusCode, 201, created.body);
+      // The PUT locks both tables' writes, in sorted order. A writer holding the gate of the
+      // second one and then asking for the first's closes the cycle (as a delete of an owner does,
+      // gating Owners, then Pets for its onDelete).
+      const [first, second] = [parent.json().id as string, created.json().id as string].sort();
+      const writer = await t.database.connect(1);
+      let writerGotBoth = false;
+      const { pending } = await writer.transaction(async (tx) => {
+        // The PUT, which waits first, is the one PostgreSQL's deadlock check picks.
+        await tx.query("SET LOCAL deadlock_timeout = '10s'");
+        const gate = "SELECT herald_table_write_gate(ARRAY[$1::text], ARRAY[1::bigint])";
+        await tx.query(gate, [second]);
+        const pending = t.request("PUT", `/v5/entities/acme/custom-tables/Pets`, child);
+        // Wait until the PUT waits for the write lock this transaction holds.
+        for (let i = 0; i < 200; i++) {
+          const { rows } = await t.database.db.query(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+          );
+          if (rows.length > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await tx.query(gate, [first]);
+        writerGotBoth = true;
+        // Committed before the PUT's answer is awaited: the PUT's second try waits for it.
+        return { pending };
+      });
+      assert.ok(writerGotBoth);
+      const put = await pending;
+      assert.equal(put.statusCode, 200, put.body);
+    });
+
     test("a PUT making an attribute unique while the other process writes leaves no duplicate", async () => {
       for (let round = 0; round < 8; round++) {
         const name = `Race${round}`;

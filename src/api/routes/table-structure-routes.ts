@@ -19,7 +19,9 @@ import {
   lockTableWrites,
   updateTable,
 } from "../../storage/data-table-repository.js";
+import type { Database, Queryable } from "../../storage/database.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
+import { SQLSTATE, sqlState } from "../../storage/sql-errors.js";
 import type { AppDeps, HeraldApp } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
@@ -101,8 +103,7 @@ export function registerTableStructureRoutes(
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const parsed = parseTableDefinition(kind, request.body);
-      const table = await deps.db.transaction(async (tx) => {
-        await lockTableDefinitions(tx, entity.id);
+      const table = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const definition = await checkTableReferences(tx, entity.id, parsed);
         return insertTable(tx, { ...definition, entityId: entity.id });
       });
@@ -149,8 +150,7 @@ export function registerTableStructureRoutes(
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
       const definition = parseTableDefinition(kind, request.body);
-      const updated = await deps.db.transaction(async (tx) => {
-        await lockTableDefinitions(tx, entity.id);
+      const updated = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
         // Wait for the record writes under way to this table and to the tables its foreign keys
@@ -198,8 +198,7 @@ export function registerTableStructureRoutes(
     async (request, reply) => {
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      await deps.db.transaction(async (tx) => {
-        await lockTableDefinitions(tx, entity.id);
+      await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
         await lockTableWrites(tx, [existing.id]);
@@ -225,6 +224,40 @@ export const ValueRestrictionSchema = Type.Object(
   },
   { description: "Checked on every written value" },
 );
+
+/** Tries of a table definition change that loses a deadlock to record writes (then 409). */
+const DEFINITION_CHANGE_ATTEMPTS = 3;
+
+/**
+ * Runs a change of an entity's table definitions: one transaction, after every other such change of
+ * the entity (lockTableDefinitions). Its exclusive table write locks (lockTableWrites) can deadlock
+ * with a record delete whose foreign keys reach into a second table (it holds one table's gate and
+ * waits for the other's); PostgreSQL then aborts one side. The change has written nothing then, so
+ * it runs again; after DEFINITION_CHANGE_ATTEMPTS it answers 409 rather than 500.
+ */
+async function changeTableDefinitions<T>(
+  db: Database,
+  entityId: number,
+  change: (tx: Queryable) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(async (tx) => {
+        await lockTableDefinitions(tx, entityId);
+        return change(tx);
+      });
+    } catch (error) {
+      const state = sqlState(error);
+      if (state !== SQLSTATE.deadlockDetected && state !== SQLSTATE.serializationFailure)
+        throw error;
+      if (attempt >= DEFINITION_CHANGE_ATTEMPTS)
+        throw new HeraldError("HERALD_CONFLICT", {
+          reason:
+            "the table definition change kept colliding with record writes; retry the request",
+        });
+    }
+  }
+}
 
 export function renderAttributes(table: DataTable): Record<string, unknown>[] {
   return table.attributes.map((a) => ({
