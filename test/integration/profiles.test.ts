@@ -173,6 +173,15 @@ for (const { backend, skip } of await testBackends()) {
       ]);
       const unknown = await t.request("POST", `${url}/${key}/subscription/nope`);
       assert.equal(unknown.statusCode, 404);
+      for (const method of ["PUT", "DELETE"]) {
+        const noSegmentation = await t.request(
+          method,
+          `${url}/${key}/segmentation/Nope`,
+          method === "PUT" ? { name: "x" } : undefined,
+        );
+        assert.equal(noSegmentation.statusCode, 404, noSegmentation.body);
+        assert.equal(noSegmentation.json().code, "HERALD_SEGMENTATION_NOT_FOUND");
+      }
     });
 
     test("PUT changing a unique value moves the key: new value taken, old value free, one UPDATE", async () => {

@@ -6,6 +6,7 @@
 import type { Static } from "typebox";
 import { Type } from "typebox";
 import { parseProfileInput, readProfile, updateProfile } from "../../capture/profile-writer.js";
+import type { DataTable, Segmentation } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import type { AppDeps, HeraldApp } from "../app.js";
@@ -145,14 +146,7 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
         request.params,
         "PROFILE_TABLE",
         async ({ table, origin }) => {
-          const segmentation = table.segmentations.find(
-            (s) => s.name === request.params.segmentationName,
-          );
-          if (!segmentation)
-            throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
-              segmentation: request.params.segmentationName,
-              table: table.name,
-            });
+          const segmentation = segmentationOf(table, request.params.segmentationName);
           const name = request.body.name ?? request.body.segment;
           const write = parseProfileInput(table, {
             segmentations: [
@@ -188,14 +182,7 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
         request.params,
         "PROFILE_TABLE",
         async ({ table, origin }) => {
-          const segmentation = table.segmentations.find(
-            (s) => s.name === request.params.segmentationName,
-          );
-          if (!segmentation)
-            throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
-              segmentation: request.params.segmentationName,
-              table: table.name,
-            });
+          const segmentation = segmentationOf(table, request.params.segmentationName);
           const key = parseProfileKey(table, request.params.profileKey);
           const current = await readProfile(deps.db, table, key);
           const segment = current.segments[segmentation.name];
@@ -216,4 +203,15 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
       );
     },
   );
+}
+
+/** The table's segmentation of that name, or 404 HERALD_SEGMENTATION_NOT_FOUND. */
+function segmentationOf(table: DataTable, name: string): Segmentation {
+  const segmentation = table.segmentations.find((s) => s.name === name);
+  if (!segmentation)
+    throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
+      segmentation: name,
+      table: table.name,
+    });
+  return segmentation;
 }
