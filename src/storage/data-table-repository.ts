@@ -34,15 +34,16 @@ function toDataTable(row: DataTableRow): DataTable {
   };
 }
 
-function definitionOf(table: Omit<DataTable, "version">): string {
+/** The stored JSON document: everything but the columns (the version is a column too). */
+function definitionOf(table: Omit<DataTable, "version"> & { version?: number }): string {
   const {
     id: _id,
     entityId: _entityId,
     kind: _kind,
     name: _name,
+    version: _version,
     ...definition
-  } = table as DataTable;
-  delete (definition as Partial<DataTable>).version;
+  } = table;
   return JSON.stringify(definition);
 }
 
