@@ -18,7 +18,9 @@ import { Compile } from "typebox/compile";
 import { Value } from "typebox/value";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HeraldConfig } from "../config/config.js";
-import type { Database } from "../storage/database.js";
+import { forgetCachedTables } from "../capture/table-cache.js";
+import { TABLES_CHANNEL } from "../storage/data-table-repository.js";
+import type { Database, Unlisten } from "../storage/database.js";
 import { HeraldError } from "../domain/errors.js";
 import { httpRequestDuration, httpRequests } from "../metrics.js";
 import { Authenticator } from "./auth.js";
@@ -313,5 +315,33 @@ export async function buildApp(options: {
   for (const routes of ROUTE_MODULES) {
     await app.register(async (scoped) => routes(scoped as HeraldApp, deps));
   }
+  listenForTableChanges(app, options.db, options.logger);
   return app as HeraldApp;
+}
+
+/**
+ * A table changed through another process: forget this one's cached definitions at once (its
+ * writes would find out at the table write gate anyway; its reads would not, for up to 3 s). After
+ * a lost LISTEN connection the adapter calls every listener once, and forgetting is always safe.
+ * Not awaited: the API starts (and /readyz reports) while the database is unreachable; without the
+ * notices, reads fall back on the cache's 3 s life.
+ */
+function listenForTableChanges(app: FastifyInstance, db: Database, logger: FastifyBaseLogger) {
+  let closed = false;
+  let unlisten: Unlisten | undefined;
+  db.listen(TABLES_CHANNEL, () => forgetCachedTables(db)).then(
+    (stop) => {
+      if (closed) void stop();
+      else unlisten = stop;
+    },
+    (error: unknown) =>
+      logger.warn(
+        { err: error },
+        "cannot LISTEN for table definition changes: this process's reads may use a definition up to 3 s old (writes are unaffected)",
+      ),
+  );
+  app.addHook("onClose", async () => {
+    closed = true;
+    await unlisten?.();
+  });
 }

@@ -1,10 +1,10 @@
 /**
  * A short-lived in-process cache of table definitions for the write path: a profile upsert should
  * not read its table's definition from the database every time. Entries live a few seconds and a
- * table change made through this process forgets them at once; another process's change is seen
- * by reads within TABLE_CACHE_MS, and by writes at once: a write checked against an outdated copy
- * is stopped by the table write gate and runs again (api/routes/data-route-context.ts,
- * withCurrentTable; docs/data-model.md).
+ * table change made through this process forgets them at once, and one made through another
+ * process as soon as its notice arrives (TABLES_CHANNEL, api/app.ts); TABLE_CACHE_MS bounds what a
+ * lost notice costs reads. Writes never use an outdated copy: the table write gate stops them and
+ * they run again (api/routes/data-route-context.ts, withCurrentTable; docs/data-model.md).
  * Only hits are cached, so a table created elsewhere is found on the next call.
  */
 import type { DataTable, TableKind } from "../domain/data-table.js";

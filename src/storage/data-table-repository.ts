@@ -157,6 +157,17 @@ export async function updateTable(
 }
 
 /**
+ * Channel of table definition changes: every API process forgets its cached definitions when one
+ * arrives (api/app.ts), so reads elsewhere see a change at once instead of within the cache's life.
+ */
+export const TABLES_CHANNEL = "herald_tables";
+
+/** Inside a transaction that changes table definitions: tells every process at its commit. */
+export async function announceTableChange(tx: Queryable, entityId: number): Promise<void> {
+  await tx.query("SELECT pg_notify($1, $2)", [TABLES_CHANNEL, String(entityId)]);
+}
+
+/**
  * Inside a transaction that changes an entity's table definitions: waits for any other such
  * transaction of the entity, so checks across tables (foreign keys) see every committed definition
  * and none changes under them until this one commits.

@@ -129,7 +129,13 @@ export class PostgresDatabase implements Database {
           this.listenClientReady = undefined;
           if (!this.closed) void this.relisten();
         });
-        await client.connect();
+        try {
+          await client.connect();
+        } catch (error) {
+          // Not connected: the next listen() tries again instead of failing on this for good.
+          this.listenClientReady = undefined;
+          throw error;
+        }
         this.listenClient = client;
         return client;
       })();

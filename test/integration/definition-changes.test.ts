@@ -231,6 +231,31 @@ for (const { backend, skip } of await testBackends()) {
       assert.deepEqual(codes, [200, 409]);
     });
 
+    test("a table changed through one process is read with its new definition by the other at once", async () => {
+      const url = "/v4/entity/acme/table/Reads/profile";
+      const created = await t.request("POST", "/v5/entities/acme/profile-tables", {
+        name: "Reads",
+        attributes: attributes(),
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      // The other process caches the definition (its cache keeps an entry 3 s).
+      assert.equal((await otherRequest("GET", `${url}?search=code=X`)).statusCode, 200);
+      const put = await t.request("PUT", "/v5/entities/acme/profile-tables/Reads", {
+        name: "Reads",
+        attributes: attributes([{ name: "vip", type: "CUSTOM", valueType: "BOOLEAN" }]),
+      });
+      assert.equal(put.statusCode, 200, put.body);
+      // A search by the new attribute is a read: no write gate. The change's notification makes
+      // the other process forget its copy well before the 3 s are up.
+      const deadline = Date.now() + 1_500;
+      let search = await otherRequest("GET", `${url}?search=vip=true`);
+      while (search.statusCode !== 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        search = await otherRequest("GET", `${url}?search=vip=true`);
+      }
+      assert.equal(search.statusCode, 200, search.body);
+    });
+
     test("a PUT that deadlocks with a record write runs again instead of answering 500", async () => {
       const parent = await t.request("POST", "/v5/entities/acme/profile-tables", {
         name: "Owners",

@@ -11,6 +11,7 @@ import { HeraldError } from "../../domain/errors.js";
 import { parseTableDefinition } from "../../domain/table-definition.js";
 import { forgetCachedTables } from "../../capture/table-cache.js";
 import {
+  announceTableChange,
   deleteTable,
   findTable,
   insertTable,
@@ -244,7 +245,9 @@ async function changeTableDefinitions<T>(
     try {
       return await db.transaction(async (tx) => {
         await lockTableDefinitions(tx, entityId);
-        return change(tx);
+        const result = await change(tx);
+        await announceTableChange(tx, entityId);
+        return result;
       });
     } catch (error) {
       const state = sqlState(error);
