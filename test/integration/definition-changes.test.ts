@@ -201,14 +201,21 @@ for (const { backend, skip } of await testBackends()) {
       await t?.close();
     });
 
-    test("an attribute made unique through one process is enforced by the other's next write", async () => {
-      const url = "/v4/entity/acme/table/Shared/profile";
+    /** A profile table created through `t`, its definition then cached by the other process. */
+    const tableCachedByOther = async (name: string) => {
       const created = await t.request("POST", "/v5/entities/acme/profile-tables", {
-        name: "Shared",
+        name,
         attributes: attributes(),
       });
       assert.equal(created.statusCode, 201, created.body);
+      const url = `/v4/entity/acme/table/${name}/profile`;
+      // A read caches the definition (the cache keeps an entry 3 s).
       assert.equal((await otherRequest("GET", `${url}?search=code=X`)).statusCode, 200);
+      return { id: created.json().id as string, url };
+    };
+
+    test("an attribute made unique through one process is enforced by the other's next write", async () => {
+      const { url } = await tableCachedByOther("Shared");
       const put = await t.request("PUT", "/v5/entities/acme/profile-tables/Shared", {
         name: "Shared",
         attributes: attributes().map((a) =>
@@ -232,14 +239,7 @@ for (const { backend, skip } of await testBackends()) {
     });
 
     test("a table changed through one process is read with its new definition by the other at once", async () => {
-      const url = "/v4/entity/acme/table/Reads/profile";
-      const created = await t.request("POST", "/v5/entities/acme/profile-tables", {
-        name: "Reads",
-        attributes: attributes(),
-      });
-      assert.equal(created.statusCode, 201, created.body);
-      // The other process caches the definition (its cache keeps an entry 3 s).
-      assert.equal((await otherRequest("GET", `${url}?search=code=X`)).statusCode, 200);
+      const { url } = await tableCachedByOther("Reads");
       const put = await t.request("PUT", "/v5/entities/acme/profile-tables/Reads", {
         name: "Reads",
         attributes: attributes([{ name: "vip", type: "CUSTOM", valueType: "BOOLEAN" }]),
@@ -309,14 +309,8 @@ for (const { backend, skip } of await testBackends()) {
     test("a PUT making an attribute unique while the other process writes leaves no duplicate", async () => {
       for (let round = 0; round < 8; round++) {
         const name = `Race${round}`;
-        const url = `/v4/entity/acme/table/${name}/profile`;
-        const created = await t.request("POST", "/v5/entities/acme/profile-tables", {
-          name,
-          attributes: attributes(),
-        });
-        assert.equal(created.statusCode, 201, created.body);
         // The other process caches the definition where `code` is not unique.
-        assert.equal((await otherRequest("GET", `${url}?search=code=X`)).statusCode, 200);
+        const { id, url } = await tableCachedByOther(name);
         const writes = Array.from({ length: 12 }, async (_, i) => {
           await new Promise((resolve) => setTimeout(resolve, i));
           return otherRequest("POST", url, {
@@ -340,7 +334,7 @@ for (const { backend, skip } of await testBackends()) {
                     SELECT 1 FROM record_keys k
                      WHERE k.record_id = r.record_id AND k.attribute = 'code'))::integer AS keyed
              FROM records r WHERE r.table_id = $1 AND r.attributes->>'code' = 'X'`,
-          [created.json().id],
+          [id],
         );
         if (putResult.statusCode === 200) {
           // `code` is unique now: at most one record holds X, and through its key row.
