@@ -12,16 +12,21 @@ import type { Database } from "../src/storage/database.js";
 export const OPENAPI_PATH = "docs/openapi.json";
 export const ERRORS_DOC_PATH = "docs/errors.md";
 
-/** Route modules only declare routes; a database that refuses every call proves they do no I/O. */
+/**
+ * Route modules only declare routes; a database that refuses every call proves they do no I/O.
+ * Listening is the exception: the app subscribes to table changes (notices it would only act on).
+ */
 const NO_DATABASE: Database = new Proxy({} as Database, {
   get: (_target, property) =>
     property === "then"
       ? undefined
-      : () => {
-          throw new Error(
-            `the OpenAPI document is built without a database (called ${String(property)})`,
-          );
-        },
+      : property === "listen"
+        ? async () => async () => {}
+        : () => {
+            throw new Error(
+              `the OpenAPI document is built without a database (called ${String(property)})`,
+            );
+          },
 });
 
 export async function renderOpenApi(): Promise<string> {

@@ -329,17 +329,20 @@ export async function buildApp(options: {
 function listenForTableChanges(app: FastifyInstance, db: Database, logger: FastifyBaseLogger) {
   let closed = false;
   let unlisten: Unlisten | undefined;
-  db.listen(TABLES_CHANNEL, () => forgetCachedTables(db)).then(
-    (stop) => {
-      if (closed) void stop();
-      else unlisten = stop;
-    },
-    (error: unknown) =>
-      logger.warn(
-        { err: error },
-        "cannot LISTEN for table definition changes: this process's reads may use a definition up to 3 s old (writes are unaffected)",
-      ),
-  );
+  // Through a promise: an adapter that throws at once is handled like one that rejects.
+  Promise.resolve(undefined)
+    .then(() => db.listen(TABLES_CHANNEL, () => forgetCachedTables(db)))
+    .then(
+      (stop) => {
+        if (closed) void stop();
+        else unlisten = stop;
+      },
+      (error: unknown) =>
+        logger.warn(
+          { err: error },
+          "cannot LISTEN for table definition changes: this process's reads may use a definition up to 3 s old (writes are unaffected)",
+        ),
+    );
   app.addHook("onClose", async () => {
     closed = true;
     await unlisten?.();
