@@ -47,6 +47,12 @@ export async function enterTableWriteGate(
 
 const RETRYABLE: readonly string[] = [SQLSTATE.serializationFailure, SQLSTATE.deadlockDetected];
 
+/** True for a failure PostgreSQL resolves by rolling back one side: a deadlock, a serialization failure. */
+export function lostToConcurrency(error: unknown): boolean {
+  const state = sqlState(error);
+  return state !== undefined && RETRYABLE.includes(state);
+}
+
 export async function withWriteRetry<T>(
   table: { name: string; entityName?: string },
   write: () => Promise<T>,
@@ -62,8 +68,7 @@ export async function withWriteRetry<T>(
           table: table.name,
           entity: table.entityName ?? "",
         });
-      const retryable =
-        error instanceof RetryWrite || (state !== undefined && RETRYABLE.includes(state));
+      const retryable = error instanceof RetryWrite || lostToConcurrency(error);
       if (!retryable) throw error;
       if (attempt >= WRITE_ATTEMPTS)
         throw new HeraldError("HERALD_CONFLICT", {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import {
   createRecordWithEvents,
   updateRecordWithEvents,
+  writeRecordsWithEvents,
 } from "../../src/storage/record-event-writes.js";
 import { findRecordById } from "../../src/storage/record-repository.js";
 import { SQLSTATE, sqlState } from "../../src/storage/sql-errors.js";
@@ -213,6 +214,79 @@ for (const { backend, skip } of await testBackends()) {
       });
       assert.equal(written, undefined);
       assert.equal(await count("change_events"), eventsBefore);
+      assert.equal((await findRecordById(t.database.db, tableId, profileId))!.version, 1);
+    });
+
+    test("each statement writes nothing when its table is no longer at the version given", async () => {
+      const res = await t.request("POST", url, {
+        attributes: [{ name: "emailAddress", value: "gate@example.com" }],
+      });
+      const profileId = res.json().profileId as number;
+      const record = (await findRecordById(t.database.db, tableId, profileId))!;
+      const before = [
+        await count("records"),
+        await count("record_keys"),
+        await count("change_events"),
+      ];
+      const event: NewChangeEvent = {
+        entityId: 1,
+        source: "PROFILE_TABLE",
+        sourceId: tableId,
+        eventType: "CREATE",
+        recordKey: "0",
+        keys: {},
+        state: {},
+        fields: [],
+        previous: {},
+        extra: {},
+        version: 1,
+        declaredEvents: [],
+        origin: { kind: "SYSTEM" },
+      };
+      const newRecord = {
+        tableId,
+        attributes: { emailAddress: "gated@example.com" },
+        subscriptions: {},
+        segments: {},
+        keys: [{ attribute: "emailAddress", value: "gated@example.com" }],
+      };
+      const update = {
+        recordId: profileId,
+        tableId,
+        attributes: { ...record.attributes, firstName: "Gated" },
+        subscriptions: {},
+        segments: {},
+        dropKeys: [],
+        addKeys: [],
+      };
+      // The table is at version 1; these were checked against a version 2 that is not its own.
+      const created = await createRecordWithEvents(t.database.db, {
+        record: { ...newRecord, businessKey: null },
+        lookupKeys: [],
+        insert: true,
+        events: [event],
+        rowValues: "PROFILE",
+        tableVersion: 2,
+      });
+      assert.deepEqual(created, { kind: "none" });
+      const updated = await updateRecordWithEvents(t.database.db, {
+        update,
+        expectedVersion: record.version,
+        events: [{ ...event, eventType: "UPDATE" }],
+        rowValues: "PROFILE",
+        tableVersion: 2,
+      });
+      assert.equal(updated, undefined);
+      const batch = await writeRecordsWithEvents(
+        t.database.db,
+        [{ record: newRecord, events: [event], tableVersion: 2 }],
+        [{ update, expectedVersion: record.version, events: [], tableVersion: 1 }],
+      );
+      assert.equal(batch.current, false);
+      assert.deepEqual(
+        [await count("records"), await count("record_keys"), await count("change_events")],
+        before,
+      );
       assert.equal((await findRecordById(t.database.db, tableId, profileId))!.version, 1);
     });
 

@@ -54,7 +54,7 @@ export async function dataRouteContext(
 }
 
 /** Tries of a write whose table's definition keeps changing under it (then 409 HERALD_CONFLICT). */
-export const DEFINITION_ATTEMPTS = 3;
+const DEFINITION_ATTEMPTS = 3;
 
 /**
  * Resolves the context and runs a write with it. When the table's definition changed after it was

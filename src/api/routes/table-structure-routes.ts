@@ -10,6 +10,7 @@ import type { DataTable, TableKind } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import { parseTableDefinition } from "../../domain/table-definition.js";
 import { forgetCachedTables } from "../../capture/table-cache.js";
+import { lostToConcurrency } from "../../capture/write-retry.js";
 import {
   announceTableChange,
   deleteTable,
@@ -22,7 +23,6 @@ import {
 } from "../../storage/data-table-repository.js";
 import type { Database, Queryable } from "../../storage/database.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
-import { SQLSTATE, sqlState } from "../../storage/sql-errors.js";
 import type { AppDeps, HeraldApp } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
@@ -250,9 +250,7 @@ async function changeTableDefinitions<T>(
         return result;
       });
     } catch (error) {
-      const state = sqlState(error);
-      if (state !== SQLSTATE.deadlockDetected && state !== SQLSTATE.serializationFailure)
-        throw error;
+      if (!lostToConcurrency(error)) throw error;
       if (attempt >= DEFINITION_CHANGE_ATTEMPTS)
         throw new HeraldError("HERALD_CONFLICT", {
           reason:

@@ -1,5 +1,5 @@
 -- Record writes and table definition changes meet at a gate, so that no record is written with a
--- definition that is no longer the table's (docs/data-model.md, "Definition changes and writes").
+-- definition that is no longer the table's (docs/data-model.md, "Definition changes and record writes").
 --
 -- Before: an API process validated a write against its cached copy of the table's definition (up
 -- to 3 s old for a change made in another process), and a write that had read the previous
