@@ -40,6 +40,22 @@ for (const { backend, skip } of await testBackends()) {
     const count = async (table: "records" | "change_events" | "record_keys") =>
       (await t.database.db.query<{ n: number }>(`SELECT count(*)::integer AS n FROM ${table}`))
         .rows[0]!.n;
+    /** A CREATE event draft of this table (the statements fill in the record's values). */
+    const createEvent = (): NewChangeEvent => ({
+      entityId: 1,
+      source: "PROFILE_TABLE",
+      sourceId: tableId,
+      eventType: "CREATE",
+      recordKey: "0",
+      keys: {},
+      state: {},
+      fields: [],
+      previous: {},
+      extra: {},
+      version: 1,
+      declaredEvents: [],
+      origin: { kind: "SYSTEM" },
+    });
     const attribute = (body: { attributes: { name: string; value: unknown }[] }, name: string) =>
       body.attributes.find((a) => a.name === name)?.value;
 
@@ -94,21 +110,7 @@ for (const { backend, skip } of await testBackends()) {
         await count("record_keys"),
         await count("change_events"),
       ];
-      const event: NewChangeEvent = {
-        entityId: 1,
-        source: "PROFILE_TABLE",
-        sourceId: tableId,
-        eventType: "CREATE",
-        recordKey: "0",
-        keys: {},
-        state: {},
-        fields: [],
-        previous: {},
-        extra: {},
-        version: 1,
-        declaredEvents: [],
-        origin: { kind: "SYSTEM" },
-      };
+      const event = createEvent();
       // A fresh email but a taken customerId: the record row and the event go in first, then the
       // key row fails, and the whole statement with it.
       await assert.rejects(
@@ -228,21 +230,7 @@ for (const { backend, skip } of await testBackends()) {
         await count("record_keys"),
         await count("change_events"),
       ];
-      const event: NewChangeEvent = {
-        entityId: 1,
-        source: "PROFILE_TABLE",
-        sourceId: tableId,
-        eventType: "CREATE",
-        recordKey: "0",
-        keys: {},
-        state: {},
-        fields: [],
-        previous: {},
-        extra: {},
-        version: 1,
-        declaredEvents: [],
-        origin: { kind: "SYSTEM" },
-      };
+      const event = createEvent();
       const newRecord = {
         tableId,
         attributes: { emailAddress: "gated@example.com" },
