@@ -17,6 +17,7 @@ import { startSequencer } from "./sequencer/sequencer-service.js";
 import type { DeliveryWorker } from "./delivery/delivery-service.js";
 import { startDeliveryWorker } from "./delivery/delivery-service.js";
 import { startHousekeeping } from "./jobs/housekeeping.js";
+import { startImportWorker } from "./jobs/import-worker.js";
 
 export interface RunningHerald {
   config: HeraldConfig;
@@ -66,6 +67,8 @@ export async function startHerald(
       config,
     });
     services.push(worker);
+    // Imports (SPEC §7.1) are jobs: every worker claims executions under a lease.
+    services.push(await startImportWorker({ db, logger, config }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
     services.push(await startHousekeeping({ db, logger, config }));
   }

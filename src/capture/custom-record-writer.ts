@@ -54,7 +54,7 @@ export function parseRecordInput(
   return parseAttributeList(table, properties, "properties");
 }
 
-function primaryKeyOf(table: DataTable): string {
+export function primaryKeyOf(table: DataTable): string {
   return table.primaryKeyAttribute ?? table.attributes[0]?.name ?? "";
 }
 
@@ -73,7 +73,7 @@ function recordNotFound(table: DataTable, businessKey: string): HeraldError {
   return new HeraldError("HERALD_RECORD_NOT_FOUND", { key: businessKey, table: table.name });
 }
 
-function withCreationTime(table: DataTable, attributes: AttributeMap): AttributeMap {
+export function withCreationTime(table: DataTable, attributes: AttributeMap): AttributeMap {
   const name = table.creationTimeAttribute;
   if (!name || attributes[name] !== undefined) return attributes;
   const type = table.attributes.find((a) => a.name === name)?.valueType;
@@ -82,7 +82,7 @@ function withCreationTime(table: DataTable, attributes: AttributeMap): Attribute
 }
 
 /** What a write does to an existing record: nothing, or this update and its UPDATE event. */
-type RecordUpdatePlan =
+export type RecordUpdatePlan =
   | { kind: "unchanged" }
   | {
       kind: "update";
@@ -90,7 +90,7 @@ type RecordUpdatePlan =
       event(version: number, updatedAt: Date): NewChangeEvent;
     };
 
-function planRecordUpdate(
+export function planRecordUpdate(
   table: DataTable,
   record: StoredRecord,
   provided: AttributeMap,
@@ -234,7 +234,8 @@ async function upsertRecord(
   );
 }
 
-function createEvent(
+/** The CREATE event of a custom-table record, with the declared events that fired. */
+export function createEvent(
   table: DataTable,
   record: RecordSnapshot,
   created: AttributeMap,

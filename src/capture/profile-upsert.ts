@@ -20,12 +20,9 @@
  * transactional path (BEGIN, find-or-insert with row locks, UPDATE, events, COMMIT), which reports
  * exactly which value is taken (409).
  */
-import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
+import type { NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
 import type { KeyValue } from "../domain/record-change.js";
-import { applyAttributes, applySegments, applySubscriptions } from "../domain/record-change.js";
-import { uniqueKeysOf } from "../domain/record-keys.js";
-import { checkMandatory } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
 import { committingEvents } from "../storage/log-channels.js";
@@ -39,12 +36,11 @@ import {
 import type { NewRecord, StoredRecord } from "../storage/record-repository.js";
 import { findOrInsertRecord } from "../storage/record-repository.js";
 import type { RecordSnapshot } from "./change-event-builders.js";
-import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
 import type { ProfileWrite, ProfileWriteResult } from "./profile-writer.js";
 import {
   applyToProfile,
-  context,
   onlyRecord,
+  planProfileCreate,
   planProfileUpdate,
   stillHolds,
   uniqueKeyTaken,
@@ -86,19 +82,10 @@ function prepareUpsert(
   write: ProfileWrite,
   options: { allowUpdate: boolean; origin: Origin },
 ): PreparedUpsert {
-  const subscriptions = applySubscriptions({}, write.subscriptions);
-  const segments = applySegments({}, write.segments);
-  const created: AttributeMap = applyAttributes({}, write.attributes).after;
-  let mandatoryProblem: unknown;
-  try {
-    checkMandatory(table, created, "attributes");
-  } catch (error) {
-    mandatoryProblem = error;
-  }
-  const keys = uniqueKeysOf(table, created);
-  const lookup = options.allowUpdate ? keys : [];
+  const plan = planProfileCreate(table, write, options.origin);
+  const lookup = options.allowUpdate ? plan.keys : [];
   // Nothing to update and nothing to create: 400 before any statement.
-  if (mandatoryProblem && lookup.length === 0) throw mandatoryProblem;
+  if (plan.mandatoryProblem && lookup.length === 0) throw plan.mandatoryProblem;
   return {
     table,
     write,
@@ -106,21 +93,15 @@ function prepareUpsert(
     record: {
       tableId: table.id,
       businessKey: null,
-      attributes: created,
-      subscriptions: subscriptions.after,
-      segments: segments.after,
-      keys,
+      attributes: plan.attributes,
+      subscriptions: plan.subscriptions,
+      segments: plan.segments,
+      keys: plan.keys,
     },
     lookup,
-    mandatoryProblem,
+    mandatoryProblem: plan.mandatoryProblem,
     allowUpdate: options.allowUpdate,
-    createEvents: (record) => {
-      const ctx = context(table, record, 1, options.origin);
-      return [
-        dataEvent(ctx, "CREATE", heldAttributes(table, created)),
-        ...membershipEvents(ctx, subscriptions.changes, segments.changes),
-      ];
-    },
+    createEvents: plan.events,
   };
 }
 

@@ -9,13 +9,19 @@
  * (or DELETE), events, COMMIT. Upserts use the same planning (planProfileUpdate) and, when they
  * cannot go in one statement, the same locked path (applyToProfile).
  */
-import type { NewChangeEvent, Origin } from "../domain/change-event.js";
+import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
 import { HeraldError } from "../domain/errors.js";
-import type { KeyValue, SegmentChange, SubscriptionChange } from "../domain/record-change.js";
+import type {
+  KeyValue,
+  SegmentChange,
+  SegmentMemberships,
+  SubscriptionChange,
+  SubscriptionStates,
+} from "../domain/record-change.js";
 import { applyAttributes, applySegments, applySubscriptions } from "../domain/record-change.js";
 import type { ProfileKey } from "../domain/record-keys.js";
-import { keyText } from "../domain/record-keys.js";
+import { keyText, uniqueKeysOf } from "../domain/record-keys.js";
 import type { NamedValue, SegmentationInput } from "../domain/record-input.js";
 import {
   checkMandatory,
@@ -89,6 +95,47 @@ export function context(
   origin: Origin,
 ): EventContext {
   return { table, record, version, origin };
+}
+
+/** What a write creates: the profile, its keys, and its events once its id and moments are known. */
+export interface ProfileCreatePlan {
+  attributes: AttributeMap;
+  subscriptions: SubscriptionStates;
+  segments: SegmentMemberships;
+  keys: KeyValue[];
+  /** Why the write cannot create a profile (a missing mandatory value), if it cannot. */
+  mandatoryProblem: unknown;
+  events(created: RecordSnapshot): NewChangeEvent[];
+}
+
+export function planProfileCreate(
+  table: DataTable,
+  write: ProfileWrite,
+  origin: Origin,
+): ProfileCreatePlan {
+  const subscriptions = applySubscriptions({}, write.subscriptions);
+  const segments = applySegments({}, write.segments);
+  const created: AttributeMap = applyAttributes({}, write.attributes).after;
+  let mandatoryProblem: unknown;
+  try {
+    checkMandatory(table, created, "attributes");
+  } catch (error) {
+    mandatoryProblem = error;
+  }
+  return {
+    attributes: created,
+    subscriptions: subscriptions.after,
+    segments: segments.after,
+    keys: uniqueKeysOf(table, created),
+    mandatoryProblem,
+    events: (record) => {
+      const ctx = context(table, record, 1, origin);
+      return [
+        dataEvent(ctx, "CREATE", heldAttributes(table, created)),
+        ...membershipEvents(ctx, subscriptions.changes, segments.changes),
+      ];
+    },
+  };
 }
 
 /** What a write does to an existing profile: nothing, or this update and these events. */

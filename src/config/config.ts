@@ -28,6 +28,10 @@ export interface HeraldConfig {
   workerId: string | undefined;
   rateLimitPerMinute: number;
   rateLimitConcurrent: number;
+  maxFileBytes: number;
+  maxExpandedBytes: number;
+  fileRetentionDays: number;
+  importConcurrency: number;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -239,6 +243,38 @@ export const SETTINGS: { [K in keyof HeraldConfig]: Setting<K> } = {
     default: 0,
     parse: integer(0, 1_000_000),
     doc: "API requests of one licence in progress at once, per API process; beyond it 429 with Retry-After. 0 = no limit (the default).",
+  },
+  maxFileBytes: {
+    key: "maxFileBytes",
+    env: "HERALD_MAX_FILE_BYTES",
+    file: "maxFileBytes",
+    default: 104_857_600,
+    parse: integer(1024, 1_099_511_627_776),
+    doc: "Largest file Herald stores (an import's upload); larger uploads get 413. Default 100 MiB, Actito's limit.",
+  },
+  maxExpandedBytes: {
+    key: "maxExpandedBytes",
+    env: "HERALD_MAX_EXPANDED_BYTES",
+    file: "maxExpandedBytes",
+    default: 1_073_741_824,
+    parse: integer(1024, 1_099_511_627_776),
+    doc: "Largest a ZIP or GZIP file may expand to when it is read; beyond it the import stops ERROR (a zip bomb). Default 1 GiB.",
+  },
+  fileRetentionDays: {
+    key: "fileRetentionDays",
+    env: "HERALD_FILE_RETENTION_DAYS",
+    file: "fileRetentionDays",
+    default: 7,
+    parse: integer(1, 3650),
+    doc: "Days stored files (uploads, rejected rows) are kept; an execution that has not finished keeps its file.",
+  },
+  importConcurrency: {
+    key: "importConcurrency",
+    env: "HERALD_IMPORT_CONCURRENCY",
+    file: "importConcurrency",
+    default: 2,
+    parse: integer(1, 64),
+    doc: "Import executions one worker process runs at once (others wait PENDING for a free worker).",
   },
 };
 

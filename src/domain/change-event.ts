@@ -35,7 +35,8 @@ export const EVENT_TYPES_BY_SOURCE: Record<EventSource, readonly EventType[]> = 
 /** Who caused a change. */
 export type Origin =
   | { kind: "API_KEY"; apiKeyId: number; apiKeyName: string }
-  | { kind: "ETL_EXECUTION"; etlId: string; executionId: string }
+  /** A row of an import (SPEC §7.1: `{"type": "ETL_EXECUTION", "id", "line"}`; `kind` as the others). */
+  | { kind: "ETL_EXECUTION"; type: "ETL_EXECUTION"; id: string; line: number; etlId?: string }
   | { kind: "SCENARIO"; scenarioId: string }
   | { kind: "SYSTEM" };
 

@@ -32,6 +32,16 @@ export const ERRORS = {
     message: "'{key}' is not a profile id nor attribute=value of a unique attribute",
   },
   HERALD_INVALID_QUERY: { status: 400, message: "Invalid query parameter '{parameter}': {reason}" },
+  HERALD_INVALID_ETL_DEFINITION: {
+    status: 400,
+    message: "The ETL definition is invalid: {reason}",
+  },
+  HERALD_MISSING_PART: {
+    status: 400,
+    message: "The multipart request has no '{part}' part (also accepted: {aliases})",
+  },
+  HERALD_INVALID_FILE: { status: 400, message: "The file cannot be imported: {reason}" },
+  HERALD_INVALID_ROW: { status: 400, message: "Line {line} cannot be imported: {reason}" },
   // 401 / 403
   HERALD_UNAUTHENTICATED: { status: 401, message: "Authentication is required: {reason}" },
   HERALD_INVALID_API_KEY: { status: 401, message: "The API key is not valid" },
@@ -73,6 +83,11 @@ export const ERRORS = {
     status: 404,
     message: "Replay '{replayId}' does not exist for webhook subscription '{id}'",
   },
+  HERALD_ETL_NOT_FOUND: { status: 404, message: "ETL '{id}' does not exist in entity '{entity}'" },
+  HERALD_EXECUTION_NOT_FOUND: {
+    status: 404,
+    message: "ETL execution '{id}' does not exist in entity '{entity}'",
+  },
   HERALD_METHOD_NOT_ALLOWED: { status: 405, message: "Method {method} is not allowed on {url}" },
   // 409
   HERALD_UNIQUE_KEY_TAKEN: {
@@ -81,6 +96,14 @@ export const ERRORS = {
   },
   HERALD_NAME_TAKEN: { status: 409, message: "{kind} '{name}' already exists" },
   HERALD_CONFLICT: { status: 409, message: "{reason}" },
+  HERALD_RECORD_EXISTS: {
+    status: 409,
+    message: "A record with {attribute} '{value}' already exists and the mode is CREATE_ONLY",
+  },
+  HERALD_EXECUTION_FINISHED: {
+    status: 409,
+    message: "ETL execution '{id}' has already finished ({status})",
+  },
   HERALD_RECORD_REFERENCED: {
     status: 409,
     message:
@@ -91,6 +114,14 @@ export const ERRORS = {
   HERALD_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     message: "Content type '{contentType}' is not supported; send application/json",
+  },
+  HERALD_FILE_TOO_LARGE: {
+    status: 413,
+    message: "The file exceeds {limit} bytes, the largest Herald stores (HERALD_MAX_FILE_BYTES)",
+  },
+  HERALD_MULTIPART_EXPECTED: {
+    status: 415,
+    message: "Content type '{contentType}' is not supported here; send multipart/form-data",
   },
   HERALD_UNPROCESSABLE: { status: 422, message: "{reason}" },
   HERALD_REFERENCED_RECORD_NOT_FOUND: {
@@ -111,6 +142,12 @@ export const ERRORS = {
     message: "Internal error; the server log has the details under request id {requestId}",
   },
   HERALD_UNAVAILABLE: { status: 503, message: "Herald is not ready: {reason}" },
+  // Final states of jobs (an import execution's `error`), never an HTTP answer of their own
+  HERALD_TOO_MANY_REJECTED_ROWS: {
+    status: 422,
+    message: "{count} rows were rejected, more than maxRejectedRows ({max}); the import stopped",
+  },
+  HERALD_IMPORT_FAILED: { status: 500, message: "The import could not finish: {reason}" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

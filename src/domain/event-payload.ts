@@ -167,6 +167,22 @@ export function toIso(date: unknown): string {
   return Number.isFinite(parsed.getTime()) ? parsed.toISOString() : new Date(0).toISOString();
 }
 
+/**
+ * A trigger event's own links (`_links` of its `extra`, set when it was appended: the ETL and the
+ * execution of an ETL event, SPEC §7.1), each `{href}` with a string href; none for record events.
+ */
+function triggerLinks(event: ChangeEvent): Record<string, Link> {
+  if (!TRIGGER_SOURCES.includes(event.source)) return {};
+  const links = own(event.extra, "_links");
+  const out: Record<string, Link> = {};
+  if (!isPlainObject(links)) return out;
+  for (const [name, link] of Object.entries(links)) {
+    const href = own(link, "href");
+    if (name !== "self" && typeof href === "string") out[name] = { href };
+  }
+  return out;
+}
+
 /** The `_event` block of an event. */
 export function eventBlock(event: ChangeEvent, includePrevious: boolean): EventBlock {
   const changedFields = namesOf(event.fields);
@@ -205,7 +221,7 @@ export function toDataObject(event: ChangeEvent, options: PayloadOptions): DataO
     }
   }
   // Data names never begin with `_`, so the two blocks are added last and overwrite nothing.
-  data._links = { self: { href: recordHref(event, options.entityName) } };
+  data._links = { self: { href: recordHref(event, options.entityName) }, ...triggerLinks(event) };
   data._event = eventBlock(event, options.includePrevious);
   return data as DataObject;
 }

@@ -82,6 +82,14 @@ export async function findEntityByName(db: Queryable, name: string): Promise<Ent
   return rows[0];
 }
 
+export async function findEntityById(db: Queryable, id: number): Promise<Entity | undefined> {
+  const { rows } = await db.query<Entity>(
+    `SELECT id, licence_id AS "licenceId", name, created_at AS "createdAt" FROM entities WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
 export async function listEntities(
   db: Queryable,
   licenceId: number,

@@ -281,7 +281,7 @@ describe("dataText", () => {
   const origins = fc.constantFrom(
     { kind: "SYSTEM" as const },
     { kind: "API_KEY" as const, apiKeyId: 3, apiKeyName: 'ops "night"' },
-    { kind: "ETL_EXECUTION" as const, etlId: "e1", executionId: "x\u00e9" },
+    { kind: "ETL_EXECUTION" as const, type: "ETL_EXECUTION" as const, id: "x\u00e9", line: 7 },
   );
   // Beside the names above: names JavaScript orders first in an object, and the extra names of
   // UPDATED_* events, which toDataObject overwrites in place.

@@ -6,6 +6,7 @@ import changeEventRoutes from "./change-event-routes.js";
 import customTableRoutes from "./custom-table-routes.js";
 import deliveryControlRoutes from "./delivery-control-routes.js";
 import entityRoutes from "./entity-routes.js";
+import importRoutes from "./import-routes.js";
 import operationsRoutes from "./operations-routes.js";
 import profileRoutes from "./profile-routes.js";
 import profileTableRoutes from "./profile-table-routes.js";
@@ -26,4 +27,5 @@ export const ROUTE_MODULES: RouteModule[] = [
   customTableRoutes,
   profileRoutes,
   recordRoutes,
+  importRoutes,
 ];

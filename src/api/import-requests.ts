@@ -1,0 +1,160 @@
+/**
+ * What the import routes share: starting an execution from an uploaded file and a definition
+ * (every check that can be made before anything runs: the definition, the table, the mapping, the
+ * file's header, so a bad request is a 4xx and leaves nothing behind), and the execution's JSON
+ * (SPEC §7.1).
+ */
+import { findTableCached } from "../capture/table-cache.js";
+import type { Origin } from "../domain/change-event.js";
+import type { DataTable } from "../domain/data-table.js";
+import type { ErrorDetail } from "../domain/errors.js";
+import { HeraldError } from "../domain/errors.js";
+import type { EtlDefinition } from "../domain/etl-definition.js";
+import { executionHref, etlHref } from "../jobs/etl-events.js";
+import { ImportFileError, openImportReader } from "../jobs/import-file-reader.js";
+import { bindImport, planColumns } from "../jobs/import-rows.js";
+import type { Database } from "../storage/database.js";
+import type { RejectedRow, StoredExecution } from "../storage/etl-repository.js";
+import { insertExecution, readRejectedRows } from "../storage/etl-repository.js";
+import type { StoredFile } from "../storage/file-store.js";
+import { deleteFile } from "../storage/file-store.js";
+import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
+import type { Entity } from "../storage/tenancy-repository.js";
+
+/** The table a definition names: by its type when given, else a profile table first. */
+export async function targetTable(
+  db: Database,
+  entity: Entity,
+  target: EtlDefinition["target"],
+): Promise<DataTable> {
+  const kinds = target.tableType
+    ? [target.tableType]
+    : (["PROFILE_TABLE", "CUSTOM_TABLE"] as const);
+  for (const kind of kinds) {
+    const table = await findTableCached(db, entity.id, kind, target.table);
+    if (table) return table;
+  }
+  throw new HeraldError("HERALD_TABLE_NOT_FOUND", { table: target.table, entity: entity.name }, [
+    {
+      path: "target.table",
+      message: `no ${target.tableType ?? "profile or custom"} table has this id or name`,
+    },
+  ]);
+}
+
+/**
+ * Checks the file's header against the definition (400 HERALD_INVALID_FILE or
+ * HERALD_UNKNOWN_ATTRIBUTE), reading only its first lines.
+ */
+async function checkHeader(
+  db: Database,
+  file: StoredFile,
+  definition: EtlDefinition,
+  table: DataTable,
+  maxExpandedBytes: number,
+): Promise<void> {
+  const bound = bindImport(definition, table);
+  let reader;
+  try {
+    reader = await openImportReader(db, file, definition.file, { maxExpandedBytes });
+  } catch (error) {
+    if (error instanceof ImportFileError)
+      throw new HeraldError("HERALD_INVALID_FILE", { reason: error.message }, [
+        { path: "inputFile", message: error.message },
+      ]);
+    throw error;
+  }
+  try {
+    // NDJSON with a mapping: rows may hold any of the mapped keys; nothing to check in one line.
+    if (definition.file.format === "CSV" || !definition.mapping) planColumns(bound, reader.header);
+  } finally {
+    reader.close();
+  }
+}
+
+export interface StartRequest {
+  entity: Entity;
+  definition: EtlDefinition;
+  file: StoredFile;
+  etl: { id: string; name: string } | null;
+  origin: Origin;
+  maxExpandedBytes: number;
+}
+
+/** Checks everything, then records the execution for the workers. The file is removed on a 4xx. */
+export async function startExecution(db: Database, start: StartRequest): Promise<StoredExecution> {
+  let execution: StoredExecution;
+  try {
+    const table = await targetTable(db, start.entity, start.definition.target);
+    await checkHeader(db, start.file, start.definition, table, start.maxExpandedBytes);
+    execution = await db.transaction(async (tx) => {
+      const row = await insertExecution(tx, {
+        entityId: start.entity.id,
+        etlId: start.etl?.id ?? null,
+        etlName: start.etl?.name ?? null,
+        definition: start.definition,
+        tableId: table.id,
+        file: start.file,
+        origin: start.origin,
+      });
+      await notifyJobs(tx);
+      return row;
+    });
+  } catch (error) {
+    await deleteFile(db, start.file.id).catch(() => {});
+    throw error;
+  }
+  jobsCreated(db);
+  return execution;
+}
+
+/** How many rejected rows an execution's JSON lists (the file has them all). */
+export const REJECTED_ROWS_SHOWN = 100;
+
+export function renderExecution(
+  entityName: string,
+  execution: StoredExecution,
+  rejectedRows: readonly RejectedRow[],
+) {
+  const self = executionHref(entityName, execution.id);
+  return {
+    id: execution.id,
+    etlId: execution.etlId,
+    status: execution.status,
+    createdAt: execution.createdAt.toISOString(),
+    startedAt: execution.startedAt?.toISOString() ?? null,
+    finishedAt: execution.finishedAt?.toISOString() ?? null,
+    file: execution.file,
+    progress: {
+      bytesRead: execution.bytesRead,
+      bytesTotal: execution.file.bytes,
+      rowsRead: execution.counts.read,
+    },
+    counts: execution.counts,
+    rejectedRows: rejectedRows.map((r) => ({
+      line: r.line,
+      column: r.column,
+      code: r.code,
+      message: r.message,
+    })),
+    error: execution.error,
+    _links: {
+      self: { href: self },
+      rejectedRows: { href: `${self}/rejected-rows` },
+      ...(execution.etlId !== null ? { etl: { href: etlHref(entityName, execution.etlId) } } : {}),
+    },
+  };
+}
+
+export async function executionBody(db: Database, entityName: string, execution: StoredExecution) {
+  const rejected =
+    execution.counts.rejected > 0
+      ? await readRejectedRows(db, execution.id, 0, REJECTED_ROWS_SHOWN)
+      : [];
+  return renderExecution(entityName, execution, rejected);
+}
+
+/** The 202 answer's `details`: the definition's ignored keys. */
+export function warningDetails(warnings: readonly ErrorDetail[]): { details?: ErrorDetail[] } {
+  return warnings.length > 0 ? { details: [...warnings] } : {};
+}

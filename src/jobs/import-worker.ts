@@ -1,0 +1,170 @@
+/**
+ * The import worker (DESIGN §6b): every process with the `worker` role claims runnable executions
+ * (PENDING, or RUNNING with an expired lease: their worker died) under a lease and runs up to
+ * `importConcurrency` at once. It wakes on JOBS_CHANNEL (an execution was created, by any process)
+ * and polls as a safety net. Stopping hands the running executions back after their current batch:
+ * their lease is released at once, so the next worker resumes them from their checkpoint.
+ *
+ * The worker is in one of three modes: `idle` (waiting for a wake-up or the poll), `claiming`
+ * (looking for work) or `stopping`.
+ */
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import type { BackgroundService } from "../background-service.js";
+import type { HeraldConfig } from "../config/config.js";
+import { appendChangeEvents } from "../storage/change-event-repository.js";
+import type { Database, Unlisten } from "../storage/database.js";
+import type { StoredExecution } from "../storage/etl-repository.js";
+import {
+  claimExecution,
+  hasRunnableExecution,
+  releaseExecutionLeases,
+} from "../storage/etl-repository.js";
+import { JOBS_CHANNEL, onJobsCreated } from "../storage/job-channels.js";
+import { inboxCommitted } from "../storage/log-channels.js";
+import { findEntityById } from "../storage/tenancy-repository.js";
+import { etlTriggerEvent } from "./etl-events.js";
+import { finish, runImportExecution } from "./import-execution.js";
+
+export const IMPORT_WORKER_DEFAULTS = {
+  leaseMs: 30_000,
+  pollMs: 2_000,
+  batchRows: 1_000,
+  /** Runs of one execution that ended in an unexpected error before it is given up as ERROR. */
+  maxRuns: 5,
+} as const;
+
+export interface ImportWorkerOptions {
+  db: Database;
+  logger: Logger;
+  config: Pick<HeraldConfig, "importConcurrency" | "maxExpandedBytes" | "workerId">;
+  leaseMs?: number;
+  pollMs?: number;
+  batchRows?: number;
+}
+
+export interface ImportWorker extends BackgroundService {
+  /** Look for work now (an execution was created in this process). */
+  wake(): void;
+}
+
+type Mode = "idle" | "claiming" | "stopping";
+
+export async function startImportWorker(options: ImportWorkerOptions): Promise<ImportWorker> {
+  const { db, config } = options;
+  const owner = `${config.workerId ?? `${hostname()}:${process.pid}`}:imports`;
+  const logger = options.logger.child({ component: "imports", worker: owner });
+  const leaseMs = options.leaseMs ?? IMPORT_WORKER_DEFAULTS.leaseMs;
+  const pollMs = options.pollMs ?? IMPORT_WORKER_DEFAULTS.pollMs;
+  const batchRows = options.batchRows ?? IMPORT_WORKER_DEFAULTS.batchRows;
+  let mode: Mode = "idle";
+  let again = false;
+  const running = new Map<string, Promise<void>>();
+  let timer: NodeJS.Timeout | undefined;
+
+  const settings = {
+    db,
+    logger,
+    owner,
+    leaseMs,
+    batchRows,
+    maxExpandedBytes: config.maxExpandedBytes,
+    stopping: () => mode === "stopping",
+  };
+
+  async function claimOne(): Promise<StoredExecution | undefined> {
+    // A cheap look first: an idle poll opens no transaction.
+    if (!(await hasRunnableExecution(db))) return undefined;
+    const claimed = await db.transaction(async (tx) => {
+      const claim = await claimExecution(tx, owner, leaseMs);
+      if (claim?.started) {
+        const entity = await findEntityById(tx, claim.execution.entityId);
+        await appendChangeEvents(tx, [
+          etlTriggerEvent(claim.execution, entity?.name ?? "", "STARTED"),
+        ]);
+      }
+      return claim;
+    });
+    if (claimed?.started) inboxCommitted(db);
+    return claimed?.execution;
+  }
+
+  async function giveUpOrRetry(execution: StoredExecution, error: unknown): Promise<void> {
+    const { runs } = execution;
+    logger.error(
+      { err: error, executionId: execution.id },
+      "the import stopped on an unexpected error; it resumes from its checkpoint when its lease expires",
+    );
+    if (runs < IMPORT_WORKER_DEFAULTS.maxRuns) return;
+    const entity = await findEntityById(db, execution.entityId);
+    await finish(settings, execution.id, entity?.name ?? "", "ERROR", {
+      code: "HERALD_IMPORT_FAILED",
+      message: `The import could not finish: it failed ${runs} times, last with: ${(error as Error).message}`,
+    }).catch(() => {});
+  }
+
+  function run(execution: StoredExecution): void {
+    const done = runImportExecution(settings, execution)
+      .catch((error: unknown) => giveUpOrRetry(execution, error))
+      .finally(() => {
+        running.delete(execution.id);
+        void look();
+      });
+    running.set(execution.id, done);
+  }
+
+  async function look(): Promise<void> {
+    if (mode === "stopping") return;
+    if (mode === "claiming") {
+      again = true;
+      return;
+    }
+    mode = "claiming";
+    try {
+      do {
+        again = false;
+        while (running.size < config.importConcurrency) {
+          const execution = await claimOne();
+          if (!execution) break;
+          run(execution);
+        }
+      } while (again && running.size < config.importConcurrency);
+    } catch (error) {
+      logger.warn({ err: error }, "cannot look for imports to run; will retry");
+    } finally {
+      if (mode === "claiming") mode = "idle";
+    }
+  }
+
+  const unsubscribeLocal = onJobsCreated(db, () => void look());
+  let unlisten: Unlisten | undefined;
+  try {
+    unlisten = await db.listen(JOBS_CHANNEL, () => void look());
+  } catch (error) {
+    logger.warn({ err: error }, `cannot LISTEN on ${JOBS_CHANNEL}; imports start on the poll only`);
+  }
+  const tick = () => {
+    timer = setTimeout(() => {
+      void look().finally(() => {
+        if (mode !== "stopping") tick();
+      });
+    }, pollMs);
+    timer.unref();
+  };
+  tick();
+  void look();
+
+  return {
+    name: "imports",
+    wake: () => void look(),
+    stop: async () => {
+      mode = "stopping";
+      if (timer) clearTimeout(timer);
+      unsubscribeLocal();
+      await unlisten?.().catch(() => {});
+      await Promise.allSettled([...running.values()]);
+      // Hand what was running back at once instead of after the lease's life.
+      await releaseExecutionLeases(db, owner).catch(() => {});
+    },
+  };
+}
