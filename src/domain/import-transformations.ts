@@ -45,7 +45,8 @@ function compileDatePattern(pattern: string): DatePattern | string {
     const token = DATE_TOKENS.find((t) => pattern.startsWith(t, i));
     if (token) {
       tokens.push(token);
-      source += token.length === 1 ? "(\\d{1,2})" : `(\\d{${token.length}})`;
+      // Day, month and time fields take one or two digits, as Java's date parsing does.
+      source += token === "yyyy" || token === "SSS" ? `(\\d{${token.length}})` : "(\\d{1,2})";
       i += token.length;
       continue;
     }

@@ -253,7 +253,7 @@ function typesOf(on: EventSource): string {
 /**
  * Problems with what the subscription listens to (422), once `requestProblems` found none. `table`
  * is the resolved table for table sources and undefined for trigger sources (their elements are not
- * checked: ETLs, exports, custom actions and file synchronisations have no registry to look in yet).
+ * checked here: the route checks that an ETL exists; exports, custom actions and file synchronisations have no registry yet).
  */
 export function elementProblems(
   request: SubscriptionRequest & { on: EventSource; eventType: EventType },

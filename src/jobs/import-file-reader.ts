@@ -224,7 +224,10 @@ async function zipEntry(
   const reader = new StoredFileReader(db, file.id, onRead);
   let zip: yauzl.ZipFile;
   try {
-    zip = await yauzl.fromRandomAccessReaderPromise(reader, file.bytes, { lazyEntries: true });
+    zip = await yauzl.fromRandomAccessReaderPromise(reader, file.bytes, {
+      lazyEntries: true,
+      autoClose: false,
+    });
   } catch (error) {
     throw new ImportFileError(`the file is not a valid ZIP file (${(error as Error).message})`);
   }

@@ -33,6 +33,7 @@ import {
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
+import { findEtl } from "../../storage/etl-repository.js";
 import type { RouteModule } from "./index.js";
 import {
   EntityParams,
@@ -138,9 +139,19 @@ async function settingsFrom(
   const table = isTableSource(checked.on)
     ? await tableOf(deps.db, entity, checked.on, elementId!, legacyTable ? "table" : "onElementId")
     : undefined;
+  let element = table?.id ?? elementId;
+  // An ETL is named by its id (or name, stored as its id); none: every ETL of the entity.
+  if (checked.on === "ETL" && elementId !== undefined && elementId !== null) {
+    const etl = await findEtl(deps.db, entity.id, elementId);
+    if (!etl)
+      throw new HeraldError("HERALD_ETL_NOT_FOUND", { id: elementId, entity: entity.name }, [
+        { path: "onElementId", message: `no ETL '${elementId}' in entity '${entity.name}'` },
+      ]);
+    element = etl.id;
+  }
   const semantic = elementProblems(checked, table);
   if (semantic.length > 0) throw unprocessable(semantic);
-  return toSubscriptionSettings(checked, table?.id ?? elementId, secret);
+  return toSubscriptionSettings(checked, element, secret);
 }
 
 // --- Routes -----------------------------------------------------------------------------------
