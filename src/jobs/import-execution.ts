@@ -147,9 +147,18 @@ export async function runImportExecution(
     let done = false;
     const source = reader.rows;
     const read = reader;
+    // A defect of the file met while reading ends the run, once the rows before it are applied.
+    let readFailure: unknown;
     const fill = async () => {
       while (!done && pending.length < settings.batchRows) {
-        const next = await source.next();
+        let next: IteratorResult<FileRow>;
+        try {
+          next = await source.next();
+        } catch (error) {
+          readFailure = error;
+          done = true;
+          break;
+        }
         if (next.done) {
           done = true;
           break;
@@ -165,7 +174,10 @@ export async function runImportExecution(
         return;
       }
       await fill();
-      if (pending.length === 0) break;
+      if (pending.length === 0) {
+        if (readFailure !== undefined) throw readFailure;
+        break;
+      }
       const ctx: BatchContext = {
         bound,
         executionId: execution.id,

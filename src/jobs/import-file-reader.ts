@@ -68,24 +68,57 @@ export async function openImportReader(
   limits: ReadLimits,
 ): Promise<ImportReader> {
   let bytesRead = 0;
-  const streams: { destroy(): void }[] = [];
-  const expanded = await expandedContent(
-    db,
-    file,
-    settings,
-    limits,
-    (n) => (bytesRead = n),
-    streams,
-  );
-  const text = pipeline(expanded, decoder(settings), () => {});
-  streams.push(text);
-  const rows = settings.format === "CSV" ? csvRows(text, settings) : ndjsonRows(text);
+  // A defect of the bytes (a damaged or oversized archive, bytes not in the encoding, a failed
+  // read) stops the reading but does not throw away what came before it: the gate passes on what
+  // it holds and ends, the parser yields every whole row before the defect, and the failure is
+  // thrown once those are read.
+  let failure: Error | undefined;
+  // A stored file is within HERALD_MAX_FILE_BYTES already: only what expands is capped.
+  const cap = settings.compression === "NONE" ? Infinity : limits.maxExpandedBytes;
+  const gate = sizeGate(cap, settings.compression, (error) => fail(error));
+  const text = decoder(settings, (error) => fail(error));
+  const raw: { destroy(): void }[] = [];
+  const fail = (error: Error) => {
+    failure ??= error;
+    for (const stream of raw) stream.destroy();
+    queueMicrotask(() => {
+      if (!gate.writableEnded) gate.end();
+    });
+  };
+  try {
+    const source = await expandedContent(
+      db,
+      file,
+      settings,
+      limits.maxExpandedBytes,
+      (n) => (bytesRead = n),
+      fail,
+      raw,
+    );
+    source.pipe(gate);
+  } catch (error) {
+    for (const stream of raw) stream.destroy();
+    throw error;
+  }
+  gate.pipe(text);
+  const streams = [...raw, gate, text];
+  const close = () => {
+    for (const stream of streams) stream.destroy();
+  };
+  const parsed = settings.format === "CSV" ? csvRows(text, settings) : ndjsonRows(text);
+  const rows = {
+    next: async () => {
+      const next = await parsed.next();
+      if (next.done && failure) throw failure;
+      return next;
+    },
+  };
   const first = await rows.next().catch((error: unknown) => {
-    for (const s of streams) s.destroy();
+    close();
     throw error;
   });
   if (first.done) {
-    for (const s of streams) s.destroy();
+    close();
     throw new ImportFileError(
       settings.format === "CSV"
         ? "the file is empty: it has no header row"
@@ -105,19 +138,12 @@ export async function openImportReader(
       return next.done ? { done: true, value: undefined } : { done: false, value: next.value.row! };
     },
   };
-  return {
-    header,
-    rows: iterator,
-    bytesRead: () => bytesRead,
-    close: () => {
-      for (const s of streams) s.destroy();
-    },
-  };
+  return { header, rows: iterator, bytesRead: () => bytesRead, close };
 }
 
 // Bytes -------------------------------------------------------------------------------------------
 
-/** The stored bytes from `start`, counting what was read. */
+/** The stored bytes, counting what was read. */
 function storedBytes(db: Queryable, file: FileRef, onRead: (total: number) => void): Readable {
   let total = 0;
   async function* counted() {
@@ -130,64 +156,61 @@ function storedBytes(db: Queryable, file: FileRef, onRead: (total: number) => vo
   return Readable.from(counted(), { objectMode: false });
 }
 
-/** Fails the stream once more than `max` bytes went through. */
-function sizeCap(max: number, what: string): Transform {
+/**
+ * Passes at most `max` bytes: the bytes up to the limit go on, then `onOver` is told (a zip bomb
+ * stops here, with what it expanded to so far imported).
+ */
+function sizeGate(
+  max: number,
+  compression: FileSettings["compression"],
+  onOver: (error: ImportFileError) => void,
+): Transform {
   let seen = 0;
+  let over = false;
+  const what = `the ${compression} file`;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
+      if (over) return callback();
+      const room = max - seen;
       seen += chunk.length;
-      if (seen > max)
-        callback(
-          new ImportFileError(
-            `${what} expands past ${max} bytes (HERALD_MAX_EXPANDED_BYTES); it was not imported further`,
-          ),
-        );
-      else callback(null, chunk);
+      if (chunk.length <= room) return callback(null, chunk);
+      over = true;
+      callback(null, chunk.subarray(0, room));
+      onOver(
+        new ImportFileError(
+          `${what} expands past ${max} bytes (HERALD_MAX_EXPANDED_BYTES); it was not imported further`,
+        ),
+      );
     },
   });
 }
 
+/**
+ * The file's content, decompressed. Errors go to `fail` (renamed for the person who sent the
+ * file); `raw` collects the streams to destroy when reading stops.
+ */
 async function expandedContent(
   db: Queryable,
   file: FileRef,
   settings: FileSettings,
-  limits: ReadLimits,
+  maxExpandedBytes: number,
   onRead: (total: number) => void,
-  streams: { destroy(): void }[],
+  fail: (error: Error) => void,
+  raw: { destroy(): void }[],
 ): Promise<Readable> {
-  if (settings.compression === "NONE") {
-    const source = storedBytes(db, file, onRead);
-    streams.push(source);
-    return source;
-  }
-  if (settings.compression === "GZIP") {
-    const source = storedBytes(db, file, onRead);
-    const gunzip = createGunzip();
-    const out = pipeline(
-      source,
-      gunzip,
-      sizeCap(limits.maxExpandedBytes, "the GZIP file"),
-      () => {},
-    );
-    streams.push(source, gunzip, out);
-    // zlib's own words ("incorrect header check") mean little to the sender: say what it is not.
-    return renameErrors(out, "the file is not a valid GZIP file");
-  }
-  return zipEntry(db, file, limits, onRead, streams);
-}
-
-/** Rewrites a stream's non-ImportFileError errors into ImportFileError(`message: cause`). */
-function renameErrors(stream: Readable, message: string): Readable {
-  const out = new Transform({ transform: (chunk, _e, cb) => cb(null, chunk) });
-  stream.on("error", (error) =>
-    out.destroy(
-      error instanceof ImportFileError
-        ? error
-        : new ImportFileError(`${message} (${error.message})`),
-    ),
+  if (settings.compression === "ZIP")
+    return zipEntry(db, file, maxExpandedBytes, onRead, fail, raw);
+  const source = storedBytes(db, file, onRead);
+  raw.push(source);
+  source.on("error", (error) => fail(error));
+  if (settings.compression === "NONE") return source;
+  const gunzip = createGunzip();
+  raw.push(gunzip);
+  // zlib's own words ("incorrect header check") mean little to the sender: say what it is not.
+  gunzip.on("error", (error) =>
+    fail(new ImportFileError(`the file is not a valid GZIP file (${error.message})`)),
   );
-  stream.pipe(out);
-  return out;
+  return source.pipe(gunzip);
 }
 
 /** yauzl reads a ZIP by ranges: its central directory at the end first, then the entry. */
@@ -217,9 +240,10 @@ class StoredFileReader extends yauzl.RandomAccessReader {
 async function zipEntry(
   db: Queryable,
   file: FileRef,
-  limits: ReadLimits,
+  maxExpandedBytes: number,
   onRead: (total: number) => void,
-  streams: { destroy(): void }[],
+  fail: (error: Error) => void,
+  raw: { destroy(): void }[],
 ): Promise<Readable> {
   const reader = new StoredFileReader(db, file.id, onRead);
   let zip: yauzl.ZipFile;
@@ -231,6 +255,7 @@ async function zipEntry(
   } catch (error) {
     throw new ImportFileError(`the file is not a valid ZIP file (${(error as Error).message})`);
   }
+  raw.push({ destroy: () => zip.close() });
   const entries: yauzl.Entry[] = [];
   await new Promise<void>((resolve, reject) => {
     zip.on("entry", (entry: yauzl.Entry) => {
@@ -245,8 +270,7 @@ async function zipEntry(
     );
     zip.readEntry();
   });
-  if (entries.length !== 1) {
-    zip.close();
+  if (entries.length !== 1)
     throw new ImportFileError(
       entries.length === 0
         ? "the ZIP file holds no file"
@@ -255,14 +279,11 @@ async function zipEntry(
             .map((e) => e.fileName)
             .join(", ")}); an import reads a ZIP with exactly one data file`,
     );
-  }
   const entry = entries[0]!;
-  if (entry.uncompressedSize > limits.maxExpandedBytes) {
-    zip.close();
+  if (entry.uncompressedSize > maxExpandedBytes)
     throw new ImportFileError(
-      `'${entry.fileName}' in the ZIP file expands to ${entry.uncompressedSize} bytes, past ${limits.maxExpandedBytes} (HERALD_MAX_EXPANDED_BYTES)`,
+      `'${entry.fileName}' in the ZIP file expands to ${entry.uncompressedSize} bytes, past ${maxExpandedBytes} (HERALD_MAX_EXPANDED_BYTES)`,
     );
-  }
   const content = await new Promise<Readable>((resolve, reject) =>
     zip.openReadStream(entry, (error, stream) =>
       error
@@ -270,19 +291,17 @@ async function zipEntry(
         : resolve(stream),
     ),
   );
-  // The declared size may lie (yauzl checks it too): the cap holds whatever the header says.
-  const capped = pipeline(
-    content,
-    sizeCap(limits.maxExpandedBytes, `'${entry.fileName}' in the ZIP file`),
-    () => {},
+  raw.push(content);
+  // yauzl checks the sizes the entry declares; the size gate holds whatever they say.
+  content.on("error", (error) =>
+    fail(new ImportFileError(`the ZIP file is damaged (${error.message})`)),
   );
-  streams.push(content, capped, { destroy: () => zip.close() });
-  return renameErrors(capped, "the ZIP file is damaged");
+  return content;
 }
 
 // Text --------------------------------------------------------------------------------------------
 
-function decoder(settings: FileSettings): Transform {
+function decoder(settings: FileSettings, onFailure: (error: ImportFileError) => void): Transform {
   if (settings.encoding === "ISO-8859-1") {
     // Every byte is one character: Node's latin1 is exact (WHATWG's TextDecoder would read
     // 0x80–0x9F as WINDOWS-1252).
@@ -290,30 +309,92 @@ function decoder(settings: FileSettings): Transform {
       transform: (chunk: Buffer, _e, cb) => cb(null, chunk.toString("latin1")),
     });
   }
-  const decode = new TextDecoder(settings.encoding === "UTF-8" ? "utf-8" : "windows-1252", {
-    fatal: settings.encoding === "UTF-8",
-  });
-  let offset = 0;
+  if (settings.encoding === "WINDOWS-1252") {
+    // Every byte decodes (the five unassigned ones to C1 controls, as WHATWG says).
+    const decode = new TextDecoder("windows-1252");
+    return new Transform({
+      transform: (chunk: Buffer, _e, cb) => cb(null, decode.decode(chunk, { stream: true })),
+      flush: (cb) => cb(null, decode.decode()),
+    });
+  }
+  return utf8Decoder(onFailure);
+}
+
+/** How much of `data` ends on a whole UTF-8 sequence (the rest waits for the next chunk). */
+function wholeSequences(data: Buffer): number {
+  for (let i = data.length - 1; i >= Math.max(0, data.length - 4); i--) {
+    const byte = data[i]!;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const length = byte < 0x80 ? 1 : byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return i + length > data.length ? i : data.length;
+  }
+  return data.length;
+}
+
+/**
+ * Strict UTF-8: a byte sequence that is not UTF-8 fails the file, with the line it is on. The
+ * lines before it are decoded and passed on first, so the rows before the defect are applied and
+ * the failure names the right line. A BOM at the start is dropped.
+ */
+function utf8Decoder(onFailure: (error: ImportFileError) => void): Transform {
+  const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  let carry: Buffer = Buffer.alloc(0);
+  let line = 1;
+  let first = true;
+  let failed = false;
   const failure = () =>
     new ImportFileError(
-      `the file is not valid UTF-8 (near byte ${offset}); set file.encoding to ISO-8859-1 or WINDOWS-1252 if it was written in one of those`,
+      `line ${line} is not valid UTF-8; set file.encoding to ISO-8859-1 or WINDOWS-1252 if the file was written in one of those`,
     );
+  const newlines = (text: string) => {
+    let n = 0;
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
+    return n;
+  };
   return new Transform({
     transform(chunk: Buffer, _e, cb) {
-      try {
-        const text = decode.decode(chunk, { stream: true });
-        offset += chunk.length;
-        cb(null, text);
-      } catch {
-        cb(failure());
+      if (failed) {
+        cb();
+        return;
       }
+      let data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+      if (first && data.length >= 3) {
+        first = false;
+        if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3);
+      }
+      const cut = wholeSequences(data);
+      carry = Buffer.from(data.subarray(cut));
+      const body = data.subarray(0, cut);
+      try {
+        const text = strict.decode(body);
+        line += newlines(text);
+        cb(null, text);
+        return;
+      } catch {
+        // Find the line: decode line by line (a newline byte is never inside a UTF-8 sequence).
+      }
+      let start = 0;
+      let good = "";
+      for (;;) {
+        const newline = body.indexOf(10, start);
+        const end = newline < 0 ? body.length : newline + 1;
+        try {
+          good += strict.decode(body.subarray(start, end));
+        } catch {
+          failed = true;
+          cb(null, good);
+          onFailure(failure());
+          return;
+        }
+        if (newline < 0) break;
+        line++;
+        start = end;
+      }
+      cb(null, good);
     },
     flush(cb) {
-      try {
-        cb(null, decode.decode());
-      } catch {
-        cb(failure());
-      }
+      cb();
+      if (carry.length > 0 && !failed) onFailure(failure());
     },
   });
 }

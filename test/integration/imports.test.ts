@@ -520,6 +520,19 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await records("Customers")).length, 1);
     });
 
+    test("bytes that are not UTF-8 past the first megabyte end the execution ERROR, naming the line", async () => {
+      const content = Buffer.concat([
+        Buffer.from(`customerId,emailAddress,firstName\nC1,a@x.io,${"x".repeat(1_100_000)}\nC2,`),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from(",b@x.io\n"),
+      ]);
+      const done = await t.finished(await t.startImport(customers(), { name: "big.csv", content }));
+      assert.equal(done.status, "ERROR", JSON.stringify(done.error));
+      assert.equal(done.error?.code, "HERALD_INVALID_FILE");
+      assert.match(done.error!.message, /line 3 is not valid UTF-8/);
+      assert.equal(done.counts.created, 1, "the row before the defect is applied");
+    });
+
     test("STARTED and FINISHED carry §7.1's payload keys", async () => {
       const id = await t.startImport(customers(), {
         name: "c.csv",
