@@ -429,7 +429,8 @@ async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<
       info: { lines: number };
     }>) {
       const raw = withoutLineBreak(item.raw);
-      const line = item.info.lines - (raw.match(/\n/g)?.length ?? 0);
+      // csv-parse counts CR LF, a lone LF and a lone CR each as one line break.
+      const line = item.info.lines - (raw.match(/\r\n|\r|\n/g)?.length ?? 0);
       if (!header) {
         header = item.record.map((name, i) =>
           (i === 0 ? name.replace(/^\uFEFF/, "") : name).trim(),
