@@ -533,6 +533,30 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(done.counts.created, 1, "the row before the defect is applied");
     });
 
+    test("two executions on the same table at once lose no update", async () => {
+      const keys = Array.from({ length: 60 }, (_, i) => i);
+      const names = `customerId,emailAddress,firstName\n${keys.map((i) => `C${i},c${i}@x.io,N${i}`).join("\n")}\n`;
+      const points = `customerId,emailAddress,points\n${keys.map((i) => `C${i},c${i}@x.io,${i}`).join("\n")}\n`;
+      const [a, b] = await Promise.all([
+        t.startImport(customers(), { name: "names.csv", content: names }),
+        t.startImport(customers(), { name: "points.csv", content: points }),
+      ]);
+      const [doneA, doneB] = [await t.finished(a), await t.finished(b)];
+      assert.equal(doneA.status, "SUCCESS", JSON.stringify(doneA));
+      assert.equal(doneB.status, "SUCCESS", JSON.stringify(doneB));
+      assert.equal(doneA.counts.created + doneB.counts.created, keys.length);
+      assert.equal(doneA.counts.updated + doneB.counts.updated, keys.length);
+      const rows = await records("Customers");
+      assert.equal(rows.length, keys.length);
+      for (const row of rows) {
+        const i = Number(String(row.attributes.customerId).slice(1));
+        assert.equal(row.attributes.firstName, `N${i}`);
+        assert.equal(row.attributes.points, i);
+      }
+      const data = await events("PROFILE_TABLE");
+      assert.equal(data.length, 2 * keys.length, "one event per row of each file");
+    });
+
     test("STARTED and FINISHED carry §7.1's payload keys", async () => {
       const id = await t.startImport(customers(), {
         name: "c.csv",
