@@ -1,7 +1,8 @@
 /**
  * Housekeeping (issue "delivery under failure", item 6): in the background, prunes what retention
  * (`HERALD_RETENTION_DAYS`) no longer keeps — delivery attempts, change events (never at or above a
- * live cursor: see `liveLogFloor`), expired access tokens and finished replay requests — in bounded
+ * live cursor: see `liveLogFloor`), expired access tokens, finished replay requests and expired stored
+ * files (HERALD_FILE_RETENTION_DAYS, never one an unfinished import reads) — in bounded
  * batches, and logs what it pruned.
  *
  * Pruning is idempotent, so any number of processes may run this; each run first tries an advisory
@@ -11,6 +12,7 @@ import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
 import type { Database } from "../storage/database.js";
+import { deleteExpiredFiles } from "../storage/file-store.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
 import {
   liveLogFloor,
@@ -48,6 +50,8 @@ export interface HousekeepingReport {
   changeEvents: number;
   accessTokens: number;
   replays: number;
+  /** Stored files past HERALD_FILE_RETENTION_DAYS (uploads of finished imports) and abandoned uploads. */
+  storedFiles: number;
   /** The live floor the change log was pruned under. */
   logFloor: number;
 }
@@ -97,6 +101,8 @@ export async function startHousekeeping(options: HousekeepingOptions): Promise<H
         changeEvents: 0,
         accessTokens: await drain(() => pruneExpiredAccessTokens(db, at, batchSize)),
         replays: await drain(() => pruneFinishedReplays(db, cutoff, batchSize)),
+        // Each file expires on its own date (set when it was stored); few enough for one statement.
+        storedFiles: await deleteExpiredFiles(db),
         logFloor: 0,
       };
       // The floor is re-read before every batch: a cursor that appears meanwhile (a replay request)
@@ -106,7 +112,11 @@ export async function startHousekeeping(options: HousekeepingOptions): Promise<H
         return pruneChangeEvents(db, cutoff, report.logFloor, batchSize);
       });
       const pruned =
-        report.deliveryAttempts + report.changeEvents + report.accessTokens + report.replays;
+        report.deliveryAttempts +
+        report.changeEvents +
+        report.accessTokens +
+        report.replays +
+        report.storedFiles;
       if (pruned > 0)
         logger.info({ ...report, retentionDays: options.config.retentionDays }, "pruned old rows");
       else logger.debug({ logFloor: report.logFloor }, "nothing to prune");

@@ -121,6 +121,7 @@ for (const { backend, skip } of await testBackends()) {
         changeEvents: 30,
         accessTokens: 2,
         replays: 0,
+        storedFiles: 0,
         logFloor: 30,
       });
       assert.deepEqual(await positions(db), range(31, 100));
@@ -188,6 +189,45 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(report!.changeEvents, 0);
       assert.deepEqual(await positions(db), range(61, 100));
       assert.equal(await count(db, "change_events WHERE position IS NULL"), 1);
+    });
+
+    test("removes expired files and abandoned uploads, never a file an unfinished import reads", async () => {
+      const { rows } = await db.query<{ id: number }>(
+        "SELECT id FROM entities WHERE name = 'acme'",
+      );
+      const entity = rows[0]!.id;
+      const file = async (name: string, expires: string, complete = true, created = "now()") => {
+        const { rows: made } = await db.query<{ id: string }>(
+          `INSERT INTO stored_files (id, entity_id, name, complete, expires_at, created_at, sha256)
+           VALUES (gen_random_uuid(), $1, $2, $3, now() + $4::interval, ${created}, 'x') RETURNING id`,
+          [entity, name, complete, expires],
+        );
+        await db.query(
+          "INSERT INTO stored_file_chunks (file_id, seq, start_offset, data) VALUES ($1, 0, 0, '\\x00')",
+          [made[0]!.id],
+        );
+        return made[0]!.id;
+      };
+      const expired = await file("expired", "-1 hour");
+      const reading = await file("reading", "-1 hour");
+      const kept = await file("kept", "1 day");
+      const abandoned = await file("abandoned", "1 day", false, "now() - interval '2 days'");
+      await db.query(
+        `INSERT INTO etl_executions (entity_id, definition, table_id, file_id, file_name, file_bytes,
+           file_sha256, status)
+         VALUES ($1, '{}', '1', $2, 'reading', 1, 'x', 'RUNNING')`,
+        [entity, reading],
+      );
+      const report = await housekeeping.runOnce();
+      assert.equal(report?.storedFiles, 2);
+      const left = await db.query<{ id: string }>("SELECT id FROM stored_files ORDER BY name");
+      assert.deepEqual(left.rows.map((r) => r.id).sort(), [kept, reading].sort());
+      assert.equal(
+        await count(db, `stored_file_chunks WHERE file_id IN ('${expired}', '${abandoned}')`),
+        0,
+      );
+      await db.query("DELETE FROM etl_executions");
+      await db.query("DELETE FROM stored_files");
     });
 
     test("skips a run while another process holds the housekeeping lock", async () => {
