@@ -75,6 +75,10 @@ describe("configuration", () => {
       HERALD_WORKER_ID: "w1",
       HERALD_RATE_LIMIT_PER_MINUTE: "600",
       HERALD_RATE_LIMIT_CONCURRENT: "20",
+      HERALD_MAX_FILE_BYTES: "4096",
+      HERALD_MAX_EXPANDED_BYTES: "8192",
+      HERALD_FILE_RETENTION_DAYS: "3",
+      HERALD_IMPORT_CONCURRENCY: "4",
     };
     assert.deepEqual(
       Object.keys(env).sort(),
@@ -100,6 +104,10 @@ describe("configuration", () => {
       workerId: "w1",
       rateLimitPerMinute: 600,
       rateLimitConcurrent: 20,
+      maxFileBytes: 4096,
+      maxExpandedBytes: 8192,
+      fileRetentionDays: 3,
+      importConcurrency: 4,
     });
   });
 
