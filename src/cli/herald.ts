@@ -5,6 +5,7 @@ import { ConfigError, flagName, loadConfig, SETTINGS } from "../config/config.js
 import type { RunningHerald } from "../main.js";
 import { startHerald } from "../main.js";
 import { HERALD_VERSION } from "../version.js";
+import { registerImportCommand } from "./import-command.js";
 
 /** How long a SIGTERM may take before the process gives up waiting and exits 1. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -68,6 +69,8 @@ start.action(async (options: Record<string, string | undefined>) => {
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
+
+registerImportCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`herald: ${(error as Error).message}`);

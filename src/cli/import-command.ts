@@ -1,0 +1,443 @@
+/**
+ * `herald import FILE --table T`: uploads a data file as a one-shot ETL execution (SPEC §7.1) with a
+ * progress bar, follows the execution to its end, and reports its counts and first rejected rows.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { basename } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { Option } from "commander";
+import type { ErrorDetail } from "./api-client.js";
+import {
+  HeraldApiError,
+  HeraldClient,
+  HeraldUnreachableError,
+  UploadFileError,
+} from "./api-client.js";
+
+const IMPORT_MODES = ["CREATE_ONLY", "UPDATE_ONLY", "CREATE_UPDATE"] as const;
+const TABLE_TYPES = ["PROFILE_TABLE", "CUSTOM_TABLE"] as const;
+const FINAL_STATUSES = ["SUCCESS", "WITH_ERROR", "ERROR", "CANCELLED"] as const;
+type FinalStatus = (typeof FINAL_STATUSES)[number];
+
+/** Only SUCCESS is 0. An ERROR execution, like bad usage, means the file itself needs fixing. */
+const EXIT_BY_FINAL_STATUS: Record<FinalStatus, number> = {
+  SUCCESS: 0,
+  WITH_ERROR: 1,
+  CANCELLED: 1,
+  ERROR: 2,
+};
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+/** 128 + SIGINT: what shells and CI runners expect of a command stopped by Ctrl-C. */
+const EXIT_INTERRUPTED = 130;
+/** Error answers caused by what the user asked (a bad file, table or entity): exit 2 like bad usage. */
+const USER_FAULT_STATUSES: readonly number[] = [400, 404, 413, 415, 422];
+/** Answers worth waiting out while following: Herald restarting or shedding load resumes the import. */
+const TRANSIENT_STATUSES: readonly number[] = [429, 502, 503, 504];
+
+const POLL_INTERVAL_MS = 300;
+const FOLLOW_PATIENCE_MS = 60_000;
+const REJECTED_ROWS_SHOWN = 5;
+
+/** Suffixes, checked from the end of the name: `customers.csv.gz` is a gzipped CSV. */
+const COMPRESSION_BY_SUFFIX = { ".gz": "GZIP", ".zip": "ZIP" } as const;
+const FORMAT_BY_SUFFIX = { ".csv": "CSV", ".txt": "CSV", ".ndjson": "NDJSON", ".jsonl": "NDJSON" };
+
+interface ImportOptions {
+  table: string;
+  tableType?: (typeof TABLE_TYPES)[number];
+  mode?: (typeof IMPORT_MODES)[number];
+  definition?: string;
+  entity?: string;
+  url?: string;
+  apiKey?: string;
+}
+
+/** What to send where, settled before any network call so that usage errors cost nothing. */
+interface ImportPlan {
+  url: string;
+  apiKey: string;
+  entity: string;
+  file: { path: string; name: string; size: number };
+  definition: Record<string, unknown>;
+}
+
+const COUNT_NAMES = ["read", "created", "updated", "unchanged", "rejected"] as const;
+
+/** An execution as GET …/etl-executions/{id} answers it, read leniently: any field may be missing. */
+interface Execution {
+  id: string;
+  status: string;
+  startedAt?: string | null;
+  finishedAt?: string | null;
+  progress?: { bytesRead?: number; bytesTotal?: number; rowsRead?: number };
+  counts?: Partial<Record<(typeof COUNT_NAMES)[number], number>>;
+  rejectedRows?: { line?: number; column?: string | null; code?: string; message?: string }[];
+  error?: { code?: string; message?: string } | null;
+}
+
+class UsageError extends Error {}
+
+export function registerImportCommand(program: Command): void {
+  program
+    .command("import")
+    .description("Upload a data file into a table and follow the import to its end")
+    .argument("<file>", "CSV or NDJSON file, optionally compressed (.gz, .zip)")
+    .requiredOption("--table <table>", "target table, by name or id")
+    .addOption(
+      new Option("--table-type <type>", "look the table up among these only").choices(TABLE_TYPES),
+    )
+    .addOption(
+      new Option("--mode <mode>", "what to do with rows (server default CREATE_UPDATE)").choices(
+        IMPORT_MODES,
+      ),
+    )
+    .option("--definition <file>", "ETL definition JSON to start from (mapping, file options…)")
+    .option("--entity <entity>", "entity to import into (HERALD_ENTITY; default: default)")
+    .option("--url <url>", "Herald's address (HERALD_URL; default: http://localhost:8080)")
+    .option("--api-key <key>", "API key (HERALD_API_KEY)")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 every row imported; 1 some rows rejected, import cancelled, or Herald failed;\n" +
+        "2 bad usage, a file or definition Herald refused, or an import that ended in ERROR.",
+    )
+    .configureOutput({
+      outputError: (text, write) =>
+        write(`herald: ${text.replace(/^error: /, "").trimEnd()} (see herald import --help)\n`),
+    })
+    // Commander exits 1 on usage errors; the CLI's contract is 2, so scripts can tell them apart.
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
+    .action(async (file: string, options: ImportOptions) => {
+      process.exit(await runImport(file, options));
+    });
+}
+
+async function runImport(file: string, options: ImportOptions): Promise<number> {
+  let plan: ImportPlan;
+  try {
+    plan = planImport(file, options, process.env);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`herald: ${error.message}`);
+    return EXIT_USAGE;
+  }
+  const client = new HeraldClient(plan.url, plan.apiKey);
+  const executions = `/mass-imports/v5/entities/${encodeURIComponent(plan.entity)}/etl-executions`;
+  // The first Ctrl-C stops this command politely; a second one gets Node's default (kill).
+  const interrupt = new AbortController();
+  const onSigint = () => interrupt.abort();
+  process.once("SIGINT", onSigint);
+  try {
+    let id: string;
+    try {
+      id = await upload(client, executions, plan, interrupt.signal);
+    } catch (error) {
+      if (!interrupt.signal.aborted) throw error;
+      console.error("herald: upload interrupted (Ctrl-C) before Herald accepted the file");
+      return EXIT_INTERRUPTED;
+    }
+    const executionPath = `${executions}/${encodeURIComponent(id)}`;
+    console.log(
+      `Uploaded ${plan.file.name} (${formatBytes(plan.file.size)}): execution ${id}. ` +
+        "Following it; Ctrl-C stops following, not the import.",
+    );
+    const execution = await follow(client, executionPath, plan.file.size, interrupt.signal);
+    if (execution === "interrupted") {
+      console.error(
+        `herald: stopped following; import ${id} continues on the server.\n` +
+          `  Its status: GET ${client.url(executionPath)}\n` +
+          `  To cancel it: POST ${client.url(`${executionPath}/cancel`)}`,
+      );
+      return EXIT_INTERRUPTED;
+    }
+    return report(execution, client.url(`${executionPath}/rejected-rows`));
+  } catch (error) {
+    return reportFailure(error);
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+function planImport(file: string, options: ImportOptions, env: NodeJS.ProcessEnv): ImportPlan {
+  const apiKey = options.apiKey || env.HERALD_API_KEY;
+  if (!apiKey) throw new UsageError("no API key: pass --api-key KEY or set HERALD_API_KEY");
+  const url = baseUrl(options.url || env.HERALD_URL || "http://localhost:8080");
+  const entity = options.entity || env.HERALD_ENTITY || "default";
+
+  let size: number;
+  try {
+    const stat = statSync(file);
+    if (!stat.isFile()) throw new UsageError(`${file} is not a file`);
+    size = stat.size;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new UsageError(`${file}: no such file`);
+    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  const name = basename(file);
+  const base = options.definition ? readDefinition(options.definition) : {};
+  return {
+    url,
+    apiKey,
+    entity,
+    file: { path: file, name, size },
+    definition: buildEtlDefinition(base, name, options),
+  };
+}
+
+function baseUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--url / HERALD_URL must be an http(s) address; got '${raw}'`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`--url / HERALD_URL must be an http(s) address; got '${raw}'`);
+  }
+  // A path prefix (Herald behind a proxy at /herald) is kept; paths are appended to it.
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+function readDefinition(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read --definition ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`--definition ${path} is not JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(parsed)) throw new UsageError(`--definition ${path} must hold a JSON object`);
+  for (const key of ["target", "file"]) {
+    if (parsed[key] !== undefined && !isObject(parsed[key])) {
+      throw new UsageError(`--definition ${path}: "${key}" must be an object`);
+    }
+  }
+  return parsed;
+}
+
+/**
+ * The ETL definition sent with the file: the --definition file's, with the flags on top, and the
+ * file's format and compression guessed from its name where the definition leaves them out.
+ */
+export function buildEtlDefinition(
+  base: Record<string, unknown>,
+  fileName: string,
+  choices: Pick<ImportOptions, "table" | "tableType" | "mode">,
+): Record<string, unknown> {
+  const target: Record<string, unknown> = { ...(isObject(base.target) ? base.target : {}) };
+  target.table = choices.table;
+  if (choices.tableType) target.tableType = choices.tableType;
+  const file: Record<string, unknown> = { ...(isObject(base.file) ? base.file : {}) };
+  const inferred = inferFileFormat(fileName);
+  if (file.compression === undefined && inferred.compression)
+    file.compression = inferred.compression;
+  if (file.format === undefined && inferred.format) file.format = inferred.format;
+  const definition: Record<string, unknown> = { ...base, target };
+  if (Object.keys(file).length > 0) definition.file = file;
+  if (choices.mode) definition.mode = choices.mode;
+  return definition;
+}
+
+function inferFileFormat(fileName: string): { format?: string; compression?: string } {
+  let rest = fileName.toLowerCase();
+  let compression: string | undefined;
+  for (const [suffix, kind] of Object.entries(COMPRESSION_BY_SUFFIX)) {
+    if (rest.endsWith(suffix)) {
+      compression = kind;
+      rest = rest.slice(0, -suffix.length);
+    }
+  }
+  const format = Object.entries(FORMAT_BY_SUFFIX).find(([suffix]) => rest.endsWith(suffix))?.[1];
+  // A zip's name rarely says what it holds (`export.zip`); CSV is what such archives carry.
+  return { format: format ?? (compression === "ZIP" ? "CSV" : undefined), compression };
+}
+
+async function upload(
+  client: HeraldClient,
+  path: string,
+  plan: ImportPlan,
+  signal: AbortSignal,
+): Promise<string> {
+  const bar = progressBar(`Uploading ${plan.file.name}`, plan.file.size);
+  try {
+    const answer = await client.upload<{ executionId?: unknown }>(
+      path,
+      {
+        // The definition goes first so that Herald can check it before the file's bytes arrive.
+        fields: [{ name: "etlDefinition", value: JSON.stringify(plan.definition) }],
+        file: {
+          field: "inputFile",
+          path: plan.file.path,
+          filename: plan.file.name,
+          size: plan.file.size,
+        },
+        onProgress: (sent) => bar.update(sent, plan.file.size),
+      },
+      signal,
+    );
+    const id = answer.json.executionId;
+    if (typeof id !== "string" && typeof id !== "number") {
+      throw new HeraldApiError(500, "", `Herald accepted the upload but sent no executionId`, []);
+    }
+    return String(id);
+  } finally {
+    bar.stop();
+  }
+}
+
+/** Polls the execution until it is final, or until Ctrl-C ("interrupted"). */
+async function follow(
+  client: HeraldClient,
+  path: string,
+  fileSize: number,
+  signal: AbortSignal,
+): Promise<Execution | "interrupted"> {
+  const bar = progressBar("Importing", fileSize);
+  let lostSince: number | undefined;
+  try {
+    for (;;) {
+      try {
+        const execution = (await client.getJson<Execution>(path, signal)).json;
+        lostSince = undefined;
+        const progress = execution.progress ?? {};
+        bar.update(progress.bytesRead ?? 0, progress.bytesTotal ?? fileSize, progress.rowsRead);
+        if (isFinal(execution.status)) return execution;
+      } catch (error) {
+        if (signal.aborted) return "interrupted";
+        if (!isTransient(error)) throw error;
+        if (lostSince === undefined) {
+          lostSince = Date.now();
+          console.error(
+            `herald: ${(error as Error).message}; retrying for up to ${FOLLOW_PATIENCE_MS / 1000} s`,
+          );
+        } else if (Date.now() - lostSince > FOLLOW_PATIENCE_MS) {
+          throw new HeraldUnreachableError(
+            `gave up following after ${FOLLOW_PATIENCE_MS / 1000} s without an answer ` +
+              `(${(error as Error).message}); the import may still run: GET ${client.url(path)}`,
+          );
+        }
+      }
+      try {
+        await sleep(POLL_INTERVAL_MS, undefined, { signal });
+      } catch {
+        return "interrupted";
+      }
+    }
+  } finally {
+    bar.stop();
+  }
+}
+
+function isFinal(status: string): status is FinalStatus {
+  return (FINAL_STATUSES as readonly string[]).includes(status);
+}
+
+function isTransient(error: unknown): boolean {
+  if (error instanceof HeraldUnreachableError) return true;
+  return error instanceof HeraldApiError && TRANSIENT_STATUSES.includes(error.status);
+}
+
+function report(execution: Execution, rejectedRowsUrl: string): number {
+  const status = execution.status as FinalStatus;
+  const counts = execution.counts ?? {};
+  const took = duration(execution.startedAt, execution.finishedAt);
+  console.log(`Import ${execution.id}: ${status}${took ? ` in ${took}` : ""}`);
+  console.log(`  ${COUNT_NAMES.map((name) => `${name} ${counts[name] ?? "?"}`).join(", ")}`);
+  const rejected = execution.rejectedRows ?? [];
+  if (rejected.length > 0) {
+    console.log("First rejected rows:");
+    for (const row of rejected.slice(0, REJECTED_ROWS_SHOWN)) {
+      const where = `line ${row.line ?? "?"}${row.column ? `, column ${row.column}` : ""}`;
+      console.log(`  ${where}: ${row.code ? `${row.code}: ` : ""}${row.message ?? ""}`);
+    }
+  }
+  const rejectedCount = counts.rejected ?? rejected.length;
+  if (rejectedCount > 0) {
+    console.log(`All rejected rows (${rejectedCount}), as CSV: GET ${rejectedRowsUrl}`);
+  }
+  if (status === "ERROR") {
+    const error = execution.error;
+    console.error(
+      `herald: import ${execution.id} ended in ERROR: ` +
+        `${error?.code ? `${error.code}: ` : ""}${error?.message ?? "no reason given"}` +
+        " (rows written before it stopped stay)",
+    );
+  }
+  if (status === "CANCELLED") console.log("Cancelled; rows written before the cancel stay.");
+  return EXIT_BY_FINAL_STATUS[status];
+}
+
+function reportFailure(error: unknown): number {
+  if (error instanceof HeraldApiError) {
+    console.error(`herald: ${error.message}`);
+    for (const detail of error.details) console.error(`  ${describeDetail(detail)}`);
+    return USER_FAULT_STATUSES.includes(error.status) ? EXIT_USAGE : EXIT_FAILURE;
+  }
+  if (error instanceof HeraldUnreachableError || error instanceof UploadFileError) {
+    console.error(`herald: ${error.message}`);
+    return EXIT_FAILURE;
+  }
+  throw error;
+}
+
+function describeDetail(detail: ErrorDetail): string {
+  return detail.path ? `${detail.path}: ${detail.message}` : detail.message;
+}
+
+interface Bar {
+  update(value: number, total: number, rows?: number): void;
+  stop(): void;
+}
+
+/** A bar on stderr when it is a terminal; in a pipe or a CI log a redrawn line is only noise. */
+function progressBar(label: string, total: number): Bar {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new SingleBar({
+    format: `${label} [{bar}] {percentage}% | {done} of {size}{rows}`,
+    stream: process.stderr,
+  });
+  const payload = (value: number, size: number, rows?: number) => ({
+    done: formatBytes(value),
+    size: formatBytes(size),
+    rows: rows === undefined ? "" : ` | ${rows} rows read`,
+  });
+  bar.start(total, 0, payload(0, total));
+  return {
+    update: (value, size, rows) => {
+      bar.setTotal(size);
+      bar.update(value, payload(value, size, rows));
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function duration(start?: string | null, end?: string | null): string | undefined {
+  if (!start || !end) return undefined;
+  const ms = Date.parse(end) - Date.parse(start);
+  if (!Number.isFinite(ms) || ms < 0) return undefined;
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
