@@ -68,6 +68,14 @@ export type BatchOutcome = {
   tooManyRejected: boolean;
 };
 
+/** A concurrent writer changed what the batch planned on: thrown to roll it back and run it again. */
+export class BatchRaced extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "BatchRaced";
+  }
+}
+
 /** Another worker holds the execution now: thrown to roll the batch back (nothing is written). */
 export class LostLease extends Error {
   constructor(executionId: string) {
@@ -348,6 +356,10 @@ export async function runImportBatch(
         const owner = owners.get(keyId(k));
         return claimed.has(keyId(k)) || (owner !== undefined && owner !== self);
       });
+      // The row's own key, created by a concurrent writer after our records were locked: the
+      // row is an update now. Roll back and run the batch again (it will find the record).
+      if (taken && taken.attribute === keyAttribute && !claimed.has(keyId(taken)))
+        throw new BatchRaced(`'${taken.value}' was created by a concurrent writer`);
       if (taken) {
         const error = uniqueKeyTaken(
           taken,

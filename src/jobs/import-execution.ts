@@ -24,7 +24,7 @@ import { SQLSTATE, sqlState } from "../storage/sql-errors.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { etlTriggerEvent } from "./etl-events.js";
 import type { BatchContext, PendingRow } from "./import-batch.js";
-import { LostLease, runImportBatch } from "./import-batch.js";
+import { BatchRaced, LostLease, runImportBatch } from "./import-batch.js";
 import type { FileRow, ImportReader } from "./import-file-reader.js";
 import { ABSENT, ImportFileError, openImportReader } from "./import-file-reader.js";
 import type { BoundImport, ColumnPlan } from "./import-rows.js";
@@ -208,11 +208,18 @@ export async function runImportExecution(
               "HERALD_IMPORT_FAILED",
               `Table '${table.name}' was deleted during the import`,
             );
-          const race = lostToConcurrency(caught) || state === SQLSTATE.uniqueViolation;
+          const race =
+            caught instanceof BatchRaced ||
+            lostToConcurrency(caught) ||
+            state === SQLSTATE.uniqueViolation;
           if (!race || attempt >= BATCH_ATTEMPTS) throw caught;
         }
       }
       inboxCommitted(db);
+      // Let the rest of the process in between batches: on the embedded database every query
+      // resolves without I/O, and a whole import would otherwise run as one chain of microtasks,
+      // with no HTTP request (not even /healthz) answered until it ends.
+      await new Promise((resolve) => setImmediate(resolve));
       pending = pending.slice(outcome.consumed);
       rejectedSoFar = outcome.counts.rejected;
       if (outcome.tooManyRejected) {
