@@ -45,7 +45,10 @@ export interface ImportReader {
   /** CSV: the header row. NDJSON: the first object's keys. */
   header: string[];
   rows: AsyncIterator<FileRow>;
-  /** Bytes of the stored file read so far (compressed bytes for ZIP and GZIP). */
+  /**
+   * How far into the stored file the rows handed out so far reach: bytes parsed for a plain file;
+   * for ZIP and GZIP, compressed bytes read (the parser reads a little ahead of them).
+   */
   bytesRead(): number;
   close(): void;
 }
@@ -126,19 +129,38 @@ export async function openImportReader(
     );
   }
   const header = first.value.header;
+  // A plain file's position is counted from the rows themselves: the stream reads megabytes ahead.
+  const utf8 = settings.encoding === "UTF-8";
+  const lineBytes = (text: string) => (utf8 ? Buffer.byteLength(text, "utf8") : text.length) + 1;
+  let handedOut = settings.format === "CSV" ? lineBytes(header.join(settings.separator)) : 0;
+  let finished = false;
+  const handOut = (row: FileRow): IteratorResult<FileRow> => {
+    handedOut += lineBytes(row.raw);
+    return { done: false, value: row };
+  };
   let pushedBack: FileRow | undefined = first.value.row;
   const iterator: AsyncIterator<FileRow> = {
     next: async () => {
       if (pushedBack) {
         const row = pushedBack;
         pushedBack = undefined;
-        return { done: false, value: row };
+        return handOut(row);
       }
       const next = await rows.next();
-      return next.done ? { done: true, value: undefined } : { done: false, value: next.value.row! };
+      if (next.done) {
+        finished = true;
+        return { done: true, value: undefined };
+      }
+      return handOut(next.value.row!);
     },
   };
-  return { header, rows: iterator, bytesRead: () => bytesRead, close };
+  const position = () =>
+    settings.compression !== "NONE"
+      ? bytesRead
+      : finished
+        ? file.bytes
+        : Math.min(handedOut, file.bytes);
+  return { header, rows: iterator, bytesRead: position, close };
 }
 
 // Bytes -------------------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ for (const { backend, skip } of await testBackends()) {
       const done = await t.finished(first);
       assert.equal(done.status, "SUCCESS", JSON.stringify(done));
       assert.deepEqual(done.counts, { read: 2, created: 2, updated: 0, unchanged: 0, rejected: 0 });
+      assert.deepEqual(done.progress, { bytesRead: 73, bytesTotal: 73, rowsRead: 2 });
 
       const second = await t.startImport(customers("INSERT_OR_UPDATE"), {
         name: "c.csv",
