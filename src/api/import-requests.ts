@@ -4,6 +4,8 @@
  * file's header, so a bad request is a 4xx and leaves nothing behind), and the execution's JSON
  * (SPEC §7.1).
  */
+import multipart from "@fastify/multipart";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { findTableCached } from "../capture/table-cache.js";
 import type { Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
@@ -14,12 +16,16 @@ import { executionHref, etlHref } from "../jobs/etl-events.js";
 import { ImportFileError, openImportReader } from "../jobs/import-file-reader.js";
 import { bindImport, planColumns } from "../jobs/import-rows.js";
 import type { Database } from "../storage/database.js";
-import type { RejectedRow, StoredExecution } from "../storage/etl-repository.js";
-import { insertExecution, readRejectedRows } from "../storage/etl-repository.js";
+import type { StoredExecution } from "../storage/etl-execution-repository.js";
+import type { RejectedRow } from "../storage/etl-rejected-rows.js";
+import { insertExecution } from "../storage/etl-execution-repository.js";
+import { readRejectedRows } from "../storage/etl-rejected-rows.js";
 import type { StoredFile } from "../storage/file-store.js";
 import { deleteFile } from "../storage/file-store.js";
 import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
 import type { Entity } from "../storage/tenancy-repository.js";
+import type { AppDeps } from "./app.js";
+import { authOf, resolveEntity } from "./auth.js";
 
 /** The table a definition names: by its type when given, else a profile table first. */
 export async function targetTable(
@@ -157,4 +163,46 @@ export async function executionBody(db: Database, entityName: string, execution:
 /** The 202 answer's `details`: the definition's ignored keys. */
 export function warningDetails(warnings: readonly ErrorDetail[]): { details?: ErrorDetail[] } {
   return warnings.length > 0 ? { details: [...warnings] } : {};
+}
+
+/** Who started an execution through the API. */
+export function originOf(request: FastifyRequest): Origin {
+  const auth = authOf(request);
+  return { kind: "API_KEY", apiKeyId: auth.apiKeyId, apiKeyName: auth.apiKeyName };
+}
+
+export async function entityOf(
+  deps: AppDeps,
+  request: FastifyRequest,
+  name: string,
+): Promise<Entity> {
+  return resolveEntity(deps.db, authOf(request), name);
+}
+
+/** `?page=&pageSize=` as an offset and a limit. */
+export function paging(query: { page?: number; pageSize?: number }) {
+  const page = query.page ?? 0;
+  const pageSize = query.pageSize ?? 100;
+  return { page, pageSize, offset: page * pageSize, limit: pageSize };
+}
+
+/**
+ * Multipart bodies for the routes of one module (a Fastify scope); busboy's limits are set per
+ * request (import-upload.ts), and a file past them is marked truncated rather than thrown.
+ */
+export async function acceptUploads(app: FastifyInstance): Promise<void> {
+  await app.register(multipart, { throwFileSizeLimit: false });
+}
+
+export function uploadOptions(deps: AppDeps, entity: Entity) {
+  return {
+    entityId: entity.id,
+    maxFileBytes: deps.config.maxFileBytes,
+    retentionDays: deps.config.fileRetentionDays,
+  };
+}
+
+/** Removes an uploaded file whose request was refused. */
+export async function discardUpload(db: Database, fileId: string): Promise<void> {
+  await deleteFile(db, fileId).catch(() => {});
 }

@@ -1,40 +1,38 @@
 /**
- * Imports (SPEC §7.1): one-shot executions, predefined ETLs and their trigger, the executions with
- * their rejected rows and cancel, and Actito's legacy v4 import calls. Every path also answers
+ * Imports (SPEC §7.1): one-shot executions, the executions with their rejected rows and cancel,
+ * and Actito's legacy v4 import calls (predefined ETLs are etl-routes.ts). Every path also answers
  * under `/mass-imports` (service prefixes). Uploads stream into the file store (import-upload.ts);
  * the work itself is done by workers (jobs/import-worker.ts).
  */
-import multipart from "@fastify/multipart";
 import { stringify } from "csv-stringify";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { Type } from "typebox";
-import type { Origin } from "../../domain/change-event.js";
 import type { TableKind } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import type { ParsedDefinition } from "../../domain/etl-definition.js";
 import { parseEtlDefinition, parseEtlDefinitionText } from "../../domain/etl-definition.js";
-import { etlHref, etlTriggerEvent } from "../../jobs/etl-events.js";
+import { etlTriggerEvent } from "../../jobs/etl-events.js";
 import { appendChangeEvents } from "../../storage/change-event-repository.js";
-import type { StoredEtl } from "../../storage/etl-repository.js";
 import {
-  deleteEtl,
-  findEtl,
   findExecution,
   finishExecution,
-  insertEtl,
-  listEtls,
   listExecutions,
   lockExecution,
-  readRejectedRows,
   requestCancel,
-  updateEtl,
-} from "../../storage/etl-repository.js";
-import { deleteFile } from "../../storage/file-store.js";
+} from "../../storage/etl-execution-repository.js";
+import { readRejectedRows } from "../../storage/etl-rejected-rows.js";
 import { committingEvents } from "../../storage/log-channels.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
-import type { AppDeps } from "../app.js";
-import { authOf, resolveEntity } from "../auth.js";
-import { executionBody, startExecution, targetTable, warningDetails } from "../import-requests.js";
+import {
+  acceptUploads,
+  discardUpload,
+  entityOf,
+  executionBody,
+  originOf,
+  paging,
+  startExecution,
+  uploadOptions,
+  warningDetails,
+} from "../import-requests.js";
 import {
   DEFINITION_PARTS,
   FILE_PARTS,
@@ -43,11 +41,7 @@ import {
 } from "../import-upload.js";
 import type { RouteModule } from "./index.js";
 import {
-  DefinitionBody,
   EntityParams,
-  Etl,
-  EtlList,
-  EtlParams,
   Execution,
   ExecutionList,
   ExecutionParams,
@@ -55,79 +49,18 @@ import {
   ExecutionStarted,
   LegacyExecutionStarted,
   MULTIPART_BODY_DOC,
-  Paging,
   TAG,
   V4TableParams,
 } from "./import-schemas.js";
 
 const V5 = "/v5/entities/:entity";
 
-function originOf(request: FastifyRequest): Origin {
-  const auth = authOf(request);
-  return { kind: "API_KEY", apiKeyId: auth.apiKeyId, apiKeyName: auth.apiKeyName };
-}
-
-async function entityOf(deps: AppDeps, request: FastifyRequest, name: string): Promise<Entity> {
-  return resolveEntity(deps.db, authOf(request), name);
-}
-
-function etlNotFound(id: string, entity: Entity): HeraldError {
-  return new HeraldError("HERALD_ETL_NOT_FOUND", { id, entity: entity.name });
-}
-
 function executionNotFound(id: string, entity: Entity): HeraldError {
   return new HeraldError("HERALD_EXECUTION_NOT_FOUND", { id, entity: entity.name });
 }
 
-function renderEtl(entity: Entity, etl: StoredEtl, warnings: ParsedDefinition["warnings"] = []) {
-  const self = etlHref(entity.name, etl.id);
-  return {
-    id: etl.id,
-    name: etl.name,
-    definition: etl.definition as unknown as Record<string, unknown>,
-    createdAt: etl.createdAt.toISOString(),
-    updatedAt: etl.updatedAt.toISOString(),
-    ...warningDetails(warnings),
-    _links: {
-      self: { href: self },
-      executions: {
-        href: `/mass-imports/v5/entities/${encodeURIComponent(entity.name)}/etl-executions?etlId=${etl.id}`,
-      },
-    },
-  };
-}
-
-/** A predefined ETL's definition: it must name itself. */
-async function parseNamedDefinition(
-  deps: AppDeps,
-  entity: Entity,
-  body: unknown,
-): Promise<ParsedDefinition & { name: string }> {
-  const parsed = parseEtlDefinition(body);
-  const name = parsed.definition.name;
-  if (name === undefined)
-    throw new HeraldError("HERALD_INVALID_ETL_DEFINITION", { reason: "name is required" }, [
-      { path: "name", message: "is required: a predefined ETL is found by its id or name" },
-    ]);
-  // The table must exist now (it is checked again at each execution).
-  await targetTable(deps.db, entity, parsed.definition.target);
-  return { ...parsed, name };
-}
-
-function paging(query: { page?: number; pageSize?: number }) {
-  const page = query.page ?? 0;
-  const pageSize = query.pageSize ?? 100;
-  return { page, pageSize, offset: page * pageSize, limit: pageSize };
-}
-
 const importRoutes: RouteModule = async (app, deps) => {
-  // Multipart bodies only here; busboy's limits are set per request (import-upload.ts).
-  await app.register(multipart, { throwFileSizeLimit: false });
-  const uploadOptions = (entity: Entity) => ({
-    entityId: entity.id,
-    maxFileBytes: deps.config.maxFileBytes,
-    retentionDays: deps.config.fileRetentionDays,
-  });
+  await acceptUploads(app);
 
   app.post(
     `${V5}/etl-executions`,
@@ -143,19 +76,19 @@ const importRoutes: RouteModule = async (app, deps) => {
     },
     async (request, reply) => {
       const entity = await entityOf(deps, request, request.params.entity);
-      const upload = await receiveImportUpload(request, deps.db, uploadOptions(entity));
+      const upload = await receiveImportUpload(request, deps.db, uploadOptions(deps, entity));
       try {
         if (upload.definition === undefined) throw missingPart("etlDefinition", DEFINITION_PARTS);
         if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
       } catch (error) {
-        if (upload.file) await startExecutionCleanup(deps, upload.file.id);
+        if (upload.file) await discardUpload(deps.db, upload.file.id);
         throw error;
       }
       let parsed: ParsedDefinition;
       try {
         parsed = parseEtlDefinitionText(upload.definition);
       } catch (error) {
-        await startExecutionCleanup(deps, upload.file.id);
+        await discardUpload(deps.db, upload.file.id);
         throw error;
       }
       const execution = await startExecution(deps.db, {
@@ -303,156 +236,6 @@ const importRoutes: RouteModule = async (app, deps) => {
     },
   );
 
-  // Predefined ETLs ---------------------------------------------------------------------------------
-
-  app.get(
-    `${V5}/etls`,
-    {
-      schema: {
-        tags: [TAG],
-        summary: "List the predefined ETLs",
-        params: EntityParams,
-        querystring: Type.Object(Paging),
-        response: { 200: EtlList },
-      },
-    },
-    async (request) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const { page, pageSize, offset, limit } = paging(request.query);
-      const { etls, total } = await listEtls(deps.db, entity.id, { offset, limit });
-      return {
-        etls: etls.map((etl) => renderEtl(entity, etl)),
-        page,
-        pageSize,
-        totalElements: total,
-      };
-    },
-  );
-
-  app.post(
-    `${V5}/etls`,
-    {
-      schema: {
-        tags: [TAG],
-        summary: "Define a predefined ETL (the definition of §7.1, with a name)",
-        params: EntityParams,
-        body: DefinitionBody,
-        response: { 201: Etl },
-      },
-    },
-    async (request, reply) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const parsed = await parseNamedDefinition(deps, entity, request.body);
-      const etl = await insertEtl(deps.db, entity.id, parsed.name, parsed.definition);
-      if (!etl) throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
-      return reply
-        .code(201)
-        .header(
-          "location",
-          `/mass-imports${etlHref(entity.name, etl.id).replace("/mass-imports", "")}`,
-        )
-        .send(renderEtl(entity, etl, parsed.warnings));
-    },
-  );
-
-  app.get(
-    `${V5}/etls/:etlId`,
-    {
-      schema: {
-        tags: [TAG],
-        summary: "A predefined ETL (by id or name)",
-        params: EtlParams,
-        response: { 200: Etl },
-      },
-    },
-    async (request) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const etl = await findEtl(deps.db, entity.id, request.params.etlId);
-      if (!etl) throw etlNotFound(request.params.etlId, entity);
-      return renderEtl(entity, etl);
-    },
-  );
-
-  app.put(
-    `${V5}/etls/:etlId`,
-    {
-      schema: {
-        tags: [TAG],
-        summary: "Replace a predefined ETL's definition",
-        params: EtlParams,
-        body: DefinitionBody,
-        response: { 200: Etl },
-      },
-    },
-    async (request) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const existing = await findEtl(deps.db, entity.id, request.params.etlId);
-      if (!existing) throw etlNotFound(request.params.etlId, entity);
-      const parsed = await parseNamedDefinition(deps, entity, request.body);
-      const etl = await updateEtl(deps.db, entity.id, existing.id, parsed.name, parsed.definition);
-      if (etl === "name-taken")
-        throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
-      if (!etl) throw etlNotFound(request.params.etlId, entity);
-      return renderEtl(entity, etl, parsed.warnings);
-    },
-  );
-
-  app.delete(
-    `${V5}/etls/:etlId`,
-    {
-      schema: {
-        tags: [TAG],
-        summary: "Delete a predefined ETL (its executions stay, without their ETL)",
-        params: EtlParams,
-        response: { 204: Type.Null() },
-      },
-    },
-    async (request, reply) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const etl = await findEtl(deps.db, entity.id, request.params.etlId);
-      if (!etl || !(await deleteEtl(deps.db, entity.id, etl.id)))
-        throw etlNotFound(request.params.etlId, entity);
-      return reply.code(204).send(null);
-    },
-  );
-
-  app.post(
-    `${V5}/etls/:etlId/trigger-execution`,
-    {
-      schema: {
-        tags: [TAG],
-        summary: "Run a predefined ETL on an uploaded file (part inputFile)",
-        description:
-          "multipart/form-data with a file part `inputFile` (aliases `file`, `dataFile`). ETLs that read a file reference start without a body once file references exist.",
-        consumes: ["multipart/form-data"],
-        params: EtlParams,
-        response: { 202: ExecutionStarted },
-      },
-    },
-    async (request, reply) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const etl = await findEtl(deps.db, entity.id, request.params.etlId);
-      if (!etl) throw etlNotFound(request.params.etlId, entity);
-      const upload = await receiveImportUpload(request, deps.db, uploadOptions(entity));
-      if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
-      const execution = await startExecution(deps.db, {
-        entity,
-        definition: etl.definition,
-        file: upload.file,
-        etl: { id: etl.id, name: etl.name },
-        origin: originOf(request),
-        maxExpandedBytes: deps.config.maxExpandedBytes,
-      });
-      return reply
-        .code(202)
-        .header(
-          "location",
-          `/mass-imports/v5/entities/${encodeURIComponent(entity.name)}/etl-executions/${execution.id}`,
-        )
-        .send({ executionId: execution.id });
-    },
-  );
-
   // Legacy v4 ---------------------------------------------------------------------------------------
 
   const legacyImport =
@@ -462,7 +245,7 @@ const importRoutes: RouteModule = async (app, deps) => {
       reply: FastifyReply,
     ) => {
       const entity = await entityOf(deps, request, request.params.entity);
-      const upload = await receiveImportUpload(request, deps.db, uploadOptions(entity));
+      const upload = await receiveImportUpload(request, deps.db, uploadOptions(deps, entity));
       let parsed: ParsedDefinition;
       try {
         if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
@@ -475,7 +258,7 @@ const importRoutes: RouteModule = async (app, deps) => {
           target: { tableType: kind, table: request.params.table },
         });
       } catch (error) {
-        if (upload.file) await startExecutionCleanup(deps, upload.file.id);
+        if (upload.file) await discardUpload(deps.db, upload.file.id);
         throw error;
       }
       const execution = await startExecution(deps.db, {
@@ -549,11 +332,6 @@ function parseJsonObject(text: string): Record<string, unknown> {
       [{ path: "parameters", message: "must be a JSON object" }],
     );
   return value as Record<string, unknown>;
-}
-
-/** Removes an uploaded file whose request was refused. */
-async function startExecutionCleanup(deps: AppDeps, fileId: string): Promise<void> {
-  await deleteFile(deps.db, fileId).catch(() => {});
 }
 
 export default importRoutes;

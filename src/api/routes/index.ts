@@ -6,6 +6,7 @@ import changeEventRoutes from "./change-event-routes.js";
 import customTableRoutes from "./custom-table-routes.js";
 import deliveryControlRoutes from "./delivery-control-routes.js";
 import entityRoutes from "./entity-routes.js";
+import etlRoutes from "./etl-routes.js";
 import importRoutes from "./import-routes.js";
 import operationsRoutes from "./operations-routes.js";
 import profileRoutes from "./profile-routes.js";
@@ -28,4 +29,5 @@ export const ROUTE_MODULES: RouteModule[] = [
   profileRoutes,
   recordRoutes,
   importRoutes,
+  etlRoutes,
 ];

@@ -1,0 +1,237 @@
+/**
+ * Predefined ETLs (SPEC §7.1): a named definition per entity (CRUD), and `trigger-execution`, which
+ * runs one on an uploaded file. Every path also answers under `/mass-imports`.
+ */
+
+import { Type } from "typebox";
+import { HeraldError } from "../../domain/errors.js";
+import type { ParsedDefinition } from "../../domain/etl-definition.js";
+import { parseEtlDefinition } from "../../domain/etl-definition.js";
+import { etlHref } from "../../jobs/etl-events.js";
+import type { StoredEtl } from "../../storage/etl-repository.js";
+import {
+  deleteEtl,
+  findEtl,
+  insertEtl,
+  listEtls,
+  updateEtl,
+} from "../../storage/etl-repository.js";
+import type { Entity } from "../../storage/tenancy-repository.js";
+import type { AppDeps } from "../app.js";
+import {
+  acceptUploads,
+  entityOf,
+  originOf,
+  paging,
+  startExecution,
+  targetTable,
+  uploadOptions,
+  warningDetails,
+} from "../import-requests.js";
+import { FILE_PARTS, missingPart, receiveImportUpload } from "../import-upload.js";
+import type { RouteModule } from "./index.js";
+import {
+  DefinitionBody,
+  EntityParams,
+  Etl,
+  EtlList,
+  EtlParams,
+  ExecutionStarted,
+  Paging,
+  TAG,
+} from "./import-schemas.js";
+
+const V5 = "/v5/entities/:entity";
+
+function etlNotFound(id: string, entity: Entity): HeraldError {
+  return new HeraldError("HERALD_ETL_NOT_FOUND", { id, entity: entity.name });
+}
+
+function renderEtl(entity: Entity, etl: StoredEtl, warnings: ParsedDefinition["warnings"] = []) {
+  const self = etlHref(entity.name, etl.id);
+  return {
+    id: etl.id,
+    name: etl.name,
+    definition: etl.definition as unknown as Record<string, unknown>,
+    createdAt: etl.createdAt.toISOString(),
+    updatedAt: etl.updatedAt.toISOString(),
+    ...warningDetails(warnings),
+    _links: {
+      self: { href: self },
+      executions: {
+        href: `/mass-imports/v5/entities/${encodeURIComponent(entity.name)}/etl-executions?etlId=${etl.id}`,
+      },
+    },
+  };
+}
+
+/** A predefined ETL's definition: it must name itself. */
+async function parseNamedDefinition(
+  deps: AppDeps,
+  entity: Entity,
+  body: unknown,
+): Promise<ParsedDefinition & { name: string }> {
+  const parsed = parseEtlDefinition(body);
+  const name = parsed.definition.name;
+  if (name === undefined)
+    throw new HeraldError("HERALD_INVALID_ETL_DEFINITION", { reason: "name is required" }, [
+      { path: "name", message: "is required: a predefined ETL is found by its id or name" },
+    ]);
+  // The table must exist now (it is checked again at each execution).
+  await targetTable(deps.db, entity, parsed.definition.target);
+  return { ...parsed, name };
+}
+
+const etlRoutes: RouteModule = async (app, deps) => {
+  await acceptUploads(app);
+
+  app.get(
+    `${V5}/etls`,
+    {
+      schema: {
+        tags: [TAG],
+        summary: "List the predefined ETLs",
+        params: EntityParams,
+        querystring: Type.Object(Paging),
+        response: { 200: EtlList },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(deps, request, request.params.entity);
+      const { page, pageSize, offset, limit } = paging(request.query);
+      const { etls, total } = await listEtls(deps.db, entity.id, { offset, limit });
+      return {
+        etls: etls.map((etl) => renderEtl(entity, etl)),
+        page,
+        pageSize,
+        totalElements: total,
+      };
+    },
+  );
+
+  app.post(
+    `${V5}/etls`,
+    {
+      schema: {
+        tags: [TAG],
+        summary: "Define a predefined ETL (the definition of §7.1, with a name)",
+        params: EntityParams,
+        body: DefinitionBody,
+        response: { 201: Etl },
+      },
+    },
+    async (request, reply) => {
+      const entity = await entityOf(deps, request, request.params.entity);
+      const parsed = await parseNamedDefinition(deps, entity, request.body);
+      const etl = await insertEtl(deps.db, entity.id, parsed.name, parsed.definition);
+      if (!etl) throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
+      return reply
+        .code(201)
+        .header(
+          "location",
+          `/mass-imports${etlHref(entity.name, etl.id).replace("/mass-imports", "")}`,
+        )
+        .send(renderEtl(entity, etl, parsed.warnings));
+    },
+  );
+
+  app.get(
+    `${V5}/etls/:etlId`,
+    {
+      schema: {
+        tags: [TAG],
+        summary: "A predefined ETL (by id or name)",
+        params: EtlParams,
+        response: { 200: Etl },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(deps, request, request.params.entity);
+      const etl = await findEtl(deps.db, entity.id, request.params.etlId);
+      if (!etl) throw etlNotFound(request.params.etlId, entity);
+      return renderEtl(entity, etl);
+    },
+  );
+
+  app.put(
+    `${V5}/etls/:etlId`,
+    {
+      schema: {
+        tags: [TAG],
+        summary: "Replace a predefined ETL's definition",
+        params: EtlParams,
+        body: DefinitionBody,
+        response: { 200: Etl },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(deps, request, request.params.entity);
+      const existing = await findEtl(deps.db, entity.id, request.params.etlId);
+      if (!existing) throw etlNotFound(request.params.etlId, entity);
+      const parsed = await parseNamedDefinition(deps, entity, request.body);
+      const etl = await updateEtl(deps.db, entity.id, existing.id, parsed.name, parsed.definition);
+      if (etl === "name-taken")
+        throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
+      if (!etl) throw etlNotFound(request.params.etlId, entity);
+      return renderEtl(entity, etl, parsed.warnings);
+    },
+  );
+
+  app.delete(
+    `${V5}/etls/:etlId`,
+    {
+      schema: {
+        tags: [TAG],
+        summary: "Delete a predefined ETL (its executions stay, without their ETL)",
+        params: EtlParams,
+        response: { 204: Type.Null() },
+      },
+    },
+    async (request, reply) => {
+      const entity = await entityOf(deps, request, request.params.entity);
+      const etl = await findEtl(deps.db, entity.id, request.params.etlId);
+      if (!etl || !(await deleteEtl(deps.db, entity.id, etl.id)))
+        throw etlNotFound(request.params.etlId, entity);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    `${V5}/etls/:etlId/trigger-execution`,
+    {
+      schema: {
+        tags: [TAG],
+        summary: "Run a predefined ETL on an uploaded file (part inputFile)",
+        description:
+          "multipart/form-data with a file part `inputFile` (aliases `file`, `dataFile`). ETLs that read a file reference start without a body once file references exist.",
+        consumes: ["multipart/form-data"],
+        params: EtlParams,
+        response: { 202: ExecutionStarted },
+      },
+    },
+    async (request, reply) => {
+      const entity = await entityOf(deps, request, request.params.entity);
+      const etl = await findEtl(deps.db, entity.id, request.params.etlId);
+      if (!etl) throw etlNotFound(request.params.etlId, entity);
+      const upload = await receiveImportUpload(request, deps.db, uploadOptions(deps, entity));
+      if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
+      const execution = await startExecution(deps.db, {
+        entity,
+        definition: etl.definition,
+        file: upload.file,
+        etl: { id: etl.id, name: etl.name },
+        origin: originOf(request),
+        maxExpandedBytes: deps.config.maxExpandedBytes,
+      });
+      return reply
+        .code(202)
+        .header(
+          "location",
+          `/mass-imports/v5/entities/${encodeURIComponent(entity.name)}/etl-executions/${execution.id}`,
+        )
+        .send({ executionId: execution.id });
+    },
+  );
+};
+
+export default etlRoutes;
