@@ -5,7 +5,7 @@
  * changes the execution's state, so a crash can neither lose nor double them (DESIGN §6b).
  */
 import type { NewChangeEvent, Origin } from "../domain/change-event.js";
-import type { StoredExecution } from "../storage/etl-repository.js";
+import type { StoredExecution } from "../storage/etl-execution-repository.js";
 
 export const MASS_IMPORTS_PREFIX = "/mass-imports/v5/entities";
 

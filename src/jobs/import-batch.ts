@@ -28,8 +28,10 @@ import { applyAttributes } from "../domain/record-change.js";
 import { keyText, uniqueKeysOf } from "../domain/record-keys.js";
 import { checkMandatory } from "../domain/record-input.js";
 import type { Queryable } from "../storage/database.js";
-import type { ExecutionCounts, RejectedRow } from "../storage/etl-repository.js";
-import { insertRejectedRows, recordBatchProgress } from "../storage/etl-repository.js";
+import type { ExecutionCounts } from "../storage/etl-execution-repository.js";
+import type { RejectedRow } from "../storage/etl-rejected-rows.js";
+import { recordBatchProgress } from "../storage/etl-execution-repository.js";
+import { insertRejectedRows } from "../storage/etl-rejected-rows.js";
 import type { ImportCreate, ImportUpdate } from "../storage/import-batch-writes.js";
 import {
   findKeyOwners,

@@ -14,12 +14,12 @@ import type { BackgroundService } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
-import type { StoredExecution } from "../storage/etl-repository.js";
+import type { StoredExecution } from "../storage/etl-execution-repository.js";
 import {
   claimExecution,
   hasRunnableExecution,
   releaseExecutionLeases,
-} from "../storage/etl-repository.js";
+} from "../storage/etl-execution-repository.js";
 import { JOBS_CHANNEL, onJobsCreated } from "../storage/job-channels.js";
 import { inboxCommitted } from "../storage/log-channels.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
