@@ -29,7 +29,12 @@ import { finish, runImportExecution } from "./import-execution.js";
 export const IMPORT_WORKER_DEFAULTS = {
   leaseMs: 30_000,
   pollMs: 2_000,
-  batchRows: 1_000,
+  /**
+   * Rows per batch, per database: on PostgreSQL bigger batches cost fewer round trips and commits;
+   * the embedded database runs each statement on the process's own thread, so a batch there is
+   * also how long the process stops answering requests (about 0.2–0.5 s for 250 rows).
+   */
+  batchRows: { postgres: 1_000, pglite: 250 },
   /** Runs of one execution that ended in an unexpected error before it is given up as ERROR. */
   maxRuns: 5,
 } as const;
@@ -56,7 +61,7 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
   const logger = options.logger.child({ component: "imports", worker: owner });
   const leaseMs = options.leaseMs ?? IMPORT_WORKER_DEFAULTS.leaseMs;
   const pollMs = options.pollMs ?? IMPORT_WORKER_DEFAULTS.pollMs;
-  const batchRows = options.batchRows ?? IMPORT_WORKER_DEFAULTS.batchRows;
+  const batchRows = options.batchRows ?? IMPORT_WORKER_DEFAULTS.batchRows[db.kind];
   let mode: Mode = "idle";
   let again = false;
   const running = new Map<string, Promise<void>>();
