@@ -11,7 +11,7 @@ import type { Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
 import type { ErrorDetail } from "../domain/errors.js";
 import { HeraldError } from "../domain/errors.js";
-import type { EtlDefinition } from "../domain/etl-definition.js";
+import type { EtlDefinition, ParsedDefinition } from "../domain/etl-definition.js";
 import { executionHref, etlHref } from "../jobs/etl-events.js";
 import { ImportFileError, openImportReader } from "../jobs/import-file-reader.js";
 import { bindImport, planColumns } from "../jobs/import-rows.js";
@@ -25,6 +25,8 @@ import { deleteFile } from "../storage/file-store.js";
 import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
 import type { Entity } from "../storage/tenancy-repository.js";
 import type { AppDeps } from "./app.js";
+import type { ImportUpload } from "./import-upload.js";
+import { FILE_PARTS, missingPart, receiveImportUpload } from "./import-upload.js";
 import { authOf, resolveEntity } from "./auth.js";
 
 /** The table a definition names: by its type when given, else a profile table first. */
@@ -166,7 +168,7 @@ export function warningDetails(warnings: readonly ErrorDetail[]): { details?: Er
 }
 
 /** Who started an execution through the API. */
-export function originOf(request: FastifyRequest): Origin {
+function originOf(request: FastifyRequest): Origin {
   const auth = authOf(request);
   return { kind: "API_KEY", apiKeyId: auth.apiKeyId, apiKeyName: auth.apiKeyName };
 }
@@ -194,7 +196,7 @@ export async function acceptUploads(app: FastifyInstance): Promise<void> {
   await app.register(multipart, { throwFileSizeLimit: false });
 }
 
-export function uploadOptions(deps: AppDeps, entity: Entity) {
+function uploadOptions(deps: AppDeps, entity: Entity) {
   return {
     entityId: entity.id,
     maxFileBytes: deps.config.maxFileBytes,
@@ -203,6 +205,39 @@ export function uploadOptions(deps: AppDeps, entity: Entity) {
 }
 
 /** Removes an uploaded file whose request was refused. */
-export async function discardUpload(db: Database, fileId: string): Promise<void> {
+async function discardUpload(db: Database, fileId: string): Promise<void> {
   await deleteFile(db, fileId).catch(() => {});
+}
+
+/**
+ * Receives an upload (import-upload.ts) and starts an execution of it. `definitionOf` reads the
+ * definition from the upload; whatever it or the checks refuse (a 4xx), the stored file goes.
+ */
+export async function startUploadedExecution(
+  deps: AppDeps,
+  request: FastifyRequest,
+  entity: Entity,
+  options: {
+    etl: { id: string; name: string } | null;
+    definitionOf(upload: ImportUpload): ParsedDefinition;
+  },
+): Promise<{ execution: StoredExecution; warnings: ErrorDetail[] }> {
+  const upload = await receiveImportUpload(request, deps.db, uploadOptions(deps, entity));
+  let parsed: ParsedDefinition;
+  try {
+    if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
+    parsed = options.definitionOf(upload);
+  } catch (error) {
+    if (upload.file) await discardUpload(deps.db, upload.file.id);
+    throw error;
+  }
+  const execution = await startExecution(deps.db, {
+    entity,
+    definition: parsed.definition,
+    file: upload.file,
+    etl: options.etl,
+    origin: originOf(request),
+    maxExpandedBytes: deps.config.maxExpandedBytes,
+  });
+  return { execution, warnings: parsed.warnings };
 }

@@ -39,7 +39,7 @@ import {
   notifyInbox,
   writeImportBatch,
 } from "../storage/import-batch-writes.js";
-import type { StoredRecord } from "../storage/record-repository.js";
+import type { RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import type { FileRow } from "./import-file-reader.js";
 import type { BoundImport, MappedRow } from "./import-rows.js";
 
@@ -146,6 +146,33 @@ function notFoundRejection(table: DataTable, pending: PendingRow, key: string): 
   );
 }
 
+/** The plan of an update: the record's new state, the unique values it takes and gives up. */
+function updateOf(
+  found: StoredRecord,
+  update: RecordUpdate,
+  events: readonly NewChangeEvent[],
+): RowPlan {
+  const releases = update.dropKeys.flatMap((attribute) => {
+    const value = keyText(found.attributes[attribute]);
+    return value === undefined ? [] : [{ attribute, value }];
+  });
+  return {
+    kind: "update",
+    recordId: found.recordId,
+    claims: update.addKeys,
+    releases,
+    write: {
+      recordId: found.recordId,
+      attributes: update.attributes,
+      subscriptions: update.subscriptions,
+      segments: update.segments,
+      dropKeys: update.dropKeys,
+      addKeys: update.addKeys,
+      events,
+    },
+  };
+}
+
 async function planRow(
   tx: Queryable,
   ctx: BatchContext,
@@ -180,25 +207,7 @@ async function planRow(
       if (found) {
         const plan = planProfileUpdate(table, found, mapped.write, origin);
         if (plan.kind === "unchanged") return { kind: "unchanged" };
-        const releases = plan.update.dropKeys.flatMap((attribute) => {
-          const value = keyText(found.attributes[attribute]);
-          return value === undefined ? [] : [{ attribute, value }];
-        });
-        return {
-          kind: "update",
-          recordId: found.recordId,
-          claims: plan.update.addKeys,
-          releases,
-          write: {
-            recordId: found.recordId,
-            attributes: plan.update.attributes,
-            subscriptions: plan.update.subscriptions,
-            segments: plan.update.segments,
-            dropKeys: plan.update.dropKeys,
-            addKeys: plan.update.addKeys,
-            events: plan.events(found.version + 1, found.updatedAt),
-          },
-        };
+        return updateOf(found, plan.update, plan.events(found.version + 1, found.updatedAt));
       }
       const plan = planProfileCreate(table, mapped.write, origin);
       if (plan.mandatoryProblem) throw plan.mandatoryProblem;
@@ -227,25 +236,7 @@ async function planRow(
     if (found) {
       const plan = planRecordUpdate(table, found, provided, origin);
       if (plan.kind === "unchanged") return { kind: "unchanged" };
-      const releases = plan.update.dropKeys.flatMap((attribute) => {
-        const value = keyText(found.attributes[attribute]);
-        return value === undefined ? [] : [{ attribute, value }];
-      });
-      return {
-        kind: "update",
-        recordId: found.recordId,
-        claims: plan.update.addKeys,
-        releases,
-        write: {
-          recordId: found.recordId,
-          attributes: plan.update.attributes,
-          subscriptions: plan.update.subscriptions,
-          segments: plan.update.segments,
-          dropKeys: plan.update.dropKeys,
-          addKeys: plan.update.addKeys,
-          events: [plan.event(found.version + 1, found.updatedAt)],
-        },
-      };
+      return updateOf(found, plan.update, [plan.event(found.version + 1, found.updatedAt)]);
     }
     const pk = primaryKeyOf(table);
     const created = withCreationTime(table, applyAttributes({}, provided).after);

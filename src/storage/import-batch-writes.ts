@@ -10,13 +10,8 @@ import type { KeyValue } from "../domain/record-change.js";
 import { INBOX_CHANNEL, insertEventDraftsSql } from "./change-event-repository.js";
 import type { Queryable } from "./database.js";
 import type { RecordRow, StoredRecord } from "./record-repository.js";
+import { qualified } from "./record-event-writes.js";
 import { RECORD_COLUMNS, toRecord } from "./record-repository.js";
-
-function qualified(alias: string): string {
-  return RECORD_COLUMNS.split(",")
-    .map((column) => `${alias}.${column.trim()}`)
-    .join(", ");
-}
 
 /**
  * Locks (FOR UPDATE) the records whose `attribute` holds one of `values` (its record_keys rows;

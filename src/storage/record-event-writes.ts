@@ -259,7 +259,8 @@ export interface BatchWriteResult {
   updated: (number | undefined)[];
 }
 
-function qualified(alias: string): string {
+/** RECORD_COLUMNS, each prefixed with a table alias. */
+export function qualified(alias: string): string {
   return RECORD_COLUMNS.split(",")
     .map((column) => `${alias}.${column.trim()}`)
     .join(", ");

@@ -7,7 +7,7 @@ import { Type } from "typebox";
 import { HeraldError } from "../../domain/errors.js";
 import type { ParsedDefinition } from "../../domain/etl-definition.js";
 import { parseEtlDefinition } from "../../domain/etl-definition.js";
-import { etlHref } from "../../jobs/etl-events.js";
+import { etlHref, executionHref } from "../../jobs/etl-events.js";
 import type { StoredEtl } from "../../storage/etl-repository.js";
 import {
   deleteEtl,
@@ -21,14 +21,11 @@ import type { AppDeps } from "../app.js";
 import {
   acceptUploads,
   entityOf,
-  originOf,
   paging,
-  startExecution,
+  startUploadedExecution,
   targetTable,
-  uploadOptions,
   warningDetails,
 } from "../import-requests.js";
-import { FILE_PARTS, missingPart, receiveImportUpload } from "../import-upload.js";
 import type { RouteModule } from "./index.js";
 import {
   DefinitionBody,
@@ -213,22 +210,13 @@ const etlRoutes: RouteModule = async (app, deps) => {
       const entity = await entityOf(deps, request, request.params.entity);
       const etl = await findEtl(deps.db, entity.id, request.params.etlId);
       if (!etl) throw etlNotFound(request.params.etlId, entity);
-      const upload = await receiveImportUpload(request, deps.db, uploadOptions(deps, entity));
-      if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
-      const execution = await startExecution(deps.db, {
-        entity,
-        definition: etl.definition,
-        file: upload.file,
+      const { execution } = await startUploadedExecution(deps, request, entity, {
         etl: { id: etl.id, name: etl.name },
-        origin: originOf(request),
-        maxExpandedBytes: deps.config.maxExpandedBytes,
+        definitionOf: () => ({ definition: etl.definition, warnings: [] }),
       });
       return reply
         .code(202)
-        .header(
-          "location",
-          `/mass-imports/v5/entities/${encodeURIComponent(entity.name)}/etl-executions/${execution.id}`,
-        )
+        .header("location", executionHref(entity.name, execution.id))
         .send({ executionId: execution.id });
     },
   );

@@ -8,9 +8,8 @@ import { stringify } from "csv-stringify";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { TableKind } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
-import type { ParsedDefinition } from "../../domain/etl-definition.js";
 import { parseEtlDefinition, parseEtlDefinitionText } from "../../domain/etl-definition.js";
-import { etlTriggerEvent } from "../../jobs/etl-events.js";
+import { etlTriggerEvent, executionHref } from "../../jobs/etl-events.js";
 import { appendChangeEvents } from "../../storage/change-event-repository.js";
 import {
   findExecution,
@@ -24,21 +23,13 @@ import { committingEvents } from "../../storage/log-channels.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import {
   acceptUploads,
-  discardUpload,
   entityOf,
   executionBody,
-  originOf,
   paging,
-  startExecution,
-  uploadOptions,
+  startUploadedExecution,
   warningDetails,
 } from "../import-requests.js";
-import {
-  DEFINITION_PARTS,
-  FILE_PARTS,
-  missingPart,
-  receiveImportUpload,
-} from "../import-upload.js";
+import { DEFINITION_PARTS, missingPart } from "../import-upload.js";
 import type { RouteModule } from "./index.js";
 import {
   EntityParams,
@@ -76,36 +67,17 @@ const importRoutes: RouteModule = async (app, deps) => {
     },
     async (request, reply) => {
       const entity = await entityOf(deps, request, request.params.entity);
-      const upload = await receiveImportUpload(request, deps.db, uploadOptions(deps, entity));
-      try {
-        if (upload.definition === undefined) throw missingPart("etlDefinition", DEFINITION_PARTS);
-        if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
-      } catch (error) {
-        if (upload.file) await discardUpload(deps.db, upload.file.id);
-        throw error;
-      }
-      let parsed: ParsedDefinition;
-      try {
-        parsed = parseEtlDefinitionText(upload.definition);
-      } catch (error) {
-        await discardUpload(deps.db, upload.file.id);
-        throw error;
-      }
-      const execution = await startExecution(deps.db, {
-        entity,
-        definition: parsed.definition,
-        file: upload.file,
+      const { execution, warnings } = await startUploadedExecution(deps, request, entity, {
         etl: null,
-        origin: originOf(request),
-        maxExpandedBytes: deps.config.maxExpandedBytes,
+        definitionOf: (upload) => {
+          if (upload.definition === undefined) throw missingPart("etlDefinition", DEFINITION_PARTS);
+          return parseEtlDefinitionText(upload.definition);
+        },
       });
       return reply
         .code(202)
-        .header(
-          "location",
-          `/mass-imports${V5.replace(":entity", encodeURIComponent(entity.name))}/etl-executions/${execution.id}`,
-        )
-        .send({ executionId: execution.id, ...warningDetails(parsed.warnings) });
+        .header("location", executionHref(entity.name, execution.id))
+        .send({ executionId: execution.id, ...warningDetails(warnings) });
     },
   );
 
@@ -245,34 +217,23 @@ const importRoutes: RouteModule = async (app, deps) => {
       reply: FastifyReply,
     ) => {
       const entity = await entityOf(deps, request, request.params.entity);
-      const upload = await receiveImportUpload(request, deps.db, uploadOptions(deps, entity));
-      let parsed: ParsedDefinition;
-      try {
-        if (!upload.file) throw missingPart("inputFile", FILE_PARTS);
-        // `parameters` as a JSON part, or Actito's parameter names as plain fields.
-        const raw: Record<string, unknown> =
-          upload.definition !== undefined ? parseJsonObject(upload.definition) : {};
-        for (const [name, value] of upload.fields) raw[name] ??= value;
-        parsed = parseEtlDefinition({
-          ...raw,
-          target: { tableType: kind, table: request.params.table },
-        });
-      } catch (error) {
-        if (upload.file) await discardUpload(deps.db, upload.file.id);
-        throw error;
-      }
-      const execution = await startExecution(deps.db, {
-        entity,
-        definition: parsed.definition,
-        file: upload.file,
+      const { execution, warnings } = await startUploadedExecution(deps, request, entity, {
         etl: null,
-        origin: originOf(request),
-        maxExpandedBytes: deps.config.maxExpandedBytes,
+        definitionOf: (upload) => {
+          // `parameters` as a JSON part, or Actito's parameter names as plain fields.
+          const raw: Record<string, unknown> =
+            upload.definition !== undefined ? parseJsonObject(upload.definition) : {};
+          for (const [name, value] of upload.fields) raw[name] ??= value;
+          return parseEtlDefinition({
+            ...raw,
+            target: { tableType: kind, table: request.params.table },
+          });
+        },
       });
       return reply
         .code(202)
         .header("location", `/v4/entity/${encodeURIComponent(entity.name)}/import/${execution.id}`)
-        .send({ id: execution.id, ...warningDetails(parsed.warnings) });
+        .send({ id: execution.id, ...warningDetails(warnings) });
     };
 
   const legacySchema = (what: string) => ({
