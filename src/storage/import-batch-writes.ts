@@ -55,10 +55,14 @@ export async function findKeyOwners(
 ): Promise<Map<string, number>> {
   const owners = new Map<string, number>();
   if (keys.length === 0) return owners;
+  // LATERAL … LIMIT 1: each value one probe of record_keys' primary key (as a join, the planner
+  // hashed every key row of the table: 18 ms a batch at 40,000 records).
   const { rows } = await tx.query<{ attribute: string; value: string; record_id: number }>(
-    `SELECT k.attribute, k.value, k.record_id
+    `SELECT w.attribute, w.value, k.record_id
        FROM unnest($2::text[], $3::text[]) AS w(attribute, value)
-       JOIN record_keys k ON k.table_id = $1 AND k.attribute = w.attribute AND k.value = w.value`,
+      CROSS JOIN LATERAL (
+        SELECT record_id FROM record_keys
+         WHERE table_id = $1 AND attribute = w.attribute AND value = w.value LIMIT 1) AS k`,
     [tableId, keys.map((k) => k.attribute), keys.map((k) => k.value)],
   );
   for (const row of rows) owners.set(`${row.attribute}\u0000${row.value}`, row.record_id);
@@ -107,7 +111,7 @@ const WRITE_BATCH_SQL = `WITH input AS MATERIALIZED (
        INSERT INTO records (record_id, table_id, business_key, attributes, subscriptions, segments)
        OVERRIDING SYSTEM VALUE
        SELECT new_id, $2, business_key, attributes, subscriptions, segments FROM fresh ORDER BY n
-       RETURNING record_id, version, created_at, updated_at),
+       RETURNING 1),
      targets AS (
        SELECT i.*, t.row_ctid
          FROM input i
@@ -122,9 +126,13 @@ const WRITE_BATCH_SQL = `WITH input AS MATERIALIZED (
         WHERE r.ctid = i.row_ctid
         RETURNING i.n, i.keys, i.drop_keys, i.events, r.record_id, r.version, r.created_at,
                   r.updated_at),
+     -- A create is written as fresh drafted it (its id taken above, version 1, both moments the
+     -- statement's now()); joining fresh with inserted's RETURNING instead was planned as a nested
+     -- loop over both (CTEs are estimated at one row): 100 of a 1,000-row batch's 130 ms.
      written AS (
-       SELECT f.n, f.keys, f.events, w.record_id, w.version, w.created_at, w.updated_at
-         FROM fresh f JOIN inserted w ON w.record_id = f.new_id
+       SELECT f.n, f.keys, f.events, f.new_id AS record_id, 1 AS version, now() AS created_at,
+              now() AS updated_at
+         FROM fresh f
        UNION ALL
        SELECT n, keys, events, record_id, version, created_at, updated_at FROM updated),
      dropped AS (
@@ -137,7 +145,8 @@ const WRITE_BATCH_SQL = `WITH input AS MATERIALIZED (
          FROM written w, jsonb_to_recordset(w.keys) AS k(attribute text, value text)
        RETURNING 1),
      events AS (${insertEventDraftsSql("written", "w.events", "$3::boolean", "w.n, t.n")})
-     SELECT (SELECT count(*)::integer FROM written) AS written,
+     SELECT (SELECT count(*)::integer FROM inserted) + (SELECT count(*)::integer FROM updated)
+              AS written,
             (SELECT count(*)::integer FROM events) AS events`;
 
 /**
