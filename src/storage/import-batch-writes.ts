@@ -30,17 +30,24 @@ export async function lockRecordsByKey(
   if (values.length === 0) return found;
   const { rows } = key.byBusinessKey
     ? await tx.query<RecordRow & { found_by: string }>(
+        // records_business_key (unique) serves each value.
         `SELECT business_key AS found_by, ${RECORD_COLUMNS} FROM records
           WHERE table_id = $1 AND business_key = ANY($2::text[])
           ORDER BY record_id FOR UPDATE`,
         [tableId, values],
       )
     : await tx.query<RecordRow & { found_by: string }>(
-        // record_keys' primary key (table_id, attribute, value) serves the probe.
-        `SELECT k.value AS found_by, ${qualified("r")}
-           FROM record_keys k JOIN records r ON r.record_id = k.record_id
-          WHERE k.table_id = $1 AND k.attribute = $2 AND k.value = ANY($3::text[])
-          ORDER BY r.record_id FOR UPDATE OF r`,
+        // Each value one probe of record_keys' primary key (LATERAL … LIMIT 1), each record one of
+        // its own: on a table the planner has no statistics for yet (a first import, autovacuum
+        // off or not run yet), a join was planned as a hash of every key row, spilling to disk.
+        `SELECT k.found_by, ${qualified("records")} FROM records
+           JOIN (SELECT w.value AS found_by, p.record_id
+                   FROM unnest($3::text[]) AS w(value)
+                  CROSS JOIN LATERAL (
+                    SELECT record_id FROM record_keys
+                     WHERE table_id = $1 AND attribute = $2 AND value = w.value LIMIT 1) AS p
+                ) AS k ON records.record_id = k.record_id
+          ORDER BY records.record_id FOR UPDATE OF records`,
         [tableId, key.attribute, values],
       );
   for (const row of rows) found.set(row.found_by, toRecord(row));
@@ -92,6 +99,8 @@ export interface ImportUpdate {
   events: readonly NewChangeEvent[];
 }
 
+// Not prepared (no statement name): each batch is planned with its real sizes, so the plan
+// follows the tables as they grow instead of keeping one made while they were empty.
 // Items are numbered by their row's place in the batch (`n`), which orders the events' ids: file
 // order. Creates take their ids from the identity sequence first, so each inserted row is known to
 // be its item's. Updates reach their (locked) record by a probe of its primary key (LATERAL …

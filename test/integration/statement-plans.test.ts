@@ -16,6 +16,7 @@ import {
   writeRecordsWithEvents,
 } from "../../src/storage/record-event-writes.js";
 import { readLogWindow } from "../../src/storage/delivery-repository.js";
+import { findKeyOwners, lockRecordsByKey } from "../../src/storage/import-batch-writes.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
 
@@ -83,6 +84,12 @@ const WRITES: Record<string, (db: Queryable) => Promise<unknown>> = {
       rowValues: "PROFILE",
       tableVersion: 1,
     }),
+  "import: lock records by a unique attribute": (db) =>
+    lockRecordsByKey(db, "1", { attribute: "emailAddress", byBusinessKey: false }, ["a@b.c"]),
+  "import: lock records by business key": (db) =>
+    lockRecordsByKey(db, "1", { attribute: "orderId", byBusinessKey: true }, ["O1"]),
+  "import: owners of unique values": (db) => findKeyOwners(db, "1", record.keys),
+  // The import's batch write is not prepared: it is planned for each batch with its real sizes.
   "delivery read, lean": (db) =>
     readLogWindow(db, 0, 500, 500, {
       entityId: 1,
