@@ -149,8 +149,8 @@ export async function runImportExecution(
     const read = reader;
     // A defect of the file met while reading ends the run, once the rows before it are applied.
     let readFailure: unknown;
-    const fill = async () => {
-      while (!done && pending.length < settings.batchRows) {
+    const fill = async (limit: number) => {
+      while (!done && pending.length < limit) {
         let next: IteratorResult<FileRow>;
         try {
           next = await source.next();
@@ -173,7 +173,7 @@ export async function runImportExecution(
         log.info("worker stopping: the import is handed back and resumes from its checkpoint");
         return;
       }
-      await fill();
+      await fill(settings.batchRows);
       if (pending.length === 0) {
         if (readFailure !== undefined) throw readFailure;
         break;
@@ -186,35 +186,42 @@ export async function runImportExecution(
         rejectedSoFar,
         maxRejectedRows: execution.definition.maxRejectedRows,
       };
-      let outcome;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          outcome = await db.transaction((tx) => runImportBatch(tx, ctx, pending));
-          break;
-        } catch (caught) {
-          if (caught instanceof StaleTableDefinition) {
-            // The table changed: read it again, check the definition and header against it, and
-            // validate the waiting rows anew.
-            table = await currentTable(db, execution);
-            bound = bind(execution, table);
-            plan = columns(bound, header);
-            ctx.bound = bound;
-            pending = pending.map((p) => pendingRow(bound, plan, p.row, p.bytesRead));
-            continue;
+      let batch = pending.slice(0, settings.batchRows);
+      let redefined = false;
+      const commit = async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await db.transaction((tx) => runImportBatch(tx, ctx, batch));
+          } catch (caught) {
+            if (caught instanceof StaleTableDefinition) {
+              // The table changed: read it again, check the definition and header against it,
+              // and validate the batch's rows anew.
+              table = await currentTable(db, execution);
+              bound = bind(execution, table);
+              plan = columns(bound, header);
+              ctx.bound = bound;
+              batch = batch.map((p) => pendingRow(bound, plan, p.row, p.bytesRead));
+              redefined = true;
+              continue;
+            }
+            const state = sqlState(caught);
+            if (state === SQLSTATE.foreignKeyViolation)
+              throw failed(
+                "HERALD_IMPORT_FAILED",
+                `Table '${table.name}' was deleted during the import`,
+              );
+            const race =
+              caught instanceof BatchRaced ||
+              lostToConcurrency(caught) ||
+              state === SQLSTATE.uniqueViolation;
+            if (!race || attempt >= BATCH_ATTEMPTS) throw caught;
           }
-          const state = sqlState(caught);
-          if (state === SQLSTATE.foreignKeyViolation)
-            throw failed(
-              "HERALD_IMPORT_FAILED",
-              `Table '${table.name}' was deleted during the import`,
-            );
-          const race =
-            caught instanceof BatchRaced ||
-            lostToConcurrency(caught) ||
-            state === SQLSTATE.uniqueViolation;
-          if (!race || attempt >= BATCH_ATTEMPTS) throw caught;
         }
-      }
+      };
+      // The next batch's rows are read and validated while this one is in the database.
+      const [outcome] = await Promise.all([commit(), fill(2 * settings.batchRows)]);
+      // Rows read meanwhile were validated against the definition the batch started with.
+      if (redefined) pending = pending.map((p) => pendingRow(bound, plan, p.row, p.bytesRead));
       inboxCommitted(db);
       // Let the rest of the process in between batches: on the embedded database every query
       // resolves without I/O, and a whole import would otherwise run as one chain of microtasks,
