@@ -26,6 +26,10 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<ScenarioM
     summary: "nine healthy subscriptions' throughput beside one whose endpoint fails everything",
     load: () => import("./failures.js"),
   },
+  import: {
+    summary: "1,000,000-row CSV import with a BULK subscription, against COPY of the same file",
+    load: () => import("./import.js"),
+  },
 };
 
 function parseArguments(argv: string[]): { names: string[]; options: BenchOptions } {
