@@ -54,20 +54,26 @@ export async function storeFile(
   let seq = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
+  /** Bytes already in chunk rows: the next chunk's start offset. */
+  let stored = 0;
   const flush = async () => {
     if (pendingBytes === 0) return;
-    const data = Buffer.concat(pending, pendingBytes);
+    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    // A source handing over more than a chunk at once still makes chunks of FILE_CHUNK_BYTES.
+    const data = joined.subarray(0, FILE_CHUNK_BYTES);
+    const rest = joined.subarray(FILE_CHUNK_BYTES);
     // As base64 text: the embedded database encodes a bytea parameter byte by byte in JavaScript
     // (about 0.3 s per MiB); decode() in SQL takes Node's native base64 instead (10× faster there,
     // and no slower on PostgreSQL).
     await db.query(
       `INSERT INTO stored_file_chunks (file_id, seq, start_offset, data)
        VALUES ($1, $2, $3, decode($4, 'base64'))`,
-      [id, seq, bytes - pendingBytes, data.toString("base64")],
+      [id, seq, stored, data.toString("base64")],
     );
     seq++;
-    pending = [];
-    pendingBytes = 0;
+    stored += data.length;
+    pending = rest.length > 0 ? [rest] : [];
+    pendingBytes = rest.length;
   };
   try {
     for await (const piece of source) {
@@ -77,10 +83,10 @@ export async function storeFile(
       hash.update(chunk);
       pending.push(chunk);
       pendingBytes += chunk.length;
-      if (pendingBytes >= FILE_CHUNK_BYTES) await flush();
+      while (pendingBytes >= FILE_CHUNK_BYTES) await flush();
     }
     if (isTruncated()) throw new FileTooLarge(options.maxBytes);
-    await flush();
+    while (pendingBytes > 0) await flush();
     const sha256 = hash.digest("hex");
     const { rows } = await db.query<FileRow>(
       `UPDATE stored_files SET bytes = $2, sha256 = $3, complete = true WHERE id = $1
