@@ -239,3 +239,6 @@ export function profileEvent(entity: number, record: number, version: number): N
     origin: { kind: "SYSTEM" },
   };
 }
+
+/** Node's flags for a Herald process, as bin/herald.mjs's first line and `npm start` give them. */
+export const HERALD_NODE_FLAGS = ["--max-semi-space-size=4"] as const;

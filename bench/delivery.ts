@@ -59,6 +59,7 @@ import {
   cpuSecondsOf,
   createBenchDatabase,
   fixed,
+  HERALD_NODE_FLAGS,
   postgresUnavailable,
   printTable,
   profileEvent,
@@ -627,18 +628,22 @@ async function memory(options: BenchOptions): Promise<void> {
       { pushMode: "BULK", maxBlockSize: 500 },
       0,
     );
-    const child = spawn(process.execPath, ["bin/herald.mjs", "start", "--role", "worker"], {
-      cwd: new URL("..", import.meta.url).pathname,
-      env: {
-        ...process.env,
-        DATABASE_URL: setup.url,
-        HERALD_ALLOW_INSECURE_TARGETS: "true",
-        HERALD_DEFAULT_ENTITY: ENTITY,
-        HERALD_LOG_LEVEL: "warn",
-        HERALD_WORKER_ID: "bench-memory",
+    const child = spawn(
+      process.execPath,
+      [...HERALD_NODE_FLAGS, "bin/herald.mjs", "start", "--role", "worker"],
+      {
+        cwd: new URL("..", import.meta.url).pathname,
+        env: {
+          ...process.env,
+          DATABASE_URL: setup.url,
+          HERALD_ALLOW_INSECURE_TARGETS: "true",
+          HERALD_DEFAULT_ENTITY: ENTITY,
+          HERALD_LOG_LEVEL: "warn",
+          HERALD_WORKER_ID: "bench-memory",
+        },
+        stdio: ["ignore", "inherit", "inherit"],
       },
-      stdio: ["ignore", "inherit", "inherit"],
-    });
+    );
     const pid = child.pid!;
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid).rss)), 100);

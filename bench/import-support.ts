@@ -15,7 +15,7 @@ import { pipeline } from "node:stream/promises";
 import { stringify } from "csv-stringify";
 import pg from "pg";
 import { request } from "undici";
-import { cpuSecondsOf } from "./bench-support.js";
+import { cpuSecondsOf, HERALD_NODE_FLAGS } from "./bench-support.js";
 import type { ReceiverCounts } from "./receiver-process.js";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -195,11 +195,15 @@ export interface HeraldProcess {
  * (prefixed with `label`), the rest is kept for `logged` and `recent`.
  */
 export function startHeraldProcess(label: string, env: Record<string, string>): HeraldProcess {
-  const child: ChildProcess = spawn(process.execPath, ["bin/herald.mjs", "start"], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...HERALD_NODE_FLAGS, "bin/herald.mjs", "start"],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const history: LogLine[] = [];
   const waiters = new Set<(line: LogLine) => void>();
   let exitCode: number | null | undefined;
