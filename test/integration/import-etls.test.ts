@@ -194,6 +194,41 @@ for (const { backend, skip } of await testBackends()) {
       assert.match(record.body, /3\.5/);
     });
 
+    test("foreign keys are checked as for API writes: a row naming no record is rejected", async () => {
+      const customer = await t.request("POST", "/v4/entity/acme/table/Customers/profile", {
+        attributes: [
+          { name: "customerId", value: "FK-1" },
+          { name: "emailAddress", value: "fk1@x.io" },
+        ],
+      });
+      assert.equal(customer.statusCode, 200, customer.body);
+      const profileId = (customer.json() as { profileId: number }).profileId;
+      const tickets = await t.request("POST", "/v5/entities/acme/custom-tables", {
+        name: "Tickets",
+        type: "LINKED_DATA",
+        primaryKeyAttribute: "ticketId",
+        attributes: [
+          { name: "ticketId", valueType: "STRING", mandatory: true, unique: true },
+          { name: "customer", valueType: "LONG" },
+        ],
+        foreignKeys: [
+          { attribute: "customer", referencedTable: { kind: "PROFILE_TABLE", id: "Customers" } },
+        ],
+      });
+      assert.equal(tickets.statusCode, 201, tickets.body);
+      const id = await t.startImport(
+        { target: { tableType: "CUSTOM_TABLE", table: "Tickets" } },
+        { name: "t.csv", content: `ticketId,customer\nT1,${profileId}\nT2,999999\nT3,\n` },
+      );
+      const done = await t.finished(id);
+      assert.equal(done.status, "WITH_ERROR", JSON.stringify(done));
+      assert.deepEqual(done.counts, { read: 3, created: 2, updated: 0, unchanged: 0, rejected: 1 });
+      assert.deepEqual(
+        done.rejectedRows.map((r) => [r.line, r.code, r.column]),
+        [[3, "HERALD_REFERENCED_RECORD_NOT_FOUND", "customer"]],
+      );
+    });
+
     test("subscriptions on ETL: an unknown ETL is 404, a name is stored as the id, none means all", async () => {
       const etl = (await t.request("POST", ETLS, { ...daily, name: "watched" })).json() as {
         id: string;
