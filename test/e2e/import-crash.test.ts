@@ -1,7 +1,8 @@
 /**
  * An import across a worker crash (issue #13, PostgreSQL): a large file is uploaded to an API
  * process, a worker process (`herald start --role worker`) is killed with SIGKILL in the middle of
- * the import, and another worker resumes it from its checkpoint. Afterwards the table holds exactly
+ * the import, and another worker resumes it from its checkpoint; that one is stopped with SIGTERM
+ * midway and hands the import to a third at once. Afterwards the table holds exactly
  * the file's rows, the log holds exactly one event per changed row (checked by origin line), and a
  * BULK subscriber received every one of them, with STARTED and FINISHED around them.
  */
@@ -143,6 +144,22 @@ describe(
 
           const second = startHeraldProcess(t.url!, "worker");
           processes.push(second);
+          // A worker stopped with SIGTERM finishes its batch and hands the execution back at once:
+          // the next worker resumes it without waiting for the lease to run out.
+          await eventually(
+            async () =>
+              ((await execution()).counts as { read: number }).read >= before.counts.read + 20_000,
+            120_000,
+            "the second worker to make progress",
+          );
+          assert.equal(await second.kill("SIGTERM"), 0, "SIGTERM exits cleanly mid-import");
+          const handedBack = await t.db.query<{ lease_owner: string | null; status: string }>(
+            "SELECT lease_owner, status FROM etl_executions WHERE id = $1",
+            [Number(id)],
+          );
+          assert.deepEqual(handedBack.rows[0], { lease_owner: null, status: "RUNNING" });
+          const third = startHeraldProcess(t.url!, "worker");
+          processes.push(third);
           await eventually(
             async () => !["PENDING", "RUNNING"].includes((await execution()).status as string),
             150_000,
@@ -205,7 +222,7 @@ describe(
           console.log(
             `# import crash test: killed at ${before.counts.read} of ${ROWS} rows; ${receiver.requests.length} pushes delivered ${seen.size} distinct events`,
           );
-          assert.equal(await second.kill("SIGTERM"), 0, "SIGTERM exits cleanly");
+          assert.equal(await third.kill("SIGTERM"), 0, "SIGTERM exits cleanly");
         } finally {
           for (const p of processes) if (p.child.exitCode === null) await p.kill("SIGKILL");
           if (process.env.HERALD_E2E_DEBUG) for (const p of processes) console.log(p.output());
