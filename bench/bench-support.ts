@@ -150,31 +150,14 @@ export async function startBenchHerald(
   const sequencer = (options.sequencer ?? true) ? await startSequencer({ db, logger }) : undefined;
   const app = await buildApp({ db, config, logger });
   const origin = await app.listen({ port: 0, host: "127.0.0.1" });
-  const tokenResponse = await request(`${origin}/auth/token`, {
-    headers: { authorization: BENCH_ADMIN_KEY },
-  });
-  const { accessToken } = (await tokenResponse.body.json()) as { accessToken: string };
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const response = await request(`${origin}${path}`, {
-      method: method as "GET",
-      headers: {
-        authorization: `Bearer ${accessToken}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.body.text();
-    if (response.statusCode >= 300)
-      throw new Error(`${method} ${path} answered ${response.statusCode}: ${text.slice(0, 500)}`);
-    return (text ? JSON.parse(text) : undefined) as T;
-  };
+  const { call, token } = await apiClient(origin, BENCH_ADMIN_KEY);
   return {
     db,
     app,
     sequencer,
     config,
     origin,
-    token: accessToken,
+    token,
     call,
     stop: async () => {
       await app.close();
@@ -242,3 +225,30 @@ export function profileEvent(entity: number, record: number, version: number): N
 
 /** Node's flags for a Herald process, as bin/herald.mjs's first line and `npm start` give them. */
 export const HERALD_NODE_FLAGS = ["--max-semi-space-size=4"] as const;
+
+/** GET /auth/token with the admin key, then JSON calls with the bearer token. */
+export async function apiClient(origin: string, adminKey: string) {
+  const tokenResponse = await request(`${origin}/auth/token`, {
+    headers: { authorization: adminKey },
+  });
+  if (tokenResponse.statusCode !== 200)
+    throw new Error(`GET /auth/token answered ${tokenResponse.statusCode}`);
+  const { accessToken } = (await tokenResponse.body.json()) as { accessToken: string };
+  return {
+    token: accessToken,
+    call: async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+      const response = await request(`${origin}${path}`, {
+        method: method as "GET",
+        headers: {
+          authorization: `Bearer ${accessToken}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.body.text();
+      if (response.statusCode >= 300)
+        throw new Error(`${method} ${path} answered ${response.statusCode}: ${text.slice(0, 500)}`);
+      return (text ? JSON.parse(text) : undefined) as T;
+    },
+  };
+}

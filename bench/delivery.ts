@@ -54,7 +54,7 @@ import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
 import { countEvents } from "./event-count.js";
-import type { ReceiverCounts } from "./receiver-process.js";
+import { startReceiverProcess } from "./receiver-launch.js";
 import {
   cpuSecondsOf,
   createBenchDatabase,
@@ -293,46 +293,6 @@ async function startReceiver(): Promise<Receiver> {
   return receiver;
 }
 
-interface ReceiverProcess {
-  url: string;
-  pid: number;
-  counts(): Promise<ReceiverCounts>;
-  close(): Promise<void>;
-}
-
-/**
- * The BULK receiver in a process of its own (receiver-process.ts), as a real endpoint is: its work
- * (HTTP parsing, counting, sampled signature checks) neither runs on the worker's event loop nor
- * counts as the worker's CPU; the bench reports its CPU time apart.
- */
-async function startReceiverProcess(): Promise<ReceiverProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/receiver-process.ts"], {
-    cwd: new URL("..", import.meta.url).pathname,
-    env: { ...process.env, HERALD_BENCH_SECRET: BENCH_SECRET },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const next = () =>
-    new Promise<unknown>((resolve, reject) => {
-      child.once("message", resolve);
-      void exited.then(() => reject(new Error("the receiver process exited")));
-    });
-  const { url } = (await next()) as { url: string };
-  return {
-    url,
-    pid: child.pid!,
-    counts: async () => {
-      const answer = next();
-      child.send("counts");
-      return (await answer) as ReceiverCounts;
-    },
-    close: async () => {
-      child.send("close");
-      await exited;
-    },
-  };
-}
-
 function loadAverage(): string {
   return readFileSync("/proc/loadavg", "utf8").split(" ")[0] ?? "?";
 }
@@ -408,7 +368,7 @@ async function throughput(options: BenchOptions): Promise<void> {
 async function bulk(options: BenchOptions): Promise<void> {
   const total = Number(process.env.HERALD_BENCH_BULK_EVENTS ?? 200_000);
   const setup = await setUp(options);
-  const receiver = await startReceiverProcess();
+  const receiver = await startReceiverProcess(BENCH_SECRET);
   try {
     await insertBacklog(setup, total);
     const head = await readLogHead(setup.db);

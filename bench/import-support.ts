@@ -16,7 +16,6 @@ import { stringify } from "csv-stringify";
 import pg from "pg";
 import { request } from "undici";
 import { cpuSecondsOf, HERALD_NODE_FLAGS } from "./bench-support.js";
-import type { ReceiverCounts } from "./receiver-process.js";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -255,71 +254,6 @@ export function startHeraldProcess(label: string, env: Record<string, string>): 
       const forced = setTimeout(() => child.kill("SIGKILL"), 30_000);
       await exited;
       clearTimeout(forced);
-    },
-  };
-}
-
-/** GET /auth/token with the admin key, then JSON calls with the bearer token. */
-export async function apiClient(origin: string, adminKey: string) {
-  const tokenResponse = await request(`${origin}/auth/token`, {
-    headers: { authorization: adminKey },
-  });
-  if (tokenResponse.statusCode !== 200)
-    throw new Error(`GET /auth/token answered ${tokenResponse.statusCode}`);
-  const { accessToken } = (await tokenResponse.body.json()) as { accessToken: string };
-  return {
-    token: accessToken,
-    call: async <T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> => {
-      const response = await request(`${origin}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await response.body.text();
-      if (response.statusCode >= 300)
-        throw new Error(`${method} ${path} answered ${response.statusCode}: ${text.slice(0, 500)}`);
-      return (text ? JSON.parse(text) : undefined) as T;
-    },
-  };
-}
-
-// The receiver --------------------------------------------------------------------------------------
-
-export interface ReceiverProcess {
-  url: string;
-  pid: number;
-  counts(): Promise<ReceiverCounts>;
-  close(): Promise<void>;
-}
-
-/** bench/receiver-process.ts (the delivery bench's endpoint) in a process of its own. */
-export async function startReceiverProcess(secret: string): Promise<ReceiverProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/receiver-process.ts"], {
-    cwd: ROOT,
-    env: { ...process.env, HERALD_BENCH_SECRET: secret },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const next = () =>
-    new Promise<unknown>((resolve, reject) => {
-      child.once("message", resolve);
-      void exited.then(() => reject(new Error("the receiver process exited")));
-    });
-  const { url } = (await next()) as { url: string };
-  return {
-    url,
-    pid: child.pid!,
-    counts: async () => {
-      const answer = next();
-      child.send("counts");
-      return (await answer) as ReceiverCounts;
-    },
-    close: async () => {
-      child.send("close");
-      await exited;
     },
   };
 }

@@ -30,6 +30,7 @@ import pg from "pg";
 import copyStreams from "pg-copy-streams";
 import type { BenchOptions } from "./bench-support.js";
 import {
+  apiClient,
   cpuSecondsOf,
   createBenchDatabase,
   fixed,
@@ -37,15 +38,14 @@ import {
   printTable,
 } from "./bench-support.js";
 import type { HeraldProcess, RssSampler } from "./import-support.js";
+import { startReceiverProcess } from "./receiver-launch.js";
 import {
-  apiClient,
   BackendWatch,
   CEILING_COPY_SQL,
   CEILING_TABLE_SQL,
   PROFILE_ATTRIBUTES,
   sampleRss,
   startHeraldProcess,
-  startReceiverProcess,
   uploadImport,
   writeProfilesCsv,
 } from "./import-support.js";

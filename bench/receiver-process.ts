@@ -1,6 +1,6 @@
 /**
  * The BULK bench's endpoint, in a process of its own (as a real receiver would be: on another
- * machine, not on the worker's event loop). Started by startReceiverProcess (delivery.ts) with an
+ * machine, not on the worker's event loop). Started by startReceiverProcess (receiver-launch.ts) with an
  * IPC channel; it listens on loopback, reads every body, counts its events without parsing it
  * (countEvents), and answers 200 once the body is in.
  *
