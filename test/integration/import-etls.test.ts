@@ -194,6 +194,27 @@ for (const { backend, skip } of await testBackends()) {
       assert.match(record.body, /3\.5/);
     });
 
+    test("part aliases: the definition as a JSON file part named parameters, the data as dataFile", async () => {
+      const response = await t.upload([
+        {
+          name: "dataFile",
+          filename: "a.csv",
+          content: "customerId,emailAddress\nAL-1,al1@x.io\n",
+        },
+        {
+          name: "parameters",
+          filename: "definition.json",
+          contentType: "application/json",
+          content: JSON.stringify({ target: { table: "Customers" }, keyAttribute: "customerId" }),
+        },
+      ]);
+      assert.equal(response.statusCode, 202, response.body);
+      assert.match(response.headers.location as string, /\/etl-executions\/\d+$/);
+      const done = await t.finished((response.json() as { executionId: string }).executionId);
+      assert.equal(done.status, "SUCCESS", JSON.stringify(done));
+      assert.equal(done.file.name, "a.csv");
+    });
+
     test("foreign keys are checked as for API writes: a row naming no record is rejected", async () => {
       const customer = await t.request("POST", "/v4/entity/acme/table/Customers/profile", {
         attributes: [
