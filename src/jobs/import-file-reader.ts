@@ -154,6 +154,9 @@ export async function openImportReader(
   return { header, rows: iterator, bytesRead: position, close };
 }
 
+/** The longest record (CSV) or line (NDJSON) read, in characters: far beyond any real row. */
+export const MAX_RECORD_CHARACTERS = 1 << 20;
+
 interface ParsedRecord {
   header: string[];
   row: FileRow | undefined;
@@ -165,6 +168,9 @@ function withoutLineBreak(raw: string): string {
 
 async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<ParsedRecord> {
   const parser = parseCsv({
+    // A file without line breaks (or a quote left open) must not become one record the size of
+    // the file in memory: past this it stops with CSV_MAX_RECORD_SIZE.
+    max_record_size: MAX_RECORD_CHARACTERS,
     delimiter: settings.separator,
     quote: settings.quote,
     escape: settings.escape,
@@ -255,6 +261,10 @@ async function* ndjsonRows(text: Readable): AsyncGenerator<ParsedRecord> {
       newline = buffered.indexOf("\n", start);
     }
     buffered = buffered.slice(start);
+    if (buffered.length > MAX_RECORD_CHARACTERS)
+      throw new ImportFileError(
+        `line ${lineNumber + 1} is longer than ${MAX_RECORD_CHARACTERS} characters; a line of NDJSON holds one record`,
+      );
   }
   if (buffered !== "") yield* parseLine(buffered);
 }

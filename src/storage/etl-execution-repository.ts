@@ -300,7 +300,9 @@ export async function finishExecution(
 ): Promise<StoredExecution | undefined> {
   const { rows } = await tx.query<ExecutionRow>(
     `UPDATE etl_executions
-        SET status = $3, error = $4::jsonb, finished_at = now(), lease_owner = NULL, lease_until = NULL
+        SET status = $3, error = $4::jsonb, finished_at = now(), lease_owner = NULL, lease_until = NULL,
+            -- Read to its end: progress says the whole file, whatever its line breaks counted.
+            bytes_read = CASE WHEN $3 IN ('SUCCESS', 'WITH_ERROR') THEN file_bytes ELSE bytes_read END
       WHERE id = $1
         AND (($2::text IS NOT NULL AND lease_owner = $2 AND status = 'RUNNING')
           OR ($2::text IS NULL AND status = 'PENDING'))

@@ -10,6 +10,15 @@ export interface RejectedRow {
 }
 
 /** Inserts a batch's rejected rows (in its transaction). */
+/** Most characters of a rejected line kept (the rest is cut, marked with " […]"). */
+export const REJECTED_LINE_CHARACTERS = 65_536;
+
+function kept(raw: string): string {
+  return raw.length <= REJECTED_LINE_CHARACTERS
+    ? raw
+    : `${raw.slice(0, REJECTED_LINE_CHARACTERS)} […]`;
+}
+
 export async function insertRejectedRows(
   tx: Queryable,
   executionId: string,
@@ -29,7 +38,7 @@ export async function insertRejectedRows(
           column_name: r.column,
           code: r.code,
           message: r.message,
-          raw: r.raw,
+          raw: kept(r.raw),
         })),
       ),
     ],

@@ -521,9 +521,9 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await records("Customers")).length, 1);
     });
 
-    test("bytes that are not UTF-8 past the first megabyte end the execution ERROR, naming the line", async () => {
+    test("bytes that are not UTF-8 past the first lines end the execution ERROR, naming the line", async () => {
       const content = Buffer.concat([
-        Buffer.from(`customerId,emailAddress,firstName\nC1,a@x.io,${"x".repeat(1_100_000)}\nC2,`),
+        Buffer.from(`customerId,emailAddress,firstName\nC1,a@x.io,${"x".repeat(200_000)}\nC2,`),
         Buffer.from([0xff, 0xfe]),
         Buffer.from(",b@x.io\n"),
       ]);
@@ -556,6 +556,35 @@ for (const { backend, skip } of await testBackends()) {
       }
       const data = await events("PROFILE_TABLE");
       assert.equal(data.length, 2 * keys.length, "one event per row of each file");
+    });
+
+    test("a record longer than 1 MiB (a file without line breaks) ends the execution ERROR", async () => {
+      const long = "x".repeat(1_100_000);
+      // Found while the header is read at upload (400), or later while the import runs (ERROR).
+      const upload = await t.upload([
+        { name: "etlDefinition", content: JSON.stringify(customers()) },
+        {
+          name: "inputFile",
+          filename: "long.csv",
+          content: `customerId,emailAddress,firstName\nC1,a@x.io,Ann\nC2,b@x.io,${long}\n`,
+        },
+      ]);
+      const failure =
+        upload.statusCode === 202
+          ? (await t.finished((upload.json() as { executionId: string }).executionId)).error
+          : (upload.json() as { code: string; message: string });
+      assert.ok([202, 400].includes(upload.statusCode), upload.body);
+      assert.equal(failure?.code, "HERALD_INVALID_FILE");
+      assert.match(failure!.message, /Max Record Size/);
+      const ndjson = await t.finished(
+        await t.startImport(customers("CREATE_UPDATE", { file: { format: "NDJSON" } }), {
+          name: "long.ndjson",
+          content: `{"customerId":"N1","emailAddress":"n1@x.io"}\n{"customerId":"N2","firstName":"${long}`,
+        }),
+      );
+      assert.equal(ndjson.status, "ERROR", JSON.stringify(ndjson.error));
+      assert.match(ndjson.error!.message, /line 2 is longer than 1048576 characters/);
+      assert.equal(ndjson.counts.created, 1, "the line before it is applied");
     });
 
     test("STARTED and FINISHED carry §7.1's payload keys", async () => {
