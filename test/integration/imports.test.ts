@@ -587,6 +587,40 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(ndjson.counts.created, 1, "the line before it is applied");
     });
 
+    test("a table definition changed during an import: the import goes on under the new definition", async () => {
+      const growing = { ...CUSTOMERS, name: "Growing" };
+      assert.equal((await t.request("POST", PROFILE_TABLES, growing)).statusCode, 201);
+      const rows = 1500;
+      const content = `customerId,emailAddress\n${Array.from({ length: rows }, (_, i) => `G${i},g${i}@x.io`).join("\n")}\n`;
+      const id = await t.startImport(
+        { target: { table: "Growing" }, keyAttribute: "customerId" },
+        { name: "g.csv", content },
+      );
+      let readAtChange: number;
+      for (;;) {
+        const e = (
+          await t.request("GET", `/mass-imports/v5/entities/acme/etl-executions/${id}`)
+        ).json() as {
+          counts: { read: number };
+        };
+        if (e.counts.read > 0) {
+          readAtChange = e.counts.read;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const put = await t.request("PUT", `${PROFILE_TABLES}/Growing`, {
+        ...growing,
+        attributes: [...growing.attributes, { name: "city", type: "CUSTOM", valueType: "STRING" }],
+      });
+      assert.equal(put.statusCode, 200, put.body);
+      const done = await t.finished(id);
+      assert.equal(done.status, "SUCCESS", JSON.stringify(done));
+      assert.equal(done.counts.created, rows);
+      assert.equal((await records("Growing")).length, rows);
+      assert.ok(readAtChange < rows, `the definition changed mid-import (at row ${readAtChange})`);
+    });
+
     test("STARTED and FINISHED carry §7.1's payload keys", async () => {
       const id = await t.startImport(customers(), {
         name: "c.csv",
