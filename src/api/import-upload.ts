@@ -4,6 +4,7 @@
  * is read as text (a JSON file or a plain field), other fields are kept as text. Parts may come in
  * any order. Any failure after the file was stored removes it.
  */
+import { finished } from "node:stream/promises";
 import type { FastifyRequest } from "fastify";
 import { HeraldError } from "../domain/errors.js";
 import type { Database } from "../storage/database.js";
@@ -98,7 +99,7 @@ export async function receiveImportUpload(
         } else {
           // A part Herald does not read: consumed, so the rest of the body arrives.
           part.file.resume();
-          await new Promise((resolve) => part.file.on("end", resolve));
+          await finished(part.file);
         }
       } else if (typeof part.value === "string") {
         if ((DEFINITION_PARTS as readonly string[]).includes(name)) upload.definition = part.value;

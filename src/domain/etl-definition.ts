@@ -8,6 +8,7 @@
 import type { TableKind } from "./data-table.js";
 import type { ErrorDetail } from "./errors.js";
 import { HeraldError } from "./errors.js";
+import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "./safe-text.js";
 import type { Transformation } from "./import-transformations.js";
 import { parseTransformations } from "./import-transformations.js";
 
@@ -302,6 +303,8 @@ export function parseEtlDefinition(raw: unknown): ParsedDefinition {
       { path: "", message: "must be a JSON object" },
     ]);
   }
+  const unstorable = findUnstorableText(raw, "");
+  if (unstorable !== undefined) p.add(unstorable, UNSTORABLE_TEXT_MESSAGE);
   p.unknownKeys(raw, TOP_LEVEL_KEYS, "");
   const definition: EtlDefinition = {
     target: parseTarget(p, raw),

@@ -28,4 +28,12 @@ export function findUnstorableText(value: unknown, path: string, depth = 0): str
   return undefined;
 }
 
+// eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL refuses
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** `text` with what PostgreSQL cannot store replaced by U+FFFD (for text kept as evidence). */
+export function storableText(text: string): string {
+  return isStorableText(text) ? text : text.replace(UNSTORABLE, "\ufffd");
+}
+
 export const UNSTORABLE_TEXT_MESSAGE = "holds a NUL character or an unpaired surrogate";

@@ -43,6 +43,12 @@ export interface ImportRunSettings {
   stopping(): boolean;
 }
 
+/**
+ * Most characters of file rows waiting for their batch (with their parsed cells, about three times
+ * that in memory): a batch is cut short rather than holding more.
+ */
+const MAX_PENDING_CHARACTERS = 16 * 1024 * 1024;
+
 /** Tries of a batch that lost a race (a deadlock, a value a concurrent writer took meanwhile). */
 const BATCH_ATTEMPTS = 5;
 
@@ -149,8 +155,10 @@ export async function runImportExecution(
     const read = reader;
     // A defect of the file met while reading ends the run, once the rows before it are applied.
     let readFailure: unknown;
+    // Rows wait in memory by count and by size: a file of 1 MiB lines must not hold thousands.
+    let pendingCharacters = 0;
     const fill = async (limit: number) => {
-      while (!done && pending.length < limit) {
+      while (!done && pending.length < limit && pendingCharacters < MAX_PENDING_CHARACTERS) {
         let next: IteratorResult<FileRow>;
         try {
           next = await source.next();
@@ -165,6 +173,7 @@ export async function runImportExecution(
         }
         if (next.value.index < skip) continue; // applied by an earlier run
         pending.push(pendingRow(bound, plan, next.value, read.bytesRead()));
+        pendingCharacters += next.value.raw.length;
       }
     };
     for (;;) {
@@ -227,6 +236,8 @@ export async function runImportExecution(
       // resolves without I/O, and a whole import would otherwise run as one chain of microtasks,
       // with no HTTP request (not even /healthz) answered until it ends.
       await new Promise((resolve) => setImmediate(resolve));
+      for (const consumed of pending.slice(0, outcome.consumed))
+        pendingCharacters -= consumed.row.raw.length;
       pending = pending.slice(outcome.consumed);
       rejectedSoFar = outcome.counts.rejected;
       if (outcome.tooManyRejected) {

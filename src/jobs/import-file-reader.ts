@@ -189,7 +189,9 @@ async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<
       raw: string;
       info: { lines: number };
     }>) {
-      const raw = withoutLineBreak(item.raw);
+      // raw also holds the line breaks of the empty lines skipped before the record (a record
+      // never starts with a line break: a quoted one starts with its quote).
+      const raw = withoutLineBreak(item.raw).replace(/^(?:\r\n|\r|\n)+/, "");
       // csv-parse counts CR LF, a lone LF and a lone CR each as one line break.
       const line = item.info.lines - (raw.match(/\r\n|\r|\n/g)?.length ?? 0);
       if (!header) {

@@ -18,6 +18,7 @@ import type { StoredExecution } from "../storage/etl-execution-repository.js";
 import {
   claimExecution,
   hasRunnableExecution,
+  recordExecutionFailure,
   releaseExecutionLeases,
 } from "../storage/etl-execution-repository.js";
 import { JOBS_CHANNEL, onJobsCreated } from "../storage/job-channels.js";
@@ -36,7 +37,7 @@ export const IMPORT_WORKER_DEFAULTS = {
    */
   batchRows: { postgres: 1_000, pglite: 250 },
   /** Runs of one execution that ended in an unexpected error before it is given up as ERROR. */
-  maxRuns: 5,
+  maxFailures: 5,
 } as const;
 
 export interface ImportWorkerOptions {
@@ -94,18 +95,30 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
     return claimed?.execution;
   }
 
+  /**
+   * An unexpected error (the database gone, say) ended a run: the execution keeps its lease until
+   * it expires, then any worker resumes it. After `maxFailures` such failures it ends ERROR. Never
+   * throws: nothing awaits this until the worker stops.
+   */
   async function giveUpOrRetry(execution: StoredExecution, error: unknown): Promise<void> {
-    const { runs } = execution;
     logger.error(
       { err: error, executionId: execution.id },
       "the import stopped on an unexpected error; it resumes from its checkpoint when its lease expires",
     );
-    if (runs < IMPORT_WORKER_DEFAULTS.maxRuns) return;
-    const entity = await findEntityById(db, execution.entityId);
-    await finish(settings, execution.id, entity?.name ?? "", "ERROR", {
-      code: "HERALD_IMPORT_FAILED",
-      message: `The import could not finish: it failed ${runs} times, last with: ${(error as Error).message}`,
-    }).catch(() => {});
+    try {
+      const failures = await recordExecutionFailure(db, execution.id, owner);
+      if (failures === undefined || failures < IMPORT_WORKER_DEFAULTS.maxFailures) return;
+      const entity = await findEntityById(db, execution.entityId);
+      await finish(settings, execution.id, entity?.name ?? "", "ERROR", {
+        code: "HERALD_IMPORT_FAILED",
+        message: `The import could not finish: it failed ${failures} times, last with: ${(error as Error).message}`,
+      });
+    } catch (failure) {
+      logger.warn(
+        { err: failure, executionId: execution.id },
+        "cannot record the import's failure; it is retried when its lease expires",
+      );
+    }
   }
 
   function run(execution: StoredExecution): void {

@@ -326,6 +326,7 @@ export async function lockExecution(
   entityId: number,
   id: string,
 ): Promise<StoredExecution | undefined> {
+  if (!/^\d{1,15}$/.test(id)) return undefined;
   const { rows } = await tx.query<ExecutionRow>(
     `SELECT ${EXECUTION_COLUMNS} FROM etl_executions WHERE entity_id = $1 AND id = $2 FOR UPDATE`,
     [entityId, Number(id)],
@@ -350,4 +351,22 @@ export async function releaseExecutionLeases(db: Queryable, owner: string): Prom
       WHERE lease_owner = $1 AND status = 'RUNNING'`,
     [owner],
   );
+}
+
+/**
+ * Counts a run that ended on an unexpected error (the execution stays RUNNING under the lease of
+ * `owner` until it expires); the failures so far, or undefined when `owner` no longer holds it.
+ */
+export async function recordExecutionFailure(
+  db: Queryable,
+  id: string,
+  owner: string,
+): Promise<number | undefined> {
+  const { rows } = await db.query<{ failures: number }>(
+    `UPDATE etl_executions SET failures = failures + 1
+      WHERE id = $1 AND lease_owner = $2 AND status = 'RUNNING'
+      RETURNING failures`,
+    [Number(id), owner],
+  );
+  return rows[0]?.failures;
 }

@@ -1,4 +1,5 @@
 /** SQL of an import execution's rejected rows (written in the batch's transaction). */
+import { storableText } from "../domain/safe-text.js";
 import type { Queryable } from "./database.js";
 
 export interface RejectedRow {
@@ -13,10 +14,17 @@ export interface RejectedRow {
 /** Most characters of a rejected line kept (the rest is cut, marked with " […]"). */
 export const REJECTED_LINE_CHARACTERS = 65_536;
 
+/**
+ * A rejected line as kept: at most REJECTED_LINE_CHARACTERS (cut between characters, never inside
+ * a surrogate pair), with what PostgreSQL cannot store (a NUL, a lone surrogate: the reasons such a
+ * line is rejected) replaced by U+FFFD.
+ */
 function kept(raw: string): string {
-  return raw.length <= REJECTED_LINE_CHARACTERS
-    ? raw
-    : `${raw.slice(0, REJECTED_LINE_CHARACTERS)} […]`;
+  if (raw.length <= REJECTED_LINE_CHARACTERS) return storableText(raw);
+  let end = REJECTED_LINE_CHARACTERS;
+  const last = raw.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${storableText(raw.slice(0, end))} […]`;
 }
 
 export async function insertRejectedRows(
@@ -35,9 +43,9 @@ export async function insertRejectedRows(
       JSON.stringify(
         rows.map((r) => ({
           line: r.line,
-          column_name: r.column,
+          column_name: r.column === null ? null : storableText(r.column),
           code: r.code,
-          message: r.message,
+          message: storableText(r.message),
           raw: kept(r.raw),
         })),
       ),

@@ -275,6 +275,59 @@ for (const { backend, skip } of await testBackends()) {
       assert.match(done.error!.message, /deleted/);
     });
 
+    test("text PostgreSQL cannot store: a 400 in a definition, a rejected row in a file", async () => {
+      await refused(
+        withFile({ ...DEFINITION, source: { path: "a\u0000b" } }, GOOD_CSV),
+        400,
+        "HERALD_INVALID_ETL_DEFINITION",
+        "source.path",
+      );
+      const etl = await t.request("POST", "/mass-imports/v5/entities/acme/etls", {
+        ...DEFINITION,
+        name: "nul\u0000name",
+      });
+      assert.equal(etl.statusCode, 400, etl.body);
+      // A NUL in a value, and a rejected line cut at 64 Ki characters in the middle of an emoji.
+      const prefix = "C3,c@x.io,";
+      const long = `${prefix}${"a".repeat(65_535 - prefix.length)}\u{1F600}tail`;
+      const content = `customerId,emailAddress,firstName\nC1,a@x.io,Ann\nC2,b@x.io,B\u0000b\n${long},extra\nC4,d@x.io,Dee\n`;
+      const done = await t.finished(await t.startImport(DEFINITION, { name: "nul.csv", content }));
+      assert.equal(done.status, "WITH_ERROR", JSON.stringify(done));
+      assert.deepEqual(done.counts, { read: 4, created: 2, updated: 0, unchanged: 0, rejected: 2 });
+      assert.deepEqual(
+        done.rejectedRows.map((r) => [r.line, r.code]),
+        [
+          [3, "HERALD_INVALID_VALUE"],
+          [4, "HERALD_INVALID_ROW"],
+        ],
+      );
+      const file = await t.request(
+        "GET",
+        `/mass-imports/v5/entities/acme/etl-executions/${done.id}/rejected-rows`,
+      );
+      assert.equal(file.statusCode, 200);
+      assert.ok(file.body.includes("B\ufffdb"), "the NUL is kept as U+FFFD");
+      assert.ok(file.body.includes("a […]"), "the long line is cut before the emoji");
+    });
+
+    test("CSV line numbers count the empty lines skipped before a record", async () => {
+      const done = await t.finished(
+        await t.startImport(DEFINITION, {
+          name: "gaps.csv",
+          content: "customerId,emailAddress\nC1,a@x.io\n\n\nC2,bad\nC3,c@x.io\n\nC4,worse\n",
+        }),
+      );
+      assert.deepEqual(
+        done.rejectedRows.map((r) => r.line),
+        [5, 8],
+      );
+      const file = await t.request(
+        "GET",
+        `/mass-imports/v5/entities/acme/etl-executions/${done.id}/rejected-rows`,
+      );
+      assert.match(file.body, /\n5,"C2,bad",/);
+    });
+
     test("unknown executions and ETLs: 404", async () => {
       for (const url of [
         "/mass-imports/v5/entities/acme/etl-executions/999",
@@ -285,6 +338,13 @@ for (const { backend, skip } of await testBackends()) {
       ]) {
         const response = await t.request("GET", url);
         assert.equal(response.statusCode, 404, `${url}: ${response.body}`);
+      }
+      for (const id of ["abc", "99999999999999999999", "999"]) {
+        const cancel = await t.request(
+          "POST",
+          `/mass-imports/v5/entities/acme/etl-executions/${id}/cancel`,
+        );
+        assert.equal(cancel.statusCode, 404, `cancel ${id}: ${cancel.body}`);
       }
     });
   });

@@ -154,8 +154,12 @@ const importRoutes: RouteModule = async (app, deps) => {
           for (;;) {
             const rows = await readRejectedRows(deps.db, execution.id, after, 1000);
             for (const r of rows) {
+              if (csv.destroyed) return; // the client went away
               if (!csv.write([r.line, r.raw, r.code, r.message, r.column ?? ""]))
-                await new Promise((resolve) => csv.once("drain", resolve));
+                await new Promise((resolve) => {
+                  csv.once("drain", resolve);
+                  csv.once("close", resolve);
+                });
             }
             if (rows.length < 1000) break;
             after = rows[rows.length - 1]!.line;

@@ -60,7 +60,8 @@ CREATE TABLE etl_executions (
   finished_at         timestamptz,
   lease_owner         text,
   lease_until         timestamptz,
-  runs                integer NOT NULL DEFAULT 0,
+  runs                integer NOT NULL DEFAULT 0,   -- claims (a resumed execution has several)
+  failures            integer NOT NULL DEFAULT 0,   -- runs ended by an unexpected error
   cancel_requested    boolean NOT NULL DEFAULT false,
   checkpoint_records  bigint NOT NULL DEFAULT 0,
   checkpoint_line     bigint NOT NULL DEFAULT 0,
