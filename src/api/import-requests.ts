@@ -18,8 +18,8 @@ import { bindImport, planColumns } from "../jobs/import-rows.js";
 import type { Database } from "../storage/database.js";
 import type { StoredExecution } from "../storage/etl-execution-repository.js";
 import type { RejectedRow } from "../storage/etl-rejected-rows.js";
-import { insertExecution } from "../storage/etl-execution-repository.js";
-import { readRejectedRows } from "../storage/etl-rejected-rows.js";
+import { findExecution, insertExecution } from "../storage/etl-execution-repository.js";
+import { readFirstRejectedRows } from "../storage/etl-rejected-rows.js";
 import type { StoredFile } from "../storage/file-store.js";
 import { deleteFile } from "../storage/file-store.js";
 import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
@@ -80,7 +80,7 @@ async function checkHeader(
   }
 }
 
-export interface StartRequest {
+interface StartRequest {
   entity: Entity;
   definition: EtlDefinition;
   file: StoredFile;
@@ -90,7 +90,7 @@ export interface StartRequest {
 }
 
 /** Checks everything, then records the execution for the workers. The file is removed on a 4xx. */
-export async function startExecution(db: Database, start: StartRequest): Promise<StoredExecution> {
+async function startExecution(db: Database, start: StartRequest): Promise<StoredExecution> {
   let execution: StoredExecution;
   try {
     const table = await targetTable(db, start.entity, start.definition.target);
@@ -119,7 +119,7 @@ export async function startExecution(db: Database, start: StartRequest): Promise
 /** How many rejected rows an execution's JSON lists (the file has them all). */
 export const REJECTED_ROWS_SHOWN = 100;
 
-export function renderExecution(
+function renderExecution(
   entityName: string,
   execution: StoredExecution,
   rejectedRows: readonly RejectedRow[],
@@ -155,11 +155,34 @@ export function renderExecution(
 }
 
 export async function executionBody(db: Database, entityName: string, execution: StoredExecution) {
-  const rejected =
-    execution.counts.rejected > 0
-      ? await readRejectedRows(db, execution.id, 0, REJECTED_ROWS_SHOWN)
-      : [];
-  return renderExecution(entityName, execution, rejected);
+  return (await executionBodies(db, entityName, [execution]))[0]!;
+}
+
+/** Executions as their JSON, the first rejected rows of all of them read in one statement. */
+export async function executionBodies(
+  db: Database,
+  entityName: string,
+  executions: readonly StoredExecution[],
+) {
+  const withRejections = executions.filter((e) => e.counts.rejected > 0).map((e) => e.id);
+  const rejected = await readFirstRejectedRows(db, withRejections, REJECTED_ROWS_SHOWN);
+  return executions.map((e) => renderExecution(entityName, e, rejected.get(e.id) ?? []));
+}
+
+/** `{entity}` and `{id}` of an execution route: the execution, or 404. */
+export async function executionOf(
+  deps: AppDeps,
+  request: FastifyRequest,
+  params: { entity: string; id: string },
+): Promise<{ entity: Entity; execution: StoredExecution }> {
+  const entity = await entityOf(deps, request, params.entity);
+  const execution = await findExecution(deps.db, entity.id, params.id);
+  if (!execution) throw executionNotFound(params.id, entity);
+  return { entity, execution };
+}
+
+export function executionNotFound(id: string, entity: Entity): HeraldError {
+  return new HeraldError("HERALD_EXECUTION_NOT_FOUND", { id, entity: entity.name });
 }
 
 /** The 202 answer's `details`: the definition's ignored keys. */

@@ -8,6 +8,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { Option } from "commander";
+import { TABLE_KINDS } from "../domain/data-table.js";
+import type { TableKind } from "../domain/data-table.js";
+import { IMPORT_MODES } from "../domain/etl-definition.js";
+import type { ImportMode } from "../domain/etl-definition.js";
 import type { ErrorDetail } from "./api-client.js";
 import {
   HeraldApiError,
@@ -16,8 +20,6 @@ import {
   UploadFileError,
 } from "./api-client.js";
 
-const IMPORT_MODES = ["CREATE_ONLY", "UPDATE_ONLY", "CREATE_UPDATE"] as const;
-const TABLE_TYPES = ["PROFILE_TABLE", "CUSTOM_TABLE"] as const;
 const FINAL_STATUSES = ["SUCCESS", "WITH_ERROR", "ERROR", "CANCELLED"] as const;
 type FinalStatus = (typeof FINAL_STATUSES)[number];
 
@@ -47,8 +49,8 @@ const FORMAT_BY_SUFFIX = { ".csv": "CSV", ".txt": "CSV", ".ndjson": "NDJSON", ".
 
 interface ImportOptions {
   table: string;
-  tableType?: (typeof TABLE_TYPES)[number];
-  mode?: (typeof IMPORT_MODES)[number];
+  tableType?: TableKind;
+  mode?: ImportMode;
   definition?: string;
   entity?: string;
   url?: string;
@@ -87,7 +89,7 @@ export function registerImportCommand(program: Command): void {
     .argument("<file>", "CSV or NDJSON file, optionally compressed (.gz, .zip)")
     .requiredOption("--table <table>", "target table, by name or id")
     .addOption(
-      new Option("--table-type <type>", "look the table up among these only").choices(TABLE_TYPES),
+      new Option("--table-type <type>", "look the table up among these only").choices(TABLE_KINDS),
     )
     .addOption(
       new Option("--mode <mode>", "what to do with rows (server default CREATE_UPDATE)").choices(

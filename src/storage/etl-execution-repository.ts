@@ -16,13 +16,6 @@ export const EXECUTION_STATUSES = [
   "CANCELLED",
 ] as const;
 export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
-export const FINAL_STATUSES: readonly ExecutionStatus[] = [
-  "SUCCESS",
-  "WITH_ERROR",
-  "ERROR",
-  "CANCELLED",
-];
-
 export interface ExecutionCounts {
   read: number;
   created: number;

@@ -54,28 +54,58 @@ export async function insertRejectedRows(
 }
 
 /** Rejected rows in line order, from `afterLine`, at most `limit`. */
+interface RejectedRowRow {
+  execution_id: number;
+  line: number;
+  column_name: string | null;
+  code: string;
+  message: string;
+  raw: string;
+}
+
+function toRejectedRow(r: RejectedRowRow): RejectedRow {
+  return { line: r.line, column: r.column_name, code: r.code, message: r.message, raw: r.raw };
+}
+
+/** Rejected rows in line order, from `afterLine`, at most `limit`. */
 export async function readRejectedRows(
   db: Queryable,
   executionId: string,
   afterLine: number,
   limit: number,
 ): Promise<RejectedRow[]> {
-  const { rows } = await db.query<{
-    line: number;
-    column_name: string | null;
-    code: string;
-    message: string;
-    raw: string;
-  }>(
-    `SELECT line, column_name, code, message, raw FROM etl_rejected_rows
+  const { rows } = await db.query<RejectedRowRow>(
+    `SELECT execution_id, line, column_name, code, message, raw FROM etl_rejected_rows
       WHERE execution_id = $1 AND line > $2 ORDER BY line LIMIT $3`,
     [Number(executionId), afterLine, limit],
   );
-  return rows.map((r) => ({
-    line: r.line,
-    column: r.column_name,
-    code: r.code,
-    message: r.message,
-    raw: r.raw,
-  }));
+  return rows.map(toRejectedRow);
+}
+
+/**
+ * The first `limit` rejected rows of each of these executions, in one statement (a page of the
+ * executions list): execution id → its rows in line order.
+ */
+export async function readFirstRejectedRows(
+  db: Queryable,
+  executionIds: readonly string[],
+  limit: number,
+): Promise<Map<string, RejectedRow[]>> {
+  const out = new Map<string, RejectedRow[]>();
+  if (executionIds.length === 0) return out;
+  // LATERAL … LIMIT: each execution a range read of the primary key (execution_id, line).
+  const { rows } = await db.query<RejectedRowRow>(
+    `SELECT r.execution_id, r.line, r.column_name, r.code, r.message, r.raw
+       FROM unnest($1::bigint[]) AS e(id)
+      CROSS JOIN LATERAL (
+        SELECT * FROM etl_rejected_rows WHERE execution_id = e.id ORDER BY line LIMIT $2) AS r`,
+    [executionIds.map(Number), limit],
+  );
+  for (const row of rows) {
+    const id = String(row.execution_id);
+    const list = out.get(id) ?? [];
+    list.push(toRejectedRow(row));
+    out.set(id, list);
+  }
+  return out;
 }

@@ -308,6 +308,21 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(file.statusCode, 200);
       assert.ok(file.body.includes("B\ufffdb"), "the NUL is kept as U+FFFD");
       assert.ok(file.body.includes("a […]"), "the long line is cut before the emoji");
+      // The list reads every listed execution's first rejected rows at once: the same rows.
+      const other = await t.finished(
+        await t.startImport(DEFINITION, {
+          name: "x.csv",
+          content: "customerId,emailAddress\nX1,not-an-email\n",
+        }),
+      );
+      const list = (
+        await t.request("GET", "/mass-imports/v5/entities/acme/etl-executions?status=WITH_ERROR")
+      ).json() as { etlExecutions: { id: string; rejectedRows: unknown[] }[] };
+      for (const one of [done, other])
+        assert.deepEqual(
+          list.etlExecutions.find((e) => e.id === one.id)?.rejectedRows,
+          one.rejectedRows,
+        );
     });
 
     test("CSV line numbers count the empty lines skipped before a record", async () => {

@@ -12,7 +12,6 @@ import { parseEtlDefinition, parseEtlDefinitionText } from "../../domain/etl-def
 import { etlTriggerEvent, executionHref } from "../../jobs/etl-events.js";
 import { appendChangeEvents } from "../../storage/change-event-repository.js";
 import {
-  findExecution,
   finishExecution,
   listExecutions,
   lockExecution,
@@ -20,11 +19,13 @@ import {
 } from "../../storage/etl-execution-repository.js";
 import { readRejectedRows } from "../../storage/etl-rejected-rows.js";
 import { committingEvents } from "../../storage/log-channels.js";
-import type { Entity } from "../../storage/tenancy-repository.js";
 import {
   acceptUploads,
   entityOf,
+  executionBodies,
   executionBody,
+  executionNotFound,
+  executionOf,
   paging,
   startUploadedExecution,
   warningDetails,
@@ -45,10 +46,6 @@ import {
 } from "./import-schemas.js";
 
 const V5 = "/v5/entities/:entity";
-
-function executionNotFound(id: string, entity: Entity): HeraldError {
-  return new HeraldError("HERALD_EXECUTION_NOT_FOUND", { id, entity: entity.name });
-}
 
 const importRoutes: RouteModule = async (app, deps) => {
   await acceptUploads(app);
@@ -104,9 +101,7 @@ const importRoutes: RouteModule = async (app, deps) => {
         { ...(etlId !== undefined ? { etlId } : {}), ...(status ? { status } : {}) },
         { offset, limit },
       );
-      const etlExecutions = [];
-      for (const execution of executions)
-        etlExecutions.push(await executionBody(deps.db, entity.name, execution));
+      const etlExecutions = await executionBodies(deps.db, entity.name, executions);
       return { etlExecutions, page, pageSize, totalElements: total };
     },
   );
@@ -122,9 +117,7 @@ const importRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const execution = await findExecution(deps.db, entity.id, request.params.id);
-      if (!execution) throw executionNotFound(request.params.id, entity);
+      const { entity, execution } = await executionOf(deps, request, request.params);
       return executionBody(deps.db, entity.name, execution);
     },
   );
@@ -140,9 +133,7 @@ const importRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request, reply) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const execution = await findExecution(deps.db, entity.id, request.params.id);
-      if (!execution) throw executionNotFound(request.params.id, entity);
+      const { execution } = await executionOf(deps, request, request.params);
       const csv = stringify({
         header: true,
         columns: ["line", "originalLine", "code", "message", "column"],
@@ -271,9 +262,7 @@ const importRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) => {
-      const entity = await entityOf(deps, request, request.params.entity);
-      const execution = await findExecution(deps.db, entity.id, request.params.id);
-      if (!execution) throw executionNotFound(request.params.id, entity);
+      const { entity, execution } = await executionOf(deps, request, request.params);
       return executionBody(deps.db, entity.name, execution);
     },
   );
