@@ -5,7 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { HeraldApp } from "./api/app.js";
-import { bootstrap } from "./api/bootstrap.js";
+import { bootstrap, createAdminKeyIfNone } from "./api/bootstrap.js";
 import type { HeraldConfig } from "./config/config.js";
 import { createLogger } from "./logger.js";
 import type { Database } from "./storage/database.js";
@@ -37,22 +37,11 @@ export async function startHerald(
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ migrations: applied }, "database migrated");
 
-  const { generatedAdminKey } = await bootstrap(db, {
-    defaultEntity: config.defaultEntity,
-    adminApiKey: config.adminApiKey,
-  });
-  if (generatedAdminKey) {
-    // Printed once, on stdout, outside the structured log, before anything else can fail: only
-    // its hash is stored, so it can never be shown again.
-    const base =
-      config.port === 0
-        ? "<the URL of the 'Herald API listening' line>"
-        : `http://localhost:${config.port}`;
-    process.stdout.write(
-      `\nHerald created the admin API key. Store it now; it is not shown again:\n\n  ${generatedAdminKey}\n\n` +
-        `Get a token with: curl -H 'Authorization: ${generatedAdminKey}' ${base}/auth/token\n\n`,
+  await bootstrap(db, { defaultEntity: config.defaultEntity, adminApiKey: config.adminApiKey });
+  if (config.allowInsecureTargets)
+    logger.warn(
+      "HERALD_ALLOW_INSECURE_TARGETS is on: webhooks may be sent over plain http and to loopback, private and link-local addresses. Use it for local development and tests only.",
     );
-  }
 
   const services: BackgroundService[] = [];
   let app: HeraldApp | undefined;
@@ -81,7 +70,12 @@ export async function startHerald(
       logger,
       hooks: { subscriptionsChanged: () => worker?.wake() },
     });
-    url = await app.listen({ port: config.port, host: config.host });
+    url = await listen(app, config);
+  }
+  // The admin key is made only now that the process is up: a start that failed (a busy port, say)
+  // has not used up a key that was never shown.
+  await announceAdminKey(db, logger, url);
+  if (app) {
     logger.info(
       { url, version: HERALD_VERSION, database: db.kind, roles: config.roles },
       "Herald API listening",
@@ -100,4 +94,36 @@ export async function startHerald(
     return stopping;
   };
   return { config, db, logger, app, url, stop };
+}
+
+/**
+ * Prints a newly generated admin key once, on stdout, outside the structured log (only its hash is
+ * stored, so it can never be shown again); on a later start, says that one exists and how to add one.
+ */
+async function announceAdminKey(db: Database, logger: Logger, url: string | undefined) {
+  const generated = await createAdminKeyIfNone(db);
+  if (!generated) {
+    logger.info(
+      "an admin API key exists (it was printed on the first start). To add one: set HERALD_ADMIN_API_KEY (at least 24 characters) and restart, or POST /v4/api-keys with an admin token",
+    );
+    return;
+  }
+  const base = url ?? "http://<api host>:<port>";
+  process.stdout.write(
+    `\nHerald created the admin API key. Store it now; it is not shown again:\n\n  ${generated}\n\n` +
+      `Get a token with: curl -H 'Authorization: ${generated}' ${base}/auth/token\n\n`,
+  );
+}
+
+async function listen(app: HeraldApp, config: HeraldConfig): Promise<string> {
+  try {
+    return await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE")
+      throw new Error(
+        `port ${config.port} on ${config.host} is already in use (another Herald, or another program); stop it or choose another port with HERALD_PORT or --port`,
+        { cause: error },
+      );
+    throw error;
+  }
 }

@@ -19,18 +19,21 @@ const start = program
   .description("Run Herald (API, sequencer and delivery workers by default)")
   .option("--config <file>", "JSON config file (HERALD_CONFIG_FILE; names as in the README)");
 for (const setting of Object.values(SETTINGS)) {
-  start.option(`--${flagName(setting)} <value>`, `${setting.env}: ${setting.doc}`);
+  // A yes/no setting works bare (`--allow-insecure-targets`) and with a value (`=false`).
+  const value = isSwitch(setting) ? "[value]" : "<value>";
+  start.option(`--${flagName(setting)} ${value}`, `${setting.env}: ${setting.doc}`);
 }
 
-start.action(async (options: Record<string, string | undefined>) => {
+start.action(async (options: Record<string, string | boolean | undefined>) => {
   let config: HeraldConfig;
   try {
     const flags: Partial<Record<keyof HeraldConfig, string>> = {};
     for (const setting of Object.values(SETTINGS)) {
-      const value = options[camel(flagName(setting))];
-      if (value !== undefined) flags[setting.key] = value;
+      const value = options[camel(flagName(setting))] as string | boolean | undefined;
+      if (value !== undefined) flags[setting.key] = value === true ? "true" : String(value);
     }
-    config = loadConfig({ configFile: options.config, flags });
+    const configFile = typeof options.config === "string" ? options.config : undefined;
+    config = loadConfig({ configFile, flags });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`herald: configuration error: ${error.message}`);
@@ -65,6 +68,10 @@ start.action(async (options: Record<string, string | undefined>) => {
   state.herald = await startHerald(config);
   if (state.requested) shutdown(state.herald, state.requested);
 });
+
+function isSwitch(setting: (typeof SETTINGS)[keyof typeof SETTINGS]): boolean {
+  return typeof setting.default === "boolean";
+}
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

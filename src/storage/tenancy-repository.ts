@@ -47,6 +47,20 @@ export async function countLicences(db: Queryable): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
+/** The first licence's id (the one a first start created); there must be one. */
+export async function firstLicenceId(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ id: number }>("SELECT id FROM licences ORDER BY id LIMIT 1");
+  return rows[0]!.id;
+}
+
+export async function countLiveAdminKeys(db: Queryable, licenceId: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM api_keys WHERE licence_id = $1 AND is_admin AND revoked_at IS NULL",
+    [licenceId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
 export async function insertEntity(
   db: Queryable,
   licenceId: number,

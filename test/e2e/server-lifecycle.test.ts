@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -32,8 +34,8 @@ function outerEnv(): NodeJS.ProcessEnv {
   );
 }
 
-function startServer(env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, ["bin/herald.mjs", "start"], {
+function startServer(env: Record<string, string>, args: string[] = []): Promise<Running> {
+  const child = spawn(process.execPath, ["bin/herald.mjs", "start", ...args], {
     env: {
       ...outerEnv(),
       HERALD_PORT: "0",
@@ -247,6 +249,50 @@ for (const leg of legs) {
     });
   });
 }
+
+describe("a new user's first starts", () => {
+  test("a start that fails on a busy port uses up no admin key; later starts say one exists", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "herald-e2e-first-"));
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const busyPort = String((blocker.address() as AddressInfo).port);
+    try {
+      const env = { HERALD_DATA_DIR: dataDir };
+      const failed = spawn(process.execPath, ["bin/herald.mjs", "start"], {
+        env: { ...outerEnv(), ...env, HERALD_PORT: busyPort, HERALD_HOST: "127.0.0.1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      failed.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
+      failed.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => failed.once("exit", resolve));
+      assert.notEqual(code, 0, "a busy port stops the start");
+      assert.match(err, new RegExp(`port ${busyPort} on 127\\.0\\.0\\.1 is already in use`), err);
+      assert.equal(adminKeyPrinted(out), undefined, `no key printed by a failed start:\n${out}`);
+
+      // The bare flag works, and says loudly what it allows.
+      const first = await startServer(env, ["--allow-insecure-targets"]);
+      const adminKey = adminKeyPrinted(first.stdout());
+      assert.ok(adminKey, `the first start that comes up prints the key:\n${first.stdout()}`);
+      assert.match(first.stdout(), /"level":40,[^\n]*HERALD_ALLOW_INSECURE_TARGETS is on/);
+      assert.equal(
+        (await call(`${first.url}/auth/token`, { authorization: adminKey })).status,
+        200,
+      );
+      assert.equal(await stopServer(first), 0);
+
+      const second = await startServer(env);
+      assert.equal(adminKeyPrinted(second.stdout()), undefined);
+      assert.match(second.stdout(), /an admin API key exists[^\n]*HERALD_ADMIN_API_KEY/);
+      assert.doesNotMatch(second.stdout(), /HERALD_ALLOW_INSECURE_TARGETS is on/);
+      assert.equal(await stopServer(second), 0);
+    } finally {
+      blocker.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("signals during start-up", () => {
   test("SIGTERM while Herald is still starting stops it cleanly once it is up", async () => {
