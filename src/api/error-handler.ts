@@ -119,12 +119,15 @@ export function notFoundHandler(routes: KnownRoutes) {
   return (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const path = request.url.split("?")[0] ?? "";
     const allowed = routes.methodsOf(path);
+    // The message shows the path as the client sent it, service prefix included (`request.url` has
+    // had it removed for routing).
+    const url = request.originalUrl.split("?")[0] ?? path;
     const error =
       allowed.length > 0
-        ? new HeraldError("HERALD_METHOD_NOT_ALLOWED", { method: request.method, url: path }, [], {
+        ? new HeraldError("HERALD_METHOD_NOT_ALLOWED", { method: request.method, url }, [], {
             allow: allowed.join(", "),
           })
-        : new HeraldError("HERALD_NOT_FOUND", { method: request.method, url: path });
+        : new HeraldError("HERALD_NOT_FOUND", { method: request.method, url });
     return reply.code(error.status).headers(error.headers).send(error.toBody());
   };
 }

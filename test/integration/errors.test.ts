@@ -112,6 +112,21 @@ for (const { backend, skip } of await testBackends()) {
       }
     });
 
+    test("a 404 names the path as the client sent it, service prefix included", async () => {
+      const res = await t.request("GET", "/webhooks/v4/entity/acme/nothing?x=1");
+      assert.equal(res.statusCode, 404);
+      const body = res.json() as { message: string };
+      assert.ok(body.message.includes("/webhooks/v4/entity/acme/nothing"), body.message);
+      assert.ok(!body.message.includes("?x=1"), body.message);
+      const legacy = await t.request("POST", "/ActitoWebServices/ws/v4/api-keys/3");
+      assert.ok(
+        (legacy.json() as { message: string }).message.includes(
+          "/ActitoWebServices/ws/v4/api-keys/3",
+        ),
+        legacy.body,
+      );
+    });
+
     test("a known path with another method is 405 with Allow", async () => {
       const res = await t.request("PUT", "/v4/entity", { name: "x" });
       assert.equal(res.statusCode, 405);
