@@ -92,7 +92,7 @@ export const ExecutionQuery = Type.Object({
 /** A definition as stored and returned: the §7.1 keys, read leniently (so: any object here). */
 export const DefinitionBody = Type.Record(Type.String(), Type.Unknown(), {
   description:
-    "An ETL definition (SPEC §7.1): name, target {tableType, table}, mode, keyAttribute, file, mapping, transformations, maxRejectedRows, source, launch",
+    "An ETL definition (docs/imports.md): name, target {tableType, table}, mode, keyAttribute, file, mapping, transformations, maxRejectedRows, source, launch",
 });
 
 export const Etl = Type.Object({
