@@ -7,6 +7,7 @@
  * shows up as missing, with no read-then-write race and no error to parse.
  */
 import type { AttributeMap } from "../domain/change-event.js";
+import type { DataCollection } from "../domain/data-collection.js";
 import type { KeyValue, SegmentMemberships, SubscriptionStates } from "../domain/record-change.js";
 import type { Queryable } from "./database.js";
 
@@ -20,6 +21,8 @@ export interface StoredRecord {
   version: number;
   createdAt: Date;
   updatedAt: Date;
+  /** A profile's dataCollectionInformation (migration 015); null when never given. */
+  dataCollection: DataCollection | null;
 }
 
 export type { KeyValue };
@@ -34,10 +37,11 @@ export interface RecordRow {
   version: number;
   created_at: Date;
   updated_at: Date;
+  data_collection: DataCollection | null;
 }
 
 export const RECORD_COLUMNS =
-  "record_id, table_id, business_key, attributes, subscriptions, segments, version, created_at, updated_at";
+  "record_id, table_id, business_key, attributes, subscriptions, segments, version, created_at, updated_at, data_collection";
 
 export function toRecord(row: RecordRow): StoredRecord {
   return {
@@ -50,6 +54,7 @@ export function toRecord(row: RecordRow): StoredRecord {
     version: row.version,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    dataCollection: row.data_collection ?? null,
   };
 }
 
@@ -60,6 +65,8 @@ export interface NewRecord {
   subscriptions: SubscriptionStates;
   segments: SegmentMemberships;
   keys: KeyValue[];
+  /** A profile's dataCollectionInformation, when the write gives one. */
+  dataCollection?: DataCollection;
 }
 
 /** What the find-or-insert statement did. */
@@ -108,8 +115,9 @@ export async function findOrInsertRecord(
   const { rows } = await tx.query<RecordRow & { found: boolean; inserted_keys: string[] | null }>(
     `WITH existing AS (${existing}),
      inserted AS (
-       INSERT INTO records (table_id, business_key, attributes, subscriptions, segments)
-       SELECT $1, $2, $3::jsonb, $4::jsonb, $5::jsonb
+       INSERT INTO records (table_id, business_key, attributes, subscriptions, segments,
+                            data_collection)
+       SELECT $1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $10::jsonb
         WHERE $9::boolean AND NOT EXISTS (SELECT 1 FROM existing)
        ON CONFLICT (table_id, business_key) WHERE business_key IS NOT NULL DO NOTHING
        RETURNING ${RECORD_COLUMNS}),
@@ -132,6 +140,7 @@ export async function findOrInsertRecord(
       JSON.stringify(lookup.keys),
       lookup.businessKey,
       insert,
+      record.dataCollection === undefined ? null : JSON.stringify(record.dataCollection),
     ],
   );
   const first = rows[0];
@@ -207,6 +216,8 @@ export interface RecordUpdate {
   dropKeys: string[];
   /** New key rows (value changed or set). */
   addKeys: KeyValue[];
+  /** A profile's new dataCollectionInformation; undefined keeps the stored one. */
+  dataCollection?: DataCollection;
 }
 
 /**
@@ -222,6 +233,7 @@ export async function updateRecord(
     `WITH updated AS (
        UPDATE records
           SET attributes = $3::jsonb, subscriptions = $4::jsonb, segments = $5::jsonb,
+              data_collection = COALESCE($8::jsonb, data_collection),
               version = version + 1, updated_at = now()
         WHERE record_id = $1
         RETURNING version, updated_at),
@@ -242,6 +254,7 @@ export async function updateRecord(
       JSON.stringify(update.segments),
       update.dropKeys,
       JSON.stringify(update.addKeys),
+      update.dataCollection === undefined ? null : JSON.stringify(update.dataCollection),
     ],
   );
   const row = rows[0]!;
@@ -250,6 +263,24 @@ export async function updateRecord(
     updatedAt: row.updated_at,
     takenKeys: takenOf(update.addKeys, row.inserted_keys),
   };
+}
+
+/**
+ * Stores a profile's dataCollectionInformation alone: no version bump, no new updated_at, no event
+ * (SPEC §3: a change of it alone is no UPDATE). One statement, so no lock is needed: it touches no
+ * column another write computes from what it read. False when the profile is gone.
+ */
+export async function setDataCollection(
+  db: Queryable,
+  tableId: string,
+  recordId: number,
+  dataCollection: DataCollection,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    "UPDATE records SET data_collection = $3::jsonb WHERE table_id = $1 AND record_id = $2",
+    [tableId, recordId, JSON.stringify(dataCollection)],
+  );
+  return rowCount > 0;
 }
 
 /** Deletes a locked record; its key rows go with it (ON DELETE CASCADE). */
@@ -291,6 +322,33 @@ export async function searchRecords(
     params,
   );
   return rows.map(toRecord);
+}
+
+/**
+ * One page of a table's records in record_id order (stable: ids only grow), optionally filtered by
+ * one attribute value as searchRecords, and how many records match in all. Two statements, each
+ * its own snapshot: under concurrent writes the total may differ from the pages by the writes that
+ * committed in between.
+ */
+export async function pageRecords(
+  db: Queryable,
+  tableId: string,
+  page: { match?: { attribute: string; value: unknown }; offset: number; limit: number },
+): Promise<{ records: StoredRecord[]; total: number }> {
+  const filter = page.match ? JSON.stringify({ [page.match.attribute]: page.match.value }) : null;
+  const { rows } = await db.query<RecordRow>(
+    `SELECT ${RECORD_COLUMNS} FROM records
+      WHERE table_id = $1 AND ($2::jsonb IS NULL OR attributes @> $2::jsonb)
+      ORDER BY record_id
+      LIMIT $3 OFFSET $4`,
+    [tableId, filter, page.limit, page.offset],
+  );
+  const counted = await db.query<{ total: string }>(
+    `SELECT count(*) AS total FROM records
+      WHERE table_id = $1 AND ($2::jsonb IS NULL OR attributes @> $2::jsonb)`,
+    [tableId, filter],
+  );
+  return { records: rows.map(toRecord), total: Number(counted.rows[0]!.total) };
 }
 
 /** True when the table holds at least one record (table definition changes check this). */
