@@ -88,6 +88,10 @@ export const ERRORS = {
     status: 404,
     message: "ETL execution '{id}' does not exist in entity '{entity}'",
   },
+  HERALD_TRIGGER_SOURCE_NOT_FOUND: {
+    status: 404,
+    message: "{kind} '{id}' does not exist in entity '{entity}': {reason}",
+  },
   HERALD_METHOD_NOT_ALLOWED: { status: 405, message: "Method {method} is not allowed on {url}" },
   // 409
   HERALD_UNIQUE_KEY_TAKEN: {
@@ -131,6 +135,11 @@ export const ERRORS = {
   HERALD_TABLE_DEFINITION_INCONSISTENT: {
     status: 422,
     message: "The table definition is inconsistent: {reason}",
+  },
+  HERALD_BLOCKED_TARGET: {
+    status: 422,
+    message:
+      "The target URL is refused: {reason}. Pushes to loopback, private, link-local and metadata addresses are refused; set HERALD_ALLOW_INSECURE_TARGETS=true (or start with --allow-insecure-targets) to allow them, for development only",
   },
   HERALD_RATE_LIMITED: {
     status: 429,
