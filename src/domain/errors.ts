@@ -42,6 +42,10 @@ export const ERRORS = {
   },
   HERALD_INVALID_FILE: { status: 400, message: "The file cannot be imported: {reason}" },
   HERALD_INVALID_ROW: { status: 400, message: "Line {line} cannot be imported: {reason}" },
+  HERALD_UNKNOWN_SEGMENT: {
+    status: 400,
+    message: "'{segment}' is not a segment of segmentation '{segmentation}' in table '{table}'",
+  },
   // 401 / 403
   HERALD_UNAUTHENTICATED: { status: 401, message: "Authentication is required: {reason}" },
   HERALD_INVALID_API_KEY: { status: 401, message: "The API key is not valid" },
