@@ -34,7 +34,7 @@ import {
   writeRecordsWithEvents,
 } from "../storage/record-event-writes.js";
 import type { NewRecord, StoredRecord } from "../storage/record-repository.js";
-import { findOrInsertRecord } from "../storage/record-repository.js";
+import { findOrInsertRecord, setDataCollection } from "../storage/record-repository.js";
 import type { RecordSnapshot } from "./change-event-builders.js";
 import type { ProfileWrite, ProfileWriteResult } from "./profile-writer.js";
 import {
@@ -72,18 +72,28 @@ interface PreparedUpsert {
   lookup: KeyValue[];
   /** Why the write cannot create a profile (a missing mandatory value), if it cannot. */
   mandatoryProblem: unknown;
-  allowUpdate: boolean;
   /** The events of creating `record` as `created` (the statement fills in placeholders). */
   createEvents(created: RecordSnapshot): NewChangeEvent[];
+}
+
+/**
+ * How an upsert finds the profile to update: `allowUpdate` by any unique value the write gives (v4
+ * POST); `lookupBy` by that one unique value only (v5 PUT …/profiles, upsert by key), so another
+ * profile holding another value the write gives makes it 409 instead of updating that profile.
+ */
+export interface UpsertOptions {
+  allowUpdate: boolean;
+  origin: Origin;
+  lookupBy?: KeyValue;
 }
 
 function prepareUpsert(
   table: DataTable,
   write: ProfileWrite,
-  options: { allowUpdate: boolean; origin: Origin },
+  options: UpsertOptions,
 ): PreparedUpsert {
   const plan = planProfileCreate(table, write, options.origin);
-  const lookup = options.allowUpdate ? plan.keys : [];
+  const lookup = options.lookupBy ? [options.lookupBy] : options.allowUpdate ? plan.keys : [];
   // Nothing to update and nothing to create: 400 before any statement.
   if (plan.mandatoryProblem && lookup.length === 0) throw plan.mandatoryProblem;
   return {
@@ -97,10 +107,10 @@ function prepareUpsert(
       subscriptions: plan.subscriptions,
       segments: plan.segments,
       keys: plan.keys,
+      ...(plan.dataCollection ? { dataCollection: plan.dataCollection } : {}),
     },
     lookup,
     mandatoryProblem: plan.mandatoryProblem,
-    allowUpdate: options.allowUpdate,
     createEvents: plan.events,
   };
 }
@@ -120,7 +130,7 @@ export async function upsertProfile(
   db: Database,
   table: DataTable,
   write: ProfileWrite,
-  options: { allowUpdate: boolean; origin: Origin },
+  options: UpsertOptions,
 ): Promise<ProfileWriteResult> {
   return batcherOf(db).submit(prepareUpsert(table, write, options));
 }
@@ -136,8 +146,12 @@ function batcherOf(db: Database): WriteBatcher<PreparedUpsert, ProfileWriteResul
   if (!batcher) {
     batcher = new WriteBatcher(
       (entries) => committingEvents(db, () => runUpsertBatch(db, entries)),
-      // Upserts of one unique value go one after the other, never in one statement.
-      (item) => item.record.keys.map((k) => `${item.table.id}\u0000${k.attribute}\u0000${k.value}`),
+      // Upserts of one unique value (written or looked up) go one after the other, never in one
+      // statement.
+      (item) =>
+        [...item.record.keys, ...item.lookup].map(
+          (k) => `${item.table.id}\u0000${k.attribute}\u0000${k.value}`,
+        ),
       UPSERT_BATCH,
     );
     batchers.set(db, batcher);
@@ -190,6 +204,11 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
         return;
       }
       const plan = planProfileUpdate(item.table, record, item.write, item.origin);
+      if (plan.kind === "unchanged" && plan.dataCollection) {
+        // Only the dataCollectionInformation changes: its own statement, no event.
+        runAlone(entry);
+        return;
+      }
       if (plan.kind === "unchanged") {
         // A no-op writes nothing: the version read was committed, so it is a state it had.
         entry.resolve({
@@ -258,8 +277,14 @@ async function updateUnlocked(
 ): Promise<ProfileWriteResult> {
   const plan = planProfileUpdate(item.table, record, item.write, item.origin);
   // A no-op writes nothing: the version read was committed, so it is a state the record had.
-  if (plan.kind === "unchanged")
+  if (plan.kind === "unchanged") {
+    if (
+      plan.dataCollection &&
+      !(await setDataCollection(db, item.table.id, record.recordId, plan.dataCollection))
+    )
+      throw new RetryWrite("the profile was deleted since it was read");
     return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
+  }
   const written = await updateRecordWithEvents(db, {
     update: plan.update,
     expectedVersion: record.version,
@@ -307,8 +332,10 @@ async function upsertAlone(db: Database, item: PreparedUpsert): Promise<ProfileW
       }
       const taken = result.takenKeys[0];
       if (taken) {
-        // A concurrent upsert created this key after our lookup: run again to update it.
-        if (item.allowUpdate) throw new RetryWrite("unique key created concurrently");
+        // A concurrent upsert created a value we look up by after our lookup: run again to
+        // update that profile. Any other value taken is a 409.
+        if (lookup.some((k) => k.attribute === taken.attribute && k.value === taken.value))
+          throw new RetryWrite("unique key created concurrently");
         throw uniqueKeyTaken(taken);
       }
       await appendChangeEvents(tx, item.createEvents(result.record));

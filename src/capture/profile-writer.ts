@@ -10,6 +10,8 @@
  * cannot go in one statement, the same locked path (applyToProfile).
  */
 import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
+import type { DataCollection } from "../domain/data-collection.js";
+import { dataCollectionChanges, parseDataCollection } from "../domain/data-collection.js";
 import type { DataTable } from "../domain/data-table.js";
 import { HeraldError } from "../domain/errors.js";
 import type {
@@ -37,6 +39,7 @@ import {
   deleteRecord,
   findRecordById,
   findRecordByKey,
+  setDataCollection,
   updateRecord,
 } from "../storage/record-repository.js";
 import type { EventContext, RecordSnapshot } from "./change-event-builders.js";
@@ -49,6 +52,7 @@ export interface ProfileInput {
   attributes?: NamedValue[];
   subscriptions?: { name: string; subscribe?: boolean }[];
   segmentations?: SegmentationInput[];
+  dataCollectionInformation?: Partial<Record<string, unknown>>;
 }
 
 /** A profile write checked against its table: stored values and the membership changes asked for. */
@@ -56,6 +60,13 @@ export interface ProfileWrite {
   attributes: ReturnType<typeof parseAttributeList>;
   subscriptions: SubscriptionChange[];
   segments: SegmentChange[];
+  /**
+   * Segmentations to leave, whatever segment the profile is in (v4 `{"belongs": false}` naming no
+   * segment, v5 `false`); resolved against the profile under its row lock.
+   */
+  leaveSegmentations?: string[];
+  /** The dataCollectionInformation to store; undefined keeps the stored one. */
+  dataCollection?: DataCollection;
 }
 
 export type WriteOutcome = "CREATED" | "UPDATED" | "UNCHANGED";
@@ -72,6 +83,7 @@ export function parseProfileInput(table: DataTable, input: ProfileInput): Profil
     attributes: parseAttributeList(table, input.attributes ?? [], "attributes"),
     subscriptions: parseSubscriptionList(table, input.subscriptions ?? []),
     segments: parseSegmentationList(table, input.segmentations ?? []),
+    dataCollection: parseDataCollection(input.dataCollectionInformation),
   };
 }
 
@@ -103,6 +115,7 @@ export interface ProfileCreatePlan {
   subscriptions: SubscriptionStates;
   segments: SegmentMemberships;
   keys: KeyValue[];
+  dataCollection: DataCollection | undefined;
   /** Why the write cannot create a profile (a missing mandatory value), if it cannot. */
   mandatoryProblem: unknown;
   events(created: RecordSnapshot): NewChangeEvent[];
@@ -127,6 +140,7 @@ export function planProfileCreate(
     subscriptions: subscriptions.after,
     segments: segments.after,
     keys: uniqueKeysOf(table, created),
+    dataCollection: write.dataCollection,
     mandatoryProblem,
     events: (record) => {
       const ctx = context(table, record, 1, origin);
@@ -138,9 +152,13 @@ export function planProfileCreate(
   };
 }
 
-/** What a write does to an existing profile: nothing, or this update and these events. */
+/**
+ * What a write does to an existing profile: nothing (but store `dataCollection` when given: a change
+ * of it alone is no UPDATE, SPEC §3, so no event and no version bump), or this update and these
+ * events.
+ */
 export type ProfileUpdatePlan =
-  | { kind: "unchanged" }
+  | { kind: "unchanged"; dataCollection?: DataCollection }
   | {
       kind: "update";
       update: RecordUpdate;
@@ -157,9 +175,15 @@ export function planProfileUpdate(
   const diff = applyAttributes(record.attributes, write.attributes);
   checkMandatory(table, diff.after, "attributes", write.attributes);
   const subscriptions = applySubscriptions(record.subscriptions, write.subscriptions);
-  const segments = applySegments(record.segments, write.segments);
+  const segments = applySegments(record.segments, [
+    ...write.segments,
+    ...leavingChanges(record, write.leaveSegmentations ?? []),
+  ]);
+  const collection = dataCollectionChanges(record.dataCollection, write.dataCollection)
+    ? write.dataCollection
+    : undefined;
   if (diff.changed.length + subscriptions.changes.length + segments.changes.length === 0)
-    return { kind: "unchanged" };
+    return collection ? { kind: "unchanged", dataCollection: collection } : { kind: "unchanged" };
   const uniqueChanged = diff.changed.filter(
     (name) => table.attributes.find((a) => a.name === name)?.unique,
   );
@@ -177,6 +201,7 @@ export function planProfileUpdate(
       segments: segments.after,
       dropKeys: uniqueChanged,
       addKeys,
+      ...(collection ? { dataCollection: collection } : {}),
     },
     events: (version, updatedAt) => {
       const after = { ...record, attributes: diff.after, updatedAt };
@@ -190,6 +215,14 @@ export function planProfileUpdate(
   };
 }
 
+/** Leaving these segmentations, as changes: the segment the profile is in, for each it is in. */
+function leavingChanges(record: StoredRecord, segmentations: readonly string[]): SegmentChange[] {
+  return segmentations.flatMap((segmentation) => {
+    const segment = record.segments[segmentation];
+    return segment === undefined ? [] : [{ segmentation, segment, belongs: false }];
+  });
+}
+
 /** Applies a write to a locked existing profile: diff, UPDATE, events. */
 export async function applyToProfile(
   tx: Queryable,
@@ -199,8 +232,11 @@ export async function applyToProfile(
   origin: Origin,
 ): Promise<ProfileWriteResult> {
   const plan = planProfileUpdate(table, record, write, origin);
-  if (plan.kind === "unchanged")
+  if (plan.kind === "unchanged") {
+    if (plan.dataCollection)
+      await setDataCollection(tx, table.id, record.recordId, plan.dataCollection);
     return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
+  }
   const written = await updateRecord(tx, plan.update);
   if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0]);
   await appendChangeEvents(tx, plan.events(written.version, written.updatedAt));

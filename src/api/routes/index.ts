@@ -11,6 +11,7 @@ import importRoutes from "./import-routes.js";
 import operationsRoutes from "./operations-routes.js";
 import profileRoutes from "./profile-routes.js";
 import profileTableRoutes from "./profile-table-routes.js";
+import profileV5Routes from "./profile-v5-routes.js";
 import recordRoutes from "./record-routes.js";
 import subscriptionRoutes from "./subscription-routes.js";
 
@@ -27,6 +28,7 @@ export const ROUTE_MODULES: RouteModule[] = [
   profileTableRoutes,
   customTableRoutes,
   profileRoutes,
+  profileV5Routes,
   recordRoutes,
   importRoutes,
   etlRoutes,

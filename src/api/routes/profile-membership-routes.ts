@@ -1,12 +1,13 @@
 /**
  * A profile's subscriptions and segment memberships (SPEC §3, v4 calls): read them, subscribe /
- * unsubscribe, join / leave a segment. Each change is a profile write (`updateProfile`): one
- * UPDATED_SUBSCRIPTION or UPDATED_SEGMENT event per membership that changed, none when nothing did.
+ * unsubscribe, join / leave a segment. Each change is a profile write (`updateProfile`, under the
+ * profile's row lock): one UPDATED_SUBSCRIPTION or UPDATED_SEGMENT event per membership that
+ * changed, none when nothing did. Bodies are optional (SPEC §3 "Bodies", empty-write-body.ts): the
+ * subscription calls take none, a SIMPLE segmentation needs none.
  */
 import type { Static } from "typebox";
 import { Type } from "typebox";
-import { parseProfileInput, readProfile, updateProfile } from "../../capture/profile-writer.js";
-import type { DataTable, Segmentation } from "../../domain/data-table.js";
+import { readProfile, updateProfile } from "../../capture/profile-writer.js";
 import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import type { AppDeps, HeraldApp } from "../app.js";
@@ -21,6 +22,8 @@ import {
   SubscriptionList,
   TAG,
 } from "./profile-schemas.js";
+import type { NamedSegment } from "./segmentation-target.js";
+import { oneSegment, parseSegmentationParam, segmentationChange } from "./segmentation-target.js";
 
 export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): void {
   // --- Subscriptions ---------------------------------------------------------------------------
@@ -102,8 +105,12 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
       schema: {
         tags: [TAG],
         summary: "A profile's segment memberships",
+        description:
+          "The same list under both keys: clients written for Actito read either `segmentations` or `segmentation`.",
         params: KeyParams,
-        response: { 200: Type.Object({ segmentations: SegmentationList }) },
+        response: {
+          200: Type.Object({ segmentations: SegmentationList, segmentation: SegmentationList }),
+        },
       },
     },
     async (request) => {
@@ -113,7 +120,8 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
         table,
         parseProfileKey(table, request.params.profileKey),
       );
-      return { segmentations: renderSegmentations(table, record) };
+      const segmentations = renderSegmentations(table, record);
+      return { segmentations, segmentation: segmentations };
     },
   );
 
@@ -121,20 +129,35 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
     entity: Type.String(),
     table: Type.String(),
     profileKey: Type.String(),
-    segmentationName: Type.String(),
+    segmentationName: Type.String({
+      description: "The segmentation, optionally with the segment as ;category=<segment>",
+    }),
+  });
+  const SegmentQuery = Type.Object({
+    segment: Type.Optional(Type.String({ description: "The segment (as ;category=)" })),
   });
   app.put(
     `${base}/:profileKey/segmentation/:segmentationName`,
     {
       schema: {
         tags: [TAG],
-        summary: "Put a profile in a segment (EXCLUSIVE: leaves the segment it was in)",
+        summary:
+          "Put a profile in a segment (EXCLUSIVE: leaves the segment it was in), or with belongs: false take it out",
+        description:
+          "The segment is the body's `name` (or `segment`), the matrix parameter `;category=<segment>` or `?segment=`; a SIMPLE segmentation needs none, and no body at all.",
         params: SegmentationParams,
+        querystring: SegmentQuery,
         body: Type.Object({
           name: Type.Optional(
             Type.String({ description: "The segment (SIMPLE: may be left out)" }),
           ),
           segment: Type.Optional(Type.String({ description: "Same as name" })),
+          belongs: Type.Optional(
+            Type.Boolean({
+              description:
+                "Default true; false takes the profile out (of the segment named, or of whatever segment it is in)",
+            }),
+          ),
         }),
         response: { 200: ProfileIdResponse },
       },
@@ -146,19 +169,27 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
         request.params,
         "PROFILE_TABLE",
         async ({ table, origin }) => {
-          const segmentation = segmentationOf(table, request.params.segmentationName);
-          const name = request.body.name ?? request.body.segment;
-          const write = parseProfileInput(table, {
-            segmentations: [
-              {
-                belongs: true,
-                category: segmentation.name,
-                ...(name === undefined ? {} : { name }),
-              },
-            ],
-          });
+          const { body, query } = request;
+          const target = parseSegmentationParam(table, request.params.segmentationName);
+          let named = target.named;
+          named = oneSegment(named, given(query.segment, "querystring.segment"));
+          named = oneSegment(named, given(body.name, "body.name"));
+          named = oneSegment(named, given(body.segment, "body.segment"));
+          const change = segmentationChange(
+            table,
+            target.segmentation,
+            named,
+            body.belongs ?? true,
+            "body.name",
+          );
           const key = parseProfileKey(table, request.params.profileKey);
-          const result = await updateProfile(deps.db, table, key, write, origin);
+          const result = await updateProfile(
+            deps.db,
+            table,
+            key,
+            { attributes: {}, subscriptions: [], ...change },
+            origin,
+          );
           return { profileId: result.profileId };
         },
       );
@@ -170,8 +201,9 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
     {
       schema: {
         tags: [TAG],
-        summary: "Take a profile out of a segmentation",
+        summary: "Take a profile out of a segmentation (or only out of the segment named)",
         params: SegmentationParams,
+        querystring: SegmentQuery,
         response: { 204: Type.Null() },
       },
     },
@@ -182,22 +214,20 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
         request.params,
         "PROFILE_TABLE",
         async ({ table, origin }) => {
-          const segmentation = segmentationOf(table, request.params.segmentationName);
+          const target = parseSegmentationParam(table, request.params.segmentationName);
+          const named = oneSegment(
+            target.named,
+            given(request.query.segment, "querystring.segment"),
+          );
+          const change = segmentationChange(table, target.segmentation, named, false, "");
           const key = parseProfileKey(table, request.params.profileKey);
-          const current = await readProfile(deps.db, table, key);
-          const segment = current.segments[segmentation.name];
-          if (segment !== undefined)
-            await updateProfile(
-              deps.db,
-              table,
-              key,
-              {
-                attributes: {},
-                subscriptions: [],
-                segments: [{ segmentation: segmentation.name, segment, belongs: false }],
-              },
-              origin,
-            );
+          await updateProfile(
+            deps.db,
+            table,
+            key,
+            { attributes: {}, subscriptions: [], ...change },
+            origin,
+          );
           return reply.code(204).send(null);
         },
       );
@@ -205,13 +235,7 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
   );
 }
 
-/** The table's segmentation of that name, or 404 HERALD_SEGMENTATION_NOT_FOUND. */
-function segmentationOf(table: DataTable, name: string): Segmentation {
-  const segmentation = table.segmentations.find((s) => s.name === name);
-  if (!segmentation)
-    throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
-      segmentation: name,
-      table: table.name,
-    });
-  return segmentation;
+/** A segment named in one place of a request; an empty one names none. */
+function given(segment: string | undefined, path: string): NamedSegment | undefined {
+  return segment === undefined || segment === "" ? undefined : { segment, path };
 }

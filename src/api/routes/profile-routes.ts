@@ -12,13 +12,13 @@ import {
   updateProfile,
 } from "../../capture/profile-writer.js";
 import { upsertProfile } from "../../capture/profile-upsert.js";
-import { checkValue } from "../../domain/attribute-values.js";
-import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import { searchRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
+import { acceptEmptyWriteBodies } from "./empty-write-body.js";
 import type { RouteModule } from "./index.js";
 import { registerProfileMembershipRoutes } from "./profile-membership-routes.js";
+import { parseProfileSearch } from "./profile-search.js";
 import {
   base,
   KeyParams,
@@ -33,6 +33,7 @@ import {
 export { renderProfile } from "./profile-schemas.js";
 
 const profileRoutes: RouteModule = async (app, deps) => {
+  acceptEmptyWriteBodies(app);
   app.post(
     base,
     {
@@ -81,26 +82,13 @@ const profileRoutes: RouteModule = async (app, deps) => {
     async (request) => {
       const { table } = await dataRouteContext(deps, request, request.params, "PROFILE_TABLE");
       const { search, number = 100 } = request.query;
-      const eq = search.indexOf("=");
-      const name = eq > 0 ? search.slice(0, eq) : "";
-      const attribute = table.attributes.find((a) => a.name === name);
-      const invalidSearch = (reason: string) =>
-        new HeraldError("HERALD_INVALID_QUERY", { parameter: "search", reason }, [
-          { path: "querystring.search", message: reason },
-        ]);
-      if (name === "profileId") {
-        const key = parseProfileKey(table, search);
-        const record = await readProfile(deps.db, table, key).catch(() => undefined);
+      const parsed = parseProfileSearch(table, search);
+      if (parsed.kind === "profileId") {
+        const record = await readProfile(deps.db, table, parsed.key).catch(() => undefined);
         return { profiles: record ? [renderProfile(table, record)] : [] };
       }
-      if (!attribute) throw invalidSearch("must be attribute=value with an attribute of the table");
-      const checked = checkValue(attribute, search.slice(eq + 1));
-      if (checked.kind === "invalid" || checked.value === null)
-        throw invalidSearch(checked.kind === "invalid" ? checked.message : "needs a value");
-      // A multi-valued attribute checks as a one-item list: containment finds lists holding it.
-      const value = checked.value;
       const records = await searchRecords(deps.db, table.id, {
-        match: { attribute: attribute.name, value },
+        match: parsed.match,
         ascending: true,
         limit: number,
       });

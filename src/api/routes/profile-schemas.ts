@@ -1,16 +1,18 @@
 /** Schemas and renderings of the v4 profile calls (SPEC §3), shared by the profile route modules. */
 import { Type } from "typebox";
-import { renderValue } from "../../domain/attribute-values.js";
+import type { TypedValue } from "../../domain/attribute-values.js";
+import { typedValue } from "../../domain/attribute-values.js";
 import type { DataTable } from "../../domain/data-table.js";
 import type { StoredRecord } from "../../storage/record-repository.js";
 
 export const TAG = "profiles";
+const Scalar = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
 const Value = Type.Union([
   Type.String(),
   Type.Number(),
   Type.Boolean(),
   Type.Null(),
-  Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+  Type.Array(Scalar),
 ]);
 const NamedValue = Type.Object({ name: Type.String(), value: Type.Optional(Value) });
 const SubscriptionState = Type.Object({
@@ -27,22 +29,31 @@ const SegmentationItem = Type.Object({
   category: Type.Optional(Type.String()),
   name: Type.Optional(Type.String()),
 });
+export const DataCollectionInformation = Type.Object(
+  {
+    date: Type.Optional(Type.String()),
+    source: Type.Optional(Type.String()),
+    way: Type.Optional(Type.String()),
+  },
+  {
+    description:
+      "When, from where and how the profile's data was collected. Stored with the profile and " +
+      "returned by reads; a change of it alone is no UPDATE (no event).",
+  },
+);
 export const ProfileBody = Type.Object({
   attributes: Type.Optional(Type.Array(NamedValue)),
   subscriptions: Type.Optional(Type.Array(SubscriptionState)),
   segmentations: Type.Optional(Type.Array(SegmentationItem)),
-  dataCollectionInformation: Type.Optional(
-    Type.Object(
-      {
-        date: Type.Optional(Type.String()),
-        source: Type.Optional(Type.String()),
-        way: Type.Optional(Type.String()),
-      },
-      { description: "Accepted and ignored" },
-    ),
-  ),
+  dataCollectionInformation: Type.Optional(DataCollectionInformation),
 });
-const RenderedValue = Type.Union([Type.String(), Type.Array(Type.String()), Type.Null()]);
+/** A value in an answer (SPEC §3): typed JSON; a LONG past 2^53 as text. */
+export const TypedValueSchema = Type.Union(
+  [Type.String(), Type.Number(), Type.Boolean(), Type.Array(Scalar)],
+  {
+    description: "Numbers as numbers, booleans as booleans, dates and timestamps as text",
+  },
+);
 export const SubscriptionList = Type.Array(
   Type.Object({ name: Type.String(), subscribe: Type.Boolean() }),
 );
@@ -53,9 +64,18 @@ export const SegmentationList = Type.Array(
   }),
 );
 export const Profile = Type.Object({
-  attributes: Type.Array(Type.Object({ name: Type.String(), value: RenderedValue })),
+  attributes: Type.Array(
+    Type.Object(
+      { name: Type.String(), value: TypedValueSchema },
+      {
+        description:
+          "profileId (a number), creationMoment, updateMoment, then every attribute with a value",
+      },
+    ),
+  ),
   subscriptions: SubscriptionList,
   segmentations: SegmentationList,
+  dataCollectionInformation: Type.Optional(DataCollectionInformation),
 });
 export const ProfileIdResponse = Type.Object({ profileId: Type.Integer() });
 
@@ -83,19 +103,27 @@ export function renderSegmentations(table: DataTable, record: StoredRecord) {
   });
 }
 
+/** The attributes a profile holds, typed (SPEC §3); attributes without a value are left out. */
+export function typedAttributes(table: DataTable, record: StoredRecord): Map<string, TypedValue> {
+  const values = new Map<string, TypedValue>();
+  for (const attribute of table.attributes) {
+    const value = typedValue(record.attributes[attribute.name]);
+    if (value !== undefined) values.set(attribute.name, value);
+  }
+  return values;
+}
+
 export function renderProfile(table: DataTable, record: StoredRecord) {
-  const attributes: { name: string; value: string | string[] | null }[] = [
-    { name: "profileId", value: String(record.recordId) },
+  const attributes: { name: string; value: TypedValue }[] = [
+    { name: "profileId", value: record.recordId },
     { name: "creationMoment", value: record.createdAt.toISOString() },
     { name: "updateMoment", value: record.updatedAt.toISOString() },
   ];
-  for (const attribute of table.attributes) {
-    const value = renderValue(record.attributes[attribute.name]);
-    if (value !== null) attributes.push({ name: attribute.name, value });
-  }
+  for (const [name, value] of typedAttributes(table, record)) attributes.push({ name, value });
   return {
     attributes,
     subscriptions: renderSubscriptions(table, record),
     segmentations: renderSegmentations(table, record),
+    ...(record.dataCollection ? { dataCollectionInformation: record.dataCollection } : {}),
   };
 }
