@@ -8,9 +8,15 @@
  * text of the whole block exists: linking a block's few thousand pieces into one string and then
  * flattening and encoding it cost several µs per event, most of it in allocating and faulting in the
  * memory of strings too large for V8's young generation.
+ *
+ * Payload version 1 (`subscription.payloadVersion`, event-payload-v1.ts) changes only the event
+ * objects: each is built as an object and stringified (a compatibility format, not the fast path),
+ * in the same envelope.
  */
 import type { ChangeEvent } from "../domain/change-event.js";
+import type { PayloadOptions, PrerenderedParts } from "../domain/event-payload.js";
 import { dataText, envelopeFrame } from "../domain/event-payload.js";
+import { toEventObjectV1 } from "../domain/event-payload-v1.js";
 import type { Subscription } from "../domain/subscription.js";
 import { prerenderedParts } from "../storage/delivery-repository.js";
 
@@ -32,6 +38,15 @@ function put(text: string, offset: number): number {
   return offset + scratch.write(text, offset);
 }
 
+/** The JSON text of one event object in a push (the `data`, or one item of it). */
+type EventText = (
+  event: ChangeEvent,
+  options: PayloadOptions,
+  parts: PrerenderedParts | undefined,
+) => string;
+
+const eventTextV1: EventText = (event, options) => JSON.stringify(toEventObjectV1(event, options));
+
 export function encodePushBody(
   pushId: string,
   subscription: Subscription,
@@ -42,12 +57,13 @@ export function encodePushBody(
     entityName: subscription.entityName,
     includePrevious: subscription.includePrevious,
   };
+  const eventText: EventText = subscription.payloadVersion === 1 ? eventTextV1 : dataText;
   const [head, tail] = envelopeFrame(pushId, subscription);
   let at = put(bulk ? head + "[" : head, 0);
   const count = bulk ? events.length : Math.min(1, events.length);
   for (let i = 0; i < count; i++) {
     const event = events[i] as ChangeEvent;
-    const text = dataText(event, options, prerenderedParts(event));
+    const text = eventText(event, options, prerenderedParts(event));
     at = put(i > 0 ? "," + text : text, at);
   }
   if (!bulk && count === 0) at = put("null", at);

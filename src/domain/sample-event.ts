@@ -2,10 +2,13 @@
  * The sample event of `POST …/webhookSubscription/{id}/test` (SPEC §4 [ext]): a made-up change that
  * looks like what the subscription would receive — its source, its event type, a record with a value
  * for every attribute of its table — so a receiver can be checked end to end without writing data.
- * Pure. The push that carries it is marked `"test": true` (envelope and `_event`).
+ * Pure. The push that carries it (`testPushBody`) is shaped as the subscription's real pushes are
+ * (its push mode, its payload version) and marked `"test": true` (envelope and `_event`).
  */
 import type { AttributeMap, AttributeValue, ChangeEvent } from "./change-event.js";
 import type { AttributeDefinition, DataTable } from "./data-table.js";
+import { buildEnvelope, toDataObject } from "./event-payload.js";
+import { toEventObjectV1 } from "./event-payload-v1.js";
 import type { Subscription } from "./subscription.js";
 
 /** Sample events have id 0 and position 0: no real event ever does (both start at 1). */
@@ -153,4 +156,34 @@ export function sampleEvent(
   now: Date,
 ): ChangeEvent {
   return table ? tableEvent(subject, table, now) : triggerEvent(subject, now);
+}
+
+/**
+ * The JSON body of a test push of `event` (a sample event): the subscription's envelope, its
+ * payload version's event object with `_event.test: true`, alone (ONE_BY_ONE) or as a block of one
+ * (BULK), and `test: true` on the envelope.
+ */
+export function testPushBody(
+  subscription: Pick<
+    Subscription,
+    "id" | "entityName" | "includePrevious" | "pushMode" | "payloadVersion"
+  >,
+  event: ChangeEvent,
+  pushId: string,
+): string {
+  const options = {
+    entityName: subscription.entityName,
+    includePrevious: subscription.includePrevious,
+  };
+  const object =
+    subscription.payloadVersion === 1
+      ? toEventObjectV1(event, options)
+      : toDataObject(event, options);
+  const marked = { ...object, _event: { ...object._event, test: true } };
+  const envelope = buildEnvelope(
+    pushId,
+    subscription,
+    subscription.pushMode === "BULK" ? [marked] : marked,
+  );
+  return JSON.stringify({ ...envelope, test: true });
 }

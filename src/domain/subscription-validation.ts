@@ -6,9 +6,10 @@
  *   `conditions`, and `onElementId` being present for table sources;
  * - `elementProblems`: what needs the table the subscription listens to (422): `eventType` fits `on`,
  *   `onFields` and condition attributes are attributes of the table, a custom-table UPDATE needs a
- *   declared UPDATE event, filters are refused on sources that have no attributes.
+ *   declared UPDATE event, filters and payload version 1 are refused on sources that have no table.
  *
- * Between the two, the API resolves the element (404 when a table does not exist).
+ * Between the two, the API resolves the element (404 when a table, ETL or other trigger source does
+ * not exist); after them it checks the target's address (422, see delivery/address-guard.ts).
  * `toSubscriptionSettings` then fills the defaults and drops reserved headers.
  */
 import type { ErrorDetail } from "./errors.js";
@@ -18,8 +19,8 @@ import type { MatchingConditions } from "./conditions.js";
 import { validateConditions } from "./conditions.js";
 import type { DataTable } from "./data-table.js";
 import { attributeNames, hasDeclaredUpdateEvent, TABLE_KINDS } from "./data-table.js";
-import type { PushMode, SubscriptionSettings } from "./subscription.js";
-import { PUSH_MODES, SUBSCRIPTION_DEFAULTS } from "./subscription.js";
+import type { PayloadVersion, PushMode, SubscriptionSettings } from "./subscription.js";
+import { PAYLOAD_VERSIONS, PUSH_MODES, SUBSCRIPTION_DEFAULTS } from "./subscription.js";
 import { webhookSecretProblem } from "./webhook-secret.js";
 
 /** A subscription as a client sends it, after the JSON types are checked (values not yet). */
@@ -39,6 +40,7 @@ export interface SubscriptionRequest {
   includePrevious?: boolean;
   conditions?: MatchingConditions | null;
   secret?: string | null;
+  payloadVersion?: number;
 }
 
 /** Inclusive ranges of the numeric settings. */
@@ -93,6 +95,7 @@ export const SUBSCRIPTION_FIELDS: readonly string[] = [
   "includePrevious",
   "conditions",
   "secret",
+  "payloadVersion",
 ];
 
 /** Fields Herald returns but never takes: ignored in a body, so a GET → edit → PUT round trip works. */
@@ -139,7 +142,7 @@ function targetUrlProblem(raw: string, allowInsecure: boolean): string | undefin
   if (!allowed.includes(url.protocol)) {
     return allowInsecure
       ? "must be an http:// or https:// URL"
-      : "must be an https:// URL (plain http is allowed only when the operator sets HERALD_ALLOW_INSECURE_TARGETS)";
+      : "must be an https:// URL (plain http is allowed only when the operator sets HERALD_ALLOW_INSECURE_TARGETS=true or starts Herald with --allow-insecure-targets)";
   }
   if (url.hostname === "") return "must name a host";
   if (url.username !== "" || url.password !== "")
@@ -217,6 +220,15 @@ export function requestProblems(
   if (request.pushMode !== undefined && !oneOf(request.pushMode, PUSH_MODES))
     add("pushMode", `must be one of ${PUSH_MODES.join(", ")}`);
 
+  if (
+    request.payloadVersion !== undefined &&
+    !(PAYLOAD_VERSIONS as readonly number[]).includes(request.payloadVersion)
+  )
+    add(
+      "payloadVersion",
+      "must be 2 (the current payload, the default) or 1 (the older Actito format with tableType, tableId and data.id)",
+    );
+
   for (const key of Object.keys(SUBSCRIPTION_LIMITS) as (keyof typeof SUBSCRIPTION_LIMITS)[]) {
     const value = request[key];
     const { min, max } = SUBSCRIPTION_LIMITS[key];
@@ -252,8 +264,8 @@ function typesOf(on: EventSource): string {
 
 /**
  * Problems with what the subscription listens to (422), once `requestProblems` found none. `table`
- * is the resolved table for table sources and undefined for trigger sources (their elements are not
- * checked here: the route checks that an ETL exists; exports, custom actions and file synchronisations have no registry yet).
+ * is the resolved table for table sources and undefined for trigger sources (whose element the
+ * route has resolved or refused with 404 already).
  */
 export function elementProblems(
   request: SubscriptionRequest & { on: EventSource; eventType: EventType },
@@ -273,6 +285,11 @@ export function elementProblems(
       add("onFields", `applies to table sources only, not to ${on} (leave it out)`);
     if (hasConditions)
       add("conditions", `applies to table sources only, not to ${on} (leave it out)`);
+    if (request.payloadVersion === 1)
+      add(
+        "payloadVersion",
+        `1 is the older format of table events (tableType, tableId, data.id); ${on} events exist only in the current format (leave it out, or send 2)`,
+      );
     return problems;
   }
 
@@ -349,6 +366,9 @@ export function toSubscriptionSettings(
     maxConcurrency: request.maxConcurrency ?? SUBSCRIPTION_DEFAULTS.maxConcurrency,
     includePrevious: request.includePrevious ?? SUBSCRIPTION_DEFAULTS.includePrevious,
     conditions: isEmptyConditions(request.conditions) ? null : cleanConditions(request.conditions!),
+    payloadVersion:
+      (request.payloadVersion as PayloadVersion | undefined) ??
+      SUBSCRIPTION_DEFAULTS.payloadVersion,
     secret: request.secret ?? secret,
   };
 }

@@ -5,6 +5,14 @@ import type { EventSource, EventType } from "./change-event.js";
 export const PUSH_MODES = ["ONE_BY_ONE", "BULK"] as const;
 export type PushMode = (typeof PUSH_MODES)[number];
 
+/**
+ * [ext] The shape of the event objects a subscription receives (SPEC §4): 2 is SPEC §5's flat data
+ * object; 1 is the older Actito push format (`{"tableType", "tableId", "eventType", "data": {"id",
+ * "businessKey", …}}`), for table subscriptions whose consumers still read it.
+ */
+export const PAYLOAD_VERSIONS = [1, 2] as const;
+export type PayloadVersion = (typeof PAYLOAD_VERSIONS)[number];
+
 export const SUBSCRIPTION_STATES = ["ACTIVE", "FAILING", "DISABLED"] as const;
 export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
 
@@ -15,6 +23,7 @@ export const SUBSCRIPTION_DEFAULTS = {
   maxWaitMs: 5000,
   maxConcurrency: 8,
   includePrevious: false,
+  payloadVersion: 2,
 } as const;
 
 export interface Subscription {
@@ -36,6 +45,7 @@ export interface Subscription {
   maxConcurrency: number;
   includePrevious: boolean;
   conditions: MatchingConditions | null;
+  payloadVersion: PayloadVersion;
   /** Current signing secret, `whsec_<base64>`. */
   secret: string;
   /** Previous secret still accepted until `previousSecretExpiresAt` (rotation grace period). */
@@ -49,7 +59,10 @@ export interface Subscription {
   updatedAt: Date;
 }
 
-/** What a client sets on a subscription (create or replace); the rest is assigned or delivery state. */
+/**
+ * What a client sets on a subscription (create or replace); the rest is assigned or delivery state.
+ * `payloadVersion` left out is the default (2).
+ */
 export type SubscriptionSettings = Pick<
   Subscription,
   | "on"
@@ -67,7 +80,7 @@ export type SubscriptionSettings = Pick<
   | "includePrevious"
   | "conditions"
   | "secret"
->;
+> & { payloadVersion?: PayloadVersion };
 
 /** The read-only [ext] `status` block of a subscription (SPEC §4). */
 export interface SubscriptionStatus {

@@ -5,6 +5,7 @@
  */
 import type { EventSource, EventType } from "../domain/change-event.js";
 import type { Subscription, SubscriptionSettings } from "../domain/subscription.js";
+import { SUBSCRIPTION_DEFAULTS } from "../domain/subscription.js";
 import type { Queryable } from "./database.js";
 import type { SubscriptionRow } from "./subscription-rows.js";
 import { SUBSCRIPTION_COLUMNS, SUBSCRIPTION_FROM, toSubscription } from "./subscription-rows.js";
@@ -49,6 +50,7 @@ const SETTINGS_COLUMNS = [
   "max_concurrency",
   "include_previous",
   "conditions",
+  "payload_version",
   "secret",
 ] as const;
 
@@ -68,6 +70,7 @@ function settingsParams(settings: SubscriptionSettings): unknown[] {
     settings.maxConcurrency,
     settings.includePrevious,
     settings.conditions === null ? null : JSON.stringify(settings.conditions),
+    settings.payloadVersion ?? SUBSCRIPTION_DEFAULTS.payloadVersion,
     settings.secret,
   ];
 }

@@ -1,11 +1,16 @@
 /** Mapping between `webhook_subscriptions` rows and the domain `Subscription`. */
 import type { EventSource, EventType } from "../domain/change-event.js";
 import type { MatchingConditions } from "../domain/conditions.js";
-import type { PushMode, Subscription, SubscriptionState } from "../domain/subscription.js";
+import type {
+  PayloadVersion,
+  PushMode,
+  Subscription,
+  SubscriptionState,
+} from "../domain/subscription.js";
 
 export const SUBSCRIPTION_COLUMNS = `s.id, s.entity_id, e.name AS entity_name, s.source, s.element_id, s.event_type, s.on_fields,
   s.target_url, s.headers, s.is_active, s.push_mode, s.max_block_size, s.linger_ms, s.max_wait_ms, s.max_concurrency,
-  s.include_previous, s.conditions, s.secret, s.previous_secret, s.previous_secret_expires_at, s.state, s.state_reason,
+  s.include_previous, s.conditions, s.payload_version, s.secret, s.previous_secret, s.previous_secret_expires_at, s.state, s.state_reason,
   s.failing_since, s.created_at, s.updated_at`;
 
 /** FROM clause matching SUBSCRIPTION_COLUMNS. */
@@ -29,6 +34,7 @@ export interface SubscriptionRow {
   max_concurrency: number;
   include_previous: boolean;
   conditions: MatchingConditions | null;
+  payload_version: number;
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
@@ -58,6 +64,7 @@ export function toSubscription(row: SubscriptionRow): Subscription {
     maxConcurrency: row.max_concurrency,
     includePrevious: row.include_previous,
     conditions: row.conditions,
+    payloadVersion: row.payload_version as PayloadVersion,
     secret: row.secret,
     previousSecret: row.previous_secret,
     previousSecretExpiresAt: row.previous_secret_expires_at,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import dns from "node:dns";
+import { after, before, describe, mock, test } from "node:test";
 import { buildApp } from "../../src/api/app.js";
 import { bootstrap } from "../../src/api/bootstrap.js";
 import { loadConfig } from "../../src/config/config.js";
@@ -160,6 +161,7 @@ for (const { backend, skip } of await testBackends()) {
             maxConcurrency: 8,
             includePrevious: false,
             conditions: null,
+            payloadVersion: 2,
             secret: "",
             status: { state: "ACTIVE", reason: null, lag: 0, parkedRecords: 0 },
             createdAt: "",
@@ -253,11 +255,18 @@ for (const { backend, skip } of await testBackends()) {
         assert.deepEqual(body.headers, { "X-Shared-Secret": "s3cret" });
       });
 
-      test("trigger sources accept any element id, or none to listen to all", async () => {
-        const all = await created({ on: "ETL", onElementId: undefined, eventType: "FINISHED" });
-        assert.equal(all.onElementId, null);
-        const one = await created({ on: "CUSTOM_ACTION", onElementId: 12, eventType: "TRIGGER" });
-        assert.equal(one.onElementId, "12");
+      test("trigger sources without onElementId listen to every element of their kind", async () => {
+        for (const [on, eventType] of [
+          ["ETL", "FINISHED"],
+          ["EXPORT", "FINISHED"],
+          ["CUSTOM_ACTION", "TRIGGER"],
+          ["FILE_SYNCHRONIZATION", "STARTED"],
+        ]) {
+          const all = await created({ on, onElementId: undefined, eventType });
+          assert.equal(all.onElementId, null, on);
+          const blank = await created({ on, onElementId: null, eventType });
+          assert.equal(blank.onElementId, null, on);
+        }
       });
 
       test("a custom-table UPDATE is accepted when the table declares an UPDATE event", async () => {
@@ -314,6 +323,31 @@ for (const { backend, skip } of await testBackends()) {
           "headers.X-A",
         );
       });
+      test("404: an unknown trigger-source id; kinds Herald has no elements of yet say so; nothing is stored", async () => {
+        const before = await db.query("SELECT count(*)::int AS n FROM webhook_subscriptions");
+        await expectError(
+          minimal({ on: "ETL", onElementId: "424242", eventType: "FINISHED" }),
+          404,
+          "HERALD_ETL_NOT_FOUND",
+          "onElementId",
+        );
+        for (const [on, eventType, plural] of [
+          ["EXPORT", "FINISHED", "exports"],
+          ["CUSTOM_ACTION", "TRIGGER", "custom actions"],
+          ["FILE_SYNCHRONIZATION", "FINISHED", "file references"],
+        ] as const) {
+          const response = await post(minimal({ on, onElementId: 12, eventType }));
+          assert.equal(response.statusCode, 404, response.body);
+          const error = response.json() as { code: string; message: string };
+          assert.equal(error.code, "HERALD_TRIGGER_SOURCE_NOT_FOUND");
+          assert.match(error.message, new RegExp(`^${on} '12' does not exist in entity 'acme'`));
+          assert.match(error.message, new RegExp(`no ${plural} yet`));
+          assert.match(error.message, /leave onElementId out/);
+        }
+        const after = await db.query("SELECT count(*)::int AS n FROM webhook_subscriptions");
+        assert.deepEqual(after.rows, before.rows);
+      });
+
       test("404: the table does not exist in the entity", async () => {
         await expectError(
           minimal({ onElementId: "9999" }),
@@ -373,6 +407,64 @@ for (const { backend, skip } of await testBackends()) {
           "HERALD_UNPROCESSABLE",
           "onFields",
         );
+      });
+    });
+
+    describe("payloadVersion [ext]", () => {
+      test("1 is stored and read back; absent is 2, on create and on PUT", async () => {
+        const v1 = await created({ payloadVersion: 1, pushMode: "BULK" });
+        assert.equal(v1.payloadVersion, 1);
+        const read = (await t.request("GET", `${BASE}/${v1.id}`)).json() as Json;
+        assert.equal(read.payloadVersion, 1);
+        const listed = (await t.request("GET", BASE)).json() as { webhookSubscriptions: Json[] };
+        assert.equal(listed.webhookSubscriptions.find((s) => s.id === v1.id)?.payloadVersion, 1);
+        const put = await t.request("PUT", `${BASE}/${v1.id}`, minimal());
+        assert.equal((put.json() as Json).payloadVersion, 2);
+        const back = await t.request("PUT", `${BASE}/${v1.id}`, minimal({ payloadVersion: 1 }));
+        assert.equal((back.json() as Json).payloadVersion, 1);
+        const legacy = await post(
+          { eventType: "CREATE", targetUrl: "https://example.com/l", payloadVersion: 1 },
+          "/v4/entity/acme/customTable/Orders/webhookSubscription",
+        );
+        assert.equal(legacy.statusCode, 201, legacy.body);
+        assert.equal((legacy.json() as Json).payloadVersion, 1);
+      });
+
+      test("400: anything but 1 or 2; 422: version 1 on a trigger source; nothing is stored", async () => {
+        const before = await db.query("SELECT count(*)::int AS n FROM webhook_subscriptions");
+        for (const payloadVersion of [0, 3, -1, 20]) {
+          await expectError(
+            minimal({ payloadVersion }),
+            400,
+            "HERALD_VALIDATION",
+            "payloadVersion",
+          );
+        }
+        for (const payloadVersion of ["1", 1.5, null, true])
+          await expectError(minimal({ payloadVersion }), 400, "HERALD_VALIDATION");
+        await expectError(
+          minimal({ on: "ETL", onElementId: undefined, eventType: "FINISHED", payloadVersion: 1 }),
+          422,
+          "HERALD_UNPROCESSABLE",
+          "payloadVersion",
+        );
+        const after = await db.query("SELECT count(*)::int AS n FROM webhook_subscriptions");
+        assert.deepEqual(after.rows, before.rows);
+      });
+    });
+
+    describe("targets when the operator allows insecure ones", () => {
+      test("loopback, private and link-local targets in any spelling are accepted", async () => {
+        for (const targetUrl of [
+          "http://127.0.0.1:9/h",
+          "https://2130706433/h",
+          "https://[::ffff:7f00:1]/h",
+          "https://localhost./h",
+          "https://169.254.169.254/h",
+        ]) {
+          const body = await created({ targetUrl });
+          assert.equal(body.targetUrl, targetUrl);
+        }
       });
     });
 
@@ -754,6 +846,162 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(response.statusCode, 404);
         assert.equal((response.json() as { code: string }).code, "HERALD_ENTITY_NOT_FOUND");
       });
+    });
+  });
+
+  describe(`webhook subscriptions on ${backend}: target addresses`, { skip }, () => {
+    let t: TestApp;
+    let table: DataTable;
+    // Names a test resolver answers (the others go to the system resolver, where `.invalid` never resolves).
+    const NAMES: Record<string, string[]> = {
+      "loopback.example.test": ["127.0.0.1"],
+      "v6-loopback.example.test": ["::1"],
+      "internal.example.test": ["10.0.0.5"],
+      "half-internal.example.test": ["93.184.216.34", "192.168.7.7"],
+      "hooks.example.test": ["93.184.216.34"],
+    };
+
+    before(async () => {
+      t = await createTestApp(backend, { allowInsecureTargets: false });
+      table = await addTable(
+        t.database.db,
+        await entityId(t.database.db, "acme"),
+        "PROFILE_TABLE",
+        "T",
+      );
+      const system = dns.lookup;
+      type Callback = (error: Error | null, addresses: dns.LookupAddress[]) => void;
+      mock.method(dns, "lookup", (hostname: string, options: unknown, callback: Callback) => {
+        const addresses = NAMES[hostname];
+        if (!addresses)
+          return (system as (...args: unknown[]) => void)(hostname, options, callback);
+        const all = addresses.map((address) => ({
+          address,
+          family: address.includes(":") ? 6 : 4,
+        }));
+        process.nextTick(() => callback(null, all));
+      });
+    });
+    after(async () => {
+      mock.restoreAll();
+      await t?.close();
+    });
+
+    const body = (targetUrl: string) => ({
+      on: "PROFILE_TABLE",
+      onElementId: table.id,
+      eventType: "CREATE",
+      targetUrl,
+    });
+    const stored = async () =>
+      (
+        await t.database.db.query<{ target_url: string }>(
+          "SELECT target_url FROM webhook_subscriptions ORDER BY id",
+        )
+      ).rows.map((r) => r.target_url);
+    const expectRefused = async (method: string, url: string, payload: unknown, why: RegExp) => {
+      const response = await t.request(method, url, payload);
+      assert.equal(response.statusCode, 422, `${JSON.stringify(payload)}: ${response.body}`);
+      const error = response.json() as {
+        code: string;
+        message: string;
+        details: { path: string; message: string }[];
+      };
+      assert.equal(error.code, "HERALD_BLOCKED_TARGET");
+      assert.match(error.message, why);
+      assert.match(error.message, /HERALD_ALLOW_INSECURE_TARGETS/);
+      assert.match(error.message, /--allow-insecure-targets/);
+      assert.equal(error.details[0]?.path, "targetUrl");
+    };
+
+    test("subscription-time refusal for each address spelling (decimal, octal, hex, IPv4-mapped IPv6, trailing dot, names resolving to loopback)", async () => {
+      const spellings: [string, RegExp][] = [
+        ["https://127.0.0.1/hook", /127\.0\.0\.1 is a loopback address/],
+        ["https://2130706433/hook", /127\.0\.0\.1 is a loopback address/], // decimal
+        ["https://0177.0.0.1/hook", /127\.0\.0\.1 is a loopback address/], // octal
+        ["https://017700000001/hook", /127\.0\.0\.1 is a loopback address/], // octal, one number
+        ["https://0x7f.0.0.1/hook", /127\.0\.0\.1 is a loopback address/], // hex
+        ["https://0x7F000001/hook", /127\.0\.0\.1 is a loopback address/], // hex, one number
+        ["https://0x7f.1/hook", /127\.0\.0\.1 is a loopback address/], // hex, short form
+        ["https://127.1/hook", /127\.0\.0\.1 is a loopback address/], // short form
+        ["https://127.0.0.1./hook", /127\.0\.0\.1 is a loopback address/], // trailing dot
+        ["https://[::ffff:127.0.0.1]/hook", /\[::ffff:7f00:1\] is a loopback address/], // IPv4-mapped
+        ["https://[::ffff:7f00:1]/hook", /\[::ffff:7f00:1\] is a loopback address/], // mapped, hex
+        ["https://[::1]/hook", /\[::1\] is a loopback address/],
+        ["https://[::]/hook", /\[::\] is the unspecified address/],
+        ["https://0.0.0.0/hook", /0\.0\.0\.0 is the unspecified/],
+        ["https://169.254.169.254/latest/meta-data", /link-local \(metadata\)/],
+        ["https://10.0.0.1/hook", /10\.0\.0\.1 is a private address/],
+        ["https://0xc0.0xa8.1.1/hook", /192\.168\.1\.1 is a private address/],
+        ["https://[fd00:ec2::254]/hook", /unique-local/],
+        ["https://localhost/hook", /localhost name/],
+        ["https://LOCALHOST:8443/hook", /localhost name/], // upper case
+        ["https://localhost./hook", /localhost name/], // trailing dot
+        ["https://loopback.example.test/hook", /resolves to 127\.0\.0\.1, a loopback address/],
+        ["https://LOOPBACK.example.test./hook", /resolves to 127\.0\.0\.1/], // trailing dot, case
+        ["https://v6-loopback.example.test/hook", /resolves to ::1, a loopback address/],
+        ["https://internal.example.test/hook", /resolves to 10\.0\.0\.5, a private address/],
+        ["https://half-internal.example.test/hook", /resolves to 192\.168\.7\.7/],
+      ];
+      for (const [targetUrl, why] of spellings) {
+        await expectRefused("POST", BASE, body(targetUrl), why);
+        await expectRefused(
+          "POST",
+          `/v4/entity/acme/table/${table.id}/webhookSubscription`,
+          { eventType: "CREATE", targetUrl },
+          why,
+        );
+      }
+      assert.deepEqual(await stored(), []);
+    });
+
+    test("a public address or name is accepted; so is a name that does not resolve (its pushes fail until it does)", async () => {
+      for (const targetUrl of [
+        "https://93.184.216.34/hook",
+        "https://hooks.example.test/hook",
+        "https://nowhere.invalid/hook",
+      ]) {
+        const response = await t.request("POST", BASE, body(targetUrl));
+        assert.equal(response.statusCode, 201, `${targetUrl}: ${response.body}`);
+      }
+      assert.deepEqual((await stored()).slice(-3), [
+        "https://93.184.216.34/hook",
+        "https://hooks.example.test/hook",
+        "https://nowhere.invalid/hook",
+      ]);
+    });
+
+    test("PUT: a new refused target is 422 and changes nothing; an unchanged target is not checked again", async () => {
+      const created = await t.request("POST", BASE, body("https://hooks.example.test/a"));
+      const id = (created.json() as Json).id;
+      await expectRefused("PUT", `${BASE}/${id}`, body("https://0x7f.1/a"), /loopback/);
+      await expectRefused(
+        "PUT",
+        `${BASE}/${id}`,
+        body("https://internal.example.test/a"),
+        /private/,
+      );
+      const read = (await t.request("GET", `${BASE}/${id}`)).json() as Json;
+      assert.equal(read.targetUrl, "https://hooks.example.test/a");
+      assert.equal(read.isActive, true);
+      // A target stored while the operator allowed insecure targets can still be paused or edited.
+      await t.database.db.query("UPDATE webhook_subscriptions SET target_url = $2 WHERE id = $1", [
+        id,
+        "https://127.0.0.1/old",
+      ]);
+      const paused = await t.request("PUT", `${BASE}/${id}`, {
+        ...body("https://127.0.0.1/old"),
+        isActive: false,
+      });
+      assert.equal(paused.statusCode, 200, paused.body);
+      assert.equal((paused.json() as Json).isActive, false);
+      await expectRefused("PUT", `${BASE}/${id}`, body("https://127.0.0.2/new"), /loopback/);
+    });
+
+    test("plain http is a 400 before any address check", async () => {
+      const response = await t.request("POST", BASE, body("http://2130706433/hook"));
+      assert.equal(response.statusCode, 400, response.body);
+      assert.match(response.body, /--allow-insecure-targets/);
     });
   });
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DataTable } from "../../src/domain/data-table.js";
 import { toDataObject } from "../../src/domain/event-payload.js";
-import { sampleEvent } from "../../src/domain/sample-event.js";
+import { sampleEvent, testPushBody } from "../../src/domain/sample-event.js";
 
 const now = new Date("2026-11-30T12:00:00Z");
 const custom: DataTable = {
@@ -86,5 +86,52 @@ describe("sample event of a test push", () => {
     assert.equal(data["etl.executionStatus"], "SUCCESS");
     assert.equal(data["etl.id"], "sample");
     assert.equal(data._event.type, "FINISHED");
+  });
+
+  test("the test push body follows the push mode and the payload version, marked test", () => {
+    const subject = {
+      entityId: 1,
+      on: "CUSTOM_TABLE" as const,
+      onElementId: "c0ffee",
+      eventType: "CREATE" as const,
+      onFields: [],
+    };
+    const event = sampleEvent(subject, custom, now);
+    const base = { id: 5, entityName: "acme", includePrevious: false };
+    type Body = { id: string; test: boolean; data: unknown; _links: { webhook: { href: string } } };
+    const body = (pushMode: "ONE_BY_ONE" | "BULK", payloadVersion: 1 | 2) =>
+      JSON.parse(testPushBody({ ...base, pushMode, payloadVersion }, event, "push-9")) as Body;
+
+    const v2 = body("ONE_BY_ONE", 2);
+    assert.equal(v2.id, "push-9");
+    assert.equal(v2.test, true);
+    assert.equal(v2._links.webhook.href, "/webhooks/v4/entity/acme/webhookSubscription/5");
+    const data = v2.data as Record<string, unknown> & { _event: { test: boolean } };
+    assert.equal(data.orderId, "sample orderId");
+    assert.equal(data._event.test, true);
+    assert.equal("tableId" in data, false);
+
+    const v1 = body("ONE_BY_ONE", 1);
+    const object = v1.data as {
+      tableType: string;
+      tableId: string;
+      eventType: string;
+      data: Record<string, unknown>;
+      _event: { test: boolean; id: string };
+    };
+    assert.deepEqual(
+      [object.tableType, object.tableId, object.eventType],
+      ["CUSTOM_TABLE", "c0ffee", "CREATE"],
+    );
+    assert.equal(object.data.id, "sample orderId");
+    assert.equal(object.data.businessKey, "sample orderId");
+    assert.equal(object.data.total, "3.5");
+    assert.equal(object._event.test, true);
+    assert.equal(v1.test, true);
+
+    const bulk = body("BULK", 1);
+    assert.ok(Array.isArray(bulk.data));
+    assert.deepEqual(bulk.data, [object]);
+    assert.deepEqual(body("BULK", 2).data, [data]);
   });
 });

@@ -33,6 +33,7 @@ function subscription(overrides: Partial<Subscription> = {}): Subscription {
     maxConcurrency: 8,
     includePrevious: false,
     conditions: null,
+    payloadVersion: 2,
     secret: "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     previousSecret: null,
     previousSecretExpiresAt: null,

@@ -168,6 +168,40 @@ describe("requestProblems (400)", () => {
   });
 });
 
+describe("payloadVersion", () => {
+  test("1 and 2 are accepted and stored; absent is 2", () => {
+    for (const payloadVersion of [1, 2] as const) {
+      assert.deepEqual(requestProblems(request({ payloadVersion }), SECURE), []);
+      const settings = toSubscriptionSettings(
+        request({ payloadVersion }) as Parameters<typeof toSubscriptionSettings>[0],
+        "1",
+        "s",
+      );
+      assert.equal(settings.payloadVersion, payloadVersion);
+    }
+  });
+
+  test("any other number is a 400 at payloadVersion", () => {
+    for (const payloadVersion of [0, 3, -1, 1.5, 2.0000001, 10])
+      assert.deepEqual(paths(requestProblems(request({ payloadVersion }), SECURE)), [
+        "payloadVersion",
+      ]);
+  });
+
+  test("version 1 is for table sources: a trigger source with it is a 422 at payloadVersion", () => {
+    const trigger = request({
+      on: "ETL",
+      onElementId: null,
+      eventType: "FINISHED",
+      payloadVersion: 1,
+    }) as Parameters<typeof elementProblems>[0];
+    assert.deepEqual(paths(elementProblems(trigger, undefined)), ["payloadVersion"]);
+    assert.deepEqual(elementProblems({ ...trigger, payloadVersion: 2 }, undefined), []);
+    const onTable = request({ payloadVersion: 1 }) as Parameters<typeof elementProblems>[0];
+    assert.deepEqual(elementProblems(onTable, table()), []);
+  });
+});
+
 describe("requestProblems properties", () => {
   const limit = (min: number, max: number) =>
     fc.option(fc.integer({ min, max }), { nil: undefined });
@@ -321,6 +355,7 @@ describe("toSubscriptionSettings", () => {
       maxConcurrency: 8,
       includePrevious: false,
       conditions: null,
+      payloadVersion: 2,
       secret: "whsec_kept",
     });
   });

@@ -13,9 +13,8 @@ import { hostname } from "node:os";
 import type { FastifyRequest } from "fastify";
 import type { AttemptResult } from "../../domain/delivery-outcome.js";
 import { classifyResult } from "../../domain/delivery-outcome.js";
-import { buildEnvelope, toDataObject } from "../../domain/event-payload.js";
 import { ERROR_CLASSES } from "../../domain/retry-policy.js";
-import { sampleEvent } from "../../domain/sample-event.js";
+import { sampleEvent, testPushBody } from "../../domain/sample-event.js";
 import { HeraldError, invalid } from "../../domain/errors.js";
 import { generateWebhookSecret } from "../../domain/webhook-secret.js";
 import { webhookSignatureHeaders } from "../../domain/webhook-signature.js";
@@ -309,19 +308,8 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
           ? await findTable(deps.db, entity.id, subscription.on, subscription.onElementId ?? "")
           : undefined;
       const now = new Date();
-      const event = sampleEvent(subscription, table, now);
-      const data = toDataObject(event, {
-        entityName: subscription.entityName,
-        includePrevious: subscription.includePrevious,
-      });
-      const marked = { ...data, _event: { ...data._event, test: true } };
       const pushId = randomUUID();
-      const envelope = buildEnvelope(
-        pushId,
-        subscription,
-        subscription.pushMode === "BULK" ? [marked] : marked,
-      );
-      const body = JSON.stringify({ ...envelope, test: true });
+      const body = testPushBody(subscription, sampleEvent(subscription, table, now), pushId);
       const result: AttemptResult = await testSender().send({
         url: subscription.targetUrl,
         body,

@@ -1,8 +1,10 @@
 /**
  * Webhook subscriptions (SPEC §4): create, list, read, replace, delete, the signing secret, and
- * the legacy per-table create paths. Validation runs in three steps (see
+ * the legacy per-table create paths. Validation runs in four steps (see
  * `domain/subscription-validation.ts`): the request alone (400), the element it names (404), what
- * the element allows (422). Every change wakes delivery through `hooks.subscriptionsChanged()`.
+ * the element allows (422), and, unless the operator allows insecure targets, the target's address
+ * as the delivery guard would judge it (422 HERALD_BLOCKED_TARGET; a DNS lookup for a name). Every
+ * change wakes delivery through `hooks.subscriptionsChanged()`.
  */
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
@@ -20,6 +22,7 @@ import {
   toSubscriptionSettings,
 } from "../../domain/subscription-validation.js";
 import { generateWebhookSecret } from "../../domain/webhook-secret.js";
+import { checkTargetHost, systemHostLookup } from "../../delivery/address-guard.js";
 import type { Database } from "../../storage/database.js";
 import { findTable } from "../../storage/data-table-repository.js";
 import type { SubscriptionWithCursor } from "../../storage/subscription-repository.js";
@@ -33,7 +36,7 @@ import {
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
-import { findEtl } from "../../storage/etl-repository.js";
+import { resolveTriggerElement } from "../trigger-sources.js";
 import type { RouteModule } from "./index.js";
 import {
   EntityParams,
@@ -109,8 +112,33 @@ async function tableOf(
 }
 
 /**
+ * Refuses (422) a target that every push would be refused, unless the operator allows insecure
+ * targets. Names are resolved as the push's connection resolves them (the system resolver). A name that does not resolve is accepted with a warning in the log: a record not
+ * published yet or a resolver briefly down should not block the change, and pushes to it fail
+ * visibly (error class `dns`) until it resolves, where the connect-time guard judges it again.
+ */
+async function checkTarget(deps: AppDeps, request: FastifyRequest, targetUrl: string) {
+  if (deps.config.allowInsecureTargets) return;
+  const verdict = await checkTargetHost(targetUrl, systemHostLookup);
+  if (verdict.kind === "refused")
+    throw new HeraldError("HERALD_BLOCKED_TARGET", { reason: verdict.reason }, [
+      {
+        path: "targetUrl",
+        message: `${verdict.reason}: such targets are allowed only with HERALD_ALLOW_INSECURE_TARGETS=true or --allow-insecure-targets`,
+      },
+    ]);
+  if (verdict.kind === "unresolved")
+    request.log.warn(
+      { targetHost: verdict.host, reason: verdict.reason },
+      "webhook target does not resolve; accepted, but its pushes fail until it does",
+    );
+}
+
+/**
  * Checks a request and turns it into settings to store. `secret` is what to keep when the request
- * brings none; `legacyTable` is the table named by a legacy path (then `on`/`onElementId` come from it).
+ * brings none; `legacyTable` is the table named by a legacy path (then `on`/`onElementId` come from
+ * it); `currentTargetUrl` the target of the subscription a PUT replaces (an unchanged target is not
+ * checked again, so a subscription whose target was accepted can always be paused or edited).
  */
 async function settingsFrom(
   deps: AppDeps,
@@ -119,6 +147,7 @@ async function settingsFrom(
   body: SubscriptionRequest,
   secret: string,
   legacyTable?: { kind: TableKind; idOrName: string },
+  currentTargetUrl?: string,
 ) {
   const raw = request.body as Record<string, unknown>;
   const candidate: SubscriptionRequest = legacyTable
@@ -139,19 +168,14 @@ async function settingsFrom(
   const table = isTableSource(checked.on)
     ? await tableOf(deps.db, entity, checked.on, elementId!, legacyTable ? "table" : "onElementId")
     : undefined;
-  let element = table?.id ?? elementId;
-  // An ETL is named by its id (or name, stored as its id); none: every ETL of the entity.
-  if (checked.on === "ETL" && elementId !== undefined && elementId !== null) {
-    const etl = await findEtl(deps.db, entity.id, elementId);
-    if (!etl)
-      throw new HeraldError("HERALD_ETL_NOT_FOUND", { id: elementId, entity: entity.name }, [
-        { path: "onElementId", message: `no ETL '${elementId}' in entity '${entity.name}'` },
-      ]);
-    element = etl.id;
-  }
+  const element = isTableSource(checked.on)
+    ? table!.id
+    : await resolveTriggerElement(deps.db, entity, checked.on, elementId);
   const semantic = elementProblems(checked, table);
   if (semantic.length > 0) throw unprocessable(semantic);
-  return toSubscriptionSettings(checked, element, secret);
+  const settings = toSubscriptionSettings(checked, element, secret);
+  if (settings.targetUrl !== currentTargetUrl) await checkTarget(deps, request, settings.targetUrl);
+  return settings;
 }
 
 // --- Routes -----------------------------------------------------------------------------------
@@ -337,6 +361,8 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
         request,
         request.body as SubscriptionRequest,
         current.secret,
+        undefined,
+        current.targetUrl,
       );
       const replaced = await replaceSubscription(deps.db, entity.id, current.id, settings);
       if (!replaced)

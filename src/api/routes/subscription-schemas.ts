@@ -5,7 +5,12 @@
 import type { Static } from "typebox";
 import { Type } from "typebox";
 import { EVENT_SOURCES, EVENT_TYPES } from "../../domain/change-event.js";
-import { PUSH_MODES, SUBSCRIPTION_STATES, subscriptionStatus } from "../../domain/subscription.js";
+import {
+  PAYLOAD_VERSIONS,
+  PUSH_MODES,
+  SUBSCRIPTION_STATES,
+  subscriptionStatus,
+} from "../../domain/subscription.js";
 import { SUBSCRIPTION_LIMITS } from "../../domain/subscription-validation.js";
 import type { SubscriptionWithCursor } from "../../storage/subscription-repository.js";
 
@@ -60,6 +65,12 @@ const commonFields = {
       Type.Null(),
     ]),
   ),
+  payloadVersion: Type.Optional(
+    Type.Integer({
+      description:
+        "[ext] 2 (default): the current payload. 1: the older Actito format of table events ({tableType, tableId, eventType, data: {id, businessKey, …}}); table sources only",
+    }),
+  ),
 };
 
 export const SubscriptionBody = Type.Object({
@@ -91,6 +102,7 @@ export const SubscriptionResponse = Type.Object({
   maxConcurrency: Type.Integer(),
   includePrevious: Type.Boolean(),
   conditions: Type.Union([Type.Null(), ConditionsSchema]),
+  payloadVersion: Type.Enum([...PAYLOAD_VERSIONS]),
   secret: Type.Optional(Type.String({ description: "Only in the answer to a create" })),
   status: Type.Object({
     state: Type.Enum([...SUBSCRIPTION_STATES]),
@@ -161,6 +173,7 @@ export function toJson(s: SubscriptionWithCursor, withSecret: boolean): Subscrip
     maxConcurrency: s.maxConcurrency,
     includePrevious: s.includePrevious,
     conditions: s.conditions as SubscriptionJson["conditions"],
+    payloadVersion: s.payloadVersion,
     ...(withSecret ? { secret: s.secret } : {}),
     status: subscriptionStatus(s, s.watermark, s.logHead, s.parkedRecords),
     createdAt: s.createdAt.toISOString(),
