@@ -330,5 +330,70 @@ for (const { backend, skip } of await testBackends()) {
         0,
       );
     });
+
+    test("dataCollectionInformation rides along in a batch; a change of it alone writes it without an event or a version", async () => {
+      await t.database.db.query("DELETE FROM change_events");
+      const collect = (source: string, name: string, first?: string) =>
+        parseProfileInput(table, {
+          attributes: [email(name), ...(first ? [{ name: "firstName", value: first }] : [])],
+          dataCollectionInformation: { date: "2024-05-01", source, way: "form" },
+        });
+      const upsert = (write: ReturnType<typeof collect>) =>
+        upsertProfile(t.database.db, table, write, { allowUpdate: true, origin });
+      const stored = async (id: number) =>
+        (
+          await t.database.db.query<{
+            data_collection: unknown;
+            version: number;
+            updated_at: Date;
+          }>("SELECT data_collection, version, updated_at FROM records WHERE record_id = $1", [id])
+        ).rows[0]!;
+      // Two creates and an update together: one batch.
+      const [a, b, c] = await Promise.all([
+        upsert(collect("web", "dc1@example.com")),
+        upsert(collect("shop", "dc2@example.com")),
+        upsert(collect("app", "batch5@example.com", "Changed5")),
+      ]);
+      assert.deepEqual([a.outcome, b.outcome, c.outcome], ["CREATED", "CREATED", "UPDATED"]);
+      assert.deepEqual((await stored(a.profileId)).data_collection, {
+        date: "2024-05-01",
+        source: "web",
+        way: "form",
+      });
+      assert.equal(
+        ((await stored(b.profileId)).data_collection as { source: string }).source,
+        "shop",
+      );
+      assert.equal(
+        ((await stored(c.profileId)).data_collection as { source: string }).source,
+        "app",
+      );
+      const eventsBefore = (await events()).length;
+      assert.equal(eventsBefore, 3);
+
+      // Only the information changes (for one of two upserts batched together): stored, no event.
+      const before = await stored(a.profileId);
+      const [again, same] = await Promise.all([
+        upsert(collect("partner", "dc1@example.com")),
+        upsert(collect("shop", "dc2@example.com")),
+      ]);
+      assert.deepEqual([again.outcome, same.outcome], ["UNCHANGED", "UNCHANGED"]);
+      const after = await stored(a.profileId);
+      assert.equal((after.data_collection as { source: string }).source, "partner");
+      assert.equal(after.version, before.version);
+      assert.equal(after.updated_at.getTime(), before.updated_at.getTime());
+      assert.equal((await events()).length, eventsBefore);
+
+      // A write without the information keeps the stored one.
+      await upsert(
+        parseProfileInput(table, {
+          attributes: [email("dc1@example.com"), { name: "firstName", value: "Dee" }],
+        }),
+      );
+      assert.equal(
+        ((await stored(a.profileId)).data_collection as { source: string }).source,
+        "partner",
+      );
+    });
   });
 }
