@@ -453,9 +453,11 @@ describe(
         }
       }
       const { rows } = await t.database.db.query<{ name: string }>(
+        // A deleted table's row lives on until its deletion job ends (deleted_at set).
         `SELECT d.name FROM data_tables d, jsonb_array_elements(d.definition -> 'foreignKeys') AS fk
-          WHERE NOT EXISTS (SELECT 1 FROM data_tables p
-                             WHERE p.id = fk -> 'referencedTable' ->> 'id')`,
+          WHERE d.deleted_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM data_tables p
+                             WHERE p.id = fk -> 'referencedTable' ->> 'id' AND p.deleted_at IS NULL)`,
       );
       assert.deepEqual(rows, [], "tables refer to deleted tables");
     });
