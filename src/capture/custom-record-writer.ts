@@ -4,17 +4,19 @@
  * (storage/record-event-writes.ts): a create is one autocommit statement, an update of an existing
  * record two (read, version-checked write); PUT, DELETE and the hand-overs run in an explicit
  * transaction. Records are identified by their business key (the value of the table's
- * primaryKeyAttribute). Every write evaluates the table's declared events (`eventsToTrigger`) on the
+ * primaryKeyAttribute); a record created without it gets a generated one (a UUID) when the key is
+ * a STRING attribute (SPEC §3; a table defined without a primary key is keyed on such an `id`). Every write evaluates the table's declared events (`eventsToTrigger`) on the
  * state before and after and lists those that fired in the event's `declaredEvents`. An UPDATE event
  * is appended whenever something changed, even when no declared event fired (subscriptions decide).
  */
+import { randomUUID } from "node:crypto";
 import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
 import { checkValue } from "../domain/attribute-values.js";
 import { firedDeclaredEvents } from "../domain/declared-events.js";
 import { HeraldError } from "../domain/errors.js";
 import { applyAttributes } from "../domain/record-change.js";
-import { keyText, uniqueKeysOf } from "../domain/record-keys.js";
+import { acceptsGeneratedKey, keyText, uniqueKeysOf } from "../domain/record-keys.js";
 import type { NamedValue } from "../domain/record-input.js";
 import { checkMandatory, parseAttributeList } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
@@ -34,6 +36,7 @@ import type { WriteOutcome } from "./profile-writer.js";
 import { uniqueKeyTaken } from "./profile-writer.js";
 import {
   applyOnDelete,
+  assertUniqueValuesUnreferenced,
   customDeleteEvent,
   hasForeignKeys,
   lockReferences,
@@ -56,6 +59,19 @@ export function parseRecordInput(
 
 export function primaryKeyOf(table: DataTable): string {
   return table.primaryKeyAttribute ?? table.attributes[0]?.name ?? "";
+}
+
+/**
+ * The values of a record to create, with a generated primary key (a UUID) when they hold none and
+ * the key attribute can take one (acceptsGeneratedKey); otherwise unchanged, and the missing key
+ * is reported by the write.
+ */
+export function withGeneratedKey(table: DataTable, provided: AttributeMap): AttributeMap {
+  const pk = primaryKeyOf(table);
+  if (keyText(provided[pk]) !== undefined) return provided;
+  const attribute = table.attributes.find((a) => a.name === pk);
+  if (!attribute || !acceptsGeneratedKey(attribute)) return provided;
+  return { ...provided, [pk]: randomUUID() };
 }
 
 /**
@@ -148,6 +164,7 @@ async function applyToRecord(
   const plan = planRecordUpdate(table, record, provided, origin);
   if (plan.kind === "unchanged")
     return { businessKey, outcome: "UNCHANGED", version: record.version };
+  await assertUniqueValuesUnreferenced(tx, table, record, plan.update.dropKeys);
   const written = await updateRecord(tx, plan.update);
   if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0], "properties");
   await appendChangeEvents(tx, [plan.event(written.version, written.updatedAt)]);
@@ -157,7 +174,8 @@ async function applyToRecord(
 /**
  * POST …/customTable/{table}/record: creates the record, or updates it when its business key
  * exists (with `allowUpdate: false`, an existing business key is a 409 instead: imports in
- * INSERT_ONLY mode). The primary key attribute must be given.
+ * INSERT_ONLY mode). Without its primary key the record is created with a generated one
+ * (withGeneratedKey), or refused when the key attribute cannot take one.
  */
 export async function upsertCustomRecord(
   db: Database,
@@ -177,10 +195,14 @@ async function upsertRecord(
   options: { allowUpdate?: boolean },
 ): Promise<RecordWriteResult> {
   const pk = primaryKeyOf(table);
+  provided = withGeneratedKey(table, provided);
   const businessKey = keyText(provided[pk]);
   if (businessKey === undefined)
     throw new HeraldError("HERALD_MISSING_MANDATORY", { attribute: pk }, [
-      { path: "properties", message: `the primary key attribute '${pk}' has no value` },
+      {
+        path: "properties",
+        message: `the primary key attribute '${pk}' has no value (Herald generates one only for a STRING key that accepts a UUID)`,
+      },
     ]);
   const created = withCreationTime(table, applyAttributes({}, provided).after);
   let mandatoryProblem: unknown;
@@ -300,6 +322,8 @@ async function upsertInOneStatement(
     const plan = planRecordUpdate(table, record, provided, options.origin);
     if (plan.kind === "unchanged")
       return { businessKey, outcome: "UNCHANGED", version: record.version } as const;
+    // A unique value that changes may be referred to by value: checked in a transaction.
+    if (plan.update.dropKeys.length > 0) return undefined;
     const written = await updateRecordWithEvents(db, {
       update: plan.update,
       expectedVersion: record.version,

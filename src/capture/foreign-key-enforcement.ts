@@ -8,6 +8,10 @@
  *   refers to them, in turn), SET_NULL empties the referring attribute. Every record touched gets
  *   its change event, in the same transaction, after the deleted record's own.
  *
+ * A foreign key may name a unique attribute other than the identity (`byUniqueValue`): the
+ * referenced record is then found by that value, and a write that changes or clears such a value
+ * while records still refer to it is refused (409, assertUniqueValuesUnreferenced).
+ *
  * Lock order is referenced record first, then referring records, on both sides, so a writer and a
  * deleter of the same pair wait for each other instead of deadlocking (a deadlock between unrelated
  * orders is retried by withWriteRetry).
@@ -16,6 +20,7 @@ import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-even
 import type { DataTable } from "../domain/data-table.js";
 import { firedDeclaredEvents } from "../domain/declared-events.js";
 import { HeraldError } from "../domain/errors.js";
+import type { ForeignKey } from "../domain/foreign-keys.js";
 import { foreignKeysOf, identityOf } from "../domain/foreign-keys.js";
 import { applyAttributes } from "../domain/record-change.js";
 import { keyText } from "../domain/record-keys.js";
@@ -28,6 +33,7 @@ import {
 } from "../storage/foreign-key-repository.js";
 import type { StoredRecord } from "../storage/record-repository.js";
 import { deleteRecord, updateRecord } from "../storage/record-repository.js";
+import { anyRecordHolding, lockRecordByUniqueValue } from "../storage/unique-value-references.js";
 import { dataEvent, heldAttributes } from "./change-event-builders.js";
 import { enterTableWriteGate } from "./write-retry.js";
 
@@ -50,7 +56,10 @@ export async function lockReferences(
   for (const fk of foreignKeysOf(table)) {
     const identity = keyText(values[fk.attribute] ?? undefined);
     if (identity === undefined) continue;
-    if (await lockReferencedRecord(tx, fk.referencedTable, identity)) continue;
+    const found = fk.byUniqueValue
+      ? await lockRecordByUniqueValue(tx, fk.referencedTable.id, fk.referencedAttribute, identity)
+      : await lockReferencedRecord(tx, fk.referencedTable, identity);
+    if (found) continue;
     const target = await findTableById(tx, fk.referencedTable.id);
     const name = target?.name ?? fk.referencedTable.id;
     throw new HeraldError(
@@ -100,9 +109,6 @@ export async function applyOnDelete(
   visited.add(record.recordId);
   const referring = await tablesReferring(tx, table.entityId, table.id);
   if (referring.length === 0) return [];
-  const identityValue =
-    table.kind === "PROFILE_TABLE" ? record.recordId : record.attributes[identityOf(table).name];
-  if (identityValue === undefined || identityValue === null) return [];
   const events: NewChangeEvent[] = [];
   for (const tableId of referring) {
     const holder = await findTableById(tx, tableId);
@@ -112,9 +118,11 @@ export async function applyOnDelete(
     await enterTableWriteGate(tx, [holder]);
     for (const fk of foreignKeysOf(holder)) {
       if (fk.referencedTable.id !== table.id) continue;
-      const records = (
-        await lockReferringRecords(tx, holder.id, fk.attribute, identityValue)
-      ).filter((r) => !visited.has(r.recordId));
+      const value = referencedValue(table, record, fk);
+      if (value === undefined || value === null) continue;
+      const records = (await lockReferringRecords(tx, holder.id, fk.attribute, value)).filter(
+        (r) => !visited.has(r.recordId),
+      );
       if (records.length === 0) continue;
       if (fk.onDelete === "RESTRICT")
         throw referenced(table, record, holder, fk.attribute, records);
@@ -130,6 +138,55 @@ export async function applyOnDelete(
     }
   }
   return events;
+}
+
+/** The value of `record` that `fk` refers to it by: its identity or the unique value it names. */
+function referencedValue(table: DataTable, record: StoredRecord, fk: ForeignKey): unknown {
+  if (fk.byUniqueValue) return record.attributes[fk.referencedAttribute];
+  return table.kind === "PROFILE_TABLE"
+    ? record.recordId
+    : record.attributes[identityOf(table).name];
+}
+
+/**
+ * A write to `record` (locked FOR UPDATE by the caller) that changes or clears the unique
+ * attributes `changed` is refused (409 HERALD_REFERENCED_VALUE_IN_USE, nothing written) while a foreign
+ * key that names one of them by value still finds records holding the old value.
+ */
+export async function assertUniqueValuesUnreferenced(
+  tx: Queryable,
+  table: DataTable,
+  record: StoredRecord,
+  changed: readonly string[],
+): Promise<void> {
+  if (changed.length === 0) return;
+  for (const tableId of await tablesReferring(tx, table.entityId, table.id)) {
+    const holder = await findTableById(tx, tableId);
+    if (!holder) continue;
+    for (const fk of foreignKeysOf(holder)) {
+      if (fk.referencedTable.id !== table.id || !fk.byUniqueValue) continue;
+      if (!changed.includes(fk.referencedAttribute)) continue;
+      const old = record.attributes[fk.referencedAttribute];
+      if (old === undefined || old === null) continue;
+      if (await anyRecordHolding(tx, holder.id, fk.attribute, old))
+        throw new HeraldError(
+          "HERALD_REFERENCED_VALUE_IN_USE",
+          {
+            referencedAttribute: fk.referencedAttribute,
+            value: keyText(old) ?? "",
+            table: table.name,
+            referring: holder.name,
+            attribute: fk.attribute,
+          },
+          [
+            {
+              path: `${holder.name}.${fk.attribute}`,
+              message: `records of '${holder.name}' refer to this record by its ${fk.referencedAttribute} '${keyText(old) ?? ""}': change or delete them before changing it`,
+            },
+          ],
+        );
+    }
+  }
 }
 
 /** SET_NULL: the record loses its reference, with an UPDATE event (version + 1). */

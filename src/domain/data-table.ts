@@ -36,6 +36,8 @@ export interface AttributeDefinition {
   multiValued: boolean;
   indexed?: boolean;
   valueRestriction?: ValueRestriction;
+  /** Kept as given and returned (Actito's definition files carry it); Herald does not read it. */
+  displayOptions?: Record<string, unknown>;
 }
 
 export interface TriggerRule {
@@ -77,7 +79,25 @@ export interface DataTable {
   /** Custom tables: references to other tables' records (domain/foreign-keys.ts). */
   foreignKeys?: ForeignKey[];
   eventsToTrigger: DeclaredEvent[];
+  /*
+   * Keys of Actito's definition files, kept as given and returned by the structure reads; Herald
+   * does not act on them (SPEC §3, "Table definitions are read leniently").
+   */
+  entityName?: string;
+  displayOptions?: Record<string, unknown>;
+  /** Custom tables: Actito's composite key (attribute names) and big-table flag. */
+  compositeKey?: string[];
+  bigTable?: boolean;
+  /** Custom tables: the attribute Actito reads as the record's value (an amount…). */
+  valueAttribute?: string;
 }
+
+/**
+ * The primary key of a custom table defined without `primaryKeyAttribute` (SPEC §3): a STRING
+ * attribute `id`, added to the definition when it declares none, whose value Herald generates
+ * (a UUID) for a record written without it.
+ */
+export const GENERATED_KEY_ATTRIBUTE = "id";
 
 /** Technical attributes Herald maintains on profiles; clients cannot write them. */
 export const PROFILE_TECHNICAL_ATTRIBUTES = [

@@ -1,7 +1,9 @@
 /**
  * Reading untrusted definition JSON (tables, declared events): small typed readers that record a
  * problem with its path instead of throwing, so one answer can list every problem. Malformed input
- * is `bad` (400); a reference to something that does not exist is a `conflict` (422).
+ * is `bad` (400); a reference to something that does not exist is a `conflict` (422); a key Herald
+ * does not know is a `warning`: definitions are read leniently (SPEC §3), so it is ignored and the
+ * answer says so in its `details`.
  */
 import type { ErrorDetail } from "./errors.js";
 import { HeraldError } from "./errors.js";
@@ -9,11 +11,21 @@ import { HeraldError } from "./errors.js";
 export class Problems {
   readonly invalid: ErrorDetail[] = [];
   readonly inconsistent: ErrorDetail[] = [];
+  readonly warnings: ErrorDetail[] = [];
   bad(path: string, message: string): void {
     this.invalid.push({ path, message });
   }
   conflict(path: string, message: string): void {
     this.inconsistent.push({ path, message });
+  }
+  warn(path: string, message: string): void {
+    this.warnings.push({ path, message });
+  }
+  /** Warns about each key of `raw` that is not in `known` (`what` names the object in the message). */
+  ignoreUnknownKeys(raw: Json, known: readonly string[], path: string, what: string): void {
+    for (const key of Object.keys(raw))
+      if (!known.includes(key))
+        this.warn(path ? `${path}.${key}` : key, `is not a key of ${what}: ignored`);
   }
   throwIfAny(): void {
     const [list, code] =

@@ -117,6 +117,11 @@ export const ERRORS = {
     message:
       "Record '{key}' of table '{table}' is referred to by {count} record(s) of table '{referring}' (foreign key '{attribute}', onDelete RESTRICT)",
   },
+  HERALD_REFERENCED_VALUE_IN_USE: {
+    status: 409,
+    message:
+      "The {referencedAttribute} '{value}' of a record of table '{table}' cannot change: records of table '{referring}' refer to it (foreign key '{attribute}')",
+  },
   // 413 / 415 / 422 / 429
   HERALD_BODY_TOO_LARGE: { status: 413, message: "The request body exceeds {limit} bytes" },
   HERALD_UNSUPPORTED_MEDIA_TYPE: {

@@ -1,9 +1,11 @@
 /**
  * Foreign keys of custom tables (SPEC §3): an attribute of a custom table whose value names a
- * record of another table of the same entity, by that record's identity: a profile's `profileId`,
- * a custom record's primary key. Identities never change (a profile keeps its id, a custom record
- * its business key), so a reference can only break when the referenced record is deleted, and
- * `onDelete` says what happens then:
+ * record of another table of the same entity, by that record's identity (a profile's `profileId`,
+ * a custom record's primary key: the default) or by any other unique attribute of that table (as
+ * Actito's definition files do: a profile's `customerId`). Identities never change (a profile
+ * keeps its id, a custom record its business key); another unique value may, and a record whose
+ * value is referred to cannot change it while referred to (409). So a reference can only break
+ * when the referenced record is deleted, and `onDelete` says what happens then:
  *
  * - `RESTRICT` (default): the delete is refused (409 HERALD_RECORD_REFERENCED) while a record
  *   refers to it;
@@ -23,16 +25,41 @@ export const ON_DELETE_ACTIONS = ["RESTRICT", "CASCADE", "SET_NULL"] as const;
 export type OnDeleteAction = (typeof ON_DELETE_ACTIONS)[number];
 
 export interface ForeignKey {
+  /** Actito's name of the foreign key, kept as given. */
+  name?: string;
   /** The attribute of this (custom) table that holds the reference. */
   attribute: string;
   /** The referenced table; `id` is stored as the table's id even when a definition gave its name. */
   referencedTable: { kind: TableKind; id: string };
-  /** The referenced table's identity: `profileId`, or the custom table's primary key attribute. */
+  /**
+   * The referenced table's attribute: its identity (`profileId`, or the custom table's primary
+   * key: the default) or another unique attribute of it.
+   */
   referencedAttribute: string;
   onDelete: OnDeleteAction;
+  /** Actito's `valueAttribute`, kept as given and returned. */
+  valueAttribute?: string;
+  /**
+   * Set (by resolveForeignKeys) when `referencedAttribute` is a unique attribute other than the
+   * identity: the reference is then looked up by that value's key row. Not part of the public shape.
+   */
+  byUniqueValue?: true;
 }
 
-const FOREIGN_KEY_KEYS = ["attribute", "referencedTable", "referencedAttribute", "onDelete"];
+/**
+ * Keys of a foreign key: Herald's (`referencedTable`, `referencedAttribute`) and Actito's
+ * (`name`, `reference: {tableType, tableId, attribute}`, `valueAttribute`).
+ */
+const FOREIGN_KEY_KEYS = [
+  "name",
+  "attribute",
+  "referencedTable",
+  "referencedAttribute",
+  "reference",
+  "onDelete",
+  "valueAttribute",
+];
+const REFERENCE_KEYS = ["tableType", "tableId", "attribute"];
 
 /**
  * Reads `foreignKeys` of a custom-table definition: 400 for a malformed entry, 422 for one that
@@ -49,12 +76,22 @@ export function parseForeignKeys(
   arrayAt(p, raw, "foreignKeys").forEach((fk, i) => {
     const at = `foreignKeys[${i}]`;
     if (!isObject(fk)) return p.bad(at, "must be an object");
-    for (const key of Object.keys(fk))
-      if (!FOREIGN_KEY_KEYS.includes(key)) p.bad(`${at}.${key}`, "is not a key of a foreign key");
+    p.ignoreUnknownKeys(fk, FOREIGN_KEY_KEYS, at, "a foreign key");
+    const name = stringAt(p, fk.name, `${at}.name`, false);
+    const valueAttribute = stringAt(p, fk.valueAttribute, `${at}.valueAttribute`, false);
     const attribute = stringAt(p, fk.attribute, `${at}.attribute`, true) ?? "";
-    const target = referencedTableAt(p, fk.referencedTable, `${at}.referencedTable`);
-    const referencedAttribute =
-      stringAt(p, fk.referencedAttribute, `${at}.referencedAttribute`, false) ?? "";
+    const actito = fk.reference !== undefined && fk.reference !== null;
+    if (actito && fk.referencedTable !== undefined && fk.referencedTable !== null)
+      p.bad(
+        `${at}.reference`,
+        "give either reference (Actito's form) or referencedTable, not both",
+      );
+    const [target, referencedAttribute] = actito
+      ? referenceAt(p, fk.reference, `${at}.reference`)
+      : [
+          referencedTableAt(p, fk.referencedTable, `${at}.referencedTable`),
+          stringAt(p, fk.referencedAttribute, `${at}.referencedAttribute`, false) ?? "",
+        ];
     const onDelete =
       oneOf(p, fk.onDelete ?? "RESTRICT", ON_DELETE_ACTIONS, `${at}.onDelete`, true) ?? "RESTRICT";
     const own = attributes.find((a) => a.name === attribute);
@@ -65,10 +102,12 @@ export function parseForeignKeys(
     else if (own?.mandatory && onDelete === "SET_NULL")
       p.conflict(`${at}.onDelete`, `SET_NULL cannot empty the mandatory attribute '${attribute}'`);
     out.push({
+      ...(name !== undefined ? { name } : {}),
       attribute,
       referencedTable: target ?? { kind: "PROFILE_TABLE", id: "" },
       referencedAttribute,
       onDelete,
+      ...(valueAttribute !== undefined ? { valueAttribute } : {}),
     });
   });
   duplicates(out.map((fk) => fk.attribute)).forEach((i) =>
@@ -90,12 +129,29 @@ function referencedTableAt(
     p.bad(path, "must be an object");
     return undefined;
   }
-  for (const key of Object.keys(raw as Json))
-    if (key !== "kind" && key !== "id")
-      p.bad(`${path}.${key}`, "is not a key of a table reference");
+  p.ignoreUnknownKeys(raw as Json, ["kind", "id"], path, "a table reference");
   const kind = oneOf(p, raw.kind, TABLE_KINDS, `${path}.kind`, true);
   const id = stringAt(p, raw.id, `${path}.id`, true);
   return kind && id ? { kind, id } : undefined;
+}
+
+/** Actito's `reference: {tableType, tableId, attribute}`: the table and its attribute ("" = identity). */
+function referenceAt(
+  p: Problems,
+  raw: unknown,
+  path: string,
+): [{ kind: TableKind; id: string } | undefined, string] {
+  if (!isObject(raw)) {
+    p.bad(path, 'must be an object: {"tableType", "tableId", "attribute"}');
+    return [undefined, ""];
+  }
+  p.ignoreUnknownKeys(raw, REFERENCE_KEYS, path, "a reference");
+  const kind = oneOf(p, raw.tableType, TABLE_KINDS, `${path}.tableType`, true);
+  // Actito's profile-table ids are numbers in some answers: a number names the same table.
+  const rawId = typeof raw.tableId === "number" ? String(raw.tableId) : raw.tableId;
+  const id = stringAt(p, rawId, `${path}.tableId`, true);
+  const attribute = stringAt(p, raw.attribute, `${path}.attribute`, false) ?? "";
+  return [kind && id ? { kind, id } : undefined, attribute];
 }
 
 /** The attribute that identifies a record of `table`: what a foreign key refers to. */
@@ -107,10 +163,24 @@ export function identityOf(table: DataTable): { name: string; valueTypes: readon
 }
 
 /**
+ * The attribute of `target` a foreign key may name, with the value types that can hold its values:
+ * the identity, or a unique (single-valued) attribute. Undefined for any other name.
+ */
+export function referenceableAttribute(
+  target: DataTable,
+  name: string,
+): { name: string; valueTypes: readonly ValueType[] } | undefined {
+  const identity = identityOf(target);
+  if (name === identity.name) return identity;
+  const attribute = target.attributes.find((a) => a.name === name && a.unique && !a.multiValued);
+  return attribute ? { name, valueTypes: [attribute.valueType] } : undefined;
+}
+
+/**
  * Checks what each foreign key of `table` refers to, given the entity's stored tables, and fills
  * in the stored form: the referenced table by id, `referencedAttribute` defaulted to its identity.
- * Problems are 422s naming the entry: an unknown table, the table itself, an attribute that is not
- * the identity, a value type that cannot hold the identity.
+ * Problems are 422s naming the entry: an unknown table, the table itself, an attribute that is
+ * neither the identity nor a unique attribute, a value type that cannot hold the referenced values.
  */
 export function resolveForeignKeys(
   p: Problems,
@@ -132,21 +202,26 @@ export function resolveForeignKeys(
     }
     const identity = identityOf(target);
     const referencedAttribute = fk.referencedAttribute || identity.name;
-    if (referencedAttribute !== identity.name)
+    const referenced = referenceableAttribute(target, referencedAttribute);
+    if (!referenced) {
+      const unique = target.attributes.filter((a) => a.unique).map((a) => a.name);
       p.conflict(
         `${at}.referencedAttribute`,
-        `must be '${identity.name}', the identity of '${target.name}' (the only value that never changes)`,
+        `'${referencedAttribute}' is not a unique attribute of '${target.name}': a foreign key names its identity '${identity.name}'${unique.length > 0 ? ` or a unique attribute (${unique.join(", ")})` : ""}`,
       );
+    }
     const own = table.attributes.find((a) => a.name === fk.attribute);
-    if (own && !identity.valueTypes.includes(own.valueType))
+    if (referenced && own && !referenced.valueTypes.includes(own.valueType))
       p.conflict(
         `${at}.attribute`,
-        `'${fk.attribute}' is ${own.valueType}; a reference to '${target.name}' must be ${identity.valueTypes.join(" or ")}`,
+        `'${fk.attribute}' is ${own.valueType}; a reference to '${referencedAttribute}' of '${target.name}' must be ${referenced.valueTypes.join(" or ")}`,
       );
+    const { byUniqueValue: _ignored, ...given } = fk;
     return {
-      ...fk,
+      ...given,
       referencedTable: { kind, id: target.id },
       referencedAttribute,
+      ...(referencedAttribute !== identity.name ? { byUniqueValue: true as const } : {}),
     };
   });
 }

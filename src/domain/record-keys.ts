@@ -5,7 +5,7 @@
  */
 import { checkValue, renderValue } from "./attribute-values.js";
 import type { AttributeMap, AttributeValue } from "./change-event.js";
-import type { DataTable } from "./data-table.js";
+import type { AttributeDefinition, DataTable } from "./data-table.js";
 import { HeraldError } from "./errors.js";
 import type { KeyValue } from "./record-change.js";
 
@@ -24,6 +24,19 @@ export function uniqueKeysOf(table: DataTable, attributes: AttributeMap): KeyVal
     if (value !== undefined) keys.push({ attribute: attribute.name, value });
   }
   return keys;
+}
+
+/** The shape of a key Herald generates (SPEC §3): a UUID, as text. */
+const GENERATED_KEY_SAMPLE = "00000000-0000-4000-8000-000000000000";
+
+/**
+ * True when Herald may generate the value of this primary key attribute for a record written
+ * without it: a single-valued STRING attribute whose restrictions accept a UUID.
+ */
+export function acceptsGeneratedKey(attribute: AttributeDefinition): boolean {
+  if (attribute.valueType !== "STRING" || attribute.multiValued) return false;
+  if (attribute.valueRestriction?.acceptedValues) return false;
+  return checkValue(attribute, GENERATED_KEY_SAMPLE).kind === "valid";
 }
 
 export type ProfileKey =

@@ -4,6 +4,12 @@
  * name) is a 400 HERALD_INVALID_TABLE_DEFINITION; a well-formed definition that refers to something
  * that does not exist (an `onAnyAttribute` name, a primary key that is not an attribute, a
  * duplicate name) is a 422 HERALD_TABLE_DEFINITION_INCONSISTENT. Every problem names its path.
+ *
+ * Definitions are read leniently, as Actito's JSON definition files are written: its keys
+ * (`entityName`, `compositeKey`, `bigTable`, `displayOptions`, `valueAttribute`) are checked for
+ * their type and kept; a key Herald does not know is ignored with a warning (readTableDefinition
+ * returns them; the API answers them in `details`). A custom table without `primaryKeyAttribute`
+ * is keyed on `id` (GENERATED_KEY_ATTRIBUTE), added as a STRING attribute when not declared.
  */
 import { PROFILE_ATTRIBUTE_TYPES } from "./attribute-values.js";
 import type {
@@ -14,10 +20,15 @@ import type {
   ValueRestriction,
   ValueType,
 } from "./data-table.js";
-import { PROFILE_TECHNICAL_ATTRIBUTES, VALUE_TYPES } from "./data-table.js";
+import {
+  GENERATED_KEY_ATTRIBUTE,
+  PROFILE_TECHNICAL_ATTRIBUTES,
+  VALUE_TYPES,
+} from "./data-table.js";
 import { eventsAt } from "./declared-event-definition.js";
 import { parseForeignKeys } from "./foreign-keys.js";
 import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "./safe-text.js";
+import type { ErrorDetail } from "./errors.js";
 import type { Json } from "./definition-reader.js";
 import {
   arrayAt,
@@ -65,10 +76,27 @@ function restrictionAt(p: Problems, value: unknown, path: string): ValueRestrict
       p.bad(`${path}.acceptedValues`, "must be a non-empty array of values");
     else out.acceptedValues = list.map(String);
   }
-  for (const key of Object.keys(value))
-    if (!["minLength", "maxLength", "acceptedValues"].includes(key))
-      p.bad(`${path}.${key}`, "is not a known restriction");
+  p.ignoreUnknownKeys(value, ["minLength", "maxLength", "acceptedValues"], path, "a restriction");
   return Object.keys(out).length > 0 ? out : undefined;
+}
+
+const PROFILE_ATTRIBUTE_KEYS = [
+  "name",
+  "type",
+  "valueType",
+  "unique",
+  "mandatory",
+  "multiValued",
+  "valueRestriction",
+  "displayOptions",
+];
+const CUSTOM_ATTRIBUTE_KEYS = [...PROFILE_ATTRIBUTE_KEYS, "indexed"];
+
+/** An opaque JSON object kept as given (`displayOptions`): absent, null or an object. */
+function optionsAt(p: Problems, value: unknown, path: string): Json | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) p.bad(path, "must be an object");
+  return isObject(value) ? value : undefined;
 }
 
 function attributeAt(
@@ -81,6 +109,12 @@ function attributeAt(
     p.bad(path, "must be an object");
     return undefined;
   }
+  p.ignoreUnknownKeys(
+    raw,
+    kind === "PROFILE_TABLE" ? PROFILE_ATTRIBUTE_KEYS : CUSTOM_ATTRIBUTE_KEYS,
+    path,
+    "an attribute",
+  );
   const name = stringAt(p, raw.name, `${path}.name`, true);
   if (name !== undefined && !ATTRIBUTE_NAME.test(name))
     p.bad(
@@ -125,6 +159,8 @@ function attributeAt(
   if (kind === "CUSTOM_TABLE") attribute.indexed = booleanAt(p, raw.indexed, `${path}.indexed`);
   const restriction = restrictionAt(p, raw.valueRestriction, `${path}.valueRestriction`);
   if (restriction) attribute.valueRestriction = restriction;
+  const displayOptions = optionsAt(p, raw.displayOptions, `${path}.displayOptions`);
+  if (displayOptions) attribute.displayOptions = displayOptions;
   if (attribute.unique && attribute.multiValued)
     p.conflict(`${path}.unique`, "a multi-valued attribute cannot be unique");
   return attribute;
@@ -160,7 +196,15 @@ function segmentationsAt(p: Problems, raw: unknown): Segmentation[] {
   return out;
 }
 
-const PROFILE_KEYS = ["name", "attributes", "subscriptions", "segmentations", "id"];
+const PROFILE_KEYS = [
+  "name",
+  "attributes",
+  "subscriptions",
+  "segmentations",
+  "id",
+  "entityName",
+  "displayOptions",
+];
 const CUSTOM_KEYS = [
   "name",
   "type",
@@ -170,10 +214,79 @@ const CUSTOM_KEYS = [
   "foreignKeys",
   "eventsToTrigger",
   "id",
+  "entityName",
+  "displayOptions",
+  "compositeKey",
+  "bigTable",
+  "valueAttribute",
 ];
+
+/** The implicit primary key of a custom table defined without one. */
+function generatedKeyAttribute(): AttributeDefinition {
+  return {
+    name: GENERATED_KEY_ATTRIBUTE,
+    valueType: "STRING",
+    unique: true,
+    mandatory: true,
+    multiValued: false,
+    indexed: true,
+  };
+}
+
+/** `compositeKey`: absent, null or a list of attribute names (422 for a name that is none). */
+function compositeKeyAt(
+  p: Problems,
+  value: unknown,
+  names: readonly string[],
+): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((n) => typeof n !== "string" || n.trim() === "")) {
+    p.bad("compositeKey", "must be a list of attribute names (or null)");
+    return undefined;
+  }
+  value.forEach((n: string, i) => {
+    if (!names.includes(n))
+      p.conflict(`compositeKey[${i}]`, `'${n}' is not an attribute of the table`);
+  });
+  return value as string[];
+}
+
+/** Reads Actito's table-level keys that Herald keeps without acting on them. */
+function actitoKeysAt(p: Problems, kind: TableKind, raw: Json, table: TableDefinition): void {
+  const entityName = stringAt(p, raw.entityName, "entityName", false);
+  if (entityName !== undefined) table.entityName = entityName;
+  const displayOptions = optionsAt(p, raw.displayOptions, "displayOptions");
+  if (displayOptions) table.displayOptions = displayOptions;
+  if (kind === "PROFILE_TABLE") return;
+  const names = table.attributes.map((a) => a.name);
+  const compositeKey = compositeKeyAt(p, raw.compositeKey, names);
+  if (compositeKey) table.compositeKey = compositeKey;
+  if (raw.bigTable !== undefined && raw.bigTable !== null)
+    table.bigTable = booleanAt(p, raw.bigTable, "bigTable");
+  const valueAttribute = stringAt(p, raw.valueAttribute, "valueAttribute", false);
+  if (valueAttribute !== undefined) {
+    table.valueAttribute = valueAttribute;
+    if (!names.includes(valueAttribute))
+      p.conflict("valueAttribute", `'${valueAttribute}' is not an attribute of the table`);
+  }
+}
+
+/** A checked definition and the warnings about what was ignored in it. */
+export interface DefinitionReading {
+  definition: TableDefinition;
+  warnings: ErrorDetail[];
+}
 
 /** Validates a posted definition of a table of `kind`; throws a HeraldError (400 or 422). */
 export function parseTableDefinition(kind: TableKind, input: unknown): TableDefinition {
+  return readTableDefinition(kind, input).definition;
+}
+
+/**
+ * Validates a posted definition of a table of `kind` (throws a HeraldError, 400 or 422) and lists
+ * the keys it ignored.
+ */
+export function readTableDefinition(kind: TableKind, input: unknown): DefinitionReading {
   const p = new Problems();
   if (!isObject(input)) {
     p.bad("body", "must be a JSON object");
@@ -185,9 +298,12 @@ export function parseTableDefinition(kind: TableKind, input: unknown): TableDefi
     p.throwIfAny();
   }
   const raw = input as Json;
-  for (const key of Object.keys(raw))
-    if (!(kind === "PROFILE_TABLE" ? PROFILE_KEYS : CUSTOM_KEYS).includes(key))
-      p.bad(key, "is not a key of a table definition");
+  p.ignoreUnknownKeys(
+    raw,
+    kind === "PROFILE_TABLE" ? PROFILE_KEYS : CUSTOM_KEYS,
+    "",
+    "a table definition",
+  );
   const name = stringAt(p, raw.name, "name", true) ?? "";
   if (name.length > 128) p.bad("name", "must be at most 128 characters");
   if (/^\d+$/.test(name) || UUID.test(name)) p.bad("name", "must not look like a table id");
@@ -201,6 +317,12 @@ export function parseTableDefinition(kind: TableKind, input: unknown): TableDefi
   duplicates(attributes.map((a) => a.name)).forEach((i) =>
     p.conflict(`attributes[${i}].name`, "is declared twice"),
   );
+  // A custom table without a primary key is keyed on `id`, declared or added (SPEC §3).
+  const keyedOnId =
+    kind === "CUSTOM_TABLE" &&
+    (raw.primaryKeyAttribute === undefined || raw.primaryKeyAttribute === null);
+  if (keyedOnId && !attributes.some((a) => a.name === GENERATED_KEY_ATTRIBUTE))
+    attributes.unshift(generatedKeyAttribute());
   const names = attributes.map((a) => a.name);
   const table: TableDefinition = {
     kind,
@@ -223,7 +345,9 @@ export function parseTableDefinition(kind: TableKind, input: unknown): TableDefi
     table.segmentations = segmentationsAt(p, raw.segmentations);
   } else {
     table.customTableType = oneOf(p, raw.type, CUSTOM_TABLE_TYPES, "type", true);
-    const primaryKey = stringAt(p, raw.primaryKeyAttribute, "primaryKeyAttribute", true);
+    const primaryKey = keyedOnId
+      ? GENERATED_KEY_ATTRIBUTE
+      : stringAt(p, raw.primaryKeyAttribute, "primaryKeyAttribute", true);
     const pk = attributes.find((a) => a.name === primaryKey);
     if (primaryKey !== undefined) {
       table.primaryKeyAttribute = primaryKey;
@@ -250,6 +374,7 @@ export function parseTableDefinition(kind: TableKind, input: unknown): TableDefi
       table.foreignKeys = parseForeignKeys(p, raw.foreignKeys, attributes);
     table.eventsToTrigger = eventsAt(p, raw.eventsToTrigger, names);
   }
+  actitoKeysAt(p, kind, raw, table);
   p.throwIfAny();
-  return table;
+  return { definition: table, warnings: p.warnings };
 }

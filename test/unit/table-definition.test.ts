@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { checkValue } from "../../src/domain/attribute-values.js";
 import { VALUE_TYPES } from "../../src/domain/data-table.js";
 import { HeraldError } from "../../src/domain/errors.js";
-import { parseTableDefinition } from "../../src/domain/table-definition.js";
+import { parseTableDefinition, readTableDefinition } from "../../src/domain/table-definition.js";
 
 function rejects(
   kind: "PROFILE_TABLE" | "CUSTOM_TABLE",
@@ -177,7 +177,6 @@ describe("table definitions", () => {
       400,
       /segments/,
     );
-    rejects("PROFILE_TABLE", { name: "T", attributes: [], color: "red" }, 400, /color/);
     rejects("CUSTOM_TABLE", { ...ORDERS, type: "LEDGER" }, 400, /^type$/);
     rejects(
       "CUSTOM_TABLE",
@@ -317,12 +316,6 @@ describe("table definitions", () => {
     );
     rejects(
       "CUSTOM_TABLE",
-      withKeys([{ attribute: "customerId", referencedTable: ref, on: "x" }]),
-      400,
-      /foreignKeys\[0\]\.on$/,
-    );
-    rejects(
-      "CUSTOM_TABLE",
       withKeys([{ attribute: "ghost", referencedTable: ref }]),
       422,
       /attribute/,
@@ -363,5 +356,139 @@ describe("table definitions", () => {
         },
       ),
     );
+  });
+
+  test("without primaryKeyAttribute a custom table keys on 'id': added, or the declared one", () => {
+    const { primaryKeyAttribute: _pk, ...keyless } = ORDERS;
+    const added = parseTableDefinition("CUSTOM_TABLE", keyless);
+    assert.equal(added.primaryKeyAttribute, "id");
+    assert.deepEqual(added.attributes[0], {
+      name: "id",
+      valueType: "STRING",
+      unique: true,
+      mandatory: true,
+      multiValued: false,
+      indexed: true,
+    });
+    assert.equal(added.attributes.length, ORDERS.attributes.length + 1);
+    const declared = parseTableDefinition("CUSTOM_TABLE", {
+      ...keyless,
+      attributes: [...ORDERS.attributes, { name: "id", valueType: "LONG" }],
+    });
+    assert.equal(declared.primaryKeyAttribute, "id");
+    assert.deepEqual(
+      declared.attributes.map((a) => [a.name, a.valueType, a.unique, a.mandatory]),
+      [
+        ["orderId", "STRING", false, false],
+        ["status", "STRING", false, false],
+        ["id", "LONG", true, true],
+      ],
+    );
+    // An explicit primary key that is no attribute stays an error.
+    rejects("CUSTOM_TABLE", { ...ORDERS, primaryKeyAttribute: "id" }, 422, /primaryKeyAttribute/);
+  });
+
+  test("Actito's definition keys are kept; unknown keys are warnings, not errors", () => {
+    const { definition, warnings } = readTableDefinition("CUSTOM_TABLE", {
+      ...ORDERS,
+      entityName: "acme",
+      compositeKey: null,
+      bigTable: false,
+      valueAttribute: "status",
+      displayOptions: { icon: "cart" },
+      capabilityDTOs: [{ name: "Interaction" }],
+      attributes: [
+        { name: "orderId", valueType: "STRING", cacheIndexed: true },
+        {
+          name: "status",
+          valueType: "STRING",
+          displayOptions: { label: "Status" },
+          valueRestriction: { acceptedValues: ["NEW"], pattern: ".*" },
+        },
+        { name: "customerId", valueType: "STRING" },
+      ],
+      foreignKeys: [
+        {
+          name: "link-to-customer",
+          attribute: "customerId",
+          reference: { tableType: "PROFILE_TABLE", tableId: 97, attribute: "customerId", x: 1 },
+          onDelete: "CASCADE",
+          valueAttribute: "customerId",
+          comment: "kept out",
+        },
+      ],
+    });
+    assert.equal(definition.entityName, "acme");
+    assert.equal(definition.compositeKey, undefined);
+    assert.equal(definition.bigTable, false);
+    assert.equal(definition.valueAttribute, "status");
+    assert.deepEqual(definition.displayOptions, { icon: "cart" });
+    assert.deepEqual(definition.attributes[1]!.displayOptions, { label: "Status" });
+    assert.deepEqual(definition.foreignKeys, [
+      {
+        name: "link-to-customer",
+        attribute: "customerId",
+        referencedTable: { kind: "PROFILE_TABLE", id: "97" },
+        referencedAttribute: "customerId",
+        onDelete: "CASCADE",
+        valueAttribute: "customerId",
+      },
+    ]);
+    assert.deepEqual(
+      warnings.map((w) => w.path),
+      [
+        "capabilityDTOs",
+        "attributes[0].cacheIndexed",
+        "attributes[1].valueRestriction.pattern",
+        "foreignKeys[0].comment",
+        "foreignKeys[0].reference.x",
+      ],
+    );
+    assert.ok(warnings.every((w) => /ignored/.test(w.message)));
+    const compositeKey = parseTableDefinition("CUSTOM_TABLE", {
+      ...ORDERS,
+      compositeKey: ["orderId", "status"],
+    });
+    assert.deepEqual(compositeKey.compositeKey, ["orderId", "status"]);
+    assert.deepEqual(readTableDefinition("CUSTOM_TABLE", ORDERS).warnings, []);
+  });
+
+  test("Actito's keys of the wrong type are 400; naming what does not exist is 422", () => {
+    rejects("CUSTOM_TABLE", { ...ORDERS, bigTable: "yes" }, 400, /^bigTable$/);
+    rejects("CUSTOM_TABLE", { ...ORDERS, entityName: 7 }, 400, /^entityName$/);
+    rejects("CUSTOM_TABLE", { ...ORDERS, displayOptions: "wide" }, 400, /^displayOptions$/);
+    rejects(
+      "PROFILE_TABLE",
+      { name: "T", attributes: [], displayOptions: [] },
+      400,
+      /displayOptions/,
+    );
+    rejects("CUSTOM_TABLE", { ...ORDERS, compositeKey: "orderId" }, 400, /^compositeKey$/);
+    rejects("CUSTOM_TABLE", { ...ORDERS, compositeKey: ["ghost"] }, 422, /compositeKey\[0\]/);
+    rejects("CUSTOM_TABLE", { ...ORDERS, valueAttribute: 3 }, 400, /^valueAttribute$/);
+    rejects("CUSTOM_TABLE", { ...ORDERS, valueAttribute: "ghost" }, 422, /^valueAttribute$/);
+    rejects(
+      "CUSTOM_TABLE",
+      {
+        ...ORDERS,
+        attributes: [{ name: "orderId", valueType: "STRING", displayOptions: true }],
+      },
+      400,
+      /attributes\[0\]\.displayOptions/,
+    );
+    const fk = { attribute: "orderId", reference: { tableType: "PROFILE_TABLE", tableId: "P" } };
+    rejects(
+      "CUSTOM_TABLE",
+      { ...ORDERS, foreignKeys: [{ ...fk, reference: { ...fk.reference, tableType: "TABLE" } }] },
+      400,
+      /foreignKeys\[0\]\.reference\.tableType/,
+    );
+    rejects(
+      "CUSTOM_TABLE",
+      { ...ORDERS, foreignKeys: [{ ...fk, referencedTable: { kind: "PROFILE_TABLE", id: "P" } }] },
+      400,
+      /foreignKeys\[0\]\.reference$/,
+    );
+    rejects("CUSTOM_TABLE", { ...ORDERS, foreignKeys: [{ ...fk, name: 5 }] }, 400, /\.name$/);
   });
 });

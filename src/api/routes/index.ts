@@ -14,6 +14,7 @@ import profileTableRoutes from "./profile-table-routes.js";
 import profileV5Routes from "./profile-v5-routes.js";
 import recordRoutes from "./record-routes.js";
 import subscriptionRoutes from "./subscription-routes.js";
+import v4TableStructureRoutes from "./v4-table-structure-routes.js";
 
 export type RouteModule = (app: HeraldApp, deps: AppDeps) => Promise<void>;
 
@@ -27,6 +28,7 @@ export const ROUTE_MODULES: RouteModule[] = [
   deliveryControlRoutes,
   profileTableRoutes,
   customTableRoutes,
+  v4TableStructureRoutes,
   profileRoutes,
   profileV5Routes,
   recordRoutes,

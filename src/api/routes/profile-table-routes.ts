@@ -1,13 +1,18 @@
-/** Profile table structure (SPEC §3): `GET|POST /v5/entities/{entity}/profile-tables`, `GET|PUT|DELETE …/{table}`. */
+/**
+ * Profile table structure (SPEC §3): `GET|POST /v5/entities/{entity}/profile-tables`,
+ * `GET|PUT|DELETE …/{table}`. Read leniently, like custom tables (table-structure-routes.ts).
+ */
 import { Type } from "typebox";
 import { PROFILE_ATTRIBUTE_TYPE_NAMES } from "../../domain/attribute-values.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { VALUE_TYPES } from "../../domain/data-table.js";
 import type { RouteModule } from "./index.js";
 import {
+  DisplayOptionsSchema,
   registerTableStructureRoutes,
   renderAttributes,
   ValueRestrictionSchema,
+  WarningsSchema,
 } from "./table-structure-routes.js";
 
 const ProfileAttribute = Type.Object({
@@ -20,6 +25,7 @@ const ProfileAttribute = Type.Object({
   mandatory: Type.Optional(Type.Boolean()),
   multiValued: Type.Optional(Type.Boolean()),
   valueRestriction: Type.Optional(ValueRestrictionSchema),
+  displayOptions: Type.Optional(DisplayOptionsSchema),
 });
 
 const Segmentation = Type.Object({
@@ -34,14 +40,19 @@ const ProfileTableBody = Type.Object({
   attributes: Type.Array(ProfileAttribute),
   subscriptions: Type.Optional(Type.Array(Type.Object({ name: Type.String() }))),
   segmentations: Type.Optional(Type.Array(Segmentation)),
+  entityName: Type.Optional(Type.String({ description: "Actito's key, kept as given" })),
+  displayOptions: Type.Optional(DisplayOptionsSchema),
 });
 
-const ProfileTable = Type.Object({
+export const ProfileTable = Type.Object({
   id: Type.String(),
   name: Type.String(),
   attributes: Type.Array(ProfileAttribute),
   subscriptions: Type.Array(Type.Object({ name: Type.String() })),
   segmentations: Type.Array(Segmentation),
+  entityName: Type.Optional(Type.String()),
+  displayOptions: Type.Optional(DisplayOptionsSchema),
+  details: WarningsSchema,
 });
 
 export function renderProfileTable(table: DataTable): Record<string, unknown> {
@@ -51,6 +62,8 @@ export function renderProfileTable(table: DataTable): Record<string, unknown> {
     attributes: renderAttributes(table),
     subscriptions: table.subscriptions,
     segmentations: table.segmentations,
+    ...(table.entityName !== undefined ? { entityName: table.entityName } : {}),
+    ...(table.displayOptions !== undefined ? { displayOptions: table.displayOptions } : {}),
   };
 }
 

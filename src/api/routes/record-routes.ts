@@ -1,6 +1,9 @@
 /**
  * Custom-table records (SPEC §3, v4 calls): create-or-update, update, read, delete, search. Writes
  * go through `capture/custom-record-writer.ts` (one transaction: record row, then change event).
+ * Values are answered as typed JSON (numbers, booleans; dates and timestamps as text; absent values
+ * left out); writes take the typed value or its string form. A record created without its primary
+ * key gets a generated one, answered as its `businessKey`.
  */
 import { Type } from "typebox";
 import {
@@ -10,7 +13,8 @@ import {
   updateCustomRecord,
   upsertCustomRecord,
 } from "../../capture/custom-record-writer.js";
-import { checkValue, renderValue } from "../../domain/attribute-values.js";
+import type { TypedValue } from "../../domain/attribute-values.js";
+import { checkValue, typedValue } from "../../domain/attribute-values.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import type { StoredRecord } from "../../storage/record-repository.js";
@@ -29,11 +33,15 @@ const Value = Type.Union([
 const RecordBody = Type.Object({
   properties: Type.Array(Type.Object({ name: Type.String(), value: Type.Optional(Value) })),
 });
+const TypedScalar = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
 const RenderedRecord = Type.Object({
   properties: Type.Array(
     Type.Object({
       name: Type.String(),
-      value: Type.Union([Type.String(), Type.Array(Type.String()), Type.Null()]),
+      value: Type.Union([TypedScalar, Type.Array(TypedScalar)], {
+        description:
+          "Typed: INTEGER, LONG and NUMBER as numbers (a LONG past 2^53 as text), BOOLEAN as true/false, dates and timestamps as text; a multi-valued attribute as a list",
+      }),
     }),
   ),
 });
@@ -42,15 +50,18 @@ const TableParams = Type.Object({ entity: Type.String(), table: Type.String() })
 const KeyParams = Type.Object({
   entity: Type.String(),
   table: Type.String(),
-  businessKey: Type.String({ description: "The value of the table's primaryKeyAttribute" }),
+  businessKey: Type.String({
+    description: "The value of the table's primaryKeyAttribute (generated or given)",
+  }),
 });
 const base = "/v4/entity/:entity/customTable/:table/record";
 
+/** A record as the v4 reads answer it: its attributes with a value, typed, in declaration order. */
 export function renderRecord(table: DataTable, record: StoredRecord) {
-  const properties: { name: string; value: string | string[] | null }[] = [];
+  const properties: { name: string; value: TypedValue }[] = [];
   for (const attribute of table.attributes) {
-    const value = renderValue(record.attributes[attribute.name]);
-    if (value !== null) properties.push({ name: attribute.name, value });
+    const value = typedValue(record.attributes[attribute.name]);
+    if (value !== undefined) properties.push({ name: attribute.name, value });
   }
   return { properties };
 }
@@ -67,7 +78,8 @@ const recordRoutes: RouteModule = async (app, deps) => {
     {
       schema: {
         tags: [TAG],
-        summary: "Create a record, or update it when its business key exists",
+        summary:
+          "Create a record, or update it when its business key exists (without its primary key, a record gets a generated one)",
         params: TableParams,
         body: RecordBody,
         response: { 200: BusinessKeyResponse },

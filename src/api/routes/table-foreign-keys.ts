@@ -11,6 +11,7 @@ import { HeraldError } from "../../domain/errors.js";
 import {
   foreignKeysOf,
   identityOf,
+  referenceableAttribute,
   referencesTo,
   resolveForeignKeys,
 } from "../../domain/foreign-keys.js";
@@ -18,6 +19,7 @@ import type { TableDefinition } from "../../domain/table-definition.js";
 import { listTables } from "../../storage/data-table-repository.js";
 import type { Queryable } from "../../storage/database.js";
 import { findDanglingReference } from "../../storage/foreign-key-repository.js";
+import { findDanglingUniqueReference } from "../../storage/unique-value-references.js";
 
 async function entityTables(db: Queryable, entityId: number): Promise<DataTable[]> {
   return [
@@ -46,13 +48,29 @@ export async function checkTableReferences(
   const foreignKeys = resolveForeignKeys(p, { ...definition, id: existing?.id }, tables);
   if (existing && referring.length > 0) {
     const before = identityOf(existing);
-    const after = identityOf({ ...existing, ...definition });
-    if (before.name !== after.name || before.valueTypes.join() !== after.valueTypes.join()) {
-      const { table, foreignKey } = referring[0]!;
+    const changed = { ...existing, ...definition };
+    const after = identityOf(changed);
+    const identityRef = referring.find(({ foreignKey }) => !foreignKey.byUniqueValue);
+    if (
+      identityRef &&
+      (before.name !== after.name || before.valueTypes.join() !== after.valueTypes.join())
+    ) {
+      const { table, foreignKey } = identityRef;
       p.conflict(
         existing.kind === "PROFILE_TABLE" ? "attributes" : "primaryKeyAttribute",
         `table '${table.name}' refers to this table's records by '${before.name}' (foreign key '${foreignKey.attribute}'): the identity cannot change while it does`,
       );
+    }
+    // A reference by another unique attribute needs it to stay unique, with the same type.
+    for (const { table, foreignKey } of referring) {
+      if (!foreignKey.byUniqueValue) continue;
+      const was = referenceableAttribute(existing, foreignKey.referencedAttribute);
+      const now = referenceableAttribute(changed, foreignKey.referencedAttribute);
+      if (was && (!now || now.valueTypes.join() !== was.valueTypes.join()))
+        p.conflict(
+          "attributes",
+          `table '${table.name}' refers to this table's records by their unique '${foreignKey.referencedAttribute}' (foreign key '${foreignKey.attribute}'): it must stay a unique ${was.valueTypes.join()} attribute while it does`,
+        );
     }
   }
   p.throwIfAny();
@@ -103,10 +121,15 @@ async function checkAddedForeignKeys(
     if (kept) continue;
     const target = tables.find((t) => t.id === fk.referencedTable.id);
     if (!target) continue;
-    const dangling = await findDanglingReference(db, existing.id, fk.attribute, {
-      ...fk.referencedTable,
-      identity: identityOf(target).name,
-    });
+    const dangling = fk.byUniqueValue
+      ? await findDanglingUniqueReference(db, existing.id, fk.attribute, {
+          id: target.id,
+          attribute: fk.referencedAttribute,
+        })
+      : await findDanglingReference(db, existing.id, fk.attribute, {
+          ...fk.referencedTable,
+          identity: identityOf(target).name,
+        });
     if (dangling)
       problems.conflict(
         `foreignKeys[${i}]`,

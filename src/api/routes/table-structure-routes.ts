@@ -3,16 +3,23 @@
  * `GET|POST /v5/entities/{entity}/{collection}`, `GET|PUT|DELETE …/{collection}/{table}`.
  * Definitions are checked by `domain/table-definition.ts` (400 malformed, 422 inconsistent);
  * a duplicate name is 409. Every change forgets the capture path's cached definitions.
+ *
+ * Definitions are read leniently (SPEC §3): what a definition holds that Herald ignores (an
+ * unknown key, an `entityName` other than the path's entity) is listed in the 201/200 answer's
+ * `details` (`[{"path", "message"}]`, the shape of error details), present only when not empty.
  */
 import type { TSchema } from "typebox";
 import { Type } from "typebox";
 import type { DataTable, TableKind } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
-import { parseTableDefinition } from "../../domain/table-definition.js";
+import type { ErrorDetail } from "../../domain/errors.js";
+import type { DefinitionReading } from "../../domain/table-definition.js";
+import { readTableDefinition } from "../../domain/table-definition.js";
 import { forgetCachedTables } from "../../capture/table-cache.js";
 import { lostToConcurrency } from "../../capture/write-retry.js";
 import {
   announceTableChange,
+  deleteTable,
   findTable,
   insertTable,
   listTables,
@@ -21,9 +28,7 @@ import {
   updateTable,
 } from "../../storage/data-table-repository.js";
 import type { Database, Queryable } from "../../storage/database.js";
-import { jobsCreated, notifyJobs } from "../../storage/job-channels.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
-import { markTableDeleted } from "../../storage/table-deletion-repository.js";
 import type { AppDeps, HeraldApp } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
@@ -51,6 +56,29 @@ const TableParams = Type.Object({
   entity: Type.String(),
   table: Type.String({ description: "The table's id or its name" }),
 });
+
+/**
+ * Reads a posted definition (throws 400/422) and adds a warning when its `entityName` names
+ * another entity than the path's: the path decides.
+ */
+function readDefinition(kind: TableKind, body: unknown, entityName: string): DefinitionReading {
+  const reading = readTableDefinition(kind, body);
+  const given = reading.definition.entityName;
+  if (given === undefined || given === entityName) return reading;
+  const warning: ErrorDetail = {
+    path: "entityName",
+    message: `is '${given}' but the table belongs to entity '${entityName}' (the path's): kept as given, not used`,
+  };
+  return { ...reading, warnings: [...reading.warnings, warning] };
+}
+
+/** The answer to a definition write: the stored table, with `details` when something was ignored. */
+function withWarnings(
+  rendered: Record<string, unknown>,
+  warnings: readonly ErrorDetail[],
+): Record<string, unknown> {
+  return warnings.length > 0 ? { ...rendered, details: warnings } : rendered;
+}
 
 function notFound(table: string, entity: string): HeraldError {
   return new HeraldError("HERALD_TABLE_NOT_FOUND", { table, entity });
@@ -104,7 +132,7 @@ export function registerTableStructureRoutes(
     async (request, reply) => {
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const parsed = parseTableDefinition(kind, request.body);
+      const { definition: parsed, warnings } = readDefinition(kind, request.body, entity.name);
       const table = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const definition = await checkTableReferences(tx, entity.id, parsed);
         return insertTable(tx, { ...definition, entityId: entity.id });
@@ -113,7 +141,7 @@ export function registerTableStructureRoutes(
       return reply
         .code(201)
         .header("location", `/v5/entities/${entity.name}/${collection}/${table.id}`)
-        .send(options.render(table));
+        .send(withWarnings(options.render(table), warnings));
     },
   );
 
@@ -151,7 +179,7 @@ export function registerTableStructureRoutes(
     async (request) => {
       assertStorableRequest(request);
       const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const definition = parseTableDefinition(kind, request.body);
+      const { definition, warnings } = readDefinition(kind, request.body, entity.name);
       const updated = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
@@ -183,7 +211,7 @@ export function registerTableStructureRoutes(
       });
       forgetCachedTables(deps.db);
       if (!updated) throw notFound(request.params.table, entity.name);
-      return options.render(updated);
+      return withWarnings(options.render(updated), warnings);
     },
   );
 
@@ -192,49 +220,41 @@ export function registerTableStructureRoutes(
     {
       schema: {
         tags: [tag],
-        summary:
-          "Delete a table: it is gone from the API at once (its name is free again); its records are then deleted in the background, each with a DELETE event, and the subscriptions on it are disabled (reason TABLE_DELETED) once they have delivered those events. 409 while another table's foreign key refers to it",
+        summary: "Delete a table and all its records (no DELETE events are emitted for them)",
         params: TableParams,
         response: { 204: Type.Null() },
       },
     },
     async (request, reply) => {
       assertStorableRequest(request);
-      const auth = authOf(request);
-      const entity = await resolveEntity(deps.db, auth, request.params.entity);
-      const deleted = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
-        // Record writes under way finish first (their events precede the DELETE events); later
-        // ones find the write gate shut (migration 016) and answer 404.
         await lockTableWrites(tx, [existing.id]);
         await assertNotReferenced(tx, existing);
-        const origin = {
-          kind: "TABLE_DELETION",
-          type: "TABLE_DELETION",
-          tableId: existing.id,
-          tableName: existing.name,
-          apiKeyId: auth.apiKeyId,
-          apiKeyName: auth.apiKeyName,
-        } as const;
-        if (!(await markTableDeleted(tx, existing, origin)))
+        if (!(await deleteTable(tx, entity.id, existing.id)))
           throw notFound(request.params.table, entity.name);
-        // The deletion job (jobs/table-deletion-worker.ts) starts when this commits.
-        await notifyJobs(tx);
-        return existing;
       });
       forgetCachedTables(deps.db);
-      jobsCreated(deps.db);
-      request.log.info(
-        { tableId: deleted.id, table: deleted.name, entity: entity.name },
-        "table deleted; its records are being deleted in the background, each with a DELETE event",
-      );
       return reply.code(204).send(null);
     },
   );
 }
 
 // --- Shared schema pieces ------------------------------------------------------------------------
+
+export const DisplayOptionsSchema = Type.Record(Type.String(), Type.Unknown(), {
+  description: "Actito's display options: an object, kept as given (Herald does not read it)",
+});
+
+/** `details` of a definition write's answer: what Herald ignored in the definition. */
+export const WarningsSchema = Type.Optional(
+  Type.Array(Type.Object({ path: Type.String(), message: Type.String() }), {
+    description:
+      "Present when the definition held something Herald ignored (an unknown key…): one entry each",
+  }),
+);
 
 export const ValueRestrictionSchema = Type.Object(
   {
@@ -291,5 +311,6 @@ export function renderAttributes(table: DataTable): Record<string, unknown>[] {
     multiValued: a.multiValued,
     ...(a.indexed !== undefined ? { indexed: a.indexed } : {}),
     ...(a.valueRestriction ? { valueRestriction: a.valueRestriction } : {}),
+    ...(a.displayOptions ? { displayOptions: a.displayOptions } : {}),
   }));
 }
