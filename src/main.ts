@@ -18,6 +18,7 @@ import type { DeliveryWorker } from "./delivery/delivery-service.js";
 import { startDeliveryWorker } from "./delivery/delivery-service.js";
 import { startHousekeeping } from "./jobs/housekeeping.js";
 import { startImportWorker } from "./jobs/import-worker.js";
+import { startTableDeletionWorker } from "./jobs/table-deletion-worker.js";
 
 export interface RunningHerald {
   config: HeraldConfig;
@@ -58,6 +59,8 @@ export async function startHerald(
     services.push(worker);
     // Imports (SPEC §7.1) are jobs: every worker claims executions under a lease.
     services.push(await startImportWorker({ db, logger, config }));
+    // A deleted table's records go in batches with their DELETE events (SPEC §3), as a job too.
+    services.push(await startTableDeletionWorker({ db, logger, config }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
     services.push(await startHousekeeping({ db, logger, config }));
   }
