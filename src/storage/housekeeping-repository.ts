@@ -24,15 +24,23 @@ export async function pruneDeliveryAttempts(
  * The highest log position that no live reader still needs: the lowest watermark of every existing
  * subscription (active or not: re-activating resumes from its watermark, SPEC §6), the lowest cursor
  * of every open replay, just below the lowest parked event, and the log head (unstamped events are never candidates). Events at or below
- * it may go; events above it never.
+ * it may go; events above it never. A subscription disabled because its table was deleted
+ * (TABLE_DELETED, migration 016) needs nothing more: it passed the table's last events before it
+ * was disabled, and it cannot be switched on for that table again.
  */
 export async function liveLogFloor(db: Queryable): Promise<number> {
   const { rows } = await db.query<{ floor: number }>(
-    `SELECT LEAST(
+    `WITH readers AS (
+       SELECT id, watermark FROM webhook_subscriptions
+        WHERE is_active OR state_reason IS DISTINCT FROM 'TABLE_DELETED')
+     SELECT LEAST(
               (SELECT position FROM log_head),
-              (SELECT min(watermark) FROM webhook_subscriptions),
-              (SELECT min(cursor) FROM subscription_replays WHERE status IN ('PENDING', 'RUNNING')),
-              (SELECT min(position) - 1 FROM parked_events)
+              (SELECT min(watermark) FROM readers),
+              (SELECT min(cursor) FROM subscription_replays
+                WHERE status IN ('PENDING', 'RUNNING')
+                  AND subscription_id IN (SELECT id FROM readers)),
+              (SELECT min(position) - 1 FROM parked_events
+                WHERE subscription_id IN (SELECT id FROM readers))
             ) AS floor`,
   );
   return rows[0]?.floor ?? 0;

@@ -182,6 +182,40 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await housekeeping.runOnce())!.logFloor, 90);
     });
 
+    test("a subscription disabled because its table was deleted holds nothing back (TABLE_DELETED)", async () => {
+      const { rows } = await db.query<{ id: number }>(
+        "SELECT id FROM entities WHERE name = 'acme'",
+      );
+      const gone = await addSubscription(rows[0]!.id, 65);
+      await db.query(
+        `INSERT INTO subscription_replays (subscription_id, from_position, to_position, cursor)
+         VALUES ($1, 63, 100, 62)`,
+        [gone],
+      );
+      await db.query(
+        `INSERT INTO parked_records (subscription_id, record_key, push_id, head_last_position, attempts,
+                                     next_attempt_at, parked_at)
+         VALUES ($1, 'r', gen_random_uuid(), 64, 2, $2, $2)`,
+        [gone, NOW],
+      );
+      await db.query(
+        "INSERT INTO parked_events (subscription_id, record_key, position) VALUES ($1, 'r', 64)",
+        [gone],
+      );
+      // Disabled for another reason (or paused), it holds the log at its lowest position.
+      await db.query(
+        "UPDATE webhook_subscriptions SET is_active = false, state = 'DISABLED' WHERE id = $1",
+        [gone],
+      );
+      assert.equal((await housekeeping.runOnce())!.logFloor, 62);
+      await db.query(
+        "UPDATE webhook_subscriptions SET state_reason = 'TABLE_DELETED' WHERE id = $1",
+        [gone],
+      );
+      assert.equal((await housekeeping.runOnce())!.logFloor, 90);
+      await db.query("DELETE FROM webhook_subscriptions WHERE id = $1", [gone]);
+    });
+
     test("with no subscription at all, recent events and unstamped ones still stay", async () => {
       await db.query("DELETE FROM webhook_subscriptions WHERE id = $1", [subB]);
       const report = await housekeeping.runOnce();
