@@ -45,11 +45,16 @@ for (const { backend, skip } of await testBackends()) {
     const clearEvents = () => t.database.db.query("DELETE FROM change_events");
     const record = async () =>
       (
-        await t.database.db.query(
+        await t.database.db.query<{
+          attributes: Record<string, unknown>;
+          version: number;
+          updated_at: Date;
+          data_collection: unknown;
+        }>(
           "SELECT attributes, subscriptions, segments, version, updated_at, data_collection FROM records WHERE record_id = $1",
           [id],
         )
-      ).rows[0];
+      ).rows[0]!;
     const value = (body: { attributes: { name: string; value: unknown }[] }, name: string) =>
       body.attributes.find((a) => a.name === name)?.value;
 

@@ -18,7 +18,7 @@ import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
 import type { RouteModule } from "./index.js";
 import { registerProfileMembershipRoutes } from "./profile-membership-routes.js";
-import { parseProfileSearch } from "./profile-search.js";
+import { parseProfileSearch, profileSearchedById } from "./profile-search.js";
 import {
   base,
   KeyParams,
@@ -84,7 +84,7 @@ const profileRoutes: RouteModule = async (app, deps) => {
       const { search, number = 100 } = request.query;
       const parsed = parseProfileSearch(table, search);
       if (parsed.kind === "profileId") {
-        const record = await readProfile(deps.db, table, parsed.key).catch(() => undefined);
+        const record = await profileSearchedById(deps.db, table, parsed.key);
         return { profiles: record ? [renderProfile(table, record)] : [] };
       }
       const records = await searchRecords(deps.db, table.id, {

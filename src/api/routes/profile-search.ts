@@ -1,9 +1,12 @@
 /** `?search=attribute=value` of the profile lists (SPEC §3, v4 and v5): what it asks for. */
+import { readProfile } from "../../capture/profile-writer.js";
 import { checkValue } from "../../domain/attribute-values.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import type { ProfileKey } from "../../domain/record-keys.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
+import type { Queryable } from "../../storage/database.js";
+import type { StoredRecord } from "../../storage/record-repository.js";
 
 export type ProfileSearch =
   | { kind: "profileId"; key: ProfileKey }
@@ -26,4 +29,18 @@ export function parseProfileSearch(table: DataTable, search: string): ProfileSea
     throw invalidSearch(checked.kind === "invalid" ? checked.message : "needs a value");
   // A multi-valued attribute checks as a one-item list: containment finds lists holding it.
   return { kind: "match", match: { attribute: attribute.name, value: checked.value } };
+}
+
+/** The profile `search=profileId=n` finds, or none (a missing profile is an empty list, not 404). */
+export async function profileSearchedById(
+  db: Queryable,
+  table: DataTable,
+  key: ProfileKey,
+): Promise<StoredRecord | undefined> {
+  try {
+    return await readProfile(db, table, key);
+  } catch (error) {
+    if (error instanceof HeraldError && error.code === "HERALD_PROFILE_NOT_FOUND") return undefined;
+    throw error;
+  }
 }

@@ -12,7 +12,7 @@ import { pageRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
 import type { RouteModule } from "./index.js";
-import { parseProfileSearch } from "./profile-search.js";
+import { parseProfileSearch, profileSearchedById } from "./profile-search.js";
 import {
   base,
   KeyParams,
@@ -89,7 +89,7 @@ const profileV5Routes: RouteModule = async (app, deps) => {
       const { search, page = 0, pageSize = 100 } = request.query;
       const parsed = search === undefined ? undefined : parseProfileSearch(table, search);
       if (parsed?.kind === "profileId") {
-        const record = await readProfile(deps.db, table, parsed.key).catch(() => undefined);
+        const record = await profileSearchedById(deps.db, table, parsed.key);
         const found = record ? [renderV5Profile(table, record)] : [];
         return {
           profiles: page === 0 ? found : [],
