@@ -38,6 +38,15 @@ export type Origin =
   /** A row of an import (SPEC §7.1: `{"type": "ETL_EXECUTION", "id", "line"}`; `kind` as the others). */
   | { kind: "ETL_EXECUTION"; type: "ETL_EXECUTION"; id: string; line: number; etlId?: string }
   | { kind: "SCENARIO"; scenarioId: string }
+  /** The deletion of a whole table (its records' DELETE events), asked for by an API key. */
+  | {
+      kind: "TABLE_DELETION";
+      type: "TABLE_DELETION";
+      tableId: string;
+      tableName: string;
+      apiKeyId: number;
+      apiKeyName: string;
+    }
   | { kind: "SYSTEM" };
 
 /** Attribute values as stored: JSON scalars (strings, numbers, booleans) or arrays of them. */

@@ -1,7 +1,9 @@
 /**
  * SQL of table definitions (SPEC §3): profile tables and custom tables of an entity. The definition
  * is kept as one JSONB document; `id`, `entity_id`, `kind` and `name` are columns so that lookups by
- * id or by name use the primary key or the (entity_id, kind, name) unique index.
+ * id or by name use the primary key or the (entity_id, kind, name) unique index. A table being
+ * deleted (deleted_at set, migration 016; jobs/table-deletion-worker.ts removes its records) is
+ * invisible to every lookup here: to the API, imports and foreign keys it no longer exists.
  */
 import type { DataTable, TableKind } from "../domain/data-table.js";
 import { HeraldError } from "../domain/errors.js";
@@ -57,7 +59,7 @@ export async function findTable(
   // An id match wins over a name match (a table may be named like another table's id).
   const { rows } = await db.query<DataTableRow>(
     `SELECT ${TABLE_COLUMNS} FROM data_tables
-      WHERE entity_id = $1 AND kind = $2 AND (id = $3 OR name = $3)
+      WHERE entity_id = $1 AND kind = $2 AND (id = $3 OR name = $3) AND deleted_at IS NULL
       ORDER BY (id = $3) DESC
       LIMIT 1`,
     [entityId, kind, idOrName],
@@ -68,7 +70,7 @@ export async function findTable(
 /** A table's current definition version; undefined when the table no longer exists. */
 export async function currentTableVersion(db: Queryable, id: string): Promise<number | undefined> {
   const { rows } = await db.query<{ version: number }>(
-    "SELECT version FROM data_tables WHERE id = $1",
+    "SELECT version FROM data_tables WHERE id = $1 AND deleted_at IS NULL",
     [id],
   );
   return rows[0]?.version;
@@ -77,7 +79,7 @@ export async function currentTableVersion(db: Queryable, id: string): Promise<nu
 /** A table by id alone (any entity); for code that holds an id from an event or a subscription. */
 export async function findTableById(db: Queryable, id: string): Promise<DataTable | undefined> {
   const { rows } = await db.query<DataTableRow>(
-    `SELECT ${TABLE_COLUMNS} FROM data_tables WHERE id = $1`,
+    `SELECT ${TABLE_COLUMNS} FROM data_tables WHERE id = $1 AND deleted_at IS NULL`,
     [id],
   );
   return rows[0] ? toDataTable(rows[0]) : undefined;
@@ -89,7 +91,8 @@ export async function listTables(
   kind: TableKind,
 ): Promise<DataTable[]> {
   const { rows } = await db.query<DataTableRow>(
-    `SELECT ${TABLE_COLUMNS} FROM data_tables WHERE entity_id = $1 AND kind = $2
+    `SELECT ${TABLE_COLUMNS} FROM data_tables
+      WHERE entity_id = $1 AND kind = $2 AND deleted_at IS NULL
       ORDER BY created_at, id`,
     [entityId, kind],
   );
@@ -146,7 +149,7 @@ export async function updateTable(
     const { rows } = await db.query<DataTableRow>(
       `UPDATE data_tables
           SET name = $3, definition = $4::jsonb, version = version + 1, updated_at = now()
-        WHERE id = $1 AND entity_id = $2
+        WHERE id = $1 AND entity_id = $2 AND deleted_at IS NULL
         RETURNING ${TABLE_COLUMNS}`,
       [table.id, table.entityId, table.name, definitionOf(table)],
     );
@@ -205,13 +208,4 @@ export async function passTableWriteGate(
     "herald_table_write_gate",
   );
   return rows[0]?.open === true;
-}
-
-/** Deletes a table and (by cascade) its records and keys; false when it did not exist. */
-export async function deleteTable(db: Queryable, entityId: number, id: string): Promise<boolean> {
-  const { rowCount } = await db.query("DELETE FROM data_tables WHERE id = $1 AND entity_id = $2", [
-    id,
-    entityId,
-  ]);
-  return rowCount > 0;
 }

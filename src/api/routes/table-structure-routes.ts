@@ -19,7 +19,6 @@ import { forgetCachedTables } from "../../capture/table-cache.js";
 import { lostToConcurrency } from "../../capture/write-retry.js";
 import {
   announceTableChange,
-  deleteTable,
   findTable,
   insertTable,
   listTables,
@@ -28,7 +27,9 @@ import {
   updateTable,
 } from "../../storage/data-table-repository.js";
 import type { Database, Queryable } from "../../storage/database.js";
+import { jobsCreated, notifyJobs } from "../../storage/job-channels.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
+import { markTableDeleted } from "../../storage/table-deletion-repository.js";
 import type { AppDeps, HeraldApp } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
@@ -220,23 +221,43 @@ export function registerTableStructureRoutes(
     {
       schema: {
         tags: [tag],
-        summary: "Delete a table and all its records (no DELETE events are emitted for them)",
+        summary:
+          "Delete a table: it is gone from the API at once (its name is free again); its records are then deleted in the background, each with a DELETE event, and the subscriptions on it are disabled (reason TABLE_DELETED) once they have delivered those events. 409 while another table's foreign key refers to it",
         params: TableParams,
         response: { 204: Type.Null() },
       },
     },
     async (request, reply) => {
       assertStorableRequest(request);
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      await changeTableDefinitions(deps.db, entity.id, async (tx) => {
+      const auth = authOf(request);
+      const entity = await resolveEntity(deps.db, auth, request.params.entity);
+      const deleted = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
+        // Record writes under way finish first (their events precede the DELETE events); later
+        // ones find the write gate shut (migration 016) and answer 404.
         await lockTableWrites(tx, [existing.id]);
         await assertNotReferenced(tx, existing);
-        if (!(await deleteTable(tx, entity.id, existing.id)))
+        const origin = {
+          kind: "TABLE_DELETION",
+          type: "TABLE_DELETION",
+          tableId: existing.id,
+          tableName: existing.name,
+          apiKeyId: auth.apiKeyId,
+          apiKeyName: auth.apiKeyName,
+        } as const;
+        if (!(await markTableDeleted(tx, existing, origin)))
           throw notFound(request.params.table, entity.name);
+        // The deletion job (jobs/table-deletion-worker.ts) starts when this commits.
+        await notifyJobs(tx);
+        return existing;
       });
       forgetCachedTables(deps.db);
+      jobsCreated(deps.db);
+      request.log.info(
+        { tableId: deleted.id, table: deleted.name, entity: entity.name },
+        "table deleted; its records are being deleted in the background, each with a DELETE event",
+      );
       return reply.code(204).send(null);
     },
   );
