@@ -80,18 +80,26 @@ export function parseForeignKeys(
     const name = stringAt(p, fk.name, `${at}.name`, false);
     const valueAttribute = stringAt(p, fk.valueAttribute, `${at}.valueAttribute`, false);
     const attribute = stringAt(p, fk.attribute, `${at}.attribute`, true) ?? "";
-    const actito = fk.reference !== undefined && fk.reference !== null;
-    if (actito && fk.referencedTable !== undefined && fk.referencedTable !== null)
-      p.bad(
-        `${at}.reference`,
-        "give either reference (Actito's form) or referencedTable, not both",
-      );
-    const [target, referencedAttribute] = actito
-      ? referenceAt(p, fk.reference, `${at}.reference`)
-      : [
+    // Herald's form and Actito's: either, or both when they agree (as a GET answers them).
+    const given = (v: unknown) => v !== undefined && v !== null;
+    const herald: [{ kind: TableKind; id: string } | undefined, string] | undefined = given(
+      fk.referencedTable,
+    )
+      ? [
           referencedTableAt(p, fk.referencedTable, `${at}.referencedTable`),
           stringAt(p, fk.referencedAttribute, `${at}.referencedAttribute`, false) ?? "",
-        ];
+        ]
+      : undefined;
+    const actito = given(fk.reference)
+      ? referenceAt(p, fk.reference, `${at}.reference`)
+      : undefined;
+    if (herald && actito && JSON.stringify(herald) !== JSON.stringify(actito))
+      p.bad(
+        `${at}.reference`,
+        "names another table or attribute than referencedTable: give one form",
+      );
+    const [target, referencedAttribute] = herald ??
+      actito ?? [referencedTableAt(p, undefined, `${at}.referencedTable`), ""];
     const onDelete =
       oneOf(p, fk.onDelete ?? "RESTRICT", ON_DELETE_ACTIONS, `${at}.onDelete`, true) ?? "RESTRICT";
     const own = attributes.find((a) => a.name === attribute);

@@ -361,6 +361,39 @@ const CASES: [string, string, string, unknown, number, string, RegExp][] = [
     "HERALD_INVALID_VALUE",
     /attributes\[0\]\.value/,
   ],
+  [
+    "definition key of the wrong type",
+    "POST",
+    "/v5/entities/acme/custom-tables",
+    {
+      name: "C",
+      type: "REPOSITORY",
+      bigTable: "yes",
+      attributes: [{ name: "k", valueType: "STRING" }],
+    },
+    400,
+    "HERALD_INVALID_TABLE_DEFINITION",
+    /^bigTable$/,
+  ],
+  [
+    "foreign key naming a non-unique attribute",
+    "POST",
+    "/v5/entities/acme/custom-tables",
+    {
+      name: "C",
+      type: "REPOSITORY",
+      attributes: [{ name: "age", valueType: "INTEGER" }],
+      foreignKeys: [
+        {
+          attribute: "age",
+          reference: { tableType: "PROFILE_TABLE", tableId: "People", attribute: "age" },
+        },
+      ],
+    },
+    422,
+    "HERALD_TABLE_DEFINITION_INCONSISTENT",
+    /foreignKeys\[0\]\.referencedAttribute/,
+  ],
   ["malformed JSON", "POST", PROFILE_URL, "{not json", 400, "HERALD_MALFORMED_JSON", /.*/],
 ];
 

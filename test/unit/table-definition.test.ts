@@ -485,10 +485,16 @@ describe("table definitions", () => {
     );
     rejects(
       "CUSTOM_TABLE",
-      { ...ORDERS, foreignKeys: [{ ...fk, referencedTable: { kind: "PROFILE_TABLE", id: "P" } }] },
+      { ...ORDERS, foreignKeys: [{ ...fk, referencedTable: { kind: "PROFILE_TABLE", id: "Q" } }] },
       400,
       /foreignKeys\[0\]\.reference$/,
     );
     rejects("CUSTOM_TABLE", { ...ORDERS, foreignKeys: [{ ...fk, name: 5 }] }, 400, /\.name$/);
+    // Both forms are taken when they agree, as a GET answers them.
+    const both = parseTableDefinition("CUSTOM_TABLE", {
+      ...ORDERS,
+      foreignKeys: [{ ...fk, referencedTable: { kind: "PROFILE_TABLE", id: "P" } }],
+    });
+    assert.deepEqual(both.foreignKeys![0]!.referencedTable, { kind: "PROFILE_TABLE", id: "P" });
   });
 });

@@ -109,7 +109,9 @@ const fields = {
   attributes: Type.Array(CustomAttribute),
   foreignKeys: Type.Optional(Type.Array(ForeignKey)),
   eventsToTrigger: Type.Optional(Type.Array(DeclaredEvent)),
-  entityName: Type.Optional(Type.String({ description: "Actito's key, kept as given" })),
+  entityName: Type.Optional(
+    Type.Unknown({ description: "Actito's key (a string), kept as given" }),
+  ),
   displayOptions: Type.Optional(DisplayOptionsSchema),
 };
 const CustomTableBody = Type.Object({
@@ -129,6 +131,7 @@ export const CustomTable = Type.Object({
   id: Type.String(),
   ...fields,
   primaryKeyAttribute: Type.String(),
+  entityName: Type.Optional(Type.String()),
   compositeKey: Type.Optional(Type.Array(Type.String())),
   bigTable: Type.Optional(Type.Boolean()),
   valueAttribute: Type.Optional(Type.String()),

@@ -40,7 +40,9 @@ const ProfileTableBody = Type.Object({
   attributes: Type.Array(ProfileAttribute),
   subscriptions: Type.Optional(Type.Array(Type.Object({ name: Type.String() }))),
   segmentations: Type.Optional(Type.Array(Segmentation)),
-  entityName: Type.Optional(Type.String({ description: "Actito's key, kept as given" })),
+  entityName: Type.Optional(
+    Type.Unknown({ description: "Actito's key (a string), kept as given" }),
+  ),
   displayOptions: Type.Optional(DisplayOptionsSchema),
 });
 

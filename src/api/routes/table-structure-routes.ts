@@ -265,7 +265,12 @@ export function registerTableStructureRoutes(
 
 // --- Shared schema pieces ------------------------------------------------------------------------
 
-export const DisplayOptionsSchema = Type.Record(Type.String(), Type.Unknown(), {
+/**
+ * Actito's keys that Herald keeps are typed loosely in the body schemas, so that one of the wrong
+ * type is the definition reader's 400 HERALD_INVALID_TABLE_DEFINITION naming it, as for any other
+ * definition key, rather than a schema error.
+ */
+export const DisplayOptionsSchema = Type.Unknown({
   description: "Actito's display options: an object, kept as given (Herald does not read it)",
 });
 
@@ -277,15 +282,18 @@ export const WarningsSchema = Type.Optional(
   }),
 );
 
-export const ValueRestrictionSchema = Type.Object(
-  {
-    minLength: Type.Optional(Type.Integer()),
-    maxLength: Type.Optional(Type.Integer()),
-    acceptedValues: Type.Optional(
-      Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
-    ),
-  },
-  { description: "Checked on every written value" },
+export const ValueRestrictionSchema = Type.Union(
+  [
+    Type.Object({
+      minLength: Type.Optional(Type.Integer()),
+      maxLength: Type.Optional(Type.Integer()),
+      acceptedValues: Type.Optional(
+        Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+      ),
+    }),
+    Type.Null(),
+  ],
+  { description: "Checked on every written value (null, as Actito's files write it: none)" },
 );
 
 /** Tries of a table definition change that loses a deadlock to record writes (then 409). */
