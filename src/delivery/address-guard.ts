@@ -174,7 +174,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       () => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: "ETIMEOUT" })),
       ms,
     );
-    timer.unref();
+    // Not unref'd: the timer is cleared as soon as either side settles, and a caller awaiting the
+    // answer must not see the process exit under it with the promise still pending.
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
