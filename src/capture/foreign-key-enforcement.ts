@@ -148,10 +148,79 @@ function referencedValue(table: DataTable, record: StoredRecord, fk: ForeignKey)
     : record.attributes[identityOf(table).name];
 }
 
+/** A foreign key that names a unique attribute of a table other than its identity, and its table. */
+export interface ValueReference {
+  holder: DataTable;
+  foreignKey: ForeignKey;
+}
+
+/**
+ * The foreign keys of the entity's tables that refer to `table`'s records by a unique value other
+ * than their identity (`byUniqueValue`), with the table that holds each. One query when no table
+ * refers to `table` at all; one more per referring table.
+ */
+export async function valueReferencesTo(
+  tx: Queryable,
+  table: DataTable,
+): Promise<ValueReference[]> {
+  const out: ValueReference[] = [];
+  for (const tableId of await tablesReferring(tx, table.entityId, table.id)) {
+    const holder = await findTableById(tx, tableId);
+    if (!holder) continue;
+    for (const foreignKey of foreignKeysOf(holder))
+      if (foreignKey.referencedTable.id === table.id && foreignKey.byUniqueValue)
+        out.push({ holder, foreignKey });
+  }
+  return out;
+}
+
+/**
+ * The refusal of a write to `record` (locked FOR UPDATE by the caller) that changes or clears the
+ * unique attributes `changed` while a foreign key that names one of them by value still finds
+ * records holding the old value: 409 HERALD_REFERENCED_VALUE_IN_USE, with the attribute at fault.
+ * Undefined when the write may go ahead. `references` (valueReferencesTo) may be given when the
+ * caller checks many records of one table in one transaction; else they are read here.
+ */
+export async function referencedValueInUse(
+  tx: Queryable,
+  table: DataTable,
+  record: StoredRecord,
+  changed: readonly string[],
+  references?: readonly ValueReference[],
+): Promise<{ attribute: string; error: HeraldError } | undefined> {
+  if (changed.length === 0) return undefined;
+  for (const { holder, foreignKey: fk } of references ?? (await valueReferencesTo(tx, table))) {
+    if (!changed.includes(fk.referencedAttribute)) continue;
+    const old = record.attributes[fk.referencedAttribute];
+    if (old === undefined || old === null) continue;
+    if (!(await anyRecordHolding(tx, holder.id, fk.attribute, old))) continue;
+    const value = keyText(old) ?? "";
+    const error = new HeraldError(
+      "HERALD_REFERENCED_VALUE_IN_USE",
+      {
+        referencedAttribute: fk.referencedAttribute,
+        value,
+        table: table.name,
+        referring: holder.name,
+        attribute: fk.attribute,
+      },
+      [
+        {
+          path: `${holder.name}.${fk.attribute}`,
+          message: `records of '${holder.name}' refer to this record by its ${fk.referencedAttribute} '${value}': change or delete them before changing it`,
+        },
+      ],
+    );
+    return { attribute: fk.referencedAttribute, error };
+  }
+  return undefined;
+}
+
 /**
  * A write to `record` (locked FOR UPDATE by the caller) that changes or clears the unique
  * attributes `changed` is refused (409 HERALD_REFERENCED_VALUE_IN_USE, nothing written) while a foreign
- * key that names one of them by value still finds records holding the old value.
+ * key that names one of them by value still finds records holding the old value. No query when
+ * `changed` is empty.
  */
 export async function assertUniqueValuesUnreferenced(
   tx: Queryable,
@@ -159,34 +228,8 @@ export async function assertUniqueValuesUnreferenced(
   record: StoredRecord,
   changed: readonly string[],
 ): Promise<void> {
-  if (changed.length === 0) return;
-  for (const tableId of await tablesReferring(tx, table.entityId, table.id)) {
-    const holder = await findTableById(tx, tableId);
-    if (!holder) continue;
-    for (const fk of foreignKeysOf(holder)) {
-      if (fk.referencedTable.id !== table.id || !fk.byUniqueValue) continue;
-      if (!changed.includes(fk.referencedAttribute)) continue;
-      const old = record.attributes[fk.referencedAttribute];
-      if (old === undefined || old === null) continue;
-      if (await anyRecordHolding(tx, holder.id, fk.attribute, old))
-        throw new HeraldError(
-          "HERALD_REFERENCED_VALUE_IN_USE",
-          {
-            referencedAttribute: fk.referencedAttribute,
-            value: keyText(old) ?? "",
-            table: table.name,
-            referring: holder.name,
-            attribute: fk.attribute,
-          },
-          [
-            {
-              path: `${holder.name}.${fk.attribute}`,
-              message: `records of '${holder.name}' refer to this record by its ${fk.referencedAttribute} '${keyText(old) ?? ""}': change or delete them before changing it`,
-            },
-          ],
-        );
-    }
-  }
+  const refused = await referencedValueInUse(tx, table, record, changed);
+  if (refused) throw refused.error;
 }
 
 /** SET_NULL: the record loses its reference, with an UPDATE event (version + 1). */

@@ -12,7 +12,10 @@
  * batch costs one commit. An upsert that the batch cannot settle runs on its own, on the path below:
  * when the write failed (a value taken by a concurrent writer, a deleted table, a deadlock, or a bad
  * item, since one failing item fails the statement for all), when its profile moved between the
- * read and the write, or when two upserts of the batch found the same profile.
+ * read and the write, or when two upserts of the batch found the same profile. An update that
+ * changes or clears a unique value goes straight to the transactional path: a custom table's
+ * foreign key may refer to the profile by that value, which is checked there under the row lock
+ * (409 HERALD_REFERENCED_VALUE_IN_USE for that upsert alone).
  *
  * On its own, an upsert takes the single-statement path first: a create is ONE autocommit statement,
  * an update two (the read, then a version-checked UPDATE with its events; retried when the version
@@ -39,6 +42,7 @@ import type { RecordSnapshot } from "./change-event-builders.js";
 import type { ProfileWrite, ProfileWriteResult } from "./profile-writer.js";
 import {
   applyToProfile,
+  hasUniqueValueChange,
   onlyRecord,
   planProfileCreate,
   planProfileUpdate,
@@ -163,6 +167,8 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
   const alone: Promise<void>[] = [];
   const runAlone = (entry: UpsertEntry) =>
     alone.push(upsertAlone(db, entry.item).then(entry.resolve, entry.reject));
+  const runLocked = (entry: UpsertEntry) =>
+    alone.push(upsertLocked(db, entry.item).then(entry.resolve, entry.reject));
 
   let found: StoredRecord[][];
   try {
@@ -218,6 +224,11 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
         });
         return;
       }
+      if (hasUniqueValueChange(plan)) {
+        // References by that value are checked under the profile's row lock.
+        runLocked(entry);
+        return;
+      }
       updating.add(record.recordId);
       updates.push({
         entry,
@@ -269,13 +280,17 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
 
 // One upsert on its own -----------------------------------------------------------------------------
 
-/** Writes a profile read without a lock if it is still at the version read (one statement). */
+/**
+ * Writes a profile read without a lock if it is still at the version read (one statement).
+ * `undefined` hands a change of a unique value over to the transactional path (hasUniqueValueChange).
+ */
 async function updateUnlocked(
   db: Database,
   item: PreparedUpsert,
   record: StoredRecord,
-): Promise<ProfileWriteResult> {
+): Promise<ProfileWriteResult | undefined> {
   const plan = planProfileUpdate(item.table, record, item.write, item.origin);
+  if (hasUniqueValueChange(plan)) return undefined;
   // A no-op writes nothing: the version read was committed, so it is a state the record had.
   if (plan.kind === "unchanged") {
     if (
@@ -315,6 +330,12 @@ async function upsertAlone(db: Database, item: PreparedUpsert): Promise<ProfileW
     return updateUnlocked(db, item, record);
   });
   if (fast) return fast;
+  return upsertLocked(db, item);
+}
+
+/** The transactional path: find-or-insert under row locks, then applyToProfile or the create. */
+async function upsertLocked(db: Database, item: PreparedUpsert): Promise<ProfileWriteResult> {
+  const { table, lookup, mandatoryProblem } = item;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
       await enterTableWriteGate(tx, [table]);

@@ -7,7 +7,10 @@
  *
  * PUT, DELETE and the membership calls run in a transaction: BEGIN, find with a row lock, UPDATE
  * (or DELETE), events, COMMIT. Upserts use the same planning (planProfileUpdate) and, when they
- * cannot go in one statement, the same locked path (applyToProfile).
+ * cannot go in one statement, the same locked path (applyToProfile). An update that changes or
+ * clears a unique value always takes that path (hasUniqueValueChange): a custom table's foreign key
+ * may refer to the profile by that value, and that is checked under the row lock, after the table
+ * write gate.
  */
 import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataCollection } from "../domain/data-collection.js";
@@ -44,7 +47,7 @@ import {
 } from "../storage/record-repository.js";
 import type { EventContext, RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
-import { applyOnDelete } from "./foreign-key-enforcement.js";
+import { applyOnDelete, assertUniqueValuesUnreferenced } from "./foreign-key-enforcement.js";
 import { enterTableWriteGate, RetryWrite, withWriteRetry } from "./write-retry.js";
 
 /** The v4 write body (SPEC §3). */
@@ -215,6 +218,16 @@ export function planProfileUpdate(
   };
 }
 
+/**
+ * True when the update changes or clears a unique value. Foreign keys of custom tables may refer to
+ * a profile by such a value, and only the locked path (applyToProfile) checks that none still does:
+ * the single statements hand such an update over to it. An update that keeps every unique value
+ * (the usual one) never looks for references.
+ */
+export function hasUniqueValueChange(plan: ProfileUpdatePlan): boolean {
+  return plan.kind === "update" && plan.update.dropKeys.length > 0;
+}
+
 /** Leaving these segmentations, as changes: the segment the profile is in, for each it is in. */
 function leavingChanges(record: StoredRecord, segmentations: readonly string[]): SegmentChange[] {
   return segmentations.flatMap((segmentation) => {
@@ -223,7 +236,11 @@ function leavingChanges(record: StoredRecord, segmentations: readonly string[]):
   });
 }
 
-/** Applies a write to a locked existing profile: diff, UPDATE, events. */
+/**
+ * Applies a write to a locked existing profile: diff, UPDATE, events. A unique value it changes or
+ * clears while a custom table's foreign key still refers to the profile by it is 409
+ * HERALD_REFERENCED_VALUE_IN_USE, with nothing written (foreign-key-enforcement.ts).
+ */
 export async function applyToProfile(
   tx: Queryable,
   table: DataTable,
@@ -237,6 +254,7 @@ export async function applyToProfile(
       await setDataCollection(tx, table.id, record.recordId, plan.dataCollection);
     return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
   }
+  await assertUniqueValuesUnreferenced(tx, table, record, plan.update.dropKeys);
   const written = await updateRecord(tx, plan.update);
   if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0]);
   await appendChangeEvents(tx, plan.events(written.version, written.updatedAt));

@@ -12,7 +12,13 @@ import {
   primaryKeyOf,
   withCreationTime,
 } from "../capture/custom-record-writer.js";
-import { hasForeignKeys, lockReferences } from "../capture/foreign-key-enforcement.js";
+import type { ValueReference } from "../capture/foreign-key-enforcement.js";
+import {
+  hasForeignKeys,
+  lockReferences,
+  referencedValueInUse,
+  valueReferencesTo,
+} from "../capture/foreign-key-enforcement.js";
 import {
   planProfileCreate,
   planProfileUpdate,
@@ -146,6 +152,42 @@ function notFoundRejection(table: DataTable, pending: PendingRow, key: string): 
   );
 }
 
+/**
+ * The foreign keys that refer to the batch's table by a unique value, read at most once a batch
+ * (after its write gate, so a definition change cannot slip in between) and only when a row
+ * changes a unique value.
+ */
+type ValueReferences = () => Promise<readonly ValueReference[]>;
+
+function valueReferencesOnce(tx: Queryable, table: DataTable): ValueReferences {
+  let read: Promise<ValueReference[]> | undefined;
+  return () => (read ??= valueReferencesTo(tx, table));
+}
+
+/**
+ * A row that changes or clears a unique value that another table's records still refer to is
+ * rejected (HERALD_REFERENCED_VALUE_IN_USE, the API's 409), naming that attribute; undefined when
+ * the update may go ahead. The record is locked by the batch.
+ */
+async function referencedValueRejection(
+  tx: Queryable,
+  table: DataTable,
+  pending: PendingRow,
+  found: StoredRecord,
+  update: RecordUpdate,
+  references: ValueReferences,
+): Promise<RowPlan | undefined> {
+  if (update.dropKeys.length === 0) return undefined;
+  const refused = await referencedValueInUse(tx, table, found, update.dropKeys, await references());
+  if (!refused) return undefined;
+  return rejectRow(
+    pending.row,
+    refused.attribute,
+    refused.error.code,
+    `${refused.error.message}; change or delete those records first, or leave '${refused.attribute}' as it is`,
+  );
+}
+
 /** The plan of an update: the record's new state, the unique values it takes and gives up. */
 function updateOf(
   found: StoredRecord,
@@ -178,6 +220,7 @@ async function planRow(
   ctx: BatchContext,
   pending: PendingRow,
   found: StoredRecord | undefined,
+  references: ValueReferences,
 ): Promise<RowPlan> {
   const { bound } = ctx;
   const { table, mode, keyAttribute } = bound;
@@ -207,6 +250,15 @@ async function planRow(
       if (found) {
         const plan = planProfileUpdate(table, found, mapped.write, origin);
         if (plan.kind === "unchanged") return { kind: "unchanged" };
+        const refused = await referencedValueRejection(
+          tx,
+          table,
+          pending,
+          found,
+          plan.update,
+          references,
+        );
+        if (refused) return refused;
         return updateOf(found, plan.update, plan.events(found.version + 1, found.updatedAt));
       }
       const plan = planProfileCreate(table, mapped.write, origin);
@@ -236,6 +288,15 @@ async function planRow(
     if (found) {
       const plan = planRecordUpdate(table, found, provided, origin);
       if (plan.kind === "unchanged") return { kind: "unchanged" };
+      const refused = await referencedValueRejection(
+        tx,
+        table,
+        pending,
+        found,
+        plan.update,
+        references,
+      );
+      if (refused) return refused;
       return updateOf(found, plan.update, [plan.event(found.version + 1, found.updatedAt)]);
     }
     const pk = primaryKeyOf(table);
@@ -311,6 +372,7 @@ export async function runImportBatch(
           keys,
         );
 
+  const references = valueReferencesOnce(tx, table);
   const plans: RowPlan[] = [];
   for (const p of candidates) {
     const key = p.mapped.kind === "rejected" ? undefined : p.mapped.key;
@@ -324,7 +386,7 @@ export async function runImportBatch(
       !stillHolds(found, [{ attribute: keyAttribute, value: key! }])
     )
       found = undefined;
-    plans.push(await planRow(tx, ctx, p, found));
+    plans.push(await planRow(tx, ctx, p, found, references));
   }
 
   // Unique values: who holds them now, then each claim in file order (first claimant wins, as the
