@@ -11,6 +11,7 @@ import {
   planRecordUpdate,
   primaryKeyOf,
   withCreationTime,
+  withGeneratedKey,
 } from "../capture/custom-record-writer.js";
 import type { ValueReference } from "../capture/foreign-key-enforcement.js";
 import {
@@ -276,8 +277,11 @@ async function planRow(
         },
       };
     }
-    // A custom-table record, matched on its primary key.
-    const { provided } = mapped;
+    // A custom-table record, matched on its primary key. A row without one (CREATE_ONLY: other
+    // modes rejected it above) gets a generated key when the key attribute takes one, as the API's
+    // POST does; otherwise it is rejected below, as the API would.
+    const provided =
+      found || key !== undefined ? mapped.provided : withGeneratedKey(table, mapped.provided);
     if (hasForeignKeys(table))
       await lockReferences(
         tx,
@@ -302,8 +306,15 @@ async function planRow(
     const pk = primaryKeyOf(table);
     const created = withCreationTime(table, applyAttributes({}, provided).after);
     checkMandatory(table, created, "properties");
+    const businessKey = keyText(created[pk]);
+    if (businessKey === undefined)
+      return rejectRow(
+        row,
+        pk,
+        "HERALD_MISSING_MANDATORY",
+        `The primary key attribute '${pk}' has no value on this line (Herald generates one only for a STRING key that accepts a UUID)`,
+      );
     const keys = uniqueKeysOf(table, created).filter((k) => k.attribute !== pk);
-    const businessKey = key!;
     const event: NewChangeEvent = createEvent(
       table,
       placeholder(businessKey, created),

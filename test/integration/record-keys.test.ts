@@ -222,7 +222,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(await eventCount(), events);
     });
 
-    test("imports into a table keyed on id: rows with an id apply; without one, a clear rejection", async () => {
+    test("imports into a table keyed on id: rows with an id apply; CREATE_ONLY rows without one get a generated id", async () => {
       const target = {
         target: { tableType: "CUSTOM_TABLE", table: "OfferAssignments" },
         file: { format: "CSV" },
@@ -237,15 +237,58 @@ for (const { backend, skip } of await testBackends()) {
       const read = await t.request("GET", `${url}/imp-2`);
       assert.equal(asObject(read.json().properties).value, 2);
 
+      // As a POST without the key does: each row gets its own UUID, with its CREATE event.
+      const [records, events] = [await recordCount(), await eventCount()];
       const withoutIds = await t.finished(
         await t.startImport(
           { ...target, mode: "CREATE_ONLY" },
-          { name: "b.csv", content: "offerReference,value\nz,3\n" },
+          { name: "b.csv", content: "offerReference,value\nz,3\nz,4\n" },
         ),
       );
-      assert.equal(withoutIds.status, "WITH_ERROR", JSON.stringify(withoutIds));
-      assert.equal(withoutIds.rejectedRows[0]!.code, "HERALD_MISSING_MANDATORY");
-      assert.match(withoutIds.rejectedRows[0]!.message, /'id'/);
+      assert.equal(withoutIds.status, "SUCCESS", JSON.stringify(withoutIds));
+      assert.equal(withoutIds.counts.created, 2);
+      assert.equal(await recordCount(), records + 2);
+      const created = await t.database.db.query<{ business_key: string; attributes: unknown }>(
+        `SELECT business_key, attributes FROM records
+          WHERE attributes ->> 'offerReference' = 'z' ORDER BY attributes ->> 'value'`,
+      );
+      assert.equal(created.rows.length, 2);
+      for (const [i, row] of created.rows.entries()) {
+        assert.match(row.business_key, UUID);
+        assert.deepEqual(row.attributes, {
+          id: row.business_key,
+          offerReference: "z",
+          value: 3 + i,
+        });
+        const read = await t.request("GET", `${url}/${row.business_key}`);
+        assert.equal(read.statusCode, 200, read.body);
+      }
+      assert.notEqual(created.rows[0]!.business_key, created.rows[1]!.business_key);
+      const creates = await t.database.db.query<{ record_key: string }>(
+        "SELECT record_key FROM change_events WHERE event_type = 'CREATE' ORDER BY id DESC LIMIT 2",
+      );
+      assert.deepEqual(
+        creates.rows.map((r) => r.record_key).sort(),
+        created.rows.map((r) => r.business_key).sort(),
+      );
+      assert.equal((await eventCount()) - events, 2 + 2); // two CREATEs, the import's STARTED and FINISHED
+
+      // A key that cannot take a UUID (INTEGER) is still a clear rejection, and nothing is written.
+      const tickets = await t.finished(
+        await t.startImport(
+          {
+            target: { tableType: "CUSTOM_TABLE", table: "Tickets" },
+            mode: "CREATE_ONLY",
+            file: { format: "CSV" },
+          },
+          { name: "t.csv", content: "note\nno key\n" },
+        ),
+      );
+      assert.equal(tickets.status, "WITH_ERROR", JSON.stringify(tickets));
+      assert.equal(tickets.counts.created, 0);
+      assert.equal(tickets.rejectedRows[0]!.code, "HERALD_MISSING_MANDATORY");
+      assert.match(tickets.rejectedRows[0]!.message, /'ticketNo'/);
+      assert.equal(await recordCount(), records + 2);
 
       const refused = await t.upload([
         { name: "etlDefinition", content: JSON.stringify(target) },
