@@ -22,9 +22,17 @@ import { forgetCachedTables } from "../capture/table-cache.js";
 import { TABLES_CHANNEL } from "../storage/data-table-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
 import { HeraldError } from "../domain/errors.js";
+import { MAX_UNIQUE_VALUE_BYTES } from "../domain/attribute-values.js";
 import { httpRequestDuration, httpRequests } from "../metrics.js";
 import { Authenticator } from "./auth.js";
-import { handleError, KnownRoutes, notFoundHandler } from "./error-handler.js";
+import {
+  assertStorableText,
+  handleClientError,
+  handleError,
+  handleFrameworkError,
+  KnownRoutes,
+  notFoundHandler,
+} from "./error-handler.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { ROUTE_MODULES } from "./routes/index.js";
 import { stripServicePrefix } from "./service-prefixes.js";
@@ -56,6 +64,12 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** Route answers without authentication. */
     public?: boolean;
+    /**
+     * The route's own validation refuses text PostgreSQL cannot store in its body, with a more
+     * precise code (a value: HERALD_INVALID_VALUE; a table definition: its own code); the check of
+     * every request then looks at its path and query string only.
+     */
+    textCheckedByRoute?: boolean;
   }
   interface FastifyRequest {
     /** Frees the request's rate-limit slot (set when rate limits are on). */
@@ -136,6 +150,16 @@ function quickConverter(schema: TSchema): ((value: unknown) => unknown) | undefi
   };
 }
 
+/**
+ * The longest path parameter the router takes, in characters after percent-decoding (Fastify's
+ * default is 100, and a longer one answered 414 before any route ran). Every value that can be
+ * written as a key must be usable in a path that takes a key: a unique value is at most
+ * MAX_UNIQUE_VALUE_BYTES UTF-8 bytes (so at most as many characters), `attribute=value` adds a name
+ * of up to 64 characters, and a parameter whose percent-encoding does not decode is measured as
+ * sent (up to three characters a byte). Anything longer is no name or key Herald stores.
+ */
+export const MAX_PATH_PARAM_LENGTH = 3 * MAX_UNIQUE_VALUE_BYTES + 256;
+
 /** Methods whose requests carry no body: an empty JSON body on them is no body at all. */
 const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 
@@ -209,6 +233,11 @@ export async function buildApp(options: {
     childLoggerFactory: requestLogger,
     // While closing, the onRequest hook below answers 503 in the catalogue's shape instead.
     return503OnClosing: false,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    // The router's own refusals (a path that does not percent-decode, a parameter past the limit
+    // above) and requests Node cannot parse answer in SPEC §2's shape like every other error.
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(typeBoxValidatorCompiler);
   // Bodies are JSON (a module that takes files adds its own parser): text/plain gets 415 rather
@@ -267,6 +296,8 @@ export async function buildApp(options: {
       request.releaseRateLimit = release;
     }
   });
+  // Text PostgreSQL cannot store is refused before any handler runs, on every route.
+  app.addHook("preValidation", async (request) => assertStorableText(request));
   app.addHook("onResponse", async (request, reply) => {
     request.releaseRateLimit?.();
     const route = request.routeOptions.url ?? "unmatched";

@@ -4,8 +4,11 @@
  * mapped onto the catalogue here; an unknown path is 404 and a known path with another method 405.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { ErrorDetail } from "../domain/errors.js";
 import { HeraldError } from "../domain/errors.js";
+import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "../domain/safe-text.js";
 
 interface ValidationIssue {
   instancePath?: string;
@@ -130,4 +133,80 @@ export function notFoundHandler(routes: KnownRoutes) {
         : new HeraldError("HERALD_NOT_FOUND", { method: request.method, url });
     return reply.code(error.status).headers(error.headers).send(error.toBody());
   };
+}
+
+/**
+ * The router's refusals, which Fastify answers in its own format unless told otherwise: a path
+ * that does not percent-decode (`%E0%A4%A`, `%zz`) and a path parameter longer than any name or key
+ * Herald stores (app.ts MAX_PATH_PARAM_LENGTH). Both are a 400 in SPEC §2's shape.
+ */
+export function handleFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const path = request.url.split("?")[0] ?? "";
+  const herald =
+    error.code === "FST_ERR_BAD_URL"
+      ? new HeraldError("HERALD_VALIDATION", { reason: "the path is not valid percent-encoding" }, [
+          { path: "url", message: `'${path.slice(0, 200)}' does not percent-decode` },
+        ])
+      : error.code === "FST_ERR_MAX_PARAM_LENGTH"
+        ? new HeraldError(
+            "HERALD_VALIDATION",
+            { reason: "a path segment is longer than any name or key Herald stores" },
+            [{ path: "url", message: "holds a path segment that is too long" }],
+          )
+        : undefined;
+  if (herald) return reply.code(herald.status).type("application/json").send(herald.toBody());
+  return handleError(error, request, reply);
+}
+
+/**
+ * Requests that Node's HTTP parser refuses before Fastify sees them (a malformed request line or
+ * header, headers past the size limit, a client too slow to send its request): the answer is
+ * written on the socket in SPEC §2's shape, then the connection is closed, as Node does.
+ */
+export function handleClientError(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has no one to answer.
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const herald =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? new HeraldError("HERALD_REQUEST_TIMEOUT")
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? new HeraldError("HERALD_HEADERS_TOO_LARGE")
+        : new HeraldError("HERALD_VALIDATION", {
+            reason: `it is not valid HTTP/1.1 (${error.code ?? "unparsable"})`,
+          });
+  if (socket.writable) {
+    const body = JSON.stringify(herald.toBody());
+    socket.write(
+      `HTTP/1.1 ${herald.status} ${STATUS_CODES[herald.status] ?? ""}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
+/**
+ * Refuses a request that holds text PostgreSQL cannot store (a NUL, an unpaired surrogate) in its
+ * path parameters, query string or JSON body, before any handler runs: such text would fail the
+ * query it reaches (a 500) or, in a jsonb value, be refused deep in a write. Checked once for
+ * every route (a preValidation hook of app.ts), so no route can forget it; a route marked
+ * `textCheckedByRoute` refuses such text in its body itself, with a more precise code. The detail
+ * names the offending place: `params.entity`, `querystring.onElementId`, `body.targetUrl`.
+ */
+export function assertStorableText(request: FastifyRequest): void {
+  for (const [part, value] of [
+    ["params", request.params],
+    ["querystring", request.query],
+    ["body", request.routeOptions.config.textCheckedByRoute ? undefined : request.body],
+  ] as const) {
+    const path = findUnstorableText(value, part);
+    if (path !== undefined)
+      throw new HeraldError("HERALD_VALIDATION", { reason: `${path} ${UNSTORABLE_TEXT_MESSAGE}` }, [
+        { path, message: UNSTORABLE_TEXT_MESSAGE },
+      ]);
+  }
 }

@@ -154,6 +154,15 @@ export const ERRORS = {
     status: 429,
     message: "Too many requests for this licence; retry after {retryAfter} s",
   },
+  // 408 / 431: refused by the HTTP server before any route runs
+  HERALD_REQUEST_TIMEOUT: {
+    status: 408,
+    message: "The request was not received in time; the connection is closed",
+  },
+  HERALD_HEADERS_TOO_LARGE: {
+    status: 431,
+    message: "The request line and headers exceed the server's limit (16 KiB by default)",
+  },
   // 5xx
   HERALD_INTERNAL: {
     status: 500,

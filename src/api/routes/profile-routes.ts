@@ -37,6 +37,8 @@ const profileRoutes: RouteModule = async (app, deps) => {
   app.post(
     base,
     {
+      // Its own validation refuses text PostgreSQL cannot store, naming the field.
+      config: { textCheckedByRoute: true },
       schema: {
         tags: [TAG],
         summary:
@@ -120,6 +122,8 @@ const profileRoutes: RouteModule = async (app, deps) => {
   app.put(
     `${base}/:profileKey`,
     {
+      // Its own validation refuses text PostgreSQL cannot store, naming the field.
+      config: { textCheckedByRoute: true },
       schema: {
         tags: [TAG],
         summary: "Update a profile (only the attributes given change; null clears a value)",

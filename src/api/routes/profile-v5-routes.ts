@@ -35,6 +35,8 @@ const profileV5Routes: RouteModule = async (app, deps) => {
   app.put(
     base,
     {
+      // Its own validation refuses text PostgreSQL cannot store, naming the field.
+      config: { textCheckedByRoute: true },
       schema: {
         tags: [TAG],
         summary: "Create or update the profile holding a unique value (upsert by key)",

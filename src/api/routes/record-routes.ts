@@ -76,6 +76,8 @@ const recordRoutes: RouteModule = async (app, deps) => {
   app.post(
     base,
     {
+      // Its own validation refuses text PostgreSQL cannot store, naming the field.
+      config: { textCheckedByRoute: true },
       schema: {
         tags: [TAG],
         summary:
@@ -169,6 +171,8 @@ const recordRoutes: RouteModule = async (app, deps) => {
   app.put(
     `${base}/:businessKey`,
     {
+      // Its own validation refuses text PostgreSQL cannot store, naming the field.
+      config: { textCheckedByRoute: true },
       schema: {
         tags: [TAG],
         summary: "Update a record (only the properties given change; null clears a value)",
