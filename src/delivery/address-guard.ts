@@ -74,21 +74,28 @@ function canonicalIpv6(address: string): string | undefined {
   }
 }
 
+/** The eight 16-bit groups of a canonical IPv6 text (no embedded dotted quad: URL writes hex). */
+function ipv6Groups(canonical: string): number[] {
+  const [head = "", tail] = canonical.split("::");
+  const parse = (part: string) => (part === "" ? [] : part.split(":").map((g) => parseInt(g, 16)));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
 /**
- * The IPv4 address inside an IPv6 one that leads to it: IPv4-mapped (`::ffff:7f00:1`) and 6to4
- * (`2002:7f00:1::`, routed by relays to the embedded address); undefined otherwise. `canonical` is
- * canonicalIpv6's text.
+ * The IPv4 address inside an IPv6 one that leads to it: IPv4-mapped (`::ffff:7f00:1`), 6to4
+ * (`2002:7f00:1::`, routed by relays to the embedded address) and Teredo (`2001:0:…`, whose last
+ * 32 bits are the client's IPv4 address XOR 0xffffffff, where relays send the packets); undefined
+ * otherwise. `canonical` is canonicalIpv6's text.
  */
 function embeddedIpv4(canonical: string): string | undefined {
-  const quad = (high: string, low: string) => {
-    const h = parseInt(high, 16);
-    const l = parseInt(low, 16);
-    return `${h >> 8}.${h & 255}.${l >> 8}.${l & 255}`;
-  };
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (mapped) return quad(mapped[1] as string, mapped[2] as string);
-  const sixToFour = /^2002:([0-9a-f]{1,4}):([0-9a-f]{1,4})(?::|$)/.exec(canonical);
-  if (sixToFour) return quad(sixToFour[1] as string, sixToFour[2] as string);
+  const quad = (high: number, low: number) => `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  const groups = ipv6Groups(canonical);
+  const at = (i: number) => groups[i] ?? 0;
+  if (groups.slice(0, 6).join(":") === "0:0:0:0:0:65535") return quad(at(6), at(7));
+  if (at(0) === 0x2002) return quad(at(1), at(2));
+  if (at(0) === 0x2001 && at(1) === 0) return quad(at(6) ^ 0xffff, at(7) ^ 0xffff);
   return undefined;
 }
 

@@ -39,6 +39,9 @@ describe("SSRF address guard", () => {
     "::ffff:0:7f00:1", // IPv4-translated 127.0.0.1
     "2002:7f00:1::", // 6to4 of 127.0.0.1
     "2002:a9fe:a9fe::1", // 6to4 of 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1 (last 32 bits XOR ffffffff)
+    "2001::f5ff:fffe", // Teredo, no server, client 10.0.0.1
+    "2001:0:4136:e378:8000:63bf:5601:5601", // Teredo, client 169.254.169.254
     "64:ff9b::a9fe:a9fe",
     "not-an-ip",
     "0177.0.0.1", // not an IP literal here: only URL parsing reads it as one (see checkTargetHost)
@@ -51,6 +54,8 @@ describe("SSRF address guard", () => {
     "::ffff:8.8.8.8",
     "::ffff:808:808",
     "2002:808:808::1",
+    "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, client 8.8.8.8
+    "2001:4860::80ff:fffe", // not Teredo (2001:4860::/32, Google)
   ];
 
   for (const address of forbidden)
@@ -103,6 +108,14 @@ describe("checkTargetHost (a target judged when it is set)", () => {
     ["https://[::ffff:7f00:1]/h", "[::ffff:7f00:1] is a loopback address"], // mapped, hex
     ["https://[::FFFF:7F00:1]/h", "[::ffff:7f00:1] is a loopback address"], // upper case
     ["https://[0:0:0:0:0:0:0:1]/h", "[::1] is a loopback address"],
+    // Issue #19: IPv4-compatible, IPv4-translated, 6to4 and Teredo spellings of 127.0.0.1.
+    ["https://[::127.0.0.1]/", "[::7f00:1] is an IPv4-compatible address"],
+    ["https://[::ffff:0:127.0.0.1]/", "[::ffff:0:7f00:1] is an IPv4-translated address"],
+    ["https://[2002:7f00:1::]/", "[2002:7f00:1::] is a loopback address"],
+    [
+      "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+      "[2001:0:4136:e378:8000:63bf:80ff:fffe] is a loopback address",
+    ],
     ["https://[::]/h", "[::] is the unspecified address"],
     ["https://0/h", "0.0.0.0 is the unspecified 'this network' range"],
     ["https://0.0.0.0:8443/h", "0.0.0.0 is the unspecified 'this network' range"],
