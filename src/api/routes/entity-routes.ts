@@ -2,7 +2,11 @@
 import { Type } from "typebox";
 import { ENTITY_NAME_PATTERN } from "../../config/config.js";
 import { HeraldError } from "../../domain/errors.js";
-import { insertEntityIfAbsent, listEntities } from "../../storage/tenancy-repository.js";
+import {
+  findEntityByName,
+  insertEntityIfAbsent,
+  listEntities,
+} from "../../storage/tenancy-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import { authOf, requireAdmin, resolveEntity } from "../auth.js";
 import type { RouteModule } from "./index.js";
@@ -57,9 +61,16 @@ const entityRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const auth = authOf(request);
       requireAdmin(auth, "create entities");
-      const entity = await insertEntityIfAbsent(deps.db, auth.licenceId, request.body.name);
+      const { name } = request.body;
+      const entity = await insertEntityIfAbsent(deps.db, auth.licenceId, name);
       if (!entity) {
-        throw new HeraldError("HERALD_NAME_TAKEN", { kind: "Entity", name: request.body.name });
+        // Names are unique across the installation (paths name an entity without its licence), so
+        // a name another licence holds cannot be created; the answer says only that the name is
+        // not available, never that another licence has an entity of that name.
+        const holder = await findEntityByName(deps.db, name);
+        if (holder?.licenceId === auth.licenceId)
+          throw new HeraldError("HERALD_NAME_TAKEN", { kind: "Entity", name });
+        throw new HeraldError("HERALD_ENTITY_NAME_UNAVAILABLE", { name });
       }
       request.log.info({ entity: entity.name, apiKeyId: auth.apiKeyId }, "entity created");
       return reply
