@@ -93,6 +93,9 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     timeoutMs: config.deliveryTimeoutMs,
     allowInsecureTargets: config.allowInsecureTargets,
     workerId,
+    // Bulkheads: each runner keeps its subscription within maxConcurrency, so the shared per-origin
+    // pool needs no cap of its own, and no subscription waits for another's connections.
+    connectionsPerOrigin: null,
   });
   const ownsOperations = options.operations === undefined;
   const operations =

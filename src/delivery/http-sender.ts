@@ -1,8 +1,16 @@
 /**
- * Outbound HTTP for pushes (DESIGN §6, SPEC §6): ONE undici agent per worker (keep-alive, a cap on
- * connections per origin), an overall deadline per attempt (connect + headers + body), redirects not
- * followed, the response body read up to a small cap then dropped, and the SSRF guard applied to the
- * address each socket actually connects to.
+ * Outbound HTTP for pushes (DESIGN §6, SPEC §6): ONE undici agent per worker (keep-alive sockets
+ * shared by every subscription of an origin), an overall deadline per attempt (connect + headers +
+ * body), redirects not followed, the response body read up to a small cap then dropped, and the SSRF
+ * guard applied to the address each socket actually connects to.
+ *
+ * Bulkheads (docs/delivery.md): the delivery worker's sender puts no cap on connections per origin,
+ * because its callers are bounded: a subscription runner never has more than the subscription's
+ * `maxConcurrency` requests in flight. A request then never queues behind another subscription's
+ * (a capped pool would hand a slow endpoint's subscription every connection and make its neighbours
+ * on the same host wait for its answers), and the sockets open to an origin are at most the sum of
+ * the budgets of the subscriptions that send to it. Idle sockets close after KEEP_ALIVE_MS, and an
+ * origin's pool is dropped with its last socket, so thousands of quiet subscriptions cost nothing.
  */
 import { lookup as dnsLookup } from "node:dns";
 import type { LookupAddress, LookupOptions } from "node:dns";
@@ -17,8 +25,13 @@ import { BlockedTargetError, isForbiddenAddress } from "./address-guard.js";
 export const EXCERPT_BYTES = 4096;
 /** Bytes of a response body read at most; past that the connection is dropped instead of drained. */
 const DRAIN_LIMIT_BYTES = 64 * 1024;
-/** Connections one worker opens to one origin at most. */
+/**
+ * Connections per origin of a sender whose callers do not bound themselves (the API's test pushes):
+ * past that, requests wait for a free connection.
+ */
 export const CONNECTIONS_PER_ORIGIN = 64;
+/** An idle keep-alive socket is closed after this long (unless the server asks for less). */
+const KEEP_ALIVE_MS = 30_000;
 
 /** Headers a subscription may not set (SPEC §4): the engine owns them. */
 const RESERVED_HEADERS = new Set([
@@ -64,6 +77,11 @@ export interface HttpSenderOptions {
   allowInsecureTargets: boolean;
   /** Sent as `herald-worker` so operators (and tests) see which worker pushed. */
   workerId: string;
+  /**
+   * Connections per origin at most (default CONNECTIONS_PER_ORIGIN); `null`: no cap, for a caller
+   * that bounds its own requests in flight (the delivery worker: each subscription's maxConcurrency).
+   */
+  connectionsPerOrigin?: number | null;
 }
 
 export interface OutgoingPush {
@@ -74,6 +92,8 @@ export interface OutgoingPush {
   headers: Record<string, string>;
   /** The three Standard Webhooks headers of this attempt. */
   signatureHeaders: Record<string, string>;
+  /** Ends the attempt early when aborted (as an error result), besides the timeout. */
+  signal?: AbortSignal;
 }
 
 export interface HttpSender {
@@ -140,8 +160,12 @@ export function createHttpSender(options: HttpSenderOptions): HttpSender {
   };
   const agent = new Agent({
     connect,
-    connections: CONNECTIONS_PER_ORIGIN,
-    keepAliveTimeout: 30_000,
+    // undici reads null as "no cap": a request always gets an idle socket or a new one.
+    connections:
+      options.connectionsPerOrigin === undefined
+        ? CONNECTIONS_PER_ORIGIN
+        : options.connectionsPerOrigin,
+    keepAliveTimeout: KEEP_ALIVE_MS,
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
   });
@@ -172,13 +196,14 @@ export function createHttpSender(options: HttpSenderOptions): HttpSender {
       "herald-worker": options.workerId,
     });
     const deadline = AbortSignal.timeout(options.timeoutMs);
+    const signal = push.signal ? AbortSignal.any([deadline, push.signal]) : deadline;
     try {
       const response = await request(url, {
         method: "POST",
         dispatcher: agent,
         headers,
         body: push.body,
-        signal: deadline,
+        signal,
       });
       let excerpt = "";
       let read = 0;

@@ -1,7 +1,12 @@
 /** The outbound HTTP sender against a real loopback receiver: SSRF guard, redirects, timeouts, caps. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { EXCERPT_BYTES, createHttpSender } from "../../src/delivery/http-sender.js";
+import {
+  CONNECTIONS_PER_ORIGIN,
+  EXCERPT_BYTES,
+  createHttpSender,
+} from "../../src/delivery/http-sender.js";
+import { startHeldReceiver } from "../helpers/held-receiver.js";
 import type { WebhookReceiver } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 
@@ -101,6 +106,45 @@ describe("http sender", () => {
     } finally {
       receiver.respondWith(() => undefined);
       await sender.close();
+    }
+  });
+
+  test("bulkheads: with no cap per origin, a request never waits for the connections that another path of the origin holds", async () => {
+    const endpoint = await startHeldReceiver();
+    const sender = createHttpSender({
+      timeoutMs: 20_000,
+      allowInsecureTargets: true,
+      workerId: "w",
+      connectionsPerOrigin: null,
+    });
+    const slow: Promise<unknown>[] = [];
+    try {
+      endpoint.answer("/slow", "hold");
+      // More held requests than a capped pool has connections.
+      const held = CONNECTIONS_PER_ORIGIN + 6;
+      for (let i = 0; i < held; i++) slow.push(sender.send(push(`${endpoint.origin}/slow`)));
+      // A capped pool lets as many through as it has connections; the rest wait for one.
+      await endpoint.waitFor(
+        (requests) => requests.length >= CONNECTIONS_PER_ORIGIN,
+        10_000,
+        `${CONNECTIONS_PER_ORIGIN} held requests at the endpoint`,
+      );
+      // With a capped pool this one would queue until a held request is answered.
+      const fast = await Promise.race([
+        sender.send(push(`${endpoint.origin}/fast`)),
+        new Promise<"still waiting">((resolve) =>
+          setTimeout(() => resolve("still waiting"), 5_000),
+        ),
+      ]);
+      assert.notEqual(fast, "still waiting", "the request waited behind the held ones");
+      assert.equal((fast as { kind: string; status?: number }).status, 200);
+      await endpoint.waitFor((requests) => requests.length >= held + 1, 10_000, "every request");
+      assert.equal(endpoint.inFlight("/slow"), held, "the held requests are all held at once");
+    } finally {
+      endpoint.release("/slow");
+      await Promise.all(slow);
+      await sender.close();
+      await endpoint.close();
     }
   });
 });
