@@ -42,7 +42,7 @@ import { countAttempt } from "./delivery-metrics.js";
 import type { Clock } from "./clock.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
 import { announceHealth, EndpointCircuit } from "./endpoint-circuit.js";
-import type { HttpSender } from "./http-sender.js";
+import type { HttpSender, OutgoingPush } from "./http-sender.js";
 import { LeaseLostError, ParkedRecords } from "./parked-records.js";
 import type { PendingEvent, Push } from "./push.js";
 import { firstPosition, recordKeyOf } from "./push.js";
@@ -138,6 +138,8 @@ export class SubscriptionRunner {
   private readonly healthHost: Parameters<typeof announceHealth>[0];
   /** Runs the subscription's replay requests beside live delivery (never moves the watermark). */
   private readonly replays: ReplayExecutor;
+  /** A replay push waiting for a slot of the subscription's maxConcurrency (see sendReplayPush). */
+  private replayWaiting: (() => void) | undefined;
 
   constructor(
     subscription: Subscription,
@@ -157,7 +159,8 @@ export class SubscriptionRunner {
       serial: (write) => this.serial(write),
     };
     this.replays = new ReplayExecutor({
-      ctx,
+      // Replay pushes share the subscription's maxConcurrency with live ones (bulkhead).
+      ctx: { ...ctx, sender: { send: (push) => this.sendReplayPush(push), close: async () => {} } },
       subscription: () => this.subscription,
       mayPush: () => this.state === "running" && !this.circuit && ctx.leaseValid(),
       recordAttempt: (attempt) => {
@@ -392,6 +395,7 @@ export class SubscriptionRunner {
       return;
     }
     const max = this.subscription.maxConcurrency;
+    if (this.replayWaiting && this.inFlight < max) this.admitReplay();
     while (this.inFlight < max && this.dueRetries.length > 0)
       this.launch(this.dueRetries.shift() as Push);
     while (this.inFlight < max && this.dueParked.length > 0)
@@ -446,6 +450,32 @@ export class SubscriptionRunner {
       body: encodePushBody(id, this.subscription, events, bulk),
       attempts: 0,
     };
+  }
+
+  /**
+   * Bulkhead (docs/delivery.md): a replay push is one of the subscription's maxConcurrency requests
+   * in flight, like a live one. With every slot taken it waits, and the next slot freed goes to it
+   * before live work takes it again (dispatch), so neither starves the other.
+   */
+  private async sendReplayPush(push: OutgoingPush): Promise<AttemptResult> {
+    if (this.inFlight < this.subscription.maxConcurrency) this.inFlight++;
+    else await new Promise<void>((resolve) => (this.replayWaiting = resolve));
+    try {
+      return await this.ctx.sender.send(push);
+    } finally {
+      this.inFlight--;
+      this.dispatch();
+      this.notifyIdle();
+    }
+  }
+
+  /** The waiting replay push takes a slot and goes. */
+  private admitReplay(): void {
+    const admit = this.replayWaiting;
+    this.replayWaiting = undefined;
+    if (!admit) return;
+    this.inFlight++;
+    admit();
   }
 
   private launch(push: Push): void {
@@ -870,6 +900,9 @@ export class SubscriptionRunner {
     this.dueParked.length = 0;
     this.held = [];
     this.batcher.take();
+    // A replay push waiting for a slot had passed its checks: it goes now (as it would have a moment
+    // earlier with a slot free), counted in flight, rather than hanging the replay's stop.
+    this.admitReplay();
     const replays = this.replays.stop();
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
