@@ -135,7 +135,11 @@ export interface BenchHerald {
 export async function startBenchHerald(
   db: Database,
   overrides: Partial<HeraldConfig> = {},
-  options: { sequencer?: boolean } = {},
+  options: {
+    sequencer?: boolean;
+    /** Adds routes to Herald's app before it listens (the capture bench's HTTP ceiling). */
+    extraRoutes?: (app: HeraldApp) => void;
+  } = {},
 ): Promise<BenchHerald> {
   const config: HeraldConfig = {
     ...loadConfig({ env: {} }),
@@ -149,6 +153,7 @@ export async function startBenchHerald(
   await bootstrap(db, { defaultEntity: BENCH_ENTITY, adminApiKey: BENCH_ADMIN_KEY });
   const sequencer = (options.sequencer ?? true) ? await startSequencer({ db, logger }) : undefined;
   const app = await buildApp({ db, config, logger });
+  options.extraRoutes?.(app);
   const origin = await app.listen({ port: 0, host: "127.0.0.1" });
   const { call, token } = await apiClient(origin, BENCH_ADMIN_KEY);
   return {

@@ -11,8 +11,12 @@
  *     the lag measures commit → stamp (a write handed over to the transactional path, e.g. after
  *     losing a unique-key race, would also count its wait until COMMIT).
  *  3. Herald on the embedded database (PGlite): the same HTTP load.
+ *  4. HTTP ceiling (bench/http-ceiling.ts): the same HTTP stack (Herald's Fastify app, token check,
+ *     JSON validation) and the same load, each request upserting the profile row and its key row
+ *     in one statement, with no event. Herald's ratio to it is what capture costs over a write
+ *     that already pays for HTTP (target >= 0.6); the plain INSERT ceiling has no HTTP at all.
  *
- * HERALD_BENCH_CAPTURE=ceiling,herald,apart,embedded picks runs (default: all), e.g.
+ * HERALD_BENCH_CAPTURE=ceiling,http-ceiling,herald,apart,embedded picks runs (default: all), e.g.
  * `HERALD_BENCH_CAPTURE=herald` for an A/B of one change.
  *
  * Upserts are group-committed (src/capture/profile-upsert.ts): the writes that arrive together share
@@ -50,7 +54,9 @@ import {
 } from "./bench-support.js";
 import type { LoadResult } from "./closed-loop.js";
 import { percentile, perSecond, runClosedLoop } from "./closed-loop.js";
+import type { HttpLoadSpec } from "./http-load.js";
 import { runHttpLoad } from "./http-load.js";
+import { CEILING_PREFIX, registerCeilingRoute } from "./http-ceiling.js";
 import { startTsWorker } from "./ts-worker.js";
 
 /**
@@ -108,7 +114,7 @@ interface RunFigures {
   events?: number;
   lagP50Ms?: number;
   lagP99Ms?: number;
-  via: "http" | "sql" | "pg";
+  via: "http" | "sql" | "pg" | "http-ceiling";
 }
 
 function writesPerSecond(run: RunFigures): number {
@@ -155,6 +161,67 @@ async function measureCeiling(options: BenchOptions, when: string): Promise<RunF
     await pool.end();
     await database.drop();
   }
+}
+
+/** The HTTP ceiling on a fresh database: Herald's app with the bench route, no sequencer. */
+async function measureHttpCeiling(options: BenchOptions, when: string): Promise<RunFigures> {
+  const database = await createBenchDatabase(options.adminUrl);
+  const db = new PostgresDatabase({
+    connectionString: database.url,
+    maxConnections: options.clients + 4,
+    applicationName: "herald-bench-ceiling",
+  });
+  const herald = await startBenchHerald(
+    db,
+    {},
+    { sequencer: false, extraRoutes: (app) => registerCeilingRoute(app, db) },
+  );
+  try {
+    const tableId = await createProfileTable(herald);
+    if (tableId === undefined) throw new Error("the HTTP ceiling needs the profile table API");
+    const meter = cpuMeter(async () =>
+      (await db.query<{ pid: number }>(BACKENDS_SQL)).rows.map((row) => row.pid),
+    );
+    const load = await runHttpLoad(
+      {
+        ...profileLoad(herald, tableId, options),
+        path: `${CEILING_PREFIX}/v4/entity/${BENCH_ENTITY}/table/${encodeURIComponent(tableId)}/profile`,
+      },
+      () => void meter.start(),
+    );
+    const measured = await meter.stop();
+    return {
+      label: `HTTP ceiling: one upsert statement per request, no events (${when})`,
+      load,
+      via: "http-ceiling",
+      ...(measured ? { cpu: { ...measured, generator: load.generatorCpuSeconds } } : {}),
+    };
+  } finally {
+    await herald.stop();
+    await db.close();
+    await database.drop();
+  }
+}
+
+/** The HTTP load of the profile upserts: Herald's path, or the HTTP ceiling's with its prefix. */
+function profileLoad(herald: BenchHerald, tableId: string, options: BenchOptions): HttpLoadSpec {
+  return {
+    origin: herald.origin,
+    token: herald.token,
+    method: "POST",
+    path: `/v4/entity/${BENCH_ENTITY}/table/${encodeURIComponent(tableId)}/profile?allowUpdate=true`,
+    bodyTemplate: JSON.stringify({
+      attributes: [
+        { name: "emailAddress", value: `user{key}@t${tableId}.bench.test` },
+        { name: "firstName", value: "{rand}" },
+      ],
+    }),
+    keySpace: KEY_SPACE,
+    clients: options.clients,
+    client: HTTP_CLIENT,
+    warmupMs: options.warmupMs,
+    durationMs: options.durationMs,
+  };
 }
 
 /** Creates the bench profile table through the API; undefined when the profile API is absent. */
@@ -277,23 +344,7 @@ async function measureHerald(
     } else {
       via = "http";
       const http = await runHttpLoad(
-        {
-          origin: herald.origin,
-          token: herald.token,
-          method: "POST",
-          path: `/v4/entity/${BENCH_ENTITY}/table/${encodeURIComponent(tableId)}/profile?allowUpdate=true`,
-          bodyTemplate: JSON.stringify({
-            attributes: [
-              { name: "emailAddress", value: `user{key}@t${tableId}.bench.test` },
-              { name: "firstName", value: "{rand}" },
-            ],
-          }),
-          keySpace: KEY_SPACE,
-          clients: options.clients,
-          client: HTTP_CLIENT,
-          warmupMs: options.warmupMs,
-          durationMs: options.durationMs,
-        },
+        profileLoad(herald, tableId, options),
         () => void meter.start(),
       );
       load = http;
@@ -328,7 +379,7 @@ export async function run(options: BenchOptions): Promise<void> {
       .join(" / ")} (figures from a busy machine are low; compare the ratio)`,
   );
   const runs: RunFigures[] = [];
-  const known = ["ceiling", "herald", "apart", "embedded"];
+  const known = ["ceiling", "http-ceiling", "herald", "apart", "embedded"];
   const wanted = new Set(
     (process.env.HERALD_BENCH_CAPTURE ?? known.join(","))
       .split(",")
@@ -346,6 +397,10 @@ export async function run(options: BenchOptions): Promise<void> {
     if (wanted.has("ceiling")) {
       console.log("… ceiling: plain INSERTs through pg");
       runs.push(await measureCeiling(options, "before"));
+    }
+    if (wanted.has("http-ceiling")) {
+      console.log("… HTTP ceiling: Herald's HTTP stack, one upsert statement, no events");
+      runs.push(await measureHttpCeiling(options, "before"));
     }
     console.log("… Herald on PostgreSQL");
     const database = await createBenchDatabase(options.adminUrl);
@@ -368,6 +423,10 @@ export async function run(options: BenchOptions): Promise<void> {
     } finally {
       await db.close();
       await database.drop();
+    }
+    if (wanted.has("http-ceiling")) {
+      console.log("… HTTP ceiling again");
+      runs.push(await measureHttpCeiling(options, "after"));
     }
     if (wanted.has("ceiling")) {
       console.log("… ceiling again");
@@ -428,7 +487,21 @@ export async function run(options: BenchOptions): Promise<void> {
     "lag = stamp time − the event's insert time; upserts commit in the statement that inserts the event, so this is commit → stamp.",
   );
   const ceilings = runs.filter((r) => r.via === "pg");
-  const onPostgres = runs.filter((r) => r.via !== "pg" && r.label.includes("PostgreSQL"));
+  const httpCeilings = runs.filter((r) => r.via === "http-ceiling");
+  const onPostgres = runs.filter(
+    (r) => (r.via === "http" || r.via === "sql") && r.label.includes("PostgreSQL"),
+  );
+  if (httpCeilings.length > 0 && onPostgres.length > 0) {
+    const ceiling =
+      httpCeilings.reduce((sum, r) => sum + writesPerSecond(r), 0) / httpCeilings.length;
+    console.log("");
+    for (const run of onPostgres) {
+      const ratio = writesPerSecond(run) / ceiling;
+      console.log(
+        `${run.label}: ratio to the HTTP ceiling (mean of its runs) ${fixed(ratio, 2)} (target >= 0.6: ${ratio >= 0.6 ? "met" : "NOT met"})`,
+      );
+    }
+  }
   if (ceilings.length > 0 && onPostgres.length > 0) {
     const ceiling = ceilings.reduce((sum, r) => sum + writesPerSecond(r), 0) / ceilings.length;
     const cpuPerWrite = (r: RunFigures, withGenerator = false) =>
