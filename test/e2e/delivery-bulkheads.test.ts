@@ -183,7 +183,7 @@ for (const { backend, skip } of await testBackends()) {
       // A backlog of live events keeps both slots busy while the replay runs.
       await append(
         t.db,
-        Array.from({ length: 40 }, (_, i) => event(100 + i)),
+        Array.from({ length: 60 }, (_, i) => event(100 + i)),
       );
       const replay = await insertReplay(t.db, {
         subscriptionId: sub.id,
@@ -198,7 +198,7 @@ for (const { backend, skip } of await testBackends()) {
         30_000,
         "the replay to finish",
       );
-      await endpoint.waitFor((r) => mine(r).length >= 60, 30_000, "50 live and 10 replay pushes");
+      await endpoint.waitFor((r) => mine(r).length >= 80, 30_000, "70 live and 10 replay pushes");
 
       const seen = new Set<string>();
       const replayed: number[] = [];
@@ -209,7 +209,7 @@ for (const { backend, skip } of await testBackends()) {
         seen.add(id);
       }
       assert.equal(replayed.length, 10, "the replay sent the ten events again");
-      assert.equal(live.length, 50, "every live event once");
+      assert.equal(live.length, 70, "every live event once");
       assert.ok(
         Math.min(...replayed) < Math.max(...live),
         "the replay ran while live pushes were still going",
