@@ -237,7 +237,12 @@ export async function recordAttempts(
             (a->>'attemptedAt')::timestamptz, (a->>'durationMs')::int, a->>'outcome',
             (a->>'statusCode')::int, a->>'errorClass', a->>'errorMessage', a->>'responseExcerpt',
             (a->>'nextAttemptAt')::timestamptz, a->>'workerId'
-       FROM jsonb_array_elements($1::jsonb) AS t(a)`,
+       FROM jsonb_array_elements($1::jsonb) AS t(a)
+       -- A subscription deleted while its pushes were in flight takes its attempts with it (ON
+       -- DELETE CASCADE): theirs are dropped here instead of failing the foreign key. The lock
+       -- makes a delete committing meanwhile wait for this insert, or drop the rows if it won.
+       JOIN webhook_subscriptions s ON s.id = (a->>'subscriptionId')::bigint
+        FOR KEY SHARE OF s`,
     [JSON.stringify(rows), `{${ids}}`],
   );
 }
