@@ -11,6 +11,12 @@
  * it holds above that share, and one lease per renewal while it holds two more than the least-loaded
  * live worker, so a worker that joins (or survives a peer) gets work within a few renewals and no
  * live worker is left idle.
+ *
+ * Takeover (PostgreSQL): the worker holds a liveness lock (worker-liveness.ts) and looks every
+ * `orphanCheckMs` for leases whose holder's lock is gone; once it has seen one so for
+ * `livenessGraceMs` it takes it over (within its fair share, the dead worker no longer counted), so a
+ * killed worker's subscriptions move within about 3 s instead of when their leases expire. Should
+ * this worker's own lock stop being confirmed, it aborts its pushes and hands everything back.
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -26,10 +32,12 @@ import {
   onStampingRoundsEnded,
   stampingRoundsInFlight,
 } from "../storage/log-channels.js";
-import type { LeasedSubscription } from "../storage/delivery-repository.js";
+import type { LeasedSubscription, OrphanedLease } from "../storage/delivery-repository.js";
 import {
   claimLeases,
+  claimOrphanedLeases,
   heartbeat,
+  orphanedLeases,
   releaseLeases,
   releaseUndeliverable,
   removeWorker,
@@ -45,8 +53,10 @@ import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { createOperationsNotifier } from "../jobs/operations-notifier.js";
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
+import type { HttpSender } from "./http-sender.js";
 import { createHttpSender } from "./http-sender.js";
 import { SubscriptionRunner } from "./subscription-runner.js";
+import { startWorkerLiveness } from "./worker-liveness.js";
 
 export interface DeliveryWorkerOptions {
   db: Database;
@@ -89,7 +99,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
   };
   const workerId = config.workerId ?? defaultWorkerId();
   const logger = options.logger.child({ workerId });
-  const sender = createHttpSender({
+  const httpSender = createHttpSender({
     timeoutMs: config.deliveryTimeoutMs,
     allowInsecureTargets: config.allowInsecureTargets,
     workerId,
@@ -107,6 +117,35 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
   let stopping = false;
   /** After giving a lease back for balance, do not claim it straight back. */
   let claimPausedUntil = 0;
+  /**
+   * Other workers' leases seen orphaned: since when (performance.now() when the answer came), and
+   * whether a renewal round has been offered them since they matured.
+   */
+  const orphans = new Map<number, { lease: OrphanedLease; since: number; offered: boolean }>();
+  let maturityTimer: NodeJS.Timeout | undefined;
+
+  const liveness = startWorkerLiveness({
+    db,
+    logger,
+    timing: { confirmMs: tuning.livenessConfirmMs, graceMs: tuning.livenessGraceMs },
+    onInvalid: (why) => {
+      // The pushes are being aborted; nothing starts again before a renewal under a confirmed lock.
+      leaseDeadline = 0;
+      orphans.clear();
+      for (const id of [...runners.keys()]) void handBack(id, why);
+    },
+    onValid: () => {
+      if (!stopping) tick();
+    },
+  });
+  // Every push carries the liveness signal: losing the lock cuts the pushes in flight at once.
+  const sender: HttpSender = {
+    send: (push) => {
+      const signal = liveness.signal;
+      return httpSender.send(signal ? { ...push, signal } : push);
+    },
+    close: () => httpSender.close(),
+  };
 
   const context = {
     db,
@@ -119,7 +158,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     clock: options.clock ?? systemClock,
     operations,
     health: options.health ?? ENDPOINT_HEALTH_THRESHOLDS,
-    leaseValid: () => Date.now() < leaseDeadline,
+    leaseValid: () => Date.now() < leaseDeadline && liveness.valid(),
     onGiveUp: (subscriptionId: number, why: string) => {
       void handBack(subscriptionId, why);
     },
@@ -149,10 +188,18 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     }
   }
 
+  /** The liveness lock went (or stopped being confirmed) since `epoch`: leases read since go undriven. */
+  const livenessChanged = (epoch: number) => liveness.epoch !== epoch || !liveness.valid();
+
   async function renewAndBalance(): Promise<void> {
+    // Without a confirmed liveness lock nothing is renewed or claimed (on PostgreSQL the statements
+    // refuse it too): other workers may be taking this worker's leases over.
+    if (!liveness.valid()) return;
+    const epoch = liveness.epoch;
     const startedAt = Date.now();
-    const census = await heartbeat(db, workerId, tuning.leaseTtlMs);
+    const census = await heartbeat(db, workerId, tuning.leaseTtlMs, liveness.key);
     const renewed = await renewLeases(db, workerId, tuning.leaseTtlMs);
+    if (livenessChanged(epoch)) return;
     leaseDeadline = startedAt + tuning.leaseTtlMs - tuning.leaseSafetyMarginMs;
     const renewedIds = new Set(renewed.map((l) => l.subscription.id));
     for (const id of [...runners.keys()])
@@ -167,8 +214,34 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     }
     if (stopping) return;
     const target = Math.ceil(census.deliverable / census.liveWorkers);
-    if (runners.size < target && Date.now() >= claimPausedUntil) {
-      const claimed = await claimLeases(db, workerId, tuning.leaseTtlMs, target - runners.size);
+    if (runners.size < target) {
+      // After giving a lease back for balance, claim no free one for a while; a dead worker's
+      // (matured orphans) are never one this worker gave back.
+      const claimed =
+        Date.now() >= claimPausedUntil
+          ? await claimLeases(db, workerId, tuning.leaseTtlMs, target - runners.size)
+          : [];
+      const matured = maturedOrphans().filter((o) => !runners.has(o.subscriptionId));
+      if (runners.size + claimed.length < target && matured.length > 0) {
+        const taken = await claimOrphanedLeases(
+          db,
+          workerId,
+          tuning.leaseTtlMs,
+          matured,
+          target - runners.size - claimed.length,
+        );
+        for (const leased of taken) {
+          const from = orphans.get(leased.subscription.id)?.lease.owner;
+          orphans.delete(leased.subscription.id);
+          logger.info(
+            { subscriptionId: leased.subscription.id, from },
+            "taking over a subscription whose worker is gone (its liveness lock was released)",
+          );
+        }
+        claimed.push(...taken);
+      }
+      // Claimed under a lock that is gone by now: left to the next renewal under a confirmed lock.
+      if (livenessChanged(epoch)) return;
       for (const leased of claimed) if (!stopping) startRunner(leased);
       if (stopping && claimed.length > 0)
         await releaseLeases(
@@ -192,6 +265,62 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     // Replay requests (POST …/replay wakes this worker in the API's process; others see them here).
     const withReplays = await subscriptionsWithOpenReplays(db, [...runners.keys()]);
     for (const id of withReplays) runners.get(id)?.kickReplays();
+  }
+
+  /** Orphaned leases seen so for the whole grace: their holder's pushes have stopped by now. */
+  function maturedOrphans(): OrphanedLease[] {
+    const now = performance.now();
+    const matured = [...orphans.values()].filter((o) => now - o.since >= tuning.livenessGraceMs);
+    for (const o of matured) o.offered = true;
+    return matured.map((o) => o.lease);
+  }
+
+  /** Looks for other workers' orphaned leases; ticks (to take them over) once some have matured. */
+  async function lookForOrphans(): Promise<void> {
+    if (stopping || !liveness.valid()) return;
+    const found = await orphanedLeases(db, workerId, tuning.leaseTtlMs);
+    // Seen when the answer came: the lock was gone by then, never later.
+    const answeredAt = performance.now();
+    const seen = new Set<number>();
+    for (const lease of found) {
+      seen.add(lease.subscriptionId);
+      const known = orphans.get(lease.subscriptionId)?.lease;
+      const same =
+        known !== undefined &&
+        known.owner === lease.owner &&
+        known.key === lease.key &&
+        known.expiresAt === lease.expiresAt;
+      if (!same) orphans.set(lease.subscriptionId, { lease, since: answeredAt, offered: false });
+    }
+    for (const id of [...orphans.keys()]) if (!seen.has(id)) orphans.delete(id);
+    if (maturityTimer) clearTimeout(maturityTimer);
+    maturityTimer = undefined;
+    // Each orphan is offered to one renewal round as soon as it matures (then to every regular one:
+    // this worker may be at its fair share while another takes it).
+    const waiting = [...orphans.values()].filter((o) => !o.offered);
+    if (waiting.length === 0) return;
+    const first = Math.min(...waiting.map((o) => o.since));
+    if (answeredAt - first >= tuning.livenessGraceMs) return tick();
+    maturityTimer = setTimeout(
+      () => {
+        maturityTimer = undefined;
+        if (!stopping) tick();
+      },
+      first + tuning.livenessGraceMs - performance.now(),
+    );
+  }
+
+  let lookingForOrphans = false;
+  function orphanCheck(): void {
+    if (lookingForOrphans) return;
+    lookingForOrphans = true;
+    lookForOrphans()
+      .catch((error: unknown) => {
+        if (!stopping) logger.debug({ err: error }, "could not look for orphaned leases");
+      })
+      .finally(() => {
+        lookingForOrphans = false;
+      });
   }
 
   let ticking: Promise<void> | undefined;
@@ -261,6 +390,9 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
   const pollTimer = setInterval(() => {
     for (const runner of runners.values()) runner.poke();
   }, tuning.pollMs);
+  // Only on PostgreSQL can another process die while its leases last.
+  const orphanTimer =
+    db.kind === "postgres" ? setInterval(orphanCheck, tuning.orphanCheckMs) : undefined;
   logger.info("delivery worker started");
 
   return {
@@ -276,6 +408,8 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       clearInterval(renewTimer);
       unreport();
       clearInterval(pollTimer);
+      if (orphanTimer) clearInterval(orphanTimer);
+      if (maturityTimer) clearTimeout(maturityTimer);
       stopLocal();
       stopRoundsEnded();
       await unlisten?.().catch(() => {});
@@ -285,6 +419,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       // Anything still leased to us (a claim racing the stop) goes back too.
       await releaseLeases(db, workerId, "all").catch(() => {});
       await removeWorker(db, workerId).catch(() => {});
+      await liveness.stop();
       await sender.close().catch(() => {});
       if (ownsOperations) await operations.close().catch(() => {});
       logger.info("delivery worker stopped");

@@ -1,7 +1,8 @@
 /** Knobs of the delivery engine that are not user settings: lease timing, read sizes, buffers. */
 export interface DeliveryTuning {
   /**
-   * How long a lease lasts without renewal; a dead worker's subscriptions move after this. The
+   * How long a lease lasts without renewal; a dead worker's subscriptions move after this (on
+   * PostgreSQL, once its liveness lock has been gone for `livenessGraceMs`, which is sooner). The
    * worker uses at least the delivery timeout + 5 s.
    */
   leaseTtlMs: number;
@@ -12,6 +13,18 @@ export interface DeliveryTuning {
    * outlives its lease. The worker uses the delivery timeout + 1 s.
    */
   leaseSafetyMarginMs: number;
+  /**
+   * PostgreSQL: how often a worker confirms that its liveness lock is held (worker-liveness.ts).
+   */
+  livenessConfirmMs: number;
+  /**
+   * PostgreSQL: a worker pushes only within this long of sending a confirmation of its liveness
+   * lock, and takes over another worker's lease only once it has seen that worker's lock gone for
+   * this long. Must be the same for every worker.
+   */
+  livenessGraceMs: number;
+  /** PostgreSQL: how often a worker looks for leases whose holder's liveness lock is gone. */
+  orphanCheckMs: number;
   /** Safety-net poll of the log when no NOTIFY arrives. */
   pollMs: number;
   /** Finished positions are written to the watermark at most this often. */
@@ -33,6 +46,9 @@ export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
   leaseTtlMs: 10_000,
   leaseRenewMs: 2_500,
   leaseSafetyMarginMs: 2_000,
+  livenessConfirmMs: 250,
+  livenessGraceMs: 1_750,
+  orphanCheckMs: 250,
   pollMs: 2_000,
   watermarkFlushMs: 200,
   readBatchSize: 1_000,

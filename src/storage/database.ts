@@ -60,6 +60,12 @@ export const ADVISORY_LOCKS = {
    * shared, a change of the table's definition exclusive.
    */
   tableWrites: 72_630_007,
+  /**
+   * The high 32 bits of the bigint keys of delivery workers' liveness locks (migration 018): key =
+   * workerLiveness × 2^32 + a number from the sequence delivery_worker_liveness_keys. The keys above
+   * are all below 2^32 and the two-key locks are a separate key space, so none can collide.
+   */
+  workerLiveness: 72_630,
 } as const;
 
 export function toSafeInteger(raw: string): number {
