@@ -10,7 +10,8 @@ import type { HeraldConfig } from "./config/config.js";
 import { createLogger } from "./logger.js";
 import type { Database } from "./storage/database.js";
 import { migrate } from "./storage/migrate.js";
-import { openDatabase } from "./storage/open-database.js";
+import type { DatabaseWait } from "./storage/open-database.js";
+import { openDatabase, whenAvailable } from "./storage/open-database.js";
 import { HERALD_VERSION } from "./version.js";
 import type { BackgroundService } from "./background-service.js";
 import { startSequencer } from "./sequencer/sequencer-service.js";
@@ -34,11 +35,7 @@ export async function startHerald(
   config: HeraldConfig,
   logger = createLogger(config.logLevel),
 ): Promise<RunningHerald> {
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-  const applied = await migrate(db);
-  if (applied.length > 0) logger.info({ migrations: applied }, "database migrated");
-
-  await bootstrap(db, { defaultEntity: config.defaultEntity, adminApiKey: config.adminApiKey });
+  const db = await openReadyDatabase(config, logger);
   if (config.allowInsecureTargets)
     logger.warn(
       "HERALD_ALLOW_INSECURE_TARGETS is on: webhooks may be sent over plain http and to loopback, private and link-local addresses. Use it for local development and tests only.",
@@ -97,6 +94,49 @@ export async function startHerald(
     return stopping;
   };
   return { config, db, logger, app, url, stop };
+}
+
+/**
+ * Opens, migrates and bootstraps the database. PostgreSQL may not be up yet: each step waits for it
+ * and says why in the log, until it answers or a SIGTERM or SIGINT stops the start (the command
+ * line's own handlers stop Herald once it is up; until then nothing else would).
+ */
+async function openReadyDatabase(config: HeraldConfig, logger: Logger): Promise<Database> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  const waiting = {
+    signal: stop.signal,
+    onWait: (wait: DatabaseWait) =>
+      logger.warn(
+        `${wait.message}; retrying in ${wait.retryInMs / 1000} s${wait.waitedMs > 0 ? ` (waiting for ${Math.round(wait.waitedMs / 1000)} s)` : ""}`,
+      ),
+  };
+  try {
+    const db = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      ...waiting,
+      onAvailabilityChange: (change) => {
+        if (!change.available)
+          logger.warn(
+            `${change.error.message}; requests get 503 and background work waits until it is back (Herald reconnects by itself)`,
+          );
+        else logger.info(`the database is back after ${(change.outageMs / 1000).toFixed(1)} s`);
+      },
+    });
+    const applied = await whenAvailable(() => migrate(db), waiting);
+    if (applied.length > 0) logger.info({ migrations: applied }, "database migrated");
+    await whenAvailable(
+      () => bootstrap(db, { defaultEntity: config.defaultEntity, adminApiKey: config.adminApiKey }),
+      waiting,
+    );
+    return db;
+  } finally {
+    process.removeListener("SIGTERM", onSignal);
+    process.removeListener("SIGINT", onSignal);
+  }
 }
 
 /**
