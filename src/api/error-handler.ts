@@ -2,12 +2,14 @@
  * Renders every error as the JSON body of SPEC §2. Nothing internal leaks into a 500: the body
  * names the request id, the log has the stack. Fastify's own errors (body parsing, validation) are
  * mapped onto the catalogue here; an unknown path is 404 and a known path with another method 405.
+ * A database that went away is 503 with `Retry-After`, never a 500.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { ErrorDetail } from "../domain/errors.js";
 import { HeraldError } from "../domain/errors.js";
+import { findUnavailable } from "../storage/database-unavailable.js";
 import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "../domain/safe-text.js";
 
 interface ValidationIssue {
@@ -60,12 +62,30 @@ function fromValidation(error: FastifyError): HeraldError {
   );
 }
 
+/** Seconds a client is asked to wait when the database is unavailable (it reconnects by itself). */
+export const DATABASE_RETRY_AFTER_S = 2;
+
+/** 503 with `Retry-After`: the database is unavailable for now (`reason` in words). */
+export function databaseUnavailable(reason: string): HeraldError {
+  const retryAfter = DATABASE_RETRY_AFTER_S;
+  return new HeraldError("HERALD_DATABASE_UNAVAILABLE", { reason, retryAfter }, [], {
+    "retry-after": String(retryAfter),
+  });
+}
+
 export function handleError(
   error: FastifyError,
   request: FastifyRequest,
   reply: FastifyReply,
 ): FastifyReply {
   let herald = error instanceof HeraldError ? error : fromFastify(error, request);
+  const unavailable = herald ? undefined : findUnavailable(error);
+  if (unavailable) {
+    // Not the request's fault nor a bug: the database went away (the log line of each failed
+    // request, from the onResponse hook, says 503; the cause is at debug).
+    request.log.debug({ err: error }, "database unavailable");
+    herald = databaseUnavailable(unavailable.reason);
+  }
   if (!herald) {
     const status = typeof error.statusCode === "number" ? error.statusCode : 500;
     if (status >= 400 && status < 500) {

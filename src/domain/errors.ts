@@ -174,6 +174,10 @@ export const ERRORS = {
     message: "Internal error; the server log has the details under request id {requestId}",
   },
   HERALD_UNAVAILABLE: { status: 503, message: "Herald is not ready: {reason}" },
+  HERALD_DATABASE_UNAVAILABLE: {
+    status: 503,
+    message: "The database is not available right now: {reason}. Retry after {retryAfter} s",
+  },
   // Final states of jobs (an import execution's `error`), never an HTTP answer of their own
   HERALD_TOO_MANY_REJECTED_ROWS: {
     status: 422,

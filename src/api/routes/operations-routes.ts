@@ -2,7 +2,9 @@
 import { Type } from "typebox";
 import { HeraldError } from "../../domain/errors.js";
 import { renderMetrics } from "../../metrics.js";
+import { findUnavailable } from "../../storage/database-unavailable.js";
 import { listMigrations, migrationsApplied } from "../../storage/migrate.js";
+import { DATABASE_RETRY_AFTER_S } from "../error-handler.js";
 import { HERALD_VERSION } from "../../version.js";
 import type { RouteModule } from "./index.js";
 
@@ -26,8 +28,12 @@ const operationsRoutes: RouteModule = async (app, deps) => {
     const check = (async (): Promise<Readiness> => {
       try {
         await deps.db.query("SELECT 1");
-      } catch {
-        return { ready: false, reason: "the database is unreachable" };
+      } catch (error) {
+        const unavailable = findUnavailable(error);
+        return {
+          ready: false,
+          reason: `the database is unreachable${unavailable ? ` (${unavailable.reason})` : ""}`,
+        };
       }
       return (await migrationsApplied(deps.db, migrations))
         ? { ready: true }
@@ -69,7 +75,9 @@ const operationsRoutes: RouteModule = async (app, deps) => {
       const result = await readiness();
       if (!result.ready) {
         request.log.warn({ reason: result.reason }, "not ready");
-        throw new HeraldError("HERALD_UNAVAILABLE", { reason: result.reason });
+        throw new HeraldError("HERALD_UNAVAILABLE", { reason: result.reason }, [], {
+          "retry-after": String(DATABASE_RETRY_AFTER_S),
+        });
       }
       return { status: "ready" as const };
     },
