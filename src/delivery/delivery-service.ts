@@ -51,12 +51,17 @@ import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
 import { ENDPOINT_HEALTH_THRESHOLDS } from "../domain/endpoint-health.js";
 import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { createOperationsNotifier } from "../jobs/operations-notifier.js";
+import { DatabaseOutageLog } from "../database-outage-log.js";
+import { isDatabaseUnavailable } from "../storage/database-unavailable.js";
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
 import type { HttpSender } from "./http-sender.js";
 import { createHttpSender } from "./http-sender.js";
 import { SubscriptionRunner } from "./subscription-runner.js";
 import { startWorkerLiveness } from "./worker-liveness.js";
+
+/** After a renewal that failed because the database is away, the next try (not the next interval). */
+const RENEWAL_RETRY_MS = 500;
 
 export interface DeliveryWorkerOptions {
   db: Database;
@@ -323,6 +328,8 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       });
   }
 
+  /** A database outage is logged once, not at every renewal that fails because of it. */
+  const outage = new DatabaseOutageLog(logger, "delivery (lease renewal and new subscriptions)");
   let ticking: Promise<void> | undefined;
   let tickAgain = false;
   function tick(): void {
@@ -335,13 +342,27 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
         tickAgain = false;
         try {
           await renewAndBalance();
+          outage.succeeded();
         } catch (error) {
-          if (!stopping) logger.warn({ err: error }, "lease renewal failed; retrying");
+          if (stopping) break;
+          outage.failed(error, "lease renewal failed; retrying");
+          // While the database is away, renew again soon rather than at the next interval: pushes
+          // stop once the lease might have run out, and resume at the first renewal that works.
+          if (isDatabaseUnavailable(error)) retrySoon();
         }
       } while (tickAgain && !stopping);
     })().finally(() => {
       ticking = undefined;
     });
+  }
+  let retryTimer: NodeJS.Timeout | undefined;
+  function retrySoon(): void {
+    if (retryTimer) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (!stopping) tick();
+    }, RENEWAL_RETRY_MS);
+    retryTimer.unref();
   }
 
   /** The highest head announced so far, locally or by NOTIFY. */
@@ -406,6 +427,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       if (stopping) return;
       stopping = true;
       clearInterval(renewTimer);
+      clearTimeout(retryTimer);
       unreport();
       clearInterval(pollTimer);
       if (orphanTimer) clearInterval(orphanTimer);

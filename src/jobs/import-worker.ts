@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
+import { DatabaseOutageLog } from "../database-outage-log.js";
 import type { Database, Unlisten } from "../storage/database.js";
 import type { StoredExecution } from "../storage/etl-execution-repository.js";
 import {
@@ -67,6 +68,8 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
   let again = false;
   const running = new Map<string, Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
+  /** A database outage is logged once, not at every poll that fails because of it. */
+  const outage = new DatabaseOutageLog(logger, "imports");
 
   const settings = {
     db,
@@ -147,8 +150,9 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
           run(execution);
         }
       } while (again && running.size < config.importConcurrency);
+      outage.succeeded();
     } catch (error) {
-      logger.warn({ err: error }, "cannot look for imports to run; will retry");
+      outage.failed(error, "cannot look for imports to run; will retry");
     } finally {
       if (mode === "claiming") mode = "idle";
     }

@@ -13,6 +13,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
+import { DatabaseOutageLog } from "../database-outage-log.js";
 import type { Database, Unlisten } from "../storage/database.js";
 import { JOBS_CHANNEL, onJobsCreated } from "../storage/job-channels.js";
 import type { TableDeletion } from "../storage/table-deletion-repository.js";
@@ -72,6 +73,8 @@ export async function startTableDeletionWorker(
   let again = false;
   const running = new Map<string, Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
+  /** A database outage is logged once, not at every poll that fails because of it. */
+  const outage = new DatabaseOutageLog(logger, "table deletions");
 
   const settings = {
     db,
@@ -144,8 +147,9 @@ export async function startTableDeletionWorker(
           run(deletion);
         }
       } while (again && running.size < concurrency);
+      outage.succeeded();
     } catch (error) {
-      logger.warn({ err: error }, "cannot look for table deletions to run; will retry");
+      outage.failed(error, "cannot look for table deletions to run; will retry");
     } finally {
       if (mode === "claiming") mode = "idle";
     }

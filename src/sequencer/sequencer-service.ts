@@ -46,6 +46,7 @@ import {
 } from "../storage/log-channels.js";
 import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
+import { DatabaseOutageLog } from "../database-outage-log.js";
 import { WakeSignal } from "./wake-signal.js";
 
 const logHeadGauge = defineGauge("herald_log_head", "Highest log position stamped by this process");
@@ -152,6 +153,8 @@ class SequencerLoop implements Sequencer {
   /** Wakes the loop: a wake-up arrived or a round ended. */
   private readonly signal = new WakeSignal();
   private readonly stopping = new AbortController();
+  /** A database outage is logged once, not at every round that fails because of it. */
+  private readonly outage: DatabaseOutageLog;
   private lock: AdvisoryLock | undefined;
   private lockLost = false;
   private unlisten: Unlisten | undefined;
@@ -167,6 +170,7 @@ class SequencerLoop implements Sequencer {
   constructor(options: SequencerOptions) {
     this.db = options.db;
     this.logger = options.logger;
+    this.outage = new DatabaseOutageLog(options.logger, "stamping");
     this.batchSize = options.batchSize ?? DEFAULT_STAMP_BATCH;
     this.pollMs = options.pollMs ?? 1000;
     this.followerRetryMs = options.followerRetryMs ?? 1000;
@@ -300,7 +304,7 @@ class SequencerLoop implements Sequencer {
     const round = this.stampOnce()
       .catch((error: unknown) => {
         if (this.stopped) return;
-        this.logger.warn({ err: error }, "stamping failed; retrying");
+        this.outage.failed(error, "stamping failed; retrying");
         this.resumeAt = Date.now() + this.errorBackoffMs;
         this.wanted = true;
       })
@@ -322,7 +326,7 @@ class SequencerLoop implements Sequencer {
     try {
       lock = await this.db.tryAdvisoryLock(ADVISORY_LOCKS.sequencerLeader);
     } catch (error) {
-      this.logger.warn({ err: error }, "could not ask for the sequencer lock");
+      this.outage.failed(error, "could not ask for the sequencer lock");
       return false;
     }
     if (!lock) return false;
@@ -356,6 +360,7 @@ class SequencerLoop implements Sequencer {
   private async stampOnce(): Promise<void> {
     const handOff = wantsStampedEvents(this.db) ? this.handOffEvents : 0;
     const result = await stampPendingEvents(this.db, this.batchSize, handOff);
+    this.outage.succeeded();
     this.lastFound = result.stamped > 0;
     this.lastStamped = result.stamped;
     if (result.stamped === 0) {
