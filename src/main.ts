@@ -121,7 +121,7 @@ async function openReadyDatabase(config: HeraldConfig, logger: Logger): Promise<
       onAvailabilityChange: (change) => {
         if (!change.available)
           logger.warn(
-            `${change.error.message}; requests get 503 and background work waits until it is back (Herald reconnects by itself)`,
+            `${change.error.message}; Herald keeps running and reconnects by itself (API requests answer 503 meanwhile)`,
           );
         else logger.info(`the database is back after ${(change.outageMs / 1000).toFixed(1)} s`);
       },
