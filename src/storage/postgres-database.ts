@@ -37,13 +37,16 @@ function typeParser(oid: number, format?: string): (value: string) => unknown {
  *   on a large table may take longer;
  * - `pingMs`: how often the long-lived connections (LISTEN, advisory locks) check that they still
  *   reach the server, and how long the check may take;
- * - `keepAliveMs`: idle time before TCP keepalive probes start on every connection.
+ * - `keepAliveMs`: idle time before TCP keepalive probes start on every connection;
+ * - `probeEveryMs`: once a limit has run out, how often a query may go on to find out whether the
+ *   database answers again (the others fail at once meanwhile).
  */
 export const POSTGRES_TIME_LIMITS = {
   connectMs: 5_000,
   queryMs: 15_000,
   pingMs: 5_000,
   keepAliveMs: 10_000,
+  probeEveryMs: 1_000,
 } as const;
 
 type TimeLimits = Record<keyof typeof POSTGRES_TIME_LIMITS, number>;
@@ -87,12 +90,14 @@ export class PostgresDatabase implements Database {
   private closed = false;
   /**
    * Set when a time limit ran out (the database does not answer: a black hole, a frozen server),
-   * cleared by the first answer. Meanwhile one query or transaction at a time goes on to find out
-   * whether the database is back, and the others fail at once instead of each waiting out the
-   * limit (an API request waits in the write queue behind the ones ahead of it).
+   * cleared by the first answer. Meanwhile one query or transaction per `probeEveryMs` goes on to
+   * find out whether the database is back, and the others fail at once instead of each waiting
+   * out the limit (an API request may wait in the write queue behind others). Not one at a time:
+   * a probe stuck on a connection that the network left hanging must not hold everyone back for
+   * its whole limit once the database is back.
    */
   private silentSince: number | undefined;
-  private probing = false;
+  private lastProbeAt = 0;
   /** Since when queries fail because the database is unavailable (for onAvailabilityChange). */
   private downSince: number | undefined;
 
@@ -145,18 +150,18 @@ export class PostgresDatabase implements Database {
 
   /**
    * Runs one query or transaction, noting whether the database answered (see silentSince). While
-   * it does not, fails at once unless no other operation is already finding out.
+   * it does not, fails at once unless it is the first for `probeEveryMs`.
    */
   private async watched<T>(operation: () => Promise<T>): Promise<T> {
-    const probe = this.silentSince !== undefined;
-    if (probe) {
-      if (this.probing)
+    if (this.silentSince !== undefined) {
+      const now = Date.now();
+      if (now - this.lastProbeAt < this.limits.probeEveryMs)
         throw new DatabaseUnavailable(
-          `no answer for ${Math.round((Date.now() - this.silentSince!) / 1000)} s`,
+          `no answer for ${Math.round((now - this.silentSince) / 1000)} s`,
           this.where,
           undefined,
         );
-      this.probing = true;
+      this.lastProbeAt = now;
     }
     try {
       const value = await operation();
@@ -175,8 +180,6 @@ export class PostgresDatabase implements Database {
         }
       }
       throw error;
-    } finally {
-      if (probe) this.probing = false;
     }
   }
 

@@ -54,7 +54,7 @@ describe(
         connectionString: proxy.urlFor(t.url!),
         maxConnections: 4,
         // Short limits, so that a black hole costs this test a second, not 15.
-        timeLimits: { connectMs: 500, queryMs: 1_000, pingMs: 300 },
+        timeLimits: { connectMs: 500, queryMs: 1_000, pingMs: 300, probeEveryMs: 300 },
         onAvailabilityChange: (change) => changes.push(change),
       });
     });
@@ -96,7 +96,7 @@ describe(
       );
     });
 
-    test("a black hole: a statement fails after the time limit, the others meanwhile at once; the first answer ends it", async () => {
+    test("a black hole: a statement fails after the time limit; then one at a time (per probeEveryMs) waits and the others fail at once; the first answer ends it", async () => {
       await db.query("SELECT 1");
       proxy.blackHole();
       try {
