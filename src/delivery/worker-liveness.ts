@@ -51,8 +51,12 @@ export interface LivenessOptions {
   onValid(): void;
 }
 
-/** Waits between attempts to take the lock, doubling up to the last. */
-const ACQUIRE_BACKOFF_MS = [100, 250, 500, 1_000, 2_000, 5_000];
+/**
+ * Waits between attempts to take the lock, doubling up to the last. Capped at 1 s: delivery waits
+ * for this lock after an outage, and everything should resume within 2 s of the database coming
+ * back (an attempt against a database still away costs one failed connection).
+ */
+const ACQUIRE_BACKOFF_MS = [100, 250, 500, 1_000];
 /**
  * Confirmations of one lock that may wait for an answer at once: one that hangs does not hold the
  * next ones back. When this many hang, the database has stopped answering: the lock is given up and
