@@ -65,7 +65,14 @@ start.action(async (options: Record<string, string | boolean | undefined>) => {
   };
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
-  state.herald = await startHerald(config);
+  try {
+    state.herald = await startHerald(config);
+  } catch (error) {
+    // Asked to stop while still starting (waiting for the database, say): a stop, not a failure.
+    if (!state.requested) throw error;
+    console.error(`herald: ${state.requested} while starting: ${(error as Error).message}`);
+    process.exit(0);
+  }
   if (state.requested) shutdown(state.herald, state.requested);
 });
 
