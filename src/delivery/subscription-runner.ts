@@ -16,6 +16,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { DatabaseOutageLog } from "../database-outage-log.js";
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
 import { decideOutcome, parseRetryAfter } from "../domain/delivery-outcome.js";
@@ -94,6 +95,8 @@ export class SubscriptionRunner {
   private readonly scheduler = new RecordScheduler<PendingEvent>();
   private readonly batcher: BulkBatcher<PendingEvent>;
   private readonly logger: Logger;
+  /** A database outage is logged once, not at every read and flush while it lasts. */
+  private readonly outage: DatabaseOutageLog;
   private readonly clock: Clock;
   private persisted: number;
   private state: RunnerState = "running";
@@ -153,6 +156,7 @@ export class SubscriptionRunner {
     this.windowSize = ctx.tuning.readBatchSize;
     this.clock = ctx.clock;
     this.logger = ctx.logger.child({ subscriptionId: subscription.id });
+    this.outage = new DatabaseOutageLog(this.logger, "delivery of this subscription");
     this.healthHost = {
       ctx,
       subscription: () => this.subscription,
@@ -283,8 +287,9 @@ export class SubscriptionRunner {
         this.readAgain = false;
         await this.readAhead();
       } while (this.readAgain && this.state === "running");
+      this.outage.succeeded();
     } catch (error) {
-      this.logger.warn({ err: error }, "reading the log failed; retrying at the next poll");
+      this.outage.failed(error, "reading the log failed; retrying at the next poll");
     } finally {
       this.reading = false;
     }
@@ -850,7 +855,7 @@ export class SubscriptionRunner {
       try {
         await recordAttempts(this.ctx.db, attempts);
       } catch (error) {
-        this.logger.warn({ err: error }, "could not record push attempts; will retry");
+        this.outage.failed(error, "could not record push attempts; will retry");
         this.attempts = attempts.concat(this.attempts);
         this.scheduleFlush();
         return;
@@ -871,7 +876,7 @@ export class SubscriptionRunner {
       } catch (error) {
         if (error instanceof LeaseLostError) this.leaseLost();
         else {
-          this.logger.warn({ err: error }, "could not persist delivery progress; will retry");
+          this.outage.failed(error, "could not persist delivery progress; will retry");
           this.scheduleFlush();
         }
       }
