@@ -26,6 +26,11 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<ScenarioM
     summary: "nine healthy subscriptions' throughput beside one whose endpoint fails everything",
     load: () => import("./failures.js"),
   },
+  faults: {
+    summary:
+      "recovery after a database cut, worker takeover, a slow neighbour, the embedded default under load and idle",
+    load: () => import("./faults.js"),
+  },
   import: {
     summary: "1,000,000-row CSV import with a BULK subscription, against COPY of the same file",
     load: () => import("./import.js"),
