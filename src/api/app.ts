@@ -25,6 +25,7 @@ import { HeraldError } from "../domain/errors.js";
 import { MAX_UNIQUE_VALUE_BYTES } from "../domain/attribute-values.js";
 import { httpRequestDuration, httpRequests } from "../metrics.js";
 import { Authenticator } from "./auth.js";
+import { registerDatabaseAdmission } from "./database-admission.js";
 import {
   assertStorableText,
   handleClientError,
@@ -296,6 +297,8 @@ export async function buildApp(options: {
       request.releaseRateLimit = release;
     }
   });
+  // On the embedded database, a bounded wait at the door instead of an unbounded one inside.
+  registerDatabaseAdmission(app, options.db);
   // Text PostgreSQL cannot store is refused before any handler runs, on every route.
   app.addHook("preValidation", async (request) => assertStorableText(request));
   app.addHook("onResponse", async (request, reply) => {

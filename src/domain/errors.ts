@@ -178,6 +178,11 @@ export const ERRORS = {
     status: 503,
     message: "The database is not available right now: {reason}. Retry after {retryAfter} s",
   },
+  HERALD_DATABASE_BUSY: {
+    status: 503,
+    message:
+      "The embedded database is busy: this request waited {waitedMs} ms for its turn; retry after {retryAfter} s. For more load than one embedded process takes, run Herald on PostgreSQL (DATABASE_URL)",
+  },
   // Final states of jobs (an import execution's `error`), never an HTTP answer of their own
   HERALD_TOO_MANY_REJECTED_ROWS: {
     status: 422,

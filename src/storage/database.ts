@@ -43,6 +43,13 @@ export interface Database extends Queryable {
   listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten>;
   /** Tries to take a session advisory lock; `null` when another session holds it. */
   tryAdvisoryLock(key: number): Promise<AdvisoryLock | null>;
+  /**
+   * How long (ms) the oldest operation waiting for the database has waited; 0 when none waits.
+   * Only an adapter that serves every operation of the process from one queue has it (the embedded
+   * database); the API then lets in a bounded number of requests at a time and answers 503 beyond
+   * (src/api/database-admission.ts).
+   */
+  queueDelayMs?(): number;
   close(): Promise<void>;
 }
 

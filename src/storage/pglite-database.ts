@@ -1,13 +1,15 @@
 /**
- * Adapter: the embedded PostgreSQL (PGlite), one in-process session. PGlite itself serialises
- * queries and transactions, so a plain query waits while a transaction runs. Advisory locks are
- * held in-process: there is only one process on an embedded database.
+ * Adapter: the embedded PostgreSQL (PGlite), one in-process session. Every query, script and
+ * transaction waits its turn in one first-come-first-served queue (session-queue.ts says why the
+ * queue is ours rather than PGlite's own), so a plain query waits while a transaction runs.
+ * Advisory locks are held in-process: there is only one process on an embedded database.
  */
 import { PGlite, types } from "@electric-sql/pglite";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AdvisoryLock, Database, Queryable, QueryResult, Unlisten } from "./database.js";
 import { toSafeInteger } from "./database.js";
+import { SessionQueue } from "./session-queue.js";
 
 const PARSERS = {
   [types.INT8]: toSafeInteger,
@@ -17,6 +19,7 @@ const PARSERS = {
 export class PgliteDatabase implements Database {
   readonly kind = "pglite" as const;
   private readonly heldLocks = new Set<number>();
+  private readonly session = new SessionQueue();
 
   private constructor(
     readonly db: PGlite,
@@ -42,15 +45,24 @@ export class PgliteDatabase implements Database {
   }
 
   async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    const result = await this.db.query<T>(sql, params as unknown[]);
+    const result = await this.session.run(() => this.db.query<T>(sql, params as unknown[]));
     return { rows: result.rows, rowCount: result.rows.length || (result.affectedRows ?? 0) };
   }
 
   async exec(sql: string): Promise<void> {
-    await this.db.exec(sql);
+    await this.session.run(() => this.db.exec(sql));
+  }
+
+  /** How long the oldest operation waiting for the session has waited, in milliseconds. */
+  queueDelayMs(): number {
+    return this.session.oldestWaitMs();
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.session.run(() => this.inTransaction(fn));
+  }
+
+  private inTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.db.transaction(async (pgTx) => {
       const tx: Queryable = {
         query: async <R>(sql: string, params?: readonly unknown[]) => {
@@ -66,8 +78,8 @@ export class PgliteDatabase implements Database {
   }
 
   async listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten> {
-    const unlisten = await this.db.listen(channel, onNotify);
-    return async () => unlisten();
+    const unlisten = await this.session.run(() => this.db.listen(channel, onNotify));
+    return async () => this.session.run(() => unlisten());
   }
 
   async tryAdvisoryLock(key: number): Promise<AdvisoryLock | null> {
