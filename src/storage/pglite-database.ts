@@ -9,12 +9,22 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AdvisoryLock, Database, Queryable, QueryResult, Unlisten } from "./database.js";
 import { toSafeInteger } from "./database.js";
+import { prepareDataDir } from "./pglite-data-dir.js";
 import { SessionQueue } from "./session-queue.js";
 
 const PARSERS = {
   [types.INT8]: toSafeInteger,
   [types.NUMERIC]: (value: string) => value,
 };
+
+/**
+ * Settings beside PGlite's own start parameters. shared_buffers: PostgreSQL's default of 128 MB is
+ * allocated and zeroed inside the WebAssembly memory at start, so all of it is resident from the
+ * first second, used or not; 32 MB takes about 100 MB less (docs/operations.md, "Memory"). The data
+ * files stay in the operating system's page cache, so a page that falls out of this smaller pool
+ * costs a read system call and a copy, not a disk read. WAL buffers follow (1/32 of it, 1 MB).
+ */
+const START_PARAMS = [...PGlite.defaultStartParams, "-c", "shared_buffers=32MB"];
 
 export class PgliteDatabase implements Database {
   readonly kind = "pglite" as const;
@@ -36,9 +46,11 @@ export class PgliteDatabase implements Database {
       mkdirSync(dataDir, { recursive: true });
       lockFile = join(dataDir, "herald.pid");
       claimDataDir(dataDir, lockFile);
+      await prepareDataDir(dataDir);
     }
     const db = await PGlite.create(dataDir ?? "memory://", {
       parsers: PARSERS,
+      startParams: START_PARAMS,
       ...(template ? { loadDataDir: template } : {}),
     });
     return new PgliteDatabase(db, lockFile);

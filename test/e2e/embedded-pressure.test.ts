@@ -9,10 +9,12 @@
  * requests of connections accepted late waited as long. Now `/healthz` answers while the burst
  * runs, and every request either succeeds or is refused with 503 and `Retry-After`, each well
  * before the burst ends. The bounds are generous (two cores shared with other test files).
+ *
+ * And the process's memory once started on a new data directory (defect 6): under 400 MB.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,6 +170,15 @@ async function startProbes(origin: string): Promise<{ run: (end: number) => Prom
     },
   };
 }
+
+test("the embedded process holds under 400 MB once started on a new data directory", async (t) => {
+  // Before: ~500-900 MB (initdb's memory kept in the process, and 128 MB of shared buffers).
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const rssMb =
+    Number(execFileSync("ps", ["-o", "rss=", "-p", String(child!.pid)]).toString()) / 1024;
+  t.diagnostic(`idle RSS ${Math.round(rssMb)} MB`);
+  assert.ok(rssMb < 400, `idle RSS ${Math.round(rssMb)} MB`);
+});
 
 test("on the embedded database, /healthz answers and no request waits unboundedly while 120 clients write", async (t) => {
   const adminKey = /^\s+(hk_[A-Za-z0-9_-]{20,})\s*$/m.exec(stdout)![1]!;

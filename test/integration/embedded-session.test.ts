@@ -1,8 +1,11 @@
 /**
- * The embedded database's adapter under many concurrent callers (issue #19, defect 3).
+ * The embedded database's adapter under many concurrent callers (issue #19, defects 3 and 6).
  * PGlite only: these are properties of its single in-process session, which PostgreSQL has not.
  */
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PgliteDatabase } from "../../src/storage/pglite-database.js";
 
@@ -45,5 +48,28 @@ describe("embedded database session", () => {
     });
     await Promise.all([tx, read]);
     assert.deepEqual(order, ["transaction", "read 2"]);
+  });
+});
+
+describe("embedded database data directory", () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), "herald-embedded-"));
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  test("a new directory is created (initdb in a child process), then opened again as it is", async () => {
+    const first = await PgliteDatabase.open(dataDir);
+    assert.ok(existsSync(join(dataDir, "PG_VERSION")));
+    await first.exec("CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)");
+    // 32 MB rather than PostgreSQL's 128 MB default, which is resident from the first second.
+    const setting = await first.query<{ shared_buffers: string }>("SHOW shared_buffers");
+    assert.equal(setting.rows[0]!.shared_buffers, "32MB");
+    await first.close();
+
+    const again = await PgliteDatabase.open(dataDir);
+    const kept = await again.query<{ n: number }>("SELECT n FROM kept");
+    assert.deepEqual(kept.rows, [{ n: 7 }]);
+    await again.close();
   });
 });
