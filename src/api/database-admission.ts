@@ -124,13 +124,40 @@ export function registerDatabaseAdmission(
     releases.get(request)?.();
     releases.delete(request);
   };
+  const refusals = refusalLog(app, limits.maxWaitMs);
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     const { url, config } = request.routeOptions;
     if (config.public || url === undefined || url.startsWith("/docs")) return;
-    const exit = await admission.enter();
+    let exit: Release;
+    try {
+      exit = await admission.enter();
+    } catch (error) {
+      refusals.count();
+      throw error;
+    }
     releases.set(request, exit);
     // "close" fires once the response is done or the client went away; onResponse covers inject.
     reply.raw.once("close", exit);
   });
   app.addHook("onResponse", async (request) => release(request));
+}
+
+/** Refusals are logged as one warning a minute at most, with their count, not one per request. */
+function refusalLog(app: FastifyInstance, maxWaitMs: number): { count(): void } {
+  const everyMs = 60_000;
+  let refused = 0;
+  let loggedAt = -Infinity;
+  return {
+    count() {
+      refused++;
+      const now = performance.now();
+      if (now - loggedAt < everyMs) return;
+      app.log.warn(
+        { refused, code: "HERALD_DATABASE_BUSY" },
+        `the embedded database is busy: ${refused} request(s) waited ${maxWaitMs} ms for their turn and were answered 503 with Retry-After${loggedAt === -Infinity ? "" : " in the last minute"}. This is more load than one embedded process takes; for more, run Herald on PostgreSQL (DATABASE_URL) with several processes`,
+      );
+      loggedAt = now;
+      refused = 0;
+    },
+  };
 }
