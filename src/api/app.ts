@@ -306,8 +306,12 @@ export async function buildApp(options: {
     const route = request.routeOptions.url ?? "unmatched";
     httpRequests.inc({ method: request.method, route, status: reply.statusCode });
     httpRequestDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
-    if (reply.statusCode >= 500)
+    // A 503 (database away or busy, shutting down) is expected and logged once where it starts;
+    // one warning per refused request would bury that line under hundreds.
+    if (reply.statusCode >= 500 && reply.statusCode !== 503)
       request.log.warn({ url: request.url, status: reply.statusCode }, "request failed");
+    else if (reply.statusCode === 503)
+      request.log.debug({ url: request.url, status: reply.statusCode }, "request refused (503)");
     else if (request.log.level === "debug" || request.log.level === "trace") {
       request.log.debug(
         {
