@@ -51,7 +51,7 @@ import { inboxCommitted } from "../src/storage/log-channels.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { stampPendingEvents } from "../src/storage/sequencer-repository.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
-import { findEntityByName } from "../src/storage/tenancy-repository.js";
+import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
 import { countEvents } from "./event-count.js";
 import { startReceiverProcess } from "./receiver-launch.js";
@@ -89,7 +89,7 @@ async function setUp(options: BenchOptions): Promise<Setup> {
     defaultEntity: ENTITY,
     adminApiKey: "hk_bench_delivery_admin_key_0123456789",
   });
-  const entity = (await findEntityByName(db, ENTITY))!.id;
+  const entity = (await findEntityByName(db, await firstLicenceId(db), ENTITY))!.id;
   return {
     db,
     url: bench.url,

@@ -31,7 +31,7 @@ import { startSequencer } from "../src/sequencer/sequencer-service.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
-import { findEntityByName } from "../src/storage/tenancy-repository.js";
+import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
 import {
   createBenchDatabase,
@@ -170,7 +170,7 @@ async function runPhase(options: BenchOptions, failingOne: boolean): Promise<Pha
       defaultEntity: ENTITY,
       adminApiKey: "hk_bench_failures_admin_key_0123456789",
     });
-    const entity = (await findEntityByName(db, ENTITY))!.id;
+    const entity = (await findEntityByName(db, await firstLicenceId(db), ENTITY))!.id;
     const ids: number[] = [];
     for (let i = 0; i < SUBSCRIPTIONS; i++) {
       const endpoint = await startEndpoint();

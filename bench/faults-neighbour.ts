@@ -18,7 +18,7 @@ import { startSequencer } from "../src/sequencer/sequencer-service.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
-import { findEntityByName } from "../src/storage/tenancy-repository.js";
+import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
 import { createBenchDatabase, fixed, profileEvent } from "./bench-support.js";
 import type { ResultRow } from "./faults-support.js";
@@ -130,7 +130,7 @@ export async function neighbour(options: BenchOptions): Promise<ResultRow[]> {
   const stops: (() => Promise<void>)[] = [];
   try {
     await bootstrap(db, { defaultEntity: "bench", adminApiKey: FAULTS_ADMIN_KEY });
-    const entity = (await findEntityByName(db, "bench"))!.id;
+    const entity = (await findEntityByName(db, await firstLicenceId(db), "bench"))!.id;
     await insertSubscription(db, entity, subscriptionSettings(`${recorder.origin}/fast`));
     await insertSubscription(
       db,

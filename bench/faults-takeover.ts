@@ -11,7 +11,7 @@ import { bootstrap } from "../src/api/bootstrap.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
-import { findEntityByName } from "../src/storage/tenancy-repository.js";
+import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
 import { createBenchDatabase, fixed, profileEvent } from "./bench-support.js";
 import type { HeraldProcess, ResultRow } from "./faults-support.js";
@@ -39,7 +39,7 @@ export async function takeover(options: BenchOptions): Promise<ResultRow[]> {
   let written = 0;
   try {
     await bootstrap(db, { defaultEntity: "bench", adminApiKey: FAULTS_ADMIN_KEY });
-    const entity = (await findEntityByName(db, "bench"))!.id;
+    const entity = (await findEntityByName(db, await firstLicenceId(db), "bench"))!.id;
     await insertSubscription(
       db,
       entity,

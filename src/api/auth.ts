@@ -182,34 +182,40 @@ const entityCache = new WeakMap<Database, Map<string, { entity: Entity; validUnt
 const ENTITY_CACHE_MS = 30_000;
 const ENTITY_CACHE_MAX = 10_000;
 
-async function findEntityCached(db: Database, name: string): Promise<Entity | undefined> {
+async function findEntityCached(
+  db: Database,
+  licenceId: number,
+  name: string,
+): Promise<Entity | undefined> {
   let byName = entityCache.get(db);
   if (!byName) {
     byName = new Map();
     entityCache.set(db, byName);
   }
   const now = Date.now();
-  const cached = byName.get(name);
+  // Names are unique per licence: the cache key holds both.
+  const key = `${licenceId}/${name}`;
+  const cached = byName.get(key);
   if (cached && cached.validUntil > now) return cached.entity;
-  const entity = await findEntityByName(db, name);
+  const entity = await findEntityByName(db, licenceId, name);
   if (entity) {
     if (byName.size >= ENTITY_CACHE_MAX) byName.clear();
-    byName.set(name, { entity, validUntil: now + ENTITY_CACHE_MS });
+    byName.set(key, { entity, validUntil: now + ENTITY_CACHE_MS });
   }
   return entity;
 }
 
 /**
- * Resolves `{entity}` for the caller. An entity of another licence answers 404, exactly like one
- * that does not exist, so existence does not leak; an entity of the caller's licence that the key
- * is not limited to answers 403.
+ * Resolves `{entity}` for the caller, within the caller's licence (entity names are unique per
+ * licence): another licence's entity is simply not found, so existence does not leak; an entity of
+ * the caller's licence that the key is not limited to answers 403.
  */
 export async function resolveEntity(
   db: Database,
   auth: AuthContext,
   name: string,
 ): Promise<Entity> {
-  const entity = await findEntityCached(db, name);
+  const entity = await findEntityCached(db, auth.licenceId, name);
   if (!entity || entity.licenceId !== auth.licenceId)
     throw new HeraldError("HERALD_ENTITY_NOT_FOUND", { entity: name });
   if (auth.entityIds !== null && !auth.entityIds.includes(entity.id)) {

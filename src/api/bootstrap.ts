@@ -38,7 +38,7 @@ export async function bootstrap(
       const common = { licenceId, isAdmin: true, entityIds: null, ...key };
       await insertAdminKey(tx, common);
     }
-    if (!(await findEntityByName(tx, options.defaultEntity)))
+    if (!(await findEntityByName(tx, licenceId, options.defaultEntity)))
       await insertEntity(tx, licenceId, options.defaultEntity);
   });
 }

@@ -122,11 +122,6 @@ export const ERRORS = {
     message:
       "The {referencedAttribute} '{value}' of a record of table '{table}' cannot change: records of table '{referring}' refer to it (foreign key '{attribute}')",
   },
-  HERALD_ENTITY_NAME_UNAVAILABLE: {
-    status: 409,
-    message:
-      "Entity name '{name}' is not available; choose another (entity names are unique across the installation, as paths name an entity without its licence)",
-  },
   // 413 / 415 / 422 / 429
   HERALD_BODY_TOO_LARGE: { status: 413, message: "The request body exceeds {limit} bytes" },
   HERALD_UNSUPPORTED_MEDIA_TYPE: {

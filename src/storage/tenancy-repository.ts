@@ -74,24 +74,30 @@ export async function insertEntity(
   return rows[0]!;
 }
 
-/** Creates an entity; undefined when the name is taken (names are unique across licences). */
+/** Creates an entity; undefined when the licence has one of that name (names are per licence). */
 export async function insertEntityIfAbsent(
   db: Queryable,
   licenceId: number,
   name: string,
 ): Promise<Entity | undefined> {
   const { rows } = await db.query<Entity>(
-    `INSERT INTO entities (licence_id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+    `INSERT INTO entities (licence_id, name) VALUES ($1, $2) ON CONFLICT (licence_id, name) DO NOTHING
      RETURNING id, licence_id AS "licenceId", name, created_at AS "createdAt"`,
     [licenceId, name],
   );
   return rows[0];
 }
 
-export async function findEntityByName(db: Queryable, name: string): Promise<Entity | undefined> {
+/** The licence's entity of that name (another licence may have one of the same name). */
+export async function findEntityByName(
+  db: Queryable,
+  licenceId: number,
+  name: string,
+): Promise<Entity | undefined> {
   const { rows } = await db.query<Entity>(
-    `SELECT id, licence_id AS "licenceId", name, created_at AS "createdAt" FROM entities WHERE name = $1`,
-    [name],
+    `SELECT id, licence_id AS "licenceId", name, created_at AS "createdAt" FROM entities
+      WHERE licence_id = $1 AND name = $2`,
+    [licenceId, name],
   );
   return rows[0];
 }

@@ -37,7 +37,7 @@ import {
   eventually,
   profileUpdate,
 } from "./delivery-fixtures.js";
-import { findEntityByName } from "../../src/storage/tenancy-repository.js";
+import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
 
 const logger = createLogger("silent");
 /** Clock milliseconds per real millisecond. */
@@ -168,7 +168,7 @@ for (const { backend, skip } of await testBackends()) {
     before(async () => {
       t = await createTestApp(backend);
       const db = t.database.db;
-      entity = (await findEntityByName(db, "acme"))!.id;
+      entity = (await findEntityByName(db, await firstLicenceId(db), "acme"))!.id;
       sequencer = await startSequencer({ db, logger, pollMs: 100 });
       ops = await startScriptableReceiver();
       operations = createOperationsNotifier({

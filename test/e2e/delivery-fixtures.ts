@@ -12,7 +12,7 @@ import { SUBSCRIPTION_DEFAULTS } from "../../src/domain/subscription.js";
 import { appendChangeEvents } from "../../src/storage/change-event-repository.js";
 import type { Database, Queryable } from "../../src/storage/database.js";
 import { insertSubscription } from "../../src/storage/subscription-repository.js";
-import { findEntityByName } from "../../src/storage/tenancy-repository.js";
+import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
 
 export const ENTITY = "acme";
 
@@ -35,7 +35,7 @@ export async function entityId(db: Database): Promise<number> {
     defaultEntity: ENTITY,
     adminApiKey: "hk_delivery_tests_admin_key_0123456789",
   });
-  const entity = await findEntityByName(db, ENTITY);
+  const entity = await findEntityByName(db, await firstLicenceId(db), ENTITY);
   if (!entity) throw new Error("no entity");
   return entity.id;
 }

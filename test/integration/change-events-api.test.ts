@@ -3,7 +3,11 @@ import { after, before, describe, test } from "node:test";
 import type { NewChangeEvent } from "../../src/domain/change-event.js";
 import { appendChangeEvents } from "../../src/storage/change-event-repository.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
-import { findEntityByName, insertEntity } from "../../src/storage/tenancy-repository.js";
+import {
+  findEntityByName,
+  firstLicenceId,
+  insertEntity,
+} from "../../src/storage/tenancy-repository.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -38,7 +42,11 @@ for (const { backend, skip } of await testBackends()) {
     let acmeId: number;
     before(async () => {
       t = await createTestApp(backend);
-      const acme = await findEntityByName(t.database.db, TEST_ENTITY);
+      const acme = await findEntityByName(
+        t.database.db,
+        await firstLicenceId(t.database.db),
+        TEST_ENTITY,
+      );
       acmeId = acme!.id;
       const otherId = (await insertEntity(t.database.db, acme!.licenceId, "other")).id;
       await t.database.db.transaction(async (tx) => {

@@ -2,11 +2,7 @@
 import { Type } from "typebox";
 import { ENTITY_NAME_PATTERN } from "../../config/config.js";
 import { HeraldError } from "../../domain/errors.js";
-import {
-  findEntityByName,
-  insertEntityIfAbsent,
-  listEntities,
-} from "../../storage/tenancy-repository.js";
+import { insertEntityIfAbsent, listEntities } from "../../storage/tenancy-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import { authOf, requireAdmin, resolveEntity } from "../auth.js";
 import type { RouteModule } from "./index.js";
@@ -63,15 +59,8 @@ const entityRoutes: RouteModule = async (app, deps) => {
       requireAdmin(auth, "create entities");
       const { name } = request.body;
       const entity = await insertEntityIfAbsent(deps.db, auth.licenceId, name);
-      if (!entity) {
-        // Names are unique across the installation (paths name an entity without its licence), so
-        // a name another licence holds cannot be created; the answer says only that the name is
-        // not available, never that another licence has an entity of that name.
-        const holder = await findEntityByName(deps.db, name);
-        if (holder?.licenceId === auth.licenceId)
-          throw new HeraldError("HERALD_NAME_TAKEN", { kind: "Entity", name });
-        throw new HeraldError("HERALD_ENTITY_NAME_UNAVAILABLE", { name });
-      }
+      // Names are unique per licence: another licence's entities neither block nor show here.
+      if (!entity) throw new HeraldError("HERALD_NAME_TAKEN", { kind: "Entity", name });
       request.log.info({ entity: entity.name, apiKeyId: auth.apiKeyId }, "entity created");
       return reply
         .code(201)
