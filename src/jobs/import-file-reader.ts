@@ -166,6 +166,18 @@ function withoutLineBreak(raw: string): string {
   return raw.replace(/\r?\n$|\r$/, "");
 }
 
+/**
+ * The record without the record delimiter csv-parse found in the file (it detects `\n`, `\r\n` or
+ * `\r` from the first record): in a file of `\n` records, a field ending in a bare `\r` keeps it
+ * (stripping `\r\n` there took it from the cell's text and miscounted the record's line).
+ */
+function withoutRecordDelimiter(raw: string, parser: { options: unknown }): string {
+  const found = (parser.options as { record_delimiter?: Buffer[] }).record_delimiter ?? [];
+  for (const delimiter of found.map((b) => b.toString()).sort((x, y) => y.length - x.length))
+    if (delimiter.length > 0 && raw.endsWith(delimiter)) return raw.slice(0, -delimiter.length);
+  return withoutLineBreak(raw);
+}
+
 async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<ParsedRecord> {
   const parser = parseCsv({
     // A file without line breaks (or a quote left open) must not become one record the size of
@@ -191,7 +203,7 @@ async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<
     }>) {
       // raw also holds the line breaks of the empty lines skipped before the record (a record
       // never starts with a line break: a quoted one starts with its quote).
-      const raw = withoutLineBreak(item.raw).replace(/^(?:\r\n|\r|\n)+/, "");
+      const raw = withoutRecordDelimiter(item.raw, parser).replace(/^(?:\r\n|\r|\n)+/, "");
       // csv-parse counts CR LF, a lone LF and a lone CR each as one line break.
       const line = item.info.lines - (raw.match(/\r\n|\r|\n/g)?.length ?? 0);
       if (!header) {
