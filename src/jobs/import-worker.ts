@@ -1,20 +1,15 @@
 /**
  * The import worker (DESIGN §6b): every process with the `worker` role claims runnable executions
  * (PENDING, or RUNNING with an expired lease: their worker died) under a lease and runs up to
- * `importConcurrency` at once. It wakes on JOBS_CHANNEL (an execution was created, by any process)
- * and polls as a safety net. Stopping hands the running executions back after their current batch:
- * their lease is released at once, so the next worker resumes them from their checkpoint.
- *
- * The worker is in one of three modes: `idle` (waiting for a wake-up or the poll), `claiming`
- * (looking for work) or `stopping`.
+ * `importConcurrency` at once, in the job loop of job-loop.ts: woken by an execution created in any
+ * process, polling as a safety net, handing the running executions back at stop (the next worker
+ * resumes them from their checkpoint).
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { BackgroundService } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
-import { DatabaseOutageLog } from "../database-outage-log.js";
-import type { Database, Unlisten } from "../storage/database.js";
+import type { Database } from "../storage/database.js";
 import type { StoredExecution } from "../storage/etl-execution-repository.js";
 import {
   claimExecution,
@@ -22,11 +17,12 @@ import {
   recordExecutionFailure,
   releaseExecutionLeases,
 } from "../storage/etl-execution-repository.js";
-import { JOBS_CHANNEL, onJobsCreated } from "../storage/job-channels.js";
 import { inboxCommitted } from "../storage/log-channels.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { etlTriggerEvent } from "./etl-events.js";
 import { finish, runImportExecution } from "./import-execution.js";
+import type { JobLoop } from "./job-loop.js";
+import { startJobLoop } from "./job-loop.js";
 
 export const IMPORT_WORKER_DEFAULTS = {
   leaseMs: 30_000,
@@ -50,26 +46,16 @@ export interface ImportWorkerOptions {
   batchRows?: number;
 }
 
-export interface ImportWorker extends BackgroundService {
-  /** Look for work now (an execution was created in this process). */
-  wake(): void;
-}
-
-type Mode = "idle" | "claiming" | "stopping";
+export type ImportWorker = JobLoop;
 
 export async function startImportWorker(options: ImportWorkerOptions): Promise<ImportWorker> {
   const { db, config } = options;
   const owner = `${config.workerId ?? `${hostname()}:${process.pid}`}:imports`;
   const logger = options.logger.child({ component: "imports", worker: owner });
   const leaseMs = options.leaseMs ?? IMPORT_WORKER_DEFAULTS.leaseMs;
-  const pollMs = options.pollMs ?? IMPORT_WORKER_DEFAULTS.pollMs;
   const batchRows = options.batchRows ?? IMPORT_WORKER_DEFAULTS.batchRows[db.kind];
-  let mode: Mode = "idle";
-  let again = false;
-  const running = new Map<string, Promise<void>>();
-  let timer: NodeJS.Timeout | undefined;
-  /** A database outage is logged once, not at every poll that fails because of it. */
-  const outage = new DatabaseOutageLog(logger, "imports");
+  /** The loop, once started: a run asks it whether the worker is stopping. */
+  const started: { loop?: JobLoop } = {};
 
   const settings = {
     db,
@@ -78,10 +64,10 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
     leaseMs,
     batchRows,
     maxExpandedBytes: config.maxExpandedBytes,
-    stopping: () => mode === "stopping",
+    stopping: () => started.loop?.stopping() ?? false,
   };
 
-  async function claimOne(): Promise<StoredExecution | undefined> {
+  async function claim(): Promise<StoredExecution | undefined> {
     // A cheap look first: an idle poll opens no transaction.
     if (!(await hasRunnableExecution(db))) return undefined;
     const claimed = await db.transaction(async (tx) => {
@@ -124,69 +110,19 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
     }
   }
 
-  function run(execution: StoredExecution): void {
-    const done = runImportExecution(settings, execution)
-      .catch((error: unknown) => giveUpOrRetry(execution, error))
-      .finally(() => {
-        running.delete(execution.id);
-        void look();
-      });
-    running.set(execution.id, done);
-  }
-
-  async function look(): Promise<void> {
-    if (mode === "stopping") return;
-    if (mode === "claiming") {
-      again = true;
-      return;
-    }
-    mode = "claiming";
-    try {
-      do {
-        again = false;
-        while (running.size < config.importConcurrency) {
-          const execution = await claimOne();
-          if (!execution) break;
-          run(execution);
-        }
-      } while (again && running.size < config.importConcurrency);
-      outage.succeeded();
-    } catch (error) {
-      outage.failed(error, "cannot look for imports to run; will retry");
-    } finally {
-      if (mode === "claiming") mode = "idle";
-    }
-  }
-
-  const unsubscribeLocal = onJobsCreated(db, () => void look());
-  let unlisten: Unlisten | undefined;
-  try {
-    unlisten = await db.listen(JOBS_CHANNEL, () => void look());
-  } catch (error) {
-    logger.warn({ err: error }, `cannot LISTEN on ${JOBS_CHANNEL}; imports start on the poll only`);
-  }
-  const tick = () => {
-    timer = setTimeout(() => {
-      void look().finally(() => {
-        if (mode !== "stopping") tick();
-      });
-    }, pollMs);
-    timer.unref();
-  };
-  tick();
-  void look();
-
-  return {
+  started.loop = await startJobLoop({
+    db,
+    logger,
     name: "imports",
-    wake: () => void look(),
-    stop: async () => {
-      mode = "stopping";
-      if (timer) clearTimeout(timer);
-      unsubscribeLocal();
-      await unlisten?.().catch(() => {});
-      await Promise.allSettled([...running.values()]);
-      // Hand what was running back at once instead of after the lease's life.
-      await releaseExecutionLeases(db, owner).catch(() => {});
-    },
-  };
+    pollMs: options.pollMs ?? IMPORT_WORKER_DEFAULTS.pollMs,
+    concurrency: config.importConcurrency,
+    claim,
+    keyOf: (execution) => execution.id,
+    run: (execution) =>
+      runImportExecution(settings, execution).catch((error: unknown) =>
+        giveUpOrRetry(execution, error),
+      ),
+    releaseAll: () => releaseExecutionLeases(db, owner),
+  });
+  return started.loop;
 }

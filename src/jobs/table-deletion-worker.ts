@@ -1,21 +1,14 @@
 /**
  * The table deletion worker (SPEC §3, DESIGN §6b): every process with the `worker` role claims
  * deletions that are runnable (not finished, lease free or expired, not waiting) under a lease and
- * runs up to `concurrency` at once (table-deletion.ts). It wakes on JOBS_CHANNEL (a DELETE of a
- * table, from any process) and polls as a safety net; a deletion waiting for its subscriptions
- * comes back through the poll. Stopping hands the running deletions back after their current
- * batch: their lease is released at once, so the next worker goes on with them.
- *
- * The worker is in one of three modes: `idle` (waiting for a wake-up or the poll), `claiming`
- * (looking for work) or `stopping`.
+ * runs up to `concurrency` at once (table-deletion.ts), in the job loop of job-loop.ts: woken by a
+ * DELETE of a table in any process, polling as a safety net (a deletion waiting for its
+ * subscriptions comes back through the poll), handing the running deletions back at stop.
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { BackgroundService } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
-import { DatabaseOutageLog } from "../database-outage-log.js";
-import type { Database, Unlisten } from "../storage/database.js";
-import { JOBS_CHANNEL, onJobsCreated } from "../storage/job-channels.js";
+import type { Database } from "../storage/database.js";
 import type { TableDeletion } from "../storage/table-deletion-repository.js";
 import {
   claimDeletion,
@@ -25,6 +18,8 @@ import {
 } from "../storage/table-deletion-repository.js";
 import type { DeliveryCheckSpacing } from "./table-deletion.js";
 import { DELIVERY_CHECK_SPACING, deliveryCheckDelay, runTableDeletion } from "./table-deletion.js";
+import type { JobLoop } from "./job-loop.js";
+import { startJobLoop } from "./job-loop.js";
 
 export const TABLE_DELETION_DEFAULTS = {
   leaseMs: 30_000,
@@ -53,12 +48,7 @@ export interface TableDeletionWorkerOptions {
   deliveryChecks?: DeliveryCheckSpacing;
 }
 
-export interface TableDeletionWorker extends BackgroundService {
-  /** Look for work now (a table was deleted in this process). */
-  wake(): void;
-}
-
-type Mode = "idle" | "claiming" | "stopping";
+export type TableDeletionWorker = JobLoop;
 
 export async function startTableDeletionWorker(
   options: TableDeletionWorkerOptions,
@@ -66,15 +56,9 @@ export async function startTableDeletionWorker(
   const { db, config } = options;
   const owner = `${config.workerId ?? `${hostname()}:${process.pid}`}:table-deletions`;
   const logger = options.logger.child({ component: "table-deletions", worker: owner });
-  const pollMs = options.pollMs ?? TABLE_DELETION_DEFAULTS.pollMs;
-  const concurrency = options.concurrency ?? TABLE_DELETION_DEFAULTS.concurrency;
   const leaseMs = options.leaseMs ?? TABLE_DELETION_DEFAULTS.leaseMs;
-  let mode: Mode = "idle";
-  let again = false;
-  const running = new Map<string, Promise<void>>();
-  let timer: NodeJS.Timeout | undefined;
-  /** A database outage is logged once, not at every poll that fails because of it. */
-  const outage = new DatabaseOutageLog(logger, "table deletions");
+  /** The loop, once started: a run asks it whether the worker is stopping. */
+  const started: { loop?: JobLoop } = {};
 
   const settings = {
     db,
@@ -83,10 +67,10 @@ export async function startTableDeletionWorker(
     leaseMs,
     batchRows: options.batchRows ?? TABLE_DELETION_DEFAULTS.batchRows[db.kind],
     spacing: options.deliveryChecks ?? DELIVERY_CHECK_SPACING,
-    stopping: () => mode === "stopping",
+    stopping: () => started.loop?.stopping() ?? false,
   };
 
-  async function claimOne(): Promise<TableDeletion | undefined> {
+  async function claim(): Promise<TableDeletion | undefined> {
     // A cheap look first: an idle poll opens no transaction.
     if (!(await hasRunnableDeletion(db))) return undefined;
     return claimDeletion(db, owner, leaseMs);
@@ -114,79 +98,29 @@ export async function startTableDeletionWorker(
     }
   }
 
-  function run(deletion: TableDeletion): void {
-    const done = runTableDeletion(settings, deletion)
-      .then((end) => {
-        if (end.kind === "lost")
-          logger.warn(
-            { tableId: deletion.tableId },
-            "another worker took this table deletion over (this one stalled past its lease)",
-          );
-      })
-      .catch((error: unknown) => retryLater(deletion, error))
-      .finally(() => {
-        running.delete(deletion.tableId);
-        void look();
-      });
-    running.set(deletion.tableId, done);
-  }
-
-  async function look(): Promise<void> {
-    if (mode === "stopping") return;
-    if (mode === "claiming") {
-      again = true;
-      return;
-    }
-    mode = "claiming";
+  async function run(deletion: TableDeletion): Promise<void> {
     try {
-      do {
-        again = false;
-        while (running.size < concurrency) {
-          const deletion = await claimOne();
-          if (!deletion) break;
-          run(deletion);
-        }
-      } while (again && running.size < concurrency);
-      outage.succeeded();
+      const end = await runTableDeletion(settings, deletion);
+      if (end.kind === "lost")
+        logger.warn(
+          { tableId: deletion.tableId },
+          "another worker took this table deletion over (this one stalled past its lease)",
+        );
     } catch (error) {
-      outage.failed(error, "cannot look for table deletions to run; will retry");
-    } finally {
-      if (mode === "claiming") mode = "idle";
+      await retryLater(deletion, error);
     }
   }
 
-  const unsubscribeLocal = onJobsCreated(db, () => void look());
-  let unlisten: Unlisten | undefined;
-  try {
-    unlisten = await db.listen(JOBS_CHANNEL, () => void look());
-  } catch (error) {
-    logger.warn(
-      { err: error },
-      `cannot LISTEN on ${JOBS_CHANNEL}; table deletions start on the poll only`,
-    );
-  }
-  const tick = () => {
-    timer = setTimeout(() => {
-      void look().finally(() => {
-        if (mode !== "stopping") tick();
-      });
-    }, pollMs);
-    timer.unref();
-  };
-  tick();
-  void look();
-
-  return {
-    name: "table-deletions",
-    wake: () => void look(),
-    stop: async () => {
-      mode = "stopping";
-      if (timer) clearTimeout(timer);
-      unsubscribeLocal();
-      await unlisten?.().catch(() => {});
-      await Promise.allSettled([...running.values()]);
-      // Hand what was running back at once instead of after the lease's life.
-      await releaseDeletionLeases(db, owner).catch(() => {});
-    },
-  };
+  started.loop = await startJobLoop({
+    db,
+    logger,
+    name: "table deletions",
+    pollMs: options.pollMs ?? TABLE_DELETION_DEFAULTS.pollMs,
+    concurrency: options.concurrency ?? TABLE_DELETION_DEFAULTS.concurrency,
+    claim,
+    keyOf: (deletion) => deletion.tableId,
+    run,
+    releaseAll: () => releaseDeletionLeases(db, owner),
+  });
+  return started.loop;
 }
