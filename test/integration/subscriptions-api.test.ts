@@ -348,6 +348,23 @@ for (const { backend, skip } of await testBackends()) {
         assert.deepEqual(after.rows, before.rows);
       });
 
+      test("a stored trigger-source id a PUT keeps is not checked again (the subscription can be paused)", async () => {
+        // Stored before ids of kinds Herald has no elements of were refused.
+        const created = await post(
+          minimal({ on: "EXPORT", onElementId: undefined, eventType: "FINISHED" }),
+        );
+        assert.equal(created.statusCode, 201, created.body);
+        const id = (created.json() as { id: number }).id;
+        await db.query("UPDATE webhook_subscriptions SET element_id = '12' WHERE id = $1", [id]);
+        const kept = minimal({ on: "EXPORT", onElementId: "12", eventType: "FINISHED" });
+        const paused = await t.request("PUT", `${BASE}/${id}`, { ...kept, isActive: false });
+        assert.equal(paused.statusCode, 200, paused.body);
+        assert.equal((paused.json() as { isActive: boolean }).isActive, false);
+        const moved = await t.request("PUT", `${BASE}/${id}`, { ...kept, onElementId: "13" });
+        assert.equal(moved.statusCode, 404, moved.body);
+        assert.equal((moved.json() as { code: string }).code, "HERALD_TRIGGER_SOURCE_NOT_FOUND");
+      });
+
       test("404: the table does not exist in the entity", async () => {
         await expectError(
           minimal({ onElementId: "9999" }),

@@ -13,6 +13,7 @@ import { EVENT_SOURCES, EVENT_TYPES } from "../../domain/change-event.js";
 import type { TableKind } from "../../domain/data-table.js";
 import type { ErrorDetail } from "../../domain/errors.js";
 import { HeraldError } from "../../domain/errors.js";
+import type { Subscription } from "../../domain/subscription.js";
 import type { SubscriptionRequest } from "../../domain/subscription-validation.js";
 import {
   elementProblems,
@@ -137,8 +138,9 @@ async function checkTarget(deps: AppDeps, request: FastifyRequest, targetUrl: st
 /**
  * Checks a request and turns it into settings to store. `secret` is what to keep when the request
  * brings none; `legacyTable` is the table named by a legacy path (then `on`/`onElementId` come from
- * it); `currentTargetUrl` the target of the subscription a PUT replaces (an unchanged target is not
- * checked again, so a subscription whose target was accepted can always be paused or edited).
+ * it); `current` the subscription a PUT replaces (an unchanged target, or an unchanged trigger
+ * source element, is not checked again, so a subscription that was accepted can always be paused
+ * or edited).
  */
 async function settingsFrom(
   deps: AppDeps,
@@ -147,7 +149,7 @@ async function settingsFrom(
   body: SubscriptionRequest,
   secret: string,
   legacyTable?: { kind: TableKind; idOrName: string },
-  currentTargetUrl?: string,
+  current?: Pick<Subscription, "targetUrl" | "on" | "onElementId">,
 ) {
   const raw = request.body as Record<string, unknown>;
   const candidate: SubscriptionRequest = legacyTable
@@ -168,13 +170,17 @@ async function settingsFrom(
   const table = isTableSource(checked.on)
     ? await tableOf(deps.db, entity, checked.on, elementId!, legacyTable ? "table" : "onElementId")
     : undefined;
+  const keptElement = checked.on === current?.on && elementId === current.onElementId;
   const element = isTableSource(checked.on)
     ? table!.id
-    : await resolveTriggerElement(deps.db, entity, checked.on, elementId);
+    : keptElement
+      ? elementId
+      : await resolveTriggerElement(deps.db, entity, checked.on, elementId);
   const semantic = elementProblems(checked, table);
   if (semantic.length > 0) throw unprocessable(semantic);
   const settings = toSubscriptionSettings(checked, element, secret);
-  if (settings.targetUrl !== currentTargetUrl) await checkTarget(deps, request, settings.targetUrl);
+  if (settings.targetUrl !== current?.targetUrl)
+    await checkTarget(deps, request, settings.targetUrl);
   return settings;
 }
 
@@ -362,7 +368,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
         request.body as SubscriptionRequest,
         current.secret,
         undefined,
-        current.targetUrl,
+        current,
       );
       const replaced = await replaceSubscription(deps.db, entity.id, current.id, settings);
       if (!replaced)
