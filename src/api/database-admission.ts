@@ -29,9 +29,9 @@ export interface AdmissionLimits {
 }
 
 /**
- * 32 requests keep the write batches large (group commit) while a request inside waits for at
- * most about 32 operations ahead of each of its own; 1 s at the door plus that keeps every request
- * under 2 s.
+ * 64 requests keep the write batches large (group commit) while a request inside waits for at
+ * most about 64 operations ahead of each of its own; 1 s at the door plus that keeps every request
+ * under 2 s (measured: the slowest 0.6–0.7 s under 200 clients on a quiet machine).
  */
 export const ADMISSION_LIMITS: AdmissionLimits = {
   maxConcurrent: 64,
@@ -137,7 +137,9 @@ export function registerDatabaseAdmission(
     }
     releases.set(request, exit);
     // "close" fires once the response is done or the client went away; onResponse covers inject.
-    reply.raw.once("close", exit);
+    // A client that hung up while it waited has closed already: it gives its place back now.
+    if (reply.raw.closed) exit();
+    else reply.raw.once("close", exit);
   });
   app.addHook("onResponse", async (request) => release(request));
 }

@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import Fastify from "fastify";
+import type { AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { registerDatabaseAdmission } from "../../src/api/database-admission.js";
 import { handleError } from "../../src/api/error-handler.js";
@@ -60,6 +62,50 @@ describe("database admission on the embedded database", () => {
       const next = await app.inject({ method: "GET", url: "/count" });
       assert.equal(next.statusCode, 200, next.body);
       await app.close();
+    },
+  );
+
+  test(
+    "a client that went away while waiting at the door gives its place back once let in",
+    { timeout: 20_000 },
+    async () => {
+      const app = Fastify();
+      app.setErrorHandler(handleError);
+      registerDatabaseAdmission(app, db, {
+        maxConcurrent: 1,
+        maxWaitMs: 3_000,
+        retryAfterSeconds: 1,
+      });
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      app.get("/held", async () => {
+        await gate;
+        return { ok: true };
+      });
+      app.get("/count", async () => ({
+        n: (await db.query<{ n: number }>("SELECT 1 AS n")).rows[0]!.n,
+      }));
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const { port } = app.server.address() as AddressInfo;
+      const base = `http://127.0.0.1:${port}`;
+      try {
+        const inside = fetch(`${base}/held`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        // A second client waits at the door, then hangs up before its turn comes.
+        const leaving = connect(port, "127.0.0.1");
+        await new Promise<void>((resolve) => leaving.once("connect", () => resolve()));
+        leaving.write("GET /count HTTP/1.1\r\nHost: x\r\n\r\n");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        leaving.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        open();
+        assert.equal((await inside).status, 200);
+        // The place it was handed is free again: the next request goes in at once.
+        const next = await fetch(`${base}/count`);
+        assert.equal(next.status, 200, await next.text());
+      } finally {
+        await app.close();
+      }
     },
   );
 
