@@ -267,13 +267,6 @@ export function renderValue(value: AttributeValue | undefined): string | string[
 /** A value as API answers give it (SPEC §3): typed JSON, a scalar or a list of scalars. */
 export type TypedValue = string | number | boolean | (string | number | boolean)[];
 
-function typedScalar(value: Scalar): string | number | boolean {
-  // A whole number past 2^53 would lose digits in a JSON reader: it is answered as text.
-  return typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value)
-    ? String(value)
-    : value;
-}
-
 /**
  * A stored value as API answers give it (SPEC §3, "Values in API answers are typed JSON"): numbers
  * as numbers, booleans as booleans, dates and timestamps as their text; undefined for no value, so
@@ -281,6 +274,6 @@ function typedScalar(value: Scalar): string | number | boolean {
  */
 export function typedValue(value: AttributeValue | undefined): TypedValue | undefined {
   if (value === null || value === undefined) return undefined;
-  if (Array.isArray(value)) return (value as Scalar[]).map(typedScalar);
-  return typedScalar(value as Scalar);
+  // Stored values are already typed (LONG is kept within ±(2^53 − 1), so every number is exact).
+  return value as TypedValue;
 }

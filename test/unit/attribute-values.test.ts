@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { checkValue, renderValue } from "../../src/domain/attribute-values.js";
+import { checkValue, renderValue, typedValue } from "../../src/domain/attribute-values.js";
 import type { AttributeDefinition, ValueType } from "../../src/domain/data-table.js";
 
 function attr(valueType: ValueType, extra: Partial<AttributeDefinition> = {}): AttributeDefinition {
@@ -159,5 +159,23 @@ describe("attribute values", () => {
     assert.equal(valid(profile("MOTHER_LANGUAGE"), "fr"), "FR");
     invalid(profile("MOTHER_LANGUAGE"), "French");
     assert.equal(valid(profile("BIRTHDATE", "DATE"), "1980-02-29"), "1980-02-29");
+  });
+
+  test("answers give the stored value typed: every number as a number, whatever its size", () => {
+    const number = { name: "n", valueType: "NUMBER" } as AttributeDefinition;
+    for (const raw of ["1e21", "-5", "0.25", 12.5]) {
+      const stored = valid(number, raw);
+      assert.equal(typedValue(stored), stored);
+      assert.equal(typeof typedValue(stored), "number");
+    }
+    const long = { name: "l", valueType: "LONG" } as AttributeDefinition;
+    assert.equal(typedValue(valid(long, String(Number.MAX_SAFE_INTEGER))), Number.MAX_SAFE_INTEGER);
+    invalid(long, "9007199254740993");
+    assert.equal(
+      typedValue(valid({ name: "b", valueType: "BOOLEAN" } as AttributeDefinition, "false")),
+      false,
+    );
+    assert.deepEqual(typedValue(["a", "b"]), ["a", "b"]);
+    assert.equal(typedValue(null), undefined);
   });
 });

@@ -47,7 +47,7 @@ export const ProfileBody = Type.Object({
   segmentations: Type.Optional(Type.Array(SegmentationItem)),
   dataCollectionInformation: Type.Optional(DataCollectionInformation),
 });
-/** A value in an answer (SPEC §3): typed JSON; a LONG past 2^53 as text. */
+/** A value in an answer (SPEC §3): typed JSON (a LONG is kept within ±(2^53 − 1), so it is exact). */
 export const TypedValueSchema = Type.Union(
   [Type.String(), Type.Number(), Type.Boolean(), Type.Array(Scalar)],
   {

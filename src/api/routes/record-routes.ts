@@ -40,7 +40,7 @@ const RenderedRecord = Type.Object({
       name: Type.String(),
       value: Type.Union([TypedScalar, Type.Array(TypedScalar)], {
         description:
-          "Typed: INTEGER, LONG and NUMBER as numbers (a LONG past 2^53 as text), BOOLEAN as true/false, dates and timestamps as text; a multi-valued attribute as a list",
+          "Typed: INTEGER, LONG and NUMBER as numbers, BOOLEAN as true/false, dates and timestamps as text; a multi-valued attribute as a list",
       }),
     }),
   ),
