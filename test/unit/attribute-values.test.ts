@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { checkValue, renderValue, typedValue } from "../../src/domain/attribute-values.js";
+import type { AttributeValue } from "../../src/domain/change-event.js";
 import type { AttributeDefinition, ValueType } from "../../src/domain/data-table.js";
 
 function attr(valueType: ValueType, extra: Partial<AttributeDefinition> = {}): AttributeDefinition {
@@ -164,15 +165,23 @@ describe("attribute values", () => {
   test("answers give the stored value typed: every number as a number, whatever its size", () => {
     const number = { name: "n", valueType: "NUMBER" } as AttributeDefinition;
     for (const raw of ["1e21", "-5", "0.25", 12.5]) {
-      const stored = valid(number, raw);
+      const stored = valid(number, raw) as AttributeValue;
       assert.equal(typedValue(stored), stored);
       assert.equal(typeof typedValue(stored), "number");
     }
     const long = { name: "l", valueType: "LONG" } as AttributeDefinition;
-    assert.equal(typedValue(valid(long, String(Number.MAX_SAFE_INTEGER))), Number.MAX_SAFE_INTEGER);
+    assert.equal(
+      typedValue(valid(long, String(Number.MAX_SAFE_INTEGER)) as AttributeValue),
+      Number.MAX_SAFE_INTEGER,
+    );
     invalid(long, "9007199254740993");
     assert.equal(
-      typedValue(valid({ name: "b", valueType: "BOOLEAN" } as AttributeDefinition, "false")),
+      typedValue(
+        valid(
+          { name: "b", valueType: "BOOLEAN" } as AttributeDefinition,
+          "false",
+        ) as AttributeValue,
+      ),
       false,
     );
     assert.deepEqual(typedValue(["a", "b"]), ["a", "b"]);
