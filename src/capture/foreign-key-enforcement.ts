@@ -23,6 +23,7 @@ import { HeraldError } from "../domain/errors.js";
 import type { ForeignKey } from "../domain/foreign-keys.js";
 import { foreignKeysOf, identityOf } from "../domain/foreign-keys.js";
 import { applyAttributes } from "../domain/record-change.js";
+import { checkValue } from "../domain/attribute-values.js";
 import { keyText } from "../domain/record-keys.js";
 import { findTableById } from "../storage/data-table-repository.js";
 import type { Queryable } from "../storage/database.js";
@@ -62,13 +63,20 @@ export async function lockReferences(
     if (found) continue;
     const target = await findTableById(tx, fk.referencedTable.id);
     const name = target?.name ?? fk.referencedTable.id;
+    // A typed profile attribute stores its values normalised (an e-mail address in lower case): a
+    // reference must be written in that form, which references are compared in.
+    const referenced = target?.attributes.find((a) => a.name === fk.referencedAttribute);
+    const check = referenced && fk.byUniqueValue ? checkValue(referenced, identity) : undefined;
+    const stored = check?.kind === "valid" ? keyText(check.value ?? undefined) : undefined;
+    const hint =
+      stored !== undefined && stored !== identity ? ` (write it as stored: '${stored}')` : "";
     throw new HeraldError(
       "HERALD_REFERENCED_RECORD_NOT_FOUND",
       { value: identity, attribute: fk.attribute, table: name },
       [
         {
           path: `${path}.${fk.attribute}`,
-          message: `no record of '${name}' has ${fk.referencedAttribute || "the identity"} '${identity}'`,
+          message: `no record of '${name}' has ${fk.referencedAttribute || "the identity"} '${identity}'${hint}`,
         },
       ],
     );

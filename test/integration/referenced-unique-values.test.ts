@@ -225,6 +225,47 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(await eventCount(), events + 3);
     });
 
+    test("a reference by e-mail address is written as the profile stores it (lower case), or 422 says so", async () => {
+      const created = await t.request("POST", TABLES, {
+        name: "Tickets",
+        type: "INTERACTIONS",
+        primaryKeyAttribute: "ticketId",
+        attributes: [
+          { name: "ticketId", valueType: "STRING" },
+          { name: "email", valueType: "STRING" },
+        ],
+        foreignKeys: [
+          {
+            attribute: "email",
+            reference: {
+              tableType: "PROFILE_TABLE",
+              tableId: "Customers",
+              attribute: "emailAddress",
+            },
+          },
+        ],
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      await profile("Mixed.Case@Example.com", null);
+      const before = await eventCount();
+      const refused = await t.request("POST", "/v4/entity/acme/customTable/Tickets/record", {
+        ...props({ ticketId: "t1", email: "Mixed.Case@Example.com" }),
+      });
+      assert.equal(refused.statusCode, 422, refused.body);
+      const error = refused.json() as { code: string; details: { message: string }[] };
+      assert.equal(error.code, "HERALD_REFERENCED_RECORD_NOT_FOUND");
+      assert.match(error.details[0]!.message, /write it as stored: 'mixed\.case@example\.com'/);
+      assert.equal(await eventCount(), before);
+      await record("Tickets", { ticketId: "t1", email: "mixed.case@example.com" });
+      // Now referred to: the profile's address cannot change under it.
+      const moved = await t.request(
+        "PUT",
+        `${V4}/emailAddress=mixed.case@example.com`,
+        attrs({ emailAddress: "other@example.com" }),
+      );
+      assert.equal(moved.statusCode, 409, moved.body);
+    });
+
     test("profile deletes follow onDelete by the value: RESTRICT refuses, SET_NULL empties", async () => {
       const eve = await profile("eve@example.com", 4001);
       await record("Orders", { orderId: "o-eve", customerNo: 4001 });
