@@ -45,6 +45,8 @@ export async function startJobLoop<J>(options: JobLoopOptions<J>): Promise<JobLo
   let again = false;
   const running = new Map<string, Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
+  /** The current round of claims: stop waits for it, so a job claimed meanwhile is waited for too. */
+  let looking: Promise<void> = Promise.resolve();
   /** A database outage is logged once, not at every poll that fails because of it. */
   const outage = new DatabaseOutageLog(logger, options.name);
 
@@ -57,22 +59,27 @@ export async function startJobLoop<J>(options: JobLoopOptions<J>): Promise<JobLo
     running.set(key, done);
   }
 
-  async function look(): Promise<void> {
-    if (mode === "stopping") return;
+  function look(): Promise<void> {
+    if (mode === "stopping") return Promise.resolve();
     if (mode === "claiming") {
       again = true;
-      return;
+      return looking;
     }
     mode = "claiming";
+    looking = claimRound();
+    return looking;
+  }
+
+  async function claimRound(): Promise<void> {
     try {
       do {
         again = false;
-        while (running.size < concurrency) {
+        while (mode === "claiming" && running.size < concurrency) {
           const job = await options.claim();
           if (!job) break;
           start(job);
         }
-      } while (again && running.size < concurrency);
+      } while (again && mode === "claiming" && running.size < concurrency);
       outage.succeeded();
     } catch (error) {
       outage.failed(error, `cannot look for ${options.name} to run; will retry`);
@@ -111,6 +118,7 @@ export async function startJobLoop<J>(options: JobLoopOptions<J>): Promise<JobLo
       if (timer) clearTimeout(timer);
       unsubscribeLocal();
       await unlisten?.().catch(() => {});
+      await looking;
       await Promise.allSettled([...running.values()]);
       await options.releaseAll().catch(() => {});
     },
