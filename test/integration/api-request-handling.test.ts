@@ -93,6 +93,31 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(res.json().details[0].path, "querystring.number");
       }
     });
+
+    test("a page past the deepest one a list answers is 400, not a database error", async () => {
+      const created = await t.request("POST", "/v4/entity/acme/webhookSubscription", {
+        on: "PROFILE_TABLE",
+        onElementId: "People",
+        eventType: "CREATE",
+        targetUrl: "http://127.0.0.1:9/h",
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const id = (created.json() as { id: number }).id;
+      for (const list of [
+        "/v4/entity/acme/webhookSubscription",
+        `/v4/entity/acme/webhookSubscription/${id}/attempts`,
+        "/mass-imports/v5/entities/acme/etl-executions",
+        "/v5/entities/acme/profile-tables/People/profiles",
+      ]) {
+        const deepest = await t.request("GET", `${list}?page=100000`);
+        assert.equal(deepest.statusCode, 200, `${list}: ${deepest.body}`);
+        for (const page of ["100001", "100000000000000000000"]) {
+          const res = await t.request("GET", `${list}?page=${page}`);
+          assert.equal(res.statusCode, 400, `${list}?page=${page}: ${res.body}`);
+          assert.equal(res.json().details[0].path, "querystring.page");
+        }
+      }
+    });
   });
 }
 

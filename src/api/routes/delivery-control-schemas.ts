@@ -2,6 +2,7 @@
  * JSON shapes of the delivery control API (SPEC §4 [ext]): attempts, the daily error log, secret
  * rotation, test pushes and replays. TypeBox schemas (also the OpenAPI document) and renderers.
  */
+import { PageParameter } from "./paging.js";
 import { Type } from "typebox";
 import { eventPublicId } from "../../domain/change-event.js";
 import type { AttemptView } from "../../storage/attempt-repository.js";
@@ -22,7 +23,7 @@ export const ReplayParams = Type.Object({
 });
 
 const paging = {
-  page: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  page: PageParameter,
   pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
 };
 

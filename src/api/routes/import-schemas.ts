@@ -1,5 +1,6 @@
 /** TypeBox schemas of the import routes (SPEC §7.1); they also document them in /openapi.json. */
 import { Type } from "typebox";
+import { PageParameter } from "./paging.js";
 
 export const TAG = "imports (ETL)";
 
@@ -79,7 +80,7 @@ export const ExecutionList = Type.Object({
 });
 
 export const Paging = {
-  page: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  page: PageParameter,
   pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
 };
 

@@ -25,9 +25,7 @@ import {
   V5UpsertResponse,
 } from "./profile-v5-schemas.js";
 import { parseV5ProfileWrite } from "./profile-v5-write.js";
-
-/** The furthest page a list reads: deeper offsets make PostgreSQL walk every row before them. */
-const MAX_PAGE = 100_000;
+import { PageParameter } from "./paging.js";
 
 const profileV5Routes: RouteModule = async (app, deps) => {
   acceptEmptyWriteBodies(app);
@@ -80,7 +78,7 @@ const profileV5Routes: RouteModule = async (app, deps) => {
         params: TableParams,
         querystring: Type.Object({
           search: Type.Optional(Type.String({ description: "attribute=value" })),
-          page: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_PAGE, default: 0 })),
+          page: PageParameter,
           pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
         }),
         response: { 200: V5ProfilePage },

@@ -2,6 +2,7 @@
  * The JSON shapes of the webhook subscription API (SPEC §4): TypeBox schemas (which also produce the
  * OpenAPI document) and the rendering of a stored subscription.
  */
+import { PageParameter } from "./paging.js";
 import type { Static } from "typebox";
 import { Type } from "typebox";
 import { EVENT_SOURCES, EVENT_TYPES } from "../../domain/change-event.js";
@@ -130,7 +131,7 @@ export const ListQuery = Type.Object({
   eventType: Type.Optional(Type.String()),
   isActif: Type.Optional(Type.Boolean({ description: "Actito's spelling of isActive" })),
   isActive: Type.Optional(Type.Boolean()),
-  page: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  page: PageParameter,
   pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
 });
 
