@@ -144,7 +144,10 @@ async function openReadyDatabase(config: HeraldConfig, logger: Logger): Promise<
  * stored, so it can never be shown again); on a later start, says that one exists and how to add one.
  */
 async function announceAdminKey(db: Database, logger: Logger, url: string | undefined) {
-  const generated = await createAdminKeyIfNone(db);
+  // Like every start step, a database blip here is waited out, not a failed start.
+  const generated = await whenAvailable(() => createAdminKeyIfNone(db), {
+    onWait: (wait) => logger.warn(`${wait.message}; retrying in ${wait.retryInMs / 1000} s`),
+  });
   if (!generated) {
     logger.info(
       "an admin API key exists (it was printed on the first start). To add one: set HERALD_ADMIN_API_KEY (at least 24 characters) and restart, or POST /v4/api-keys with an admin token",

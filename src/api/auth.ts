@@ -216,8 +216,7 @@ export async function resolveEntity(
   name: string,
 ): Promise<Entity> {
   const entity = await findEntityCached(db, auth.licenceId, name);
-  if (!entity || entity.licenceId !== auth.licenceId)
-    throw new HeraldError("HERALD_ENTITY_NOT_FOUND", { entity: name });
+  if (!entity) throw new HeraldError("HERALD_ENTITY_NOT_FOUND", { entity: name });
   if (auth.entityIds !== null && !auth.entityIds.includes(entity.id)) {
     throw new HeraldError("HERALD_ENTITY_FORBIDDEN", { entity: name });
   }

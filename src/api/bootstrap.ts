@@ -33,11 +33,8 @@ export async function bootstrap(
         ? await insertLicence(tx, DEFAULT_LICENCE)
         : await firstLicenceId(tx);
     const configured = options.adminApiKey;
-    if (configured && !(await findApiKeyByHash(tx, hashSecret(configured)))) {
-      const key = { keyHash: hashSecret(configured), keyPrefix: keyPrefix(configured) };
-      const common = { licenceId, isAdmin: true, entityIds: null, ...key };
-      await insertAdminKey(tx, common);
-    }
+    if (configured && !(await findApiKeyByHash(tx, hashSecret(configured))))
+      await insertAdminKey(tx, licenceId, configured);
     if (!(await findEntityByName(tx, licenceId, options.defaultEntity)))
       await insertEntity(tx, licenceId, options.defaultEntity);
   });
@@ -54,18 +51,20 @@ export async function createAdminKeyIfNone(db: Database): Promise<string | undef
     const licenceId = await firstLicenceId(tx);
     if ((await countLiveAdminKeys(tx, licenceId)) > 0) return undefined;
     const raw = newApiKey();
-    const key = { keyHash: hashSecret(raw), keyPrefix: keyPrefix(raw) };
-    const common = { licenceId, isAdmin: true, entityIds: null, ...key };
-    await insertAdminKey(tx, common);
+    await insertAdminKey(tx, licenceId, raw);
     return raw;
   });
 }
 
 /** The first admin key is named `admin` (SPEC §1); a further one, a dated name. */
-async function insertAdminKey(
-  tx: Queryable,
-  key: Omit<Parameters<typeof insertApiKey>[1], "name">,
-): Promise<void> {
+async function insertAdminKey(tx: Queryable, licenceId: number, raw: string): Promise<void> {
+  const key = {
+    licenceId,
+    keyHash: hashSecret(raw),
+    keyPrefix: keyPrefix(raw),
+    isAdmin: true,
+    entityIds: null,
+  };
   if (!(await insertApiKey(tx, { ...key, name: ADMIN_KEY_NAME })))
     await insertApiKey(tx, { ...key, name: `${ADMIN_KEY_NAME}-${Date.now()}` });
 }

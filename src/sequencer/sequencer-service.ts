@@ -329,6 +329,8 @@ class SequencerLoop implements Sequencer {
       this.outage.failed(error, "could not ask for the sequencer lock");
       return false;
     }
+    // The database answered: a standby (which never stamps) ends its outage here too.
+    this.outage.succeeded();
     if (!lock) return false;
     if (this.stopped) {
       await lock.release().catch(() => {});
