@@ -26,13 +26,16 @@ export async function pruneDeliveryAttempts(
  * of every open replay, just below the lowest parked event, and the log head (unstamped events are never candidates). Events at or below
  * it may go; events above it never. A subscription disabled because its table was deleted
  * (TABLE_DELETED, migration 016) needs nothing more: it passed the table's last events before it
- * was disabled, and it cannot be switched on for that table again.
+ * was disabled, and it cannot be switched on for that table again; once a PUT points it at a live
+ * table, it holds the log like any paused subscription.
  */
 export async function liveLogFloor(db: Queryable): Promise<number> {
   const { rows } = await db.query<{ floor: number }>(
     `WITH readers AS (
        SELECT id, watermark FROM webhook_subscriptions
-        WHERE is_active OR state_reason IS DISTINCT FROM 'TABLE_DELETED')
+        WHERE is_active OR state_reason IS DISTINCT FROM 'TABLE_DELETED'
+           -- pointed (paused) at a live table since: it resumes from its watermark there.
+           OR EXISTS (SELECT 1 FROM data_tables t WHERE t.id = element_id))
      SELECT LEAST(
               (SELECT position FROM log_head),
               (SELECT min(watermark) FROM readers),

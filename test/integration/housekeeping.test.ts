@@ -213,6 +213,14 @@ for (const { backend, skip } of await testBackends()) {
         [gone],
       );
       assert.equal((await housekeeping.runOnce())!.logFloor, 90);
+      // Pointed at a live table since (paused, its reason kept), it resumes there: it holds again.
+      await db.query(
+        `INSERT INTO data_tables (id, entity_id, kind, name, definition)
+         VALUES ('1', $1, 'PROFILE_TABLE', 'Revived', '{}')`,
+        [rows[0]!.id],
+      );
+      assert.equal((await housekeeping.runOnce())!.logFloor, 62);
+      await db.query("DELETE FROM data_tables WHERE id = '1'");
       await db.query("DELETE FROM webhook_subscriptions WHERE id = $1", [gone]);
     });
 
