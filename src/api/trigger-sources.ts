@@ -23,7 +23,7 @@ interface TriggerSourceKind {
   notFound?: (idOrName: string, entity: Entity) => HeraldError;
 }
 
-export const TRIGGER_SOURCE_KINDS: Record<TriggerSource, TriggerSourceKind> = {
+const TRIGGER_SOURCE_KINDS: Record<TriggerSource, TriggerSourceKind> = {
   ETL: {
     noun: "ETL",
     plural: "ETLs",

@@ -159,7 +159,7 @@ export const systemHostLookup: HostLookup = (hostname) =>
   });
 
 /** How long a target's name may take to resolve before the check gives up on it (and accepts it). */
-export const TARGET_LOOKUP_TIMEOUT_MS = 3_000;
+const TARGET_LOOKUP_TIMEOUT_MS = 3_000;
 
 export type TargetVerdict =
   /** A public IP literal, or a name whose every address is public. */

@@ -176,6 +176,8 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     runner.poke();
   }
 
+  const outage = new DatabaseOutageLog(logger, "delivery (lease renewal and new subscriptions)");
+
   /** Stops a runner gracefully, then gives its lease back. */
   async function handBack(subscriptionId: number, why: string): Promise<void> {
     const runner = runners.get(subscriptionId);
@@ -187,7 +189,10 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       await releaseLeases(db, workerId, [subscriptionId]);
       logger.info({ subscriptionId, why }, "handed subscription back");
     } catch (error) {
-      logger.warn({ err: error, subscriptionId }, "could not hand the subscription back");
+      // With the database away, every runner handed back fails alike: the outage is told once.
+      if (isDatabaseUnavailable(error))
+        outage.failed(error, "could not hand the subscription back");
+      else logger.warn({ err: error, subscriptionId }, "could not hand the subscription back");
     } finally {
       handingBack.delete(subscriptionId);
     }
@@ -329,7 +334,6 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
   }
 
   /** A database outage is logged once, not at every renewal that fails because of it. */
-  const outage = new DatabaseOutageLog(logger, "delivery (lease renewal and new subscriptions)");
   let ticking: Promise<void> | undefined;
   let tickAgain = false;
   function tick(): void {

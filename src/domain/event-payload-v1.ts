@@ -24,8 +24,8 @@
  * its dotted fields in `data`, so this function is total. Pure.
  */
 import type { ChangeEvent, EventSource, EventType } from "./change-event.js";
-import type { DataObject, EventBlock, Link, PayloadOptions } from "./event-payload.js";
-import { toDataObject } from "./event-payload.js";
+import type { EventBlock, Link, PayloadOptions } from "./event-payload.js";
+import { own, toDataObject } from "./event-payload.js";
 import { renderValue } from "./rendered-values.js";
 import type { RenderedValue } from "./rendered-values.js";
 
@@ -38,26 +38,20 @@ export interface EventObjectV1 {
   _event: EventBlock;
 }
 
-function ownKey(map: unknown, key: string): unknown {
-  return typeof map === "object" && map !== null && Object.prototype.hasOwnProperty.call(map, key)
-    ? (map as Record<string, unknown>)[key]
-    : undefined;
-}
-
 /** `id` and `businessKey` of the event's record (see the file comment). */
 function identity(event: ChangeEvent): { id: RenderedValue; businessKey: RenderedValue } {
   if (event.source === "PROFILE_TABLE") {
-    const profileId = renderValue(ownKey(event.keys, "profileId") ?? event.recordKey);
+    const profileId = renderValue(own(event.keys, "profileId") ?? event.recordKey);
     return { id: profileId, businessKey: profileId };
   }
   const businessKey = renderValue(event.recordKey);
-  const id = ownKey(event.keys, "id");
+  const id = own(event.keys, "id");
   return { id: id === undefined || id === null ? businessKey : renderValue(id), businessKey };
 }
 
 /** The version 1 event object of `event`, built from its version 2 data object. */
 export function toEventObjectV1(event: ChangeEvent, options: PayloadOptions): EventObjectV1 {
-  const { _links, _event, ...attributes } = toDataObject(event, options) as DataObject;
+  const { _links, _event, ...attributes } = toDataObject(event, options);
   const data: EventObjectV1["data"] = identity(event);
   for (const [name, value] of Object.entries(attributes))
     if (name !== "id" && name !== "businessKey") data[name] = value;

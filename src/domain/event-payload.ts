@@ -89,7 +89,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function own(map: unknown, key: string): unknown {
+/** `map[key]` when `map` is a plain object holding `key` itself (never an inherited property). */
+export function own(map: unknown, key: string): unknown {
   return isPlainObject(map) && Object.prototype.hasOwnProperty.call(map, key)
     ? map[key]
     : undefined;
