@@ -171,11 +171,38 @@ function withoutLineBreak(raw: string): string {
  * `\r` from the first record): in a file of `\n` records, a field ending in a bare `\r` keeps it
  * (stripping `\r\n` there took it from the cell's text and miscounted the record's line).
  */
-function withoutRecordDelimiter(raw: string, parser: { options: unknown }): string {
-  const found = (parser.options as { record_delimiter?: Buffer[] }).record_delimiter ?? [];
-  for (const delimiter of found.map((b) => b.toString()).sort((x, y) => y.length - x.length))
-    if (delimiter.length > 0 && raw.endsWith(delimiter)) return raw.slice(0, -delimiter.length);
+function withoutRecordDelimiter(raw: string, delimiters: readonly string[]): string {
+  for (const delimiter of delimiters)
+    if (raw.endsWith(delimiter)) return raw.slice(0, -delimiter.length);
   return withoutLineBreak(raw);
+}
+
+/**
+ * The record without the empty lines skipped before it (csv-parse's raw holds them): leading record
+ * delimiters, once known; a first cell that begins with a bare `\r` in a file of `\n` records keeps it.
+ */
+function withoutSkippedLines(raw: string, delimiters: readonly string[]): string {
+  if (delimiters.length === 0) return raw.replace(/^(?:\r\n|\r|\n)+/, "");
+  let start = 0;
+  for (let again = true; again;) {
+    again = false;
+    for (const delimiter of delimiters)
+      if (raw.startsWith(delimiter, start)) {
+        start += delimiter.length;
+        again = true;
+        break;
+      }
+  }
+  return raw.slice(start);
+}
+
+/** The record delimiters csv-parse has detected so far, longest first (none before the first). */
+function recordDelimiters(parser: { options: unknown }): string[] {
+  const found = (parser.options as { record_delimiter?: Buffer[] }).record_delimiter ?? [];
+  return found
+    .map((b) => b.toString())
+    .filter((d) => d.length > 0)
+    .sort((x, y) => y.length - x.length);
 }
 
 async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<ParsedRecord> {
@@ -195,6 +222,7 @@ async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<
   const records = pipeline(text, parser, () => {});
   let header: string[] | undefined;
   let index = 0;
+  let delimiters: string[] = [];
   try {
     for await (const item of records as AsyncIterable<{
       record: string[];
@@ -203,7 +231,9 @@ async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<
     }>) {
       // raw also holds the line breaks of the empty lines skipped before the record (a record
       // never starts with a line break: a quoted one starts with its quote).
-      const raw = withoutRecordDelimiter(item.raw, parser).replace(/^(?:\r\n|\r|\n)+/, "");
+      // Detected with the first line break and never changed after: read once it is known.
+      if (delimiters.length === 0) delimiters = recordDelimiters(parser);
+      const raw = withoutSkippedLines(withoutRecordDelimiter(item.raw, delimiters), delimiters);
       // csv-parse counts CR LF, a lone LF and a lone CR each as one line break.
       const line = item.info.lines - (raw.match(/\r\n|\r|\n/g)?.length ?? 0);
       if (!header) {

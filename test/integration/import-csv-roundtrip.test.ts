@@ -93,8 +93,12 @@ describe("import reader round trip (PGlite)", () => {
       ),
       {
         numRuns: 60,
-        // A field ending in a bare CR, last on a line of a file of LF records: its CR is data.
-        examples: [[[["", "", "\r"]], ",", "\n"]],
+        // A bare CR (LF) in a file of LF (CR LF) records, ending or starting a line, is data.
+        examples: [
+          [[["", "", "\r"]], ",", "\n"],
+          [[["\r", "", ""]], ",", "\n"],
+          [[["\n", "", ""]], ",", "\r\n"],
+        ],
       },
     );
   });
