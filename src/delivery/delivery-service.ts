@@ -18,9 +18,9 @@
  * killed worker's subscriptions move within about 3 s instead of when their leases expire. Should
  * this worker's own lock stop being confirmed, it aborts its pushes and hands everything back.
  */
-import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
+import { defaultWorkerId } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { DEFAULT_RETRY_POLICY } from "../domain/retry-policy.js";
@@ -86,10 +86,6 @@ export interface DeliveryWorker extends BackgroundService {
   readonly workerId: string;
   /** Ids of the subscriptions this worker drives right now. */
   driving(): number[];
-}
-
-export function defaultWorkerId(): string {
-  return `${hostname()}:${process.pid}`;
 }
 
 export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<DeliveryWorker> {

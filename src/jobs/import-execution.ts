@@ -215,10 +215,7 @@ export async function runImportExecution(
             }
             const state = sqlState(caught);
             if (state === SQLSTATE.foreignKeyViolation)
-              throw failed(
-                "HERALD_IMPORT_FAILED",
-                `Table '${table.name}' was deleted during the import`,
-              );
+              throw failed("HERALD_IMPORT_FAILED", "The table of the import was deleted");
             const race =
               caught instanceof BatchRaced ||
               lostToConcurrency(caught) ||

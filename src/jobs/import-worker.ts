@@ -5,9 +5,9 @@
  * process, polling as a safety net, handing the running executions back at stop (the next worker
  * resumes them from their checkpoint).
  */
-import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { HeraldConfig } from "../config/config.js";
+import { defaultWorkerId } from "../background-service.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
 import type { StoredExecution } from "../storage/etl-execution-repository.js";
@@ -50,7 +50,7 @@ export type ImportWorker = JobLoop;
 
 export async function startImportWorker(options: ImportWorkerOptions): Promise<ImportWorker> {
   const { db, config } = options;
-  const owner = `${config.workerId ?? `${hostname()}:${process.pid}`}:imports`;
+  const owner = `${config.workerId ?? defaultWorkerId()}:imports`;
   const logger = options.logger.child({ component: "imports", worker: owner });
   const leaseMs = options.leaseMs ?? IMPORT_WORKER_DEFAULTS.leaseMs;
   const batchRows = options.batchRows ?? IMPORT_WORKER_DEFAULTS.batchRows[db.kind];

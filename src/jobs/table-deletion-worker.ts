@@ -5,9 +5,9 @@
  * DELETE of a table in any process, polling as a safety net (a deletion waiting for its
  * subscriptions comes back through the poll), handing the running deletions back at stop.
  */
-import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { HeraldConfig } from "../config/config.js";
+import { defaultWorkerId } from "../background-service.js";
 import type { Database } from "../storage/database.js";
 import type { TableDeletion } from "../storage/table-deletion-repository.js";
 import {
@@ -54,7 +54,7 @@ export async function startTableDeletionWorker(
   options: TableDeletionWorkerOptions,
 ): Promise<TableDeletionWorker> {
   const { db, config } = options;
-  const owner = `${config.workerId ?? `${hostname()}:${process.pid}`}:table-deletions`;
+  const owner = `${config.workerId ?? defaultWorkerId()}:table-deletions`;
   const logger = options.logger.child({ component: "table-deletions", worker: owner });
   const leaseMs = options.leaseMs ?? TABLE_DELETION_DEFAULTS.leaseMs;
   /** The loop, once started: a run asks it whether the worker is stopping. */

@@ -7,7 +7,7 @@ import { Type } from "typebox";
 import { HeraldError } from "../../domain/errors.js";
 import type { ParsedDefinition } from "../../domain/etl-definition.js";
 import { parseEtlDefinition } from "../../domain/etl-definition.js";
-import { etlHref, executionHref } from "../../jobs/etl-events.js";
+import { etlHref, executionHref, MASS_IMPORTS_PREFIX } from "../../jobs/etl-events.js";
 import type { StoredEtl } from "../../storage/etl-repository.js";
 import {
   deleteEtl,
@@ -56,7 +56,7 @@ function renderEtl(entity: Entity, etl: StoredEtl, warnings: ParsedDefinition["w
     _links: {
       self: { href: self },
       executions: {
-        href: `/mass-imports/v5/entities/${encodeURIComponent(entity.name)}/etl-executions?etlId=${etl.id}`,
+        href: `${MASS_IMPORTS_PREFIX}/${encodeURIComponent(entity.name)}/etl-executions?etlId=${encodeURIComponent(etl.id)}`,
       },
     },
   };
@@ -124,10 +124,7 @@ const etlRoutes: RouteModule = async (app, deps) => {
       if (!etl) throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
       return reply
         .code(201)
-        .header(
-          "location",
-          `/mass-imports${etlHref(entity.name, etl.id).replace("/mass-imports", "")}`,
-        )
+        .header("location", etlHref(entity.name, etl.id))
         .send(renderEtl(entity, etl, parsed.warnings));
     },
   );
