@@ -34,6 +34,7 @@ import {
   KnownRoutes,
   notFoundHandler,
 } from "./error-handler.js";
+import { installJsonParser } from "./json-body.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { ROUTE_MODULES } from "./routes/index.js";
 import { stripServicePrefix } from "./service-prefixes.js";
@@ -248,12 +249,7 @@ export async function buildApp(options: {
   // with no body. Those methods take no body, so an empty one is no body rather than 400 "the
   // body is empty"; every other body goes through Fastify's own JSON parser (which refuses
   // __proto__ and constructor keys).
-  const parseJson = app.getDefaultJsonParser("error", "error");
-  app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    if (body === "" && BODYLESS_METHODS.has(request.method)) return done(null, undefined);
-    parseJson(request, body as string, done);
-  });
+  installJsonParser(app, (method) => BODYLESS_METHODS.has(method));
 
   const deps: AppDeps = {
     db: options.db,

@@ -6,17 +6,13 @@
  * of that module (Fastify scopes content-type parsers and hooks to the plugin that adds them).
  */
 import type { HeraldApp } from "../app.js";
+import { installJsonParser } from "../json-body.js";
 
 const WRITE_METHODS: ReadonlySet<string> = new Set(["POST", "PUT", "PATCH"]);
 
 export function acceptEmptyWriteBodies(app: HeraldApp): void {
   // The application's parser answers 400 for an empty JSON body on POST and PUT; here it is none.
-  const parseJson = app.getDefaultJsonParser("error", "error");
-  app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    if (body === "") return done(null, undefined);
-    parseJson(request, body as string, done);
-  });
+  installJsonParser(app, () => true);
   app.addHook("preValidation", async (request) => {
     if (!WRITE_METHODS.has(request.method)) return;
     const body: unknown = request.body;

@@ -103,7 +103,7 @@ export function renderSegmentations(table: DataTable, record: StoredRecord) {
   });
 }
 
-/** The attributes a profile holds, typed (SPEC §3); attributes without a value are left out. */
+/** The attributes a profile or record holds, typed (SPEC §3); attributes without a value are left out. */
 export function typedAttributes(table: DataTable, record: StoredRecord): Map<string, TypedValue> {
   const values = new Map<string, TypedValue>();
   for (const attribute of table.attributes) {

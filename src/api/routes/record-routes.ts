@@ -14,7 +14,8 @@ import {
   upsertCustomRecord,
 } from "../../capture/custom-record-writer.js";
 import type { TypedValue } from "../../domain/attribute-values.js";
-import { checkValue, typedValue } from "../../domain/attribute-values.js";
+import { checkValue } from "../../domain/attribute-values.js";
+import { typedAttributes } from "./profile-schemas.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import type { StoredRecord } from "../../storage/record-repository.js";
@@ -59,10 +60,7 @@ const base = "/v4/entity/:entity/customTable/:table/record";
 /** A record as the v4 reads answer it: its attributes with a value, typed, in declaration order. */
 export function renderRecord(table: DataTable, record: StoredRecord) {
   const properties: { name: string; value: TypedValue }[] = [];
-  for (const attribute of table.attributes) {
-    const value = typedValue(record.attributes[attribute.name]);
-    if (value !== undefined) properties.push({ name: attribute.name, value });
-  }
+  for (const [name, value] of typedAttributes(table, record)) properties.push({ name, value });
   return { properties };
 }
 
