@@ -93,6 +93,55 @@ function keyShape(table: Pick<DataTable, "attributes" | "primaryKeyAttribute">):
   return JSON.stringify([table.primaryKeyAttribute ?? null, unique.sort()]);
 }
 
+/** The two structure reads of one table kind: the list at `path`, one table at `path/:table`. */
+export interface StructureReads {
+  kind: TableKind;
+  path: string;
+  listKey: string;
+  tag: string;
+  tableSchema: TSchema;
+  render(table: DataTable): Record<string, unknown>;
+  listSummary: string;
+  readSummary: string;
+}
+
+/** Registers the list and the read of one table kind (the v5 paths, and the v4 ones Actito calls). */
+export function registerStructureReads(app: HeraldApp, deps: AppDeps, reads: StructureReads): void {
+  app.get(
+    reads.path,
+    {
+      schema: {
+        tags: [reads.tag],
+        summary: reads.listSummary,
+        params: EntityParams,
+        response: { 200: Type.Object({ [reads.listKey]: Type.Array(reads.tableSchema) }) },
+      },
+    },
+    async (request) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const tables = await listTables(deps.db, entity.id, reads.kind);
+      return { [reads.listKey]: tables.map(reads.render) };
+    },
+  );
+  app.get(
+    `${reads.path}/:table`,
+    {
+      schema: {
+        tags: [reads.tag],
+        summary: reads.readSummary,
+        params: TableParams,
+        response: { 200: reads.tableSchema },
+      },
+    },
+    async (request) => {
+      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const table = await findTable(deps.db, entity.id, reads.kind, request.params.table);
+      if (!table) throw notFound(request.params.table, entity.name);
+      return reads.render(table);
+    },
+  );
+}
+
 export function registerTableStructureRoutes(
   app: HeraldApp,
   deps: AppDeps,
@@ -101,23 +150,16 @@ export function registerTableStructureRoutes(
   const { kind, collection, tag } = options;
   const base = `/v5/entities/:entity/${collection}`;
 
-  app.get(
-    base,
-    {
-      schema: {
-        tags: [tag],
-        summary: `List the ${collection} of an entity`,
-        params: EntityParams,
-        response: { 200: Type.Object({ [options.listKey]: Type.Array(options.tableSchema) }) },
-      },
-    },
-    async (request) => {
-      assertStorableRequest(request);
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const tables = await listTables(deps.db, entity.id, kind);
-      return { [options.listKey]: tables.map(options.render) };
-    },
-  );
+  registerStructureReads(app, deps, {
+    kind,
+    path: base,
+    listKey: options.listKey,
+    tag,
+    tableSchema: options.tableSchema,
+    render: options.render,
+    listSummary: `List the ${collection} of an entity`,
+    readSummary: "Read one table by id or name",
+  });
 
   app.post(
     base,
@@ -145,25 +187,6 @@ export function registerTableStructureRoutes(
         .code(201)
         .header("location", `/v5/entities/${entity.name}/${collection}/${table.id}`)
         .send(withWarnings(options.render(table), warnings));
-    },
-  );
-
-  app.get(
-    `${base}/:table`,
-    {
-      schema: {
-        tags: [tag],
-        summary: "Read one table by id or name",
-        params: TableParams,
-        response: { 200: options.tableSchema },
-      },
-    },
-    async (request) => {
-      assertStorableRequest(request);
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
-      const table = await findTable(deps.db, entity.id, kind, request.params.table);
-      if (!table) throw notFound(request.params.table, entity.name);
-      return options.render(table);
     },
   );
 
