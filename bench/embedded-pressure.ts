@@ -11,12 +11,14 @@
  * exports the pieces, so a bench scenario can reuse them.
  */
 import type { ChildProcess } from "node:child_process";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import { Client, request } from "undici";
+import { percentile } from "./closed-loop.js";
+import { vmRssMb } from "./faults-support.js";
 
 /**
  * GET /healthz every 100 ms on one keep-alive connection until the `end` it is sent; posts the
@@ -106,17 +108,6 @@ export async function startEmbeddedHerald(
         child.kill("SIGTERM");
       }),
   };
-}
-
-/** Resident set size of a process in MB (`ps -o rss`). */
-export function rssMb(pid: number): number {
-  return (
-    Number(
-      execFileSync("ps", ["-o", "rss=", "-p", String(pid)])
-        .toString()
-        .trim(),
-    ) / 1024
-  );
 }
 
 export interface PressureResult {
@@ -254,12 +245,6 @@ export async function runPressure(
   return result;
 }
 
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 function argument(name: string, fallback: number): number {
   const given = process.argv.find((a) => a.startsWith(`--${name}=`));
   return given ? Number(given.split("=")[1]) : fallback;
@@ -271,7 +256,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const herald = await startEmbeddedHerald();
   try {
     await new Promise((r) => setTimeout(r, 3000));
-    console.log(`idle RSS: ${rssMb(herald.child.pid!).toFixed(0)} MB`);
+    console.log(`idle RSS: ${vmRssMb(herald.child.pid!).toFixed(0)} MB`);
     const r = await runPressure(herald, { clients, durationMs });
     const f = (v: number) => v.toFixed(1);
     console.log(
@@ -296,7 +281,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log(
       `requests over 1 s: ${r.slowest.length}, over 2 s: ${r.slowest.filter((s) => s.ms > 2000).length}; of those begun after the first second (connections open): ${later.length} and ${later.filter((s) => s.ms > 2000).length}, slowest ${later.length ? f(Math.max(...later.map((s) => s.ms))) : 0} ms`,
     );
-    console.log(`RSS after load: ${rssMb(herald.child.pid!).toFixed(0)} MB`);
+    console.log(`RSS after load: ${vmRssMb(herald.child.pid!).toFixed(0)} MB`);
   } finally {
     await herald.stop();
   }

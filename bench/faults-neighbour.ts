@@ -24,13 +24,13 @@ import { createBenchDatabase, fixed, profileEvent } from "./bench-support.js";
 import type { ResultRow } from "./faults-support.js";
 import {
   FAULTS_ADMIN_KEY,
-  percentile,
   sleep,
   startPushRecorder,
   subscriptionSettings,
   until,
   verdict,
 } from "./faults-support.js";
+import { percentile } from "./closed-loop.js";
 
 const SLOW_MS = 14_000;
 const SLOW_CONCURRENCY = 64;

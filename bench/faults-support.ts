@@ -256,11 +256,3 @@ export function vmRssMb(pid: number): number {
 export type ResultRow = [string, string, string, string];
 
 export const verdict = (ok: boolean): string => (ok ? "ok" : "MISSED");
-
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[
-    Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
-  ]!;
-}

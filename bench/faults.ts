@@ -31,13 +31,13 @@ import { recovery } from "./faults-recovery.js";
 import type { HeraldProcess, ResultRow } from "./faults-support.js";
 import {
   FAULTS_ADMIN_KEY,
-  percentile,
   sleep,
   startHeraldProcess,
   stopAllHeraldProcesses,
   verdict,
   vmRssMb,
 } from "./faults-support.js";
+import { percentile } from "./closed-loop.js";
 import { takeover } from "./faults-takeover.js";
 
 const IDLE_MS = 5_000;
