@@ -66,7 +66,7 @@ function fromValidation(error: FastifyError): HeraldError {
 export const DATABASE_RETRY_AFTER_S = 2;
 
 /** 503 with `Retry-After`: the database is unavailable for now (`reason` in words). */
-export function databaseUnavailable(reason: string): HeraldError {
+function databaseUnavailable(reason: string): HeraldError {
   const retryAfter = DATABASE_RETRY_AFTER_S;
   return new HeraldError("HERALD_DATABASE_UNAVAILABLE", { reason, retryAfter }, [], {
     "retry-after": String(retryAfter),

@@ -98,7 +98,7 @@ export function withCreationTime(table: DataTable, attributes: AttributeMap): At
 }
 
 /** What a write does to an existing record: nothing, or this update and its UPDATE event. */
-export type RecordUpdatePlan =
+type RecordUpdatePlan =
   | { kind: "unchanged" }
   | {
       kind: "update";

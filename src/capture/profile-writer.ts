@@ -113,7 +113,7 @@ export function context(
 }
 
 /** What a write creates: the profile, its keys, and its events once its id and moments are known. */
-export interface ProfileCreatePlan {
+interface ProfileCreatePlan {
   attributes: AttributeMap;
   subscriptions: SubscriptionStates;
   segments: SegmentMemberships;

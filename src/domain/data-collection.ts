@@ -6,11 +6,11 @@
 import { invalid } from "./errors.js";
 import { isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./safe-text.js";
 
-export const DATA_COLLECTION_FIELDS = ["date", "source", "way"] as const;
+const DATA_COLLECTION_FIELDS = ["date", "source", "way"] as const;
 export type DataCollection = Partial<Record<(typeof DATA_COLLECTION_FIELDS)[number], string>>;
 
 /** Longest text kept per field: it describes a collection, it is not a document. */
-export const MAX_DATA_COLLECTION_CHARS = 1000;
+const MAX_DATA_COLLECTION_CHARS = 1000;
 
 /**
  * The information a write body gives, as stored: its three fields (others are ignored), empty

@@ -11,7 +11,7 @@ import { PostgresDatabase } from "./postgres-database.js";
  * and refuses (authentication failed, no such database, a TLS setting it rejects): that is a setting
  * to fix, and waiting would hide it. Attempts are spaced out from 250 ms to at most 2 s.
  */
-export const DATABASE_WAIT = { firstMs: 250, maxMs: 2_000, reportEveryMs: 30_000 } as const;
+const DATABASE_WAIT = { firstMs: 250, maxMs: 2_000, reportEveryMs: 30_000 } as const;
 
 /** What the start tells the operator while it waits for the database. */
 export interface DatabaseWait {

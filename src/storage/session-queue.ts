@@ -20,7 +20,7 @@ export interface SessionQueueOptions {
   sliceMs: number;
 }
 
-export const SESSION_QUEUE_DEFAULTS: SessionQueueOptions = { sliceMs: 5 };
+const SESSION_QUEUE_DEFAULTS: SessionQueueOptions = { sliceMs: 5 };
 
 interface Waiter {
   grant: () => void;

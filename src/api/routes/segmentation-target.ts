@@ -16,7 +16,7 @@ export interface NamedSegment {
 }
 
 /** The table's segmentation of that name, or 404 HERALD_SEGMENTATION_NOT_FOUND. */
-export function segmentationOf(table: DataTable, name: string): Segmentation {
+function segmentationOf(table: DataTable, name: string): Segmentation {
   const segmentation = table.segmentations.find((s) => s.name === name);
   if (!segmentation)
     throw new HeraldError("HERALD_SEGMENTATION_NOT_FOUND", {
