@@ -39,6 +39,7 @@ import { RateLimiter } from "./rate-limiter.js";
 import { ROUTE_MODULES } from "./routes/index.js";
 import { stripServicePrefix } from "./service-prefixes.js";
 import { HERALD_VERSION } from "../version.js";
+import { consolePlugin } from "../console/console-plugin.js";
 
 export type HeraldApp = FastifyInstance<
   RawServerDefault,
@@ -349,6 +350,13 @@ export async function buildApp(options: {
   for (const routes of ROUTE_MODULES) {
     await app.register(async (scoped) => routes(scoped as HeraldApp, deps));
   }
+  // The console at /ui (SPEC §8): its own session auth, calling the routes above in process.
+  await app.register(consolePlugin, {
+    prefix: "/ui",
+    deps: { db: options.db, config: options.config, logger: options.logger },
+    authenticator: deps.authenticator,
+    api: app,
+  });
   listenForTableChanges(app, options.db, options.logger);
   return app as HeraldApp;
 }

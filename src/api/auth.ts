@@ -4,12 +4,13 @@
  * raw key). Tokens are stored hashed; a short in-process cache spares the database on hot paths.
  */
 import type { FastifyRequest } from "fastify";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { HeraldError } from "../domain/errors.js";
 import type { Database } from "../storage/database.js";
 import type { ApiKeyRow, Entity } from "../storage/tenancy-repository.js";
 import {
   findApiKeyByHash,
+  findApiKeyById,
   findEntityByName,
   findKeyByToken,
   insertAccessToken,
@@ -64,7 +65,24 @@ export class Authenticator {
     Promise<{ context: AuthContext; expiresAt: number } | undefined>
   >();
 
+  /**
+   * Known only to this process: the console's in-process API calls (`app.inject`) carry it with
+   * the signed-in key's id, so that they pass the same validation and entity scope as any client's
+   * call without the console holding the raw key. Never sent over a socket.
+   */
+  readonly #consoleSecret = randomBytes(32).toString("base64url");
+
   constructor(private readonly db: Database) {}
+
+  /** The live key behind a raw API key, or undefined (the console's sign-in). */
+  async findKey(rawKey: string): Promise<ApiKeyRow | undefined> {
+    return findApiKeyByHash(this.db, hashSecret(rawKey.trim()));
+  }
+
+  /** The Authorization header of the console's in-process API calls for one signed-in key. */
+  consoleAuthorization(key: { licenceId: number; apiKeyId: number }): string {
+    return `HeraldConsole ${this.#consoleSecret}.${key.licenceId}.${key.apiKeyId}`;
+  }
 
   async issueToken(rawKey: string | undefined): Promise<IssuedToken> {
     if (!rawKey)
@@ -98,6 +116,7 @@ export class Authenticator {
     const credentials = space > 0 ? header.slice(space + 1).trim() : "";
     if (scheme === "bearer") return this.fromToken(credentials);
     if (scheme === "basic") return this.fromBasic(credentials);
+    if (scheme === "heraldconsole") return this.fromConsole(credentials);
     throw new HeraldError("HERALD_INVALID_TOKEN");
   }
 
@@ -105,6 +124,18 @@ export class Authenticator {
     return this.cached("HERALD_INVALID_TOKEN", `bearer:${token}`, async () => {
       const key = await findKeyByToken(this.db, hashSecret(token));
       return key ? { context: toContext(key), expiresAt: key.expiresAt.getTime() } : undefined;
+    });
+  }
+
+  private async fromConsole(credentials: string): Promise<AuthContext> {
+    const [secret = "", licence = "", key = ""] = credentials.split(".");
+    const expected = Buffer.from(this.#consoleSecret);
+    const given = Buffer.from(secret);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected))
+      throw new HeraldError("HERALD_INVALID_TOKEN");
+    return this.cached("HERALD_INVALID_TOKEN", `console:${licence}.${key}`, async () => {
+      const found = await findApiKeyById(this.db, Number(licence), Number(key));
+      return found ? { context: toContext(found), expiresAt: Number.POSITIVE_INFINITY } : undefined;
     });
   }
 

@@ -78,6 +78,19 @@ export function handleError(
   request: FastifyRequest,
   reply: FastifyReply,
 ): FastifyReply {
+  const herald = toHeraldError(error, request);
+  return reply
+    .code(herald.status)
+    .headers(herald.headers)
+    .type("application/json")
+    .send(herald.toBody());
+}
+
+/**
+ * Any error thrown while serving a request, as the catalogue's error that answers it (logged
+ * when it is Herald's fault). The console renders the same error as a page.
+ */
+export function toHeraldError(error: FastifyError, request: FastifyRequest): HeraldError {
   let herald = error instanceof HeraldError ? error : fromFastify(error, request);
   const unavailable = herald ? undefined : findUnavailable(error);
   if (unavailable) {
@@ -98,11 +111,7 @@ export function handleError(
       herald = new HeraldError("HERALD_INTERNAL", { requestId: String(request.id) });
     }
   }
-  return reply
-    .code(herald.status)
-    .headers(herald.headers)
-    .type("application/json")
-    .send(herald.toBody());
+  return herald;
 }
 
 /**
