@@ -3,6 +3,16 @@
  * as one file here (its routes and its navigation link) and one line below.
  */
 import type { ConsolePage } from "../console-page.js";
+import changeLogPage from "./change-log.js";
 import entitiesPage from "./entities.js";
+import importsPage from "./imports.js";
+import subscriptionsPage from "./subscriptions.js";
+import tablesPage from "./tables.js";
 
-export const CONSOLE_PAGES: ConsolePage[] = [entitiesPage];
+export const CONSOLE_PAGES: ConsolePage[] = [
+  entitiesPage,
+  tablesPage,
+  subscriptionsPage,
+  importsPage,
+  changeLogPage,
+];
