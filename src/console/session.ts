@@ -74,7 +74,10 @@ export function csrfMatches(session: ConsoleSession, sent: string | undefined): 
 }
 
 function sessionCookie(request: FastifyRequest, token: string, maxAge: number): string {
-  const secure = request.protocol === "https" ? "; Secure" : "";
+  // Behind a TLS proxy the request arrives as plain HTTP with X-Forwarded-Proto; a client that
+  // sends that header itself only gets a cookie its browser keeps off plain HTTP.
+  const https = request.protocol === "https" || request.headers["x-forwarded-proto"] === "https";
+  const secure = https ? "; Secure" : "";
   return `${SESSION_COOKIE}=${token}; Path=/ui; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure}`;
 }
 

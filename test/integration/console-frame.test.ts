@@ -75,6 +75,17 @@ for (const { backend, skip } of await testBackends()) {
       assert.match(cookie, /SameSite=Strict/);
       assert.match(cookie, /Path=\/ui/);
       assert.doesNotMatch(cookie, /Secure/, "plain HTTP here; Secure is set over HTTPS");
+      const proxied = await t.app.inject({
+        method: "POST",
+        url: "/ui/sign-in",
+        headers: { ...FORM, "x-forwarded-proto": "https" },
+        payload: new URLSearchParams({ apiKey: TEST_ADMIN_KEY }).toString(),
+      });
+      assert.match(
+        String(proxied.headers["set-cookie"]),
+        /; Secure/,
+        "served over HTTPS by a proxy",
+      );
     });
 
     test("pages carry a CSP without inline scripts and are not cached", async () => {
