@@ -59,7 +59,15 @@ export async function startHerald(
     // A deleted table's records go in batches with their DELETE events (SPEC §3), as a job too.
     services.push(await startTableDeletionWorker({ db, logger, config }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
-    services.push(await startHousekeeping({ db, logger, config }));
+    services.push(
+      await startHousekeeping({
+        db,
+        logger,
+        config,
+        intervalMs: config.housekeepingIntervalMs,
+        subscriptionsChanged: () => worker?.wake(),
+      }),
+    );
   }
   if (config.roles.includes("api")) {
     // Loaded only with the api role: a worker-only process stays ~85 MB smaller without the HTTP stack.

@@ -25,6 +25,7 @@ export interface HeraldConfig {
   deliveryTimeoutMs: number;
   operationsWebhookUrl: string | undefined;
   retentionDays: number;
+  housekeepingIntervalMs: number;
   workerId: string | undefined;
   rateLimitPerMinute: number;
   rateLimitConcurrent: number;
@@ -219,6 +220,14 @@ export const SETTINGS: { [K in keyof HeraldConfig]: Setting<K> } = {
     default: 7,
     parse: integer(1, 3650),
     doc: "Days of change log and delivery attempts kept (never pruned below a live subscription's watermark).",
+  },
+  housekeepingIntervalMs: {
+    key: "housekeepingIntervalMs",
+    env: "HERALD_HOUSEKEEPING_INTERVAL_MS",
+    file: "housekeepingIntervalMs",
+    default: 600_000,
+    parse: integer(1_000, 86_400_000),
+    doc: "Time between housekeeping runs (pruning, and deleting subscriptions whose expiresAt has passed); the first run comes after this time or one minute, whichever is shorter.",
   },
   workerId: {
     key: "workerId",

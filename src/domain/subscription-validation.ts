@@ -3,7 +3,8 @@
  *
  * - `requestProblems`: what can be judged from the request alone (400): known fields, `on`,
  *   `eventType` and `pushMode` values, ranges, the target URL, headers, the secret, the form of
- *   `conditions`, and `onElementId` being present for table sources;
+ *   `conditions`, `expiresAt` being a time still to come, and `onElementId` being present for
+ *   table sources;
  * - `elementProblems`: what needs the table the subscription listens to (422): `eventType` fits `on`,
  *   `onFields` and condition attributes are attributes of the table, a custom-table UPDATE needs a
  *   declared UPDATE event, filters and payload version 1 are refused on sources that have no table.
@@ -12,6 +13,7 @@
  * not exist); after them it checks the target's address (422, see delivery/address-guard.ts).
  * `toSubscriptionSettings` then fills the defaults and drops reserved headers.
  */
+import { checkScalar } from "./attribute-values.js";
 import type { ErrorDetail } from "./errors.js";
 import type { EventSource, EventType } from "./change-event.js";
 import { EVENT_SOURCES, EVENT_TYPES, EVENT_TYPES_BY_SOURCE } from "./change-event.js";
@@ -19,7 +21,12 @@ import type { MatchingConditions } from "./conditions.js";
 import { validateConditions } from "./conditions.js";
 import type { DataTable } from "./data-table.js";
 import { attributeNames, hasDeclaredUpdateEvent, TABLE_KINDS } from "./data-table.js";
-import type { PayloadVersion, PushMode, SubscriptionSettings } from "./subscription.js";
+import type {
+  PayloadVersion,
+  PushMode,
+  Subscription,
+  SubscriptionSettings,
+} from "./subscription.js";
 import { PAYLOAD_VERSIONS, PUSH_MODES, SUBSCRIPTION_DEFAULTS } from "./subscription.js";
 import { webhookSecretProblem } from "./webhook-secret.js";
 
@@ -41,6 +48,8 @@ export interface SubscriptionRequest {
   conditions?: MatchingConditions | null;
   secret?: string | null;
   payloadVersion?: number;
+  /** [ext] ISO 8601 time after which housekeeping deletes the subscription; null = never. */
+  expiresAt?: string | null;
 }
 
 /** Inclusive ranges of the numeric settings. */
@@ -96,6 +105,7 @@ export const SUBSCRIPTION_FIELDS: readonly string[] = [
   "conditions",
   "secret",
   "payloadVersion",
+  "expiresAt",
 ];
 
 /** Fields Herald returns but never takes: ignored in a body, so a GET → edit → PUT round trip works. */
@@ -183,6 +193,13 @@ function conditionAttributes(conditions: MatchingConditions): string[] {
 
 export interface RequestCheckOptions {
   allowInsecureTargets: boolean;
+  /** The time `expiresAt` must be after (default: now). */
+  now?: Date;
+  /**
+   * The stored `expiresAt` of the subscription being replaced: sent back unchanged, it is kept even
+   * when it has passed meanwhile (a GET → edit → PUT round trip must not fail on it).
+   */
+  currentExpiresAt?: Date | null;
   /** Legacy table paths: `on` and `onElementId` come from the path. */
   legacyPath?: boolean;
   /** Names of the fields present in the raw body (to refuse unknown ones). */
@@ -254,7 +271,30 @@ export function requestProblems(
     const c = request.conditions;
     problems.push(...validateConditions(c, conditionAttributes(c), "conditions"));
   }
+
+  if (request.expiresAt !== undefined && request.expiresAt !== null) {
+    const problem = expiresAtProblem(request.expiresAt, options);
+    if (problem) add("expiresAt", problem);
+  }
   return problems;
+}
+
+/** The time an `expiresAt` text names (ISO 8601; without a zone, UTC), or undefined. */
+export function parseExpiresAt(raw: string): Date | undefined {
+  const checked = checkScalar("TIMESTAMP", raw);
+  return checked.kind === "valid" ? new Date(checked.value as string) : undefined;
+}
+
+function expiresAtProblem(raw: string, options: RequestCheckOptions): string | undefined {
+  const at = parseExpiresAt(raw);
+  if (!at)
+    return "must be an ISO 8601 time such as 2026-11-30T08:00:00Z (or null for a subscription that never expires)";
+  if (options.currentExpiresAt && at.getTime() === options.currentExpiresAt.getTime())
+    return undefined;
+  const now = options.now ?? new Date();
+  if (at.getTime() <= now.getTime())
+    return `must be in the future; ${at.toISOString()} has passed (it is ${now.toISOString()}). Send null, or leave it out, for a subscription that never expires`;
+  return undefined;
 }
 
 /** The event types an element of `on` emits, for messages. */
@@ -315,6 +355,31 @@ export function elementProblems(
   return problems;
 }
 
+/**
+ * A stored subscription as the request that would set it again (its secret aside): what a PATCH
+ * starts from before the fields it sends replace theirs.
+ */
+export function requestOf(subscription: Subscription): SubscriptionRequest {
+  return {
+    on: subscription.on,
+    onElementId: subscription.onElementId,
+    eventType: subscription.eventType,
+    onFields: subscription.onFields,
+    targetUrl: subscription.targetUrl,
+    headers: subscription.headers,
+    isActive: subscription.isActive,
+    pushMode: subscription.pushMode,
+    maxBlockSize: subscription.maxBlockSize,
+    lingerMs: subscription.lingerMs,
+    maxWaitMs: subscription.maxWaitMs,
+    maxConcurrency: subscription.maxConcurrency,
+    includePrevious: subscription.includePrevious,
+    conditions: subscription.conditions,
+    payloadVersion: subscription.payloadVersion,
+    expiresAt: subscription.expiresAt?.toISOString() ?? null,
+  };
+}
+
 /** Drops reserved headers (case-insensitively) and keeps the others as given. */
 export function withoutReservedHeaders(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
@@ -370,5 +435,7 @@ export function toSubscriptionSettings(
       (request.payloadVersion as PayloadVersion | undefined) ??
       SUBSCRIPTION_DEFAULTS.payloadVersion,
     secret: request.secret ?? secret,
+    // Left out when there is none, as the stored column's NULL means "never".
+    ...(request.expiresAt ? { expiresAt: parseExpiresAt(request.expiresAt) ?? null } : {}),
   };
 }

@@ -55,13 +55,18 @@ export interface Subscription {
   stateReason: string | null;
   /** When the endpoint started failing everything (set while FAILING; SPEC §6 endpoint health). */
   failingSince: Date | null;
+  /**
+   * [ext] When housekeeping deletes the subscription (a temporary one, such as `herald listen`
+   * makes and keeps renewing); null = never.
+   */
+  expiresAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
 
 /**
  * What a client sets on a subscription (create or replace); the rest is assigned or delivery state.
- * `payloadVersion` left out is the default (2).
+ * `payloadVersion` left out is the default (2); `expiresAt` left out is null (never expires).
  */
 export type SubscriptionSettings = Pick<
   Subscription,
@@ -80,7 +85,7 @@ export type SubscriptionSettings = Pick<
   | "includePrevious"
   | "conditions"
   | "secret"
-> & { payloadVersion?: PayloadVersion };
+> & { payloadVersion?: PayloadVersion; expiresAt?: Date | null };
 
 /** The read-only [ext] `status` block of a subscription (SPEC §4). */
 export interface SubscriptionStatus {

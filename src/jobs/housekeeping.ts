@@ -3,7 +3,8 @@
  * (`HERALD_RETENTION_DAYS`) no longer keeps — delivery attempts, change events (never at or above a
  * live cursor: see `liveLogFloor`), expired access tokens, finished replay requests and expired stored
  * files (HERALD_FILE_RETENTION_DAYS, never one an unfinished import reads) — in bounded
- * batches, and logs what it pruned.
+ * batches, and logs what it pruned. First of all it deletes the subscriptions whose `expiresAt` has
+ * passed (temporary ones, such as `herald listen` leaves when it is killed), one log line each.
  *
  * Pruning is idempotent, so any number of processes may run this; each run first tries an advisory
  * lock and skips when another process is already at it.
@@ -15,6 +16,7 @@ import type { Database } from "../storage/database.js";
 import { deleteExpiredFiles } from "../storage/file-store.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
 import {
+  deleteExpiredSubscriptions,
   liveLogFloor,
   pruneChangeEvents,
   pruneDeliveryAttempts,
@@ -23,7 +25,7 @@ import {
 } from "../storage/housekeeping-repository.js";
 
 export const HOUSEKEEPING_DEFAULTS = {
-  /** Between runs. */
+  /** Between runs (HERALD_HOUSEKEEPING_INTERVAL_MS). */
   intervalMs: 10 * 60_000,
   /** Rows per DELETE statement: short locks, small WAL bursts. */
   batchSize: 5_000,
@@ -36,6 +38,8 @@ export interface HousekeepingOptions {
   logger: Logger;
   config: Pick<HeraldConfig, "retentionDays">;
   intervalMs?: number;
+  /** Subscriptions were deleted (expired): wake this process's delivery worker, as the API does. */
+  subscriptionsChanged?: () => void;
   /** Before the first run (default: one minute, so a restart does not delay pruning by a whole interval). */
   firstRunDelayMs?: number;
   /** Tests: a fixed clock. */
@@ -46,6 +50,8 @@ export interface HousekeepingOptions {
 
 /** Rows pruned by one run. */
 export interface HousekeepingReport {
+  /** Subscriptions deleted because their `expiresAt` had passed. */
+  expiredSubscriptions: number;
   deliveryAttempts: number;
   changeEvents: number;
   accessTokens: number;
@@ -96,7 +102,24 @@ export async function startHousekeeping(options: HousekeepingOptions): Promise<H
     try {
       const at = now();
       const cutoff = new Date(at.getTime() - options.config.retentionDays * DAY_MS);
+      // First, so that an expired subscription no longer holds the log back from this run's pruning.
+      const expiredSubscriptions = await drain(async () => {
+        const expired = await deleteExpiredSubscriptions(db, at, batchSize);
+        for (const s of expired)
+          logger.info(
+            {
+              subscriptionId: s.id,
+              entity: s.entityName,
+              expiresAt: s.expiresAt.toISOString(),
+              targetUrl: s.targetUrl,
+            },
+            "webhook subscription expired; deleted",
+          );
+        return expired.length;
+      });
+      if (expiredSubscriptions > 0) options.subscriptionsChanged?.();
       const report: HousekeepingReport = {
+        expiredSubscriptions,
         deliveryAttempts: await drain(() => pruneDeliveryAttempts(db, cutoff, batchSize)),
         changeEvents: 0,
         accessTokens: await drain(() => pruneExpiredAccessTokens(db, at, batchSize)),
@@ -112,6 +135,7 @@ export async function startHousekeeping(options: HousekeepingOptions): Promise<H
         return pruneChangeEvents(db, cutoff, report.logFloor, batchSize);
       });
       const pruned =
+        report.expiredSubscriptions +
         report.deliveryAttempts +
         report.changeEvents +
         report.accessTokens +

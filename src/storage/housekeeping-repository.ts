@@ -1,10 +1,58 @@
 /**
  * SQL of housekeeping (DESIGN §7 "the log is pruned by age once every cursor has passed it"):
  * old delivery attempts, old change events below every live cursor, expired access tokens and
- * finished replay requests. Every delete is one bounded batch (`batchSize` rows, chosen through an
- * index) so no statement holds locks for long; the job calls them in a loop.
+ * finished replay requests, and the subscriptions whose `expiresAt` has passed. Every delete is one
+ * bounded batch (`batchSize` rows, chosen through an index) so no statement holds locks for long;
+ * the job calls them in a loop.
  */
 import type { Queryable } from "./database.js";
+import { deleteSubscription } from "./subscription-repository.js";
+
+/** A subscription housekeeping deleted because its `expiresAt` had passed. */
+export interface ExpiredSubscription {
+  id: number;
+  entityName: string;
+  expiresAt: Date;
+  targetUrl: string;
+}
+
+/**
+ * Deletes up to `batchSize` subscriptions whose `expiresAt` is at or before `now`, each exactly as a
+ * DELETE through the API does (`deleteSubscription`: its attempts, parked events and replays go with
+ * it), and only if it is still expired when deleted: a renewal that came in since the read keeps it.
+ * Found through webhook_subscriptions_expiry (migration 021), which holds only temporary ones.
+ */
+export async function deleteExpiredSubscriptions(
+  db: Queryable,
+  now: Date,
+  batchSize: number,
+): Promise<ExpiredSubscription[]> {
+  const { rows } = await db.query<{
+    id: number;
+    entity_id: number;
+    entity_name: string;
+    expires_at: Date;
+    target_url: string;
+  }>(
+    `SELECT s.id, s.entity_id, e.name AS entity_name, s.expires_at, s.target_url
+       FROM webhook_subscriptions s JOIN entities e ON e.id = s.entity_id
+      WHERE s.expires_at <= $1
+      ORDER BY s.expires_at
+      LIMIT $2`,
+    [now, batchSize],
+  );
+  const deleted: ExpiredSubscription[] = [];
+  for (const row of rows) {
+    if (await deleteSubscription(db, row.entity_id, row.id, { expiredBy: now }))
+      deleted.push({
+        id: row.id,
+        entityName: row.entity_name,
+        expiresAt: row.expires_at,
+        targetUrl: row.target_url,
+      });
+  }
+  return deleted;
+}
 
 /** Delivery attempts made before `olderThan`; uses delivery_attempts_time (attempted_at). */
 export async function pruneDeliveryAttempts(

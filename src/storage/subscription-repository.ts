@@ -51,6 +51,7 @@ const SETTINGS_COLUMNS = [
   "include_previous",
   "conditions",
   "payload_version",
+  "expires_at",
   "secret",
 ] as const;
 
@@ -71,6 +72,7 @@ function settingsParams(settings: SubscriptionSettings): unknown[] {
     settings.includePrevious,
     settings.conditions === null ? null : JSON.stringify(settings.conditions),
     settings.payloadVersion ?? SUBSCRIPTION_DEFAULTS.payloadVersion,
+    settings.expiresAt ?? null,
     settings.secret,
   ];
 }
@@ -224,15 +226,22 @@ export async function rotateSubscriptionSecret(
   return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
 }
 
-/** Deletes a subscription; false when the entity has no such subscription. */
+/**
+ * Deletes a subscription; false when the entity has no such subscription. Its delivery state
+ * (attempts, parked events, replays) goes with it (ON DELETE CASCADE), and a worker pushing for it
+ * lets it go at its next look. `expiredBy` (housekeeping) deletes it only if its `expiresAt` is at or
+ * before that time, so a renewal that came in meanwhile keeps it.
+ */
 export async function deleteSubscription(
   db: Queryable,
   entityId: number,
   id: number,
+  options: { expiredBy?: Date } = {},
 ): Promise<boolean> {
   const { rowCount } = await db.query(
-    "DELETE FROM webhook_subscriptions WHERE entity_id = $1 AND id = $2",
-    [entityId, id],
+    `DELETE FROM webhook_subscriptions
+      WHERE entity_id = $1 AND id = $2 AND ($3::timestamptz IS NULL OR expires_at <= $3)`,
+    [entityId, id, options.expiredBy ?? null],
   );
   return rowCount > 0;
 }

@@ -11,7 +11,7 @@ import type {
 export const SUBSCRIPTION_COLUMNS = `s.id, s.entity_id, e.name AS entity_name, s.source, s.element_id, s.event_type, s.on_fields,
   s.target_url, s.headers, s.is_active, s.push_mode, s.max_block_size, s.linger_ms, s.max_wait_ms, s.max_concurrency,
   s.include_previous, s.conditions, s.payload_version, s.secret, s.previous_secret, s.previous_secret_expires_at, s.state, s.state_reason,
-  s.failing_since, s.created_at, s.updated_at`;
+  s.failing_since, s.expires_at, s.created_at, s.updated_at`;
 
 /** FROM clause matching SUBSCRIPTION_COLUMNS. */
 export const SUBSCRIPTION_FROM = "webhook_subscriptions s JOIN entities e ON e.id = s.entity_id";
@@ -41,6 +41,7 @@ export interface SubscriptionRow {
   state: string;
   state_reason: string | null;
   failing_since: Date | null;
+  expires_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -71,6 +72,7 @@ export function toSubscription(row: SubscriptionRow): Subscription {
     state: row.state as SubscriptionState,
     stateReason: row.state_reason,
     failingSince: row.failing_since,
+    expiresAt: row.expires_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -162,6 +162,7 @@ for (const { backend, skip } of await testBackends()) {
             includePrevious: false,
             conditions: null,
             payloadVersion: 2,
+            expiresAt: null,
             secret: "",
             status: { state: "ACTIVE", reason: null, lag: 0, parkedRecords: 0 },
             createdAt: "",

@@ -79,6 +79,7 @@ describe("configuration", () => {
       HERALD_MAX_EXPANDED_BYTES: "8192",
       HERALD_FILE_RETENTION_DAYS: "3",
       HERALD_IMPORT_CONCURRENCY: "4",
+      HERALD_HOUSEKEEPING_INTERVAL_MS: "5000",
     };
     assert.deepEqual(
       Object.keys(env).sort(),
@@ -101,6 +102,7 @@ describe("configuration", () => {
       deliveryTimeoutMs: 500,
       operationsWebhookUrl: "https://ops.example/hook",
       retentionDays: 30,
+      housekeepingIntervalMs: 5000,
       workerId: "w1",
       rateLimitPerMinute: 600,
       rateLimitConcurrent: 20,

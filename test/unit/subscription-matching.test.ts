@@ -40,6 +40,7 @@ function subscription(overrides: Partial<Subscription> = {}): Subscription {
     state: "ACTIVE",
     stateReason: null,
     failingSince: null,
+    expiresAt: null,
     createdAt: new Date(0),
     updatedAt: new Date(0),
     ...overrides,

@@ -1,6 +1,6 @@
 /**
- * Webhook subscriptions (SPEC §4): create, list, read, replace, delete, the signing secret, and
- * the legacy per-table create paths. Validation runs in four steps (see
+ * Webhook subscriptions (SPEC §4): create, list, read, replace, [ext] update some fields (PATCH),
+ * delete, the signing secret, and the legacy per-table create paths. Validation runs in four steps (see
  * `domain/subscription-validation.ts`): the request alone (400), the element it names (404), what
  * the element allows (422), and, unless the operator allows insecure targets, the target's address
  * as the delivery guard would judge it (422 HERALD_BLOCKED_TARGET; a DNS lookup for a name). Every
@@ -19,6 +19,7 @@ import {
   elementProblems,
   isTableSource,
   normalizeElementId,
+  requestOf,
   requestProblems,
   toSubscriptionSettings,
 } from "../../domain/subscription-validation.js";
@@ -44,6 +45,7 @@ import {
   LegacyBody,
   ListQuery,
   ListResponse,
+  PatchBody,
   SecretResponse,
   SubscriptionBody,
   SubscriptionParams,
@@ -138,9 +140,9 @@ async function checkTarget(deps: AppDeps, request: FastifyRequest, targetUrl: st
 /**
  * Checks a request and turns it into settings to store. `secret` is what to keep when the request
  * brings none; `legacyTable` is the table named by a legacy path (then `on`/`onElementId` come from
- * it); `current` the subscription a PUT replaces (an unchanged target, or an unchanged trigger
- * source element, is not checked again, so a subscription that was accepted can always be paused
- * or edited).
+ * it); `current` the subscription a PUT or PATCH replaces (an unchanged target, trigger source
+ * element or `expiresAt` is not checked again, so a subscription that was accepted can always be
+ * paused or edited).
  */
 async function settingsFrom(
   deps: AppDeps,
@@ -149,7 +151,7 @@ async function settingsFrom(
   body: SubscriptionRequest,
   secret: string,
   legacyTable?: { kind: TableKind; idOrName: string },
-  current?: Pick<Subscription, "targetUrl" | "on" | "onElementId">,
+  current?: Pick<Subscription, "targetUrl" | "on" | "onElementId" | "expiresAt">,
 ) {
   const raw = request.body as Record<string, unknown>;
   const candidate: SubscriptionRequest = legacyTable
@@ -159,6 +161,7 @@ async function settingsFrom(
     allowInsecureTargets: deps.config.allowInsecureTargets,
     legacyPath: legacyTable !== undefined,
     bodyFields: Object.keys(raw ?? {}),
+    currentExpiresAt: current?.expiresAt ?? null,
   });
   if (problems.length > 0) throw badRequest(problems);
   const checked = candidate as SubscriptionRequest & {
@@ -382,6 +385,53 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
         "webhook subscription replaced",
       );
       return toJson(replaced, false);
+    },
+  );
+
+  app.patch(
+    "/v4/entity/:entity/webhookSubscription/:id",
+    {
+      schema: {
+        tags: TAGS,
+        summary:
+          "[ext] Change some fields of a webhook subscription; the others keep their stored values (renews an `expiresAt`, for instance)",
+        params: SubscriptionParams,
+        body: PatchBody,
+        response: { 200: SubscriptionResponse },
+      },
+    },
+    async (request) => {
+      const entity = await entityOf(request, request.params.entity);
+      const current = await existing(deps.db, entity, request.params.id);
+      // The stored settings with the sent fields on top, checked as a PUT of the result would be.
+      const merged: SubscriptionRequest = {
+        ...requestOf(current),
+        ...(request.body as SubscriptionRequest),
+      };
+      const settings = await settingsFrom(
+        deps,
+        entity,
+        request,
+        merged,
+        current.secret,
+        undefined,
+        current,
+      );
+      const updated = await replaceSubscription(deps.db, entity.id, current.id, settings);
+      if (!updated)
+        throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", {
+          id: request.params.id,
+          entity: entity.name,
+        });
+      deps.hooks.subscriptionsChanged();
+      const fields = Object.keys(request.body);
+      // A renewal of expiresAt alone is routine (`herald listen` sends one every 30 s).
+      const level = fields.length === 1 && fields[0] === "expiresAt" ? "debug" : "info";
+      request.log[level](
+        { subscriptionId: updated.id, entity: entity.name, fields },
+        "webhook subscription updated",
+      );
+      return toJson(updated, false);
     },
   );
 

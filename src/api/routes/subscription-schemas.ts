@@ -72,6 +72,15 @@ const commonFields = {
         "[ext] 2 (default): the current payload. 1: the older Actito format of table events ({tableType, tableId, eventType, data: {id, businessKey, …}}); table sources only",
     }),
   ),
+  expiresAt: Type.Optional(
+    Type.Union([
+      Type.String({
+        description:
+          "[ext] ISO 8601 time, in the future, after which housekeeping deletes the subscription (a temporary one); null or absent = never",
+      }),
+      Type.Null(),
+    ]),
+  ),
 };
 
 export const SubscriptionBody = Type.Object({
@@ -86,6 +95,9 @@ export const SubscriptionBody = Type.Object({
 });
 
 export const LegacyBody = Type.Object(commonFields);
+
+/** PATCH: any of the create fields; those left out keep their stored values. */
+export const PatchBody = Type.Partial(SubscriptionBody);
 
 export const SubscriptionResponse = Type.Object({
   id: Type.Integer(),
@@ -104,6 +116,9 @@ export const SubscriptionResponse = Type.Object({
   includePrevious: Type.Boolean(),
   conditions: Type.Union([Type.Null(), ConditionsSchema]),
   payloadVersion: Type.Enum([...PAYLOAD_VERSIONS]),
+  expiresAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
+    description: "[ext] When housekeeping deletes the subscription; null = never",
+  }),
   secret: Type.Optional(Type.String({ description: "Only in the answer to a create" })),
   status: Type.Object({
     state: Type.Enum([...SUBSCRIPTION_STATES]),
@@ -175,6 +190,7 @@ export function toJson(s: SubscriptionWithCursor, withSecret: boolean): Subscrip
     includePrevious: s.includePrevious,
     conditions: s.conditions as SubscriptionJson["conditions"],
     payloadVersion: s.payloadVersion,
+    expiresAt: s.expiresAt?.toISOString() ?? null,
     ...(withSecret ? { secret: s.secret } : {}),
     status: subscriptionStatus(s, s.watermark, s.logHead, s.parkedRecords),
     createdAt: s.createdAt.toISOString(),
