@@ -100,12 +100,24 @@ export async function scrollsSideways(page: Page): Promise<boolean> {
   );
 }
 
-/** Collects console errors and CSP violations, which a test asserts are none. */
+/**
+ * Collects script errors, CSP violations and assets that failed to load, which a test asserts are
+ * none. A page answered 4xx on purpose (a refused form, a wrong key) is not one: the browser logs
+ * its status as "Failed to load resource", which is left out here.
+ */
 export function watchPageErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on("console", (message) => {
-    if (message.type() === "error") errors.push(message.text());
+    if (message.type() !== "error") return;
+    if (message.text().startsWith("Failed to load resource: the server responded with a status"))
+      return;
+    errors.push(message.text());
   });
   page.on("pageerror", (error) => errors.push(error.message));
+  page.on("response", (response) => {
+    const kind = response.request().resourceType();
+    if (response.status() >= 400 && ["script", "stylesheet", "image", "font"].includes(kind))
+      errors.push(`${kind} ${response.url()} answered ${response.status()}`);
+  });
   return errors;
 }
