@@ -81,9 +81,11 @@ export async function consolePlugin(
   const open = new Set(["/ui/sign-in", "/ui/assets/:name"]);
 
   app.decorateRequest("console", undefined);
-  // Every console route authenticates by session here, not by the API's Authorization header.
+  // Every console route authenticates by session here, not by the API's Authorization header,
+  // and is a page, not an operation of the API's OpenAPI document.
   app.addHook("onRoute", (route) => {
     route.config = { ...(route.config as object), public: true };
+    route.schema = { ...route.schema, hide: true };
   });
   app.addContentTypeParser(
     "application/x-www-form-urlencoded",
