@@ -11,7 +11,7 @@ import { createLogger } from "../../src/logger.js";
 import type { ConsoleBrowser } from "../helpers/console-session.js";
 import { signInToConsole } from "../helpers/console-session.js";
 import type { ImportTestApp } from "../helpers/imports.js";
-import { createImportTestApp, CUSTOMERS } from "../helpers/imports.js";
+import { createImportTestApp, CUSTOMERS, EXECUTIONS_URL } from "../helpers/imports.js";
 import { TEST_ADMIN_KEY } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
 
@@ -297,6 +297,36 @@ for (const { backend, skip } of await testBackends()) {
       } finally {
         await worker.stop();
       }
+    });
+
+    test("cancel: a waiting import ends at once; a finished one is refused in words", async () => {
+      // No worker runs now (the test above stopped them): the import waits.
+      const waiting = await t.startImport(DEFINITION, { name: "later.csv", content: FILE });
+      const page = await admin.get(`/ui/e/acme/imports/${waiting}`);
+      assert.match(page.body, /data-state="PENDING"/);
+      assert.match(
+        page.body,
+        new RegExp(`sse-connect="/ui/e/acme/imports/${waiting}/progress"\\s+sse-swap="progress"`),
+      );
+      assert.match(page.body, /<progress id="import-bar" class="progress">/, "no known value yet");
+      const noToken = await admin.post(`/ui/e/acme/imports/${waiting}/cancel`, { _csrf: "" });
+      assert.equal(noToken.statusCode, 403);
+      const still = await t.request("GET", `${EXECUTIONS_URL}/${waiting}`);
+      assert.equal(still.json().status, "PENDING");
+      const cancelled = await admin.post(`/ui/e/acme/imports/${waiting}/cancel`);
+      assert.equal(cancelled.statusCode, 303);
+      const location = String(cancelled.headers.location);
+      assert.equal(location, `/ui/e/acme/imports/${waiting}?done=cancel`);
+      const shown = await admin.get(location);
+      assert.match(shown.body, /Cancel requested/);
+      assert.match(shown.body, /data-state="CANCELLED"/);
+      assert.doesNotMatch(shown.body, /sse-connect/);
+      const again = await admin.post(`/ui/e/acme/imports/${waiting}/cancel`);
+      assert.equal(again.statusCode, 409);
+      assert.match(again.body, /Nothing was cancelled/);
+      // Free text in ?done= is never shown.
+      const odd = await admin.get(`/ui/e/acme/imports/${waiting}?done=%3Cb%3Ehello`);
+      assert.doesNotMatch(odd.body, /hello|notice ok/);
     });
   });
 }

@@ -164,7 +164,8 @@ function rejectedSection({ entity, execution, rejected }: LiveView): SafeHtml {
         { label: "Column", cell: (r) => r.column ?? "—" },
         {
           label: "Reason",
-          cell: (r) => html`${r.message} <span class="help mono">${r.code}</span>`,
+          cell: (r) =>
+            html`<div>${r.message} <span class="help mono import-code">${r.code}</span></div>`,
         },
         {
           label: "Line as written",

@@ -89,7 +89,9 @@ const importsPage: ConsolePage = {
         entity,
         body: html`<h2>Executions</h2>
           ${filterForm(entity, filters, etls.etls)}
-          ${executionsTable(entity, list.etlExecutions, targets, filters)}
+          <div class="import-list">
+            ${executionsTable(entity, list.etlExecutions, targets, filters)}
+          </div>
           ${pager(entity, list, filters)}
           <h2>Predefined ETLs</h2>
           ${etlsTable(entity, etls)}`,
@@ -151,17 +153,20 @@ function executionsTable(
       {
         label: "Import",
         cell: (e: ExecutionBody) =>
-          html`<a href="${executionHref(entity, e.id)}">Import ${e.id}</a><br /><span class="help"
-              >${e.file.name}</span
-            >`,
+          html`<div>
+            <a href="${executionHref(entity, e.id)}">Import ${e.id}</a>
+            <span class="help import-file">${e.file.name}</span>
+          </div>`,
       },
       {
         label: "Table",
         cell: (e) => {
           const target = targets.get(e.id);
           if (!target) return "—";
-          return html`${tableText(target.table, target.tableKind)}
-          ${target.etlName ? html`<br /><span class="help">ETL ${target.etlName}</span>` : ""}`;
+          return html`<div>
+            ${tableText(target.table, target.tableKind)}
+            ${target.etlName ? html`<span class="help import-file">ETL ${target.etlName}</span>` : ""}
+          </div>`;
         },
       },
       { label: "Mode", cell: (e) => modeText(targets.get(e.id)?.mode) },
