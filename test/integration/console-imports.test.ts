@@ -328,5 +328,23 @@ for (const { backend, skip } of await testBackends()) {
       const odd = await admin.get(`/ui/e/acme/imports/${waiting}?done=%3Cb%3Ehello`);
       assert.doesNotMatch(odd.body, /hello|notice ok/);
     });
+
+    test("closing the server ends an open progress stream rather than waiting for it", async () => {
+      const waiting = await t.startImport(DEFINITION, { name: "never.csv", content: FILE });
+      const base = `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}`;
+      const response = await fetch(`${base}/ui/e/acme/imports/${waiting}/progress`, {
+        headers: { cookie: admin.cookie },
+      });
+      const reader = response.body!.getReader();
+      assert.match(new TextDecoder().decode((await reader.read()).value), /data-state="PENDING"/);
+      const closed = t.app.close().then(() => "closed");
+      const late = new Promise((resolve) => setTimeout(resolve, 5_000, "still open"));
+      assert.equal(await Promise.race([closed, late]), "closed");
+      // The stream ended without a done event: the browser would reconnect to the next server.
+      let rest = "";
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+        rest += new TextDecoder().decode(chunk.value);
+      assert.doesNotMatch(rest, /event: done/);
+    });
   });
 }
