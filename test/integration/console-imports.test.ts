@@ -329,6 +329,32 @@ for (const { backend, skip } of await testBackends()) {
       assert.doesNotMatch(odd.body, /hello|notice ok/);
     });
 
+    test("a stream whose key is revoked stops with a notice in words and a done event", async () => {
+      const created = await t.request("POST", "/v4/api-keys", {
+        name: "short-lived",
+        entities: ["acme"],
+      });
+      const shortLived = await signInToConsole(t, created.json().key);
+      const waiting = await t.startImport(DEFINITION, { name: "revoked.csv", content: FILE });
+      const base = `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}`;
+      const response = await fetch(`${base}/ui/e/acme/imports/${waiting}/progress`, {
+        headers: { cookie: shortLived.cookie },
+      });
+      const reader = response.body!.getReader();
+      let text = new TextDecoder().decode((await reader.read()).value);
+      assert.match(text, /data-state="PENDING"/);
+      const revoked = await t.request("DELETE", `/v4/api-keys/${created.json().id}`);
+      assert.equal(revoked.statusCode, 204);
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+        text += new TextDecoder().decode(chunk.value);
+      const events = eventsOf(text);
+      assert.deepEqual(events.at(-1), { event: "done", data: "stopped" });
+      const last = events.at(-2)!;
+      assert.equal(last.event, "progress");
+      assert.match(last.data, /Live progress stopped: .+ Reload the page/);
+      assert.match(last.data, /data-state="PENDING"/, "the last known state stays shown");
+    });
+
     test("closing the server ends an open progress stream rather than waiting for it", async () => {
       const waiting = await t.startImport(DEFINITION, { name: "never.csv", content: FILE });
       const base = `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}`;
