@@ -18,6 +18,7 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<ScenarioM
     summary: "API writes to logged events, against plain INSERTs on the same server",
     load: () => import("./capture.js"),
   },
+  console: { summary: "console pages' p50/p95/max, 1M events", load: () => import("./console.js") },
   delivery: {
     summary: "pushes per second against a plain-undici ceiling, BULK drain, latency, worker memory",
     load: () => import("./delivery.js"),
