@@ -278,6 +278,7 @@ for (const { backend, skip } of await testBackends()) {
       const all = positionsOf((await admin.get(`/ui/e/${TEST_ENTITY}/change-log`)).body);
       assert.equal(all.length, 7);
       assert.deepEqual(positionsOf(newest.body), all.slice(0, 3));
+      assert.doesNotMatch(newest.body, />\s*Newer events\s*</, "nothing is newer than the newest");
       const older = await admin.get(hrefOf(newest.body, "Older events"));
       assert.equal(older.statusCode, 200, older.body);
       assert.deepEqual(positionsOf(older.body), all.slice(3, 6));

@@ -107,7 +107,9 @@ export function eventList(events: DataObject[], options: EventListOptions): Safe
         </details>`,
     },
   );
-  return dataTable(columns, events, { empty: options.empty });
+  return html`<div class="event-list">
+    ${dataTable(columns, events, { empty: options.empty })}
+  </div>`;
 }
 
 function sourceCell(event: DataObject, entity: string, tables: Map<string, KnownTable>): SafeHtml {

@@ -288,7 +288,8 @@ function results(
   if (backward) {
     if (page.searchedTo !== undefined) older = page.searchedTo;
     else if (lowest !== undefined && positions.length >= size) older = lowest;
-    newer = highest ?? (anchor.kind === "before" ? anchor.position - 1 : undefined);
+    // The newest page has nothing newer: reloading it is how to see what came since.
+    if (anchor.kind === "before") newer = highest ?? anchor.position - 1;
   } else {
     older = lowest ?? anchor.position + 1;
     newer = page.searchedTo ?? highest ?? anchor.position;
