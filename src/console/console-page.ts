@@ -80,7 +80,7 @@ export interface PageOptions {
   notice?: { kind: "ok" | "error"; text: string };
 }
 
-/** Sends a whole page. A request made by htmx for a fragment gets the body alone. */
+/** Sends a whole page (a fragment for an htmx swap goes through `sendFragment`). */
 export function sendPage(request: FastifyRequest, reply: FastifyReply, page: PageOptions): void {
   reply
     .code(page.status ?? 200)

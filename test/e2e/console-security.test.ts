@@ -24,7 +24,7 @@ import { testBackends } from "../helpers/test-database.js";
 const noBrowser = chromiumUnavailable();
 
 for (const { backend, skip } of await testBackends()) {
-  describe(`console security in Chromium on ${backend}`, { skip: skip ?? noBrowser }, () => {
+  describe(`console security in Chromium on ${backend}`, { skip: skip || noBrowser }, () => {
     let server: ConsoleServer;
     let browser: Browser;
     before(async () => {
