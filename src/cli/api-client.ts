@@ -1,7 +1,8 @@
 /**
  * The Herald API as the CLI calls it: trades the API key for a bearer token, renews the token when
- * a call answers 401 (tokens last 15 minutes; an import can be followed for longer), turns every
- * error answer into one `HeraldApiError`, and streams multipart uploads from disk.
+ * a call answers 401 (tokens last 15 minutes; an import can be followed, or `herald listen` run, for
+ * longer), turns every error answer into one `HeraldApiError`, sends JSON bodies, and streams
+ * multipart uploads from disk.
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -51,8 +52,10 @@ export interface JsonAnswer<T> {
   headers: Dispatcher.ResponseData["headers"];
 }
 
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
 interface SendInit {
-  method: "GET" | "POST";
+  method: Method;
   path: string;
   /** A new body for each attempt: a stream can be sent only once, and a 401 means sending again. */
   body?: () => { body: string | Readable; headers: Record<string, string> };
@@ -74,6 +77,24 @@ export class HeraldClient {
 
   getJson<T>(path: string, signal?: AbortSignal): Promise<JsonAnswer<T>> {
     return this.#send<T>({ method: "GET", path, ...(signal ? { signal } : {}) });
+  }
+
+  /** A call with a JSON body (none when `body` is undefined); the answer read as JSON. */
+  sendJson<T>(
+    method: Method,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+  ): Promise<JsonAnswer<T>> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    return this.#send<T>({
+      method,
+      path,
+      ...(text === undefined
+        ? {}
+        : { body: () => ({ body: text, headers: { "content-type": "application/json" } }) }),
+      ...(signal ? { signal } : {}),
+    });
   }
 
   upload<T>(path: string, upload: MultipartUpload, signal?: AbortSignal): Promise<JsonAnswer<T>> {
@@ -137,7 +158,7 @@ export class HeraldClient {
   }
 
   async #request(
-    method: "GET" | "POST",
+    method: Method,
     path: string,
     options: { headers: Record<string, string>; body?: string | Readable; signal?: AbortSignal },
   ): Promise<Dispatcher.ResponseData> {

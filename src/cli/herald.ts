@@ -3,9 +3,9 @@ import { Command } from "commander";
 import type { HeraldConfig } from "../config/config.js";
 import { ConfigError, flagName, loadConfig, SETTINGS } from "../config/config.js";
 import type { RunningHerald } from "../main.js";
-import { startHerald } from "../main.js";
 import { HERALD_VERSION } from "../version.js";
 import { registerImportCommand } from "./import-command.js";
+import { registerListenCommand } from "./listen-command.js";
 
 /** How long a SIGTERM may take before the process gives up waiting and exits 1. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -66,6 +66,8 @@ start.action(async (options: Record<string, string | boolean | undefined>) => {
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
   try {
+    // Loaded here: the client commands (import, listen, tail…) start faster without the server's code.
+    const { startHerald } = await import("../main.js");
     state.herald = await startHerald(config);
   } catch (error) {
     // Asked to stop while still starting (waiting for the database, say): a stop, not a failure.
@@ -85,6 +87,7 @@ function camel(flag: string): string {
 }
 
 registerImportCommand(program);
+registerListenCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`herald: ${(error as Error).message}`);

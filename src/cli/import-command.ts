@@ -12,13 +12,17 @@ import { TABLE_KINDS } from "../domain/data-table.js";
 import type { TableKind } from "../domain/data-table.js";
 import { IMPORT_MODES } from "../domain/etl-definition.js";
 import type { ImportMode } from "../domain/etl-definition.js";
-import type { ErrorDetail } from "./api-client.js";
+import { HeraldApiError, HeraldClient, HeraldUnreachableError } from "./api-client.js";
 import {
-  HeraldApiError,
-  HeraldClient,
-  HeraldUnreachableError,
-  UploadFileError,
-} from "./api-client.js";
+  asClientCommand,
+  EXIT_INTERRUPTED,
+  EXIT_USAGE,
+  isTransient,
+  reportFailure,
+  resolveConnection,
+  UsageError,
+  withConnectionOptions,
+} from "./cli-support.js";
 
 const FINAL_STATUSES = ["SUCCESS", "WITH_ERROR", "ERROR", "CANCELLED"] as const;
 type FinalStatus = (typeof FINAL_STATUSES)[number];
@@ -30,14 +34,6 @@ const EXIT_BY_FINAL_STATUS: Record<FinalStatus, number> = {
   CANCELLED: 1,
   ERROR: 2,
 };
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
-/** 128 + SIGINT: what shells and CI runners expect of a command stopped by Ctrl-C. */
-const EXIT_INTERRUPTED = 130;
-/** Error answers caused by what the user asked (a bad file, table or entity): exit 2 like bad usage. */
-const USER_FAULT_STATUSES: readonly number[] = [400, 404, 413, 415, 422];
-/** Answers worth waiting out while following: Herald restarting or shedding load resumes the import. */
-const TRANSIENT_STATUSES: readonly number[] = [429, 502, 503, 504];
 
 const POLL_INTERVAL_MS = 300;
 const FOLLOW_PATIENCE_MS = 60_000;
@@ -80,10 +76,8 @@ interface Execution {
   error?: { code?: string; message?: string } | null;
 }
 
-class UsageError extends Error {}
-
 export function registerImportCommand(program: Command): void {
-  program
+  const command = program
     .command("import")
     .description("Upload a data file into a table and follow the import to its end")
     .argument("<file>", "CSV or NDJSON file, optionally compressed (.gz, .zip)")
@@ -96,24 +90,17 @@ export function registerImportCommand(program: Command): void {
         IMPORT_MODES,
       ),
     )
-    .option("--definition <file>", "ETL definition JSON to start from (mapping, file options…)")
-    .option("--entity <entity>", "entity to import into (HERALD_ENTITY; default: default)")
-    .option("--url <url>", "Herald's address (HERALD_URL; default: http://localhost:8080)")
-    .option("--api-key <key>", "API key (HERALD_API_KEY)")
+    .option("--definition <file>", "ETL definition JSON to start from (mapping, file options…)");
+  withConnectionOptions(command, "entity to import into")
     .addHelpText(
       "after",
       "\nExit codes: 0 every row imported; 1 some rows rejected, import cancelled, or Herald failed;\n" +
         "2 bad usage, a file or definition Herald refused, or an import that ended in ERROR.",
     )
-    .configureOutput({
-      outputError: (text, write) =>
-        write(`herald: ${text.replace(/^error: /, "").trimEnd()} (see herald import --help)\n`),
-    })
-    // Commander exits 1 on usage errors; the CLI's contract is 2, so scripts can tell them apart.
-    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
     .action(async (file: string, options: ImportOptions) => {
       process.exit(await runImport(file, options));
     });
+  asClientCommand(command, "import");
 }
 
 async function runImport(file: string, options: ImportOptions): Promise<number> {
@@ -163,10 +150,7 @@ async function runImport(file: string, options: ImportOptions): Promise<number> 
 }
 
 function planImport(file: string, options: ImportOptions, env: NodeJS.ProcessEnv): ImportPlan {
-  const apiKey = options.apiKey || env.HERALD_API_KEY;
-  if (!apiKey) throw new UsageError("no API key: pass --api-key KEY or set HERALD_API_KEY");
-  const url = baseUrl(options.url || env.HERALD_URL || "http://localhost:8080");
-  const entity = options.entity || env.HERALD_ENTITY || "default";
+  const { url, apiKey, entity } = resolveConnection(options, env);
 
   let size: number;
   try {
@@ -188,20 +172,6 @@ function planImport(file: string, options: ImportOptions, env: NodeJS.ProcessEnv
     file: { path: file, name, size },
     definition: buildEtlDefinition(base, name, options),
   };
-}
-
-function baseUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new UsageError(`--url / HERALD_URL must be an http(s) address; got '${raw}'`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError(`--url / HERALD_URL must be an http(s) address; got '${raw}'`);
-  }
-  // A path prefix (Herald behind a proxy at /herald) is kept; paths are appended to it.
-  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
 
 function readDefinition(path: string): Record<string, unknown> {
@@ -343,11 +313,6 @@ function isFinal(status: string): status is FinalStatus {
   return (FINAL_STATUSES as readonly string[]).includes(status);
 }
 
-function isTransient(error: unknown): boolean {
-  if (error instanceof HeraldUnreachableError) return true;
-  return error instanceof HeraldApiError && TRANSIENT_STATUSES.includes(error.status);
-}
-
 function report(execution: Execution, rejectedRowsUrl: string): number {
   const status = execution.status as FinalStatus;
   const counts = execution.counts ?? {};
@@ -376,23 +341,6 @@ function report(execution: Execution, rejectedRowsUrl: string): number {
   }
   if (status === "CANCELLED") console.log("Cancelled; rows written before the cancel stay.");
   return EXIT_BY_FINAL_STATUS[status];
-}
-
-function reportFailure(error: unknown): number {
-  if (error instanceof HeraldApiError) {
-    console.error(`herald: ${error.message}`);
-    for (const detail of error.details) console.error(`  ${describeDetail(detail)}`);
-    return USER_FAULT_STATUSES.includes(error.status) ? EXIT_USAGE : EXIT_FAILURE;
-  }
-  if (error instanceof HeraldUnreachableError || error instanceof UploadFileError) {
-    console.error(`herald: ${error.message}`);
-    return EXIT_FAILURE;
-  }
-  throw error;
-}
-
-function describeDetail(detail: ErrorDetail): string {
-  return detail.path ? `${detail.path}: ${detail.message}` : detail.message;
 }
 
 interface Bar {
