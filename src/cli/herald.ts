@@ -6,6 +6,7 @@ import type { RunningHerald } from "../main.js";
 import { HERALD_VERSION } from "../version.js";
 import { registerImportCommand } from "./import-command.js";
 import { registerListenCommand } from "./listen-command.js";
+import { registerSubscriptionsCommand } from "./subscriptions-command.js";
 import { registerTailCommand } from "./tail-command.js";
 
 /** How long a SIGTERM may take before the process gives up waiting and exits 1. */
@@ -90,6 +91,7 @@ function camel(flag: string): string {
 registerImportCommand(program);
 registerListenCommand(program);
 registerTailCommand(program);
+registerSubscriptionsCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`herald: ${(error as Error).message}`);
