@@ -5,11 +5,11 @@
  * key's scope), with ids taken from that answer.
  *
  * Every statement here is bounded, so that a page stays fast on a log of millions of events and a
- * table of millions of records: counts stop at a cap, and log searches look at a fixed number of
- * the entity's events through change_events_entity_position (entity_id, position). There is no
- * index by table on the log, so "the last events of table T" is answered among the entity's most
- * recent events only, and the page says so.
+ * table of millions of records: counts stop at a cap, and log searches look at a fixed range of
+ * log positions. There is no index by table on the log, so "the last events of table T" is
+ * answered within the most recent positions only, and the page says so.
  */
+import { readLogHead } from "./change-event-repository.js";
 import type { Queryable } from "./database.js";
 
 /**
@@ -65,23 +65,21 @@ export function sourceKey(source: string, sourceId: string): string {
 }
 
 /**
- * When each source (table, ETL…) last had an event among the entity's `window` most recent events,
- * keyed by sourceKey. A source absent from the map had none in that window.
+ * When each source (table, ETL…) of the entity last had an event among the log's `window` most
+ * recent positions, keyed by sourceKey. A source absent from the map had none there.
  */
 export async function lastEventTimes(
   db: Queryable,
   entityId: number,
   window: number,
 ): Promise<Map<string, Date>> {
+  const head = await readLogHead(db);
   const { rows } = await db.query<{ source: string; source_id: string; last: Date }>(
     `SELECT source, source_id, max(occurred_at) AS last
-       FROM (SELECT source, source_id, occurred_at
-               FROM change_events
-              WHERE entity_id = $1 AND position IS NOT NULL
-              ORDER BY position DESC
-              LIMIT $2) recent
+       FROM change_events
+      WHERE entity_id = $1 AND position IS NOT NULL AND position > $2
       GROUP BY source, source_id`,
-    [entityId, window],
+    [entityId, head - window],
   );
   return new Map(rows.map((r) => [sourceKey(r.source, r.source_id), r.last]));
 }
@@ -96,12 +94,15 @@ export interface LogFilter {
 export interface LogSearch {
   entityId: number;
   filter: LogFilter;
-  /** `after`: the events following position `from`, in log order; `before`: those preceding it. */
-  direction: "after" | "before";
+  /**
+   * `after`: the events following position `from`, in log order; `before`: those preceding it;
+   * `newest`: those preceding the head (`from` is ignored).
+   */
+  direction: "after" | "before" | "newest";
   from: number;
   /** Matching positions wanted. */
   count: number;
-  /** The entity's events looked at, at most, whatever the filter. */
+  /** Log positions looked at, at most (of every entity: positions are shared). */
   window: number;
 }
 
@@ -109,38 +110,41 @@ export interface LogSearchResult {
   /** The matching positions found, ascending; at most `count`. */
   positions: number[];
   /**
-   * When fewer than `count` matched because the window ran out (the entity has more events in
-   * that direction): the last position looked at, from where a search can go on.
+   * When fewer than `count` matched and the log goes on past the window: the position where the
+   * window ended, from where the next search goes on (its `before` or `after`).
    */
   searchedTo: number | undefined;
+  /** The positions looked at, first to last in log order (empty when first > last). */
+  range: { first: number; last: number };
 }
 
 /**
  * Finds up to `count` positions of the entity's events that pass `filter`, next to `from` in the
- * given direction, looking at no more than `window` of the entity's events. The scan walks
- * change_events_entity_position in order and stops at the count-th match, so an unfiltered page
- * reads `count` rows and a filter on a rare table reads at most `window`.
+ * given direction, within `window` positions of the log. The bound is on positions, not on the
+ * entity's events, so that the cost is bounded whatever the entity's share of the log and
+ * whichever index the planner takes: change_events_entity_position reads the entity's rows of the
+ * range, change_events_position (which it prefers when entities interleave) every row of it.
  */
 export async function searchLog(db: Queryable, search: LogSearch): Promise<LogSearchResult> {
   const forward = search.direction === "after";
-  const compare = forward ? ">" : "<";
-  const order = forward ? "ASC" : "DESC";
+  const head = await readLogHead(db);
+  const from = search.direction === "newest" ? head + 1 : search.from;
+  // Positions looked at: (low, high), both ends excluded.
+  const low = forward ? from : Math.max(0, from - search.window - 1);
+  const high = forward ? Math.min(from + search.window, head) + 1 : from;
   const { rows } = await db.query<{ position: number }>(
     `SELECT position
-       FROM (SELECT position, source, source_id, event_type
-               FROM change_events
-              WHERE entity_id = $1 AND position IS NOT NULL AND position ${compare} $2
-              ORDER BY position ${order}
-              LIMIT $3) scanned
-      WHERE ($5::text IS NULL OR source = $5)
+       FROM change_events
+      WHERE entity_id = $1 AND position IS NOT NULL AND position > $2 AND position < $3
+        AND ($5::text IS NULL OR source = $5)
         AND ($6::text IS NULL OR source_id = $6)
         AND ($7::text IS NULL OR event_type = $7)
-      ORDER BY position ${order}
+      ORDER BY position ${forward ? "ASC" : "DESC"}
       LIMIT $4`,
     [
       search.entityId,
-      search.from,
-      search.window,
+      low,
+      high,
       search.count,
       search.filter.source ?? null,
       search.filter.sourceId ?? null,
@@ -149,17 +153,10 @@ export async function searchLog(db: Queryable, search: LogSearch): Promise<LogSe
   );
   const positions = rows.map((r) => r.position);
   if (!forward) positions.reverse();
-  if (positions.length >= search.count) return { positions, searchedTo: undefined };
-  // Fewer than asked: either the log ends within the window, or the window ran out. Its last
-  // entry, if the entity has that many events, tells which (an index-only walk of the same range).
-  const edge = await db.query<{ position: number }>(
-    `SELECT position
-       FROM change_events
-      WHERE entity_id = $1 AND position IS NOT NULL AND position ${compare} $2
-      ORDER BY position ${order}
-     OFFSET $3 - 1
-      LIMIT 1`,
-    [search.entityId, search.from, search.window],
-  );
-  return { positions, searchedTo: edge.rows[0]?.position };
+  let searchedTo: number | undefined;
+  if (positions.length < search.count) {
+    if (forward && high <= head) searchedTo = high - 1;
+    if (!forward && low > 0) searchedTo = low + 1;
+  }
+  return { positions, searchedTo, range: { first: low + 1, last: high - 1 } };
 }

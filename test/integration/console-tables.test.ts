@@ -385,42 +385,85 @@ for (const { backend, skip } of await testBackends()) {
       assert.deepEqual(counts.get("none"), { kind: "exact", count: 0 });
     });
 
-    test("a log search looks at a bounded number of events and says where it stopped", async () => {
-      const all = positionsOf((await admin.get(`/ui/e/${TEST_ENTITY}/change-log`)).body).reverse();
-      const filter = { source: "CUSTOM_TABLE", sourceId: ordersId };
-      const orders = positionsOf(
-        (await admin.get(`/ui/e/${TEST_ENTITY}/change-log?source=CUSTOM_TABLE%3A${ordersId}`)).body,
-      ).reverse();
-      // The three newest events hold one order event (the UPDATE) at most: the window runs out.
-      const newest = await searchLog(t.database.db, {
-        entityId,
-        filter,
-        direction: "before",
-        from: Number.MAX_SAFE_INTEGER,
-        count: 5,
-        window: 3,
+    test("a log search looks at a bounded range of positions and says where it stopped", async () => {
+      // Positions 1-3 create the profiles, 4-5 the orders, 6 updates an order, 7 deletes Cy.
+      const all = positionsOf((await admin.get(`/ui/e/${TEST_ENTITY}/change-log`)).body);
+      assert.deepEqual(all, [7, 6, 5, 4, 3, 2, 1]);
+      const orders = { source: "CUSTOM_TABLE", sourceId: ordersId };
+      const search = (s: Partial<Parameters<typeof searchLog>[1]>) =>
+        searchLog(t.database.db, {
+          entityId,
+          filter: {},
+          direction: "newest",
+          from: 0,
+          count: 50,
+          window: 100,
+          ...s,
+        });
+      // The three newest positions hold two order events: the window ran out before the log did.
+      assert.deepEqual(await search({ filter: orders, count: 5, window: 3 }), {
+        positions: [5, 6],
+        searchedTo: 5,
+        range: { first: 5, last: 7 },
       });
-      const inWindow = orders.filter((p) => p >= all.at(-3)!);
-      assert.deepEqual(newest.positions, inWindow);
-      assert.equal(newest.searchedTo, all.at(-3));
-      const forward = await searchLog(t.database.db, {
-        entityId,
-        filter: {},
-        direction: "after",
-        from: all[0]!,
-        count: 3,
-        window: 100,
+      assert.deepEqual(await search({ direction: "before", from: 5, filter: orders, window: 3 }), {
+        positions: [4],
+        searchedTo: 2,
+        range: { first: 2, last: 4 },
       });
-      assert.deepEqual(forward, { positions: all.slice(1, 4), searchedTo: undefined });
-      const toTheEnd = await searchLog(t.database.db, {
-        entityId,
-        filter,
-        direction: "after",
-        from: 0,
-        count: 50,
-        window: 100,
+      assert.deepEqual(await search({ direction: "before", from: 3, window: 5 }), {
+        positions: [1, 2],
+        searchedTo: undefined,
+        range: { first: 1, last: 2 },
       });
-      assert.deepEqual(toTheEnd, { positions: orders, searchedTo: undefined });
+      assert.deepEqual(await search({ direction: "after", from: 1, count: 3 }), {
+        positions: [2, 3, 4],
+        searchedTo: undefined,
+        range: { first: 2, last: 7 },
+      });
+      assert.deepEqual(await search({ direction: "after", from: 0, filter: orders, window: 2 }), {
+        positions: [],
+        searchedTo: 2,
+        range: { first: 1, last: 2 },
+      });
+      assert.deepEqual(await search({ direction: "after", from: 0, filter: orders }), {
+        positions: [4, 5, 6],
+        searchedTo: undefined,
+        range: { first: 1, last: 7 },
+      });
+      assert.deepEqual((await search({ entityId: entityId + 1000 })).positions, []);
+    });
+
+    // Last: it buries acme's events under another entity's.
+    test("when another entity's events fill the window, the pages say how far they looked", async () => {
+      const beta = (await t.request("GET", "/v4/entity/beta")).json().id as number;
+      await t.database.db.query(
+        `INSERT INTO change_events (position, entity_id, source, source_id, event_type, record_key, sequenced_at)
+         SELECT n, $1, 'CUSTOM_TABLE', 'elsewhere', 'CREATE', n::text, now() FROM generate_series(8, 20012) n`,
+        [beta],
+      );
+      await t.database.db.query("UPDATE log_head SET position = 20012");
+      const source = `source=CUSTOM_TABLE%3A${ordersId}`;
+      const newest = await admin.get(`/ui/e/${TEST_ENTITY}/change-log?${source}`);
+      assert.equal(newest.statusCode, 200, newest.body);
+      assert.deepEqual(positionsOf(newest.body), []);
+      assert.match(
+        newest.body,
+        /looked through log positions 13 to 20012 \(the\s+log's positions are shared by every entity\) and found\s+no event that matches/,
+      );
+      const older = await admin.get(hrefOf(newest.body, "Older events"));
+      assert.deepEqual(positionsOf(older.body), [6, 5, 4]);
+      const detail = await admin.get(`/ui/e/${TEST_ENTITY}/tables/custom/${ordersId}`);
+      assert.match(
+        detail.body,
+        /This table has no event among the log&#39;s last 20,000 positions/,
+      );
+      const list = rowsOf((await admin.get(`/ui/e/${TEST_ENTITY}/tables`)).body);
+      assert.equal(list.find((r) => r[0] === "Orders")?.[5], "—");
+      // Forward from the start: the window ends at 20,000 and the next page goes on from there.
+      const forward = await admin.get(`/ui/e/${TEST_ENTITY}/change-log?after=7&${source}`);
+      assert.deepEqual(positionsOf(forward.body), []);
+      assert.match(hrefOf(forward.body, "Newer events"), /after=20007/);
     });
   });
 }

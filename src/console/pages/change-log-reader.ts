@@ -1,7 +1,7 @@
 /**
  * One page of an entity's change log for the console, read in two bounded steps: the console's own
- * SQL finds which positions the page covers (looking at no more than LOG_SEARCH_WINDOW of the
- * entity's events, so a filter on a rare table never walks the whole log), then the pull API
+ * SQL finds which positions the page covers (looking at no more than LOG_SEARCH_WINDOW positions
+ * of the log, so a filter on a rare table never walks the whole log), then the pull API
  * (GET /v5/entities/{entity}/change-events) answers exactly those events, shaped as subscribers
  * get them. The API only reads forward from a position; going back ("older", "the newest") is
  * what the first step adds.
@@ -12,8 +12,8 @@ import { searchLog } from "../../storage/console-table-reads.js";
 import type { ConsoleApi } from "../console-api.js";
 import { pathPart } from "../html.js";
 
-/** The entity's events a page looks at, at most, to find its matches. */
-export const LOG_SEARCH_WINDOW = 10_000;
+/** Log positions a page looks at, at most, to find its matches. */
+export const LOG_SEARCH_WINDOW = 20_000;
 
 /**
  * A position past any log (the API takes at most 15 digits): asking the API from here makes it
@@ -39,6 +39,8 @@ export interface LogPage {
    * log did: the farthest position looked at (the next search starts there).
    */
   searchedTo: number | undefined;
+  /** The log positions looked at, first to last. */
+  range: { first: number; last: number };
 }
 
 export function changeEventsPath(entity: string): string {
@@ -73,18 +75,18 @@ export async function readLogPage(
   const found = await searchLog(db, {
     entityId: entity.id,
     filter: { source: query.on, sourceId: query.onElementId, eventType: query.eventType },
-    direction: anchor.kind === "after" ? "after" : "before",
-    from: anchor.kind === "newest" ? Number.MAX_SAFE_INTEGER : anchor.position,
+    direction: anchor.kind,
+    from: anchor.kind === "newest" ? 0 : anchor.position,
     count: size,
     window: LOG_SEARCH_WINDOW,
   });
   const first = found.positions[0];
-  if (first === undefined) return { events: [], searchedTo: found.searchedTo };
+  if (first === undefined) return { events: [], searchedTo: found.searchedTo, range: found.range };
   // Positions below the head are final, so the API finds exactly these events from here.
   const page = await api.get<{ events: DataObject[] }>(changeEventsPath(entity.name), {
     ...query,
     after: first - 1,
     limit: found.positions.length,
   });
-  return { events: page.events, searchedTo: found.searchedTo };
+  return { events: page.events, searchedTo: found.searchedTo, range: found.range };
 }

@@ -15,7 +15,7 @@ import { html } from "../html.js";
 import type { KnownTable } from "./change-log-events.js";
 import { eventList, sourceWords } from "./change-log-events.js";
 import type { LogAnchor, LogPage, LogQuery } from "./change-log-reader.js";
-import { checkLogQuery, LOG_SEARCH_WINDOW, readLogPage } from "./change-log-reader.js";
+import { checkLogQuery, readLogPage } from "./change-log-reader.js";
 import type { EntityTables } from "./tables-api.js";
 import { knownTables, listEntityTables, TABLE_KINDS, tablesPath } from "./tables-api.js";
 
@@ -119,7 +119,11 @@ function withFieldHint(text: string, error: ConsoleApiError): string {
       }),
     ),
   ];
-  return labels.length > 0 ? `${text}. Check ${labels.join(" and ")}.` : text;
+  return labels.length > 0 ? `${text.replace(/\.$/, "")}. Check ${labels.join(" and ")}.` : text;
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 function logHref(entity: string, params: LogParams): string {
@@ -211,7 +215,7 @@ function filterForm(entity: string, params: LogParams, tables: EntityTables): Sa
               : ""
           }
           <optgroup label="Jobs">
-            ${JOB_SOURCES.map((s) => option(s, `Every ${sourceWords(s).toLowerCase()}`))}
+            ${JOB_SOURCES.map((s) => option(s, `Every ${lowerFirst(sourceWords(s))}`))}
           </optgroup>
         </select>
       </label>
@@ -280,7 +284,6 @@ function results(
       : anchor.kind === "after"
         ? `Events after position ${anchor.position}`
         : `Events before position ${anchor.position}`;
-  const window = LOG_SEARCH_WINDOW.toLocaleString("en");
   const backward = anchor.kind !== "after";
   // Older and newer pages by position; a window that ran out goes on from where it stopped.
   let older: number | undefined;
@@ -294,16 +297,13 @@ function results(
     older = lowest ?? anchor.position + 1;
     newer = page.searchedTo ?? highest ?? anchor.position;
   }
-  const looked =
-    anchor.kind === "newest"
-      ? `the entity's ${window} most recent events`
-      : `the entity's ${window} events ${anchor.kind} position ${anchor.position}`;
   const searched =
     page.searchedTo === undefined
       ? ""
       : html`<p class="help">
-          This page looked at ${looked} (as far as position ${page.searchedTo}) and found
-          ${positions.length === 0 ? "none that matches" : `only ${positions.length} that match`}.
+          This page looked through log positions ${page.range.first} to ${page.range.last} (the
+          log's positions are shared by every entity) and found
+          ${positions.length === 0 ? "no event that matches" : `only ${positions.length} that match`}.
           Follow “${backward ? "Older events" : "Newer events"}” to look further.
         </p>`;
   return html`<h2>${heading}</h2>

@@ -89,6 +89,7 @@ export function registerTableDetail(app: FastifyInstance, deps: ConsoleDeps): vo
         ),
       ]);
       const events = [...recent.events].reverse();
+      const window = LOG_SEARCH_WINDOW.toLocaleString("en");
       const custom = kind === "custom" ? (table as CustomTableBody) : undefined;
       const profile = kind === "profile" ? (table as ProfileTableBody) : undefined;
       const references =
@@ -129,14 +130,14 @@ export function registerTableDetail(app: FastifyInstance, deps: ConsoleDeps): vo
           ${eventList(events, {
             entity: entity.name,
             empty: recent.searchedTo
-              ? `This table has no event among the entity's ${LOG_SEARCH_WINDOW.toLocaleString("en")} most recent events.`
+              ? `This table has no event among the log's last ${window} positions.`
               : "This table has no event in the change log.",
           })}
           ${
             recent.searchedTo && events.length > 0 && events.length < RECENT_EVENTS
               ? html`<p class="help">
-                  Only the entity's ${LOG_SEARCH_WINDOW.toLocaleString("en")} most recent events
-                  were looked at; older events of this table are in the change log.
+                  Only the log's last ${window} positions were looked at; older events of this table
+                  are in the change log.
                 </p>`
               : ""
           }

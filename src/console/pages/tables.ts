@@ -15,8 +15,8 @@ import { DETAIL_COUNT_CAP, registerTableDetail } from "./tables-detail.js";
 
 /** Records are counted exactly up to here on this page (each count walks its index this far). */
 export const LIST_COUNT_CAP = 1_000;
-/** The last event of each table is looked for among the entity's this many most recent events. */
-export const LIST_EVENT_WINDOW = 1_000;
+/** The last event of each table is looked for among the log's this many most recent positions. */
+export const LIST_EVENT_WINDOW = 10_000;
 
 const tablesPage: ConsolePage = {
   nav: { label: "Tables", path: "tables" },
@@ -81,8 +81,9 @@ const tablesPage: ConsolePage = {
             counts exactly up to ${DETAIL_COUNT_CAP.toLocaleString("en")}). Past that, “about” is
             PostgreSQL's estimate from its statistics of the records (kept up to date by autovacuum
             or ANALYZE), and “more than” means the statistics do not know the table yet. The last
-            event is looked for among the entity's ${LIST_EVENT_WINDOW.toLocaleString("en")} most
-            recent events: a dash means the table had none among them. Times are UTC.
+            event is looked for among the log's last ${LIST_EVENT_WINDOW.toLocaleString("en")}
+            positions (shared by every entity): a dash means the table had none there. Times are
+            UTC.
           </p>`,
       });
     });
