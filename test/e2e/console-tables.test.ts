@@ -34,7 +34,7 @@ async function positions(page: Page): Promise<number[]> {
 for (const { backend, skip } of await testBackends()) {
   describe(
     `console tables and change log in Chromium on ${backend}`,
-    { skip: skip ?? noBrowser },
+    { skip: skip || noBrowser },
     () => {
       let server: ConsoleServer;
       let browser: Browser;
