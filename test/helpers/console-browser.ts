@@ -1,9 +1,10 @@
 /**
  * Browser tests of the console: Debian's Chromium (never a downloaded browser) driven by
  * playwright-core, against a Herald API listening on a loopback port with a real sequencer,
- * delivery worker and webhook receiver. Screenshots go to docs/console/ for docs/console.md.
+ * delivery worker and webhook receiver. Screenshots for docs/console.md are refreshed with HERALD_UPDATE_SCREENSHOTS=1.
  */
 import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -14,13 +15,15 @@ import { TEST_ADMIN_KEY } from "./test-app.js";
 import type { Backend } from "./test-database.js";
 
 export const CHROMIUM_PATH = process.env.HERALD_TEST_CHROMIUM ?? "/usr/bin/chromium";
-export const SCREENSHOT_DIR = join(
-  dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "docs",
-  "console",
-);
+/**
+ * Where screenshots go: docs/console/ when HERALD_UPDATE_SCREENSHOTS=1 (to refresh the ones
+ * docs/console.md shows), else a directory of the system's temporary files, so that a test run
+ * does not rewrite tracked files.
+ */
+export const SCREENSHOT_DIR =
+  process.env.HERALD_UPDATE_SCREENSHOTS === "1"
+    ? join(dirname(fileURLToPath(import.meta.url)), "..", "..", "docs", "console")
+    : join(tmpdir(), "herald-console-screenshots");
 
 /** Why the browser tests cannot run here, or undefined when they can. */
 export function chromiumUnavailable(): string | undefined {
@@ -86,7 +89,7 @@ export async function newContext(
   );
 }
 
-/** Saves a screenshot for docs/console.md as docs/console/<name>.png. */
+/** Saves a screenshot as <name>.png in SCREENSHOT_DIR (docs/console/ when refreshing the docs). */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
