@@ -123,7 +123,7 @@ describe("herald listen against a running Herald", { timeout: START_TIMEOUT_MS *
       // The same three pushes reach the forward target, byte for byte, signatures included.
       await receiver.waitFor((r) => r.length >= 3, 15_000, "three forwarded pushes");
       await cli.waitFor("stdout", /(→ forwarded to .*: 200 \(\d+ ms\)[\s\S]*){3}/);
-      for (const request of receiver.requests) {
+      for (const request of receiver.requests.slice(0, 3)) {
         const envelope = request.json as { id: string; _links: { webhook: { href: string } } };
         const subscription = Number(envelope._links.webhook.href.split("/").at(-1));
         assert.ok(ids.includes(subscription), `pushed by one of listen's subscriptions`);
@@ -137,7 +137,29 @@ describe("herald listen against a running Herald", { timeout: START_TIMEOUT_MS *
         assert.equal(request.headers["content-type"], "application/json");
       }
 
+      // BULK pushes (an array of events) print one line per event too. Listen's renewals change
+      // only expiresAt, so the subscription stays BULK.
+      const bulk = await herald!.api<{ eventType: string; pushMode: string }>(
+        "PATCH",
+        `${SUBSCRIPTIONS}/${ids[0]}`,
+        { pushMode: "BULK", maxBlockSize: 10, lingerMs: 300 },
+      );
+      assert.deepEqual([bulk.json.eventType, bulk.json.pushMode], ["CREATE", "BULK"]);
+      for (const email of ["bob@example.com", "cid@example.com"])
+        await herald!.api("PUT", PROFILES, { key: { emailAddress: email } });
+      await cli.waitFor(
+        "stdout",
+        /CREATE +Customers +profileId=\d+ emailAddress=bob@example\.com\n(?:.*\n)*?.*CREATE +Customers +profileId=\d+ emailAddress=cid@example\.com/,
+      );
+      await receiver.waitFor(
+        (r) => r.some((q) => Array.isArray((q.json as { data: unknown }).data)),
+        15_000,
+        "a forwarded BULK push",
+      );
+      await cli.waitFor("stdout", /(→ forwarded to .*: 200 \(\d+ ms\)[\s\S]*){4}/);
+
       // A push signed with a secret that is not the subscription's: 401, reported, not forwarded.
+      const forwarded = receiver.requests.length;
       const forged = await fetch(`http://127.0.0.1:${port}/`, {
         method: "POST",
         headers: {
@@ -155,7 +177,7 @@ describe("herald listen against a running Herald", { timeout: START_TIMEOUT_MS *
       );
       const unsigned = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: "{}" });
       assert.equal(unsigned.status, 401);
-      assert.equal(receiver.requests.length, 3, "refused pushes are not forwarded");
+      assert.equal(receiver.requests.length, forwarded, "refused pushes are not forwarded");
 
       cli.child.kill("SIGINT");
       const code = await cli.exited;
@@ -206,7 +228,7 @@ describe("herald listen against a running Herald", { timeout: START_TIMEOUT_MS *
   );
 
   test(
-    "bad usage and failures are one line and a non-zero exit code, and leave no subscription",
+    "SIGTERM cleans up too; bad usage and failures are one line and a non-zero exit code; nothing is left",
     { timeout: TEST_TIMEOUT_MS },
     async () => {
       const before = await subscriptionIds();
@@ -215,6 +237,12 @@ describe("herald listen against a running Herald", { timeout: START_TIMEOUT_MS *
 
       // Independent runs, side by side: each is a Node process starting up.
       const busyPort = new URL(receiver.url).port;
+      const terminated = (async () => {
+        const { cli } = await listen("--events", "DELETE");
+        cli.child.kill("SIGTERM");
+        const code = await cli.exited;
+        return { code, stdout: cli.stdout(), stderr: cli.stderr() };
+      })();
       const [unknownTable, badEvent, wrongFit, portInUse, wrongKey, refused, noTable, help] =
         await Promise.all([
           runCli(["listen", "--table", "Nope"], env),
@@ -260,6 +288,10 @@ describe("herald listen against a running Herald", { timeout: START_TIMEOUT_MS *
       assert.equal(help.code, 0, shown(help));
       assert.match(help.stdout, /Usage: herald listen \[options\]/);
       assert.doesNotMatch(help.stdout, /expiry-seconds/, "the test-only option stays hidden");
+
+      const sigterm = await terminated;
+      assert.equal(sigterm.code, 0, shown(sigterm));
+      assert.match(sigterm.stderr, /Stopped; deleted subscriptions \d+\./);
 
       for (const run of [unknownTable, badEvent, wrongFit, portInUse, wrongKey, refused])
         assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
