@@ -173,7 +173,7 @@ async function runListen(options: ListenOptions): Promise<number> {
     );
 
   let listener: Awaited<ReturnType<typeof startWebhookListener>> | undefined;
-  let renewal: NodeJS.Timeout | undefined;
+  let renewal: Renewal | undefined;
   let code = EXIT_OK;
   try {
     const table = await tables.find(plan.table, stop.signal);
@@ -207,7 +207,8 @@ async function runListen(options: ListenOptions): Promise<number> {
     // Ctrl-C while the table was looked up: nothing was made, nothing to report.
     if (!stop.signal.aborted) code = reportFailure(error);
   } finally {
-    clearInterval(renewal);
+    // A round under way could make a gone subscription again: it ends before the deletes start.
+    await renewal?.stop();
     await listener?.close();
   }
   if (subscriptions && subscriptions.ids().length > 0) {
@@ -226,40 +227,50 @@ async function runListen(options: ListenOptions): Promise<number> {
   return code;
 }
 
+interface Renewal {
+  /** No further round; resolves once the round under way, if any, has ended. */
+  stop(): Promise<void>;
+}
+
 /** Renews every quarter of the expiry, so that two renewals may fail before a subscription expires. */
 function keepRenewing(
   subscriptions: TemporarySubscriptions,
   expirySeconds: number,
   err: ReturnType<typeof palette>,
-): NodeJS.Timeout {
+): Renewal {
   let failing = false;
-  let running = false;
-  return setInterval(
+  let round: Promise<void> | undefined;
+  const renew = async () => {
+    const report = await subscriptions.renewAll();
+    for (const r of report.recreated)
+      console.error(
+        err.yellow(
+          `herald listen: subscription ${r.oldId} (${r.eventType}) was gone; made it again as ${r.newId}`,
+        ),
+      );
+    if (report.failure && !failing)
+      console.error(
+        err.yellow(
+          `herald listen: cannot renew the subscriptions (${report.failure.message}); retrying. ` +
+            `They expire ${expirySeconds} s after the last renewal if Herald stays away.`,
+        ),
+      );
+    else if (!report.failure && failing)
+      console.error("herald listen: renewing the subscriptions again");
+    failing = report.failure !== undefined;
+  };
+  const timer = setInterval(
     () => {
-      if (running) return;
-      running = true;
-      subscriptions
-        .renewAll()
-        .then((report) => {
-          for (const r of report.recreated)
-            console.error(
-              err.yellow(
-                `herald listen: subscription ${r.oldId} (${r.eventType}) was gone; made it again as ${r.newId}`,
-              ),
-            );
-          if (report.failure && !failing)
-            console.error(
-              err.yellow(
-                `herald listen: cannot renew the subscriptions (${report.failure.message}); retrying. ` +
-                  `They expire ${expirySeconds} s after the last renewal if Herald stays away.`,
-              ),
-            );
-          else if (!report.failure && failing)
-            console.error("herald listen: renewing the subscriptions again");
-          failing = report.failure !== undefined;
-        })
-        .finally(() => (running = false));
+      round ??= renew()
+        .catch(() => {})
+        .finally(() => (round = undefined));
     },
     Math.max(500, (expirySeconds * 1000) / 4),
   );
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await round;
+    },
+  };
 }
