@@ -205,7 +205,7 @@ async function runListen(options: ListenOptions): Promise<number> {
     await stop.stopped;
   } catch (error) {
     // Ctrl-C while the table was looked up: nothing was made, nothing to report.
-    if (!stop.signal.aborted) code = reportFailure(error);
+    if (!stop.signal.aborted) code = reportOrExplain(error);
   } finally {
     // A round under way could make a gone subscription again: it ends before the deletes start.
     await renewal?.stop();
@@ -225,6 +225,16 @@ async function runListen(options: ListenOptions): Promise<number> {
   }
   stop.dispose();
   return code;
+}
+
+/** `reportFailure`, and a bug's message as one line too: the subscriptions must still be deleted. */
+function reportOrExplain(error: unknown): number {
+  try {
+    return reportFailure(error);
+  } catch {
+    console.error(`herald: ${(error as Error).message ?? String(error)}`);
+    return EXIT_FAILURE;
+  }
 }
 
 interface Renewal {
