@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { EVENT_SOURCES, EVENT_TYPES } from "../../domain/change-event.js";
 import { PUSH_MODES } from "../../domain/subscription.js";
+import { SUBSCRIPTION_FIELDS } from "../../domain/subscription-validation.js";
 import { ConsoleApiError } from "../console-api.js";
 import type { FormFields } from "../console-page.js";
 import { consoleOf, csrfField, formOf, sendPage } from "../console-page.js";
@@ -47,31 +48,16 @@ export type FieldErrors = Partial<Record<FieldName, string[]>>;
 
 /**
  * The settings a PUT sends back unchanged when the form does not show them (a PUT replaces the
- * whole subscription; these are the fields the API takes, read from its own answer).
+ * whole subscription): every field the API takes, read from its own answer, but the secret, which
+ * the answer never holds.
  */
-const SETTABLE_FIELDS = [
-  "on",
-  "onElementId",
-  "eventType",
-  "onFields",
-  "targetUrl",
-  "headers",
-  "isActive",
-  "pushMode",
-  "maxBlockSize",
-  "lingerMs",
-  "maxWaitMs",
-  "maxConcurrency",
-  "includePrevious",
-  "conditions",
-  "payloadVersion",
-  "expiresAt",
-] as const;
+const SETTABLE_FIELDS = SUBSCRIPTION_FIELDS.filter((field) => field !== "secret");
 
 /** The subscription's settings as a PUT body that changes nothing (the secret is kept by omission). */
 export function settingsOf(s: SubscriptionJson): Record<string, unknown> {
+  const answer: Readonly<Record<string, unknown>> = { ...s };
   const body: Record<string, unknown> = {};
-  for (const field of SETTABLE_FIELDS) if (field in s) body[field] = s[field];
+  for (const field of SETTABLE_FIELDS) if (field in answer) body[field] = answer[field];
   return body;
 }
 
