@@ -78,6 +78,8 @@ export interface Step {
 
 export interface ConsoleFixture {
   origin: string;
+  /** The Herald process (every role), for its CPU time. */
+  heraldPid: number;
   databaseUrl: string;
   sql: pg.Client;
   profileTable: { id: string; name: string };
@@ -472,6 +474,7 @@ export async function seedConsole(
 
     return {
       origin,
+      heraldPid: herald.pid,
       databaseUrl,
       sql,
       profileTable: { id: profile.id, name: profile.name },
