@@ -5,22 +5,13 @@
 import { entityHref } from "../console-page.js";
 import type { SafeHtml } from "../html.js";
 import { html, pathPart } from "../html.js";
-
-export const EXECUTION_STATES = [
-  "PENDING",
-  "RUNNING",
-  "SUCCESS",
-  "WITH_ERROR",
-  "ERROR",
-  "CANCELLED",
-] as const;
-export type ExecutionState = (typeof EXECUTION_STATES)[number];
+import type { ExecutionStatus } from "../../storage/etl-execution-repository.js";
 
 /** GET …/etl-executions/{id}, as the API answers it (import-schemas.ts). */
 export interface ExecutionBody {
   id: string;
   etlId: string | null;
-  status: ExecutionState;
+  status: ExecutionStatus;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -31,7 +22,7 @@ export interface ExecutionBody {
 }
 
 /** Each state in words, with its badge. */
-const STATE_VIEW: Record<ExecutionState, { label: string; badge: string; final: boolean }> = {
+const STATE_VIEW: Record<ExecutionStatus, { label: string; badge: string; final: boolean }> = {
   PENDING: { label: "Waiting for a worker", badge: "muted", final: false },
   RUNNING: { label: "Running", badge: "warn", final: false },
   SUCCESS: { label: "Succeeded", badge: "ok", final: true },
@@ -40,15 +31,15 @@ const STATE_VIEW: Record<ExecutionState, { label: string; badge: string; final: 
   CANCELLED: { label: "Cancelled", badge: "muted", final: true },
 };
 
-export function isFinal(state: ExecutionState): boolean {
+export function isFinal(state: ExecutionStatus): boolean {
   return STATE_VIEW[state].final;
 }
 
-export function stateLabel(state: ExecutionState): string {
+export function stateLabel(state: ExecutionStatus): string {
   return STATE_VIEW[state].label;
 }
 
-export function stateBadge(state: ExecutionState): SafeHtml {
+export function stateBadge(state: ExecutionStatus): SafeHtml {
   const view = STATE_VIEW[state];
   return html`<span class="badge ${view.badge}" data-state="${state}">${view.label}</span>`;
 }

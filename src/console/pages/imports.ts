@@ -3,6 +3,8 @@
  * counts, and the predefined ETLs; each execution's own page (imports-execution.ts) follows it
  * live over server-sent events (imports-progress.ts) and lists its rejected rows.
  */
+import type { ExecutionStatus } from "../../storage/etl-execution-repository.js";
+import { EXECUTION_STATUSES } from "../../storage/etl-execution-repository.js";
 import { readExecutionTargets } from "../../storage/execution-targets.js";
 import type { ExecutionTarget } from "../../storage/execution-targets.js";
 import type { ConsolePage } from "../console-page.js";
@@ -11,12 +13,11 @@ import type { SafeHtml } from "../html.js";
 import { html, when } from "../html.js";
 import { registerExecutionPage } from "./imports-execution.js";
 import { registerProgressStream } from "./imports-progress.js";
-import type { ExecutionBody, ExecutionState } from "./imports-view.js";
+import type { ExecutionBody } from "./imports-view.js";
 import {
   count,
   duration,
   elapsedMs,
-  EXECUTION_STATES,
   executionHref,
   importsApi,
   isFinal,
@@ -56,7 +57,7 @@ type ListRoute = {
 
 /** The list's filters, kept only when they are valid (they are never echoed as typed). */
 interface Filters {
-  status: ExecutionState | undefined;
+  status: ExecutionStatus | undefined;
   etl: string | undefined;
 }
 
@@ -81,7 +82,7 @@ const importsPage: ConsolePage = {
         list.etlExecutions.map((e) => e.id),
       );
       const filters: Filters = {
-        status: EXECUTION_STATES.find((s) => s === query.status),
+        status: EXECUTION_STATUSES.find((s) => s === query.status),
         etl: query.etl && /^\d{1,15}$/.test(query.etl) ? query.etl : undefined,
       };
       sendPage(request, reply, {
@@ -118,7 +119,7 @@ function filterForm(entity: string, filters: Filters, etls: EtlBody[]): SafeHtml
       >State
       <select id="import-status" name="status">
         <option value="">Any state</option>
-        ${EXECUTION_STATES.map(
+        ${EXECUTION_STATUSES.map(
           (s) =>
             html`<option value="${s}" ${filters.status === s ? html`selected` : ""}>
               ${stateLabel(s)}
