@@ -218,10 +218,3 @@ export async function findKeyByToken(
   );
   return rows[0];
 }
-
-export async function deleteExpiredTokens(db: Queryable): Promise<number> {
-  const { rowCount } = await db.query(
-    "DELETE FROM access_tokens WHERE expires_at < now() - interval '1 hour'",
-  );
-  return rowCount;
-}
