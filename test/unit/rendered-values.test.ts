@@ -87,7 +87,11 @@ describe("rendered values from JSON text", () => {
   test("a data object written from the keys' and values' texts is the one written from objects", () => {
     fc.assert(
       fc.property(
-        fc.dictionary(name, value, { maxKeys: 4 }),
+        // A profile event's profileId key is its row id, a scalar; an object there (which a
+        // generated map can hold, e.g. {"toString": 0}) is not a value the log can have.
+        fc
+          .dictionary(name, value, { maxKeys: 4 })
+          .filter((keys) => typeof keys.profileId !== "object" || keys.profileId === null),
         fc.dictionary(name, value, { maxKeys: 4 }),
         fc.array(name, { minLength: 1, maxLength: 2 }),
         (keysMap, stateMap, fields) => {
