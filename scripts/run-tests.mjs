@@ -21,7 +21,19 @@ if (files.length === 0) {
 const concurrency = process.env.HERALD_TEST_CONCURRENCY ?? "2";
 const result = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files],
+  // --test-force-exit: a test file's process ends once its tests have run, even if something it
+  // started is still scheduled. A fresh-clone run on 2026-12-07 saw database-outage.test.ts pass
+  // every test and then keep one core busy for more than ten minutes instead of exiting, which
+  // would hold CI until its deadline.
+  [
+    "--import",
+    "tsx",
+    "--test",
+    "--test-force-exit",
+    `--test-concurrency=${concurrency}`,
+    "--test-reporter=spec",
+    ...files,
+  ],
   { stdio: "inherit", env: { ...process.env, HERALD_LOG_LEVEL: process.env.HERALD_LOG_LEVEL ?? "silent" } },
 );
 process.exit(result.status ?? 1);
