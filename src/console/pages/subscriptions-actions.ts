@@ -13,7 +13,6 @@ import { consoleOf, csrfField, formOf, sendPage } from "../console-page.js";
 import { html } from "../html.js";
 import type { DetailExtras, ReplayValues, TestResult } from "./subscriptions-detail.js";
 import { sendDetail } from "./subscriptions-detail.js";
-import { settingsOf } from "./subscriptions-form.js";
 import type { SubscriptionJson } from "./subscriptions-view.js";
 import { apiPath, pageHref, sourceText, tableNames } from "./subscriptions-view.js";
 
@@ -62,9 +61,9 @@ export function registerSubscriptionActions(app: FastifyInstance, db: Database):
     async (request: FastifyRequest<SubscriptionParams>, reply: FastifyReply) => {
       const { entity, id } = request.params;
       const { api } = consoleOf(request);
-      const current = await api.get<SubscriptionJson>(apiPath(entity, id));
       try {
-        await api.put(apiPath(entity, id), { ...settingsOf(current), isActive });
+        // PATCH: only isActive changes, whatever else someone changed meanwhile.
+        await api.patch(apiPath(entity, id), { isActive });
       } catch (error) {
         if (!(error instanceof ConsoleApiError) || error.status >= 500) throw error;
         return sendDetail(request, reply, db, request.params, {
@@ -72,10 +71,7 @@ export function registerSubscriptionActions(app: FastifyInstance, db: Database):
           notice: { kind: "error", text: `${error.message}. Nothing was changed.` },
         });
       }
-      return reply.redirect(
-        `${pageHref(entity, current.id)}?done=${isActive ? "resumed" : "paused"}`,
-        303,
-      );
+      return reply.redirect(`${pageHref(entity, id)}?done=${isActive ? "resumed" : "paused"}`, 303);
     };
   app.post<SubscriptionParams>("/e/:entity/subscriptions/:id/pause", switchActive(false));
   app.post<SubscriptionParams>("/e/:entity/subscriptions/:id/resume", switchActive(true));

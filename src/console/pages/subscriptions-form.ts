@@ -8,7 +8,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { EVENT_SOURCES, EVENT_TYPES } from "../../domain/change-event.js";
 import { PUSH_MODES } from "../../domain/subscription.js";
-import { SUBSCRIPTION_FIELDS } from "../../domain/subscription-validation.js";
 import { ConsoleApiError } from "../console-api.js";
 import type { FormFields } from "../console-page.js";
 import { consoleOf, csrfField, formOf, sendPage } from "../console-page.js";
@@ -45,21 +44,6 @@ type FieldName = (typeof FIELD_NAMES)[number];
 
 /** Messages shown next to fields, by field. */
 export type FieldErrors = Partial<Record<FieldName, string[]>>;
-
-/**
- * The settings a PUT sends back unchanged when the form does not show them (a PUT replaces the
- * whole subscription): every field the API takes, read from its own answer, but the secret, which
- * the answer never holds.
- */
-const SETTABLE_FIELDS = SUBSCRIPTION_FIELDS.filter((field) => field !== "secret");
-
-/** The subscription's settings as a PUT body that changes nothing (the secret is kept by omission). */
-export function settingsOf(s: SubscriptionJson): Record<string, unknown> {
-  const answer: Readonly<Record<string, unknown>> = { ...s };
-  const body: Record<string, unknown> = {};
-  for (const field of SETTABLE_FIELDS) if (field in answer) body[field] = answer[field];
-  return body;
-}
 
 const EMPTY_VALUES: FormValues = {
   on: "PROFILE_TABLE",
@@ -402,8 +386,8 @@ export function registerSubscriptionForms(app: FastifyInstance): void {
         errors: built.errors,
       });
     try {
-      // What the form does not show is sent back as stored (a PUT replaces the whole subscription).
-      await api.put(apiPath(entity, id), { ...settingsOf(current), ...built.body });
+      // PATCH: what the form does not show keeps its stored value.
+      await api.patch(apiPath(entity, id), built.body);
       return reply.redirect(`${pageHref(entity, current.id)}?done=updated`, 303);
     } catch (error) {
       if (!(error instanceof ConsoleApiError) || error.status >= 500) throw error;
