@@ -95,6 +95,36 @@ async function existing(
   return found;
 }
 
+/**
+ * PUT and PATCH: the subscription's settings become `body`, checked as a change of `current` (its
+ * secret kept unless the body brings one); 404 when it was deleted meanwhile.
+ */
+async function replaceWith(
+  deps: AppDeps,
+  entity: Entity,
+  request: FastifyRequest,
+  current: SubscriptionWithCursor,
+  body: SubscriptionRequest,
+) {
+  const settings = await settingsFrom(
+    deps,
+    entity,
+    request,
+    body,
+    current.secret,
+    undefined,
+    current,
+  );
+  const replaced = await replaceSubscription(deps.db, entity.id, current.id, settings);
+  if (!replaced)
+    throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", {
+      id: String(current.id),
+      entity: entity.name,
+    });
+  deps.hooks.subscriptionsChanged();
+  return replaced;
+}
+
 async function tableOf(
   db: Database,
   entity: Entity,
@@ -364,22 +394,13 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
       const current = await existing(deps.db, entity, request.params.id);
-      const settings = await settingsFrom(
+      const replaced = await replaceWith(
         deps,
         entity,
         request,
-        request.body as SubscriptionRequest,
-        current.secret,
-        undefined,
         current,
+        request.body as SubscriptionRequest,
       );
-      const replaced = await replaceSubscription(deps.db, entity.id, current.id, settings);
-      if (!replaced)
-        throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", {
-          id: request.params.id,
-          entity: entity.name,
-        });
-      deps.hooks.subscriptionsChanged();
       request.log.info(
         { subscriptionId: replaced.id, entity: entity.name },
         "webhook subscription replaced",
@@ -408,22 +429,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
         ...requestOf(current),
         ...(request.body as SubscriptionRequest),
       };
-      const settings = await settingsFrom(
-        deps,
-        entity,
-        request,
-        merged,
-        current.secret,
-        undefined,
-        current,
-      );
-      const updated = await replaceSubscription(deps.db, entity.id, current.id, settings);
-      if (!updated)
-        throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", {
-          id: request.params.id,
-          entity: entity.name,
-        });
-      deps.hooks.subscriptionsChanged();
+      const updated = await replaceWith(deps, entity, request, current, merged);
       const fields = Object.keys(request.body);
       // A renewal of expiresAt alone is routine (`herald listen` sends one every 30 s).
       const level = fields.length === 1 && fields[0] === "expiresAt" ? "debug" : "info";
