@@ -2,6 +2,7 @@
  * The HTTP API: one Fastify instance, TypeBox schemas (which also produce /openapi.json), one error
  * handler, authentication on every route not marked public, and the route modules of `routes/`.
  */
+import { generateSecretKey, parseSecretKey, SecretBox } from "../domain/secret-box.js";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -61,6 +62,8 @@ export interface AppDeps {
   logger: FastifyBaseLogger;
   authenticator: Authenticator;
   hooks: AppHooks;
+  /** Seals and opens credentials and signing secrets (src/domain/secret-box.ts). */
+  secrets: SecretBox;
 }
 
 declare module "fastify" {
@@ -226,6 +229,11 @@ export async function buildApp(options: {
   config: HeraldConfig;
   logger: FastifyBaseLogger;
   hooks?: Partial<AppHooks>;
+  /**
+   * The process's secret box (main.ts builds it from HERALD_SECRET_KEY). Absent: a box with a
+   * random key of this app's own, for tests and tools whose sealed values need not outlive it.
+   */
+  secrets?: SecretBox;
 }): Promise<HeraldApp> {
   const app = Fastify({
     loggerInstance: options.logger,
@@ -258,6 +266,7 @@ export async function buildApp(options: {
     logger: options.logger,
     authenticator: new Authenticator(options.db),
     hooks: { subscriptionsChanged: () => {}, ...options.hooks },
+    secrets: options.secrets ?? new SecretBox(parseSecretKey(generateSecretKey())),
   };
 
   const rateLimiter = new RateLimiter({

@@ -33,6 +33,12 @@ export interface HeraldConfig {
   maxExpandedBytes: number;
   fileRetentionDays: number;
   importConcurrency: number;
+  fileDropDir: string | undefined;
+  fileFetchTimeoutMs: number;
+  fileSyncConcurrency: number;
+  exportConcurrency: number;
+  secretKey: string | undefined;
+  secretKeyPrevious: string | undefined;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -284,6 +290,54 @@ export const SETTINGS: { [K in keyof HeraldConfig]: Setting<K> } = {
     default: 2,
     parse: integer(1, 64),
     doc: "Import executions one worker process runs at once (others wait PENDING for a free worker).",
+  },
+  fileDropDir: {
+    key: "fileDropDir",
+    env: "HERALD_FILE_DROP_DIR",
+    file: "fileDropDir",
+    default: undefined,
+    parse: optionalText,
+    doc: "Directory that DIRECTORY file references read from and export destinations write to (paths inside it only). Unset: DIRECTORY references are refused.",
+  },
+  fileFetchTimeoutMs: {
+    key: "fileFetchTimeoutMs",
+    env: "HERALD_FILE_FETCH_TIMEOUT_MS",
+    file: "fileFetchTimeoutMs",
+    default: 60_000,
+    parse: integer(1_000, 3_600_000),
+    doc: "How long one file synchronisation or export copy may take against an HTTPS or SFTP server before it ends ERROR.",
+  },
+  fileSyncConcurrency: {
+    key: "fileSyncConcurrency",
+    env: "HERALD_FILE_SYNC_CONCURRENCY",
+    file: "fileSyncConcurrency",
+    default: 2,
+    parse: integer(1, 64),
+    doc: "File synchronisations one worker process runs at once.",
+  },
+  exportConcurrency: {
+    key: "exportConcurrency",
+    env: "HERALD_EXPORT_CONCURRENCY",
+    file: "exportConcurrency",
+    default: 2,
+    parse: integer(1, 64),
+    doc: "Export executions one worker process runs at once.",
+  },
+  secretKey: {
+    key: "secretKey",
+    env: "HERALD_SECRET_KEY",
+    file: "secretKey",
+    default: undefined,
+    parse: optionalText,
+    doc: "Key that encrypts credentials and webhook signing secrets in the database (32 bytes as 64 hex digits or base64). Required with DATABASE_URL; on the embedded database one is generated into HERALD_DATA_DIR.",
+  },
+  secretKeyPrevious: {
+    key: "secretKeyPrevious",
+    env: "HERALD_SECRET_KEY_PREVIOUS",
+    file: "secretKeyPrevious",
+    default: undefined,
+    parse: optionalText,
+    doc: "During a key rotation: the former HERALD_SECRET_KEY, still accepted for reading while Herald rewrites every row with the new key at start.",
   },
 };
 

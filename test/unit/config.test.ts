@@ -79,6 +79,12 @@ describe("configuration", () => {
       HERALD_MAX_EXPANDED_BYTES: "8192",
       HERALD_FILE_RETENTION_DAYS: "3",
       HERALD_IMPORT_CONCURRENCY: "4",
+      HERALD_FILE_DROP_DIR: "/srv/drop",
+      HERALD_FILE_FETCH_TIMEOUT_MS: "30000",
+      HERALD_FILE_SYNC_CONCURRENCY: "3",
+      HERALD_EXPORT_CONCURRENCY: "5",
+      HERALD_SECRET_KEY: "k1",
+      HERALD_SECRET_KEY_PREVIOUS: "k0",
       HERALD_HOUSEKEEPING_INTERVAL_MS: "5000",
     };
     assert.deepEqual(
@@ -110,6 +116,12 @@ describe("configuration", () => {
       maxExpandedBytes: 8192,
       fileRetentionDays: 3,
       importConcurrency: 4,
+      fileDropDir: "/srv/drop",
+      fileFetchTimeoutMs: 30_000,
+      fileSyncConcurrency: 3,
+      exportConcurrency: 5,
+      secretKey: "k1",
+      secretKeyPrevious: "k0",
     });
   });
 
