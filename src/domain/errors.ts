@@ -46,6 +46,15 @@ export const ERRORS = {
     status: 400,
     message: "'{segment}' is not a segment of segmentation '{segmentation}' in table '{table}'",
   },
+  HERALD_INVALID_FILE_REFERENCE: {
+    status: 400,
+    message: "The file reference is invalid: {reason}",
+  },
+  HERALD_NO_SYNCHRONIZED_FILE: {
+    status: 400,
+    message:
+      "ETL '{etl}' reads file reference '{reference}', which has no synchronised file to import: {reason}",
+  },
   // 401 / 403
   HERALD_UNAUTHENTICATED: { status: 401, message: "Authentication is required: {reason}" },
   HERALD_INVALID_API_KEY: { status: 401, message: "The API key is not valid" },
@@ -96,6 +105,18 @@ export const ERRORS = {
     status: 404,
     message: "{kind} '{id}' does not exist in entity '{entity}': {reason}",
   },
+  HERALD_FILE_REFERENCE_NOT_FOUND: {
+    status: 404,
+    message: "File reference '{id}' does not exist in entity '{entity}'",
+  },
+  HERALD_FILE_SYNCHRONIZATION_NOT_FOUND: {
+    status: 404,
+    message: "Synchronisation '{id}' does not exist for file reference '{reference}'",
+  },
+  HERALD_SYNCHRONIZED_FILE_GONE: {
+    status: 404,
+    message: "Synchronisation '{id}' has no file to download: {reason}",
+  },
   HERALD_METHOD_NOT_ALLOWED: { status: 405, message: "Method {method} is not allowed on {url}" },
   // 409
   HERALD_UNIQUE_KEY_TAKEN: {
@@ -121,6 +142,11 @@ export const ERRORS = {
     status: 409,
     message:
       "The {referencedAttribute} '{value}' of a record of table '{table}' cannot change: records of table '{referring}' refer to it (foreign key '{attribute}')",
+  },
+  HERALD_FILE_REFERENCE_IN_USE: {
+    status: 409,
+    message:
+      "File reference '{id}' cannot be deleted: {users} read or write through it; change or delete them first",
   },
   // 413 / 415 / 422 / 429
   HERALD_BODY_TOO_LARGE: { status: 413, message: "The request body exceeds {limit} bytes" },
@@ -184,6 +210,11 @@ export const ERRORS = {
     message: "{count} rows were rejected, more than maxRejectedRows ({max}); the import stopped",
   },
   HERALD_IMPORT_FAILED: { status: 500, message: "The import could not finish: {reason}" },
+  HERALD_SOURCE_FILE_NOT_FOUND: { status: 404, message: "No file at {location}" },
+  HERALD_FILE_SYNC_FAILED: {
+    status: 502,
+    message: "The file could not be synchronised: {reason}",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
