@@ -23,9 +23,15 @@ export class InvalidSecretKey extends Error {
 /** A sealed value that no key of this process opens (another key sealed it, or it was altered). */
 export class SecretKeyMismatch extends Error {
   override name = "SecretKeyMismatch";
-  constructor(readonly keyId: string) {
+  /** `altered`: this process has a key of that id, but the value does not open with it. */
+  constructor(
+    readonly keyId: string,
+    readonly altered = false,
+  ) {
     super(
-      `a value in the database was encrypted with a key this process does not have (key id ${keyId}); set HERALD_SECRET_KEY to the key Herald ran with (or HERALD_SECRET_KEY_PREVIOUS during a rotation)`,
+      altered
+        ? `a value in the database does not open with the key of id ${keyId}: it was altered or cut short`
+        : `a value in the database was encrypted with a key this process does not have (key id ${keyId}); set HERALD_SECRET_KEY to the key Herald ran with (or HERALD_SECRET_KEY_PREVIOUS during a rotation)`,
     );
   }
 }
@@ -50,18 +56,22 @@ export function generateSecretKey(): string {
   return randomBytes(32).toString("hex");
 }
 
-function keyIdOf(key: Buffer): string {
+/** The id a key's sealed values carry: the first 8 hex digits of its SHA-256 (not secret). */
+export function keyIdOf(key: Buffer): string {
   return createHash("sha256").update(key).digest("hex").slice(0, 8);
 }
 
 export class SecretBox {
   readonly currentKeyId: string;
+  /** The id of the previous key (a rotation under way), else undefined. */
+  readonly previousKeyId: string | undefined;
   private readonly keys = new Map<string, Buffer>();
 
   /** `current` seals; `current` and `previous` both open. */
   constructor(current: Buffer, previous?: Buffer) {
     this.currentKeyId = keyIdOf(current);
     this.keys.set(this.currentKeyId, current);
+    this.previousKeyId = previous ? keyIdOf(previous) : undefined;
     if (previous) this.keys.set(keyIdOf(previous), previous);
   }
 
@@ -83,6 +93,7 @@ export class SecretBox {
     const key = this.keys.get(keyId);
     if (!key) throw new SecretKeyMismatch(keyId);
     const body = Buffer.from(bodyText, "base64url");
+    if (body.length < TAG_BYTES) throw new SecretKeyMismatch(keyId, true);
     try {
       const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(ivText, "base64url"));
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
@@ -91,13 +102,23 @@ export class SecretBox {
         decipher.final(),
       ]).toString("utf8");
     } catch {
-      throw new SecretKeyMismatch(keyId);
+      throw new SecretKeyMismatch(keyId, true);
     }
   }
 
   /** True when the value is sealed and with the current key (nothing to rewrite). */
   sealedWithCurrent(value: string): boolean {
-    return value.startsWith(`${PREFIX}.${this.currentKeyId}.`);
+    return value.startsWith(this.currentPrefix);
+  }
+
+  /** The id of the key that sealed a value; undefined when the value is not sealed. */
+  static keyIdOf(value: string): string | undefined {
+    return SecretBox.isSealed(value) ? value.split(".")[1] : undefined;
+  }
+
+  /** The prefix every value sealed with the current key starts with (for SQL filters). */
+  get currentPrefix(): string {
+    return `${PREFIX}.${this.currentKeyId}.`;
   }
 
   /** True when the value looks sealed (by any key). */
