@@ -62,13 +62,13 @@ export function parseSchedule(
       timezone = (zone as string).trim();
     }
   }
-  if (!ok) return undefined;
-  const cronProblem = cronExpressionProblem(cronText, timezone);
+  // The expression is checked even when the zone is refused (in UTC then): both problems at once.
+  const cronProblem = cronText === "" ? undefined : cronExpressionProblem(cronText, timezone);
   if (cronProblem) {
     add(`${path}.cron`, cronProblem);
-    return undefined;
+    ok = false;
   }
-  return { cron: cronText, timezone };
+  return ok ? { cron: cronText, timezone } : undefined;
 }
 
 /**
