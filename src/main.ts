@@ -19,6 +19,7 @@ import type { DeliveryWorker } from "./delivery/delivery-service.js";
 import { startDeliveryWorker } from "./delivery/delivery-service.js";
 import { startHousekeeping } from "./jobs/housekeeping.js";
 import { startImportWorker } from "./jobs/import-worker.js";
+import { startScheduler } from "./jobs/scheduler.js";
 import { startTableDeletionWorker } from "./jobs/table-deletion-worker.js";
 
 export interface RunningHerald {
@@ -58,6 +59,10 @@ export async function startHerald(
     services.push(await startImportWorker({ db, logger, config }));
     // A deleted table's records go in batches with their DELETE events (SPEC §3), as a job too.
     services.push(await startTableDeletionWorker({ db, logger, config }));
+    // Schedules (SPEC §7): every worker looks for due ones; each due time starts one run across
+    // processes. Each kind's handler creates its run's job row: file synchronisations, ETLs and
+    // exports add theirs here (FILE_SYNCHRONIZATION, ETL, EXPORT); a kind without one waits.
+    services.push(await startScheduler({ db, logger, handlers: {} }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
     services.push(
       await startHousekeeping({
