@@ -9,6 +9,7 @@ import type { EventSource } from "../domain/change-event.js";
 import { HeraldError } from "../domain/errors.js";
 import type { Queryable } from "../storage/database.js";
 import { findEtl } from "../storage/etl-repository.js";
+import { findFileReference } from "../storage/file-reference-repository.js";
 import type { Entity } from "../storage/tenancy-repository.js";
 
 export type TriggerSource = Exclude<EventSource, "PROFILE_TABLE" | "CUSTOM_TABLE">;
@@ -36,7 +37,16 @@ const TRIGGER_SOURCE_KINDS: Record<TriggerSource, TriggerSourceKind> = {
   },
   EXPORT: { noun: "export", plural: "exports" },
   CUSTOM_ACTION: { noun: "custom action", plural: "custom actions" },
-  FILE_SYNCHRONIZATION: { noun: "file reference", plural: "file references" },
+  FILE_SYNCHRONIZATION: {
+    noun: "file reference",
+    plural: "file references",
+    // Named by its id or its name; the subscription stores the id.
+    find: async (db, entityId, idOrName) => (await findFileReference(db, entityId, idOrName))?.id,
+    notFound: (id, entity) =>
+      new HeraldError("HERALD_FILE_REFERENCE_NOT_FOUND", { id, entity: entity.name }, [
+        { path: "onElementId", message: `no file reference '${id}' in entity '${entity.name}'` },
+      ]),
+  },
 };
 
 /**

@@ -55,6 +55,10 @@ export const ERRORS = {
     message:
       "ETL '{etl}' reads file reference '{reference}', which has no synchronised file to import: {reason}",
   },
+  HERALD_INVALID_EXPORT_DEFINITION: {
+    status: 400,
+    message: "The export definition is invalid: {reason}",
+  },
   // 401 / 403
   HERALD_UNAUTHENTICATED: { status: 401, message: "Authentication is required: {reason}" },
   HERALD_INVALID_API_KEY: { status: 401, message: "The API key is not valid" },
@@ -117,6 +121,14 @@ export const ERRORS = {
     status: 404,
     message: "Synchronisation '{id}' has no file to download: {reason}",
   },
+  HERALD_EXPORT_NOT_FOUND: {
+    status: 404,
+    message: "Export '{id}' does not exist in entity '{entity}'",
+  },
+  HERALD_EXPORT_EXECUTION_NOT_FOUND: {
+    status: 404,
+    message: "Execution '{id}' does not exist for export '{export}'",
+  },
   HERALD_METHOD_NOT_ALLOWED: { status: 405, message: "Method {method} is not allowed on {url}" },
   // 409
   HERALD_UNIQUE_KEY_TAKEN: {
@@ -147,6 +159,11 @@ export const ERRORS = {
     status: 409,
     message:
       "File reference '{id}' cannot be deleted: {users} read or write through it; change or delete them first",
+  },
+  HERALD_EXPORT_FILE_NOT_READY: {
+    status: 409,
+    message:
+      "Execution '{id}' has no file to download: it is {status}; only a SUCCESS execution's file is complete",
   },
   // 413 / 415 / 422 / 429
   HERALD_BODY_TOO_LARGE: { status: 413, message: "The request body exceeds {limit} bytes" },
@@ -214,6 +231,11 @@ export const ERRORS = {
   HERALD_FILE_SYNC_FAILED: {
     status: 502,
     message: "The file could not be synchronised: {reason}",
+  },
+  HERALD_EXPORT_FAILED: { status: 500, message: "The export could not finish: {reason}" },
+  HERALD_EXPORT_COPY_FAILED: {
+    status: 502,
+    message: "The export's file could not be copied to file reference '{reference}': {reason}",
   },
 } as const satisfies Record<string, { status: number; message: string }>;
 

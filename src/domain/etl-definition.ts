@@ -11,6 +11,7 @@ import { HeraldError } from "./errors.js";
 import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "./safe-text.js";
 import type { Transformation } from "./import-transformations.js";
 import { parseTransformations } from "./import-transformations.js";
+import { parseSchedule } from "./schedule.js";
 
 export const IMPORT_MODES = ["CREATE_ONLY", "UPDATE_ONLY", "CREATE_UPDATE"] as const;
 export type ImportMode = (typeof IMPORT_MODES)[number];
@@ -76,10 +77,21 @@ export interface EtlDefinition {
   transformations: Transformation[];
   /** Absent: no limit. */
   maxRejectedRows?: number;
-  /** SPEC §7.1 `source` and `launch` (file references and schedules): kept as given. */
-  source?: Record<string, unknown>;
-  launch?: Record<string, unknown>;
+  /** SPEC §7.1 `source`: the file reference the ETL reads (its id once stored). */
+  source?: EtlSource;
+  /** SPEC §7.1 `launch`; absent: MANUAL. */
+  launch?: EtlLaunch;
 }
+
+export interface EtlSource {
+  fileReference: string;
+}
+
+export const LAUNCH_TYPES = ["MANUAL", "SCHEDULED", "ON_FILE"] as const;
+export type LaunchType = (typeof LAUNCH_TYPES)[number];
+/** How a predefined ETL starts: by a call, at each due time of a schedule, or on each new file. */
+export type EtlLaunch =
+  { type: "MANUAL" } | { type: "SCHEDULED"; cron: string; timezone: string } | { type: "ON_FILE" };
 
 export interface ParsedDefinition {
   definition: EtlDefinition;
@@ -272,6 +284,57 @@ function parseMapping(p: Problems, raw: unknown): MappingEntry[] | undefined {
   return out;
 }
 
+function parseSource(p: Problems, raw: unknown): EtlSource | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObject(raw)) {
+    p.add("source", 'must be an object {"fileReference": "<id or name of a file reference>"}');
+    return undefined;
+  }
+  p.unknownKeys(raw, ["fileReference", "fileReferenceId"], "source");
+  const value = raw.fileReference ?? raw.fileReferenceId;
+  if (value === undefined || value === null) {
+    p.add("source.fileReference", "names the file reference the ETL reads (its id or name)");
+    return undefined;
+  }
+  const reference = text(p, value, "source.fileReference");
+  return reference === undefined ? undefined : { fileReference: reference.trim() };
+}
+
+function parseLaunch(
+  p: Problems,
+  raw: unknown,
+  source: EtlSource | undefined,
+): EtlLaunch | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObject(raw)) {
+    p.add("launch", `must be an object {"type": ${LAUNCH_TYPES.join(" | ")}, …}`);
+    return undefined;
+  }
+  const type = choice(
+    p,
+    raw.type,
+    "launch.type",
+    { MANUAL: "MANUAL", SCHEDULED: "SCHEDULED", ON_FILE: "ON_FILE" } as Record<string, LaunchType>,
+    "MANUAL",
+  );
+  p.unknownKeys(
+    raw,
+    type === "SCHEDULED" ? ["type", "cron", "timezone", "timeZone"] : ["type"],
+    "launch",
+  );
+  const needsReference = (what: string) => {
+    if (source === undefined)
+      p.add("source.fileReference", `is required with launch ${type}: ${what}`);
+  };
+  if (type === "SCHEDULED") {
+    needsReference("each scheduled run imports the file its file reference brings at that time");
+    const schedule = parseSchedule(raw, (path, message) => p.add(path, message), "launch");
+    return schedule ? { type, cron: schedule.cron, timezone: schedule.timezone } : undefined;
+  }
+  if (type === "ON_FILE") needsReference("the ETL runs when its file reference brings a new file");
+  return { type };
+}
+
 const TOP_LEVEL_KEYS = [
   "name",
   "target",
@@ -334,12 +397,10 @@ export function parseEtlDefinition(raw: unknown): ParsedDefinition {
       p.add("maxRejectedRows", "must be a whole number from 0 (no limit when left out)");
     else definition.maxRejectedRows = max;
   }
-  for (const key of ["source", "launch"] as const) {
-    const value = raw[key];
-    if (value === undefined || value === null) continue;
-    if (!isObject(value)) p.add(key, "must be an object");
-    else definition[key] = value;
-  }
+  const source = parseSource(p, raw.source);
+  if (source !== undefined) definition.source = source;
+  const launch = parseLaunch(p, raw.launch, source);
+  if (launch !== undefined) definition.launch = launch;
   if (p.errors.length > 0) {
     const first = p.errors[0]!;
     throw new HeraldError(
