@@ -202,15 +202,18 @@ export async function readFileRange(
 }
 
 /**
- * Removes expired files, except those an unfinished import still reads, and uploads that never
- * completed (an interrupted upload) after a day. Returns how many went.
+ * Removes expired files, except those an unfinished import or file synchronisation still uses, and
+ * uploads that never completed (an interrupted upload or synchronisation) after a day. Returns how
+ * many went.
  */
 export async function deleteExpiredFiles(db: Queryable): Promise<number> {
   const { rowCount } = await db.query(
     `DELETE FROM stored_files f
       WHERE (f.expires_at < now() OR (NOT f.complete AND f.created_at < now() - interval '1 day'))
         AND NOT EXISTS (SELECT 1 FROM etl_executions e
-                         WHERE e.file_id = f.id AND e.status IN ('PENDING', 'RUNNING'))`,
+                         WHERE e.file_id = f.id AND e.status IN ('PENDING', 'RUNNING'))
+        AND NOT EXISTS (SELECT 1 FROM file_synchronizations s
+                         WHERE s.file_id = f.id AND s.status IN ('PENDING', 'RUNNING'))`,
   );
   return rowCount;
 }

@@ -16,8 +16,15 @@ import {
   listEtls,
   updateEtl,
 } from "../../storage/etl-repository.js";
+import { removeSchedule } from "../../storage/schedule-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
+import {
+  hasNoUpload,
+  resolveEtlSource,
+  saveEtlSchedule,
+  startEtlOnLatestFile,
+} from "../etl-file-launch.js";
 import {
   acceptUploads,
   entityOf,
@@ -76,6 +83,8 @@ async function parseNamedDefinition(
     ]);
   // The table must exist now (it is checked again at each execution).
   await targetTable(deps.db, entity, parsed.definition.target);
+  // So must the file reference it reads (stored by id).
+  await resolveEtlSource(deps.db, entity, parsed.definition);
   return { ...parsed, name };
 }
 
@@ -120,7 +129,11 @@ const etlRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const entity = await entityOf(deps, request, request.params.entity);
       const parsed = await parseNamedDefinition(deps, entity, request.body);
-      const etl = await insertEtl(deps.db, entity.id, parsed.name, parsed.definition);
+      const etl = await deps.db.transaction(async (tx) => {
+        const row = await insertEtl(tx, entity.id, parsed.name, parsed.definition);
+        if (row) await saveEtlSchedule(tx, entity, row);
+        return row;
+      });
       if (!etl) throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
       return reply
         .code(201)
@@ -163,7 +176,11 @@ const etlRoutes: RouteModule = async (app, deps) => {
       const existing = await findEtl(deps.db, entity.id, request.params.etlId);
       if (!existing) throw etlNotFound(request.params.etlId, entity);
       const parsed = await parseNamedDefinition(deps, entity, request.body);
-      const etl = await updateEtl(deps.db, entity.id, existing.id, parsed.name, parsed.definition);
+      const etl = await deps.db.transaction(async (tx) => {
+        const row = await updateEtl(tx, entity.id, existing.id, parsed.name, parsed.definition);
+        if (row && row !== "name-taken") await saveEtlSchedule(tx, entity, row);
+        return row;
+      });
       if (etl === "name-taken")
         throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
       if (!etl) throw etlNotFound(request.params.etlId, entity);
@@ -184,8 +201,13 @@ const etlRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const entity = await entityOf(deps, request, request.params.entity);
       const etl = await findEtl(deps.db, entity.id, request.params.etlId);
-      if (!etl || !(await deleteEtl(deps.db, entity.id, etl.id)))
-        throw etlNotFound(request.params.etlId, entity);
+      const deleted =
+        etl !== undefined &&
+        (await deps.db.transaction(async (tx) => {
+          await removeSchedule(tx, "ETL", etl.id);
+          return deleteEtl(tx, entity.id, etl.id);
+        }));
+      if (!deleted) throw etlNotFound(request.params.etlId, entity);
       return reply.code(204).send(null);
     },
   );
@@ -195,9 +217,10 @@ const etlRoutes: RouteModule = async (app, deps) => {
     {
       schema: {
         tags: [TAG],
-        summary: "Run a predefined ETL on an uploaded file (part inputFile)",
+        summary:
+          "Run a predefined ETL on an uploaded file (part inputFile), or without a body on its file reference's latest file",
         description:
-          "multipart/form-data with a file part `inputFile` (aliases `file`, `dataFile`). ETLs that read a file reference start without a body once file references exist.",
+          "multipart/form-data with a file part `inputFile` (aliases `file`, `dataFile`). An ETL whose `source.fileReference` names a file reference may be started with no body: it imports the latest file that reference synchronised (400 HERALD_NO_SYNCHRONIZED_FILE when there is none).",
         consumes: ["multipart/form-data"],
         params: EtlParams,
         response: { 202: ExecutionStarted },
@@ -207,6 +230,13 @@ const etlRoutes: RouteModule = async (app, deps) => {
       const entity = await entityOf(deps, request, request.params.entity);
       const etl = await findEtl(deps.db, entity.id, request.params.etlId);
       if (!etl) throw etlNotFound(request.params.etlId, entity);
+      if (etl.definition.source && hasNoUpload(request)) {
+        const started = await startEtlOnLatestFile(deps, request, entity, etl);
+        return reply
+          .code(202)
+          .header("location", executionHref(entity.name, started.id))
+          .send({ executionId: started.id });
+      }
       const { execution } = await startUploadedExecution(deps, request, entity, {
         etl: { id: etl.id, name: etl.name },
         definitionOf: () => ({ definition: etl.definition, warnings: [] }),
