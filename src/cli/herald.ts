@@ -4,6 +4,7 @@ import type { HeraldConfig } from "../config/config.js";
 import { ConfigError, flagName, loadConfig, SETTINGS } from "../config/config.js";
 import type { RunningHerald } from "../main.js";
 import { HERALD_VERSION } from "../version.js";
+import { registerExportCommand } from "./export-command.js";
 import { registerImportCommand } from "./import-command.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerSubscriptionsCommand } from "./subscriptions-command.js";
@@ -92,6 +93,7 @@ registerImportCommand(program);
 registerListenCommand(program);
 registerTailCommand(program);
 registerSubscriptionsCommand(program);
+registerExportCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`herald: ${(error as Error).message}`);
