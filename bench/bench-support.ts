@@ -16,6 +16,7 @@ import { bootstrap } from "../src/api/bootstrap.js";
 import type { HeraldConfig } from "../src/config/config.js";
 import type { NewChangeEvent } from "../src/domain/change-event.js";
 import { loadConfig } from "../src/config/config.js";
+import { parseSecretKey, SecretBox } from "../src/domain/secret-box.js";
 import { createLogger } from "../src/logger.js";
 import type { Sequencer } from "../src/sequencer/sequencer-service.js";
 import { startSequencer } from "../src/sequencer/sequencer-service.js";
@@ -115,6 +116,13 @@ export async function createEmbeddedDatabase(): Promise<{ db: Database; drop(): 
 // Herald in-process -----------------------------------------------------------------------------
 
 export const BENCH_ENTITY = "bench";
+
+/** HERALD_SECRET_KEY of the benches' Herald processes, and of what a bench seals itself. */
+export const BENCH_SECRET_KEY = "be0c4be0c4be0c4be0c4be0c4be0c4be0c4be0c4be0c4be0c4be0c4be0c4be0c";
+
+export function benchSecrets(): SecretBox {
+  return new SecretBox(parseSecretKey(BENCH_SECRET_KEY));
+}
 const BENCH_ADMIN_KEY = `hk_bench_${randomBytes(16).toString("hex")}`;
 
 export interface BenchHerald {
@@ -152,7 +160,7 @@ export async function startBenchHerald(
   const logger = createLogger("silent");
   await bootstrap(db, { defaultEntity: BENCH_ENTITY, adminApiKey: BENCH_ADMIN_KEY });
   const sequencer = (options.sequencer ?? true) ? await startSequencer({ db, logger }) : undefined;
-  const app = await buildApp({ db, config, logger });
+  const app = await buildApp({ db, config, logger, secrets: benchSecrets() });
   options.extraRoutes?.(app);
   const origin = await app.listen({ port: 0, host: "127.0.0.1" });
   const { call, token } = await apiClient(origin, BENCH_ADMIN_KEY);

@@ -57,6 +57,8 @@ import { countEvents } from "./event-count.js";
 import { startReceiverProcess } from "./receiver-launch.js";
 import {
   cpuSecondsOf,
+  BENCH_SECRET_KEY,
+  benchSecrets,
   createBenchDatabase,
   fixed,
   HERALD_NODE_FLAGS,
@@ -198,7 +200,7 @@ async function subscribeFrom(
   settings: Partial<SubscriptionSettings>,
   watermark: number | "head",
 ): Promise<Subscription> {
-  const sub = await insertSubscription(setup.db, setup.entity, {
+  const sub = await insertSubscription(setup.db, benchSecrets(), setup.entity, {
     on: "PROFILE_TABLE",
     onElementId: "1",
     eventType: "UPDATE",
@@ -246,6 +248,7 @@ function startWorker(setup: Setup, workerId: string): Promise<DeliveryWorker> {
   return startDeliveryWorker({
     db: setup.db,
     logger,
+    secrets: benchSecrets(),
     config: { ...loadConfig({ env: {} }), allowInsecureTargets: true, workerId },
   });
 }
@@ -596,6 +599,7 @@ async function memory(options: BenchOptions): Promise<void> {
         env: {
           ...process.env,
           DATABASE_URL: setup.url,
+          HERALD_SECRET_KEY: BENCH_SECRET_KEY,
           HERALD_ALLOW_INSECURE_TARGETS: "true",
           HERALD_DEFAULT_ENTITY: ENTITY,
           HERALD_LOG_LEVEL: "warn",

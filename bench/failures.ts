@@ -34,6 +34,7 @@ import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
 import {
+  benchSecrets,
   createBenchDatabase,
   fixed,
   postgresUnavailable,
@@ -176,7 +177,7 @@ async function runPhase(options: BenchOptions, failingOne: boolean): Promise<Pha
       const endpoint = await startEndpoint();
       endpoint.failing = failingOne && i === 0;
       endpoints.push(endpoint);
-      const sub = await insertSubscription(db, entity, {
+      const sub = await insertSubscription(db, benchSecrets(), entity, {
         on: "PROFILE_TABLE",
         onElementId: "1",
         eventType: "UPDATE",
@@ -199,6 +200,7 @@ async function runPhase(options: BenchOptions, failingOne: boolean): Promise<Pha
     const worker = await startDeliveryWorker({
       db,
       logger,
+      secrets: benchSecrets(),
       config: {
         ...loadConfig({ env: {} }),
         allowInsecureTargets: true,

@@ -20,7 +20,7 @@ import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
-import { createBenchDatabase, fixed, profileEvent } from "./bench-support.js";
+import { benchSecrets, createBenchDatabase, fixed, profileEvent } from "./bench-support.js";
 import type { ResultRow } from "./faults-support.js";
 import {
   FAULTS_ADMIN_KEY,
@@ -131,9 +131,15 @@ export async function neighbour(options: BenchOptions): Promise<ResultRow[]> {
   try {
     await bootstrap(db, { defaultEntity: "bench", adminApiKey: FAULTS_ADMIN_KEY });
     const entity = (await findEntityByName(db, await firstLicenceId(db), "bench"))!.id;
-    await insertSubscription(db, entity, subscriptionSettings(`${recorder.origin}/fast`));
     await insertSubscription(
       db,
+      benchSecrets(),
+      entity,
+      subscriptionSettings(`${recorder.origin}/fast`),
+    );
+    await insertSubscription(
+      db,
+      benchSecrets(),
       entity,
       subscriptionSettings(`${recorder.origin}/slow`, {
         onElementId: "2",
@@ -145,6 +151,7 @@ export async function neighbour(options: BenchOptions): Promise<ResultRow[]> {
     const worker = await startDeliveryWorker({
       db,
       logger,
+      secrets: benchSecrets(),
       config: {
         ...loadConfig({ env: {} }),
         allowInsecureTargets: true,

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SubscriptionSettings } from "../src/domain/subscription.js";
 import { SUBSCRIPTION_DEFAULTS } from "../src/domain/subscription.js";
-import { HERALD_NODE_FLAGS } from "./bench-support.js";
+import { BENCH_SECRET_KEY, HERALD_NODE_FLAGS } from "./bench-support.js";
 
 export const FAULTS_ADMIN_KEY = "hk_bench_faults_admin_key_0123456789";
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -74,7 +74,9 @@ export function startHeraldProcess(options: {
       cwd: ROOT,
       env: {
         ...inherited,
-        ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
+        ...(options.databaseUrl
+          ? { DATABASE_URL: options.databaseUrl, HERALD_SECRET_KEY: BENCH_SECRET_KEY }
+          : {}),
         ...(dataDir ? { HERALD_DATA_DIR: dataDir } : {}),
         HERALD_ADMIN_API_KEY: FAULTS_ADMIN_KEY,
         HERALD_ALLOW_INSECURE_TARGETS: "true",

@@ -13,7 +13,7 @@ import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
 import type { BenchOptions } from "./bench-support.js";
-import { createBenchDatabase, fixed, profileEvent } from "./bench-support.js";
+import { benchSecrets, createBenchDatabase, fixed, profileEvent } from "./bench-support.js";
 import type { HeraldProcess, ResultRow } from "./faults-support.js";
 import {
   FAULTS_ADMIN_KEY,
@@ -42,6 +42,7 @@ export async function takeover(options: BenchOptions): Promise<ResultRow[]> {
     const entity = (await findEntityByName(db, await firstLicenceId(db), "bench"))!.id;
     await insertSubscription(
       db,
+      benchSecrets(),
       entity,
       subscriptionSettings(`${recorder.origin}/takeover`, { maxConcurrency: 4 }),
     );

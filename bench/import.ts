@@ -31,6 +31,7 @@ import copyStreams from "pg-copy-streams";
 import type { BenchOptions } from "./bench-support.js";
 import {
   apiClient,
+  BENCH_SECRET_KEY,
   cpuSecondsOf,
   createBenchDatabase,
   fixed,
@@ -194,7 +195,7 @@ async function listeningOrigin(api: HeraldProcess): Promise<string> {
 
 async function postgresDeployment(adminUrl: string): Promise<Deployment> {
   const database = await createBenchDatabase(adminUrl);
-  const env = { ...COMMON_ENV, DATABASE_URL: database.url };
+  const env = { ...COMMON_ENV, DATABASE_URL: database.url, HERALD_SECRET_KEY: BENCH_SECRET_KEY };
   const api = startHeraldProcess("api", { ...env, HERALD_ROLES: "api,sequencer" });
   const workers: HeraldProcess[] = [];
   try {

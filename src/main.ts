@@ -7,11 +7,15 @@ import type { Logger } from "pino";
 import type { HeraldApp } from "./api/app.js";
 import { bootstrap, createAdminKeyIfNone } from "./api/bootstrap.js";
 import type { HeraldConfig } from "./config/config.js";
+import { ConfigError } from "./config/config.js";
+import type { SecretBox } from "./domain/secret-box.js";
 import { createLogger } from "./logger.js";
 import type { Database } from "./storage/database.js";
 import { migrate } from "./storage/migrate.js";
 import type { DatabaseWait } from "./storage/open-database.js";
 import { openDatabase, whenAvailable } from "./storage/open-database.js";
+import { prepareSealedValues, WrongSecretKey } from "./storage/sealed-values.js";
+import { configuredKeys, openSecretBox, SecretKeySetupError } from "./storage/secret-key-file.js";
 import { HERALD_VERSION } from "./version.js";
 import type { BackgroundService } from "./background-service.js";
 import { startSequencer } from "./sequencer/sequencer-service.js";
@@ -36,7 +40,16 @@ export async function startHerald(
   config: HeraldConfig,
   logger = createLogger(config.logLevel),
 ): Promise<RunningHerald> {
+  // A missing or malformed HERALD_SECRET_KEY is refused before anything is opened.
+  asConfigError(() => configuredKeys(config));
   const db = await openReadyDatabase(config, logger);
+  let secrets: SecretBox;
+  try {
+    secrets = await prepareSecrets(db, config, logger);
+  } catch (error) {
+    await db.close().catch(() => {});
+    throw error;
+  }
   if (config.allowInsecureTargets)
     logger.warn(
       "HERALD_ALLOW_INSECURE_TARGETS is on: webhooks may be sent over plain http and to loopback, private and link-local addresses. Use it for local development and tests only.",
@@ -53,6 +66,7 @@ export async function startHerald(
       db,
       logger: logger.child({ component: "delivery" }),
       config,
+      secrets,
     });
     services.push(worker);
     // Imports (SPEC §7.1) are jobs: every worker claims executions under a lease.
@@ -82,6 +96,7 @@ export async function startHerald(
       config,
       logger,
       hooks: { subscriptionsChanged: () => worker?.wake() },
+      secrets,
     });
     url = await listen(app, config);
   }
@@ -149,6 +164,58 @@ async function openReadyDatabase(config: HeraldConfig, logger: Logger): Promise<
   } finally {
     process.removeListener("SIGTERM", onSignal);
     process.removeListener("SIGINT", onSignal);
+  }
+}
+
+/** Runs `fn`; a problem with the secret key becomes a ConfigError (the command line exits 2). */
+function asConfigError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw secretKeyError(error);
+  }
+}
+
+function secretKeyError(error: unknown): unknown {
+  return error instanceof SecretKeySetupError || error instanceof WrongSecretKey
+    ? new ConfigError(error.message, { cause: error })
+    : error;
+}
+
+/**
+ * The process's SecretBox (HERALD_SECRET_KEY, or the embedded database's key file), checked against
+ * the database, with every value not sealed with it rewritten (src/storage/sealed-values.ts), all
+ * before any role starts. A missing or wrong key is a ConfigError.
+ */
+async function prepareSecrets(db: Database, config: HeraldConfig, logger: Logger) {
+  const waiting = {
+    onWait: (wait: DatabaseWait) =>
+      logger.warn(`${wait.message}; retrying in ${wait.retryInMs / 1000} s`),
+  };
+  try {
+    const opened = await whenAvailable(() => openSecretBox(db, config), waiting);
+    if (opened.generatedFile)
+      logger.info(
+        { file: opened.generatedFile },
+        `generated the key that encrypts webhook signing secrets and file source credentials in the database: ${opened.generatedFile}. Back it up with the data directory; without it those secrets cannot be read`,
+      );
+    if (opened.warning) logger.warn(opened.warning);
+    const secrets = opened.secrets;
+    const report = await whenAvailable(() => prepareSealedValues(db, secrets), waiting);
+    const rewritten = Object.values(report.rewritten).reduce((a, b) => a + b, 0);
+    if (rewritten > 0)
+      logger.info(
+        { rewritten: report.rewritten, keyId: secrets.currentKeyId },
+        `encrypted ${rewritten} stored secret(s) with the current HERALD_SECRET_KEY (they were in plain text or under the previous key)`,
+      );
+    if (report.key === "matched-previous" || secrets.previousKeyId)
+      logger.info(
+        { keyId: secrets.currentKeyId, previousKeyId: secrets.previousKeyId },
+        "every stored secret is encrypted with the current key; HERALD_SECRET_KEY_PREVIOUS may be removed once every Herald process runs with the new HERALD_SECRET_KEY",
+      );
+    return secrets;
+  } catch (error) {
+    throw secretKeyError(error);
   }
 }
 

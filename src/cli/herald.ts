@@ -73,6 +73,11 @@ start.action(async (options: Record<string, string | boolean | undefined>) => {
     const { startHerald } = await import("../main.js");
     state.herald = await startHerald(config);
   } catch (error) {
+    // A setting found wrong while starting (a secret key the database refuses): exit 2 as above.
+    if (error instanceof ConfigError && !state.requested) {
+      console.error(`herald: configuration error: ${error.message}`);
+      process.exit(2);
+    }
     // Asked to stop while still starting (waiting for the database, say): a stop, not a failure.
     if (!state.requested) throw error;
     console.error(`herald: ${state.requested} while starting: ${(error as Error).message}`);

@@ -22,6 +22,7 @@ import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import { defaultWorkerId } from "../background-service.js";
 import type { HeraldConfig } from "../config/config.js";
+import type { SecretBox } from "../domain/secret-box.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { DEFAULT_RETRY_POLICY } from "../domain/retry-policy.js";
 import { LOG_CHANNEL } from "../storage/change-event-repository.js";
@@ -67,6 +68,8 @@ export interface DeliveryWorkerOptions {
   db: Database;
   logger: Logger;
   config: HeraldConfig;
+  /** Opens the subscriptions' signing secrets (sealed in the database; main.ts builds it). */
+  secrets: SecretBox;
   /** Tests and benchmarks only: lease timing, buffer sizes. */
   tuning?: Partial<DeliveryTuning>;
   /** Tests only: a shorter retry schedule, a fixed random source. */
@@ -204,7 +207,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     const epoch = liveness.epoch;
     const startedAt = Date.now();
     const census = await heartbeat(db, workerId, tuning.leaseTtlMs, liveness.key);
-    const renewed = await renewLeases(db, workerId, tuning.leaseTtlMs);
+    const renewed = await renewLeases(db, options.secrets, workerId, tuning.leaseTtlMs);
     if (livenessChanged(epoch)) return;
     leaseDeadline = startedAt + tuning.leaseTtlMs - tuning.leaseSafetyMarginMs;
     const renewedIds = new Set(renewed.map((l) => l.subscription.id));
@@ -225,12 +228,19 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       // (matured orphans) are never one this worker gave back.
       const claimed =
         Date.now() >= claimPausedUntil
-          ? await claimLeases(db, workerId, tuning.leaseTtlMs, target - runners.size)
+          ? await claimLeases(
+              db,
+              options.secrets,
+              workerId,
+              tuning.leaseTtlMs,
+              target - runners.size,
+            )
           : [];
       const matured = maturedOrphans().filter((o) => !runners.has(o.subscriptionId));
       if (runners.size + claimed.length < target && matured.length > 0) {
         const taken = await claimOrphanedLeases(
           db,
+          options.secrets,
           workerId,
           tuning.leaseTtlMs,
           matured,

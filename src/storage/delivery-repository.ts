@@ -11,6 +11,7 @@
  */
 import type { ChangeEvent, EventSource, EventType } from "../domain/change-event.js";
 import type { PrerenderedParts } from "../domain/event-payload.js";
+import type { SecretBox } from "../domain/secret-box.js";
 import { namesJson, toIso } from "../domain/event-payload.js";
 import type { Subscription } from "../domain/subscription.js";
 import type { Queryable } from "./database.js";
@@ -34,8 +35,14 @@ const LOCK_GONE = `(w.liveness_key IS NOT NULL
 /** Worker `$1` may take or extend leases: the liveness key recorded for it (if any) is held. */
 const MAY_LEASE = `NOT EXISTS (SELECT 1 FROM delivery_workers w WHERE w.worker_id = $1 AND ${LOCK_GONE})`;
 
-function toLeased(rows: (SubscriptionRow & { watermark: number })[]): LeasedSubscription[] {
-  return rows.map((row) => ({ subscription: toSubscription(row), watermark: row.watermark }));
+function toLeased(
+  rows: (SubscriptionRow & { watermark: number })[],
+  secrets: SecretBox,
+): LeasedSubscription[] {
+  return rows.map((row) => ({
+    subscription: toSubscription(row, secrets),
+    watermark: row.watermark,
+  }));
 }
 
 /**
@@ -46,6 +53,7 @@ function toLeased(rows: (SubscriptionRow & { watermark: number })[]): LeasedSubs
  */
 export async function renewLeases(
   db: Queryable,
+  secrets: SecretBox,
   workerId: string,
   ttlMs: number,
 ): Promise<LeasedSubscription[]> {
@@ -61,7 +69,7 @@ export async function renewLeases(
       ORDER BY s.id`,
     [workerId, ttlMs],
   );
-  return toLeased(rows);
+  return toLeased(rows, secrets);
 }
 
 /**
@@ -71,6 +79,7 @@ export async function renewLeases(
  */
 export async function claimLeases(
   db: Queryable,
+  secrets: SecretBox,
   workerId: string,
   ttlMs: number,
   limit: number,
@@ -96,7 +105,7 @@ export async function claimLeases(
       ORDER BY s.id`,
     [workerId, ttlMs, limit],
   );
-  return toLeased(rows);
+  return toLeased(rows, secrets);
 }
 
 /**
@@ -155,6 +164,7 @@ export async function orphanedLeases(
  */
 export async function claimOrphanedLeases(
   db: Queryable,
+  secrets: SecretBox,
   workerId: string,
   ttlMs: number,
   orphans: readonly OrphanedLease[],
@@ -192,7 +202,7 @@ export async function claimOrphanedLeases(
       limit,
     ],
   );
-  return toLeased(rows);
+  return toLeased(rows, secrets);
 }
 
 /** Gives leases back at once (stop, rebalance), so another worker can take over without waiting. */

@@ -2,11 +2,16 @@
  * SQL of webhook subscriptions (SPEC §4): the API's create / read / list / replace / delete, and the
  * two reads the delivery engine starts from. Delivery's own cursor and lease statements live with
  * delivery; this file only sets the watermark when a subscription is born.
+ *
+ * Signing secrets are sealed with the SecretBox on their way in and opened on their way out
+ * (secrets at rest, src/storage/sealed-values.ts): the table never holds one in plain text.
  */
 import type { EventSource, EventType } from "../domain/change-event.js";
+import type { SecretBox } from "../domain/secret-box.js";
 import type { Subscription, SubscriptionSettings } from "../domain/subscription.js";
 import { SUBSCRIPTION_DEFAULTS } from "../domain/subscription.js";
 import type { Queryable } from "./database.js";
+import { openStored } from "./sealed-values.js";
 import type { SubscriptionRow } from "./subscription-rows.js";
 import { SUBSCRIPTION_COLUMNS, SUBSCRIPTION_FROM, toSubscription } from "./subscription-rows.js";
 
@@ -25,9 +30,9 @@ type CursorRow = SubscriptionRow & { watermark: number; log_head: number; parked
 const CURSOR_COLUMNS = `${SUBSCRIPTION_COLUMNS}, s.watermark, (SELECT position FROM log_head) AS log_head,
   (SELECT count(*)::int FROM parked_records p WHERE p.subscription_id = s.id) AS parked_records`;
 
-function toSubscriptionWithCursor(row: CursorRow): SubscriptionWithCursor {
+function toSubscriptionWithCursor(row: CursorRow, secrets: SecretBox): SubscriptionWithCursor {
   return {
-    ...toSubscription(row),
+    ...toSubscription(row, secrets),
     watermark: row.watermark,
     logHead: row.log_head,
     parkedRecords: row.parked_records,
@@ -55,7 +60,7 @@ const SETTINGS_COLUMNS = [
   "secret",
 ] as const;
 
-function settingsParams(settings: SubscriptionSettings): unknown[] {
+function settingsParams(settings: SubscriptionSettings, secrets: SecretBox): unknown[] {
   return [
     settings.on,
     settings.onElementId,
@@ -73,7 +78,7 @@ function settingsParams(settings: SubscriptionSettings): unknown[] {
     settings.conditions === null ? null : JSON.stringify(settings.conditions),
     settings.payloadVersion ?? SUBSCRIPTION_DEFAULTS.payloadVersion,
     settings.expiresAt ?? null,
-    settings.secret,
+    secrets.seal(settings.secret),
   ];
 }
 
@@ -84,6 +89,7 @@ function settingsParams(settings: SubscriptionSettings): unknown[] {
  */
 export async function insertSubscription(
   db: Queryable,
+  secrets: SecretBox,
   entityId: number,
   settings: SubscriptionSettings,
 ): Promise<SubscriptionWithCursor> {
@@ -94,13 +100,14 @@ export async function insertSubscription(
        VALUES ($1, ${placeholders}, (SELECT position FROM log_head))
        RETURNING *)
      SELECT ${CURSOR_COLUMNS} FROM s JOIN entities e ON e.id = s.entity_id`,
-    [entityId, ...settingsParams(settings)],
+    [entityId, ...settingsParams(settings, secrets)],
   );
-  return toSubscriptionWithCursor(rows[0]!);
+  return toSubscriptionWithCursor(rows[0]!, secrets);
 }
 
 export async function findSubscription(
   db: Queryable,
+  secrets: SecretBox,
   entityId: number,
   id: number,
 ): Promise<SubscriptionWithCursor | undefined> {
@@ -108,7 +115,7 @@ export async function findSubscription(
     `SELECT ${CURSOR_COLUMNS} FROM ${SUBSCRIPTION_FROM} WHERE s.entity_id = $1 AND s.id = $2`,
     [entityId, id],
   );
-  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+  return rows[0] ? toSubscriptionWithCursor(rows[0], secrets) : undefined;
 }
 
 export interface SubscriptionFilter {
@@ -121,6 +128,7 @@ export interface SubscriptionFilter {
 /** One page of an entity's subscriptions in id order, and how many match the filter in all. */
 export async function listSubscriptions(
   db: Queryable,
+  secrets: SecretBox,
   entityId: number,
   filter: SubscriptionFilter,
   page: { page: number; pageSize: number },
@@ -149,7 +157,10 @@ export async function listSubscriptions(
     `SELECT count(*)::int AS n FROM webhook_subscriptions s WHERE ${where}`,
     params,
   );
-  return { items: rows.map(toSubscriptionWithCursor), total: counted.rows[0]?.n ?? 0 };
+  return {
+    items: rows.map((row) => toSubscriptionWithCursor(row, secrets)),
+    total: counted.rows[0]?.n ?? 0,
+  };
 }
 
 /** How long a secret replaced by a PUT keeps verifying (the rotation grace period of SPEC §4). */
@@ -163,6 +174,7 @@ export const SECRET_GRACE_INTERVAL = "24 hours";
  */
 export async function replaceSubscription(
   db: Queryable,
+  secrets: SecretBox,
   entityId: number,
   id: number,
   settings: SubscriptionSettings,
@@ -172,28 +184,42 @@ export async function replaceSubscription(
     .join(", ");
   const secret = `$${SETTINGS_COLUMNS.indexOf("secret") + 3}`;
   const isActive = `$${SETTINGS_COLUMNS.indexOf("is_active") + 3}::boolean`;
+  const unchanged = `$${SETTINGS_COLUMNS.length + 3}::boolean`;
+  const stored = `$${SETTINGS_COLUMNS.length + 4}::text`;
   // Switched on again after delivery disabled it or a client paused it: a fresh start (a pause also
   // ends a FAILING episode, so its 3-day count starts over).
   const reactivated = `(${isActive} AND (state = 'DISABLED' OR NOT is_active))`;
-  // The CASEs read the row's values before this UPDATE (PostgreSQL evaluates SET against the old row).
-  const { rows } = await db.query<CursorRow>(
-    `WITH s AS (
-       UPDATE webhook_subscriptions
-          SET ${assignments},
-              previous_secret = CASE WHEN secret = ${secret} THEN previous_secret ELSE secret END,
-              previous_secret_expires_at = CASE WHEN secret = ${secret} THEN previous_secret_expires_at
-                                                ELSE now() + interval '${SECRET_GRACE_INTERVAL}' END,
-              secret = ${secret},
-              state = CASE WHEN ${reactivated} THEN 'ACTIVE' ELSE state END,
-              state_reason = CASE WHEN ${reactivated} THEN NULL ELSE state_reason END,
-              failing_since = CASE WHEN ${reactivated} THEN NULL ELSE failing_since END,
-              updated_at = now()
-        WHERE entity_id = $1 AND id = $2
-        RETURNING *)
-     SELECT ${CURSOR_COLUMNS} FROM s JOIN entities e ON e.id = s.entity_id`,
-    [entityId, id, ...settingsParams(settings)],
-  );
-  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+  // A sealed secret differs at every seal, so SQL cannot tell whether the secret changes: it is
+  // decided here on the row's secret as read, and the UPDATE applies only while that is still the
+  // row's secret (compare-and-set); a rotation in between makes it read the row again.
+  for (;;) {
+    const read = await db.query<{ secret: string }>(
+      "SELECT secret FROM webhook_subscriptions WHERE entity_id = $1 AND id = $2",
+      [entityId, id],
+    );
+    if (!read.rows[0]) return undefined;
+    const current = read.rows[0].secret;
+    const same = openStored(secrets, current) === settings.secret;
+    // The CASEs read the row's values before this UPDATE (PostgreSQL evaluates SET against the old row).
+    const { rows } = await db.query<CursorRow>(
+      `WITH s AS (
+         UPDATE webhook_subscriptions
+            SET ${assignments},
+                previous_secret = CASE WHEN ${unchanged} THEN previous_secret ELSE secret END,
+                previous_secret_expires_at = CASE WHEN ${unchanged} THEN previous_secret_expires_at
+                                                  ELSE now() + interval '${SECRET_GRACE_INTERVAL}' END,
+                secret = CASE WHEN ${unchanged} THEN secret ELSE ${secret} END,
+                state = CASE WHEN ${reactivated} THEN 'ACTIVE' ELSE state END,
+                state_reason = CASE WHEN ${reactivated} THEN NULL ELSE state_reason END,
+                failing_since = CASE WHEN ${reactivated} THEN NULL ELSE failing_since END,
+                updated_at = now()
+          WHERE entity_id = $1 AND id = $2 AND secret = ${stored}
+          RETURNING *)
+       SELECT ${CURSOR_COLUMNS} FROM s JOIN entities e ON e.id = s.entity_id`,
+      [entityId, id, ...settingsParams(settings, secrets), same, current],
+    );
+    if (rows[0]) return toSubscriptionWithCursor(rows[0], secrets);
+  }
 }
 
 /** `POST …/rotate-secret`: the grace period of the old secret, in seconds (default = SECRET_GRACE_INTERVAL). */
@@ -206,6 +232,7 @@ export const ROTATION_GRACE_SECONDS = { default: 24 * 3600, min: 0, max: 7 * 24 
  */
 export async function rotateSubscriptionSecret(
   db: Queryable,
+  secrets: SecretBox,
   entityId: number,
   id: number,
   newSecret: string,
@@ -221,9 +248,9 @@ export async function rotateSubscriptionSecret(
         WHERE entity_id = $1 AND id = $2
         RETURNING *)
      SELECT ${CURSOR_COLUMNS} FROM s JOIN entities e ON e.id = s.entity_id`,
-    [entityId, id, newSecret, graceSeconds],
+    [entityId, id, secrets.seal(newSecret), graceSeconds],
   );
-  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+  return rows[0] ? toSubscriptionWithCursor(rows[0], secrets) : undefined;
 }
 
 /**
@@ -259,11 +286,12 @@ export async function listActiveSubscriptionIds(db: Queryable): Promise<number[]
 /** One subscription of any entity, with its watermark; undefined once deleted. */
 export async function loadSubscription(
   db: Queryable,
+  secrets: SecretBox,
   id: number,
 ): Promise<SubscriptionWithCursor | undefined> {
   const { rows } = await db.query<CursorRow>(
     `SELECT ${CURSOR_COLUMNS} FROM ${SUBSCRIPTION_FROM} WHERE s.id = $1`,
     [id],
   );
-  return rows[0] ? toSubscriptionWithCursor(rows[0]) : undefined;
+  return rows[0] ? toSubscriptionWithCursor(rows[0], secrets) : undefined;
 }

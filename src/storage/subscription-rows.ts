@@ -1,4 +1,8 @@
-/** Mapping between `webhook_subscriptions` rows and the domain `Subscription`. */
+/**
+ * Mapping between `webhook_subscriptions` rows and the domain `Subscription`. The row's `secret` and
+ * `previous_secret` are sealed (src/storage/sealed-values.ts); the Subscription holds them opened.
+ */
+import type { SecretBox } from "../domain/secret-box.js";
 import type { EventSource, EventType } from "../domain/change-event.js";
 import type { MatchingConditions } from "../domain/conditions.js";
 import type {
@@ -7,6 +11,7 @@ import type {
   Subscription,
   SubscriptionState,
 } from "../domain/subscription.js";
+import { openStored } from "./sealed-values.js";
 
 export const SUBSCRIPTION_COLUMNS = `s.id, s.entity_id, e.name AS entity_name, s.source, s.element_id, s.event_type, s.on_fields,
   s.target_url, s.headers, s.is_active, s.push_mode, s.max_block_size, s.linger_ms, s.max_wait_ms, s.max_concurrency,
@@ -46,7 +51,7 @@ export interface SubscriptionRow {
   updated_at: Date;
 }
 
-export function toSubscription(row: SubscriptionRow): Subscription {
+export function toSubscription(row: SubscriptionRow, secrets: SecretBox): Subscription {
   return {
     id: row.id,
     entityId: row.entity_id,
@@ -66,8 +71,8 @@ export function toSubscription(row: SubscriptionRow): Subscription {
     includePrevious: row.include_previous,
     conditions: row.conditions,
     payloadVersion: row.payload_version as PayloadVersion,
-    secret: row.secret,
-    previousSecret: row.previous_secret,
+    secret: openStored(secrets, row.secret),
+    previousSecret: openStored(secrets, row.previous_secret),
     previousSecretExpiresAt: row.previous_secret_expires_at,
     state: row.state as SubscriptionState,
     stateReason: row.state_reason,

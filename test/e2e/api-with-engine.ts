@@ -33,6 +33,7 @@ export async function startApiWithEngine(
   const worker = await startDeliveryWorker({
     db: app.database.db,
     logger,
+    secrets: app.database.secrets,
     config: deliveryConfig({ workerId }),
     tuning: { leaseRenewMs: 200, pollMs: 200, watermarkFlushMs: 50 },
   });

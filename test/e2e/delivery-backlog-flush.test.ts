@@ -33,6 +33,7 @@ for (const { backend, skip } of await testBackends()) {
       worker = await startDeliveryWorker({
         db: t.db,
         logger,
+        secrets: t.secrets,
         config: deliveryConfig({ workerId: `backlog-${backend}` }),
         // Pages of 10 positions: 60 events stamped at once are a backlog of six pages.
         tuning: { leaseRenewMs: 300, pollMs: 300, watermarkFlushMs: 60_000, readBatchSize: 10 },

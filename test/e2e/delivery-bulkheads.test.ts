@@ -69,6 +69,7 @@ for (const { backend, skip } of await testBackends()) {
       worker = await startDeliveryWorker({
         db: t.db,
         logger,
+        secrets: t.secrets,
         // Held requests must stay in flight for the whole test, not time out and free their slots.
         config: deliveryConfig({ workerId: `bulkheads-${backend}`, deliveryTimeoutMs: 60_000 }),
         tuning: { leaseRenewMs: 300, pollMs: 300, watermarkFlushMs: 50 },

@@ -65,6 +65,7 @@ for (const { backend, skip } of await testBackends()) {
       worker = await startDeliveryWorker({
         db: t.db,
         logger,
+        secrets: t.secrets,
         config: deliveryConfig({ workerId: `test-${backend}` }),
         policy: FAST_POLICY,
         tuning: { leaseRenewMs: 300, pollMs: 300, watermarkFlushMs: 50 },

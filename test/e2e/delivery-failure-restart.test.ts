@@ -50,6 +50,7 @@ for (const { backend, skip } of await testBackends()) {
       const w = await startDeliveryWorker({
         db: t.db,
         logger,
+        secrets: t.secrets,
         config: deliveryConfig({ workerId: `restart-${backend}-${++generation}` }),
         clock: scaledClock(FACTOR),
         tuning: { leaseRenewMs: 200, pollMs: 200, watermarkFlushMs: 30 },

@@ -59,6 +59,7 @@ for (const { backend, skip } of await testBackends()) {
       worker = await startDeliveryWorker({
         db: t.db,
         logger,
+        secrets: t.secrets,
         config: deliveryConfig({ workerId: `bulk-failures-${backend}` }),
         clock: scaledClock(20_000),
         tuning: { leaseRenewMs: 200, pollMs: 200, watermarkFlushMs: 30 },

@@ -179,6 +179,7 @@ for (const { backend, skip } of await testBackends()) {
       worker = await startDeliveryWorker({
         db,
         logger,
+        secrets: t.database.secrets,
         config: deliveryConfig({
           workerId: `failures-${backend}`,
           deliveryTimeoutMs: TIMEOUT_MS,

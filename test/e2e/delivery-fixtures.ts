@@ -13,6 +13,7 @@ import { appendChangeEvents } from "../../src/storage/change-event-repository.js
 import type { Database, Queryable } from "../../src/storage/database.js";
 import { insertSubscription } from "../../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
+import { TEST_SECRET_KEY, testSecrets } from "../helpers/test-database.js";
 
 export const ENTITY = "acme";
 
@@ -45,7 +46,7 @@ export async function subscribe(
   entity: number,
   settings: Partial<SubscriptionSettings> & Pick<SubscriptionSettings, "targetUrl">,
 ): Promise<Subscription> {
-  return insertSubscription(db, entity, {
+  return insertSubscription(db, testSecrets(), entity, {
     on: "PROFILE_TABLE",
     onElementId: "1",
     eventType: "UPDATE",
@@ -147,6 +148,7 @@ export function startHeraldProcess(
     env: {
       ...process.env,
       DATABASE_URL: url,
+      HERALD_SECRET_KEY: TEST_SECRET_KEY,
       HERALD_ALLOW_INSECURE_TARGETS: "true",
       HERALD_DEFAULT_ENTITY: ENTITY,
       HERALD_ADMIN_API_KEY: "hk_delivery_tests_admin_key_0123456789",

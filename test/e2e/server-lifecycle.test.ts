@@ -13,7 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { TestDatabase } from "../helpers/test-database.js";
-import { createTestDatabase, postgresUnavailable } from "../helpers/test-database.js";
+import {
+  createTestDatabase,
+  postgresUnavailable,
+  TEST_SECRET_KEY,
+} from "../helpers/test-database.js";
 
 /** Generous: two cores shared by parallel test files make a cold start slow. */
 const START_TIMEOUT_MS = 120_000;
@@ -154,6 +158,7 @@ for (const leg of legs) {
       if (leg.name === "PostgreSQL") {
         database = await createTestDatabase("postgres", { maxConnections: 1 });
         env.DATABASE_URL = database.url!;
+        env.HERALD_SECRET_KEY = TEST_SECRET_KEY;
       }
     });
     after(async () => {

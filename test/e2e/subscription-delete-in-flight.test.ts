@@ -50,6 +50,7 @@ for (const { backend, skip } of await testBackends()) {
       worker = await startDeliveryWorker({
         db: t.db,
         logger,
+        secrets: t.secrets,
         config: deliveryConfig({ workerId: `delete-${backend}` }),
         tuning: { leaseRenewMs: 200, pollMs: 200, watermarkFlushMs: 50 },
       });

@@ -43,7 +43,12 @@ export async function createTestApp(
     defaultEntity: config.defaultEntity,
     adminApiKey: config.adminApiKey,
   });
-  const app = await buildApp({ db: database.db, config, logger: createLogger("silent") });
+  const app = await buildApp({
+    db: database.db,
+    config,
+    logger: createLogger("silent"),
+    secrets: database.secrets,
+  });
   await app.ready();
   const tokenResponse = await app.inject({
     method: "GET",

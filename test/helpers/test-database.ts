@@ -8,12 +8,19 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { parseSecretKey, SecretBox } from "../../src/domain/secret-box.js";
 import type { Database } from "../../src/storage/database.js";
 import { listMigrations, migrate } from "../../src/storage/migrate.js";
 import { PgliteDatabase } from "../../src/storage/pglite-database.js";
 import { PostgresDatabase } from "../../src/storage/postgres-database.js";
 
 export type Backend = "pglite" | "postgres";
+
+/**
+ * The HERALD_SECRET_KEY of tests: every test database's box seals with it, and a Herald process a
+ * test starts on a test database gets it, so that both read what the other sealed.
+ */
+export const TEST_SECRET_KEY = "5e1f0c0ffee0ddba11d00dfeedfacecafebabe0123456789abcdef0011223344";
 
 /** The server's maintenance database; override with HERALD_TEST_DATABASE_URL. */
 export const ADMIN_URL =
@@ -117,9 +124,16 @@ async function openMigratedPglite(): Promise<PgliteDatabase> {
   return db;
 }
 
+/** A box with TEST_SECRET_KEY. */
+export function testSecrets(): SecretBox {
+  return new SecretBox(parseSecretKey(TEST_SECRET_KEY));
+}
+
 export interface TestDatabase {
   backend: Backend;
   db: Database;
+  /** Seals and opens secrets at rest with TEST_SECRET_KEY (give it to workers and apps). */
+  secrets: SecretBox;
   /** PostgreSQL only: the URL of this test's own database (for subprocesses). */
   url: string | undefined;
   /** Opens another connection pool on the same database (PostgreSQL only). */
@@ -136,6 +150,7 @@ export async function createTestDatabase(
     return {
       backend,
       db,
+      secrets: testSecrets(),
       url: undefined,
       connect: async () => {
         throw new Error("PGlite is a single in-process database");
@@ -163,6 +178,7 @@ export async function createTestDatabase(
   return {
     backend,
     db,
+    secrets: testSecrets(),
     url,
     connect,
     drop: async () => {

@@ -412,7 +412,7 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(shown.previousSecret, before.secret);
 
         // What delivery signs with: the stored subscription through the engine's signing function.
-        const stored = (await loadSubscription(t.database.db, subscriptionId))!;
+        const stored = (await loadSubscription(t.database.db, t.database.secrets, subscriptionId))!;
         const body = JSON.stringify({ id: "push-1", data: { city: "Namur" } });
         const headers = webhookSignatureHeaders(stored, "push-1", body, new Date());
         assert.equal(headers["webhook-signature"].split(" ").length, 2);
@@ -432,7 +432,7 @@ for (const { backend, skip } of await testBackends()) {
         });
         assert.equal(response.statusCode, 200, response.body);
         const rotated = response.json() as { secret: string };
-        const stored = (await loadSubscription(t.database.db, subscriptionId))!;
+        const stored = (await loadSubscription(t.database.db, t.database.secrets, subscriptionId))!;
         const body = "{}";
         const headers = webhookSignatureHeaders(stored, "push-2", body, new Date());
         assert.equal(headers["webhook-signature"].split(" ").length, 1);
@@ -525,7 +525,11 @@ for (const { backend, skip } of await testBackends()) {
       });
 
       test("records a request from a position up to the log head, without touching the watermark", async () => {
-        const watermark = (await loadSubscription(t.database.db, subscriptionId))!.watermark;
+        const watermark = (await loadSubscription(
+          t.database.db,
+          t.database.secrets,
+          subscriptionId,
+        ))!.watermark;
         const response = await t.request("POST", `${BASE}/${subscriptionId}/replay`, {
           fromPosition: 5,
         });
@@ -537,7 +541,10 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(replay.cursor, 4);
         assert.equal(replay.status, "PENDING");
         assert.equal(replay.fromTime, null);
-        assert.equal((await loadSubscription(t.database.db, subscriptionId))!.watermark, watermark);
+        assert.equal(
+          (await loadSubscription(t.database.db, t.database.secrets, subscriptionId))!.watermark,
+          watermark,
+        );
         const list = (await t.request("GET", `${BASE}/${subscriptionId}/replays`)).json() as {
           replays: Json[];
         };

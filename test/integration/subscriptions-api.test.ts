@@ -335,7 +335,6 @@ for (const { backend, skip } of await testBackends()) {
         for (const [on, eventType, plural] of [
           ["EXPORT", "FINISHED", "exports"],
           ["CUSTOM_ACTION", "TRIGGER", "custom actions"],
-          ["FILE_SYNCHRONIZATION", "FINISHED", "file references"],
         ] as const) {
           const response = await post(minimal({ on, onElementId: 12, eventType }));
           assert.equal(response.statusCode, 404, response.body);
@@ -345,6 +344,12 @@ for (const { backend, skip } of await testBackends()) {
           assert.match(error.message, new RegExp(`no ${plural} yet`));
           assert.match(error.message, /leave onElementId out/);
         }
+        await expectError(
+          minimal({ on: "FILE_SYNCHRONIZATION", onElementId: "424242", eventType: "FINISHED" }),
+          404,
+          "HERALD_FILE_REFERENCE_NOT_FOUND",
+          "onElementId",
+        );
         const after = await db.query("SELECT count(*)::int AS n FROM webhook_subscriptions");
         assert.deepEqual(after.rows, before.rows);
       });
@@ -1141,7 +1146,9 @@ for (const { backend, skip } of await testBackends()) {
     const matchedAfter = async (head: number, ids: number[]) => {
       await stampPendingEvents(t.database.db);
       const events = await readLog(t.database.db, head, 1000);
-      const subscriptions = await Promise.all(ids.map((id) => loadSubscription(t.database.db, id)));
+      const subscriptions = await Promise.all(
+        ids.map((id) => loadSubscription(t.database.db, t.database.secrets, id)),
+      );
       return events.map((e) => ({
         type: `${e.source}/${e.eventType}`,
         matched: subscriptions.filter((s) => s && matchesSubscription(s, e)).map((s) => s!.id),
@@ -1178,7 +1185,7 @@ for (const { backend, skip } of await testBackends()) {
         onElementId: tableId,
         eventType: "CREATE",
       });
-      const sub = await loadSubscription(t.database.db, creates);
+      const sub = await loadSubscription(t.database.db, t.database.secrets, creates);
       const head = sub!.watermark;
 
       await ok("POST", profiles, {
@@ -1237,7 +1244,7 @@ for (const { backend, skip } of await testBackends()) {
         eventType: "CREATE",
         conditions: { stateAfterOperation: [{ attribute: "weight", operator: ">", value: 10 }] },
       });
-      const head = (await loadSubscription(t.database.db, updates))!.watermark;
+      const head = (await loadSubscription(t.database.db, t.database.secrets, updates))!.watermark;
       const records = "/v4/entity/acme/customTable/Parcels/record";
       const record = (parcelId: string, status: string, weight: number) => ({
         properties: [

@@ -53,7 +53,7 @@ for (const { backend, skip } of await testBackends()) {
     async function leasedTo(owner: string): Promise<number> {
       await db.query("UPDATE webhook_subscriptions SET is_active = false");
       const sub = await subscribe(db, entity, { targetUrl: "http://127.0.0.1:9/hook" });
-      const claimed = await claimLeases(db, owner, TTL, 10);
+      const claimed = await claimLeases(db, t.secrets, owner, TTL, 10);
       assert.deepEqual(
         claimed.map((l) => l.subscription.id),
         [sub.id],
@@ -76,7 +76,7 @@ for (const { backend, skip } of await testBackends()) {
         await heartbeat(db, "solo", TTL, liveness.key);
         const id = await leasedTo("solo");
         assert.deepEqual(
-          (await renewLeases(db, "solo", TTL)).map((l) => l.subscription.id),
+          (await renewLeases(db, t.secrets, "solo", TTL)).map((l) => l.subscription.id),
           [id],
         );
         assert.deepEqual(await orphanedLeases(db, "other", TTL), []);
@@ -122,12 +122,12 @@ for (const { backend, skip } of await testBackends()) {
 
       // The holder renewed meanwhile (another expiry): that holding was not the one seen.
       const stale = orphans.map((o) => ({ ...o, expiresAt: "2000-01-01 00:00:00+00" }));
-      assert.deepEqual(await claimOrphanedLeases(db, "b", TTL, stale, 10), []);
+      assert.deepEqual(await claimOrphanedLeases(db, t.secrets, "b", TTL, stale, 10), []);
       // The holder took a new key meanwhile: not the one seen either.
       const rekeyed = orphans.map((o) => ({ ...o, key: o.key + 1 }));
-      assert.deepEqual(await claimOrphanedLeases(db, "b", TTL, rekeyed, 10), []);
+      assert.deepEqual(await claimOrphanedLeases(db, t.secrets, "b", TTL, rekeyed, 10), []);
       // As seen: taken over, with its cursor.
-      const taken = await claimOrphanedLeases(db, "b", TTL, orphans, 10);
+      const taken = await claimOrphanedLeases(db, t.secrets, "b", TTL, orphans, 10);
       assert.deepEqual(
         taken.map((l) => l.subscription.id),
         [id],
@@ -150,20 +150,28 @@ for (const { backend, skip } of await testBackends()) {
       await heartbeat(db, "d", TTL, key);
       const id = await leasedTo("d");
       await lock.release();
-      assert.deepEqual(await renewLeases(db, "d", TTL), [], "no renewal without the lock");
+      assert.deepEqual(
+        await renewLeases(db, t.secrets, "d", TTL),
+        [],
+        "no renewal without the lock",
+      );
       await db.query("UPDATE webhook_subscriptions SET lease_owner = NULL WHERE id = $1", [id]);
-      assert.deepEqual(await claimLeases(db, "d", TTL, 10), [], "no claim without the lock");
+      assert.deepEqual(
+        await claimLeases(db, t.secrets, "d", TTL, 10),
+        [],
+        "no claim without the lock",
+      );
 
       const next = await allocateLivenessKey(db);
       assert.notEqual(next, key, "every acquisition takes a fresh key");
       const again = (await db.tryAdvisoryLock(next)) as AdvisoryLock;
       await heartbeat(db, "d", TTL, next);
       assert.deepEqual(
-        (await claimLeases(db, "d", TTL, 10)).map((l) => l.subscription.id),
+        (await claimLeases(db, t.secrets, "d", TTL, 10)).map((l) => l.subscription.id),
         [id],
       );
       assert.deepEqual(
-        (await renewLeases(db, "d", TTL)).map((l) => l.subscription.id),
+        (await renewLeases(db, t.secrets, "d", TTL)).map((l) => l.subscription.id),
         [id],
       );
       await again.release();

@@ -26,7 +26,6 @@ import {
   listSubscriptionAttempts,
 } from "../../storage/attempt-repository.js";
 import { findTable } from "../../storage/data-table-repository.js";
-import type { Database } from "../../storage/database.js";
 import {
   cancelReplay,
   firstPositionAtOrAfter,
@@ -42,6 +41,7 @@ import {
   rotateSubscriptionSecret,
 } from "../../storage/subscription-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
+import type { AppDeps } from "../app.js";
 import { authOf, resolveEntity } from "../auth.js";
 import {
   AttemptsQuery,
@@ -76,13 +76,13 @@ function notFound(raw: string, entity: Entity): HeraldError {
 }
 
 async function existing(
-  db: Database,
+  { db, secrets }: Pick<AppDeps, "db" | "secrets">,
   entity: Entity,
   raw: string,
 ): Promise<SubscriptionWithCursor> {
   const id = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(id) || id <= 0) throw notFound(raw, entity);
-  const found = await findSubscription(db, entity.id, id);
+  const found = await findSubscription(db, secrets, entity.id, id);
   if (!found) throw notFound(raw, entity);
   return found;
 }
@@ -150,7 +150,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const subscription = await existing(deps.db, entity, request.params.id);
+      const subscription = await existing(deps, entity, request.params.id);
       const q = request.query;
       if (
         q.outcome !== undefined &&
@@ -220,7 +220,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
           { allow: "POST" },
         );
       const entity = await entityOf(request, request.params.entity);
-      const subscription = await existing(deps.db, entity, request.params.id);
+      const subscription = await existing(deps, entity, request.params.id);
       const day = parseDay(raw);
       if (!day) throw invalid("date", `'${raw}' is not a day in the form yyyy-MM-dd (UTC)`);
       const page = request.query.page ?? 0;
@@ -261,7 +261,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const current = await existing(deps.db, entity, request.params.id);
+      const current = await existing(deps, entity, request.params.id);
       const grace = request.body.gracePeriodSeconds ?? ROTATION_GRACE_SECONDS.default;
       if (grace < ROTATION_GRACE_SECONDS.min || grace > ROTATION_GRACE_SECONDS.max)
         throw invalid(
@@ -270,6 +270,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
         );
       const rotated = await rotateSubscriptionSecret(
         deps.db,
+        deps.secrets,
         entity.id,
         current.id,
         generateWebhookSecret(),
@@ -302,7 +303,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const subscription = await existing(deps.db, entity, request.params.id);
+      const subscription = await existing(deps, entity, request.params.id);
       const table =
         subscription.on === "PROFILE_TABLE" || subscription.on === "CUSTOM_TABLE"
           ? await findTable(deps.db, entity.id, subscription.on, subscription.onElementId ?? "")
@@ -347,7 +348,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
     },
     async (request, reply) => {
       const entity = await entityOf(request, request.params.entity);
-      const subscription = await existing(deps.db, entity, request.params.id);
+      const subscription = await existing(deps, entity, request.params.id);
       const body = request.body;
       if ((body.fromPosition === undefined) === (body.fromTime === undefined))
         throw invalid("fromPosition", "send exactly one of fromPosition and fromTime");
@@ -418,7 +419,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const subscription = await existing(deps.db, entity, request.params.id);
+      const subscription = await existing(deps, entity, request.params.id);
       return { replays: (await listReplays(deps.db, subscription.id)).map(replayJson) };
     },
   );
@@ -435,7 +436,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const subscription = await existing(deps.db, entity, request.params.id);
+      const subscription = await existing(deps, entity, request.params.id);
       const raw = request.params.replayId;
       const replayId = /^\d{1,15}$/.test(raw) ? Number(raw) : 0;
       const replay =

@@ -85,11 +85,11 @@ function parseId(raw: string, entity: Entity): number {
 }
 
 async function existing(
-  db: Database,
+  { db, secrets }: Pick<AppDeps, "db" | "secrets">,
   entity: Entity,
   rawId: string,
 ): Promise<SubscriptionWithCursor> {
-  const found = await findSubscription(db, entity.id, parseId(rawId, entity));
+  const found = await findSubscription(db, secrets, entity.id, parseId(rawId, entity));
   if (!found)
     throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", { id: rawId, entity: entity.name });
   return found;
@@ -115,7 +115,13 @@ async function replaceWith(
     undefined,
     current,
   );
-  const replaced = await replaceSubscription(deps.db, entity.id, current.id, settings);
+  const replaced = await replaceSubscription(
+    deps.db,
+    deps.secrets,
+    entity.id,
+    current.id,
+    settings,
+  );
   if (!replaced)
     throw new HeraldError("HERALD_SUBSCRIPTION_NOT_FOUND", {
       id: String(current.id),
@@ -238,7 +244,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
       generateWebhookSecret(),
       legacyTable,
     );
-    const created = await insertSubscription(deps.db, entity.id, settings);
+    const created = await insertSubscription(deps.db, deps.secrets, entity.id, settings);
     deps.hooks.subscriptionsChanged();
     request.log.info(
       { subscriptionId: created.id, entity: entity.name },
@@ -343,6 +349,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
       }
       const { items, total } = await listSubscriptions(
         deps.db,
+        deps.secrets,
         entity.id,
         {
           ...(on !== undefined ? { on } : {}),
@@ -375,7 +382,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      return toJson(await existing(deps.db, entity, request.params.id), false);
+      return toJson(await existing(deps, entity, request.params.id), false);
     },
   );
 
@@ -393,7 +400,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const current = await existing(deps.db, entity, request.params.id);
+      const current = await existing(deps, entity, request.params.id);
       const replaced = await replaceWith(
         deps,
         entity,
@@ -423,7 +430,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const current = await existing(deps.db, entity, request.params.id);
+      const current = await existing(deps, entity, request.params.id);
       // The stored settings with the sent fields on top, checked as a PUT of the result would be.
       const merged: SubscriptionRequest = {
         ...requestOf(current),
@@ -485,7 +492,7 @@ const subscriptionRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const entity = await entityOf(request, request.params.entity);
-      const s = await existing(deps.db, entity, request.params.id);
+      const s = await existing(deps, entity, request.params.id);
       const inGrace =
         s.previousSecret !== null &&
         s.previousSecretExpiresAt !== null &&
