@@ -144,20 +144,32 @@ function messageOf(error: unknown): string {
   return `${err.code ?? err.name}: ${err.message}${cause}`.slice(0, 500);
 }
 
-export function createHttpSender(options: HttpSenderOptions): HttpSender {
+/**
+ * An undici connector that applies the address guard to every socket it opens (unless insecure
+ * targets are allowed): names through `guardedLookup`, IP literals (which never go through a
+ * lookup) here. `options` are undici's (connect timeout, TLS options). Also used by file downloads
+ * (jobs/file-sources/https-source.ts).
+ */
+export function guardedConnector(
+  options: buildConnector.BuildOptions,
+  allowInsecureTargets: boolean,
+): buildConnector.connector {
   const baseConnect = buildConnector({
-    timeout: options.timeoutMs,
-    ...(options.allowInsecureTargets ? {} : { lookup: guardedLookup }),
+    ...options,
+    ...(allowInsecureTargets ? {} : { lookup: guardedLookup }),
   } as buildConnector.BuildOptions);
-  // IP literals never go through `lookup`, so they are checked here; names are checked in `lookup`.
-  const connect: buildConnector.connector = (connectOptions, callback) => {
+  return (connectOptions, callback) => {
     const host = connectOptions.hostname.replace(/^\[|\]$/g, "");
-    if (!options.allowInsecureTargets && isIP(host) && isForbiddenAddress(host)) {
+    if (!allowInsecureTargets && isIP(host) && isForbiddenAddress(host)) {
       callback(new BlockedTargetError(host), null);
       return;
     }
     baseConnect(connectOptions, callback);
   };
+}
+
+export function createHttpSender(options: HttpSenderOptions): HttpSender {
+  const connect = guardedConnector({ timeout: options.timeoutMs }, options.allowInsecureTargets);
   const agent = new Agent({
     connect,
     // undici reads null as "no cap": a request always gets an idle socket or a new one.

@@ -1,0 +1,110 @@
+/**
+ * The two limits every transfer keeps, whatever the source: one deadline for the whole transfer
+ * (connecting, the answer, every byte), and the size limit counted on the bytes as they stream.
+ */
+import type { Readable } from "node:stream";
+import { FileTransferError, tooLarge } from "./file-transfer-error.js";
+
+export interface Deadline {
+  /** Aborted when the time is up or the caller cancels; the reason is the FileTransferError. */
+  readonly signal: AbortSignal;
+  /** What the transfer is doing, named in the timeout's message ("connecting", "reading the file"). */
+  phase: string;
+  /** Milliseconds left (at least 1). */
+  remainingMs(): number;
+  clear(): void;
+}
+
+export function startDeadline(
+  timeoutMs: number,
+  location: string,
+  callerSignal: AbortSignal | undefined,
+): Deadline {
+  const controller = new AbortController();
+  const ends = Date.now() + timeoutMs;
+  const deadline: Deadline = {
+    signal: controller.signal,
+    phase: "connecting",
+    remainingMs: () => Math.max(1, ends - Date.now()),
+    clear: () => {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener("abort", onCallerAbort);
+    },
+  };
+  const timer = setTimeout(() => {
+    controller.abort(
+      new FileTransferError(
+        "TIMEOUT",
+        `${location}: the transfer did not complete within ${timeoutMs} ms (stalled while ${deadline.phase}; HERALD_FILE_FETCH_TIMEOUT_MS sets the limit)`,
+      ),
+    );
+  }, timeoutMs);
+  const onCallerAbort = () => {
+    clearTimeout(timer);
+    controller.abort(new FileTransferError("ABORTED", `${location}: the transfer was cancelled`));
+  };
+  if (callerSignal?.aborted) onCallerAbort();
+  else callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+  return deadline;
+}
+
+/** The error a transfer ended with: the deadline's, when it is what ended it. */
+export function failureOf(
+  error: unknown,
+  deadline: Deadline,
+  describe: (error: unknown) => FileTransferError,
+): FileTransferError {
+  if (error instanceof FileTransferError) return error;
+  if (deadline.signal.aborted && deadline.signal.reason instanceof FileTransferError)
+    return deadline.signal.reason;
+  return describe(error);
+}
+
+export interface LimitedContentOptions {
+  maxBytes: number;
+  location: string;
+  deadline: Deadline;
+  /** Turns a stream error into the transfer's error. */
+  describe: (error: unknown) => FileTransferError;
+  /** Releases the connection or the file; called once, however the reading ends. */
+  release: () => Promise<void>;
+}
+
+/**
+ * The bytes of `stream`, counted against the size limit and cut off by the deadline: the stream is
+ * destroyed the moment the deadline passes (a stalled read cannot outlive it), and the reader sees
+ * the FileTransferError. Never more than one chunk in memory.
+ */
+export async function* limitedContent(
+  stream: Readable,
+  options: LimitedContentOptions,
+): AsyncGenerator<Uint8Array> {
+  const { deadline } = options;
+  const onAbort = () => stream.destroy(deadline.signal.reason as Error);
+  if (deadline.signal.aborted) onAbort();
+  else deadline.signal.addEventListener("abort", onAbort, { once: true });
+  let bytes = 0;
+  try {
+    deadline.phase = "reading the file";
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      bytes += chunk.length;
+      if (bytes > options.maxBytes) throw tooLarge(options.location, options.maxBytes);
+      yield chunk;
+    }
+  } catch (error) {
+    throw failureOf(error, deadline, options.describe);
+  } finally {
+    deadline.signal.removeEventListener("abort", onAbort);
+    // Closing what is left (a remote handle over a connection being ended) may still report an
+    // error; the reader has its answer by now.
+    stream.on("error", () => undefined);
+    stream.destroy();
+    await options.release();
+  }
+}
+
+/** Runs `release` once, whoever calls first (the content's end or the caller's close()). */
+export function once(release: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= release().catch(() => undefined));
+}
