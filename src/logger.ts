@@ -1,4 +1,9 @@
-/** Structured logs (pino). Secrets never reach the log: keys, tokens, signatures and headers are redacted. */
+/**
+ * Structured logs (pino). Secrets never reach the log: keys, tokens, signatures, headers, signing
+ * secrets, file source credentials (passwords, private keys) and HERALD_SECRET_KEY are redacted,
+ * at the top of a log object and up to two levels down (`{ source: { password } }`,
+ * `{ fileReference: { source: { privateKey } } }`).
+ */
 import type { Logger } from "pino";
 import { pino } from "pino";
 import type { LogLevel } from "./config/config.js";
@@ -11,6 +16,21 @@ export const REDACTED_PATHS = [
   "*.apiKey",
   "secret",
   "*.secret",
+  "previousSecret",
+  "*.previousSecret",
+  "password",
+  "*.password",
+  "*.*.password",
+  "privateKey",
+  "*.privateKey",
+  "*.*.privateKey",
+  "credentials",
+  "*.credentials",
+  "*.*.credentials",
+  "secretKey",
+  "*.secretKey",
+  "secretKeyPrevious",
+  "*.secretKeyPrevious",
   "accessToken",
   "*.accessToken",
   "adminApiKey",
