@@ -24,6 +24,8 @@ import { startDeliveryWorker } from "./delivery/delivery-service.js";
 import { startHousekeeping } from "./jobs/housekeeping.js";
 import { startImportWorker } from "./jobs/import-worker.js";
 import { startScheduler } from "./jobs/scheduler.js";
+import { etlScheduleHandler, fileSyncScheduleHandler } from "./jobs/etl-launch.js";
+import { startFileSyncWorker } from "./jobs/file-sync-worker.js";
 import { startTableDeletionWorker } from "./jobs/table-deletion-worker.js";
 
 export interface RunningHerald {
@@ -76,7 +78,15 @@ export async function startHerald(
     // Schedules (SPEC §7): every worker looks for due ones; each due time starts one run across
     // processes. Each kind's handler creates its run's job row: file synchronisations, ETLs and
     // exports add theirs here (FILE_SYNCHRONIZATION, ETL, EXPORT); a kind without one waits.
-    services.push(await startScheduler({ db, logger, handlers: {} }));
+    services.push(
+      await startScheduler({
+        db,
+        logger,
+        handlers: { FILE_SYNCHRONIZATION: fileSyncScheduleHandler, ETL: etlScheduleHandler },
+      }),
+    );
+    // File synchronisations (SPEC §7.2) are jobs too; a new file starts the ON_FILE ETLs.
+    services.push(await startFileSyncWorker({ db, logger, config, secrets }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
     services.push(
       await startHousekeeping({

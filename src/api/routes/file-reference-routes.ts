@@ -5,13 +5,12 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyRequest } from "fastify";
-import { checkTargetHost, systemHostLookup } from "../../delivery/address-guard.js";
 import { HeraldError } from "../../domain/errors.js";
 import type { ErrorDetail } from "../../domain/errors.js";
 import type { ParsedFileReference } from "../../domain/file-reference-definition.js";
 import { parseFileReferenceDefinition } from "../../domain/file-reference-definition.js";
-import type { FileSource } from "../../domain/file-source.js";
 import { describeFileSource } from "../../domain/file-source.js";
+import { checkSourceTarget } from "../../jobs/file-sources/index.js";
 import { fileReferenceHref, synchronizationHref } from "../../jobs/file-sync-events.js";
 import type { StoredFileReference } from "../../storage/file-reference-repository.js";
 import {
@@ -113,17 +112,6 @@ function renderSynchronization(entity: Entity, sync: StoredSynchronization) {
   };
 }
 
-/** The host a source connects to, as a URL the address guard reads; undefined for DIRECTORY. */
-function guardedUrl(source: FileSource): { url: string; path: string } | undefined {
-  if (source.type === "HTTPS") return { url: source.url, path: "source.url" };
-  if (source.type === "SFTP") {
-    const host =
-      source.host.includes(":") && !source.host.startsWith("[") ? `[${source.host}]` : source.host;
-    return { url: `https://${host}/`, path: "source.host" };
-  }
-  return undefined;
-}
-
 /**
  * Checks a definition, including the address guard on the server it names (loopback, private and
  * link-local addresses are refused unless HERALD_ALLOW_INSECURE_TARGETS is on; the transfer checks
@@ -147,26 +135,25 @@ async function checkDefinition(
         }
       : {}),
   });
-  const target = guardedUrl(parsed.definition.source);
-  if (target && !deps.config.allowInsecureTargets) {
-    const verdict = await checkTargetHost(target.url, systemHostLookup);
-    if (verdict.kind === "refused")
-      throw new HeraldError(
-        "HERALD_INVALID_FILE_REFERENCE",
-        { reason: `${target.path} is refused: ${verdict.reason}` },
-        [
-          {
-            path: target.path,
-            message: `${verdict.reason}: such servers are reachable only with HERALD_ALLOW_INSECURE_TARGETS=true`,
-          },
-        ],
-      );
-    if (verdict.kind === "unresolved")
-      request.log.warn(
-        { host: verdict.host, reason: verdict.reason },
-        "file reference host does not resolve; accepted, but its synchronisations fail until it does",
-      );
-  }
+  const source = parsed.definition.source;
+  const verdict = await checkSourceTarget(source, deps.config.allowInsecureTargets);
+  const path = source.type === "HTTPS" ? "source.url" : "source.host";
+  if (verdict?.kind === "refused")
+    throw new HeraldError(
+      "HERALD_INVALID_FILE_REFERENCE",
+      { reason: `${path} is refused: ${verdict.reason}` },
+      [
+        {
+          path,
+          message: `${verdict.reason}: such servers are reachable only with HERALD_ALLOW_INSECURE_TARGETS=true`,
+        },
+      ],
+    );
+  if (verdict?.kind === "unresolved")
+    request.log.warn(
+      { host: verdict.host, reason: verdict.reason },
+      "file reference host does not resolve; accepted, but its synchronisations fail until it does",
+    );
   return parsed;
 }
 
