@@ -9,6 +9,7 @@ import type { EventSource } from "../domain/change-event.js";
 import { HeraldError } from "../domain/errors.js";
 import type { Queryable } from "../storage/database.js";
 import { findEtl } from "../storage/etl-repository.js";
+import { findExport } from "../storage/export-repository.js";
 import { findFileReference } from "../storage/file-reference-repository.js";
 import type { Entity } from "../storage/tenancy-repository.js";
 
@@ -35,7 +36,16 @@ const TRIGGER_SOURCE_KINDS: Record<TriggerSource, TriggerSourceKind> = {
         { path: "onElementId", message: `no ETL '${id}' in entity '${entity.name}'` },
       ]),
   },
-  EXPORT: { noun: "export", plural: "exports" },
+  EXPORT: {
+    noun: "export",
+    plural: "exports",
+    // Named by its id or its name; the subscription stores the id.
+    find: async (db, entityId, idOrName) => (await findExport(db, entityId, idOrName))?.id,
+    notFound: (id, entity) =>
+      new HeraldError("HERALD_EXPORT_NOT_FOUND", { id, entity: entity.name }, [
+        { path: "onElementId", message: `no export '${id}' in entity '${entity.name}'` },
+      ]),
+  },
   CUSTOM_ACTION: { noun: "custom action", plural: "custom actions" },
   FILE_SYNCHRONIZATION: {
     noun: "file reference",

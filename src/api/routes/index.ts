@@ -7,6 +7,7 @@ import customTableRoutes from "./custom-table-routes.js";
 import deliveryControlRoutes from "./delivery-control-routes.js";
 import entityRoutes from "./entity-routes.js";
 import etlRoutes from "./etl-routes.js";
+import exportRoutes from "./export-routes.js";
 import fileReferenceRoutes from "./file-reference-routes.js";
 import importRoutes from "./import-routes.js";
 import operationsRoutes from "./operations-routes.js";
@@ -35,5 +36,6 @@ export const ROUTE_MODULES: RouteModule[] = [
   recordRoutes,
   importRoutes,
   etlRoutes,
+  exportRoutes,
   fileReferenceRoutes,
 ];

@@ -1,0 +1,351 @@
+/**
+ * One run of an export execution (SPEC §7.3, DESIGN §6b): read the table (FULL, or an INCREMENTAL
+ * export's first run) or its changes (later INCREMENTAL runs) in one snapshot, stream the rows into
+ * a file of the file store, copy that file to the destination reference if there is one, and end
+ * the execution with its FINISHED event.
+ *
+ * The file is written inside the snapshot transaction: until it commits nobody sees it, and a run
+ * that fails or dies midway leaves nothing behind (the next run starts over). The execution
+ * records its file once that transaction committed, and is SUCCESS only after the copy: nothing is
+ * downloadable before, and an ERROR execution's file is deleted (never offered as complete).
+ */
+import type { Logger } from "pino";
+import type { AttributeMap } from "../domain/change-event.js";
+import { conditionsHold } from "../domain/conditions.js";
+import type { DataTable } from "../domain/data-table.js";
+import type { ExportDefinition } from "../domain/export-definition.js";
+import {
+  exportColumns,
+  exportFields,
+  exportFileName,
+  wantedSegment,
+} from "../domain/export-definition.js";
+import { renderValue } from "../domain/rendered-values.js";
+import { appendChangeEvents } from "../storage/change-event-repository.js";
+import { findTableById } from "../storage/data-table-repository.js";
+import type { Database } from "../storage/database.js";
+import type { RowSelection } from "../storage/export-reads.js";
+import {
+  allRowsSql,
+  changedRowsSql,
+  cursorRows,
+  inSnapshot,
+  readFrontier,
+} from "../storage/export-reads.js";
+import type {
+  ExportOutput,
+  StoredExport,
+  StoredExportExecution,
+} from "../storage/export-repository.js";
+import {
+  advanceIncremental,
+  findExportById,
+  finishExportExecution,
+  recordExportOutput,
+  renewExportLease,
+} from "../storage/export-repository.js";
+import { deleteFile, FileTooLarge, storeFile } from "../storage/file-store.js";
+import { committingEvents } from "../storage/log-channels.js";
+import { findEntityById } from "../storage/tenancy-repository.js";
+import { exportFinishedEvent } from "./export-events.js";
+import type { ExportValue } from "./export-file-writer.js";
+import { exportFileContent } from "./export-file-writer.js";
+
+/** Copies a stored file to an export's destination reference; returns where it went. */
+export type DestinationCopier = (
+  entityId: number,
+  fileReference: string,
+  file: { id: string; name: string },
+) => Promise<string>;
+
+export interface ExportRunSettings {
+  db: Database;
+  logger: Logger;
+  owner: string;
+  leaseMs: number;
+  /** Rows per FETCH of the snapshot's cursor. */
+  batchRows: number;
+  retentionDays: number;
+  maxFileBytes: number;
+  stopping(): boolean;
+  copy: DestinationCopier | undefined;
+}
+
+/** The run stopped before its end (the worker stops, or the lease was lost): it runs again later. */
+export class ExportInterrupted extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "ExportInterrupted";
+  }
+}
+
+/** A reason the export cannot be made, shown as the execution's error. */
+class ExportFailure extends Error {
+  constructor(
+    readonly code: "HERALD_EXPORT_FAILED" | "HERALD_EXPORT_COPY_FAILED",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function runExportExecution(
+  settings: ExportRunSettings,
+  execution: StoredExportExecution,
+): Promise<void> {
+  const { db } = settings;
+  const exp = await findExportById(db, execution.exportId);
+  if (!exp) return; // deleted meanwhile: its executions went with it
+  const entityName = (await findEntityById(db, exp.entityId))?.name ?? "";
+  const log = settings.logger.child({ exportId: exp.id, executionId: execution.id });
+  const lease = keepLease(settings, execution.id, log);
+  let output: ExportOutput | undefined;
+  try {
+    const table = await findTableById(db, exp.tableId);
+    if (!table)
+      throw new ExportFailure(
+        "HERALD_EXPORT_FAILED",
+        `table '${exp.definition.source.table}' no longer exists; point the export at another table (PUT) or delete it`,
+      );
+    output = await writeFile(settings, exp, table, execution, lease);
+    if (!(await recordExportOutput(db, execution.id, settings.owner, output))) {
+      await deleteFile(db, output.fileId);
+      throw new ExportInterrupted("the execution's lease was lost");
+    }
+    let destination: string | undefined;
+    const reference = exp.definition.destination?.fileReference;
+    if (reference !== undefined) {
+      if (!settings.copy)
+        throw new ExportFailure(
+          "HERALD_EXPORT_COPY_FAILED",
+          "this Herald cannot copy to file references",
+        );
+      try {
+        destination = await settings.copy(exp.entityId, reference, {
+          id: output.fileId,
+          name: output.fileName,
+        });
+      } catch (error) {
+        throw new ExportFailure(
+          "HERALD_EXPORT_COPY_FAILED",
+          `the copy to file reference '${reference}' failed: ${(error as Error).message}`,
+        );
+      }
+    }
+    const done = await finish(settings, exp, entityName, execution.id, "SUCCESS", {
+      ...(destination === undefined ? {} : { destination }),
+      output,
+    });
+    log.info(
+      { status: done?.status, rows: output.rowCount, bytes: output.bytes },
+      "export execution finished",
+    );
+  } catch (error) {
+    if (error instanceof ExportInterrupted) throw error;
+    const failure =
+      error instanceof ExportFailure
+        ? error
+        : error instanceof FileTooLarge
+          ? new ExportFailure(
+              "HERALD_EXPORT_FAILED",
+              `the file exceeds ${error.limit} bytes (HERALD_MAX_FILE_BYTES); export fewer fields or rows, or raise the limit`,
+            )
+          : undefined;
+    if (!failure) throw error;
+    log.warn({ reason: failure.message }, "export execution failed");
+    await finish(settings, exp, entityName, execution.id, "ERROR", {
+      error: { code: failure.code, message: failure.message },
+      ...(output ? { output } : {}),
+    });
+  } finally {
+    lease.stop();
+  }
+}
+
+interface Lease {
+  lost(): boolean;
+  stop(): void;
+}
+
+/** Renews the lease while the run goes (a third of its life), from a connection of its own. */
+function keepLease(settings: ExportRunSettings, id: string, log: Logger): Lease {
+  let lost = false;
+  const timer = setInterval(() => {
+    renewExportLease(settings.db, id, settings.owner, settings.leaseMs)
+      .then((held) => {
+        if (!held) lost = true;
+      })
+      .catch((error: unknown) => log.warn({ err: error }, "cannot renew the export's lease"));
+  }, settings.leaseMs / 3);
+  timer.unref();
+  return { lost: () => lost, stop: () => clearInterval(timer) };
+}
+
+/** What the rows are selected by: the fields, plus the attributes the conditions read. */
+function selectionOf(definition: ExportDefinition, table: DataTable): RowSelection {
+  const columns = [...exportFields(definition, table)];
+  for (const c of definition.filter.conditions)
+    if (!columns.includes(c.attribute)) columns.push(c.attribute);
+  return {
+    table,
+    columns,
+    segment: wantedSegment(definition.filter),
+    subscription: definition.filter.subscription,
+  };
+}
+
+function rendered(value: unknown): ExportValue {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "string") return value;
+  return renderValue(value);
+}
+
+async function writeFile(
+  settings: ExportRunSettings,
+  exp: StoredExport,
+  table: DataTable,
+  execution: StoredExportExecution,
+  lease: Lease,
+): Promise<ExportOutput> {
+  const { definition } = exp;
+  const selection = selectionOf(definition, table);
+  const fields = exportFields(definition, table);
+  const conditions = definition.filter.conditions;
+  const incremental = definition.mode === "INCREMENTAL";
+  const fileName = exportFileName(exp.name, execution.id, definition.format);
+  const entryName = fileName.replace(
+    /\.zip$/,
+    definition.format.type === "CSV" ? ".csv" : ".ndjson",
+  );
+  let rowCount = 0;
+
+  /** A row's state for the conditions, from the selected columns. */
+  const stateOf = (row: Record<string, unknown>): AttributeMap => {
+    const state: AttributeMap = {};
+    selection.columns.forEach((name, i) => {
+      state[name] = row[`c${i}`] as AttributeMap[string];
+    });
+    return state;
+  };
+  const passes = (row: Record<string, unknown>) =>
+    conditions.length === 0 ||
+    conditionsHold({ stateAfterOperation: conditions }, null, stateOf(row));
+  const values = (row: Record<string, unknown>) => fields.map((_, i) => rendered(row[`c${i}`]));
+
+  return inSnapshot(settings.db, async (tx) => {
+    const frontier = await readFrontier(tx, table);
+    // The export's position as this snapshot sees it (the previous execution committed its move).
+    const current = await findExportById(tx, exp.id);
+    const from = incremental ? (current?.incrementalPosition ?? null) : null;
+    const sql =
+      from === null
+        ? allRowsSql(selection)
+        : changedRowsSql(selection, {
+            from,
+            to: frontier.head,
+            skip: current?.incrementalSkip ?? [],
+            eventTypes:
+              selection.segment || selection.subscription
+                ? ["CREATE", "UPDATE", "DELETE", "UPDATED_SEGMENT", "UPDATED_SUBSCRIPTION"]
+                : ["CREATE", "UPDATE", "DELETE"],
+          });
+
+    async function* rows(): AsyncGenerator<ExportValue[][]> {
+      for await (const batch of cursorRows(tx, sql, settings.batchRows)) {
+        if (settings.stopping()) throw new ExportInterrupted("the worker is stopping");
+        if (lease.lost()) throw new ExportInterrupted("the execution's lease was lost");
+        const out: ExportValue[][] = [];
+        for (const row of batch) {
+          if (from === null) {
+            if (!passes(row)) continue;
+            out.push(incremental ? ["CREATE", ...values(row)] : values(row));
+          } else if (row.op !== "DELETE" && row.member === true && passes(row)) {
+            out.push([row.op as string, ...values(row)]);
+          } else {
+            // Deleted, or no longer in the filter: the consumer removes it by its keys.
+            const keys = (row.keys ?? {}) as Record<string, unknown>;
+            out.push(["DELETE", ...fields.map((f) => rendered(keys[f]))]);
+          }
+        }
+        rowCount += out.length;
+        if (out.length > 0) yield out;
+      }
+    }
+
+    const content = exportFileContent(
+      exportColumns(definition, table),
+      rows(),
+      definition.format,
+      entryName,
+    );
+    const file = await storeFile(
+      tx,
+      {
+        entityId: exp.entityId,
+        name: fileName,
+        retentionDays: settings.retentionDays,
+        maxBytes: settings.maxFileBytes,
+      },
+      content,
+    );
+    return {
+      mode: definition.mode,
+      fileId: file.id,
+      fileName,
+      rowCount,
+      bytes: file.bytes,
+      fromPosition: from,
+      toPosition: frontier.head,
+      skipEventIds: frontier.unstamped,
+    };
+  });
+}
+
+/**
+ * Ends the execution with its FINISHED event in one transaction; a SUCCESS of an INCREMENTAL
+ * execution also moves the export's position, unless a PUT restarted the export meanwhile (then it
+ * ends ERROR: its changes are in the next execution again). An ERROR execution's file is deleted.
+ */
+export async function finish(
+  settings: Pick<ExportRunSettings, "db" | "owner">,
+  exp: StoredExport,
+  entityName: string,
+  executionId: string,
+  status: "SUCCESS" | "ERROR",
+  extra: { destination?: string; output?: ExportOutput; error?: { code: string; message: string } },
+  owner: string | null = settings.owner,
+): Promise<StoredExportExecution | undefined> {
+  const { db } = settings;
+  const done = await committingEvents(db, () =>
+    db.transaction(async (tx) => {
+      let final = status;
+      let error = extra.error;
+      const output = extra.output;
+      if (status === "SUCCESS" && output?.mode === "INCREMENTAL") {
+        const moved = await advanceIncremental(
+          tx,
+          exp.id,
+          output.fromPosition,
+          output.toPosition,
+          output.skipEventIds,
+        );
+        if (!moved) {
+          final = "ERROR";
+          error = {
+            code: "HERALD_EXPORT_FAILED",
+            message:
+              "the export's definition changed while this execution ran; its next execution starts over",
+          };
+        }
+      }
+      const ended = await finishExportExecution(tx, executionId, owner, final, {
+        ...(extra.destination === undefined ? {} : { destination: extra.destination }),
+        ...(error ? { error } : {}),
+      });
+      if (ended) await appendChangeEvents(tx, [exportFinishedEvent(ended, exp.name, entityName)]);
+      return ended;
+    }),
+  );
+  if (done?.status === "ERROR" && extra.output) await deleteFile(db, extra.output.fileId);
+  return done;
+}

@@ -1,0 +1,172 @@
+/**
+ * The reads an export is made of (SPEC §7.3), all inside one REPEATABLE READ transaction: one
+ * snapshot of the table and of the change log, read through a cursor in batches so that memory does
+ * not grow with the table.
+ *
+ * What "every change committed before the execution starts" means in log positions: a change's
+ * event commits with the change, unstamped, and the sequencer stamps it later. So the snapshot sees
+ * (a) every event at or below the log head it reads (they were stamped, and so committed, before
+ * it), and (b) some committed events not stamped yet: they will get positions above that head. An
+ * INCREMENTAL execution covers the events its snapshot sees that the previous one did not: those
+ * above the previous head that were not in the previous snapshot's (b), plus its own (b), whose ids
+ * it records so that the next execution skips them. Each event is in exactly one execution, whether
+ * or not the sequencer keeps up, and no execution waits for it.
+ */
+import type { DataTable } from "../domain/data-table.js";
+import type { Database, Queryable } from "./database.js";
+
+/** The log as the snapshot sees it (see above). */
+export interface LogFrontier {
+  head: number;
+  /** Ids of the table's committed events the sequencer had not stamped yet. */
+  unstamped: number[];
+}
+
+/**
+ * Runs `fn` in one REPEATABLE READ transaction: every statement sees the snapshot taken by the
+ * first one. On the embedded database this transaction holds its only session for as long as it
+ * runs (docs/files-and-exports.md says what that costs).
+ */
+export async function inSnapshot<T>(db: Database, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    return fn(tx);
+  });
+}
+
+export async function readFrontier(tx: Queryable, table: DataTable): Promise<LogFrontier> {
+  // change_events_unsequenced (partial, position IS NULL) holds only the sequencer's backlog.
+  const { rows } = await tx.query<{ head: number; unstamped: (number | string)[] }>(
+    `SELECT (SELECT position FROM log_head) AS head,
+            ARRAY(SELECT id FROM change_events
+                   WHERE position IS NULL AND entity_id = $1 AND source = $2 AND source_id = $3
+                   ORDER BY id) AS unstamped`,
+    [table.entityId, table.kind, table.id],
+  );
+  return { head: rows[0]?.head ?? 0, unstamped: (rows[0]?.unstamped ?? []).map(Number) };
+}
+
+/** A SQL string literal. Names come from checked definitions; quoting keeps any text inert. */
+export function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+/** `timestamptz` as JavaScript's toISOString writes it, as events carry creation/updateMoment. */
+function isoText(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+}
+
+/**
+ * One column of a record as text (scalars: the JSON value's text, which is how they render), or as
+ * JSON for a multi-valued attribute (an array, rendered in JavaScript).
+ */
+export function columnSql(table: DataTable, name: string, alias: string): string {
+  if (table.kind === "PROFILE_TABLE") {
+    if (name === "profileId") return `${alias}.record_id::text`;
+    if (name === "creationMoment") return isoText(`${alias}.created_at`);
+    if (name === "updateMoment") return isoText(`${alias}.updated_at`);
+  }
+  const multi = table.attributes.find((a) => a.name === name)?.multiValued ?? false;
+  return `${alias}.attributes ${multi ? "->" : "->>"} ${literal(name)}`;
+}
+
+export interface RowSelection {
+  table: DataTable;
+  /** Record columns, selected as c0, c1, … */
+  columns: string[];
+  /** Profiles in this segment only (SQL, on the records row). */
+  segment: { name: string; segment: string } | null;
+  /** Profiles subscribed to this only. */
+  subscription: string | null;
+}
+
+function selectList(selection: RowSelection, alias: string): string {
+  return selection.columns
+    .map((name, i) => `${columnSql(selection.table, name, alias)} AS c${i}`)
+    .join(", ");
+}
+
+function membershipSql(selection: RowSelection, alias: string): string {
+  const parts: string[] = [];
+  if (selection.segment)
+    parts.push(
+      `${alias}.segments ->> ${literal(selection.segment.name)} = ${literal(selection.segment.segment)}`,
+    );
+  if (selection.subscription)
+    parts.push(`${alias}.subscriptions ->> ${literal(selection.subscription)} = 'true'`);
+  return parts.length > 0 ? parts.join(" AND ") : "true";
+}
+
+/** Every record of the table in the snapshot (FULL, and an INCREMENTAL export's first run). */
+export function allRowsSql(selection: RowSelection): string {
+  // records_table (table_id, record_id) gives the order without a sort.
+  return `SELECT ${selectList(selection, "r")} FROM records r
+           WHERE r.table_id = ${literal(selection.table.id)} AND ${membershipSql(selection, "r")}
+           ORDER BY r.record_id`;
+}
+
+/**
+ * One row per record with an event in the window: the window is the table's events above `from`
+ * and at or below `to`, plus those the snapshot sees unstamped, less those whose ids are in `skip`
+ * (the previous snapshot saw them unstamped: they are in the previous execution). For each
+ * record its last event (a record's events are in id order: a later write's event takes its id
+ * after the earlier one committed), whether the window created it after its last deletion, and
+ * its row in the snapshot (absent: deleted). `op` is DELETE, CREATE or UPDATE accordingly, `member`
+ * whether it passes the segment and subscription filters. Rows come in the order of their last
+ * event.
+ */
+export function changedRowsSql(
+  selection: RowSelection,
+  window: { from: number; to: number; skip: readonly number[]; eventTypes: readonly string[] },
+): string {
+  const { table } = selection;
+  const skip = window.skip.length > 0 ? window.skip.map((id) => String(Math.trunc(id))) : ["0"];
+  const skipped = `ARRAY[${skip.join(", ")}]::bigint[]`;
+  const types = window.eventTypes.map(literal).join(", ");
+  const mine = `entity_id = ${table.entityId} AND source = ${literal(table.kind)}
+                AND source_id = ${literal(table.id)} AND event_type IN (${types})`;
+  const join =
+    table.kind === "PROFILE_TABLE"
+      ? `r.table_id = ${literal(table.id)} AND r.record_id = l.record_key::bigint`
+      : `r.table_id = ${literal(table.id)} AND r.business_key = l.record_key`;
+  // Two halves so that each uses its index: change_events_entity_position for the stamped range,
+  // change_events_unsequenced for the backlog.
+  return `WITH w AS (
+            SELECT id, event_type, record_key, keys FROM change_events
+             WHERE ${mine} AND position > ${Math.trunc(window.from)}
+               AND position <= ${Math.trunc(window.to)} AND id <> ALL (${skipped})
+            UNION ALL
+            SELECT id, event_type, record_key, keys FROM change_events
+             WHERE position IS NULL AND ${mine} AND id <> ALL (${skipped})),
+          l AS (
+            SELECT DISTINCT ON (record_key) record_key, id, keys,
+                   coalesce(max(id) FILTER (WHERE event_type = 'CREATE') OVER k, 0)
+                     > coalesce(max(id) FILTER (WHERE event_type = 'DELETE') OVER k, 0) AS created
+              FROM w
+            WINDOW k AS (PARTITION BY record_key)
+             ORDER BY record_key, id DESC)
+          SELECT CASE WHEN r.record_id IS NULL THEN 'DELETE'
+                      WHEN l.created THEN 'CREATE' ELSE 'UPDATE' END AS op,
+                 l.keys AS keys, (r.record_id IS NOT NULL AND ${membershipSql(selection, "r")}) AS member,
+                 ${selectList(selection, "r")}
+            FROM l LEFT JOIN records r ON ${join}
+           ORDER BY l.id`;
+}
+
+/** The rows of `sql` through a cursor, `batch` at a time, in the caller's transaction. */
+export async function* cursorRows(
+  tx: Queryable,
+  sql: string,
+  batch: number,
+): AsyncGenerator<Record<string, unknown>[]> {
+  await tx.query(`DECLARE herald_export_rows NO SCROLL CURSOR FOR ${sql}`);
+  try {
+    for (;;) {
+      const { rows } = await tx.query(`FETCH FORWARD ${Math.trunc(batch)} FROM herald_export_rows`);
+      if (rows.length > 0) yield rows;
+      if (rows.length < batch) return;
+    }
+  } finally {
+    await tx.query("CLOSE herald_export_rows").catch(() => {});
+  }
+}
