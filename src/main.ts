@@ -26,6 +26,7 @@ import { startImportWorker } from "./jobs/import-worker.js";
 import { startScheduler } from "./jobs/scheduler.js";
 import { etlScheduleHandler, fileSyncScheduleHandler } from "./jobs/etl-launch.js";
 import { startFileSyncWorker } from "./jobs/file-sync-worker.js";
+import { exportScheduleHandler, startExportWorker } from "./jobs/export-worker.js";
 import { startTableDeletionWorker } from "./jobs/table-deletion-worker.js";
 
 export interface RunningHerald {
@@ -82,11 +83,17 @@ export async function startHerald(
       await startScheduler({
         db,
         logger,
-        handlers: { FILE_SYNCHRONIZATION: fileSyncScheduleHandler, ETL: etlScheduleHandler },
+        handlers: {
+          FILE_SYNCHRONIZATION: fileSyncScheduleHandler,
+          ETL: etlScheduleHandler,
+          EXPORT: exportScheduleHandler,
+        },
       }),
     );
     // File synchronisations (SPEC §7.2) are jobs too; a new file starts the ON_FILE ETLs.
     services.push(await startFileSyncWorker({ db, logger, config, secrets }));
+    // Exports (SPEC §7.3): executions are jobs; a destination reference receives a copy.
+    services.push(await startExportWorker({ db, logger, config, secrets }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
     services.push(
       await startHousekeeping({

@@ -9,6 +9,7 @@
 import type { Logger } from "pino";
 import type { HeraldConfig } from "../config/config.js";
 import { defaultWorkerId } from "../background-service.js";
+import type { SecretBox } from "../domain/secret-box.js";
 import type { Database, Queryable } from "../storage/database.js";
 import type { StoredExportExecution } from "../storage/export-repository.js";
 import {
@@ -19,10 +20,13 @@ import {
   recordExportFailure,
   releaseExportLeases,
 } from "../storage/export-repository.js";
+import { loadFileReferenceSource } from "../storage/file-reference-repository.js";
+import { readFileStream } from "../storage/file-store.js";
 import { notifyJobs } from "../storage/job-channels.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import type { DestinationCopier } from "./export-run.js";
 import { ExportInterrupted, finish, runExportExecution } from "./export-run.js";
+import { putDestinationFile } from "./file-sources/index.js";
 import type { JobLoop } from "./job-loop.js";
 import { startJobLoop } from "./job-loop.js";
 
@@ -43,9 +47,17 @@ export interface ExportWorkerOptions {
   logger: Logger;
   config: Pick<
     HeraldConfig,
-    "exportConcurrency" | "workerId" | "maxFileBytes" | "fileRetentionDays"
+    | "exportConcurrency"
+    | "workerId"
+    | "maxFileBytes"
+    | "fileRetentionDays"
+    | "fileFetchTimeoutMs"
+    | "fileDropDir"
+    | "allowInsecureTargets"
   >;
-  /** Copies a file to a destination reference (SFTP or DIRECTORY); absent: such exports end ERROR. */
+  /** Opens the destination references' credentials: exports copy their files with it. */
+  secrets?: SecretBox;
+  /** How a file is copied to a destination reference (default: destinationCopier with `secrets`). */
   copy?: DestinationCopier;
   leaseMs?: number;
   pollMs?: number;
@@ -68,7 +80,9 @@ export async function startExportWorker(options: ExportWorkerOptions): Promise<E
     retentionDays: config.fileRetentionDays,
     maxFileBytes: config.maxFileBytes,
     stopping: () => started.loop?.stopping() ?? false,
-    copy: options.copy,
+    copy:
+      options.copy ??
+      (options.secrets ? destinationCopier(db, options.secrets, config) : undefined),
   };
   /**
    * Executions this worker runs now. On the embedded database a long snapshot holds the only
@@ -137,6 +151,41 @@ export async function startExportWorker(options: ExportWorkerOptions): Promise<E
     releaseAll: () => releaseExportLeases(db, owner),
   });
   return started.loop;
+}
+
+/**
+ * Copies a stored file to an export's destination reference through part A's file sources: an
+ * SFTP server or the drop directory, written under a temporary name and renamed when complete (no
+ * partial file under the final name), within HERALD_FILE_FETCH_TIMEOUT_MS. Throws with the reason.
+ */
+export function destinationCopier(
+  db: Database,
+  secrets: SecretBox,
+  config: Pick<
+    HeraldConfig,
+    "fileFetchTimeoutMs" | "maxFileBytes" | "fileDropDir" | "allowInsecureTargets"
+  >,
+): DestinationCopier {
+  return async (entityId, fileReference, file) => {
+    const reference = await loadFileReferenceSource(db, secrets, entityId, fileReference);
+    if (!reference) throw new Error("the file reference no longer exists");
+    if (reference.source.type === "HTTPS")
+      throw new Error("it is an HTTPS reference; exports are copied to SFTP or DIRECTORY ones");
+    const copied = await putDestinationFile(
+      reference.source,
+      file.name,
+      readFileStream(db, file.id),
+      {
+        at: new Date(),
+        timeZone: reference.timeZone,
+        timeoutMs: config.fileFetchTimeoutMs,
+        maxBytes: config.maxFileBytes,
+        allowInsecureTargets: config.allowInsecureTargets,
+        dropDir: config.fileDropDir,
+      },
+    );
+    return copied.location;
+  };
 }
 
 /**

@@ -202,7 +202,8 @@ export async function readFileRange(
 }
 
 /**
- * Removes expired files, except those an unfinished import or file synchronisation still uses, and
+ * Removes expired files, except those an unfinished import or file synchronisation still uses, the
+ * file an export execution is copying and the latest file of each export (migration 025), and
  * uploads that never completed (an interrupted upload or synchronisation) after a day. Returns how
  * many went.
  */
@@ -213,7 +214,14 @@ export async function deleteExpiredFiles(db: Queryable): Promise<number> {
         AND NOT EXISTS (SELECT 1 FROM etl_executions e
                          WHERE e.file_id = f.id AND e.status IN ('PENDING', 'RUNNING'))
         AND NOT EXISTS (SELECT 1 FROM file_synchronizations s
-                         WHERE s.file_id = f.id AND s.status IN ('PENDING', 'RUNNING'))`,
+                         WHERE s.file_id = f.id AND s.status IN ('PENDING', 'RUNNING'))
+        -- An export's file while its execution still copies it, and each export's latest file.
+        AND NOT EXISTS (SELECT 1 FROM export_executions x
+                         WHERE x.file_id = f.id
+                           AND (x.status IN ('PENDING', 'RUNNING')
+                                OR x.id = (SELECT max(y.id) FROM export_executions y
+                                            WHERE y.export_id = x.export_id
+                                              AND y.status = 'SUCCESS' AND y.file_id IS NOT NULL)))`,
   );
   return rowCount;
 }
