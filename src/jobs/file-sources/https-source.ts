@@ -169,7 +169,7 @@ export async function fetchHttpsFile(
         return { found: false, location: at };
       }
       if (!FOUND_STATUSES.has(status)) {
-        response.body.destroy();
+        discard(response.body);
         throw new FileTransferError(
           "HTTP_STATUS",
           `${at}: ${url.host} answered ${status}${REDIRECT_STATUSES.has(status) ? " (a redirect without a Location)" : ""} instead of 200 with the file`,
@@ -177,7 +177,7 @@ export async function fetchHttpsFile(
       }
       const declared = Number(response.headers["content-length"]);
       if (Number.isFinite(declared) && declared > ctx.maxBytes) {
-        response.body.destroy();
+        discard(response.body);
         throw tooLarge(at, ctx.maxBytes, declared);
       }
       const target = url;
@@ -199,6 +199,12 @@ export async function fetchHttpsFile(
     await release();
     throw failureOf(error, deadline, (e) => describeFailure(e, url));
   }
+}
+
+/** Drops a body not to be read (its end is nobody's concern: the error undici reports is ignored). */
+function discard(body: Dispatcher.ResponseData["body"]): void {
+  body.on("error", () => undefined);
+  body.destroy();
 }
 
 function send(

@@ -9,6 +9,7 @@ import { isIP } from "node:net";
 import ssh2 from "ssh2";
 import type { Client, ConnectConfig, SFTPWrapper } from "ssh2";
 import type { SftpSource } from "../../domain/file-source.js";
+import { normalizeHostKeySha256 } from "../../domain/file-source.js";
 import { forbiddenRangeOf, systemHostLookup } from "../../delivery/address-guard.js";
 import type { TransferContext } from "./transfer-context.js";
 import { FileTransferError, networkReason } from "./file-transfer-error.js";
@@ -135,9 +136,12 @@ export async function openSftpSession(
     }
     deadline.signal.addEventListener("abort", onAbort, { once: true });
 
+    // parseFileSource stored the canonical form; a pin written otherwise (hex) is read the same.
+    const pinned =
+      source.hostKeySha256 === null ? undefined : normalizeHostKeySha256(source.hostKeySha256);
     const hostVerifier = (key: Buffer): boolean => {
       seen = { fingerprint: hostKeyFingerprint(key), type: hostKeyType(key) };
-      return source.hostKeySha256 !== null && seen.fingerprint === source.hostKeySha256;
+      return pinned !== undefined && seen.fingerprint === pinned;
     };
 
     const describe = (error: Error & { level?: string }): FileTransferError => {

@@ -75,7 +75,17 @@ export interface LimitedContentOptions {
  * destroyed the moment the deadline passes (a stalled read cannot outlive it), and the reader sees
  * the FileTransferError. Never more than one chunk in memory.
  */
-export async function* limitedContent(
+export function limitedContent(
+  stream: Readable,
+  options: LimitedContentOptions,
+): AsyncGenerator<Uint8Array> {
+  // Until it is read (and after), an error of the stream is the reader's to see, not the process's:
+  // a caller that closes without reading must not crash Herald with an unhandled stream error.
+  stream.on("error", () => undefined);
+  return readLimited(stream, options);
+}
+
+async function* readLimited(
   stream: Readable,
   options: LimitedContentOptions,
 ): AsyncGenerator<Uint8Array> {
@@ -95,9 +105,6 @@ export async function* limitedContent(
     throw failureOf(error, deadline, options.describe);
   } finally {
     deadline.signal.removeEventListener("abort", onAbort);
-    // Closing what is left (a remote handle over a connection being ended) may still report an
-    // error; the reader has its answer by now.
-    stream.on("error", () => undefined);
     stream.destroy();
     await options.release();
   }
