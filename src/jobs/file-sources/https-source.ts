@@ -114,7 +114,7 @@ export async function fetchHttpsFile(
     throw new FileTransferError(
       "INVALID_SOURCE",
       error instanceof RangeError
-        ? `${source.url}: unknown time zone ${ctx.timeZone}`
+        ? `the time zone ${ctx.timeZone} is unknown, so the URL's date placeholders cannot be expanded`
         : `the source URL is not an absolute URL`,
     );
   }
