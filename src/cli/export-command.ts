@@ -127,7 +127,8 @@ async function runExport(id: string, options: ExportOptions): Promise<number> {
       return EXIT_INTERRUPTED;
     }
     const took = duration(execution.startedAt, execution.finishedAt);
-    const counts = `${execution.rowCount ?? "?"} rows, ${formatBytes(execution.bytes ?? 0)}`;
+    const rows = execution.rowCount ?? "?";
+    const counts = `${rows} ${rows === 1 ? "row" : "rows"}, ${formatBytes(execution.bytes ?? 0)}`;
     if (execution.status !== "SUCCESS") {
       console.error(
         `herald: export ${id} execution ${executionId} ended in ${execution.status}: ${reasonOf(execution)}`,
@@ -245,7 +246,11 @@ async function download(
   plan: DownloadPlan,
 ): Promise<{ path: string; bytes: number } | undefined | "interrupted"> {
   const response = await fetchFile(plan);
-  const total = Number(response.headers["content-length"]) || plan.expectedBytes || 0;
+  // The length announced for the body, else the execution's: a body that ends short is no file.
+  const announced = Number(response.headers["content-length"]);
+  const expected =
+    Number.isSafeInteger(announced) && announced >= 0 ? announced : plan.expectedBytes;
+  const total = expected ?? 0;
   const finalPath =
     plan.target.kind === "file"
       ? plan.target.path
@@ -275,9 +280,9 @@ async function download(
       signal: plan.signal,
       end: temporary !== undefined,
     });
-    if (plan.expectedBytes !== undefined && bytes !== plan.expectedBytes)
+    if (expected !== undefined && bytes !== expected)
       throw new HeraldUnreachableError(
-        `the download ended after ${bytes} of ${plan.expectedBytes} bytes` +
+        `the download ended after ${bytes} of ${expected} bytes` +
           (temporary ? `; nothing was written to ${finalPath}` : ""),
       );
     if (!temporary) return undefined;
