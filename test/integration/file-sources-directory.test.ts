@@ -213,6 +213,24 @@ describe("DIRECTORY destinations: writing", () => {
     ]);
   });
 
+  test("a put that fails before reading its content lets go of it", async () => {
+    let released = false;
+    async function* content(): AsyncGenerator<Uint8Array> {
+      try {
+        yield Buffer.from("never read");
+      } finally {
+        released = true;
+      }
+    }
+    const generator = content();
+    await generator.next(); // started, as a stream of the file store would be
+    await refusal(
+      putDestinationFile(source("nowhere/"), "x.csv", generator, context()),
+      "WRITE_FAILED",
+    );
+    assert.equal(released, true);
+  });
+
   test("outside the drop directory, a missing directory, a directory as file, a bad name", async () => {
     await refusal(
       putDestinationFile(source("dir-out/"), "x.csv", chunks("x"), context()),

@@ -15,7 +15,7 @@ import type { DirectorySource } from "../../domain/file-source.js";
 import { dropPathProblem } from "../../domain/file-source.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 import { errorCodeOf, FileTransferError, tooLarge } from "./file-transfer-error.js";
-import { failureOf, limitedContent, once, startDeadline } from "./transfer-deadline.js";
+import { failureOf, limitedContent, once, releasable, startDeadline } from "./transfer-deadline.js";
 import { checkedFileName, destinationPath, expandedPath } from "./destination-path.js";
 
 const MISSING = new Set(["ENOENT", "ENOTDIR"]);
@@ -124,6 +124,8 @@ export async function fetchDirectoryFile(
     deadline.clear();
     await handle.close();
   });
+  // Past the deadline the file is let go even if the reader never comes back to it.
+  deadline.signal.addEventListener("abort", () => void release(), { once: true });
   try {
     const opened = await openedPath(handle);
     if (opened !== undefined && !within(root, opened)) throw outside(location);
@@ -165,6 +167,20 @@ export async function putDirectoryFile(
   content: AsyncIterable<Uint8Array>,
   ctx: TransferContext,
 ): Promise<{ location: string; bytes: number }> {
+  const input = releasable(content);
+  try {
+    return await putDirectory(destination, fileName, input.chunks, ctx);
+  } finally {
+    await input.release();
+  }
+}
+
+async function putDirectory(
+  destination: DirectorySource,
+  fileName: string,
+  content: AsyncIterable<Uint8Array>,
+  ctx: TransferContext,
+): Promise<{ location: string; bytes: number }> {
   checkedFileName(fileName);
   const path = destinationPath(destination.path, fileName, ctx);
   const location = locationOf(path);
@@ -196,7 +212,11 @@ export async function putDirectoryFile(
       if (deadline.signal.aborted) throw deadline.signal.reason;
       bytes += chunk.length;
       if (bytes > ctx.maxBytes) throw tooLarge(location, ctx.maxBytes);
-      await handle.write(chunk);
+      // A write may take only part of a chunk (a signal, a nearly full disk): the rest follows.
+      for (let offset = 0; offset < chunk.length;) {
+        const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+        offset += bytesWritten;
+      }
     }
     await handle.sync();
     await handle.close();

@@ -140,6 +140,8 @@ export async function fetchHttpsFile(
     deadline.clear();
     await agent.destroy();
   });
+  // Past the deadline the connection is let go even if the reader never comes back to it.
+  deadline.signal.addEventListener("abort", () => void release(), { once: true });
   try {
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = {

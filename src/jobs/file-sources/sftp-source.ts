@@ -11,7 +11,7 @@ import type { SftpSource } from "../../domain/file-source.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 import { FileTransferError, tooLarge } from "./file-transfer-error.js";
 import type { Deadline } from "./transfer-deadline.js";
-import { failureOf, limitedContent, once, startDeadline } from "./transfer-deadline.js";
+import { failureOf, limitedContent, once, releasable, startDeadline } from "./transfer-deadline.js";
 import { openSftpSession, sftpLocation } from "./sftp-session.js";
 import { checkedFileName, destinationPath, expandedPath } from "./destination-path.js";
 
@@ -19,17 +19,24 @@ import { checkedFileName, destinationPath, expandedPath } from "./destination-pa
 const NO_SUCH_FILE = 2;
 const PERMISSION_DENIED = 3;
 
-/** The error for a failed SFTP request on `path`. */
+/**
+ * The error for a failed SFTP request: the server's refusal (an SFTP status code), or the
+ * connection failing under it (ssh2's "No response from server" when the connection is gone).
+ */
 function remoteError(error: unknown, location: string, doing: string): FileTransferError {
   const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (typeof code !== "number")
+    return new FileTransferError(
+      "CONNECTION_FAILED",
+      `${location}: the connection failed while trying ${doing}: ${message}`,
+    );
   const reason =
     code === NO_SUCH_FILE
       ? "no such file or directory"
       : code === PERMISSION_DENIED
         ? "permission denied"
-        : error instanceof Error
-          ? error.message
-          : String(error);
+        : message;
   return new FileTransferError(
     "REMOTE_ERROR",
     `${location}: the server refused ${doing}: ${reason}`,
@@ -104,7 +111,7 @@ export async function fetchSftpFile(
     };
   } catch (error) {
     await release();
-    throw failureOf(error, deadline, (e) => remoteError(e, location, "the transfer"));
+    throw failureOf(error, deadline, (e) => remoteError(e, location, "to transfer the file"));
   }
 }
 
@@ -115,6 +122,20 @@ export async function fetchSftpFile(
  * first). On any failure the temporary file is removed and nothing is under the final name.
  */
 export async function putSftpFile(
+  destination: SftpSource,
+  fileName: string,
+  content: AsyncIterable<Uint8Array>,
+  ctx: TransferContext,
+): Promise<{ location: string; bytes: number }> {
+  const input = releasable(content);
+  try {
+    return await putSftp(destination, fileName, input.chunks, ctx);
+  } finally {
+    await input.release();
+  }
+}
+
+async function putSftp(
   destination: SftpSource,
   fileName: string,
   content: AsyncIterable<Uint8Array>,
@@ -149,7 +170,7 @@ export async function putSftpFile(
     written = false;
     return { location, bytes };
   } catch (error) {
-    throw failureOf(error, deadline, (e) => remoteError(e, location, "the write"));
+    throw failureOf(error, deadline, (e) => remoteError(e, location, "to write the file"));
   } finally {
     if (written && session && !deadline.signal.aborted)
       await call(deadline, (cb) => session?.sftp.unlink(temporary, cb)).catch(() => undefined);

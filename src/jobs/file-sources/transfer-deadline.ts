@@ -115,3 +115,21 @@ export function once(release: () => Promise<void>): () => Promise<void> {
   let done: Promise<void> | undefined;
   return () => (done ??= release().catch(() => undefined));
 }
+
+/**
+ * The content a put writes, with a way to let go of it when the put fails before or while reading
+ * it (a connection refused, a missing directory): the producer (a stream of the file store) is then
+ * ended instead of being left open.
+ */
+export function releasable(content: AsyncIterable<Uint8Array>): {
+  chunks: AsyncIterable<Uint8Array>;
+  release: () => Promise<void>;
+} {
+  const iterator = content[Symbol.asyncIterator]();
+  return {
+    chunks: { [Symbol.asyncIterator]: () => iterator },
+    release: async () => {
+      await Promise.resolve(iterator.return?.()).catch(() => undefined);
+    },
+  };
+}
