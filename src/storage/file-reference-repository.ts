@@ -159,7 +159,7 @@ export async function deleteFileReference(
   return rowCount > 0;
 }
 
-/** What reads or writes through a reference: its ETLs (`source.fileReference`). */
+/** What reads or writes through a reference: ETLs (`source.fileReference`), exports (`destination`). */
 export interface ReferenceUser {
   kind: "ETL" | "export";
   id: string;
@@ -188,7 +188,16 @@ export async function fileReferenceUsers(
   referenceId: string,
 ): Promise<ReferenceUser[]> {
   const etls = await etlsReadingReference(db, entityId, referenceId);
-  return etls.map((etl) => ({ kind: "ETL" as const, id: etl.id, name: etl.name }));
+  const { rows: exports } = await db.query<{ id: number; name: string }>(
+    `SELECT id, name FROM exports
+      WHERE entity_id = $1 AND definition -> 'destination' ->> 'fileReference' = $2
+      ORDER BY id`,
+    [entityId, referenceId],
+  );
+  return [
+    ...etls.map((etl) => ({ kind: "ETL" as const, id: etl.id, name: etl.name })),
+    ...exports.map((e) => ({ kind: "export" as const, id: String(e.id), name: e.name })),
+  ];
 }
 
 /** The reference's source with its credentials opened, or undefined when the entity has no such reference. */

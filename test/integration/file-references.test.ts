@@ -413,7 +413,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(runs.rows[0]?.runs, 2);
     });
 
-    test("a reference an ETL reads cannot be deleted (409 naming it); once free it goes with its synchronisations", async () => {
+    test("a reference an ETL or an export uses cannot be deleted (409 naming them); once free it goes with its synchronisations", async () => {
       assert.equal(
         (await t.request("POST", "/v5/entities/acme/profile-tables", CUSTOMERS)).statusCode,
         201,
@@ -436,8 +436,26 @@ for (const { backend, skip } of await testBackends()) {
       const error = refused.json() as ErrorBody;
       assert.equal(error.code, "HERALD_FILE_REFERENCE_IN_USE");
       assert.match(error.message, /ETL 'reads-used'/);
+      const exported = await t.request("POST", "/v5/entities/acme/exports", {
+        name: "writes-used",
+        source: { tableType: "PROFILE_TABLE", table: "Customers" },
+        fields: ["customerId"],
+        mode: "FULL",
+        format: { type: "CSV" },
+        destination: { fileReference: id },
+      });
+      assert.equal(exported.statusCode, 201, exported.body);
+      const exportId = (exported.json() as { id: string }).id;
       assert.equal(
         (await t.request("DELETE", `/mass-imports/v5/entities/acme/etls/${etlId}`)).statusCode,
+        204,
+      );
+      const stillUsed = await t.request("DELETE", `${REFERENCES}/${id}`);
+      assert.equal(stillUsed.statusCode, 409, stillUsed.body);
+      assert.match((stillUsed.json() as ErrorBody).message, /export 'writes-used'/);
+      assert.doesNotMatch((stillUsed.json() as ErrorBody).message, /reads-used/);
+      assert.equal(
+        (await t.request("DELETE", `/v5/entities/acme/exports/${exportId}`)).statusCode,
         204,
       );
       assert.equal((await t.request("DELETE", `${REFERENCES}/${id}`)).statusCode, 204);
