@@ -142,6 +142,9 @@ export async function startSftpServer(): Promise<SftpTestServer> {
     });
     if (!started) continue;
     const { child, log } = started;
+    // A test process that dies without stop() must not leave its sshd listening.
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
     return {
       host: "127.0.0.1",
       port,
@@ -161,6 +164,7 @@ export async function startSftpServer(): Promise<SftpTestServer> {
       }),
       log: () => log.join(""),
       stop: async () => {
+        process.off("exit", killOnExit);
         if (child.exitCode === null && child.signalCode === null) {
           const exited = new Promise((resolve) => child.once("exit", resolve));
           child.kill("SIGTERM");

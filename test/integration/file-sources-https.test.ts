@@ -7,7 +7,11 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { HttpsSource } from "../../src/domain/file-source.js";
 import type { FetchedFile, TransferContext } from "../../src/jobs/file-sources/index.js";
-import { fetchSourceFile, FileTransferError } from "../../src/jobs/file-sources/index.js";
+import {
+  checkSourceTarget,
+  fetchSourceFile,
+  FileTransferError,
+} from "../../src/jobs/file-sources/index.js";
 import type { HttpsFileServer } from "../helpers/https-file-server.js";
 import { startHttpsFileServer } from "../helpers/https-file-server.js";
 
@@ -216,6 +220,11 @@ describe("HTTPS sources", () => {
     assert.equal(server.requests.at(-1)?.headers.host, `localhost:${server.port}`);
     assert.equal(server.requests.at(-1)?.headers.authorization, undefined);
 
+    server.route("/ftp.csv", (_, res) =>
+      res.writeHead(302, { location: "ftp://files.example.com/a.csv" }).end(),
+    );
+    await refusal(fetchSourceFile(source("/ftp.csv"), context()), "REDIRECT_REFUSED");
+
     server.route("/loop.csv", (_, res) => res.writeHead(301, { location: "/loop.csv" }).end());
     const loop = await refusal(fetchSourceFile(source("/loop.csv"), context()), "REDIRECT_REFUSED");
     assert.match(loop.message, /more than 5 redirects/);
@@ -227,6 +236,30 @@ describe("HTTPS sources", () => {
     await file.close();
     await file.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
+  });
+
+  test("checkSourceTarget judges a source's host as the guard will, for an early 4xx", async () => {
+    const https = (url: string): HttpsSource => ({ type: "HTTPS", url, headers: {} });
+    assert.deepEqual(await checkSourceTarget(https("https://93.184.215.14/a.csv"), false), {
+      kind: "allowed",
+    });
+    assert.equal(
+      (await checkSourceTarget(https("https://127.0.0.1/a.csv"), false))?.kind,
+      "refused",
+    );
+    const sftp = {
+      type: "SFTP",
+      host: "10.1.2.3",
+      port: 22,
+      username: "u",
+      path: "a",
+      hostKeySha256: null,
+    } as const;
+    const verdict = await checkSourceTarget(sftp, false);
+    assert.equal(verdict?.kind, "refused");
+    assert.match(verdict?.kind === "refused" ? verdict.reason : "", /private address/);
+    assert.equal(await checkSourceTarget(sftp, true), undefined);
+    assert.equal(await checkSourceTarget({ type: "DIRECTORY", path: "a" }, false), undefined);
   });
 
   test("the caller's signal cancels the transfer", async () => {
