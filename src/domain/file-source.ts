@@ -425,6 +425,7 @@ export function withCredentials(
 /**
  * The source as the API answers it: never a password, a private key or a header value, but
  * `passwordSet` / `privateKeySet` (SFTP) and `headerNames` (HTTPS) so the caller sees what is set.
+ * Give the (opened) credentials of a stored source: without them it has no header names to show.
  */
 export function describeFileSource(
   source: FileSource,

@@ -107,6 +107,20 @@ describe("SFTP password authentication (ssh2's server)", () => {
     );
   });
 
+  test("a server whose host key is not the pinned one never receives the password", async () => {
+    const tried = passwordsTried.length;
+    for (const hostKeySha256 of [null, "SHA256:" + "A".repeat(43)])
+      await assert.rejects(
+        fetchSourceFile({ ...source, hostKeySha256 }, context()),
+        (error: unknown) => {
+          assert.ok(error instanceof FileTransferError);
+          assert.match(error.code, /^HOST_KEY_(NOT_PINNED|MISMATCH)$/);
+          return true;
+        },
+      );
+    assert.equal(passwordsTried.length, tried);
+  });
+
   test("a wrong password is refused, and the message does not repeat it", async () => {
     await assert.rejects(
       fetchSourceFile({ ...source, password: "Tr0ub4dor&3" }, context()),

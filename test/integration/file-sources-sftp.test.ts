@@ -223,7 +223,7 @@ describe("SFTP sources (OpenSSH sshd)", { skip: noSshd }, () => {
     try {
       const file = await fetchSourceFile(
         server.source(`${server.dir}/out/customers_$yyyyMMdd.csv`, { port: proxy.port }),
-        context({ timeoutMs: 3_000 }),
+        context({ timeoutMs: 5_000 }),
       );
       assert.ok(file.found);
       const started = performance.now();
