@@ -28,6 +28,7 @@ import type { DestinationCopier } from "./export-run.js";
 import { ExportInterrupted, finish, runExportExecution } from "./export-run.js";
 import { putDestinationFile } from "./file-sources/index.js";
 import type { JobLoop } from "./job-loop.js";
+import type { DueRun } from "./scheduler.js";
 import { startJobLoop } from "./job-loop.js";
 
 export const EXPORT_WORKER_DEFAULTS = {
@@ -193,10 +194,7 @@ export function destinationCopier(
  * in the scheduler's transaction, which wakes the workers when it commits. An export deleted since
  * its schedule was read starts nothing.
  */
-export async function exportScheduleHandler(
-  tx: Queryable,
-  due: { ownerId: string; entityId: number; dueAt: Date },
-): Promise<void> {
+export async function exportScheduleHandler(tx: Queryable, due: DueRun): Promise<void> {
   const exp = await findExportById(tx, due.ownerId);
   if (!exp || exp.entityId !== due.entityId) return;
   await insertExportExecution(tx, exp, {
