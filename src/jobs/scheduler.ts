@@ -69,6 +69,8 @@ export interface SchedulerOptions {
   /** Tests: a test clock. */
   now?: () => Date;
   pollMs?: number;
+  /** Before the first look (default 0: runs missed while no worker ran start at once). */
+  firstLookMs?: number;
 }
 
 export interface Scheduler extends BackgroundService {
@@ -168,7 +170,11 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   /** One round after the one in progress, never two at once in this process. */
   function runRound(): Promise<{ started: number; more: boolean }> {
     const next = current.catch(() => 0).then(() => round());
-    current = next.then((r) => r.started);
+    // Settled either way: a failed round is reported to its own caller, never as unhandled here.
+    current = next.then(
+      (r) => r.started,
+      () => 0,
+    );
     return next;
   }
 
@@ -204,7 +210,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     logger.info("scheduler started with no kind to run; schedules wait until a handler exists");
   } else {
     logger.info({ kinds, pollMs }, "scheduler started");
-    arm(0);
+    arm(options.firstLookMs ?? 0);
   }
 
   return {

@@ -105,8 +105,9 @@ for (const { backend, skip } of await testBackends()) {
           FILE_SYNCHRONIZATION: handler,
         },
         now,
-        // The tests drive the scheduler with runDue; its own timer only looks once a minute.
+        // The tests drive the scheduler with runDue; its own timer looks only when a test asks.
         pollMs: options.pollMs ?? 60_000,
+        firstLookMs: options.pollMs === undefined ? 60_000 : 0,
       });
       schedulers.push(scheduler);
       return scheduler;
@@ -287,6 +288,32 @@ for (const { backend, skip } of await testBackends()) {
       // Not retried at the next look.
       assert.equal(await scheduler.runDue(), 0);
       assert.equal(seen.length, 2);
+    });
+
+    test("a deadlock in a handler leaves the due time due: it starts at the next look, once", async () => {
+      let attempts = 0;
+      const ok = recording("s");
+      const scheduler = await start("s", {
+        handlers: {
+          EXPORT: async (tx, due) => {
+            attempts++;
+            await ok(tx, due);
+            if (attempts === 1)
+              throw Object.assign(new Error("deadlock detected"), { code: "40P01" });
+          },
+        },
+      });
+      await save("EXPORT", "report", utc("0 9 * * *"));
+      clock = new Date("2026-03-02T09:01:00Z");
+      await assert.rejects(scheduler.runDue(), /deadlock detected/);
+      assert.deepEqual(await runs(), [], "the whole transaction was undone");
+      assert.equal(
+        (await nextDueAt(t.db, "EXPORT", "report"))?.toISOString(),
+        "2026-03-02T09:00:00.000Z",
+      );
+      assert.equal(await scheduler.runDue(), 1);
+      assert.equal(await scheduler.runDue(), 0);
+      assert.deepEqual(await dueTimes("report"), ["2026-03-02T09:00:00.000Z"]);
     });
 
     test("a Europe/Brussels schedule keeps its wall-clock time across the spring change", async () => {
