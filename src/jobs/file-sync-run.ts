@@ -92,6 +92,21 @@ export function shownLocation(location: string): string {
   return location;
 }
 
+/** How long closing a source's connection may take before the run goes on without it. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** Waits for a connection to close, at most `ms` (a server that never answers cannot hold a run). */
+async function closeWithin(closing: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    closing.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
 function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -235,7 +250,7 @@ export async function runFileSynchronization(
           guarded(fetched.content, run.signal),
         );
       } finally {
-        await fetched.close().catch(() => {});
+        await closeWithin(fetched.close(), CLOSE_TIMEOUT_MS);
       }
       return {
         status: "SUCCESS",

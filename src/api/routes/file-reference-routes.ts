@@ -451,13 +451,15 @@ const fileReferenceRoutes: RouteModule = async (app, deps) => {
         throw gone(
           "the file expired and was removed (files are kept HERALD_FILE_RETENTION_DAYS days)",
         );
-      const name = file.name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+      // An UNCHANGED synchronisation serves the equal file stored earlier, under its own name.
+      const fileName = sync.fileName ?? file.name;
+      const name = fileName.replace(/[^\x20-\x7e]|["\\]/g, "_");
       return reply
         .type("application/octet-stream")
         .header("content-length", String(file.bytes))
         .header(
           "content-disposition",
-          `attachment; filename="${name}"; filename*=UTF-8''${encodeURIComponent(file.name)}`,
+          `attachment; filename="${name}"; filename*=UTF-8''${encodeURIComponent(fileName)}`,
         )
         .send(Readable.from(readFileStream(deps.db, file.id)));
     },
