@@ -3,7 +3,7 @@
  *
  * - the setting, always with DATABASE_URL (every process on one PostgreSQL database needs the same
  *   key, so Herald cannot make one up: a start without it is refused before anything is opened);
- * - on the embedded database without the setting, the file `herald-secret-key` in HERALD_DATA_DIR
+ * - on the embedded database without the setting, the file `secret.key` in HERALD_DATA_DIR
  *   (mode 0600), read at every start. Herald writes it the first time, and only while the database
  *   has no key check yet: a database whose key file went missing is refused with what to restore,
  *   not given a new key that opens nothing. During a rotation (HERALD_SECRET_KEY_PREVIOUS set) a
@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { generateSecretKey, parseSecretKey, SecretBox } from "../domain/secret-box.js";
 import type { Queryable } from "./database.js";
 
-export const SECRET_KEY_FILE_NAME = "herald-secret-key";
+export const SECRET_KEY_FILE_NAME = "secret.key";
 
 /** The settings that decide the key. */
 export interface SecretKeySettings {

@@ -257,7 +257,7 @@ describe("HERALD_SECRET_KEY on the embedded database", () => {
 
   test("generated into the data directory at the first start, reused after; no secret in the files", async () => {
     const first = await listening({ HERALD_DATA_DIR: dataDir });
-    const file = join(dataDir, "herald-secret-key");
+    const file = join(dataDir, "secret.key");
     assert.match(
       first.output(),
       new RegExp(`generated the key that encrypts webhook signing secrets[^"]*${file}`),
