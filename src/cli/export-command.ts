@@ -385,12 +385,17 @@ export function defaultFileName(definition: ExportAnswer, id: string, executionI
   return `${stem}-${executionId}.${extension}`;
 }
 
-/** A name that stays in the chosen directory: no separators, no `..`, no control characters. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/g;
+
+/**
+ * A name that stays in the chosen directory and is no hidden file there (`.bashrc` in a home
+ * directory): no separators, no leading dots, no control characters.
+ */
 function safeFileName(raw: string): string | undefined {
   const last = raw.split(/[/\\]/).pop() ?? "";
-  // eslint-disable-next-line no-control-regex
-  const cleaned = last.replace(/[\u0000-\u001f\u007f]/g, "").trim();
-  if (cleaned === "" || cleaned === "." || cleaned === "..") return undefined;
+  const cleaned = last.replace(CONTROL_CHARACTERS, "").trim().replace(/^\.+/, "");
+  if (cleaned === "") return undefined;
   return cleaned.replace(/[^\p{L}\p{N}._ -]/gu, "_").slice(0, 200);
 }
 

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
+import { defaultFileName, fileNameFromDisposition } from "../../src/cli/export-command.js";
 import type { HeraldServer } from "../helpers/cli-herald.js";
 import { runCli, shown, START_TIMEOUT_MS, startHerald } from "../helpers/cli-herald.js";
 
@@ -184,5 +185,37 @@ describe("herald export against a running Herald", { timeout: START_TIMEOUT_MS *
     const unreachable = await runExport([ids.csv!, "--url", "http://127.0.0.1:9", "--out", dir]);
     assert.equal(unreachable.code, 1, shown(unreachable));
     assert.match(unreachable.stderr, /cannot reach Herald at http:\/\/127\.0\.0\.1:9/);
+  });
+});
+
+describe("herald export's file names", () => {
+  test("a name from Content-Disposition stays in the chosen directory and is not hidden", () => {
+    const cases: [string | undefined, string | undefined][] = [
+      ['attachment; filename="customers-12.csv"', "customers-12.csv"],
+      ["attachment; filename=plain.csv", "plain.csv"],
+      ["attachment; filename*=UTF-8''caf%C3%A9.csv", "café.csv"],
+      ['attachment; filename="../../etc/passwd"', "passwd"],
+      ["attachment; filename*=UTF-8''..%2F..%2Fx.csv", "x.csv"],
+      ['attachment; filename=".bashrc"', "bashrc"],
+      ['attachment; filename=".."', undefined],
+      ['attachment; filename="a\\"b.csv"', "a_b.csv"],
+      ["attachment", undefined],
+      [undefined, undefined],
+    ];
+    for (const [header, name] of cases) assert.equal(fileNameFromDisposition(header), name, header);
+  });
+
+  test("without one: <export name>-<execution>.<extension of the format>", () => {
+    const csv = { name: "crm daily", format: { type: "CSV", compression: "NONE" } };
+    assert.equal(defaultFileName(csv, "7", "12"), "crm daily-12.csv");
+    assert.equal(
+      defaultFileName({ name: "x", format: { type: "NDJSON", compression: "GZIP" } }, "7", "3"),
+      "x-3.ndjson.gz",
+    );
+    assert.equal(
+      defaultFileName({ name: "a/b", format: { type: "CSV", compression: "ZIP" } }, "7", "3"),
+      "b-3.zip",
+    );
+    assert.equal(defaultFileName({}, "7", "3"), "export-7-3.csv");
   });
 });
