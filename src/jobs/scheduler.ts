@@ -134,7 +134,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     if (lateMs > SCHEDULER_DEFAULTS.lateAfterMs)
       logger.warn(
         { ...fields, lateMs },
-        `scheduled run of ${claimed.kind} ${claimed.ownerId} started late: due at ${fields.dueAt}, when no worker was running; started once now, the due times missed meanwhile are not run again`,
+        `scheduled run of ${claimed.kind} ${claimed.ownerId} started late: due at ${fields.dueAt}, when no worker could start it (none running, or the database away); started once now, the due times missed meanwhile are not run again`,
       );
     else logger.info(fields, `scheduled run of ${claimed.kind} ${claimed.ownerId} started`);
     return "started";
