@@ -70,11 +70,20 @@ export type KeyCheck = "recorded" | "matched" | "matched-previous";
  * does (a rotation). WrongSecretKey otherwise.
  */
 export async function checkSecretKey(db: Queryable, secrets: SecretBox): Promise<KeyCheck> {
+  return (await recordOrCheck(db, secrets)).key;
+}
+
+/** checkSecretKey, and the check's sealed value when this call recorded it. */
+async function recordOrCheck(
+  db: Queryable,
+  secrets: SecretBox,
+): Promise<{ key: KeyCheck; recorded?: string }> {
+  const recorded = secrets.seal(CHECK_TEXT);
   const inserted = await db.query(
     `INSERT INTO secret_key_check (sealed) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING id`,
-    [secrets.seal(CHECK_TEXT)],
+    [recorded],
   );
-  if (inserted.rowCount > 0) return "recorded";
+  if (inserted.rowCount > 0) return { key: "recorded", recorded };
   const { rows } = await db.query<{ sealed: string }>("SELECT sealed FROM secret_key_check");
   const sealed = rows[0]!.sealed;
   let opened: string;
@@ -88,7 +97,7 @@ export async function checkSecretKey(db: Queryable, secrets: SecretBox): Promise
   }
   if (opened !== CHECK_TEXT)
     throw new WrongSecretKey("the database's key check holds another text");
-  return secrets.sealedWithCurrent(sealed) ? "matched" : "matched-previous";
+  return { key: secrets.sealedWithCurrent(sealed) ? "matched" : "matched-previous" };
 }
 
 /** Whether the table has the column (a part's migration may not have run yet). */
@@ -168,12 +177,20 @@ export async function prepareSealedValues(
   secrets: SecretBox,
   options: { columns?: readonly SealedColumn[]; batchSize?: number } = {},
 ): Promise<SealedValuesReport> {
-  const key = await checkSecretKey(db, secrets);
+  const { key, recorded } = await recordOrCheck(db, secrets);
   const rewritten: Record<string, number> = {};
-  for (const sealed of options.columns ?? SEALED_COLUMNS) {
-    if (!(await columnExists(db, sealed))) continue;
-    const n = await resealColumn(db, secrets, sealed, options.batchSize);
-    if (n > 0) rewritten[`${sealed.table}.${sealed.column}`] = n;
+  try {
+    for (const sealed of options.columns ?? SEALED_COLUMNS) {
+      if (!(await columnExists(db, sealed))) continue;
+      const n = await resealColumn(db, secrets, sealed, options.batchSize);
+      if (n > 0) rewritten[`${sealed.table}.${sealed.column}`] = n;
+    }
+  } catch (error) {
+    // The check this start recorded goes with it: a value under another key means this key may
+    // not be the database's, and the right one must still be accepted at the next start.
+    if (recorded !== undefined)
+      await db.query("DELETE FROM secret_key_check WHERE sealed = $1", [recorded]);
+    throw error;
   }
   if (key === "matched-previous") {
     // Only once every value opens with the current key: a start cut short before this point

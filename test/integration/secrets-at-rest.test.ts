@@ -381,6 +381,18 @@ for (const { backend, skip } of await testBackends()) {
       );
     });
 
+    test("a first start whose key opens not every value records no check: the right key still starts", async () => {
+      const right = keyedBox();
+      await db.query(
+        `INSERT INTO webhook_subscriptions (entity_id, source, element_id, event_type, target_url, secret)
+         VALUES ($1, 'PROFILE_TABLE', '1', 'UPDATE', 'http://127.0.0.1:9/x', $2)`,
+        [entity, right.seal(newSecret())],
+      );
+      await assert.rejects(prepareSealedValues(db, newBox()), WrongSecretKey);
+      assert.equal((await db.query("SELECT 1 FROM secret_key_check")).rowCount, 0);
+      assert.equal((await prepareSealedValues(db, right)).key, "recorded");
+    });
+
     test("several processes starting at once: every value sealed once, each opens to its plain text", async () => {
       const count = 300;
       const secrets = Array.from({ length: count }, newSecret);
