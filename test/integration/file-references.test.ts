@@ -204,6 +204,35 @@ for (const { backend, skip } of await testBackends()) {
         [false, true],
       );
       assert.doesNotMatch(key.body, /PRIVATE KEY/);
+
+      // HTTPS: headers left out are kept for the same origin, not sent to another one.
+      const sameOrigin = await t.request("PUT", `${REFERENCES}/https-ref`, {
+        name: "https-ref",
+        source: { type: "HTTPS", url: "https://files.example.com/other.csv" },
+      });
+      assert.equal(sameOrigin.statusCode, 200, sameOrigin.body);
+      const headerNames = (body: string) =>
+        (JSON.parse(body) as { source: { headerNames: string[] } }).source.headerNames;
+      assert.deepEqual(headerNames(sameOrigin.body), ["Authorization"]);
+      const cleared = await t.request("PUT", `${REFERENCES}/https-ref`, {
+        name: "https-ref",
+        source: { type: "HTTPS", url: "https://files.example.com/x.csv", headers: {} },
+      });
+      assert.deepEqual(headerNames(cleared.body), [], '"headers": {} removes them');
+      await t.request("PUT", `${REFERENCES}/https-ref`, {
+        name: "https-ref",
+        source: {
+          type: "HTTPS",
+          url: "https://files.example.com/x.csv",
+          headers: { "X-Api-Key": "key-not-shown" },
+        },
+      });
+      const otherOrigin = await t.request("PUT", `${REFERENCES}/https-ref`, {
+        name: "https-ref",
+        source: { type: "HTTPS", url: "https://elsewhere.example.com/other.csv" },
+      });
+      assert.equal(otherOrigin.statusCode, 200, otherOrigin.body);
+      assert.deepEqual(headerNames(otherOrigin.body), [], "not carried to another origin");
     });
 
     test("bad input is a 400 naming the key, at definition time", async () => {
