@@ -112,6 +112,15 @@ for (const { backend, skip } of await testBackends()) {
       assert.deepEqual(run2.counts, { read: 2, created: 1, updated: 0, unchanged: 1, rejected: 0 });
       assert.equal((await executionsOf(manualId)).length, 0);
 
+      // Two synchronisations of one new file running side by side: one is new, the other UNCHANGED.
+      writeFileSync(file, "customerId,emailAddress\nOF3,of3@x.io\n");
+      const [a, b] = await Promise.all([t.synchronize(reference), t.synchronize(reference)]);
+      const statuses = (await Promise.all([t.synced(reference, a), t.synced(reference, b)]))
+        .map((s) => s.status)
+        .sort();
+      assert.deepEqual(statuses, ["SUCCESS", "UNCHANGED"]);
+      assert.equal((await executionsOf(etl.id)).length, 3, "one run for that file");
+
       // ETL events name the ETL; the execution says which synchronisation started it.
       const origin = await t.database.db.query<{ origin: Record<string, string> }>(
         "SELECT origin FROM etl_executions WHERE id = $1",
