@@ -23,6 +23,11 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<ScenarioM
     summary: "pushes per second against a plain-undici ceiling, BULK drain, latency, worker memory",
     load: () => import("./delivery.js"),
   },
+  export: {
+    summary:
+      "FULL CSV export of 1,000,000 profiles, against COPY (SELECT …) TO STDOUT of the same columns",
+    load: () => import("./export.js"),
+  },
   failures: {
     summary: "nine healthy subscriptions' throughput beside one whose endpoint fails everything",
     load: () => import("./failures.js"),

@@ -153,20 +153,31 @@ export function changedRowsSql(
            ORDER BY l.id`;
 }
 
-/** The rows of `sql` through a cursor, `batch` at a time, in the caller's transaction. */
+/**
+ * The rows of `sql` through a cursor, `batch` at a time, in the caller's transaction. The next
+ * FETCH is sent before a batch is handed over, so PostgreSQL makes it while the caller writes the
+ * last one (the caller's own statements on `tx` queue behind it).
+ */
 export async function* cursorRows(
   tx: Queryable,
   sql: string,
   batch: number,
 ): AsyncGenerator<Record<string, unknown>[]> {
+  const size = Math.trunc(batch);
+  // cursor_tuple_fraction 1: every row will be read, so the planner picks the plan for all of them.
+  await tx.query("SET LOCAL cursor_tuple_fraction = 1");
   await tx.query(`DECLARE herald_export_rows NO SCROLL CURSOR FOR ${sql}`);
+  const fetch = () => tx.query(`FETCH FORWARD ${size} FROM herald_export_rows`);
+  let next: ReturnType<typeof fetch> | undefined = fetch();
   try {
-    for (;;) {
-      const { rows } = await tx.query(`FETCH FORWARD ${Math.trunc(batch)} FROM herald_export_rows`);
+    while (next) {
+      const { rows }: { rows: Record<string, unknown>[] } = await next;
+      next = rows.length < size ? undefined : fetch();
       if (rows.length > 0) yield rows;
-      if (rows.length < batch) return;
     }
   } finally {
+    // A fetch sent ahead is awaited (its failure is the caller's error already, or moot).
+    await next?.catch(() => {});
     await tx.query("CLOSE herald_export_rows").catch(() => {});
   }
 }
