@@ -31,7 +31,10 @@ const SUBJECTS: { source: string; pattern: RegExp }[] = [
   { source: "CUSTOM_TABLE", pattern: /\/customTable\/([^/]+)\/record\/([^/]+)$/ },
   { source: "EXPORT", pattern: /\/exports\/([^/]+)\/executions\/([^/]+)$/ },
   { source: "ETL", pattern: /()\/etl-executions\/([^/]+)$/ },
-  { source: "FILE_SYNCHRONIZATION", pattern: /\/file-synchronizations\/([^/]+)()$/ },
+  {
+    source: "FILE_SYNCHRONIZATION",
+    pattern: /\/file-references\/([^/]+)\/synchronizations\/([^/]+)$/,
+  },
   { source: "CUSTOM_ACTION", pattern: /\/custom-actions\/([^/]+)()$/ },
 ];
 

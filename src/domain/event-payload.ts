@@ -139,7 +139,7 @@ export function recordHref(
     case "EXPORT":
       return `/v5/entities/${entity}/exports/${segment(event.sourceId)}/executions/${segment(event.recordKey)}`;
     case "FILE_SYNCHRONIZATION":
-      return `/v5/entities/${entity}/file-synchronizations/${segment(event.sourceId)}`;
+      return `/v5/entities/${entity}/file-references/${segment(event.sourceId)}/synchronizations/${segment(event.recordKey)}`;
     case "CUSTOM_ACTION":
       return `/v5/entities/${entity}/custom-actions/${segment(event.sourceId)}`;
     default:

@@ -48,7 +48,8 @@ export function sampleValue(attribute: AttributeDefinition, now: Date): Attribut
 type SampleSubject = Pick<
   Subscription,
   "entityId" | "on" | "onElementId" | "eventType" | "onFields"
->;
+> &
+  Partial<Pick<Subscription, "entityName">>;
 
 function base(subject: SampleSubject, now: Date): ChangeEvent {
   return {
@@ -121,21 +122,72 @@ function tableEvent(subject: SampleSubject, table: DataTable, now: Date): Change
   };
 }
 
-function triggerEvent(subject: SampleSubject, now: Date): ChangeEvent {
+/**
+ * A trigger event shaped like the real ones (SPEC §7.1–§7.4): flat dotted keys with string values
+ * in `state`, and the links the real event carries. An ETL, export or file reference named by the
+ * subscription keeps its id; the execution, synchronisation and counts are samples.
+ */
+function triggerEvent(subject: SampleSubject, now: Date, entityName: string): ChangeEvent {
   const event = base(subject, now);
   const id = subject.onElementId ?? "sample";
-  const status = subject.eventType === "STARTED" ? "RUNNING" : "SUCCESS";
+  const entity = encodeURIComponent(entityName);
+  const element = encodeURIComponent(id);
+  const started = subject.eventType === "STARTED";
   switch (subject.on) {
     case "ETL":
+      event.state = {
+        "etl.id": id,
+        "etl.name": "sample ETL",
+        "etl.executionId": "sample",
+        "etl.executionStatus": started ? "RUNNING" : "SUCCESS",
+        "etl.rowsRead": started ? "0" : "3",
+        "etl.rowsCreated": started ? "0" : "1",
+        "etl.rowsUpdated": started ? "0" : "1",
+        "etl.rowsUnchanged": started ? "0" : "1",
+        "etl.rowsRejected": "0",
+      };
       event.extra = {
-        etl: { id, executionId: "sample", executionStatus: status, processedLines: 0, errors: 0 },
+        _links: {
+          etlExecution: { href: `/mass-imports/v5/entities/${entity}/etl-executions/sample` },
+          etl: { href: `/mass-imports/v5/entities/${entity}/etls/${element}` },
+        },
       };
       break;
     case "EXPORT":
-      event.extra = { export: { id, executionId: "sample", executionStatus: status } };
+      event.state = {
+        "export.id": id,
+        "export.name": "sample export",
+        "export.executionId": "sample",
+        "export.executionStatus": "SUCCESS",
+        "export.rowCount": "3",
+        "export.bytes": "64",
+      };
+      event.extra = {
+        _links: {
+          exportExecution: {
+            href: `/v5/entities/${entity}/exports/${element}/executions/sample`,
+          },
+          file: { href: `/v5/entities/${entity}/exports/${element}/executions/sample/file` },
+        },
+      };
       break;
     case "FILE_SYNCHRONIZATION":
-      event.extra = { fileSynchronization: { id, executionId: "sample", executionStatus: status } };
+      event.state = {
+        "fileSynchronization.id": "sample",
+        "fileSynchronization.fileReferenceId": id,
+        "fileSynchronization.status": started ? "RUNNING" : "SUCCESS",
+        "fileSynchronization.fileName": started ? "" : "sample.csv",
+        "fileSynchronization.bytes": started ? "" : "64",
+        "fileSynchronization.sha256": started ? "" : "0".repeat(64),
+      };
+      event.extra = {
+        _links: {
+          fileSynchronization: {
+            href: `/v5/entities/${entity}/file-references/${element}/synchronizations/sample`,
+          },
+          fileReference: { href: `/v5/entities/${entity}/file-references/${element}` },
+        },
+      };
       break;
     default:
       event.extra = {
@@ -155,7 +207,9 @@ export function sampleEvent(
   table: DataTable | undefined,
   now: Date,
 ): ChangeEvent {
-  return table ? tableEvent(subject, table, now) : triggerEvent(subject, now);
+  return table
+    ? tableEvent(subject, table, now)
+    : triggerEvent(subject, now, subject.entityName ?? "sample");
 }
 
 /**

@@ -124,6 +124,15 @@ describe("herald listen and tail: event lines", () => {
     });
     assert.deepEqual([etl.source, etl.elementId, etl.linkKey], ["ETL", "4", "x-9"]);
 
+    const sync = summarizeEvent({
+      _links: { self: { href: "/v5/entities/acme/file-references/3/synchronizations/11" } },
+      _event: { type: "FINISHED", position: 8 },
+    });
+    assert.deepEqual(
+      [sync.source, sync.elementId, sync.linkKey],
+      ["FILE_SYNCHRONIZATION", "3", "11"],
+    );
+
     const nothing = summarizeEvent("not an event");
     assert.deepEqual([nothing.type, nothing.position, nothing.source], ["?", undefined, undefined]);
     assert.equal(recordKey(nothing, CUSTOMERS), "?");

@@ -88,6 +88,88 @@ describe("sample event of a test push", () => {
     assert.equal(data._event.type, "FINISHED");
   });
 
+  test("a trigger source's sample carries the keys and links of SPEC §7's real event", () => {
+    const expected = {
+      ETL: {
+        keys: [
+          "etl.id",
+          "etl.name",
+          "etl.executionId",
+          "etl.executionStatus",
+          "etl.rowsRead",
+          "etl.rowsCreated",
+          "etl.rowsUpdated",
+          "etl.rowsUnchanged",
+          "etl.rowsRejected",
+        ],
+        links: ["self", "etlExecution", "etl"],
+      },
+      EXPORT: {
+        keys: [
+          "export.id",
+          "export.name",
+          "export.executionId",
+          "export.executionStatus",
+          "export.rowCount",
+          "export.bytes",
+        ],
+        links: ["self", "exportExecution", "file"],
+      },
+      FILE_SYNCHRONIZATION: {
+        keys: [
+          "fileSynchronization.id",
+          "fileSynchronization.fileReferenceId",
+          "fileSynchronization.status",
+          "fileSynchronization.fileName",
+          "fileSynchronization.bytes",
+          "fileSynchronization.sha256",
+        ],
+        links: ["self", "fileSynchronization", "fileReference"],
+      },
+    } as const;
+    for (const [on, shape] of Object.entries(expected)) {
+      const subject = {
+        entityId: 1,
+        entityName: "acme",
+        on: on as keyof typeof expected,
+        onElementId: "7",
+        eventType: "FINISHED" as const,
+        onFields: [],
+      };
+      const data = toDataObject(sampleEvent(subject, undefined, now), {
+        entityName: "acme",
+        includePrevious: false,
+      }) as Record<string, unknown>;
+      const keys = Object.keys(data).filter((key) => !key.startsWith("_"));
+      assert.deepEqual(keys.sort(), [...shape.keys].sort(), on);
+      for (const key of keys) assert.equal(typeof data[key], "string", `${on} ${key}`);
+      const links = data._links as Record<string, { href: string }>;
+      assert.deepEqual(Object.keys(links).sort(), [...shape.links].sort(), on);
+      for (const link of Object.values(links)) assert.match(link.href, /^\/[^ ]*acme/, on);
+    }
+    const sync = toDataObject(
+      sampleEvent(
+        {
+          entityId: 1,
+          entityName: "acme",
+          on: "FILE_SYNCHRONIZATION",
+          onElementId: "7",
+          eventType: "STARTED",
+          onFields: [],
+        },
+        undefined,
+        now,
+      ),
+      { entityName: "acme", includePrevious: false },
+    );
+    assert.equal(sync["fileSynchronization.fileReferenceId"], "7");
+    assert.equal(
+      sync._links.self.href,
+      "/v5/entities/acme/file-references/7/synchronizations/sample",
+      "the self link names the synchronisation, under its reference",
+    );
+  });
+
   test("the test push body follows the push mode and the payload version, marked test", () => {
     const subject = {
       entityId: 1,

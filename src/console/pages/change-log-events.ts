@@ -25,7 +25,12 @@ const SUBJECT_FORMS: { source: string; pattern: RegExp; id?: number; key?: numbe
   { source: "CUSTOM_TABLE", pattern: /\/customTable\/([^/]+)\/record\/([^/?]+)$/, id: 1, key: 2 },
   { source: "ETL", pattern: /\/etl-executions\/([^/?]+)$/, key: 1 },
   { source: "EXPORT", pattern: /\/exports\/([^/]+)\/executions\/([^/?]+)$/, id: 1, key: 2 },
-  { source: "FILE_SYNCHRONIZATION", pattern: /\/file-synchronizations\/([^/?]+)$/, id: 1 },
+  {
+    source: "FILE_SYNCHRONIZATION",
+    pattern: /\/file-references\/([^/]+)\/synchronizations\/([^/?]+)$/,
+    id: 1,
+    key: 2,
+  },
   { source: "CUSTOM_ACTION", pattern: /\/custom-actions\/([^/?]+)$/, id: 1 },
 ];
 
