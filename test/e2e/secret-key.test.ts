@@ -14,6 +14,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { bootstrap } from "../../src/api/bootstrap.js";
 import { generateSecretKey, keyIdOf, parseSecretKey } from "../../src/domain/secret-box.js";
 import { outerEnv, START_TIMEOUT_MS } from "../helpers/cli-herald.js";
 import type { TestDatabase } from "../helpers/test-database.js";
@@ -229,6 +230,52 @@ describe(
       const after = await listening({ DATABASE_URL: database.url!, HERALD_SECRET_KEY: keyB });
       assert.equal(await secretOf(after.url, id), secret);
       assert.equal(await stop(after.child), 0);
+    });
+  },
+);
+
+describe(
+  "upgrading a PostgreSQL database with plain-text secrets",
+  { skip: pgSkip ? `PostgreSQL: ${pgSkip}` : false },
+  () => {
+    let database: TestDatabase;
+    before(async () => {
+      database = await createTestDatabase("postgres", { maxConnections: 2 });
+    });
+    after(async () => {
+      await database?.drop();
+    });
+
+    test("the first start with a key encrypts them, and each subscription keeps its secret", async () => {
+      // As an earlier version left it: subscriptions whose secrets are stored as they are.
+      await bootstrap(database.db, { defaultEntity: "default", adminApiKey: ADMIN_KEY });
+      const secrets = [newSecret(), newSecret(), newSecret()];
+      const { rows } = await database.db.query<{ id: number }>(
+        `INSERT INTO webhook_subscriptions (entity_id, source, event_type, target_url, secret, previous_secret, previous_secret_expires_at)
+       SELECT e.id, 'ETL', 'FINISHED', 'http://127.0.0.1:9/hook', s.secret, $2, now() + interval '1 hour'
+         FROM entities e, unnest($1::text[]) WITH ORDINALITY AS s(secret, n)
+        WHERE e.name = 'default' ORDER BY s.n RETURNING id`,
+        [secrets, secrets[0]],
+      );
+      const key = generateSecretKey();
+      const started = await listening({ DATABASE_URL: database.url!, HERALD_SECRET_KEY: key });
+      assert.match(
+        started.output(),
+        /encrypted 6 stored secret\(s\) with the current HERALD_SECRET_KEY/,
+      );
+      for (const [i, row] of rows.entries())
+        assert.equal(await secretOf(started.url, row.id), secrets[i]);
+      assert.equal(await stop(started.child), 0);
+      const text = (
+        await database.db.query<{ row: string }>(
+          "SELECT row_to_json(s)::text AS row FROM webhook_subscriptions s",
+        )
+      ).rows
+        .map((r) => r.row)
+        .join("\n");
+      for (const secret of secrets)
+        assert.ok(!text.includes(secret.slice(6)), "a secret is still in plain text");
+      assert.equal(text.match(new RegExp(`"hs1\\.${idOf(key)}\\.`, "g"))?.length, 6);
     });
   },
 );
