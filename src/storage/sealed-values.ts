@@ -18,7 +18,7 @@
 import { SecretBox, SecretKeyMismatch } from "../domain/secret-box.js";
 import type { Queryable } from "./database.js";
 
-/** A text column whose values are sealed (NULL = no value). */
+/** A text column whose values are sealed (NULL = no value), of a table keyed by `id`. */
 export interface SealedColumn {
   table: string;
   column: string;
@@ -112,8 +112,8 @@ async function columnExists(db: Queryable, { table, column }: SealedColumn): Pro
 
 /**
  * Rewrites every value of `sealed` that is not sealed with the current key; the number of rows
- * rewritten. Values are read in batches in value order (each one once), each batch written by one
- * compare-and-set statement. Rows that held the same plain text get the same sealed value.
+ * rewritten. Rows are read in batches in id order (each one once), each batch written by one
+ * statement that replaces a row's value only if it is still the one read (compare-and-set).
  */
 export async function resealColumn(
   db: Queryable,
@@ -123,19 +123,20 @@ export async function resealColumn(
 ): Promise<number> {
   const { table, column } = sealed;
   const prefix = secrets.currentPrefix;
-  let after: string | null = null;
+  let after = 0;
   let rewritten = 0;
   for (;;) {
-    const { rows }: { rows: { value: string }[] } = await db.query<{ value: string }>(
-      `SELECT DISTINCT ${column} AS value FROM ${table}
-        WHERE ${column} IS NOT NULL AND left(${column}, $1) <> $2
-          AND ($3::text IS NULL OR ${column} > $3)
-        ORDER BY 1 LIMIT $4`,
-      [prefix.length, prefix, after, batchSize],
+    const { rows }: { rows: { id: number; value: string }[] } = await db.query<{
+      id: number;
+      value: string;
+    }>(
+      `SELECT id, ${column} AS value FROM ${table}
+        WHERE id > $1 AND ${column} IS NOT NULL AND left(${column}, $2) <> $3
+        ORDER BY id LIMIT $4`,
+      [after, prefix.length, prefix, batchSize],
     );
     if (rows.length === 0) return rewritten;
-    const olds = rows.map((r) => r.value);
-    const news = olds.map((value) => {
+    const resealed = rows.map(({ value }) => {
       try {
         return secrets.seal(openStored(secrets, value));
       } catch (error) {
@@ -153,12 +154,12 @@ export async function resealColumn(
     });
     const { rowCount } = await db.query(
       `UPDATE ${table} t SET ${column} = v.sealed
-         FROM unnest($1::text[], $2::text[]) AS v(old, sealed)
-        WHERE t.${column} = v.old`,
-      [olds, news],
+         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, old, sealed)
+        WHERE t.id = v.id AND t.${column} = v.old`,
+      [rows.map((r) => r.id), rows.map((r) => r.value), resealed],
     );
     rewritten += rowCount;
-    after = olds[olds.length - 1]!;
+    after = rows[rows.length - 1]!.id;
   }
 }
 

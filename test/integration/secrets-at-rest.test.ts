@@ -287,6 +287,16 @@ for (const { backend, skip } of await testBackends()) {
       });
       assertAbsent(await tableText(db, "webhook_subscriptions"), secrets, "webhook_subscriptions");
       assert.ok(!(await tableText(db, "file_references")).includes("legacy-password-0001"));
+      // One plain text in two places is two different sealed values: equal secrets do not show.
+      const twice = await db.query<{ a: string; b: string }>(
+        `SELECT (SELECT previous_secret FROM webhook_subscriptions WHERE id = $1) AS a,
+                (SELECT secret FROM webhook_subscriptions WHERE id = $2) AS b`,
+        [ids[0], ids[6]],
+      );
+      const { a, b } = twice.rows[0]!;
+      assert.notEqual(a, b);
+      assert.equal(box.open(a), secrets[6]);
+      assert.equal(box.open(b), secrets[6]);
       const sealed = await db.query<{ credentials: string }>(
         "SELECT credentials FROM file_references",
       );
