@@ -188,8 +188,9 @@ export async function prepareSealedValues(
     }
   } catch (error) {
     // The check this start recorded goes with it: a value under another key means this key may
-    // not be the database's, and the right one must still be accepted at the next start.
-    if (recorded !== undefined)
+    // not be the database's, and the right one must still be accepted at the next start. (A
+    // database outage is waited out and this step run again: the check stays.)
+    if (recorded !== undefined && error instanceof WrongSecretKey)
       await db.query("DELETE FROM secret_key_check WHERE sealed = $1", [recorded]);
     throw error;
   }
