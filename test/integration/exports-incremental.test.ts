@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
+import { readLogHead } from "../../src/storage/change-event-repository.js";
+import { liveLogFloor } from "../../src/storage/housekeeping-repository.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import { testBackends } from "../helpers/test-database.js";
 import type { ExportExecution, ExportTestApp } from "./exports-harness.js";
@@ -140,6 +142,9 @@ for (const { backend, skip } of await testBackends()) {
         [id],
       );
       assert.equal(rows[0]!.incremental_position, fourth.toPosition);
+      await stamp(); // the executions' FINISHED events: the head moves past the export's position
+      assert.ok((await readLogHead(t.database.db)) > fourth.toPosition!);
+      assert.equal(await liveLogFloor(t.database.db), fourth.toPosition, "housekeeping's floor");
 
       // A PUT that changes what the rows are made of starts over: every row again, as CREATE.
       const put = await t.request("PUT", `${EXPORTS}/${id}`, {
@@ -149,6 +154,8 @@ for (const { backend, skip } of await testBackends()) {
         mode: "INCREMENTAL",
       });
       assert.equal(put.statusCode, 200, put.body);
+      // Started over: it needs no event of the log until its next execution.
+      assert.equal(await liveLogFloor(t.database.db), await readLogHead(t.database.db));
       const again = await rowsOf(await t.run(id));
       assert.deepEqual(
         again.rows.map((r) => [r._operation, r.code, r.points]),
