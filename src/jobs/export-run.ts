@@ -219,18 +219,24 @@ async function writeFile(
   );
   let rowCount = 0;
 
+  /** The selected columns' names in a row (c0, c1, …), made once rather than per value. */
+  const keys = selection.columns.map((_, i) => `c${i}`);
   /** A row's state for the conditions, from the selected columns. */
   const stateOf = (row: Record<string, unknown>): AttributeMap => {
     const state: AttributeMap = {};
     selection.columns.forEach((name, i) => {
-      state[name] = row[`c${i}`] as AttributeMap[string];
+      state[name] = row[keys[i]!] as AttributeMap[string];
     });
     return state;
   };
   const passes = (row: Record<string, unknown>) =>
     conditions.length === 0 ||
     conditionsHold({ stateAfterOperation: conditions }, null, stateOf(row));
-  const values = (row: Record<string, unknown>) => fields.map((_, i) => rendered(row[`c${i}`]));
+  const values = (row: Record<string, unknown>) => {
+    const out: ExportValue[] = new Array<ExportValue>(fields.length);
+    for (let i = 0; i < fields.length; i++) out[i] = rendered(row[keys[i]!]);
+    return out;
+  };
 
   return inSnapshot(settings.db, async (tx) => {
     const frontier = await readFrontier(tx, table);
