@@ -30,6 +30,7 @@ import {
   changedRowsSql,
   cursorRows,
   inSnapshot,
+  preferLz4,
   readFrontier,
 } from "../storage/export-reads.js";
 import type {
@@ -240,6 +241,7 @@ async function writeFile(
 
   return inSnapshot(settings.db, async (tx) => {
     const frontier = await readFrontier(tx, table);
+    await preferLz4(tx);
     // The export's position as this snapshot sees it (the previous execution committed its move).
     const current = await findExportById(tx, exp.id);
     const from = incremental ? (current?.incrementalPosition ?? null) : null;

@@ -34,6 +34,20 @@ export async function inSnapshot<T>(db: Database, fn: (tx: Queryable) => Promise
   });
 }
 
+/**
+ * Makes the file's chunks, written in this transaction, compressed with lz4 rather than pglz where
+ * the server has it (the embedded database has not): storing the file was the largest part of
+ * PostgreSQL's work in the export bench, most of it pglz (README, Performance, Exports). Only the
+ * values this transaction writes are affected; reading them back needs nothing.
+ */
+export async function preferLz4(tx: Queryable): Promise<void> {
+  await tx.query(
+    `SELECT set_config('default_toast_compression', 'lz4', true)
+       FROM pg_settings
+      WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)`,
+  );
+}
+
 export async function readFrontier(tx: Queryable, table: DataTable): Promise<LogFrontier> {
   // change_events_unsequenced (partial, position IS NULL) holds only the sequencer's backlog.
   const { rows } = await tx.query<{ head: number; unstamped: (number | string)[] }>(
