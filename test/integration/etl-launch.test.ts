@@ -204,6 +204,8 @@ for (const { backend, skip } of await testBackends()) {
         [etl.id],
       );
       const due = rows[0]!.next_due_at;
+      const shown = (await t.request("GET", `${ETLS}/${etl.id}`)).json() as { nextRunAt: string };
+      assert.equal(shown.nextRunAt, due.toISOString(), "the ETL answers its next due time");
 
       const runAt = async (at: Date) => {
         clock = at;
@@ -230,6 +232,7 @@ for (const { backend, skip } of await testBackends()) {
         definition("scheduled-etl", reference),
       );
       assert.equal(manual.statusCode, 200, manual.body);
+      assert.equal((manual.json() as { nextRunAt: unknown }).nextRunAt, null);
       const left = await t.database.db.query(
         "SELECT 1 FROM schedules WHERE kind = 'ETL' AND owner_id = $1",
         [etl.id],

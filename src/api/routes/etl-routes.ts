@@ -16,7 +16,7 @@ import {
   listEtls,
   updateEtl,
 } from "../../storage/etl-repository.js";
-import { removeSchedule } from "../../storage/schedule-repository.js";
+import { nextDueTimes, removeSchedule } from "../../storage/schedule-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
 import {
@@ -51,7 +51,12 @@ function etlNotFound(id: string, entity: Entity): HeraldError {
   return new HeraldError("HERALD_ETL_NOT_FOUND", { id, entity: entity.name });
 }
 
-function renderEtl(entity: Entity, etl: StoredEtl, warnings: ParsedDefinition["warnings"] = []) {
+function renderEtl(
+  entity: Entity,
+  etl: StoredEtl,
+  nextRunAt: Date | undefined,
+  warnings: ParsedDefinition["warnings"] = [],
+) {
   const self = etlHref(entity.name, etl.id);
   return {
     id: etl.id,
@@ -59,6 +64,7 @@ function renderEtl(entity: Entity, etl: StoredEtl, warnings: ParsedDefinition["w
     definition: etl.definition as unknown as Record<string, unknown>,
     createdAt: etl.createdAt.toISOString(),
     updatedAt: etl.updatedAt.toISOString(),
+    nextRunAt: nextRunAt?.toISOString() ?? null,
     ...warningDetails(warnings),
     _links: {
       self: { href: self },
@@ -91,6 +97,16 @@ async function parseNamedDefinition(
 const etlRoutes: RouteModule = async (app, deps) => {
   await acceptUploads(app);
 
+  /** An ETL as answered, with the next due time of its schedule (when SCHEDULED). */
+  async function renderOne(
+    entity: Entity,
+    etl: StoredEtl,
+    warnings?: ParsedDefinition["warnings"],
+  ) {
+    const due = await nextDueTimes(deps.db, "ETL", [etl.id]);
+    return renderEtl(entity, etl, due.get(etl.id), warnings);
+  }
+
   app.get(
     `${V5}/etls`,
     {
@@ -106,8 +122,13 @@ const etlRoutes: RouteModule = async (app, deps) => {
       const entity = await entityOf(deps, request, request.params.entity);
       const { page, pageSize, offset, limit } = paging(request.query);
       const { etls, total } = await listEtls(deps.db, entity.id, { offset, limit });
+      const due = await nextDueTimes(
+        deps.db,
+        "ETL",
+        etls.map((etl) => etl.id),
+      );
       return {
-        etls: etls.map((etl) => renderEtl(entity, etl)),
+        etls: etls.map((etl) => renderEtl(entity, etl, due.get(etl.id))),
         page,
         pageSize,
         totalElements: total,
@@ -138,7 +159,7 @@ const etlRoutes: RouteModule = async (app, deps) => {
       return reply
         .code(201)
         .header("location", etlHref(entity.name, etl.id))
-        .send(renderEtl(entity, etl, parsed.warnings));
+        .send(await renderOne(entity, etl, parsed.warnings));
     },
   );
 
@@ -156,7 +177,7 @@ const etlRoutes: RouteModule = async (app, deps) => {
       const entity = await entityOf(deps, request, request.params.entity);
       const etl = await findEtl(deps.db, entity.id, request.params.etlId);
       if (!etl) throw etlNotFound(request.params.etlId, entity);
-      return renderEtl(entity, etl);
+      return renderOne(entity, etl);
     },
   );
 
@@ -184,7 +205,7 @@ const etlRoutes: RouteModule = async (app, deps) => {
       if (etl === "name-taken")
         throw new HeraldError("HERALD_NAME_TAKEN", { kind: "ETL", name: parsed.name });
       if (!etl) throw etlNotFound(request.params.etlId, entity);
-      return renderEtl(entity, etl, parsed.warnings);
+      return renderOne(entity, etl, parsed.warnings);
     },
   );
 

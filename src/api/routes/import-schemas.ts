@@ -102,6 +102,8 @@ export const Etl = Type.Object({
   definition: Type.Record(Type.String(), Type.Unknown()),
   createdAt: Type.String({ format: "date-time" }),
   updatedAt: Type.String({ format: "date-time" }),
+  /** The next due time of a SCHEDULED ETL; null for MANUAL and ON_FILE ones. */
+  nextRunAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
   details: Type.Optional(Type.Array(Detail)),
   _links: Type.Object({ self: Link, executions: Link }),
 });
