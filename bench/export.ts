@@ -136,6 +136,9 @@ export async function run(options: BenchOptions): Promise<void> {
   };
   const processes: HeraldProcess[] = [];
   const sql = new pg.Client({ connectionString: database.url });
+  // A connection the server ends (an operator, a restart) fails the next query, which ends the run
+  // through the `finally` below (Herald's processes stopped, the database dropped).
+  sql.on("error", (error) => console.error(`  the seeding connection failed: ${error.message}`));
   await sql.connect();
   try {
     const api = startHeraldProcess("api", { ...env, HERALD_ROLES: "api,sequencer" });
