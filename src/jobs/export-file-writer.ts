@@ -91,6 +91,8 @@ export function exportFileContent(
       const output = zip.outputStream as unknown as Readable;
       const entry = ReadableStream.from(content);
       entry.on("error", (error) => output.destroy(error));
+      // A reader that stops early ends the rows too (yazl leaves its entry's stream alone).
+      output.on("close", () => entry.destroy());
       zip.addReadStream(entry, entryName, { mtime: new Date() });
       zip.end();
       return output;

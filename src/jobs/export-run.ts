@@ -258,7 +258,21 @@ async function writeFile(
                 : ["CREATE", "UPDATE", "DELETE"],
           });
 
+    /**
+     * Settles once the rows' generator has ended (its FETCH in flight awaited): a failure of the
+     * file's writing must not end the transaction while it could still send a FETCH on it.
+     */
+    let reading: Promise<void> = Promise.resolve();
+    let doneReading = () => {};
     async function* rows(): AsyncGenerator<ExportValue[][]> {
+      reading = new Promise((resolve) => (doneReading = resolve));
+      try {
+        yield* batches();
+      } finally {
+        doneReading();
+      }
+    }
+    async function* batches(): AsyncGenerator<ExportValue[][]> {
       for await (const batch of cursorRows(tx, sql, settings.batchRows)) {
         if (settings.stopping()) throw new ExportInterrupted("the worker is stopping");
         if (lease.lost()) throw new ExportInterrupted("the execution's lease was lost");
@@ -295,7 +309,10 @@ async function writeFile(
         maxBytes: settings.maxFileBytes,
       },
       content,
-    );
+    ).catch(async (error: unknown) => {
+      await reading;
+      throw error;
+    });
     return {
       mode: definition.mode,
       fileId: file.id,

@@ -190,8 +190,9 @@ export async function* cursorRows(
       if (rows.length > 0) yield rows;
     }
   } finally {
-    // A fetch sent ahead is awaited (its failure is the caller's error already, or moot).
+    // A fetch sent ahead is awaited (its failure is the caller's error already, or moot). The
+    // cursor itself ends with the transaction: no CLOSE, which could otherwise reach the connection
+    // after the transaction ended.
     await next?.catch(() => {});
-    await tx.query("CLOSE herald_export_rows").catch(() => {});
   }
 }

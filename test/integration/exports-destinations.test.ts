@@ -6,6 +6,7 @@
  * from the start and leaves no partial file.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -195,6 +196,50 @@ for (const { backend, skip } of await testBackends()) {
       const download = await idle.request("GET", `${href}/file`);
       assert.equal(download.statusCode, 409, download.body);
       assert.match((download.json() as { message: string }).message, /PENDING/);
+    });
+
+    test("a file over HERALD_MAX_FILE_BYTES ends ERROR in every compression, and leaves nothing", async () => {
+      const small = await createExportTestApp(backend, {
+        config: { maxFileBytes: 3_000 },
+        batchRows: 10,
+      });
+      try {
+        assert.equal(
+          (await small.request("POST", "/v5/entities/acme/profile-tables", CUSTOMERS)).statusCode,
+          201,
+        );
+        for (let i = 0; i < 300; i++)
+          await small.profile({
+            key: { customerId: `S${i}` },
+            // Random text: compressed, the file is still past the limit.
+            attributes: { firstName: randomBytes(32).toString("hex") },
+          });
+        for (const compression of ["NONE", "GZIP", "ZIP"]) {
+          const id = await small.define({
+            ...base,
+            name: `too-big-${compression}`,
+            format: { type: "NDJSON", compression },
+          });
+          const execution = await small.run(id);
+          assert.equal(execution.status, "ERROR", JSON.stringify(execution));
+          assert.equal(execution.error?.code, "HERALD_EXPORT_FAILED");
+          assert.match(execution.error!.message, /exceeds 3000 bytes \(HERALD_MAX_FILE_BYTES\)/);
+        }
+        const files = await small.database.db.query("SELECT 1 FROM stored_files");
+        assert.equal(files.rowCount, 0);
+        // The connections are sound afterwards: a small export still runs.
+        const ok = await small.run(
+          await small.define({
+            ...base,
+            name: "fits",
+            filter: { conditions: [{ attribute: "customerId", operator: "=", value: "S1" }] },
+          }),
+        );
+        assert.equal(ok.status, "SUCCESS", JSON.stringify(ok));
+        assert.equal(ok.rowCount, 1);
+      } finally {
+        await small.close();
+      }
     });
 
     test("an execution whose worker died runs again from the start, with no partial file left", async () => {
