@@ -167,6 +167,65 @@ for (const { backend, skip } of await testBackends()) {
       );
     });
 
+    test("a custom table: keys are business keys; deleted and written again is a CREATE", async () => {
+      const orders = await t.request("POST", "/v5/entities/acme/custom-tables", {
+        name: "Orders",
+        type: "INTERACTIONS",
+        primaryKeyAttribute: "orderId",
+        attributes: [
+          { name: "orderId", valueType: "STRING", mandatory: true, unique: true },
+          { name: "amount", valueType: "NUMBER" },
+          { name: "tags", valueType: "STRING", multiValued: true },
+        ],
+      });
+      assert.equal(orders.statusCode, 201, orders.body);
+      const RECORDS = "/v4/entity/acme/customTable/Orders/record";
+      const write = async (orderId: string, amount: number, tags: string[] = []) => {
+        const response = await t.request("POST", RECORDS, {
+          properties: [
+            { name: "orderId", value: orderId },
+            { name: "amount", value: amount },
+            { name: "tags", value: tags },
+          ],
+        });
+        assert.ok([200, 201].includes(response.statusCode), response.body);
+      };
+      const drop = async (orderId: string) => {
+        const response = await t.request("DELETE", `${RECORDS}/${orderId}`);
+        assert.equal(response.statusCode, 204, response.body);
+      };
+      await write("O1", 10.5, ["a", "b"]);
+      await write("O2", 20);
+      const id = await t.define({
+        name: "orders",
+        source: { tableType: "CUSTOM_TABLE", table: "Orders" },
+        mode: "INCREMENTAL",
+        format: { separator: "," },
+      });
+      const first = await t.run(id);
+      assert.equal(first.status, "SUCCESS", JSON.stringify(first));
+      const text = (await t.download(first)).body.toString("utf8");
+      assert.equal(text, '_operation,orderId,amount,tags\nCREATE,O1,10.5,"a,b"\nCREATE,O2,20,\n');
+      await drop("O1");
+      await write("O1", 11);
+      await drop("O2");
+      await write("O3", 30);
+      await stamp();
+      const second = await t.run(id);
+      const rows = parse((await t.download(second)).body, { columns: true }) as Record<
+        string,
+        string
+      >[];
+      assert.deepEqual(
+        rows.map((r) => [r._operation, r.orderId, r.amount]),
+        [
+          ["CREATE", "O1", "11"],
+          ["DELETE", "O2", ""],
+          ["CREATE", "O3", "30"],
+        ],
+      );
+    });
+
     test("an incremental export with a filter: a record that leaves it is a DELETE", async () => {
       const id = await t.define({
         name: "active-members",
