@@ -333,7 +333,6 @@ for (const { backend, skip } of await testBackends()) {
           "onElementId",
         );
         for (const [on, eventType, plural] of [
-          ["EXPORT", "FINISHED", "exports"],
           ["CUSTOM_ACTION", "TRIGGER", "custom actions"],
         ] as const) {
           const response = await post(minimal({ on, onElementId: 12, eventType }));
@@ -348,6 +347,12 @@ for (const { backend, skip } of await testBackends()) {
           minimal({ on: "FILE_SYNCHRONIZATION", onElementId: "424242", eventType: "FINISHED" }),
           404,
           "HERALD_FILE_REFERENCE_NOT_FOUND",
+          "onElementId",
+        );
+        await expectError(
+          minimal({ on: "EXPORT", onElementId: "424242", eventType: "FINISHED" }),
+          404,
+          "HERALD_EXPORT_NOT_FOUND",
           "onElementId",
         );
         const after = await db.query("SELECT count(*)::int AS n FROM webhook_subscriptions");
@@ -368,7 +373,7 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal((paused.json() as { isActive: boolean }).isActive, false);
         const moved = await t.request("PUT", `${BASE}/${id}`, { ...kept, onElementId: "13" });
         assert.equal(moved.statusCode, 404, moved.body);
-        assert.equal((moved.json() as { code: string }).code, "HERALD_TRIGGER_SOURCE_NOT_FOUND");
+        assert.equal((moved.json() as { code: string }).code, "HERALD_EXPORT_NOT_FOUND");
       });
 
       test("404: the table does not exist in the entity", async () => {
