@@ -12,8 +12,8 @@ import type { StoredEtl } from "../storage/etl-repository.js";
 import type { StoredExecution } from "../storage/etl-execution-repository.js";
 import { findFileReference } from "../storage/file-reference-repository.js";
 import { lastReceivedFile } from "../storage/file-synchronization-repository.js";
-import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
-import { removeSchedule, saveSchedule } from "../storage/schedule-repository.js";
+import { createJob } from "../storage/job-channels.js";
+import { saveOrRemoveSchedule } from "../storage/schedule-repository.js";
 import type { Entity } from "../storage/tenancy-repository.js";
 import type { AppDeps } from "./app.js";
 import { authOf } from "./auth.js";
@@ -44,18 +44,11 @@ export async function saveEtlSchedule(
   etl: Pick<StoredEtl, "id" | "definition">,
 ): Promise<void> {
   const launch = etl.definition.launch;
-  if (launch?.type === "SCHEDULED")
-    await saveSchedule(
-      tx,
-      {
-        kind: "ETL",
-        ownerId: etl.id,
-        entityId: entity.id,
-        schedule: { cron: launch.cron, timezone: launch.timezone },
-      },
-      new Date(),
-    );
-  else await removeSchedule(tx, "ETL", etl.id);
+  await saveOrRemoveSchedule(
+    tx,
+    { kind: "ETL", ownerId: etl.id, entityId: entity.id },
+    launch?.type === "SCHEDULED" ? { cron: launch.cron, timezone: launch.timezone } : null,
+  );
 }
 
 /** True when a trigger-execution request carries no upload (no multipart body). */
@@ -98,16 +91,12 @@ export async function startEtlOnLatestFile(
     });
   const auth = authOf(request);
   const fileId = last.fileId;
-  const execution = await deps.db.transaction(async (tx) => {
-    const row = await insertEtlExecutionOnFile(tx, {
+  return createJob(deps.db, (tx) =>
+    insertEtlExecutionOnFile(tx, {
       entityId: entity.id,
       etl,
       file: { id: fileId, name: last.name, bytes: last.bytes, sha256: last.sha256 },
       origin: { kind: "API_KEY", apiKeyId: auth.apiKeyId, apiKeyName: auth.apiKeyName },
-    });
-    await notifyJobs(tx);
-    return row;
-  });
-  jobsCreated(deps.db);
-  return execution;
+    }),
+  );
 }

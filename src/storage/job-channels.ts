@@ -19,6 +19,24 @@ export function jobsCreated(db: Database): void {
   for (const listener of local.get(db) ?? []) listener();
 }
 
+/**
+ * Records a job (an execution, a synchronisation) with `insert` in a transaction of its own,
+ * NOTIFYing the workers of every process at commit, then wakes this process's workers. Returns
+ * what `insert` returned.
+ */
+export async function createJob<T>(
+  db: Database,
+  insert: (tx: Queryable) => Promise<T>,
+): Promise<T> {
+  const created = await db.transaction(async (tx) => {
+    const row = await insert(tx);
+    await notifyJobs(tx);
+    return row;
+  });
+  jobsCreated(db);
+  return created;
+}
+
 /** Workers of this process listen for local creations; returns the way to stop listening. */
 export function onJobsCreated(db: Database, listener: () => void): () => void {
   let set = local.get(db);

@@ -54,6 +54,19 @@ export async function removeSchedule(
   await db.query(`DELETE FROM schedules WHERE kind = $1 AND owner_id = $2`, [kind, ownerId]);
 }
 
+/**
+ * Saves the owner's schedule (saveSchedule, from now) or, when it has none (`null`), removes it.
+ * Call it in the transaction that saves the owner.
+ */
+export async function saveOrRemoveSchedule(
+  db: Queryable,
+  owner: Omit<ScheduleEntry, "schedule">,
+  schedule: Schedule | null,
+): Promise<void> {
+  if (schedule === null) await removeSchedule(db, owner.kind, owner.ownerId);
+  else await saveSchedule(db, { ...owner, schedule }, new Date());
+}
+
 /** When the owner's next run is due (its `nextRunAt`), or undefined when it has no schedule. */
 export async function nextDueAt(
   db: Queryable,

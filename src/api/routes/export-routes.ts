@@ -4,7 +4,6 @@
  * defined (the table, each field, the filter's attributes, segmentation and subscription, the
  * destination reference, the schedule), so a bad definition is a 4xx, not an ERROR run later.
  */
-import { Readable } from "node:stream";
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { findTableCached } from "../../capture/table-cache.js";
@@ -32,13 +31,19 @@ import {
   updateExport,
 } from "../../storage/export-repository.js";
 import { loadFileReferenceSource } from "../../storage/file-reference-repository.js";
-import { findFile, readFileStream } from "../../storage/file-store.js";
-import { jobsCreated, notifyJobs } from "../../storage/job-channels.js";
-import { nextDueTimes, removeSchedule, saveSchedule } from "../../storage/schedule-repository.js";
+import { findFile } from "../../storage/file-store.js";
+import { createJob } from "../../storage/job-channels.js";
+import {
+  nextDueTimes,
+  removeSchedule,
+  saveOrRemoveSchedule,
+} from "../../storage/schedule-repository.js";
+import type { Queryable } from "../../storage/database.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
 import { authOf } from "../auth.js";
 import { entityOf, paging } from "../import-requests.js";
+import { sendStoredFile } from "../stored-file-download.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
 import type { RouteModule } from "./index.js";
 import {
@@ -188,15 +193,13 @@ const exportRoutes: RouteModule = async (app, deps) => {
   }
 
   /** Saves or removes the export's schedule, in the transaction that saves the export. */
-  async function syncSchedule(tx: Parameters<typeof saveSchedule>[0], exp: StoredExport) {
+  async function syncSchedule(tx: Queryable, exp: StoredExport) {
     const schedule = exp.definition.schedule as { cron: string; timezone: string } | null;
-    if (schedule === null) await removeSchedule(tx, "EXPORT", exp.id);
-    else
-      await saveSchedule(
-        tx,
-        { kind: "EXPORT", ownerId: exp.id, entityId: exp.entityId, schedule },
-        new Date(),
-      );
+    await saveOrRemoveSchedule(
+      tx,
+      { kind: "EXPORT", ownerId: exp.id, entityId: exp.entityId },
+      schedule,
+    );
   }
 
   async function renderOne(entity: Entity, exp: StoredExport) {
@@ -340,16 +343,13 @@ const exportRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const { entity, exp } = await exportOf(request, request.params);
       const auth = authOf(request);
-      const execution = await deps.db.transaction(async (tx) => {
-        const inserted = await insertExportExecution(tx, exp, {
+      const execution = await createJob(deps.db, (tx) =>
+        insertExportExecution(tx, exp, {
           kind: "API_KEY",
           apiKeyId: auth.apiKeyId,
           apiKeyName: auth.apiKeyName,
-        });
-        await notifyJobs(tx);
-        return inserted;
-      });
-      jobsCreated(deps.db);
+        }),
+      );
       return reply
         .code(202)
         .header("location", exportExecutionHref(entity.name, exp.id, execution.id))
@@ -418,13 +418,10 @@ const exportRoutes: RouteModule = async (app, deps) => {
         throw notReady(
           "SUCCESS, but its file expired and was removed (files are kept HERALD_FILE_RETENTION_DAYS days)",
         );
-      // A name safe inside the header's quotes.
-      const name = file.name.replace(/[^\x20-\x7e]|["\\]/g, "_");
-      return reply
-        .type(exportContentType(file.name))
-        .header("content-length", String(file.bytes))
-        .header("content-disposition", `attachment; filename="${name}"`)
-        .send(Readable.from(readFileStream(deps.db, file.id)));
+      return sendStoredFile(reply, deps.db, file, {
+        type: exportContentType(file.name),
+        fileName: file.name,
+      });
     },
   );
 };

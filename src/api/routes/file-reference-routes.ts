@@ -3,7 +3,6 @@
  * write-only), synchronisations on demand, their statuses and their files. The work itself is done
  * by workers (jobs/file-sync-worker.ts); schedules by the scheduler (jobs/etl-launch.ts handlers).
  */
-import { Readable } from "node:stream";
 import type { FastifyRequest } from "fastify";
 import { HeraldError } from "../../domain/errors.js";
 import type { ErrorDetail } from "../../domain/errors.js";
@@ -28,13 +27,19 @@ import {
   insertSynchronization,
   listSynchronizations,
 } from "../../storage/file-synchronization-repository.js";
-import { findFile, readFileStream } from "../../storage/file-store.js";
-import { jobsCreated, notifyJobs } from "../../storage/job-channels.js";
-import { nextDueTimes, removeSchedule, saveSchedule } from "../../storage/schedule-repository.js";
+import type { Queryable } from "../../storage/database.js";
+import { findFile } from "../../storage/file-store.js";
+import { createJob } from "../../storage/job-channels.js";
+import {
+  nextDueTimes,
+  removeSchedule,
+  saveOrRemoveSchedule,
+} from "../../storage/schedule-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app.js";
 import { authOf } from "../auth.js";
 import { entityOf, paging, warningDetails } from "../import-requests.js";
+import { sendStoredFile } from "../stored-file-download.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
 import type { RouteModule } from "./index.js";
 import {
@@ -158,23 +163,12 @@ async function checkDefinition(
 }
 
 /** Saves or removes the reference's schedule, in the transaction that saves the reference. */
-async function syncSchedule(
-  tx: Parameters<typeof saveSchedule>[0],
-  entity: Entity,
-  reference: StoredFileReference,
-) {
-  if (reference.schedule === null) await removeSchedule(tx, "FILE_SYNCHRONIZATION", reference.id);
-  else
-    await saveSchedule(
-      tx,
-      {
-        kind: "FILE_SYNCHRONIZATION",
-        ownerId: reference.id,
-        entityId: entity.id,
-        schedule: reference.schedule,
-      },
-      new Date(),
-    );
+async function syncSchedule(tx: Queryable, entity: Entity, reference: StoredFileReference) {
+  await saveOrRemoveSchedule(
+    tx,
+    { kind: "FILE_SYNCHRONIZATION", ownerId: reference.id, entityId: entity.id },
+    reference.schedule,
+  );
 }
 
 const fileReferenceRoutes: RouteModule = async (app, deps) => {
@@ -351,16 +345,13 @@ const fileReferenceRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const { entity, reference } = await referenceOf(request, request.params);
       const auth = authOf(request);
-      const sync = await deps.db.transaction(async (tx) => {
-        const row = await insertSynchronization(tx, {
+      const sync = await createJob(deps.db, (tx) =>
+        insertSynchronization(tx, {
           entityId: entity.id,
           fileReferenceId: reference.id,
           origin: { kind: "API_KEY", apiKeyId: auth.apiKeyId, apiKeyName: auth.apiKeyName },
-        });
-        await notifyJobs(tx);
-        return row;
-      });
-      jobsCreated(deps.db);
+        }),
+      );
       return reply
         .code(202)
         .header("location", synchronizationHref(entity.name, reference.id, sync.id))
@@ -452,16 +443,11 @@ const fileReferenceRoutes: RouteModule = async (app, deps) => {
           "the file expired and was removed (files are kept HERALD_FILE_RETENTION_DAYS days)",
         );
       // An UNCHANGED synchronisation serves the equal file stored earlier, under its own name.
-      const fileName = sync.fileName ?? file.name;
-      const name = fileName.replace(/[^\x20-\x7e]|["\\]/g, "_");
-      return reply
-        .type("application/octet-stream")
-        .header("content-length", String(file.bytes))
-        .header(
-          "content-disposition",
-          `attachment; filename="${name}"; filename*=UTF-8''${encodeURIComponent(fileName)}`,
-        )
-        .send(Readable.from(readFileStream(deps.db, file.id)));
+      return sendStoredFile(reply, deps.db, file, {
+        type: "application/octet-stream",
+        fileName: sync.fileName ?? file.name,
+        utf8Name: true,
+      });
     },
   );
 };
