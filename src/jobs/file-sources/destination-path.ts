@@ -5,6 +5,7 @@
  * `exports/` + `customers.csv` → `exports/customers.csv`; `exports/customers_$yyyyMMdd.csv` →
  * `exports/customers_20261207.csv`.
  */
+import { randomBytes } from "node:crypto";
 import { expandDatePlaceholders } from "../../domain/file-source.js";
 import { FileTransferError } from "./file-transfer-error.js";
 import type { TransferContext } from "./transfer-context.js";
@@ -28,6 +29,14 @@ export function destinationPath(
 ): string {
   const path = expandedPath(template, ctx);
   return path.endsWith("/") ? `${path}${fileName}` : path;
+}
+
+/**
+ * The temporary name a put writes under before renaming the file over `finalName`, in the same
+ * directory: hidden, unique, and marked as partial (`.<name>.<random>.part`).
+ */
+export function partFileName(finalName: string): string {
+  return `.${finalName}.${randomBytes(6).toString("hex")}.part`;
 }
 
 /** A file name for a destination directory: one plain name, no separator, no `..`. */

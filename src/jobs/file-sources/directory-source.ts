@@ -10,13 +10,18 @@ import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { open, readlink, realpath, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { randomBytes } from "node:crypto";
 import type { DirectorySource } from "../../domain/file-source.js";
 import { dropPathProblem } from "../../domain/file-source.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 import { errorCodeOf, FileTransferError, tooLarge } from "./file-transfer-error.js";
-import { failureOf, limitedContent, once, releasable, startDeadline } from "./transfer-deadline.js";
-import { checkedFileName, destinationPath, expandedPath } from "./destination-path.js";
+import {
+  failureOf,
+  limitedContent,
+  once,
+  startDeadline,
+  writeLimited,
+} from "./transfer-deadline.js";
+import { destinationPath, expandedPath, partFileName } from "./destination-path.js";
 
 const MISSING = new Set(["ENOENT", "ENOTDIR"]);
 
@@ -159,7 +164,8 @@ export async function fetchDirectoryFile(
 /**
  * Writes `content` into the drop directory under `.<name>.<random>.part`, flushed to disk, then
  * renamed over the final name: a reader never sees a partial file under it. The directory must
- * exist (it is not created).
+ * exist (it is not created). Through putDestinationFile (index.ts), which checks `fileName` and
+ * lets go of `content` when the put ends.
  */
 export async function putDirectoryFile(
   destination: DirectorySource,
@@ -167,21 +173,6 @@ export async function putDirectoryFile(
   content: AsyncIterable<Uint8Array>,
   ctx: TransferContext,
 ): Promise<{ location: string; bytes: number }> {
-  const input = releasable(content);
-  try {
-    return await putDirectory(destination, fileName, input.chunks, ctx);
-  } finally {
-    await input.release();
-  }
-}
-
-async function putDirectory(
-  destination: DirectorySource,
-  fileName: string,
-  content: AsyncIterable<Uint8Array>,
-  ctx: TransferContext,
-): Promise<{ location: string; bytes: number }> {
-  checkedFileName(fileName);
   const path = destinationPath(destination.path, fileName, ctx);
   const location = locationOf(path);
   const root = await dropRoot(ctx);
@@ -200,24 +191,22 @@ async function putDirectory(
       "NOT_A_FILE",
       `${location}: is a directory; end the destination's path with / to write into it`,
     );
-  const temporary = join(directory, `.${basename(lexical)}.${randomBytes(6).toString("hex")}.part`);
+  const temporary = join(directory, partFileName(basename(lexical)));
   const deadline = startDeadline(ctx.timeoutMs, location, ctx.signal);
   deadline.phase = "writing the file";
   let handle: FileHandle | undefined;
-  let bytes = 0;
   try {
     // "wx": created here and now (O_EXCL), never an existing file or a link planted at that name.
-    handle = await open(temporary, "wx", 0o644);
-    for await (const chunk of content) {
-      if (deadline.signal.aborted) throw deadline.signal.reason;
-      bytes += chunk.length;
-      if (bytes > ctx.maxBytes) throw tooLarge(location, ctx.maxBytes);
+    const file = await open(temporary, "wx", 0o644);
+    handle = file;
+    const limits = { location, maxBytes: ctx.maxBytes, deadline };
+    const bytes = await writeLimited(content, limits, async (chunk) => {
       // A write may take only part of a chunk (a signal, a nearly full disk): the rest follows.
       for (let offset = 0; offset < chunk.length;) {
-        const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+        const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
         offset += bytesWritten;
       }
-    }
+    });
     await handle.sync();
     await handle.close();
     handle = undefined;

@@ -12,6 +12,8 @@ import { checkTargetHost, systemHostLookup } from "../../delivery/address-guard.
 import { fetchDirectoryFile, putDirectoryFile } from "./directory-source.js";
 import { fetchHttpsFile } from "./https-source.js";
 import { fetchSftpFile, putSftpFile } from "./sftp-source.js";
+import { checkedFileName } from "./destination-path.js";
+import { releasable } from "./transfer-deadline.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 
 export type { FetchedFile, TransferContext } from "./transfer-context.js";
@@ -38,17 +40,24 @@ export function fetchSourceFile(source: FileSource, ctx: TransferContext): Promi
 /**
  * Writes `content` to a destination atomically (a temporary name, renamed when complete): never a
  * partial file under the final name. A destination path ending with `/` is a directory that
- * receives `fileName`; any other path is the file's own name (placeholders expanded).
+ * receives `fileName`; any other path is the file's own name (placeholders expanded). However the
+ * put ends, `content` is let go of (its producer, a stream of the file store, is ended).
  */
-export function putDestinationFile(
+export async function putDestinationFile(
   destination: SftpSource | DirectorySource,
   fileName: string,
   content: AsyncIterable<Uint8Array>,
   ctx: TransferContext,
 ): Promise<{ location: string; bytes: number }> {
-  return destination.type === "SFTP"
-    ? putSftpFile(destination, fileName, content, ctx)
-    : putDirectoryFile(destination, fileName, content, ctx);
+  const input = releasable(content);
+  try {
+    checkedFileName(fileName);
+    return destination.type === "SFTP"
+      ? await putSftpFile(destination, fileName, input.chunks, ctx)
+      : await putDirectoryFile(destination, fileName, input.chunks, ctx);
+  } finally {
+    await input.release();
+  }
 }
 
 /**

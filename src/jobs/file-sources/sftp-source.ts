@@ -4,16 +4,21 @@
  * a write goes to a temporary name in the same directory and is renamed over the final name only
  * once the server has confirmed the complete file.
  */
-import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import type { SFTPWrapper, Stats } from "ssh2";
 import type { SftpSource } from "../../domain/file-source.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 import { FileTransferError, tooLarge } from "./file-transfer-error.js";
 import type { Deadline } from "./transfer-deadline.js";
-import { failureOf, limitedContent, once, releasable, startDeadline } from "./transfer-deadline.js";
+import {
+  failureOf,
+  limitedContent,
+  once,
+  startDeadline,
+  writeLimited,
+} from "./transfer-deadline.js";
 import { openSftpSession, sftpLocation } from "./sftp-session.js";
-import { checkedFileName, destinationPath, expandedPath } from "./destination-path.js";
+import { destinationPath, expandedPath, partFileName } from "./destination-path.js";
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02 §7) that ssh2 puts in an error's `code`. */
 const NO_SUCH_FILE = 2;
@@ -120,6 +125,7 @@ export async function fetchSftpFile(
  * on the server: to `.<name>.<random>.part` first, then renamed over the final name (OpenSSH's
  * posix-rename, which replaces an existing file atomically; elsewhere the old file is removed
  * first). On any failure the temporary file is removed and nothing is under the final name.
+ * Through putDestinationFile (index.ts), which checks `fileName` and lets go of `content`.
  */
 export async function putSftpFile(
   destination: SftpSource,
@@ -127,27 +133,9 @@ export async function putSftpFile(
   content: AsyncIterable<Uint8Array>,
   ctx: TransferContext,
 ): Promise<{ location: string; bytes: number }> {
-  const input = releasable(content);
-  try {
-    return await putSftp(destination, fileName, input.chunks, ctx);
-  } finally {
-    await input.release();
-  }
-}
-
-async function putSftp(
-  destination: SftpSource,
-  fileName: string,
-  content: AsyncIterable<Uint8Array>,
-  ctx: TransferContext,
-): Promise<{ location: string; bytes: number }> {
-  checkedFileName(fileName);
   const finalPath = destinationPath(destination.path, fileName, ctx);
   const location = sftpLocation(destination, finalPath);
-  const temporary = posix.join(
-    posix.dirname(finalPath),
-    `.${posix.basename(finalPath)}.${randomBytes(6).toString("hex")}.part`,
-  );
+  const temporary = posix.join(posix.dirname(finalPath), partFileName(posix.basename(finalPath)));
   const deadline = startDeadline(ctx.timeoutMs, location, ctx.signal);
   let session: Awaited<ReturnType<typeof openSftpSession>> | undefined;
   let written = false;
@@ -187,21 +175,20 @@ async function writeAll(
   maxBytes: number,
   deadline: Deadline,
 ): Promise<number> {
-  let bytes = 0;
   let closed = false;
   try {
-    for await (const chunk of content) {
-      if (deadline.signal.aborted) throw deadline.signal.reason;
-      bytes += chunk.length;
-      if (bytes > maxBytes) throw tooLarge(location, maxBytes);
-      const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      const position = bytes - chunk.length;
-      try {
-        await call(deadline, (cb) => sftp.write(handle, buffer, 0, buffer.length, position, cb));
-      } catch (error) {
-        throw remoteError(error, location, "to write the file");
-      }
-    }
+    const bytes = await writeLimited(
+      content,
+      { location, maxBytes, deadline },
+      async (chunk, at) => {
+        const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        try {
+          await call(deadline, (cb) => sftp.write(handle, buffer, 0, buffer.length, at, cb));
+        } catch (error) {
+          throw remoteError(error, location, "to write the file");
+        }
+      },
+    );
     closed = true;
     // The close's answer is the server saying the file is complete: only then is it renamed.
     await call(deadline, (cb) => sftp.close(handle, cb)).catch((error: unknown) => {

@@ -110,6 +110,26 @@ async function* readLimited(
   }
 }
 
+/**
+ * Writes every chunk of a put's `content` with `write` (given the chunk and its offset in the
+ * file), one at a time, counted against the size limit and stopped by the deadline; returns the
+ * number of bytes written.
+ */
+export async function writeLimited(
+  content: AsyncIterable<Uint8Array>,
+  limits: { location: string; maxBytes: number; deadline: Deadline },
+  write: (chunk: Uint8Array, position: number) => Promise<void>,
+): Promise<number> {
+  let bytes = 0;
+  for await (const chunk of content) {
+    if (limits.deadline.signal.aborted) throw limits.deadline.signal.reason;
+    bytes += chunk.length;
+    if (bytes > limits.maxBytes) throw tooLarge(limits.location, limits.maxBytes);
+    await write(chunk, bytes - chunk.length);
+  }
+  return bytes;
+}
+
 /** Runs `release` once, whoever calls first (the content's end or the caller's close()). */
 export function once(release: () => Promise<void>): () => Promise<void> {
   let done: Promise<void> | undefined;
