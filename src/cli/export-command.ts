@@ -10,7 +10,6 @@ import { createWriteStream, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Writable } from "node:stream";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
@@ -22,15 +21,12 @@ import {
   EXIT_INTERRUPTED,
   EXIT_OK,
   EXIT_USAGE,
-  isTransient,
   reportFailure,
   resolveConnection,
   UsageError,
   withConnectionOptions,
 } from "./cli-support.js";
-
-const POLL_INTERVAL_MS = 300;
-const FOLLOW_PATIENCE_MS = 60_000;
+import { duration, followExecution, formatBytes } from "./execution-follow.js";
 
 interface ExportOptions {
   out?: string;
@@ -187,42 +183,22 @@ export function resolveTarget(out: string | undefined): Target {
   return { kind: "file", path };
 }
 
-/** Polls the execution until it ends, or until Ctrl-C ("interrupted"). */
+/** Follows the execution until it ends, or until Ctrl-C ("interrupted"). */
 async function follow(
   client: HeraldClient,
   path: string,
   signal: AbortSignal,
 ): Promise<Execution | "interrupted"> {
   const bar = statusLine("Exporting");
-  let lostSince: number | undefined;
   try {
-    for (;;) {
-      try {
-        const execution = (await client.getJson<Execution>(path, signal)).json;
-        lostSince = undefined;
+    return await followExecution<Execution>(client, path, {
+      what: "export",
+      signal,
+      ended: (execution) => {
         bar.update(execution.status, execution.rowCount ?? 0, execution.bytes ?? 0);
-        if (execution.status === "SUCCESS" || execution.status === "ERROR") return execution;
-      } catch (error) {
-        if (signal.aborted) return "interrupted";
-        if (!isTransient(error)) throw error;
-        if (lostSince === undefined) {
-          lostSince = Date.now();
-          console.error(
-            `herald: ${(error as Error).message}; retrying for up to ${FOLLOW_PATIENCE_MS / 1000} s`,
-          );
-        } else if (Date.now() - lostSince > FOLLOW_PATIENCE_MS) {
-          throw new HeraldUnreachableError(
-            `gave up following after ${FOLLOW_PATIENCE_MS / 1000} s without an answer ` +
-              `(${(error as Error).message}); the export may still run: GET ${client.url(path)}`,
-          );
-        }
-      }
-      try {
-        await sleep(POLL_INTERVAL_MS, undefined, { signal });
-      } catch {
-        return "interrupted";
-      }
-    }
+        return execution.status === "SUCCESS" || execution.status === "ERROR";
+      },
+    });
   } finally {
     bar.stop();
   }
@@ -445,22 +421,4 @@ function statusLine(label: string): {
     update: (status, rows, bytes) => bar.update(0, { status, rows, done: formatBytes(bytes) }),
     stop: () => bar.stop(),
   };
-}
-
-function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-function duration(start?: string | null, end?: string | null): string | undefined {
-  if (!start || !end) return undefined;
-  const ms = Date.parse(end) - Date.parse(start);
-  if (!Number.isFinite(ms) || ms < 0) return undefined;
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }

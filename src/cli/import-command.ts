@@ -4,7 +4,6 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { Option } from "commander";
@@ -12,17 +11,17 @@ import { TABLE_KINDS } from "../domain/data-table.js";
 import type { TableKind } from "../domain/data-table.js";
 import { IMPORT_MODES } from "../domain/etl-definition.js";
 import type { ImportMode } from "../domain/etl-definition.js";
-import { HeraldApiError, HeraldClient, HeraldUnreachableError } from "./api-client.js";
+import { HeraldApiError, HeraldClient } from "./api-client.js";
 import {
   asClientCommand,
   EXIT_INTERRUPTED,
   EXIT_USAGE,
-  isTransient,
   reportFailure,
   resolveConnection,
   UsageError,
   withConnectionOptions,
 } from "./cli-support.js";
+import { duration, followExecution, formatBytes } from "./execution-follow.js";
 
 const FINAL_STATUSES = ["SUCCESS", "WITH_ERROR", "ERROR", "CANCELLED"] as const;
 type FinalStatus = (typeof FINAL_STATUSES)[number];
@@ -35,8 +34,6 @@ const EXIT_BY_FINAL_STATUS: Record<FinalStatus, number> = {
   ERROR: 2,
 };
 
-const POLL_INTERVAL_MS = 300;
-const FOLLOW_PATIENCE_MS = 60_000;
 const REJECTED_ROWS_SHOWN = 5;
 
 /** Suffixes, checked from the end of the name: `customers.csv.gz` is a gzipped CSV. */
@@ -266,7 +263,7 @@ async function upload(
   }
 }
 
-/** Polls the execution until it is final, or until Ctrl-C ("interrupted"). */
+/** Follows the execution until it is final, or until Ctrl-C ("interrupted"). */
 async function follow(
   client: HeraldClient,
   path: string,
@@ -274,36 +271,16 @@ async function follow(
   signal: AbortSignal,
 ): Promise<Execution | "interrupted"> {
   const bar = progressBar("Importing", fileSize);
-  let lostSince: number | undefined;
   try {
-    for (;;) {
-      try {
-        const execution = (await client.getJson<Execution>(path, signal)).json;
-        lostSince = undefined;
+    return await followExecution<Execution>(client, path, {
+      what: "import",
+      signal,
+      ended: (execution) => {
         const progress = execution.progress ?? {};
         bar.update(progress.bytesRead ?? 0, progress.bytesTotal ?? fileSize, progress.rowsRead);
-        if (isFinal(execution.status)) return execution;
-      } catch (error) {
-        if (signal.aborted) return "interrupted";
-        if (!isTransient(error)) throw error;
-        if (lostSince === undefined) {
-          lostSince = Date.now();
-          console.error(
-            `herald: ${(error as Error).message}; retrying for up to ${FOLLOW_PATIENCE_MS / 1000} s`,
-          );
-        } else if (Date.now() - lostSince > FOLLOW_PATIENCE_MS) {
-          throw new HeraldUnreachableError(
-            `gave up following after ${FOLLOW_PATIENCE_MS / 1000} s without an answer ` +
-              `(${(error as Error).message}); the import may still run: GET ${client.url(path)}`,
-          );
-        }
-      }
-      try {
-        await sleep(POLL_INTERVAL_MS, undefined, { signal });
-      } catch {
-        return "interrupted";
-      }
-    }
+        return isFinal(execution.status);
+      },
+    });
   } finally {
     bar.stop();
   }
@@ -368,24 +345,6 @@ function progressBar(label: string, total: number): Bar {
     },
     stop: () => bar.stop(),
   };
-}
-
-function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-function duration(start?: string | null, end?: string | null): string | undefined {
-  if (!start || !end) return undefined;
-  const ms = Date.parse(end) - Date.parse(start);
-  if (!Number.isFinite(ms) || ms < 0) return undefined;
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
