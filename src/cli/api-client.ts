@@ -1,8 +1,8 @@
 /**
  * The Herald API as the CLI calls it: trades the API key for a bearer token, renews the token when
  * a call answers 401 (tokens last 15 minutes; an import can be followed, or `herald listen` run, for
- * longer), turns every error answer into one `HeraldApiError`, sends JSON bodies, and streams
- * multipart uploads from disk.
+ * longer), turns every error answer into one `HeraldApiError`, sends JSON bodies, streams
+ * multipart uploads from disk, and streams downloads (an export's file) to the caller.
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -106,7 +106,22 @@ export class HeraldClient {
     });
   }
 
+  /**
+   * A GET whose body (a file) is streamed to the caller, with the token handling of the JSON calls;
+   * any answer but 200 throws a HeraldApiError as they do. The caller reads or dumps the body.
+   */
+  async download(path: string, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const res = await this.#authorized({ method: "GET", path, ...(signal ? { signal } : {}) });
+    if (res.statusCode !== 200) throw errorFromAnswer(res.statusCode, await res.body.text());
+    return res;
+  }
+
   async #send<T>(init: SendInit): Promise<JsonAnswer<T>> {
+    return readAnswer<T>(await this.#authorized(init));
+  }
+
+  /** The call with the bearer token; a 401 (the token expired) renews it and calls once more. */
+  async #authorized(init: SendInit): Promise<Dispatcher.ResponseData> {
     let renewed = false;
     for (;;) {
       const token = await this.#bearerToken(renewed, init.signal);
@@ -122,7 +137,7 @@ export class HeraldClient {
         renewed = true;
         continue;
       }
-      return readAnswer<T>(res);
+      return res;
     }
   }
 

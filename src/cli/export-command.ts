@@ -13,7 +13,6 @@ import { pipeline } from "node:stream/promises";
 import type { Writable } from "node:stream";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { request } from "undici";
 import { HeraldApiError, HeraldClient, HeraldUnreachableError } from "./api-client.js";
 import {
   asClientCommand,
@@ -134,7 +133,6 @@ async function runExport(id: string, options: ExportOptions): Promise<number> {
     say(`${label}: execution ${executionId} SUCCESS, ${counts}${took ? ` in ${took}` : ""}`);
     const saved = await download({
       client,
-      apiKey: connection.apiKey,
       path: `${executionPath}/file`,
       target,
       defaultName: defaultFileName(definition, id, String(executionId)),
@@ -206,7 +204,6 @@ async function follow(
 
 interface DownloadPlan {
   client: HeraldClient;
-  apiKey: string;
   path: string;
   target: Target;
   defaultName: string;
@@ -221,7 +218,7 @@ interface DownloadPlan {
 async function download(
   plan: DownloadPlan,
 ): Promise<{ path: string; bytes: number } | undefined | "interrupted"> {
-  const response = await fetchFile(plan);
+  const response = await plan.client.download(plan.path, plan.signal);
   // The length announced for the body, else the execution's: a body that ends short is no file.
   const announced = Number(response.headers["content-length"]);
   const expected =
@@ -277,58 +274,6 @@ async function download(
     );
   } finally {
     bar.stop();
-  }
-}
-
-/**
- * GET of the file with a token of its own (the JSON client reads whole bodies; a file is streamed).
- * A 401 on the file (the token expired meanwhile) is not retried: the token was taken just before.
- */
-async function fetchFile(plan: DownloadPlan) {
-  const { client, signal } = plan;
-  const call = async (path: string, authorization: string) => {
-    try {
-      return await request(client.url(path), { method: "GET", headers: { authorization }, signal });
-    } catch (error) {
-      if (signal.aborted) throw error;
-      throw new HeraldUnreachableError(
-        `cannot reach Herald at ${client.baseUrl} (GET ${path}): ${(error as Error).message}`,
-      );
-    }
-  };
-  const tokenAnswer = await call("/auth/token", plan.apiKey);
-  const tokenText = await tokenAnswer.body.text();
-  const token = tokenAnswer.statusCode === 200 ? tokenOf(tokenText) : undefined;
-  if (!token)
-    throw new HeraldApiError(
-      tokenAnswer.statusCode,
-      "",
-      `Herald refused the API key when downloading (HTTP ${tokenAnswer.statusCode}): ${tokenText.slice(0, 200)}`,
-      [],
-    );
-  const response = await call(plan.path, `Bearer ${token}`);
-  if (response.statusCode !== 200) {
-    const text = await response.body.text();
-    let message = `Herald answered HTTP ${response.statusCode} for the file`;
-    let code = "";
-    try {
-      const body = JSON.parse(text) as { message?: unknown; code?: unknown };
-      if (typeof body.message === "string") message = body.message;
-      if (typeof body.code === "string") code = body.code;
-    } catch {
-      // Not JSON: keep the status line.
-    }
-    throw new HeraldApiError(response.statusCode, code, message, []);
-  }
-  return response;
-}
-
-function tokenOf(text: string): string | undefined {
-  try {
-    const token = (JSON.parse(text) as { accessToken?: unknown }).accessToken;
-    return typeof token === "string" ? token : undefined;
-  } catch {
-    return undefined;
   }
 }
 
