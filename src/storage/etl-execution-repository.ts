@@ -6,6 +6,7 @@
  */
 import type { EtlDefinition } from "../domain/etl-definition.js";
 import type { Queryable } from "./database.js";
+import { leasedJobs } from "./job-leases.js";
 
 export const EXECUTION_STATUSES = [
   "PENDING",
@@ -185,6 +186,9 @@ export async function listExecutions(
   return { executions: rows.map(toExecution), total: count[0]?.n ?? 0 };
 }
 
+const leases = leasedJobs("etl_executions");
+const CLAIMED_COLUMNS = EXECUTION_COLUMNS.split(",").map((c) => c.trim());
+
 /**
  * Claims one runnable execution for `owner`: a PENDING one, or a RUNNING one whose lease expired
  * (its worker died). SKIP LOCKED: concurrent claimers never wait for or take the same row.
@@ -196,43 +200,12 @@ export async function claimExecution(
   owner: string,
   leaseMs: number,
 ): Promise<{ execution: StoredExecution; started: boolean } | undefined> {
-  const { rows } = await tx.query<ExecutionRow & { was: ExecutionStatus }>(
-    `WITH candidate AS (
-       SELECT id, status AS was FROM etl_executions
-        WHERE status IN ('PENDING', 'RUNNING')
-          AND (lease_until IS NULL OR lease_until < now())
-        ORDER BY id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED)
-     UPDATE etl_executions e
-        SET status = 'RUNNING', lease_owner = $1,
-            lease_until = now() + make_interval(secs => $2 / 1000.0),
-            started_at = coalesce(e.started_at, now()), runs = e.runs + 1
-       FROM candidate c
-      WHERE e.id = c.id
-     RETURNING ${EXECUTION_COLUMNS.split(",")
-       .map((c) => `e.${c.trim()}`)
-       .join(", ")}, c.was`,
-    [owner, leaseMs],
-  );
-  const row = rows[0];
-  return row ? { execution: toExecution(row), started: row.was === "PENDING" } : undefined;
+  const claim = await leases.claim<ExecutionRow>(tx, owner, leaseMs, CLAIMED_COLUMNS);
+  return claim ? { execution: toExecution(claim.row), started: claim.started } : undefined;
 }
 
 /** Extends the lease; false when it was lost (another worker took the execution). */
-export async function renewExecutionLease(
-  db: Queryable,
-  id: string,
-  owner: string,
-  leaseMs: number,
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE etl_executions SET lease_until = now() + make_interval(secs => $3 / 1000.0)
-      WHERE id = $1 AND lease_owner = $2 AND status = 'RUNNING'`,
-    [Number(id), owner, leaseMs],
-  );
-  return rowCount > 0;
-}
+export const renewExecutionLease = leases.renew;
 
 export interface BatchProgress {
   /** Records consumed by the batch (applied or rejected). */
@@ -328,38 +301,13 @@ export async function lockExecution(
 }
 
 /** True when a worker could claim an execution now (a cheap look before a claim transaction). */
-export async function hasRunnableExecution(db: Queryable): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `SELECT 1 FROM etl_executions
-      WHERE status IN ('PENDING', 'RUNNING') AND (lease_until IS NULL OR lease_until < now())
-      LIMIT 1`,
-  );
-  return rowCount > 0;
-}
+export const hasRunnableExecution = leases.hasRunnable;
 
 /** Hands a stopping worker's executions back: the next claim resumes them at once. */
-export async function releaseExecutionLeases(db: Queryable, owner: string): Promise<void> {
-  await db.query(
-    `UPDATE etl_executions SET lease_owner = NULL, lease_until = NULL
-      WHERE lease_owner = $1 AND status = 'RUNNING'`,
-    [owner],
-  );
-}
+export const releaseExecutionLeases = leases.release;
 
 /**
  * Counts a run that ended on an unexpected error (the execution stays RUNNING under the lease of
  * `owner` until it expires); the failures so far, or undefined when `owner` no longer holds it.
  */
-export async function recordExecutionFailure(
-  db: Queryable,
-  id: string,
-  owner: string,
-): Promise<number | undefined> {
-  const { rows } = await db.query<{ failures: number }>(
-    `UPDATE etl_executions SET failures = failures + 1
-      WHERE id = $1 AND lease_owner = $2 AND status = 'RUNNING'
-      RETURNING failures`,
-    [Number(id), owner],
-  );
-  return rows[0]?.failures;
-}
+export const recordExecutionFailure = leases.recordFailure;

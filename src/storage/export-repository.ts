@@ -6,6 +6,7 @@
  */
 import type { ExportDefinition, ExportMode } from "../domain/export-definition.js";
 import type { Queryable } from "./database.js";
+import { leasedJobs } from "./job-leases.js";
 
 export const EXPORT_EXECUTION_STATUSES = ["PENDING", "RUNNING", "SUCCESS", "ERROR"] as const;
 export type ExportExecutionStatus = (typeof EXPORT_EXECUTION_STATUSES)[number];
@@ -327,20 +328,10 @@ export async function claimExportExecution(
   return rows[0] ? toExecution(rows[0]) : undefined;
 }
 
+const leases = leasedJobs("export_executions");
+
 /** Extends the lease; false when `owner` no longer holds it (or the execution is gone). */
-export async function renewExportLease(
-  db: Queryable,
-  id: string,
-  owner: string,
-  leaseMs: number,
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE export_executions SET lease_until = now() + make_interval(secs => $3::float8 / 1000)
-      WHERE id = $1 AND lease_owner = $2 AND status = 'RUNNING'`,
-    [Number(id), owner, leaseMs],
-  );
-  return rowCount > 0;
-}
+export const renewExportLease = leases.renew;
 
 /** Hands every lease of `owner` back at once (the worker stops): another worker starts them over. */
 export async function releaseExportLeases(db: Queryable, owner: string): Promise<number> {
@@ -353,18 +344,7 @@ export async function releaseExportLeases(db: Queryable, owner: string): Promise
 }
 
 /** Counts a run ended by an unexpected error; the new count, or undefined when not ours. */
-export async function recordExportFailure(
-  db: Queryable,
-  id: string,
-  owner: string,
-): Promise<number | undefined> {
-  const { rows } = await db.query<{ failures: number }>(
-    `UPDATE export_executions SET failures = failures + 1
-      WHERE id = $1 AND lease_owner = $2 AND status = 'RUNNING' RETURNING failures`,
-    [Number(id), owner],
-  );
-  return rows[0]?.failures;
-}
+export const recordExportFailure = leases.recordFailure;
 
 /** What a run produced: the stored file and the part of the log it covers. */
 export interface ExportOutput {

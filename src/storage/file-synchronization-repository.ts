@@ -4,6 +4,7 @@
  * its file and its FINISHED event commit in one transaction, guarded by the lease.
  */
 import type { Queryable } from "./database.js";
+import { leasedJobs } from "./job-leases.js";
 
 export const SYNCHRONIZATION_STATUSES = [
   "PENDING",
@@ -163,6 +164,8 @@ export async function listSynchronizations(
   return { synchronizations: rows.map(toSynchronization), total: count[0]?.n ?? 0 };
 }
 
+const leases = leasedJobs("file_synchronizations");
+
 /**
  * Claims one runnable synchronisation for `owner`: a PENDING one, or a RUNNING one whose lease
  * expired (its worker died: it runs again from its start). SKIP LOCKED: concurrent claimers never
@@ -173,77 +176,23 @@ export async function claimSynchronization(
   owner: string,
   leaseMs: number,
 ): Promise<{ synchronization: StoredSynchronization; started: boolean } | undefined> {
-  const { rows } = await tx.query<SynchronizationRow & { was: SynchronizationStatus }>(
-    `WITH candidate AS (
-       SELECT id, status AS was FROM file_synchronizations
-        WHERE status IN ('PENDING', 'RUNNING')
-          AND (lease_until IS NULL OR lease_until < now())
-        ORDER BY id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED)
-     UPDATE file_synchronizations s
-        SET status = 'RUNNING', lease_owner = $1,
-            lease_until = now() + make_interval(secs => $2 / 1000.0),
-            started_at = coalesce(s.started_at, now()), runs = s.runs + 1
-       FROM candidate c
-      WHERE s.id = c.id
-     RETURNING ${COLUMNS.map((c) => `s.${c}`).join(", ")}, c.was`,
-    [owner, leaseMs],
-  );
-  const row = rows[0];
-  return row
-    ? { synchronization: toSynchronization(row), started: row.was === "PENDING" }
+  const claim = await leases.claim<SynchronizationRow>(tx, owner, leaseMs, COLUMNS);
+  return claim
+    ? { synchronization: toSynchronization(claim.row), started: claim.started }
     : undefined;
 }
 
 /** True when a worker could claim a synchronisation now (a cheap look before a claim transaction). */
-export async function hasRunnableSynchronization(db: Queryable): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `SELECT 1 FROM file_synchronizations
-      WHERE status IN ('PENDING', 'RUNNING') AND (lease_until IS NULL OR lease_until < now())
-      LIMIT 1`,
-  );
-  return rowCount > 0;
-}
+export const hasRunnableSynchronization = leases.hasRunnable;
 
 /** Extends the lease; false when it was lost (another worker took the synchronisation). */
-export async function renewSynchronizationLease(
-  db: Queryable,
-  id: string,
-  owner: string,
-  leaseMs: number,
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE file_synchronizations SET lease_until = now() + make_interval(secs => $3 / 1000.0)
-      WHERE id = $1 AND lease_owner = $2 AND status = 'RUNNING'`,
-    [Number(id), owner, leaseMs],
-  );
-  return rowCount > 0;
-}
+export const renewSynchronizationLease = leases.renew;
 
 /** Hands a stopping worker's synchronisations back: the next claim runs them again at once. */
-export async function releaseSynchronizationLeases(db: Queryable, owner: string): Promise<void> {
-  await db.query(
-    `UPDATE file_synchronizations SET lease_owner = NULL, lease_until = NULL
-      WHERE lease_owner = $1 AND status = 'RUNNING'`,
-    [owner],
-  );
-}
+export const releaseSynchronizationLeases = leases.release;
 
 /** Counts a run ended by an unexpected error; the failures so far, undefined when not held. */
-export async function recordSynchronizationFailure(
-  db: Queryable,
-  id: string,
-  owner: string,
-): Promise<number | undefined> {
-  const { rows } = await db.query<{ failures: number }>(
-    `UPDATE file_synchronizations SET failures = failures + 1
-      WHERE id = $1 AND lease_owner = $2 AND status = 'RUNNING'
-      RETURNING failures`,
-    [Number(id), owner],
-  );
-  return rows[0]?.failures;
-}
+export const recordSynchronizationFailure = leases.recordFailure;
 
 export interface SynchronizationOutcome {
   status: FinalSynchronizationStatus;
