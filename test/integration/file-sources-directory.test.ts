@@ -14,12 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { DirectorySource } from "../../src/domain/file-source.js";
-import type { FetchedFile, TransferContext } from "../../src/jobs/file-sources/index.js";
-import {
-  fetchSourceFile,
-  FileTransferError,
-  putDestinationFile,
-} from "../../src/jobs/file-sources/index.js";
+import type { TransferContext } from "../../src/jobs/file-sources/index.js";
+import { fetchSourceFile, putDestinationFile } from "../../src/jobs/file-sources/index.js";
+import { chunks, contentOf, refusal } from "../helpers/file-transfers.js";
 
 let root: string;
 let drop: string;
@@ -39,28 +36,6 @@ function context(overrides: Partial<TransferContext> = {}): TransferContext {
 
 function source(path: string): DirectorySource {
   return { type: "DIRECTORY", path };
-}
-
-async function contentOf(file: FetchedFile): Promise<Buffer> {
-  assert.ok(file.found, `expected a file at ${file.location}`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of file.content) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-async function refusal(promise: Promise<unknown>, code: string): Promise<FileTransferError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof FileTransferError, String(error));
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
-}
-
-async function* chunks(...parts: string[]): AsyncGenerator<Uint8Array> {
-  for (const part of parts) yield Buffer.from(part);
 }
 
 before(() => {

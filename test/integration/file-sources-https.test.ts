@@ -6,14 +6,11 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { HttpsSource } from "../../src/domain/file-source.js";
-import type { FetchedFile, TransferContext } from "../../src/jobs/file-sources/index.js";
-import {
-  checkSourceTarget,
-  fetchSourceFile,
-  FileTransferError,
-} from "../../src/jobs/file-sources/index.js";
+import type { TransferContext } from "../../src/jobs/file-sources/index.js";
+import { checkSourceTarget, fetchSourceFile } from "../../src/jobs/file-sources/index.js";
 import type { HttpsFileServer } from "../helpers/https-file-server.js";
 import { startHttpsFileServer } from "../helpers/https-file-server.js";
+import { contentOf, refusal } from "../helpers/file-transfers.js";
 
 let server: HttpsFileServer;
 
@@ -33,24 +30,6 @@ function context(overrides: Partial<TransferContext> = {}): TransferContext {
 
 function source(path: string, headers: Record<string, string> = {}): HttpsSource {
   return { type: "HTTPS", url: `${server.url}${path}`, headers };
-}
-
-async function contentOf(file: FetchedFile): Promise<Buffer> {
-  assert.ok(file.found, `expected a file at ${file.location}`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of file.content) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-async function refusal(promise: Promise<unknown>, code: string): Promise<FileTransferError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof FileTransferError, String(error));
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 /** Times a refusal, to check it came within the deadline and its margin, not after a hang. */

@@ -7,9 +7,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { TransferContext } from "../../src/jobs/file-sources/index.js";
-import { FileTransferError, putDestinationFile } from "../../src/jobs/file-sources/index.js";
+import { putDestinationFile } from "../../src/jobs/file-sources/index.js";
 import type { SftpTestServer } from "../helpers/sftp-server.js";
 import { sshdUnavailable, startSftpServer } from "../helpers/sftp-server.js";
+import { chunks, refusal } from "../helpers/file-transfers.js";
 
 const noSshd = sshdUnavailable();
 
@@ -23,21 +24,6 @@ function context(overrides: Partial<TransferContext> = {}): TransferContext {
     dropDir: undefined,
     ...overrides,
   };
-}
-
-async function refusal(promise: Promise<unknown>, code: string): Promise<FileTransferError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof FileTransferError, String(error));
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
-}
-
-async function* chunks(...parts: (string | Buffer)[]): AsyncGenerator<Uint8Array> {
-  for (const part of parts) yield Buffer.from(part);
 }
 
 describe("SFTP destinations (OpenSSH sshd)", { skip: noSshd }, () => {

@@ -12,12 +12,13 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { FetchedFile, TransferContext } from "../../src/jobs/file-sources/index.js";
-import { fetchSourceFile, FileTransferError } from "../../src/jobs/file-sources/index.js";
+import type { TransferContext } from "../../src/jobs/file-sources/index.js";
+import { fetchSourceFile } from "../../src/jobs/file-sources/index.js";
 import type { SftpTestServer } from "../helpers/sftp-server.js";
 import { sshdUnavailable, startSftpServer } from "../helpers/sftp-server.js";
 import type { TcpProxy } from "../helpers/tcp-proxy.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
+import { contentOf, refusal } from "../helpers/file-transfers.js";
 
 const noSshd = sshdUnavailable();
 
@@ -32,24 +33,6 @@ function context(overrides: Partial<TransferContext> = {}): TransferContext {
     dropDir: undefined,
     ...overrides,
   };
-}
-
-async function contentOf(file: FetchedFile): Promise<Buffer> {
-  assert.ok(file.found, `expected a file at ${file.location}`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of file.content) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-async function refusal(promise: Promise<unknown>, code: string): Promise<FileTransferError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof FileTransferError, String(error));
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 async function closedPort(): Promise<number> {
