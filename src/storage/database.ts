@@ -24,6 +24,19 @@ export interface Queryable {
   ): Promise<QueryResult<T>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * PostgreSQL transactions only (PGlite has no COPY stream): runs `sql`, a `COPY … TO STDOUT`, and
+   * yields its bytes (UTF-8) as the server sends them, pulled by the caller (the connection is not
+   * read while the caller works on a chunk, so memory does not grow with the output). The COPY
+   * holds the transaction's connection until it ends: nothing else can run on it meanwhile. A caller
+   * that stops before the end ruins the transaction (it rolls back, its connection is discarded).
+   */
+  copyOut?(sql: string): CopyOut;
+}
+
+/** A COPY's bytes; `rowCount` holds the rows the server wrote once the iteration has ended. */
+export interface CopyOut extends AsyncIterable<Buffer> {
+  readonly rowCount: number;
 }
 
 export type Unlisten = () => Promise<void>;

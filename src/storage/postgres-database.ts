@@ -9,6 +9,7 @@ import {
   isTimeout,
   unavailabilityReason,
 } from "./database-unavailable.js";
+import { copyOut } from "./postgres-copy.js";
 
 const INT8 = 20;
 const INT8_ARRAY = 1016;
@@ -248,8 +249,19 @@ export class PostgresDatabase implements Database {
             throw this.unavailable(error);
           }
         },
+        copyOut: (sql: string) =>
+          copyOut(client, sql, {
+            limitMs: this.limits.queryMs,
+            mapError: (error) => this.unavailable(error),
+            abandon: () => abandon(client),
+            ruined: (error) => {
+              broken ??= error;
+            },
+          }),
       };
       const value = await fn(tx);
+      // A COPY stopped midway left the connection mid-protocol: no COMMIT on it.
+      if (broken) throw broken;
       committing = true;
       await client.query(this.timed("COMMIT"));
       return value;
