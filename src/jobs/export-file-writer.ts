@@ -76,7 +76,32 @@ export function exportFileContent(
   format: ExportFormat,
   entryName: string,
 ): AsyncIterable<Uint8Array> {
-  const content = text(columns, rows, format);
+  return compressed(text(columns, rows, format), format, entryName);
+}
+
+/**
+ * A CSV file's content from lines PostgreSQL wrote (`COPY … TO STDOUT`, see export-run.ts): the
+ * header row, written here as for any CSV export, then `body` as it comes, compressed the same way.
+ */
+export function exportCsvContent(
+  columns: readonly string[],
+  body: AsyncIterable<Buffer>,
+  format: ExportFormat,
+  entryName: string,
+): AsyncIterable<Uint8Array> {
+  async function* content(): AsyncGenerator<Buffer> {
+    yield Buffer.from(csvLineWriter(format.separator)(columns), "utf8");
+    yield* body;
+  }
+  return compressed(content(), format, entryName);
+}
+
+/** `content` compressed as `format` says (NONE, GZIP, or ZIP with one entry named `entryName`). */
+function compressed(
+  content: AsyncIterable<Buffer>,
+  format: ExportFormat,
+  entryName: string,
+): AsyncIterable<Uint8Array> {
   switch (format.compression) {
     case "NONE":
       return content;

@@ -4,10 +4,19 @@
  * a file of the file store, copy that file to the destination reference if there is one, and end
  * the execution with its FINISHED event.
  *
- * The file is written inside the snapshot transaction: until it commits nobody sees it, and a run
- * that fails or dies midway leaves nothing behind (the next run starts over). The execution
- * records its file once that transaction committed, and is SUCCESS only after the copy: nothing is
- * downloadable before, and an ERROR execution's file is deleted (never offered as complete).
+ * Two ways to the same bytes. On PostgreSQL, a CSV export of every record (FULL, or an INCREMENTAL
+ * export's first run) without conditions lets PostgreSQL write the lines: `COPY (SELECT …) TO
+ * STDOUT` in the snapshot's transaction, its bytes stored as they come (the worker's CPU per row was
+ * the export's limit: README, Performance, Exports). Otherwise (conditions, which are checked in
+ * JavaScript; later INCREMENTAL runs; NDJSON; the embedded database) the rows come through a
+ * cursor and are written here.
+ *
+ * The file is written in a transaction: the snapshot's own on the cursor's path, one of its own on
+ * another connection on the COPY's (the COPY holds the snapshot's connection), committed once the
+ * COPY ended. Until it commits nobody sees the file, and a run that fails or dies midway leaves
+ * nothing behind (the next run starts over). The execution records its file once that transaction
+ * committed, and is SUCCESS only after the copy: nothing is downloadable before, and an ERROR
+ * execution's file is deleted (never offered as complete).
  */
 import type { Logger } from "pino";
 import type { AttributeMap } from "../domain/change-event.js";
@@ -28,6 +37,8 @@ import type { RowSelection } from "../storage/export-reads.js";
 import {
   allRowsSql,
   changedRowsSql,
+  copyAllRowsSql,
+  copyRenders,
   cursorRows,
   inSnapshot,
   preferLz4,
@@ -50,7 +61,7 @@ import { committingEvents } from "../storage/log-channels.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { exportFinishedEvent } from "./export-events.js";
 import type { ExportValue } from "./export-file-writer.js";
-import { exportFileContent } from "./export-file-writer.js";
+import { exportCsvContent, exportFileContent } from "./export-file-writer.js";
 
 /** Copies a stored file to an export's destination reference; returns where it went. */
 export type DestinationCopier = (
@@ -108,7 +119,8 @@ export async function runExportExecution(
         "HERALD_EXPORT_FAILED",
         `table '${exp.definition.source.table}' no longer exists; point the export at another table (PUT) or delete it`,
       );
-    output = await writeFile(settings, exp, table, execution, lease);
+    const written = await writeFile(settings, exp, table, execution, lease);
+    output = written.output;
     if (!(await recordExportOutput(db, execution.id, settings.owner, output))) {
       await deleteFile(db, output.fileId);
       throw new ExportInterrupted("the execution's lease was lost");
@@ -138,7 +150,7 @@ export async function runExportExecution(
       output,
     });
     log.info(
-      { status: done?.status, rows: output.rowCount, bytes: output.bytes },
+      { status: done?.status, rows: output.rowCount, bytes: output.bytes, path: written.path },
       "export execution finished",
     );
   } catch (error) {
@@ -201,13 +213,33 @@ function rendered(value: unknown): ExportValue {
   return renderValue(value);
 }
 
+/**
+ * Whether PostgreSQL's COPY writes this export's file byte for byte as the cursor's path would: CSV,
+ * no conditions (they are checked in JavaScript), a separator COPY takes (one ASCII character), two
+ * columns or more, and values COPY renders as JavaScript does (copyRenders). The caller also needs
+ * every record (no change log) and a database with COPY.
+ */
+export function copyFits(definition: ExportDefinition, table: DataTable): boolean {
+  const { format } = definition;
+  const separator = format.separator.charCodeAt(0);
+  return (
+    format.type === "CSV" &&
+    definition.filter.conditions.length === 0 &&
+    format.separator.length === 1 &&
+    separator > 0 &&
+    separator < 128 &&
+    exportColumns(definition, table).length >= 2 &&
+    copyRenders(table, exportFields(definition, table))
+  );
+}
+
 async function writeFile(
   settings: ExportRunSettings,
   exp: StoredExport,
   table: DataTable,
   execution: StoredExportExecution,
   lease: Lease,
-): Promise<ExportOutput> {
+): Promise<{ output: ExportOutput; path: "copy" | "cursor" }> {
   const { definition } = exp;
   const selection = selectionOf(definition, table);
   const fields = exportFields(definition, table);
@@ -218,7 +250,19 @@ async function writeFile(
     /\.zip$/,
     definition.format.type === "CSV" ? ".csv" : ".ndjson",
   );
+  const fileOptions = {
+    entityId: exp.entityId,
+    name: fileName,
+    retentionDays: settings.retentionDays,
+    maxBytes: settings.maxFileBytes,
+  };
+  const checkGoing = () => {
+    if (settings.stopping()) throw new ExportInterrupted("the worker is stopping");
+    if (lease.lost()) throw new ExportInterrupted("the execution's lease was lost");
+  };
   let rowCount = 0;
+  /** The COPY path's file, committed before the snapshot's transaction ends. */
+  let committed: string | undefined;
 
   /** The selected columns' names in a row (c0, c1, …), made once rather than per value. */
   const keys = selection.columns.map((_, i) => `c${i}`);
@@ -239,12 +283,63 @@ async function writeFile(
     return out;
   };
 
-  return inSnapshot(settings.db, async (tx) => {
+  const written = inSnapshot(settings.db, async (tx) => {
     const frontier = await readFrontier(tx, table);
     await preferLz4(tx);
     // The export's position as this snapshot sees it (the previous execution committed its move).
     const current = await findExportById(tx, exp.id);
     const from = incremental ? (current?.incrementalPosition ?? null) : null;
+    const output = (file: { id: string; bytes: number }): ExportOutput => ({
+      mode: definition.mode,
+      fileId: file.id,
+      fileName,
+      rowCount,
+      bytes: file.bytes,
+      fromPosition: from,
+      toPosition: frontier.head,
+      skipEventIds: frontier.unstamped,
+    });
+
+    if (from === null && tx.copyOut && copyFits(definition, table)) {
+      const sql = copyAllRowsSql(selection, {
+        operation: incremental,
+        separator: definition.format.separator,
+      });
+      const copy = tx.copyOut(sql);
+      const chunks = copy[Symbol.asyncIterator]();
+      let ended = false;
+      async function* body(): AsyncGenerator<Buffer> {
+        try {
+          for (;;) {
+            const next = await chunks.next();
+            if (next.done) break;
+            checkGoing();
+            yield next.value;
+          }
+          ended = true;
+        } finally {
+          // Stopped early (a failure, a stop): the COPY is ended too, before the snapshot is.
+          if (!ended) await chunks.return?.();
+        }
+      }
+      const content = exportCsvContent(
+        exportColumns(definition, table),
+        body(),
+        definition.format,
+        entryName,
+      );
+      const file = await settings.db
+        .transaction(async (out) => {
+          await preferLz4(out);
+          return storeFile(out, fileOptions, content);
+        })
+        .finally(async () => {
+          if (!ended) await chunks.return?.();
+        });
+      committed = file.id;
+      rowCount = copy.rowCount;
+      return { output: output(file), path: "copy" as const };
+    }
     const sql =
       from === null
         ? allRowsSql(selection)
@@ -274,8 +369,7 @@ async function writeFile(
     }
     async function* batches(): AsyncGenerator<ExportValue[][]> {
       for await (const batch of cursorRows(tx, sql, settings.batchRows)) {
-        if (settings.stopping()) throw new ExportInterrupted("the worker is stopping");
-        if (lease.lost()) throw new ExportInterrupted("the execution's lease was lost");
+        checkGoing();
         const out: ExportValue[][] = [];
         for (const row of batch) {
           if (from === null) {
@@ -300,29 +394,16 @@ async function writeFile(
       definition.format,
       entryName,
     );
-    const file = await storeFile(
-      tx,
-      {
-        entityId: exp.entityId,
-        name: fileName,
-        retentionDays: settings.retentionDays,
-        maxBytes: settings.maxFileBytes,
-      },
-      content,
-    ).catch(async (error: unknown) => {
+    const file = await storeFile(tx, fileOptions, content).catch(async (error: unknown) => {
       await reading;
       throw error;
     });
-    return {
-      mode: definition.mode,
-      fileId: file.id,
-      fileName,
-      rowCount,
-      bytes: file.bytes,
-      fromPosition: from,
-      toPosition: frontier.head,
-      skipEventIds: frontier.unstamped,
-    };
+    return { output: output(file), path: "cursor" as const };
+  });
+  // The COPY's file committed, then the snapshot failed to end: the file is no one's.
+  return written.catch(async (error: unknown) => {
+    if (committed !== undefined) await deleteFile(settings.db, committed).catch(() => {});
+    throw error;
   });
 }
 

@@ -120,6 +120,55 @@ export function allRowsSql(selection: RowSelection): string {
 }
 
 /**
+ * A column as COPY's CSV writes it the way the export's own writer does (export-file-writer.ts):
+ * an empty text as NULL, since COPY writes `""` for it and an empty field for NULL, where the
+ * export writes an empty field for both; a multi-valued attribute's values joined by commas (a
+ * missing value as an empty one), as renderValue gives them for texts and booleans. Numbers in a
+ * list are not rendered here: JavaScript writes some of them differently (`1e+21`), so
+ * `copyRenders` keeps such exports on the cursor.
+ */
+function copyColumnSql(table: DataTable, name: string, alias: string): string {
+  const attribute = table.attributes.find((a) => a.name === name);
+  if (!attribute?.multiValued) return `NULLIF(${columnSql(table, name, alias)}, '')`;
+  const value = `${alias}.attributes -> ${literal(name)}`;
+  return `NULLIF(CASE jsonb_typeof(${value})
+                   WHEN 'array' THEN (SELECT string_agg(coalesce(e.v, ''), ',' ORDER BY e.n)
+                                        FROM jsonb_array_elements_text(${value})
+                                             WITH ORDINALITY AS e(v, n))
+                   ELSE ${value} #>> '{}' END, '')`;
+}
+
+/** Multi-valued attributes whose stored values COPY renders as JavaScript does (no numbers). */
+const COPY_LIST_TYPES = new Set(["STRING", "BOOLEAN", "DATE", "TIMESTAMP"]);
+
+/** Whether copyAllRowsSql renders each of `columns` as the export's own writer does. */
+export function copyRenders(table: DataTable, columns: readonly string[]): boolean {
+  return columns.every((name) => {
+    const attribute = table.attributes.find((a) => a.name === name);
+    return !attribute?.multiValued || COPY_LIST_TYPES.has(attribute.valueType);
+  });
+}
+
+/**
+ * allRowsSql's rows as CSV written by PostgreSQL (`COPY … TO STDOUT`), without the header, with
+ * `_operation` CREATE first when `operation`: fields quoted with `"` only when they hold the
+ * separator, a quote, a CR or a LF, quotes doubled, lines ending in `\n`, as the export's writer
+ * does. `separator` must be one ASCII character other than a quote or a line break, and there must
+ * be two columns or more (COPY quotes a lone column holding `\.`; the export does not).
+ */
+export function copyAllRowsSql(
+  selection: RowSelection,
+  options: { operation: boolean; separator: string },
+): string {
+  const columns = selection.columns.map((name) => copyColumnSql(selection.table, name, "r"));
+  if (options.operation) columns.unshift("'CREATE'");
+  return `COPY (SELECT ${columns.join(", ")} FROM records r
+                 WHERE r.table_id = ${literal(selection.table.id)} AND ${membershipSql(selection, "r")}
+                 ORDER BY r.record_id)
+          TO STDOUT WITH (FORMAT csv, DELIMITER ${literal(options.separator)}, QUOTE '"')`;
+}
+
+/**
  * One row per record with an event in the window: the window is the table's events above `from`
  * and at or below `to`, plus those the snapshot sees unstamped, less those whose ids are in `skip`
  * (the previous snapshot saw them unstamped: they are in the previous execution). For each
