@@ -16,12 +16,11 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { bootstrap } from "../../src/api/bootstrap.js";
 import { generateSecretKey, keyIdOf, parseSecretKey } from "../../src/domain/secret-box.js";
-import { outerEnv, START_TIMEOUT_MS } from "../helpers/cli-herald.js";
+import { listeningUrl, outerEnv, START_TIMEOUT_MS, stopChild } from "../helpers/cli-herald.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, postgresUnavailable } from "../helpers/test-database.js";
 
 const ADMIN_KEY = `hk_e2e_secret_key_${randomBytes(8).toString("hex")}`;
-const STOP_TIMEOUT_MS = 30_000;
 
 type Start =
   | { listening: true; url: string; child: ChildProcess; output: () => string }
@@ -61,17 +60,12 @@ function start(env: Record<string, string>): Promise<Start> {
     child.stdout!.on("data", (chunk: Buffer) => {
       stdout += chunk.toString();
       if (listening) return;
-      for (const line of stdout.slice(0, stdout.lastIndexOf("\n")).split("\n")) {
-        if (!line.startsWith("{")) continue;
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === "Herald API listening" && entry.url) {
-          listening = true;
-          clearTimeout(timer);
-          child.removeAllListeners("close");
-          resolve({ listening: true, url: entry.url, child, output: () => stdout + stderr });
-          return;
-        }
-      }
+      const url = listeningUrl(stdout);
+      if (url === undefined) return;
+      listening = true;
+      clearTimeout(timer);
+      child.removeAllListeners("close");
+      resolve({ listening: true, url, child, output: () => stdout + stderr });
     });
   });
 }
@@ -86,22 +80,10 @@ async function listening(env: Record<string, string>) {
 async function refused(env: Record<string, string>) {
   const started = await start(env);
   if (started.listening) {
-    await stop(started.child);
+    await stopChild(started.child);
     throw new Error(`Herald started; it should have been refused:\n${started.output()}`);
   }
   return started;
-}
-
-function stop(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-    child.kill("SIGTERM");
-  });
 }
 
 async function api<T>(url: string, method: string, path: string, body?: unknown): Promise<T> {
@@ -176,7 +158,7 @@ describe(
       const first = await listening({ DATABASE_URL: database.url!, HERALD_SECRET_KEY: keyA });
       const secret = newSecret();
       const id = await subscribe(first.url, secret);
-      assert.equal(await stop(first.child), 0);
+      assert.equal(await stopChild(first.child), 0);
       assert.ok(!first.output().includes(secret), "the secret is not logged");
       assert.ok(!first.output().includes(keyA), "the key is not logged");
 
@@ -218,7 +200,7 @@ describe(
         rotating.output(),
         /encrypted 1 stored secret\(s\) with the current HERALD_SECRET_KEY/,
       );
-      assert.equal(await stop(rotating.child), 0);
+      assert.equal(await stopChild(rotating.child), 0);
       const moved = await database.db.query<{ secret: string }>(
         "SELECT secret FROM webhook_subscriptions",
       );
@@ -229,7 +211,7 @@ describe(
       assert.equal(old.code, 2, old.stderr);
       const after = await listening({ DATABASE_URL: database.url!, HERALD_SECRET_KEY: keyB });
       assert.equal(await secretOf(after.url, id), secret);
-      assert.equal(await stop(after.child), 0);
+      assert.equal(await stopChild(after.child), 0);
     });
   },
 );
@@ -265,7 +247,7 @@ describe(
       );
       for (const [i, row] of rows.entries())
         assert.equal(await secretOf(started.url, row.id), secrets[i]);
-      assert.equal(await stop(started.child), 0);
+      assert.equal(await stopChild(started.child), 0);
       const text = (
         await database.db.query<{ row: string }>(
           "SELECT row_to_json(s)::text AS row FROM webhook_subscriptions s",
@@ -314,7 +296,7 @@ describe("HERALD_SECRET_KEY on the embedded database", () => {
     assert.ok(!first.output().includes(key), "the key is not logged");
     const secrets = [newSecret(), newSecret()];
     const ids = [await subscribe(first.url, secrets[0]!), await subscribe(first.url, secrets[1]!)];
-    assert.equal(await stop(first.child), 0);
+    assert.equal(await stopChild(first.child), 0);
     for (const secret of secrets)
       assert.deepEqual(
         filesHolding(secret.slice(6)),
@@ -327,7 +309,7 @@ describe("HERALD_SECRET_KEY on the embedded database", () => {
     assert.equal(readFileSync(file, "utf8").trim(), key, "the same key file");
     assert.equal(await secretOf(second.url, ids[0]!), secrets[0]);
     assert.equal(await secretOf(second.url, ids[1]!), secrets[1]);
-    assert.equal(await stop(second.child), 0);
+    assert.equal(await stopChild(second.child), 0);
 
     // Another key given by the setting is refused like on PostgreSQL.
     const wrong = await refused({
@@ -339,6 +321,6 @@ describe("HERALD_SECRET_KEY on the embedded database", () => {
     // The refused start left the data directory usable.
     const third = await listening({ HERALD_DATA_DIR: dataDir });
     assert.equal(await secretOf(third.url, ids[0]!), secrets[0]);
-    assert.equal(await stop(third.child), 0);
+    assert.equal(await stopChild(third.child), 0);
   });
 });

@@ -40,6 +40,19 @@ export interface HeraldServer {
   stop(): Promise<number | null>;
 }
 
+/**
+ * The URL of the "Herald API listening" line in the JSON log of `herald start` so far; undefined
+ * before it. Complete lines only: a chunk may end in the middle of a JSON line.
+ */
+export function listeningUrl(output: string): string | undefined {
+  for (const line of output.slice(0, output.lastIndexOf("\n")).split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { msg?: string; url?: string };
+    if (entry.msg === "Herald API listening" && entry.url) return entry.url;
+  }
+  return undefined;
+}
+
 export async function startHerald(env: Record<string, string> = {}): Promise<HeraldServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "herald-e2e-cli-"));
   const adminKey = `hk_e2e_cli_${randomBytes(12).toString("hex")}`;
@@ -80,18 +93,12 @@ export async function startHerald(env: Record<string, string> = {}): Promise<Her
     child.stdout!.on("data", (chunk: Buffer) => {
       out += chunk.toString();
       if (listening) return;
-      // Complete lines only: a chunk may end in the middle of a JSON line.
-      for (const line of out.slice(0, out.lastIndexOf("\n")).split("\n")) {
-        if (!line.startsWith("{")) continue;
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === "Herald API listening" && entry.url) {
-          listening = true;
-          clearTimeout(timer);
-          child.removeAllListeners("exit");
-          resolve(entry.url);
-          return;
-        }
-      }
+      const listeningAt = listeningUrl(out);
+      if (listeningAt === undefined) return;
+      listening = true;
+      clearTimeout(timer);
+      child.removeAllListeners("exit");
+      resolve(listeningAt);
     });
   });
 
@@ -125,7 +132,8 @@ export async function startHerald(env: Record<string, string> = {}): Promise<Her
   };
 }
 
-function stopChild(child: ChildProcess): Promise<number | null> {
+/** Stops a Herald process (SIGTERM, SIGKILL after 30 s); its exit code, null when killed. */
+export function stopChild(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
