@@ -14,13 +14,7 @@ import type { DirectorySource } from "../../domain/file-source.js";
 import { dropPathProblem } from "../../domain/file-source.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 import { errorCodeOf, FileTransferError, tooLarge } from "./file-transfer-error.js";
-import {
-  failureOf,
-  limitedContent,
-  once,
-  startDeadline,
-  writeLimited,
-} from "./transfer-deadline.js";
+import { failureOf, foundFile, once, startDeadline, writeLimited } from "./transfer-deadline.js";
 import { destinationPath, expandedPath, partFileName } from "./destination-path.js";
 
 const MISSING = new Set(["ENOENT", "ENOTDIR"]);
@@ -141,20 +135,13 @@ export async function fetchDirectoryFile(
         `${location}: is ${stats.isDirectory() ? "a directory" : "a special file"}, not a regular file`,
       );
     if (stats.size > ctx.maxBytes) throw tooLarge(location, ctx.maxBytes, stats.size);
-    const stream = handle.createReadStream({ autoClose: false });
-    return {
-      found: true,
-      name: basename(path),
+    return foundFile(handle.createReadStream({ autoClose: false }), basename(path), {
+      maxBytes: ctx.maxBytes,
       location,
-      content: limitedContent(stream, {
-        maxBytes: ctx.maxBytes,
-        location,
-        deadline,
-        describe: (error) => fsFailure(error, location, "read"),
-        release,
-      }),
-      close: release,
-    };
+      deadline,
+      describe: (error) => fsFailure(error, location, "read"),
+      release,
+    });
   } catch (error) {
     await release();
     throw failureOf(error, deadline, (e) => fsFailure(e, location, "read"));

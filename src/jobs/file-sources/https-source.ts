@@ -20,7 +20,7 @@ import { HERALD_VERSION } from "../../version.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 import { errorCodeOf, FileTransferError, networkReason, tooLarge } from "./file-transfer-error.js";
 import type { Deadline } from "./transfer-deadline.js";
-import { failureOf, limitedContent, once, startDeadline } from "./transfer-deadline.js";
+import { failureOf, foundFile, once, startDeadline } from "./transfer-deadline.js";
 
 export const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -183,19 +183,13 @@ export async function fetchHttpsFile(
         throw tooLarge(at, ctx.maxBytes, declared);
       }
       const target = url;
-      return {
-        found: true,
-        name: fileNameOf(url),
+      return foundFile(response.body, fileNameOf(url), {
+        maxBytes: ctx.maxBytes,
         location: at,
-        content: limitedContent(response.body, {
-          maxBytes: ctx.maxBytes,
-          location: at,
-          deadline,
-          describe: (error) => describeFailure(error, target),
-          release,
-        }),
-        close: release,
-      };
+        deadline,
+        describe: (error) => describeFailure(error, target),
+        release,
+      });
     }
   } catch (error) {
     await release();

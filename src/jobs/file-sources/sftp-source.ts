@@ -10,13 +10,7 @@ import type { SftpSource } from "../../domain/file-source.js";
 import type { FetchedFile, TransferContext } from "./transfer-context.js";
 import { FileTransferError, tooLarge } from "./file-transfer-error.js";
 import type { Deadline } from "./transfer-deadline.js";
-import {
-  failureOf,
-  limitedContent,
-  once,
-  startDeadline,
-  writeLimited,
-} from "./transfer-deadline.js";
+import { failureOf, foundFile, once, startDeadline, writeLimited } from "./transfer-deadline.js";
 import { openSftpSession, sftpLocation } from "./sftp-session.js";
 import { destinationPath, expandedPath, partFileName } from "./destination-path.js";
 
@@ -100,20 +94,13 @@ export async function fetchSftpFile(
         `${location}: is ${stats.isDirectory() ? "a directory" : "not a regular file"}, not a file`,
       );
     if (stats.size > ctx.maxBytes) throw tooLarge(location, ctx.maxBytes, stats.size);
-    const stream = session.sftp.createReadStream(path);
-    return {
-      found: true,
-      name: posix.basename(path),
+    return foundFile(session.sftp.createReadStream(path), posix.basename(path), {
+      maxBytes: ctx.maxBytes,
       location,
-      content: limitedContent(stream, {
-        maxBytes: ctx.maxBytes,
-        location,
-        deadline,
-        describe: (error) => remoteError(error, location, "to read the file"),
-        release,
-      }),
-      close: release,
-    };
+      deadline,
+      describe: (error) => remoteError(error, location, "to read the file"),
+      release,
+    });
   } catch (error) {
     await release();
     throw failureOf(error, deadline, (e) => remoteError(e, location, "to transfer the file"));

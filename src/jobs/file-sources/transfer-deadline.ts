@@ -4,6 +4,7 @@
  */
 import type { Readable } from "node:stream";
 import { FileTransferError, tooLarge } from "./file-transfer-error.js";
+import type { FetchedFile } from "./transfer-context.js";
 
 export interface Deadline {
   /** Aborted when the time is up or the caller cancels; the reason is the FileTransferError. */
@@ -83,6 +84,21 @@ export function limitedContent(
   // a caller that closes without reading must not crash Herald with an unhandled stream error.
   stream.on("error", () => undefined);
   return readLimited(stream, options);
+}
+
+/** What a fetch hands back once the file is there: `stream` as limitedContent, named `name`. */
+export function foundFile(
+  stream: Readable,
+  name: string,
+  options: LimitedContentOptions,
+): FetchedFile {
+  return {
+    found: true,
+    name,
+    location: options.location,
+    content: limitedContent(stream, options),
+    close: options.release,
+  };
 }
 
 async function* readLimited(
