@@ -4,6 +4,10 @@
  * the same ten columns of the same records, in the same order, as CSV with the same separator
  * (read by pg-copy-streams and thrown away).
  *
+ * This export takes the COPY path (export-run.ts): PostgreSQL writes the lines in the snapshot, the
+ * worker compresses nothing here and stores the bytes on another connection, so the ratio measures
+ * what Herald adds to the COPY: the file's storing and the job around it.
+ *
  * Herald runs as users deploy it: `--role api,sequencer` (defines the export, takes the request)
  * and `--role worker` (runs the execution), each a `herald start` of its own, so the worker's RSS
  * (sampled every 200 ms, with the kernel's high-water mark) and CPU are the export's.
