@@ -6,7 +6,9 @@
  * export took (the worker's log says), and that the COPY's way of storing the file keeps the
  * export's promises: nothing downloadable before SUCCESS while the COPY is midway, an interrupted
  * run leaves no file and runs again from the start, a file past the limit ends ERROR with no file.
- * On the embedded database every export takes the cursor, and the same files come out.
+ * On the embedded database every export takes the cursor, and the same files come out. And the
+ * adapter's COPY stream itself: its row count, and a database that goes away midway (a black hole,
+ * a cut), through a TCP proxy.
  */
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
@@ -15,8 +17,18 @@ import { parse } from "csv-parse/sync";
 import { runExportExecution, ExportInterrupted } from "../../src/jobs/export-run.js";
 import { startExportWorker } from "../../src/jobs/export-worker.js";
 import { createLogger } from "../../src/logger.js";
+import { DatabaseUnavailable } from "../../src/storage/database-unavailable.js";
 import { claimExportExecution } from "../../src/storage/export-repository.js";
-import { testBackends } from "../helpers/test-database.js";
+import { PostgresDatabase } from "../../src/storage/postgres-database.js";
+import type { TcpProxy } from "../helpers/tcp-proxy.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
+import type { TestDatabase } from "../helpers/test-database.js";
+import {
+  ADMIN_URL,
+  createTestDatabase,
+  postgresUnavailable,
+  testBackends,
+} from "../helpers/test-database.js";
 import type { ExportExecution, ExportTestApp } from "./exports-harness.js";
 import { createExportTestApp, EXPORTS, gunzip, unzip } from "./exports-harness.js";
 
@@ -253,7 +265,8 @@ for (const { backend, skip } of await testBackends()) {
     test("while the COPY is midway nothing is visible or downloadable; an interrupted run leaves no file and runs again; a file past the limit is ERROR with no file", async (s) => {
       if (backend !== "postgres") return s.skip("the COPY path is PostgreSQL's");
       const db = t.database.db;
-      const rows = 60_000;
+      // Some 20 MB of CSV: far more than the socket buffers hold, so the COPY is midway.
+      const rows = 150_000;
       const big = await t.request("POST", TABLE, { ...HARD, name: "Big" });
       const bigId = (big.json() as { id: string }).id;
       await db.query(
@@ -393,3 +406,90 @@ for (const { backend, skip } of await testBackends()) {
     });
   });
 }
+
+const noPostgres = await postgresUnavailable();
+
+describe(
+  "the PostgreSQL adapter's COPY stream",
+  { skip: noPostgres ? `needs PostgreSQL: ${noPostgres}` : false },
+  () => {
+    let t: TestDatabase;
+    let proxy: TcpProxy;
+    let db: PostgresDatabase;
+    // About 6 MB: more than the socket buffers, little for the proxy to hold in a black hole.
+    const sql = `COPY (SELECT i, 'row;' || i FROM generate_series(1, 400000) AS i)
+                   TO STDOUT WITH (FORMAT csv, DELIMITER ';', QUOTE '"')`;
+    before(async () => {
+      t = await createTestDatabase("postgres");
+      const url = new URL(ADMIN_URL);
+      proxy = await startTcpProxy({
+        host: url.hostname || "127.0.0.1",
+        port: Number(url.port || 5432),
+      });
+      db = new PostgresDatabase({
+        connectionString: proxy.urlFor(t.url!),
+        maxConnections: 4,
+        // A short query limit, so that a black hole costs a second, not 15.
+        timeLimits: { connectMs: 500, queryMs: 1_000, pingMs: 300, probeEveryMs: 300 },
+      });
+    });
+    after(async () => {
+      await db?.close().catch(() => {});
+      await proxy?.close();
+      await t?.drop();
+    });
+
+    /** Reads the COPY in a transaction; `midway` is called once after the first 100 kB. */
+    async function copied(midway?: () => void): Promise<{ bytes: number; rows: number }> {
+      return db.transaction(async (tx) => {
+        const copy = tx.copyOut!(sql);
+        let bytes = 0;
+        for await (const chunk of copy) {
+          const before = bytes;
+          bytes += chunk.length;
+          if (before < 100_000 && bytes >= 100_000) midway?.();
+        }
+        return { bytes, rows: copy.rowCount };
+      });
+    }
+
+    test(
+      "every byte and the row count; a black hole fails after the query limit, a cut at once, each as DatabaseUnavailable; then it works again",
+      { timeout: 30_000 },
+      async () => {
+        const whole = await copied();
+        assert.equal(whole.rows, 400_000);
+        const expected = await db.query<{ n: number }>(
+          `SELECT sum(length(i || ';"row;' || i || '"') + 1)::int AS n
+           FROM generate_series(1, 400000) AS i`,
+        );
+        assert.equal(whole.bytes, expected.rows[0]!.n);
+
+        let since = Date.now();
+        const silent = await copied(() => proxy.blackHole()).then(
+          () => assert.fail("a COPY through a black hole should fail"),
+          (error: unknown) => error,
+        );
+        assert.ok(silent instanceof DatabaseUnavailable, String(silent));
+        assert.match(silent.message, /no answer within the time limit/);
+        assert.ok(
+          Date.now() - since < 5_000,
+          `the black hole held the COPY ${Date.now() - since} ms`,
+        );
+        proxy.restore();
+        await new Promise((resolve) => setTimeout(resolve, 400)); // past probeEveryMs
+        assert.equal((await copied()).rows, 400_000);
+
+        since = Date.now();
+        const cut = await copied(() => proxy.cut()).then(
+          () => assert.fail("a COPY whose connection is cut should fail"),
+          (error: unknown) => error,
+        );
+        assert.ok(cut instanceof DatabaseUnavailable, String(cut));
+        assert.ok(Date.now() - since < 5_000, `the cut held the COPY ${Date.now() - since} ms`);
+        proxy.restore();
+        assert.equal((await copied()).rows, 400_000);
+      },
+    );
+  },
+);
