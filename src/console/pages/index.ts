@@ -5,6 +5,8 @@
 import type { ConsolePage } from "../console-page.js";
 import changeLogPage from "./change-log.js";
 import entitiesPage from "./entities.js";
+import exportsPage from "./exports.js";
+import filesPage from "./files.js";
 import importsPage from "./imports.js";
 import subscriptionsPage from "./subscriptions.js";
 import tablesPage from "./tables.js";
@@ -14,5 +16,7 @@ export const CONSOLE_PAGES: ConsolePage[] = [
   tablesPage,
   subscriptionsPage,
   importsPage,
+  filesPage,
+  exportsPage,
   changeLogPage,
 ];
