@@ -270,7 +270,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.ok(body.includes(`href="/ui/e/acme/exports/${ids.plain}">customers ${ESCAPED}</a>`));
       assert.match(body, /Customers \(profile table\)/);
       assert.match(body, />\s*INCREMENTAL\s*</);
-      assert.match(body, /CSV, separator ,, not compressed/);
+      assert.match(body, /CSV, separator &quot;,&quot;, not compressed/);
       assert.match(body, /NDJSON, GZIP/);
       assert.match(body, /30 3 \* \* \* \(Europe\/Brussels\)/);
       assert.match(body, /data-label="Next run" class="">\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s*</);

@@ -63,10 +63,10 @@ export function tableOf(exp: ExportBody): string {
   return `${exp.source.table} (${kind})`;
 }
 
-/** "CSV, separator ;, GZIP" / "NDJSON, no compression". */
+/** `CSV, separator ";", GZIP` / `NDJSON, not compressed`. */
 export function formatText(format: ExportBody["format"]): string {
   const parts = [format.type];
-  if (format.type === "CSV") parts.push(`separator ${format.separator}`);
+  if (format.type === "CSV") parts.push(`separator "${format.separator}"`);
   parts.push(format.compression === "NONE" ? "not compressed" : format.compression);
   return parts.join(", ");
 }
