@@ -3,7 +3,8 @@
  * HERALD_FILE_DROP_DIR is synchronised from its page while no synchronisation worker runs; once a
  * worker starts, the page's list follows it to SUCCESS by itself (htmx, no reload), and the file
  * downloads through its link. Then an export is run from its page, reaches SUCCESS the same way,
- * and its file downloads. No console error or CSP violation. Screenshots for docs/console.md.
+ * and its file downloads. A 390-pixel phone never scrolls sideways. No console error or CSP
+ * violation. Screenshots for docs/console.md.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -21,6 +22,7 @@ import {
   launchChromium,
   newContext,
   screenshot,
+  scrollsSideways,
   signIn,
   watchPageErrors,
 } from "../helpers/console-browser.js";
@@ -79,6 +81,15 @@ for (const { backend, skip } of await testBackends()) {
           name: "crm-drop",
           source: { type: "DIRECTORY", path: "crm/customers.csv" },
           schedule: { cron: "0 2 * * *", timezone: "Europe/Brussels" },
+        });
+        // A long target, for the phone's width.
+        await t.createReference({
+          name: "partner-feed-with-a-rather-long-name",
+          source: {
+            type: "HTTPS",
+            url: `https://127.0.0.1:9/exports/${"daily-customers-".repeat(6)}$yyyyMMdd.csv?token=x`,
+            headers: { Authorization: "Bearer not-shown" },
+          },
         });
         await ok("POST", "/v5/entities/acme/exports", {
           name: "customers-full",
@@ -145,6 +156,27 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(lines.length, 3, lines.join("|"));
         assert.match(lines[0]!, /customerId/);
         assert.ok(lines.some((l) => l.includes("bob@example.com")));
+        assert.deepEqual(errors, []);
+        await context.close();
+      });
+
+      test("on a 390-pixel phone the pages do not scroll sideways", async () => {
+        const context = await newContext(browser, "phone");
+        const page = await context.newPage();
+        const errors = watchPageErrors(page);
+        await signIn(page, baseUrl);
+        for (const [path, link] of [
+          ["files", "partner-feed-with-a-rather-long-name"],
+          ["files", "crm-drop"],
+          ["exports", "customers-full"],
+        ] as const) {
+          await page.goto(`${baseUrl}/ui/e/acme/${path}`);
+          assert.equal(await scrollsSideways(page), false, `the ${path} list`);
+          await page.getByRole("link", { name: link }).click();
+          await page.locator("dl.facts").waitFor();
+          assert.equal(await scrollsSideways(page), false, `the page of ${link}`);
+          assert.ok(!(await page.content()).includes("not-shown"), "no header value");
+        }
         assert.deepEqual(errors, []);
         await context.close();
       });
