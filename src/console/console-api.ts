@@ -4,6 +4,7 @@
  * form is validated by the API's own rules, the key's entity scope applies to every page and
  * action, and the console holds no second copy of either.
  */
+import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import type { ErrorDetail } from "../domain/errors.js";
 
@@ -34,6 +35,16 @@ export interface ConsoleApi {
     method: Method,
     path: string,
   ): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>;
+  /**
+   * A GET answered as a stream, for file downloads: the body is never whole in memory (a stored
+   * file may be HERALD_MAX_FILE_BYTES); an error answer's body is read whole (it is small JSON).
+   */
+  download(
+    path: string,
+  ): Promise<
+    | { status: number; headers: Record<string, unknown>; stream: Readable }
+    | { status: number; error: Buffer }
+  >;
 }
 
 export function consoleApi(app: FastifyInstance, authorization: string): ConsoleApi {
@@ -71,6 +82,25 @@ export function consoleApi(app: FastifyInstance, authorization: string): Console
     put: (path, body) => call("PUT", path, body ?? {}),
     patch: (path, body) => call("PATCH", path, body ?? {}),
     delete: (path) => call("DELETE", path),
+    async download(path) {
+      const response = await app.inject({
+        method: "GET",
+        url: path,
+        headers: { authorization },
+        payloadAsStream: true,
+      });
+      const stream = response.stream();
+      if (response.statusCode >= 400) {
+        const parts: Buffer[] = [];
+        for await (const part of stream) parts.push(Buffer.from(part as Uint8Array));
+        return { status: response.statusCode, error: Buffer.concat(parts) };
+      }
+      return {
+        status: response.statusCode,
+        headers: response.headers as Record<string, unknown>,
+        stream,
+      };
+    },
     async raw(method, path) {
       const response = await app.inject({ method, url: path, headers: { authorization } });
       return {

@@ -161,16 +161,18 @@ export async function relayDownload(
   reply: FastifyReply,
   path: string,
 ): Promise<FastifyReply> {
-  const answer = await api.raw("GET", path);
-  if (answer.status >= 400) throw apiRefusal(answer.status, answer.body);
+  const answer = await api.download(path);
+  if ("error" in answer) throw apiRefusal(answer.status, answer.error);
   const header = (name: string) => {
     const value = answer.headers[name];
-    return typeof value === "string" ? value : undefined;
+    return typeof value === "string" || typeof value === "number" ? String(value) : undefined;
   };
+  const length = header("content-length");
+  if (length !== undefined) void reply.header("content-length", length);
   return reply
     .type(header("content-type") ?? "application/octet-stream")
     .header("content-disposition", header("content-disposition") ?? "attachment")
-    .send(answer.body);
+    .send(answer.stream);
 }
 
 function apiRefusal(status: number, body: Buffer): ConsoleApiError {
