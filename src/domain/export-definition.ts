@@ -6,7 +6,7 @@ import type { Condition } from "./conditions.js";
 import { CONDITION_OPERATORS, validateConditions } from "./conditions.js";
 import type { AttributeValue } from "./change-event.js";
 import type { DataTable, TableKind } from "./data-table.js";
-import { attributeNames, TABLE_KINDS } from "./data-table.js";
+import { attributeNames, GENERATED_KEY_ATTRIBUTE, TABLE_KINDS } from "./data-table.js";
 import type { ErrorDetail } from "./errors.js";
 import { HeraldError } from "./errors.js";
 
@@ -253,6 +253,18 @@ export function checkAgainstTable(definition: ExportDefinition, table: DataTable
         },
       ]);
   });
+  const identifying = identifyingFields(table);
+  if (
+    definition.mode === "INCREMENTAL" &&
+    definition.fields &&
+    !definition.fields.some((field) => identifying.includes(field))
+  )
+    throw invalidDefinition([
+      {
+        path: "fields",
+        message: `must include a field that identifies a record (${identifying.join(", ")}): an INCREMENTAL export's DELETE rows hold only the record's keys`,
+      },
+    ])!;
   const problems = validateConditions(
     { stateAfterOperation: definition.filter.conditions },
     [...known],
@@ -304,6 +316,14 @@ export function checkAgainstTable(definition: ExportDefinition, table: DataTable
       { subscription, table: table.name },
       [{ path: "filter.subscription", message: "is not a subscription of the table" }],
     );
+}
+
+/** The fields that identify one record: profileId (profiles), the primary key, unique attributes. */
+function identifyingFields(table: DataTable): string[] {
+  const keys = table.attributes.filter((a) => a.unique).map((a) => a.name);
+  if (table.kind === "PROFILE_TABLE") return ["profileId", ...keys];
+  const primary = table.primaryKeyAttribute ?? GENERATED_KEY_ATTRIBUTE;
+  return [primary, ...keys.filter((name) => name !== primary)];
 }
 
 /** The segment a segmentation filter asks for (a SIMPLE segmentation's is its own name). */

@@ -97,6 +97,13 @@ for (const { backend, skip } of await testBackends()) {
         ],
         [{ ...base, name: "x", fields: [] }, 400, "HERALD_INVALID_EXPORT_DEFINITION", "fields"],
         [
+          // Its DELETE rows would identify nothing.
+          { ...base, name: "x", mode: "INCREMENTAL", fields: ["firstName"] },
+          400,
+          "HERALD_INVALID_EXPORT_DEFINITION",
+          "fields",
+        ],
+        [
           { ...base, name: "x", mode: "SOMETIMES" },
           400,
           "HERALD_INVALID_EXPORT_DEFINITION",
