@@ -22,6 +22,22 @@ export class ConsoleApiError extends Error {
   }
 }
 
+/** A refusal the API answered to a raw call or a download: its JSON error, else its status. */
+export function apiRefusal(status: number, body: Buffer): ConsoleApiError {
+  let error: { code?: string; message?: string } = {};
+  try {
+    error = JSON.parse(body.toString("utf8")) as typeof error;
+  } catch {
+    // not JSON: the status says enough
+  }
+  return new ConsoleApiError(
+    status,
+    error.code ?? `HTTP_${status}`,
+    error.message ?? `The API answered ${status}`,
+    [],
+  );
+}
+
 export type Query = Record<string, string | number | boolean | undefined>;
 
 export interface ConsoleApi {
@@ -37,14 +53,9 @@ export interface ConsoleApi {
   ): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>;
   /**
    * A GET answered as a stream, for file downloads: the body is never whole in memory (a stored
-   * file may be HERALD_MAX_FILE_BYTES); an error answer's body is read whole (it is small JSON).
+   * file may be HERALD_MAX_FILE_BYTES). An error answer (small JSON) is thrown as ConsoleApiError.
    */
-  download(
-    path: string,
-  ): Promise<
-    | { status: number; headers: Record<string, unknown>; stream: Readable }
-    | { status: number; error: Buffer }
-  >;
+  download(path: string): Promise<{ headers: Record<string, unknown>; stream: Readable }>;
 }
 
 export function consoleApi(app: FastifyInstance, authorization: string): ConsoleApi {
@@ -93,13 +104,9 @@ export function consoleApi(app: FastifyInstance, authorization: string): Console
       if (response.statusCode >= 400) {
         const parts: Buffer[] = [];
         for await (const part of stream) parts.push(Buffer.from(part as Uint8Array));
-        return { status: response.statusCode, error: Buffer.concat(parts) };
+        throw apiRefusal(response.statusCode, Buffer.concat(parts));
       }
-      return {
-        status: response.statusCode,
-        headers: response.headers as Record<string, unknown>,
-        stream,
-      };
+      return { headers: response.headers as Record<string, unknown>, stream };
     },
     async raw(method, path) {
       const response = await app.inject({ method, url: path, headers: { authorization } });

@@ -4,7 +4,6 @@
  * secrets, and a download relayed from the API.
  */
 import type { FastifyReply } from "fastify";
-import { ConsoleApiError } from "../console-api.js";
 import type { ConsoleApi } from "../console-api.js";
 import { entityHref } from "../console-page.js";
 import type { SafeHtml } from "../html.js";
@@ -162,7 +161,6 @@ export async function relayDownload(
   path: string,
 ): Promise<FastifyReply> {
   const answer = await api.download(path);
-  if ("error" in answer) throw apiRefusal(answer.status, answer.error);
   const header = (name: string) => {
     const value = answer.headers[name];
     return typeof value === "string" || typeof value === "number" ? String(value) : undefined;
@@ -173,19 +171,4 @@ export async function relayDownload(
     .type(header("content-type") ?? "application/octet-stream")
     .header("content-disposition", header("content-disposition") ?? "attachment")
     .send(answer.stream);
-}
-
-function apiRefusal(status: number, body: Buffer): ConsoleApiError {
-  let error: { code?: string; message?: string } = {};
-  try {
-    error = JSON.parse(body.toString("utf8")) as typeof error;
-  } catch {
-    // not JSON: the status says enough
-  }
-  return new ConsoleApiError(
-    status,
-    error.code ?? `HTTP_${status}`,
-    error.message ?? `The API answered ${status}`,
-    [],
-  );
 }

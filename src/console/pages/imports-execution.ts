@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { readExecutionTargets } from "../../storage/execution-targets.js";
-import { ConsoleApiError } from "../console-api.js";
+import { apiRefusal, ConsoleApiError } from "../console-api.js";
 import type { ConsoleDeps } from "../console-page.js";
 import { consoleOf, csrfField, entityHref, refusalText, sendPage } from "../console-page.js";
 import { html, pathPart, when } from "../html.js";
@@ -141,22 +141,6 @@ async function showExecution(
             </div>`
       }`,
   });
-}
-
-/** A refusal the API answered to a download: its JSON error, else its status. */
-function apiRefusal(status: number, body: Buffer): ConsoleApiError {
-  let error: { code?: string; message?: string } = {};
-  try {
-    error = JSON.parse(body.toString("utf8")) as typeof error;
-  } catch {
-    // not JSON: the status says enough
-  }
-  return new ConsoleApiError(
-    status,
-    error.code ?? `HTTP_${status}`,
-    error.message ?? `The API answered ${status}`,
-    [],
-  );
 }
 
 /** The id in a file name: digits only (the API found it, so it is one). */
