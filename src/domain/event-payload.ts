@@ -118,7 +118,7 @@ function segment(value: string | number): string {
  * - custom-table record: `/custom-data/v4/entity/{entity}/customTable/{tableId}/record/{businessKey}`
  * - ETL execution: `/mass-imports/v5/entities/{entity}/etl-executions/{executionId}`
  * - export execution: `/v5/entities/{entity}/exports/{exportId}/executions/{executionId}`
- * - file synchronisation: `/v5/entities/{entity}/file-synchronizations/{fileId}`
+ * - file synchronisation: `/v5/entities/{entity}/file-references/{referenceId}/synchronizations/{syncId}`
  * - custom action: `/v5/entities/{entity}/custom-actions/{actionId}`
  */
 export function recordHref(

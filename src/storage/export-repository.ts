@@ -257,17 +257,6 @@ export async function findExportExecution(
   return rows[0] ? toExecution(rows[0]) : undefined;
 }
 
-export async function findExportExecutionById(
-  db: Queryable,
-  id: string,
-): Promise<StoredExportExecution | undefined> {
-  const { rows } = await db.query<ExecutionRow>(
-    `SELECT ${EXECUTION_COLUMNS} FROM export_executions WHERE id = $1`,
-    [Number(id)],
-  );
-  return rows[0] ? toExecution(rows[0]) : undefined;
-}
-
 export async function listExportExecutions(
   db: Queryable,
   exportId: string,
