@@ -240,6 +240,40 @@ for (const { backend, skip } of await testBackends()) {
         first.rows.map((r) => [r._operation, r.code]),
         [["CREATE", "F"]],
       );
+      // Adding a condition starts over; a PUT of the same definition again does not (its
+      // conditions come back from jsonb with their keys in another order).
+      const conditioned = await t.request("PUT", `${EXPORTS}/${id}`, {
+        name: "active-members",
+        source: { table: "Members" },
+        fields: ["code"],
+        mode: "INCREMENTAL",
+        filter: {
+          segmentation: { name: "Active" },
+          conditions: [{ attribute: "code", operator: "!=", value: "nobody" }],
+        },
+      });
+      assert.equal(conditioned.statusCode, 200, conditioned.body);
+      await rowsOf(await t.run(id)); // the restart: F again
+      const before = await t.database.db.query<{ incremental_position: number }>(
+        "SELECT incremental_position FROM exports WHERE id = $1",
+        [id],
+      );
+      const again = await t.request("PUT", `${EXPORTS}/${id}`, {
+        name: "active-members",
+        source: { table: "Members" },
+        fields: ["code"],
+        mode: "INCREMENTAL",
+        filter: {
+          segmentation: { name: "Active" },
+          conditions: [{ attribute: "code", operator: "!=", value: "nobody" }],
+        },
+      });
+      assert.equal(again.statusCode, 200, again.body);
+      const after = await t.database.db.query<{ incremental_position: number }>(
+        "SELECT incremental_position FROM exports WHERE id = $1",
+        [id],
+      );
+      assert.equal(after.rows[0]!.incremental_position, before.rows[0]!.incremental_position);
       await member("F", {}, { segmentations: { Active: false } });
       await member("G", {}, { segmentations: { Active: true } });
       const second = await rowsOf(await t.run(id));

@@ -163,9 +163,22 @@ async function checkDefinition(
   return { definition, table: table };
 }
 
-/** The parts of a definition an INCREMENTAL export's rows are made of: a change restarts it. */
+/**
+ * The parts of a definition an INCREMENTAL export's rows are made of: a change restarts it. Keys
+ * are sorted, since the stored definition comes back from jsonb with its keys in another order.
+ */
 function rowShape(d: ExportDefinition, tableId: string): string {
-  return JSON.stringify([tableId, d.mode, d.fields, d.filter]);
+  return JSON.stringify(sortedKeys([tableId, d.mode, d.fields, d.filter]));
+}
+
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortedKeys((value as Record<string, unknown>)[key])]),
+  );
 }
 
 const exportRoutes: RouteModule = async (app, deps) => {
