@@ -76,22 +76,6 @@ const failedOutcome = (reason: string): SynchronizationOutcome => ({
   },
 });
 
-/** A location as shown in a status: a URL without user information or query string. */
-export function shownLocation(location: string): string {
-  try {
-    const url = new URL(location);
-    if (url.protocol === "https:" || url.protocol === "http:") {
-      url.username = "";
-      url.password = "";
-      url.search = "";
-      return url.toString();
-    }
-  } catch {
-    // not a URL: a path, shown as it is
-  }
-  return location;
-}
-
 /** How long closing a source's connection may take before the run goes on without it. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -159,6 +143,8 @@ export async function runFileSynchronization(
   const run = new AbortController();
   const timeoutMs = settings.transfer.timeoutMs;
   const interrupt = () => run.abort(new RunInterrupted("the worker stops or lost the lease"));
+  // A safety net behind the transfer's own deadline (the same HERALD_FILE_FETCH_TIMEOUT_MS, whose
+  // message says which step stalled): it fires only if something outside the transfer hangs.
   const timer = setTimeout(
     () =>
       run.abort(
@@ -166,7 +152,7 @@ export async function runFileSynchronization(
           `the transfer took longer than ${timeoutMs} ms (HERALD_FILE_FETCH_TIMEOUT_MS) and was stopped`,
         ),
       ),
-    timeoutMs,
+    timeoutMs + CLOSE_TIMEOUT_MS,
   );
   settings.stopSignal.addEventListener("abort", interrupt, { once: true });
   if (settings.stopSignal.aborted) interrupt();
@@ -234,7 +220,8 @@ export async function runFileSynchronization(
           error: {
             code: "HERALD_SOURCE_FILE_NOT_FOUND",
             message: new HeraldError("HERALD_SOURCE_FILE_NOT_FOUND", {
-              location: shownLocation(fetched.location),
+              // Already fit to show: an HTTPS location is its origin and path (fetchSourceFile).
+              location: fetched.location,
             }).message,
           },
         };

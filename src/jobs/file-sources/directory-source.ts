@@ -71,7 +71,7 @@ async function dropRoot(ctx: TransferContext): Promise<string> {
     const code = errorCodeOf(error);
     throw new FileTransferError(
       "DROP_DIR_UNAVAILABLE",
-      `HERALD_FILE_DROP_DIR (${ctx.dropDir}) cannot be used: ${code === "ENOTDIR" ? "it is not a directory" : code === "ENOENT" ? "it does not exist" : (code ?? String(error))}`,
+      `HERALD_FILE_DROP_DIR cannot be used: ${code === "ENOTDIR" ? "it is not a directory" : code === "ENOENT" ? "it does not exist" : (code ?? String(error))}`,
     );
   }
 }
