@@ -39,6 +39,7 @@ export const REDACTED_PATHS = [
   "*.databaseUrl",
   "headers",
   "*.headers",
+  "*.*.headers",
 ];
 
 export function createLogger(level: LogLevel, destination?: NodeJS.WritableStream): Logger {

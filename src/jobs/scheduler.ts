@@ -184,10 +184,11 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     if (stopping) return;
     try {
       const earliest = await earliestDueAt(db, kinds);
-      let more = false;
-      if (earliest && earliest.getTime() <= now().getTime()) more = (await runRound()).more;
+      const due = earliest !== undefined && earliest.getTime() <= now().getTime();
+      const more = due ? (await runRound()).more : false;
       outage.succeeded();
-      const after = more ? undefined : await earliestDueAt(db, kinds);
+      // After a round the earliest due time has moved; without one it is what was just read.
+      const after = more ? undefined : due ? await earliestDueAt(db, kinds) : earliest;
       if (more) delayMs = 0;
       else if (after && after.getTime() > now().getTime())
         delayMs = Math.min(pollMs, after.getTime() - now().getTime());

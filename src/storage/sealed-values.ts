@@ -144,11 +144,10 @@ export async function resealColumn(
           throw new WrongSecretKey(
             `a value of ${table}.${column} was encrypted with the key of id ${error.keyId}, which this process does not have (it has ${keysOf(secrets)}). If that is the former key, set it as HERALD_SECRET_KEY_PREVIOUS for one start`,
           );
-        throw new Error(
-          `a value of ${table}.${column} cannot be read: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
+        // An altered value stops the start as clearly as a wrong key (exit 2, one line).
+        throw new WrongSecretKey(
+          `a value of ${table}.${column} cannot be read: ${(error as Error).message}. Restore it from a backup, or write a new secret (PUT or rotate-secret for a subscription, PUT with credentials for a file reference) once Herald runs`,
+          { cause: error },
         );
       }
     });

@@ -357,6 +357,26 @@ for (const { backend, skip } of await testBackends()) {
       );
     });
 
+    test("an altered sealed value refuses the start as a key problem (exit 2), naming its column", async () => {
+      const box = keyedBox();
+      await prepareSealedValues(db, box);
+      const sealed = box.seal(newSecret());
+      // One character of the ciphertext changed: the key id still matches, GCM refuses it.
+      const last = sealed.at(-1) === "A" ? "B" : "A";
+      await db.query(
+        `INSERT INTO webhook_subscriptions (entity_id, source, element_id, event_type, target_url, secret)
+         VALUES ($1, 'PROFILE_TABLE', '1', 'UPDATE', 'http://127.0.0.1:9/x', $2)`,
+        [entity, `${sealed.slice(0, -1)}${last}`],
+      );
+      // A rotation rewrites what the previous key sealed, so the altered value is opened.
+      const rotating = keyedBox(box.key);
+      await assert.rejects(
+        prepareSealedValues(db, rotating),
+        (error: unknown) =>
+          error instanceof WrongSecretKey && /webhook_subscriptions\.secret/.test(error.message),
+      );
+    });
+
     test("a value under a key this process lacks refuses the start, naming its column and key id", async () => {
       const box = keyedBox();
       await prepareSealedValues(db, box);

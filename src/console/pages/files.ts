@@ -39,14 +39,16 @@ const filesPage: ConsolePage = {
         page: pageOf(request.query.page),
         pageSize: PAGE_SIZE,
       });
-      const rows: Row[] = [];
-      for (const reference of list.fileReferences) {
-        const latest = await api.get<SynchronizationList>(
-          entityApi(entity, "file-references", reference.id, "synchronizations"),
-          { pageSize: 1 },
-        );
-        rows.push({ reference, last: latest.synchronizations[0] });
-      }
+      // Each reference's last synchronisation: the calls go side by side, not one after another.
+      const rows: Row[] = await Promise.all(
+        list.fileReferences.map(async (reference) => {
+          const latest = await api.get<SynchronizationList>(
+            entityApi(entity, "file-references", reference.id, "synchronizations"),
+            { pageSize: 1 },
+          );
+          return { reference, last: latest.synchronizations[0] };
+        }),
+      );
       const href = (page: number) =>
         `${entityHref(entity, "files")}${page > 0 ? `?page=${page}` : ""}`;
       sendPage(request, reply, {
