@@ -430,7 +430,7 @@ export async function finish(
       if (status === "SUCCESS" && output?.mode === "INCREMENTAL") {
         const moved = await advanceIncremental(
           tx,
-          exp.id,
+          exp,
           output.fromPosition,
           output.toPosition,
           output.skipEventIds,
@@ -440,7 +440,7 @@ export async function finish(
           error = {
             code: "HERALD_EXPORT_FAILED",
             message:
-              "the export's definition changed while this execution ran; its next execution starts over",
+              "the export was changed (PUT) while this execution ran, so its file may follow the former definition; the next execution writes these changes under the current one",
           };
         }
       }

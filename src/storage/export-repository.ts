@@ -406,19 +406,22 @@ export async function finishExportExecution(
 
 /**
  * Moves an INCREMENTAL export's position to where a successful execution ended, only if it is still
- * where that execution started (a PUT that restarted the export meanwhile wins). False otherwise.
+ * where that execution started and the export still has the definition and table the execution
+ * wrote its file with (a PUT meanwhile wins, also one that restarted a first execution, whose
+ * position was null before and after). False otherwise.
  */
 export async function advanceIncremental(
   tx: Queryable,
-  exportId: string,
+  exp: Pick<StoredExport, "id" | "definition" | "tableId">,
   from: number | null,
   to: number,
   skip: readonly number[],
 ): Promise<boolean> {
   const { rowCount } = await tx.query(
     `UPDATE exports SET incremental_position = $3, incremental_skip = $4::bigint[]
-      WHERE id = $1 AND incremental_position IS NOT DISTINCT FROM $2::bigint`,
-    [Number(exportId), from, to, skip],
+      WHERE id = $1 AND incremental_position IS NOT DISTINCT FROM $2::bigint
+        AND definition = $5::jsonb AND table_id = $6`,
+    [Number(exp.id), from, to, skip, JSON.stringify(exp.definition), exp.tableId],
   );
   return rowCount > 0;
 }

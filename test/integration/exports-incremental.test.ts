@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parse } from "csv-parse/sync";
 import { readLogHead } from "../../src/storage/change-event-repository.js";
+import { advanceIncremental, findExportById } from "../../src/storage/export-repository.js";
 import { liveLogFloor } from "../../src/storage/housekeeping-repository.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -147,6 +148,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(await liveLogFloor(t.database.db), fourth.toPosition, "housekeeping's floor");
 
       // A PUT that changes what the rows are made of starts over: every row again, as CREATE.
+      const former = (await findExportById(t.database.db, id))!;
       const put = await t.request("PUT", `${EXPORTS}/${id}`, {
         name: "members-incremental",
         source: { table: "Members" },
@@ -154,6 +156,9 @@ for (const { backend, skip } of await testBackends()) {
         mode: "INCREMENTAL",
       });
       assert.equal(put.statusCode, 200, put.body);
+      // An execution that wrote its file under the former definition cannot move the position,
+      // even from null (where both a first run and a restarted export stand).
+      assert.equal(await advanceIncremental(t.database.db, former, null, 1, []), false);
       // Started over: it needs no event of the log until its next execution.
       assert.equal(await liveLogFloor(t.database.db), await readLogHead(t.database.db));
       const again = await rowsOf(await t.run(id));
