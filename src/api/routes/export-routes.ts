@@ -30,7 +30,7 @@ import {
   listExports,
   updateExport,
 } from "../../storage/export-repository.js";
-import { loadFileReferenceSource } from "../../storage/file-reference-repository.js";
+import { findFileReference } from "../../storage/file-reference-repository.js";
 import { findFile } from "../../storage/file-store.js";
 import { createJob } from "../../storage/job-channels.js";
 import {
@@ -145,7 +145,8 @@ async function checkDefinition(
   checkAgainstTable(definition, table);
   if (definition.destination) {
     const ref = definition.destination.fileReference;
-    const reference = await loadFileReferenceSource(deps.db, deps.secrets, entity.id, ref);
+    // Only its kind matters here: its credentials stay sealed.
+    const reference = await findFileReference(deps.db, entity.id, ref);
     if (!reference)
       throw new HeraldError("HERALD_FILE_REFERENCE_NOT_FOUND", { id: ref, entity: entity.name }, [
         { path: "destination.fileReference", message: "no file reference has this id" },
