@@ -1,7 +1,7 @@
 /** The row one push attempt leaves in `delivery_attempts` (live, parked and replayed pushes alike). */
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
-import type { AttemptOutcomeName, AttemptRecord } from "../storage/delivery-repository.js";
+import type { AttemptOutcomeName, AttemptRecord } from "../storage/attempt-repository.js";
 
 const OUTCOME_NAMES: Record<AttemptOutcome["kind"], AttemptOutcomeName> = {
   delivered: "DELIVERED",

@@ -5,7 +5,7 @@
  * attempts API has the per-subscription detail).
  */
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
-import type { AttemptRecord } from "../storage/delivery-repository.js";
+import type { AttemptRecord } from "../storage/attempt-repository.js";
 
 const attempts = defineCounter(
   "herald_push_attempts_total",

@@ -33,7 +33,10 @@ import {
   onStampingRoundsEnded,
   stampingRoundsInFlight,
 } from "../storage/log-channels.js";
-import type { LeasedSubscription, OrphanedLease } from "../storage/delivery-repository.js";
+import type {
+  LeasedSubscription,
+  OrphanedLease,
+} from "../storage/subscription-lease-repository.js";
 import {
   claimLeases,
   claimOrphanedLeases,
@@ -43,7 +46,7 @@ import {
   releaseUndeliverable,
   removeWorker,
   renewLeases,
-} from "../storage/delivery-repository.js";
+} from "../storage/subscription-lease-repository.js";
 import type { DeliveryTuning } from "./delivery-tuning.js";
 import { reportWorkerGauges } from "./delivery-metrics.js";
 import { subscriptionsWithOpenReplays } from "../storage/replay-repository.js";

@@ -18,7 +18,7 @@ import type { PayloadOptions, PrerenderedParts } from "../domain/event-payload.j
 import { dataText, envelopeFrame } from "../domain/event-payload.js";
 import { toEventObjectV1 } from "../domain/event-payload-v1.js";
 import type { Subscription } from "../domain/subscription.js";
-import { prerenderedParts } from "../storage/delivery-repository.js";
+import { prerenderedParts } from "../storage/log-page-codec.js";
 
 /**
  * Reused between calls (encoding is synchronous, so one at a time): grows to the largest push seen,

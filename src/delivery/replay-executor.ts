@@ -19,8 +19,8 @@ import { decideOutcome } from "../domain/delivery-outcome.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
-import type { AttemptRecord } from "../storage/delivery-repository.js";
-import { readLogWindow } from "../storage/delivery-repository.js";
+import type { AttemptRecord } from "../storage/attempt-repository.js";
+import { readLogWindow } from "../storage/log-window-reader.js";
 import type { ReplayRequest } from "../storage/replay-repository.js";
 import {
   advanceReplay,

@@ -30,13 +30,10 @@ import type { OperationsNotifier } from "../jobs/operations-notifier.js";
 import { readLogHead } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
 import type { StampedEvents } from "../storage/log-channels.js";
-import type { AttemptRecord } from "../storage/delivery-repository.js";
-import {
-  advanceWatermark,
-  disableSubscription,
-  readLogWindow,
-  recordAttempts,
-} from "../storage/delivery-repository.js";
+import type { AttemptRecord } from "../storage/attempt-repository.js";
+import { advanceWatermark, disableSubscription } from "../storage/subscription-lease-repository.js";
+import { readLogWindow } from "../storage/log-window-reader.js";
+import { recordAttempts } from "../storage/attempt-repository.js";
 import { attemptRecord } from "./attempt-record.js";
 import { BulkBatcher } from "./bulk-batcher.js";
 import { countAttempt } from "./delivery-metrics.js";

@@ -130,7 +130,7 @@ async function finishIfDelivered(
     return { kind: "lost" };
   if (!(await tableIsEmpty(tx, deletion.tableId))) return { kind: "records-left" };
   const subscriptions = await lockSubscriptionsOnTable(tx, deletion);
-  // Only a deliverable subscription (delivery-repository.ts DELIVERABLE) moves its watermark; one
+  // Only a deliverable subscription (subscription-lease-repository.ts DELIVERABLE) moves its watermark; one
   // switched off is not waited for, it is disabled at once.
   const behind = subscriptions.filter(
     (s) =>

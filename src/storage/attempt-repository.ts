@@ -1,14 +1,73 @@
 /**
- * Read side of `delivery_attempts` (SPEC §4 [ext] `GET …/attempts` and the daily error log
- * `GET …/{yyyy-MM-dd}`). The delivery engine writes the rows (`delivery-repository.ts`); this file
- * only reads them. Both reads are served by `delivery_attempts_subscription_time`
- * (subscription_id, attempted_at): a subscription's attempts in a time window.
+ * Both sides of `delivery_attempts`: the engine's batched write (recordAttempts) and the reads of
+ * SPEC §4 [ext] `GET …/attempts` and the daily error log `GET …/{yyyy-MM-dd}`. Both reads are
+ * served by `delivery_attempts_subscription_time` (subscription_id, attempted_at): a
+ * subscription's attempts in a time window.
  */
 import type { Queryable } from "./database.js";
 
 /** Outcomes as the engine stores them (the `outcome` column). */
-export const ATTEMPT_OUTCOME_NAMES = ["DELIVERED", "RETRY", "FAILED", "DISABLED"] as const;
-export type AttemptOutcomeFilter = (typeof ATTEMPT_OUTCOME_NAMES)[number];
+export const ATTEMPT_OUTCOMES = ["DELIVERED", "RETRY", "FAILED", "DISABLED"] as const;
+export type AttemptOutcomeName = (typeof ATTEMPT_OUTCOMES)[number];
+
+export interface AttemptRecord {
+  subscriptionId: number;
+  pushId: string;
+  attempt: number;
+  eventIds: number[];
+  firstPosition: number;
+  lastPosition: number;
+  attemptedAt: Date;
+  durationMs: number;
+  outcome: AttemptOutcomeName;
+  statusCode: number | null;
+  errorClass: string | null;
+  errorMessage: string | null;
+  responseExcerpt: string | null;
+  nextAttemptAt: Date | null;
+  workerId: string;
+}
+
+/**
+ * Appends attempts in one statement (the engine batches them): each attempt's fields in a JSON
+ * array, and the event ids of all of them in ONE bigint[] parameter, each attempt naming its slice
+ * of it. A block's 500 ids went through JSON and jsonb_array_elements_text before: about 2 µs of
+ * PostgreSQL per event; an array parameter is parsed once, as numbers.
+ */
+export async function recordAttempts(
+  db: Queryable,
+  attempts: readonly AttemptRecord[],
+): Promise<void> {
+  if (attempts.length === 0) return;
+  // The array's text is written here: the driver would quote and regex-escape every element.
+  let ids = "";
+  let count = 0;
+  const rows = attempts.map(({ eventIds, ...fields }) => {
+    const from = count + 1;
+    if (eventIds.length > 0) ids += (count > 0 ? "," : "") + eventIds.join(",");
+    count += eventIds.length;
+    return { ...fields, from, to: count };
+  });
+  await db.query(
+    `INSERT INTO delivery_attempts
+       (subscription_id, push_id, attempt, event_ids, first_position, last_position, attempted_at,
+        duration_ms, outcome, status_code, error_class, error_message, response_excerpt,
+        next_attempt_at, worker_id)
+     SELECT (a->>'subscriptionId')::bigint, (a->>'pushId')::uuid, (a->>'attempt')::int,
+            coalesce(($2::bigint[])[(a->>'from')::int : (a->>'to')::int], '{}'),
+            (a->>'firstPosition')::bigint, (a->>'lastPosition')::bigint,
+            (a->>'attemptedAt')::timestamptz, (a->>'durationMs')::int, a->>'outcome',
+            (a->>'statusCode')::int, a->>'errorClass', a->>'errorMessage', a->>'responseExcerpt',
+            (a->>'nextAttemptAt')::timestamptz, a->>'workerId'
+       FROM jsonb_array_elements($1::jsonb) AS t(a)
+       -- A subscription deleted while its pushes were in flight takes its attempts with it (ON
+       -- DELETE CASCADE): theirs are dropped here instead of failing the foreign key. The lock
+       -- makes a delete committing meanwhile wait for this insert, or drop the rows if it won.
+       JOIN webhook_subscriptions s ON s.id = (a->>'subscriptionId')::bigint
+        FOR KEY SHARE OF s`,
+    [JSON.stringify(rows), `{${ids}}`],
+  );
+}
 
 export interface AttemptView {
   id: number;
@@ -32,7 +91,7 @@ export interface AttemptFilter {
   from?: Date;
   /** attempted_at < to */
   to?: Date;
-  outcome?: AttemptOutcomeFilter;
+  outcome?: AttemptOutcomeName;
   errorClass?: string;
   pushId?: string;
   /** Only attempts that did not deliver (the daily error log). */

@@ -21,7 +21,8 @@ import {
   readLog,
   readLogHead,
 } from "../../src/storage/change-event-repository.js";
-import { prerenderedParts, readLogWindow } from "../../src/storage/delivery-repository.js";
+import { prerenderedParts } from "../../src/storage/log-page-codec.js";
+import { readLogWindow } from "../../src/storage/log-window-reader.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";

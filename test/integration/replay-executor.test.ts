@@ -20,7 +20,7 @@ import type { Subscription, SubscriptionSettings } from "../../src/domain/subscr
 import { createLogger } from "../../src/logger.js";
 import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
 import { startSequencer } from "../../src/sequencer/sequencer-service.js";
-import type { AttemptRecord } from "../../src/storage/delivery-repository.js";
+import type { AttemptRecord } from "../../src/storage/attempt-repository.js";
 import type { ReplayRequest } from "../../src/storage/replay-repository.js";
 import { cancelReplay, insertReplay, listReplays } from "../../src/storage/replay-repository.js";
 import {

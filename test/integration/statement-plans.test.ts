@@ -15,7 +15,7 @@ import {
   updateRecordWithEvents,
   writeRecordsWithEvents,
 } from "../../src/storage/record-event-writes.js";
-import { readLogWindow } from "../../src/storage/delivery-repository.js";
+import { readLogWindow } from "../../src/storage/log-window-reader.js";
 import { findKeyOwners, lockRecordsByKey } from "../../src/storage/import-batch-writes.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";

@@ -17,7 +17,7 @@ import {
   heartbeat,
   orphanedLeases,
   renewLeases,
-} from "../../src/storage/delivery-repository.js";
+} from "../../src/storage/subscription-lease-repository.js";
 import { allocateLivenessKey, livenessKeyHeld } from "../../src/storage/liveness-locks.js";
 import { entityId, subscribe } from "../e2e/delivery-fixtures.js";
 import type { TestDatabase } from "../helpers/test-database.js";

@@ -20,11 +20,8 @@ import { generateWebhookSecret } from "../../domain/webhook-secret.js";
 import { webhookSignatureHeaders } from "../../domain/webhook-signature.js";
 import { createHttpSender } from "../../delivery/http-sender.js";
 import type { HttpSender } from "../../delivery/http-sender.js";
-import type { AttemptOutcomeFilter } from "../../storage/attempt-repository.js";
-import {
-  ATTEMPT_OUTCOME_NAMES,
-  listSubscriptionAttempts,
-} from "../../storage/attempt-repository.js";
+import type { AttemptOutcomeName } from "../../storage/attempt-repository.js";
+import { ATTEMPT_OUTCOMES, listSubscriptionAttempts } from "../../storage/attempt-repository.js";
 import { findTable } from "../../storage/data-table-repository.js";
 import {
   cancelReplay,
@@ -152,13 +149,10 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
       const entity = await entityOf(request, request.params.entity);
       const subscription = await existing(deps, entity, request.params.id);
       const q = request.query;
-      if (
-        q.outcome !== undefined &&
-        !(ATTEMPT_OUTCOME_NAMES as readonly string[]).includes(q.outcome)
-      )
+      if (q.outcome !== undefined && !(ATTEMPT_OUTCOMES as readonly string[]).includes(q.outcome))
         throw new HeraldError("HERALD_INVALID_QUERY", {
           parameter: "outcome",
-          reason: `must be one of ${ATTEMPT_OUTCOME_NAMES.join(", ")}`,
+          reason: `must be one of ${ATTEMPT_OUTCOMES.join(", ")}`,
         });
       if (
         q.errorClass !== undefined &&
@@ -183,7 +177,7 @@ const deliveryControlRoutes: RouteModule = async (app, deps) => {
         {
           ...(from ? { from } : {}),
           ...(to ? { to } : {}),
-          ...(q.outcome !== undefined ? { outcome: q.outcome as AttemptOutcomeFilter } : {}),
+          ...(q.outcome !== undefined ? { outcome: q.outcome as AttemptOutcomeName } : {}),
           ...(q.errorClass !== undefined ? { errorClass: q.errorClass } : {}),
           ...(q.pushId !== undefined ? { pushId: q.pushId.toLowerCase() } : {}),
         },
