@@ -31,7 +31,7 @@ export interface AdmissionLimits {
 /**
  * 64 requests keep the write batches large (group commit) while a request inside waits for at
  * most about 64 operations ahead of each of its own; 1 s at the door plus that keeps every request
- * under 2 s (measured: the slowest 0.6–0.7 s under 200 clients on a quiet machine).
+ * under 2 s (docs/performance-notes.md, "Admission").
  */
 export const ADMISSION_LIMITS: AdmissionLimits = {
   maxConcurrent: 64,

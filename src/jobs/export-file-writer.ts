@@ -7,8 +7,8 @@
  * table's size.
  *
  * The CSV rule is written here rather than through csv-stringify's stream: that rule is three lines,
- * and csv-stringify's object-mode stream cost about 6.6 µs per row of ten fields, as much as reading
- * the rows from PostgreSQL, against 0.6 µs for these lines (README, Performance, Exports). csv-stringify stays the reference: exports-csv.test.ts checks
+ * and the object-mode stream costs about as much CPU per row as reading the rows from PostgreSQL
+ * (docs/performance-notes.md, "Export CSV lines"). csv-stringify stays the reference: exports-csv.test.ts checks
  * that both write the same bytes for fields made to be hard (separators, quotes, CR, LF, empty
  * values, non-ASCII text).
  */

@@ -31,8 +31,8 @@ export interface AttemptRecord {
 /**
  * Appends attempts in one statement (the engine batches them): each attempt's fields in a JSON
  * array, and the event ids of all of them in ONE bigint[] parameter, each attempt naming its slice
- * of it. A block's 500 ids went through JSON and jsonb_array_elements_text before: about 2 µs of
- * PostgreSQL per event; an array parameter is parsed once, as numbers.
+ * of it: an array parameter is parsed once, as numbers, where ids in the JSON would each go through
+ * jsonb_array_elements_text.
  */
 export async function recordAttempts(
   db: Queryable,
@@ -144,7 +144,7 @@ const WHERE = `subscription_id = $1
 
 /**
  * Matching attempts are counted up to this many. A busy subscription has millions of attempts in a
- * retention window, and an exact count is a full scan of them (≈400 ms for 300k rows) on every page;
+ * retention window, and an exact count is a full scan of them on every page;
  * a capped count reads at most this many index entries.
  */
 export const ATTEMPT_COUNT_CAP = 10_000;

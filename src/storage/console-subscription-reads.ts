@@ -16,8 +16,8 @@ import type { Queryable } from "./database.js";
 
 /**
  * Newest attempts read per subscription for the list's hourly figure. A subscription busier than
- * this is estimated from the time its newest attempts took (about 1 µs a row: a page of 100
- * subscriptions reads at most 5 000 rows).
+ * this is estimated from the time its newest attempts took, so a page of 100 subscriptions reads
+ * at most 100 × LIST_SAMPLE rows.
  */
 export const LIST_SAMPLE = 50;
 /** Attempts read per minute for the detail page's chart; a busier minute is estimated likewise. */

@@ -62,9 +62,8 @@ export async function storeFile(
     // A source handing over more than a chunk at once still makes chunks of FILE_CHUNK_BYTES.
     const data = joined.subarray(0, FILE_CHUNK_BYTES);
     const rest = joined.subarray(FILE_CHUNK_BYTES);
-    // As base64 text: the embedded database encodes a bytea parameter byte by byte in JavaScript
-    // (about 0.3 s per MiB); decode() in SQL takes Node's native base64 instead (10× faster there,
-    // and no slower on PostgreSQL).
+    // As base64 text: the embedded database encodes a bytea parameter byte by byte in JavaScript;
+    // decode() in SQL takes Node's native base64 instead (docs/performance-notes.md, "File store").
     await db.query(
       `INSERT INTO stored_file_chunks (file_id, seq, start_offset, data)
        VALUES ($1, $2, $3, decode($4, 'base64'))`,

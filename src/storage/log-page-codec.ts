@@ -55,8 +55,8 @@ const CUTS = COLUMNS - FIRST_CUT;
 
 /**
  * The positions of the tabs before columns occurred_at to origin in the lines of one page, CUTS
- * per line, in one typed array the page's events share: no string per column (the page's lines
- * used to be split into 13 strings each, most never read) and no array per event.
+ * per line, in one typed array the page's events share: no string per column (most columns are
+ * never read) and no array per event.
  */
 type PageCuts = Int32Array;
 

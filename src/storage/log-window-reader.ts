@@ -34,8 +34,8 @@ const WHOLE_STATE_SOURCES: readonly EventSource[] = [
 
 /**
  * Lines per text of a page (the last part takes the rest). A text past about 128 KB is a "large
- * object" for V8, given its own memory mapping, faulted in and unmapped again: a 1,000-event page
- * in one text cost the worker about 0.7 µs per event more than the same page in parts of 256.
+ * object" for V8, given its own memory mapping, faulted in and unmapped again; texts of 256 lines
+ * stay below that (docs/performance-notes.md, "Log window reads").
  */
 const PAGE_PART = 256;
 const PAGE_PART_BOUNDS: [number, number | undefined][] = [
@@ -54,7 +54,7 @@ const PAGE_PART_BOUNDS: [number, number | undefined][] = [
  * The page comes back as a few texts (PAGE_PART lines each), a line per event and its columns
  * separated by tabs (JSON text never holds a raw tab or newline: jsonb and to_json escape them),
  * each split once. The aggregates have no ORDER BY of their own (sorting the page's texts a second
- * time cost about 1 µs of PostgreSQL per event): they join the lines as the subquery yields them,
+ * time is PostgreSQL work per event for nothing): they join the lines as the subquery yields them,
  * and the lines are put back in order here should they ever come otherwise. The JSON columns stay
  * text until something reads them (LogEvent): a BULK drain parses only what the payload shows.
  * occurred_at comes as the ISO text `_event.occurredAt` shows (milliseconds, truncated like the
@@ -92,8 +92,8 @@ export async function readLogWindow(
              ELSE state::text END)`
     : "state::text";
   const previous = lean ? "'{}'" : "previous::text";
-  // One concat_ws instead of a chain of ||, each of which copied the line so far again (about 0.3 µs
-  // of PostgreSQL per event); no argument is ever NULL (version is coalesced), so none is skipped.
+  // One concat_ws instead of a chain of ||, each of which copies the line so far again; no argument
+  // is ever NULL (version is coalesced), so none is skipped.
   const line = `concat_ws(E'\t', id, position, coalesce(version::text, ''),
                 CASE WHEN $6::text IS NULL THEN to_json(source_id)::text ELSE '' END,
                 to_json(record_key),
@@ -104,10 +104,10 @@ export async function readLogWindow(
   // Positions are unique: a window no wider than the limit holds at most `limit` events, so the
   // page is all of them and needs no order from PostgreSQL (the lines are put in order below). A
   // plan that reaches the rows through a bitmap of the index (as plans made before the table was
-  // analysed do) then sorts nothing: sorting the page's rows, jsonb columns and all, was about a fifth
+  // analysed do) then sorts nothing: sorting the page's rows, jsonb columns and all, is a large share
   // of PostgreSQL's time in a BULK drain. Its parts are then cut by position (no more than PAGE_PART
-  // positions, so lines, each) instead of by a row number, whose window function copied every row
-  // into a tuplestore first (about 0.2 µs of PostgreSQL per event).
+  // positions, so lines, each) instead of by a row number, whose window function copies every row
+  // into a tuplestore first.
   const fits = upTo - after <= limit;
   const order = fits ? "" : "ORDER BY position";
   const rank = fits ? "position - $1::bigint" : "n";
