@@ -26,7 +26,7 @@ import { jitteredDelay, nextRetry } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
-import type { OperationsNotifier } from "../jobs/operations-notifier.js";
+import type { OperationsNotifier } from "./operations-notifier.js";
 import { readLogHead } from "../storage/change-event-repository.js";
 import type { Database } from "../storage/database.js";
 import type { StampedEvents } from "../storage/log-channels.js";

@@ -14,7 +14,7 @@ import type { RunnerContext } from "../../src/delivery/subscription-runner.js";
 import { ENDPOINT_HEALTH_THRESHOLDS } from "../../src/domain/endpoint-health.js";
 import { DEFAULT_RETRY_POLICY } from "../../src/domain/retry-policy.js";
 import type { Subscription } from "../../src/domain/subscription.js";
-import type { OperationalEvent } from "../../src/jobs/operations-notifier.js";
+import type { OperationalEvent } from "../../src/delivery/operations-notifier.js";
 import { createLogger } from "../../src/logger.js";
 import type { Database } from "../../src/storage/database.js";
 import type { TestDatabase } from "../helpers/test-database.js";

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import pino from "pino";
-import type { OperationalEvent } from "../../src/jobs/operations-notifier.js";
-import { createOperationsNotifier } from "../../src/jobs/operations-notifier.js";
+import type { OperationalEvent } from "../../src/delivery/operations-notifier.js";
+import { createOperationsNotifier } from "../../src/delivery/operations-notifier.js";
 import type { WebhookReceiver } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 
