@@ -6,7 +6,6 @@
  * at once create each thing once.
  */
 import type { Database, Queryable } from "../storage/database.js";
-import { ADVISORY_LOCKS } from "../storage/database.js";
 import {
   countLicences,
   countLiveAdminKeys,
@@ -16,6 +15,7 @@ import {
   insertApiKey,
   insertEntity,
   insertLicence,
+  lockBootstrap,
 } from "../storage/tenancy-repository.js";
 import { hashSecret, keyPrefix, newApiKey } from "./api-key-secrets.js";
 
@@ -27,7 +27,7 @@ export async function bootstrap(
   options: { defaultEntity: string; adminApiKey: string | undefined },
 ): Promise<void> {
   await db.transaction(async (tx) => {
-    await tx.query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCKS.bootstrap]);
+    await lockBootstrap(tx);
     const licenceId =
       (await countLicences(tx)) === 0
         ? await insertLicence(tx, DEFAULT_LICENCE)
@@ -47,7 +47,7 @@ export async function bootstrap(
  */
 export async function createAdminKeyIfNone(db: Database): Promise<string | undefined> {
   return db.transaction(async (tx) => {
-    await tx.query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCKS.bootstrap]);
+    await lockBootstrap(tx);
     const licenceId = await firstLicenceId(tx);
     if ((await countLiveAdminKeys(tx, licenceId)) > 0) return undefined;
     const raw = newApiKey();

@@ -1,5 +1,6 @@
 /** SQL of tenancy: licences, entities, API keys and access tokens (SPEC §1). */
 import type { Queryable } from "./database.js";
+import { ADVISORY_LOCKS } from "./database.js";
 
 export interface Entity {
   id: number;
@@ -23,6 +24,14 @@ export interface ApiKeyRow {
 const API_KEY_SELECT = `SELECT k.id, k.licence_id AS "licenceId", l.name AS "licenceName", k.name,
        k.key_prefix AS "keyPrefix", k.is_admin AS "isAdmin", k.entity_ids AS "entityIds", k.created_at AS "createdAt"
   FROM api_keys k JOIN licences l ON l.id = k.licence_id`;
+
+/**
+ * Inside a first-start transaction (the licence, the default entity, the admin keys): waits for any
+ * other process doing the same, so two processes starting at once create each thing once.
+ */
+export async function lockBootstrap(tx: Queryable): Promise<void> {
+  await tx.query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCKS.bootstrap]);
+}
 
 export async function findLicenceByName(
   db: Queryable,
