@@ -33,13 +33,13 @@ import { join } from "node:path";
 import { Agent, request } from "undici";
 import { bootstrap } from "../src/api/bootstrap.js";
 import { loadConfig } from "../src/config/config.js";
-import type { DeliveryWorker } from "../src/delivery/delivery-service.js";
-import { startDeliveryWorker } from "../src/delivery/delivery-service.js";
+import type { DeliveryWorker } from "../src/delivery/delivery-worker.js";
+import { startDeliveryWorker } from "../src/delivery/delivery-worker.js";
 import { buildEnvelope, toDataObject } from "../src/domain/event-payload.js";
 import type { Subscription, SubscriptionSettings } from "../src/domain/subscription.js";
 import { SUBSCRIPTION_DEFAULTS } from "../src/domain/subscription.js";
 import { createLogger } from "../src/logger.js";
-import { startSequencer } from "../src/sequencer/sequencer-service.js";
+import { startSequencer } from "../src/sequencer/sequencer.js";
 import {
   appendChangeEvents,
   LOG_CHANNEL,

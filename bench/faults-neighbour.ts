@@ -11,10 +11,10 @@
  * and p99 latency (commit → receipt) in each, and their ratio (target ≥ 0.8).
  */
 import { loadConfig } from "../src/config/config.js";
-import { startDeliveryWorker } from "../src/delivery/delivery-service.js";
+import { startDeliveryWorker } from "../src/delivery/delivery-worker.js";
 import { bootstrap } from "../src/api/bootstrap.js";
 import { createLogger } from "../src/logger.js";
-import { startSequencer } from "../src/sequencer/sequencer-service.js";
+import { startSequencer } from "../src/sequencer/sequencer.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger } from "../src/logger.js";
-import { startSequencer } from "../src/sequencer/sequencer-service.js";
+import { startSequencer } from "../src/sequencer/sequencer.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 
 const { url } = workerData as { url: string };

@@ -18,9 +18,9 @@ import { prepareSealedValues, WrongSecretKey } from "./storage/sealed-values.js"
 import { configuredKeys, openSecretBox, SecretKeySetupError } from "./storage/secret-key-file.js";
 import { HERALD_VERSION } from "./version.js";
 import type { BackgroundService } from "./background-service.js";
-import { startSequencer } from "./sequencer/sequencer-service.js";
-import type { DeliveryWorker } from "./delivery/delivery-service.js";
-import { startDeliveryWorker } from "./delivery/delivery-service.js";
+import { startSequencer } from "./sequencer/sequencer.js";
+import type { DeliveryWorker } from "./delivery/delivery-worker.js";
+import { startDeliveryWorker } from "./delivery/delivery-worker.js";
 import { startHousekeeping } from "./jobs/housekeeping.js";
 import { startImportWorker } from "./jobs/import-worker.js";
 import { startScheduler } from "./jobs/scheduler.js";

@@ -2,11 +2,11 @@
  * The API in-process (app.inject) with a real sequencer, a real delivery worker and a loopback
  * receiver on the same database: what the end-to-end delivery-control tests drive.
  */
-import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { startDeliveryWorker } from "../../src/delivery/delivery-service.js";
+import type { DeliveryWorker } from "../../src/delivery/delivery-worker.js";
+import { startDeliveryWorker } from "../../src/delivery/delivery-worker.js";
 import { createLogger } from "../../src/logger.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { Sequencer } from "../../src/sequencer/sequencer.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import type { Backend } from "../helpers/test-database.js";

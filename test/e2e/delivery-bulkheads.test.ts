@@ -15,11 +15,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { startDeliveryWorker } from "../../src/delivery/delivery-service.js";
+import type { DeliveryWorker } from "../../src/delivery/delivery-worker.js";
+import { startDeliveryWorker } from "../../src/delivery/delivery-worker.js";
 import { createLogger } from "../../src/logger.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { Sequencer } from "../../src/sequencer/sequencer.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import { insertReplay, listReplays } from "../../src/storage/replay-repository.js";
 import type { HeldReceiver, HeldRequest } from "../helpers/held-receiver.js";
 import { startHeldReceiver } from "../helpers/held-receiver.js";

@@ -5,13 +5,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
-import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { startDeliveryWorker } from "../../src/delivery/delivery-service.js";
+import type { DeliveryWorker } from "../../src/delivery/delivery-worker.js";
+import { startDeliveryWorker } from "../../src/delivery/delivery-worker.js";
 import { DEFAULT_RETRY_POLICY } from "../../src/domain/retry-policy.js";
 import { createLogger } from "../../src/logger.js";
 import { renderMetrics } from "../../src/metrics.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { Sequencer } from "../../src/sequencer/sequencer.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import { listSubscriptionAttempts } from "../../src/storage/attempt-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";

@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { scaledClock } from "../../src/delivery/clock.js";
-import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
-import { startDeliveryWorker } from "../../src/delivery/delivery-service.js";
+import type { DeliveryWorker } from "../../src/delivery/delivery-worker.js";
+import { startDeliveryWorker } from "../../src/delivery/delivery-worker.js";
 import { createLogger } from "../../src/logger.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { Sequencer } from "../../src/sequencer/sequencer.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
 import type { WebhookReceiver } from "../helpers/webhook-receiver.js";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createLogger } from "../../src/logger.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import { createTestDatabase, postgresUnavailable } from "../helpers/test-database.js";
 import type { ReceivedRequest } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
-import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
+import type { DeliveryWorker } from "../../src/delivery/delivery-worker.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
 import type { ReceivedRequest, WebhookReceiver } from "../helpers/webhook-receiver.js";

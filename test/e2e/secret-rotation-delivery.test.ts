@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
-import type { DeliveryWorker } from "../../src/delivery/delivery-service.js";
+import type { DeliveryWorker } from "../../src/delivery/delivery-worker.js";
 import type { TestApp } from "../helpers/test-app.js";
 import type { ApiWithEngine } from "./api-with-engine.js";
 import { startApiWithEngine } from "./api-with-engine.js";

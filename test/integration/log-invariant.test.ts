@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { NewChangeEvent } from "../../src/domain/change-event.js";
 import { createLogger } from "../../src/logger.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import { appendChangeEvents, readLogHead } from "../../src/storage/change-event-repository.js";
 import type { Database } from "../../src/storage/database.js";
 import { countUnstamped } from "../../src/storage/sequencer-repository.js";

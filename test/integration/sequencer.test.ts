@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { createLogger } from "../../src/logger.js";
 import { renderMetrics } from "../../src/metrics.js";
-import type { Sequencer, SequencerOptions } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { Sequencer, SequencerOptions } from "../../src/sequencer/sequencer.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { NewChangeEvent } from "../../src/domain/change-event.js";
 import {
   appendChangeEvents,

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { runTableDeletion } from "../../src/jobs/table-deletion.js";
 import { createLogger } from "../../src/logger.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { Sequencer } from "../../src/sequencer/sequencer.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import {
   claimDeletion,
   findDeletion,

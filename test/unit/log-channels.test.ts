@@ -1,7 +1,7 @@
 /**
  * The in-process shortcuts of the log channels: stamping rounds are counted per database, and the
  * workers waiting for them are told once none runs any more (a NOTIFY held meanwhile is then
- * announced: see delivery-service.ts).
+ * announced: see delivery-worker.ts).
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";

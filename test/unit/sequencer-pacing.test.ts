@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createLogger } from "../../src/logger.js";
-import type { Sequencer } from "../../src/sequencer/sequencer-service.js";
-import { startSequencer } from "../../src/sequencer/sequencer-service.js";
+import type { Sequencer } from "../../src/sequencer/sequencer.js";
+import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { AdvisoryLock, Database, QueryResult } from "../../src/storage/database.js";
 import { inboxCommitted, onLogStamped } from "../../src/storage/log-channels.js";
 
