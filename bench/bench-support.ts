@@ -33,6 +33,8 @@ export interface BenchOptions {
   clients: number;
   /** Maintenance database of the PostgreSQL server used to create and drop bench databases. */
   adminUrl: string;
+  /** Events of a scenario that takes a count (`--events`); undefined: the scenario's own default. */
+  events?: number;
 }
 
 export const DEFAULT_BENCH_OPTIONS: BenchOptions = {

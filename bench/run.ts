@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- <scenario>… ] [--duration=10] [--warmup=2] [--clients=16]`
+ * `npm run bench [-- <scenario>… ] [--duration=10] [--warmup=2] [--clients=16] [--events=N]`
  *
  * Runs the named scenarios (default: all of them, in the order below). Each scenario is a module
  * exporting `run(options: BenchOptions)`; to add one, write `bench/<name>.ts` and add a line to
@@ -60,7 +60,9 @@ function parseArguments(argv: string[]): { names: string[]; options: BenchOption
     if (flag === "duration") options.durationMs = number * 1000;
     else if (flag === "warmup") options.warmupMs = number * 1000;
     else if (flag === "clients") options.clients = Math.round(number);
-    else throw new Error(`unknown option --${flag}; use --duration, --warmup or --clients`);
+    else if (flag === "events") options.events = Math.round(number);
+    else
+      throw new Error(`unknown option --${flag}; use --duration, --warmup, --clients or --events`);
   }
   return { names, options };
 }
