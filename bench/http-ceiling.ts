@@ -9,7 +9,7 @@
  */
 import { Type } from "typebox";
 import type { HeraldApp } from "../src/api/app.js";
-import { authOf, resolveEntity } from "../src/api/auth.js";
+import { authOf, EntityCache, resolveEntity } from "../src/api/auth.js";
 import type { Database } from "../src/storage/database.js";
 import { SQLSTATE, sqlState } from "../src/storage/sql-errors.js";
 
@@ -42,6 +42,8 @@ const UPSERT_SQL = `WITH found AS (
 
 /** Adds `POST /bench-ceiling/v4/entity/:entity/table/:table/profile` to Herald's app (before listen). */
 export function registerCeilingRoute(app: HeraldApp, db: Database): void {
+  // As the API resolves entities: through a cache of its own.
+  const entities = new EntityCache(db);
   app.post(
     `${CEILING_PREFIX}/v4/entity/:entity/table/:table/profile`,
     {
@@ -52,7 +54,7 @@ export function registerCeilingRoute(app: HeraldApp, db: Database): void {
       },
     },
     async (request) => {
-      await resolveEntity(db, authOf(request), request.params.entity);
+      await resolveEntity(entities, authOf(request), request.params.entity);
       const value = (name: string) =>
         request.body.attributes.find((a) => a.name === name)?.value ?? null;
       const email = value("emailAddress");

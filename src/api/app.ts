@@ -19,13 +19,13 @@ import { Compile } from "typebox/compile";
 import { Value } from "typebox/value";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HeraldConfig } from "../config/config.js";
-import { forgetCachedTables } from "../capture/table-cache.js";
+import { TableCache } from "../capture/table-cache.js";
 import { TABLES_CHANNEL } from "../storage/data-table-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
 import { HeraldError } from "../domain/errors.js";
 import { MAX_UNIQUE_VALUE_BYTES } from "../domain/attribute-values.js";
 import { httpRequestDuration, httpRequests } from "../metrics.js";
-import { Authenticator } from "./auth.js";
+import { Authenticator, EntityCache } from "./auth.js";
 import { registerDatabaseAdmission } from "./database-admission.js";
 import {
   assertStorableText,
@@ -61,6 +61,9 @@ export interface AppDeps {
   config: HeraldConfig;
   logger: FastifyBaseLogger;
   authenticator: Authenticator;
+  /** The tables and entities this API has looked up lately (the write path's hot reads). */
+  tableCache: TableCache;
+  entityCache: EntityCache;
   hooks: AppHooks;
   /** Seals and opens credentials and signing secrets (src/domain/secret-box.ts). */
   secrets: SecretBox;
@@ -265,6 +268,8 @@ export async function buildApp(options: {
     config: options.config,
     logger: options.logger,
     authenticator: new Authenticator(options.db),
+    tableCache: new TableCache(options.db),
+    entityCache: new EntityCache(options.db),
     hooks: { subscriptionsChanged: () => {}, ...options.hooks },
     secrets: options.secrets ?? new SecretBox(parseSecretKey(generateSecretKey())),
   };
@@ -366,7 +371,7 @@ export async function buildApp(options: {
     authenticator: deps.authenticator,
     api: app,
   });
-  listenForTableChanges(app, options.db, options.logger);
+  listenForTableChanges(app, options.db, deps.tableCache, options.logger);
   return app as HeraldApp;
 }
 
@@ -377,12 +382,17 @@ export async function buildApp(options: {
  * Not awaited: the API starts (and /readyz reports) while the database is unreachable; without the
  * notices, reads fall back on the cache's 3 s life.
  */
-function listenForTableChanges(app: FastifyInstance, db: Database, logger: FastifyBaseLogger) {
+function listenForTableChanges(
+  app: FastifyInstance,
+  db: Database,
+  tables: TableCache,
+  logger: FastifyBaseLogger,
+) {
   let closed = false;
   let unlisten: Unlisten | undefined;
   // Through a promise: an adapter that throws at once is handled like one that rejects.
   Promise.resolve(undefined)
-    .then(() => db.listen(TABLES_CHANNEL, () => forgetCachedTables(db)))
+    .then(() => db.listen(TABLES_CHANNEL, () => tables.forget()))
     .then(
       (stop) => {
         if (closed) void stop();

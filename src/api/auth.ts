@@ -205,35 +205,32 @@ export function authOf(request: FastifyRequest): AuthContext {
   return request.auth;
 }
 
-/**
- * Entities found by name, per database. Entities are never renamed or deleted, so a found entity
- * stays right; only hits are kept (an entity created by another process is seen at once).
- */
-const entityCache = new WeakMap<Database, Map<string, { entity: Entity; validUntil: number }>>();
 const ENTITY_CACHE_MS = 30_000;
 const ENTITY_CACHE_MAX = 10_000;
 
-async function findEntityCached(
-  db: Database,
-  licenceId: number,
-  name: string,
-): Promise<Entity | undefined> {
-  let byName = entityCache.get(db);
-  if (!byName) {
-    byName = new Map();
-    entityCache.set(db, byName);
+/**
+ * Entities found by name, for one database (buildApp makes one). Entities are never renamed or
+ * deleted, so a found entity stays right; only hits are kept (an entity created by another process
+ * is seen at once).
+ */
+export class EntityCache {
+  private readonly byName = new Map<string, { entity: Entity; validUntil: number }>();
+
+  constructor(private readonly db: Database) {}
+
+  async find(licenceId: number, name: string): Promise<Entity | undefined> {
+    const now = Date.now();
+    // Names are unique per licence: the cache key holds both.
+    const key = `${licenceId}/${name}`;
+    const cached = this.byName.get(key);
+    if (cached && cached.validUntil > now) return cached.entity;
+    const entity = await findEntityByName(this.db, licenceId, name);
+    if (entity) {
+      if (this.byName.size >= ENTITY_CACHE_MAX) this.byName.clear();
+      this.byName.set(key, { entity, validUntil: now + ENTITY_CACHE_MS });
+    }
+    return entity;
   }
-  const now = Date.now();
-  // Names are unique per licence: the cache key holds both.
-  const key = `${licenceId}/${name}`;
-  const cached = byName.get(key);
-  if (cached && cached.validUntil > now) return cached.entity;
-  const entity = await findEntityByName(db, licenceId, name);
-  if (entity) {
-    if (byName.size >= ENTITY_CACHE_MAX) byName.clear();
-    byName.set(key, { entity, validUntil: now + ENTITY_CACHE_MS });
-  }
-  return entity;
 }
 
 /**
@@ -242,11 +239,11 @@ async function findEntityCached(
  * the caller's licence that the key is not limited to answers 403.
  */
 export async function resolveEntity(
-  db: Database,
+  entities: EntityCache,
   auth: AuthContext,
   name: string,
 ): Promise<Entity> {
-  const entity = await findEntityCached(db, auth.licenceId, name);
+  const entity = await entities.find(auth.licenceId, name);
   if (!entity) throw new HeraldError("HERALD_ENTITY_NOT_FOUND", { entity: name });
   if (auth.entityIds !== null && !auth.entityIds.includes(entity.id)) {
     throw new HeraldError("HERALD_ENTITY_FORBIDDEN", { entity: name });

@@ -6,7 +6,7 @@
  */
 import multipart from "@fastify/multipart";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { findTableCached } from "../capture/table-cache.js";
+import type { TableCache } from "../capture/table-cache.js";
 import type { Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
 import type { ErrorDetail } from "../domain/errors.js";
@@ -31,7 +31,7 @@ import { authOf, resolveEntity } from "./auth.js";
 
 /** The table a definition names: by its type when given, else a profile table first. */
 export async function targetTable(
-  db: Database,
+  tables: TableCache,
   entity: Entity,
   target: EtlDefinition["target"],
 ): Promise<DataTable> {
@@ -39,7 +39,7 @@ export async function targetTable(
     ? [target.tableType]
     : (["PROFILE_TABLE", "CUSTOM_TABLE"] as const);
   for (const kind of kinds) {
-    const table = await findTableCached(db, entity.id, kind, target.table);
+    const table = await tables.find(entity.id, kind, target.table);
     if (table) return table;
   }
   throw new HeraldError("HERALD_TABLE_NOT_FOUND", { table: target.table, entity: entity.name }, [
@@ -90,10 +90,11 @@ interface StartRequest {
 }
 
 /** Checks everything, then records the execution for the workers. The file is removed on a 4xx. */
-async function startExecution(db: Database, start: StartRequest): Promise<StoredExecution> {
+async function startExecution(deps: AppDeps, start: StartRequest): Promise<StoredExecution> {
+  const { db } = deps;
   let execution: StoredExecution;
   try {
-    const table = await targetTable(db, start.entity, start.definition.target);
+    const table = await targetTable(deps.tableCache, start.entity, start.definition.target);
     await checkHeader(db, start.file, start.definition, table, start.maxExpandedBytes);
     execution = await db.transaction(async (tx) => {
       const row = await insertExecution(tx, {
@@ -201,7 +202,7 @@ export async function entityOf(
   request: FastifyRequest,
   name: string,
 ): Promise<Entity> {
-  return resolveEntity(deps.db, authOf(request), name);
+  return resolveEntity(deps.entityCache, authOf(request), name);
 }
 
 /** `?page=&pageSize=` as an offset and a limit. */
@@ -254,7 +255,7 @@ export async function startUploadedExecution(
     if (upload.file) await discardUpload(deps.db, upload.file.id);
     throw error;
   }
-  const execution = await startExecution(deps.db, {
+  const execution = await startExecution(deps, {
     entity,
     definition: parsed.definition,
     file: upload.file,

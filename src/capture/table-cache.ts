@@ -6,6 +6,10 @@
  * lost notice costs reads. Writes never use an outdated copy: the table write gate stops them and
  * they run again (api/routes/data-route-context.ts, withCurrentTable; docs/data-model.md).
  * Only hits are cached, so a table created elsewhere is found on the next call.
+ *
+ * One cache per database handle, made by whoever serves that database (the API makes its own in
+ * buildApp): tests open many databases in one process, and a definition of one must never answer
+ * for another.
  */
 import type { DataTable, TableKind } from "../domain/data-table.js";
 import { findTable } from "../storage/data-table-repository.js";
@@ -19,65 +23,47 @@ interface Entry {
   until: number;
 }
 
-interface Cache {
-  entries: Map<string, Entry>;
+export class TableCache {
+  private readonly entries = new Map<string, Entry>();
   /** Lookups in progress: concurrent misses of one table share one query. */
-  pending: Map<string, Promise<DataTable | undefined>>;
-  /** Bumped by forgetCachedTables: a lookup that started before does not store its answer. */
-  generation: number;
-}
+  private readonly pending = new Map<string, Promise<DataTable | undefined>>();
+  /** Bumped by forget: a lookup that started before does not store its answer. */
+  private generation = 0;
 
-/** One cache per database handle (tests open many databases in one process). */
-const caches = new WeakMap<Queryable, Cache>();
+  constructor(private readonly db: Queryable) {}
 
-function cacheOf(db: Queryable): Cache {
-  let cache = caches.get(db);
-  if (!cache) {
-    cache = { entries: new Map(), pending: new Map(), generation: 0 };
-    caches.set(db, cache);
+  async find(entityId: number, kind: TableKind, idOrName: string): Promise<DataTable | undefined> {
+    const key = `${entityId}\u0000${kind}\u0000${idOrName}`;
+    const hit = this.entries.get(key);
+    if (hit && hit.until > Date.now()) return hit.table;
+    let pending = this.pending.get(key);
+    if (!pending) {
+      const generation = this.generation;
+      pending = findTable(this.db, entityId, kind, idOrName).then(
+        (table) => {
+          if (this.pending.get(key) === pending) this.pending.delete(key);
+          if (generation !== this.generation) return table;
+          if (!table) this.entries.delete(key);
+          else {
+            if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+            this.entries.set(key, { table, until: Date.now() + TABLE_CACHE_MS });
+          }
+          return table;
+        },
+        (error: unknown) => {
+          if (this.pending.get(key) === pending) this.pending.delete(key);
+          throw error;
+        },
+      );
+      this.pending.set(key, pending);
+    }
+    return pending;
   }
-  return cache;
-}
 
-export async function findTableCached(
-  db: Queryable,
-  entityId: number,
-  kind: TableKind,
-  idOrName: string,
-): Promise<DataTable | undefined> {
-  const cache = cacheOf(db);
-  const key = `${entityId}\u0000${kind}\u0000${idOrName}`;
-  const hit = cache.entries.get(key);
-  if (hit && hit.until > Date.now()) return hit.table;
-  let pending = cache.pending.get(key);
-  if (!pending) {
-    const generation = cache.generation;
-    pending = findTable(db, entityId, kind, idOrName).then(
-      (table) => {
-        if (cache.pending.get(key) === pending) cache.pending.delete(key);
-        if (generation !== cache.generation) return table;
-        if (!table) cache.entries.delete(key);
-        else {
-          if (cache.entries.size >= MAX_ENTRIES) cache.entries.clear();
-          cache.entries.set(key, { table, until: Date.now() + TABLE_CACHE_MS });
-        }
-        return table;
-      },
-      (error: unknown) => {
-        if (cache.pending.get(key) === pending) cache.pending.delete(key);
-        throw error;
-      },
-    );
-    cache.pending.set(key, pending);
+  /** Forgets every cached definition (after a table is created, changed or deleted). */
+  forget(): void {
+    this.entries.clear();
+    this.pending.clear();
+    this.generation++;
   }
-  return pending;
-}
-
-/** Forgets every cached definition of this database (after a table is created, changed or deleted). */
-export function forgetCachedTables(db: Queryable): void {
-  const cache = caches.get(db);
-  if (!cache) return;
-  cache.entries.clear();
-  cache.pending.clear();
-  cache.generation++;
 }

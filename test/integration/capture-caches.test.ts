@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Authenticator } from "../../src/api/auth.js";
-import { findTableCached, forgetCachedTables } from "../../src/capture/table-cache.js";
+import { TableCache } from "../../src/capture/table-cache.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import type { Database } from "../../src/storage/database.js";
 import type { TestApp } from "../helpers/test-app.js";
@@ -46,21 +46,22 @@ for (const { backend, skip } of await testBackends()) {
 
     test("concurrent misses of one table definition share one query; a change forgets the answer in flight", async () => {
       const { db, count } = countingDatabase(t.database.db, "FROM data_tables");
+      const cache = new TableCache(db);
       const tables = await Promise.all(
-        Array.from({ length: 10 }, () => findTableCached(db, 1, "PROFILE_TABLE", "Cached")),
+        Array.from({ length: 10 }, () => cache.find(1, "PROFILE_TABLE", "Cached")),
       );
       assert.ok(tables.every((table) => table?.name === "Cached"));
       assert.equal(count(), 1);
       // Cached now: no further query.
-      await findTableCached(db, 1, "PROFILE_TABLE", "Cached");
+      await cache.find(1, "PROFILE_TABLE", "Cached");
       assert.equal(count(), 1);
 
       // A lookup in flight when the table changes must not store the old definition.
-      forgetCachedTables(db);
-      const inFlight = findTableCached(db, 1, "PROFILE_TABLE", "Cached");
-      forgetCachedTables(db);
+      cache.forget();
+      const inFlight = cache.find(1, "PROFILE_TABLE", "Cached");
+      cache.forget();
       await inFlight;
-      await findTableCached(db, 1, "PROFILE_TABLE", "Cached");
+      await cache.find(1, "PROFILE_TABLE", "Cached");
       assert.equal(count(), 3, "the lookup after the change asked the database again");
     });
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parseRecordInput, upsertCustomRecord } from "../../src/capture/custom-record-writer.js";
-import { findTableCached } from "../../src/capture/table-cache.js";
+import { TableCache } from "../../src/capture/table-cache.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
@@ -109,7 +109,7 @@ for (const { backend, skip } of await testBackends()) {
     });
 
     test("insert-only writes from code refuse an existing business key with 409 and no event", async () => {
-      const table = await findTableCached(t.database.db, 1, "CUSTOM_TABLE", "Tickets");
+      const table = await new TableCache(t.database.db).find(1, "CUSTOM_TABLE", "Tickets");
       assert.ok(table);
       const origin = { kind: "SYSTEM" } as const;
       const provided = parseRecordInput(table, [{ name: "ticketId", value: 8 }]);

@@ -60,7 +60,7 @@ const changeEventRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) => {
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const entity = await resolveEntity(deps.entityCache, authOf(request), request.params.entity);
       const after = Number(request.query.after ?? 0);
       const limit = Number(request.query.limit ?? CHANGE_EVENTS_DEFAULT_LIMIT);
       if (limit < 1 || limit > CHANGE_EVENTS_MAX_LIMIT)

@@ -1,6 +1,5 @@
 /** What every profile and record call resolves first: the entity, the table and the change's origin. */
 import type { FastifyRequest } from "fastify";
-import { findTableCached, forgetCachedTables } from "../../capture/table-cache.js";
 import { StaleTableDefinition } from "../../capture/write-retry.js";
 import type { Origin } from "../../domain/change-event.js";
 import type { DataTable, TableKind } from "../../domain/data-table.js";
@@ -42,8 +41,8 @@ export async function dataRouteContext(
 ): Promise<DataRouteContext> {
   const auth = authOf(request);
   assertStorableRequest(request);
-  const entity = await resolveEntity(deps.db, auth, params.entity);
-  const table = await findTableCached(deps.db, entity.id, kind, params.table);
+  const entity = await resolveEntity(deps.entityCache, auth, params.entity);
+  const table = await deps.tableCache.find(entity.id, kind, params.table);
   if (!table)
     throw new HeraldError("HERALD_TABLE_NOT_FOUND", { table: params.table, entity: entity.name });
   return {
@@ -81,7 +80,7 @@ export async function withCurrentTable<T>(
         const current = await currentTableVersion(deps.db, context.table.id);
         if (current === context.table.version) throw error;
       }
-      forgetCachedTables(deps.db);
+      deps.tableCache.forget();
       if (attempt >= DEFINITION_ATTEMPTS)
         throw new HeraldError("HERALD_CONFLICT", {
           reason: `the definition of table '${context.table.name}' kept changing during the write; retry the request`,

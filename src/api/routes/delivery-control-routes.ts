@@ -120,7 +120,7 @@ function unprocessable(path: string, message: string): HeraldError {
 
 const deliveryControlRoutes: RouteModule = async (app, deps) => {
   const entityOf = (request: FastifyRequest, name: string) =>
-    resolveEntity(deps.db, authOf(request), name);
+    resolveEntity(deps.entityCache, authOf(request), name);
 
   // One sender for test pushes, opened on first use: the same guarded client as delivery's.
   let sender: HttpSender | undefined;

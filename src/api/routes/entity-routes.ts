@@ -81,7 +81,7 @@ const entityRoutes: RouteModule = async (app, deps) => {
       },
     },
     async (request) =>
-      entityBody(await resolveEntity(deps.db, authOf(request), request.params.entity)),
+      entityBody(await resolveEntity(deps.entityCache, authOf(request), request.params.entity)),
   );
 };
 export default entityRoutes;

@@ -88,7 +88,7 @@ async function parseNamedDefinition(
       { path: "name", message: "is required: a predefined ETL is found by its id or name" },
     ]);
   // The table must exist now (it is checked again at each execution).
-  await targetTable(deps.db, entity, parsed.definition.target);
+  await targetTable(deps.tableCache, entity, parsed.definition.target);
   // So must the file reference it reads (stored by id).
   await resolveEtlSource(deps.db, entity, parsed.definition);
   return { ...parsed, name };

@@ -6,7 +6,6 @@
  */
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { findTableCached } from "../../capture/table-cache.js";
 import type { DataTable } from "../../domain/data-table.js";
 import type { ErrorDetail } from "../../domain/errors.js";
 import { HeraldError } from "../../domain/errors.js";
@@ -130,8 +129,7 @@ async function checkDefinition(
   );
   const invalid = invalidDefinition(problems);
   if (invalid || !definition) throw invalid ?? invalidDefinition([{ path: "", message: "?" }])!;
-  const table = await findTableCached(
-    deps.db,
+  const table = await deps.tableCache.find(
     entity.id,
     definition.source.tableType,
     definition.source.table,

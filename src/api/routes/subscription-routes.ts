@@ -227,7 +227,7 @@ async function settingsFrom(
 
 const subscriptionRoutes: RouteModule = async (app, deps) => {
   const entityOf = (request: FastifyRequest, name: string) =>
-    resolveEntity(deps.db, authOf(request), name);
+    resolveEntity(deps.entityCache, authOf(request), name);
 
   const create = async (
     request: FastifyRequest,

@@ -15,7 +15,6 @@ import { HeraldError } from "../../domain/errors.js";
 import type { ErrorDetail } from "../../domain/errors.js";
 import type { DefinitionReading } from "../../domain/table-definition.js";
 import { readTableDefinition } from "../../domain/table-definition.js";
-import { forgetCachedTables } from "../../capture/table-cache.js";
 import { lostToConcurrency } from "../../capture/write-retry.js";
 import {
   announceTableChange,
@@ -118,7 +117,7 @@ export function registerStructureReads(app: HeraldApp, deps: AppDeps, reads: Str
       },
     },
     async (request) => {
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const entity = await resolveEntity(deps.entityCache, authOf(request), request.params.entity);
       const tables = await listTables(deps.db, entity.id, reads.kind);
       return { [reads.listKey]: tables.map(reads.render) };
     },
@@ -134,7 +133,7 @@ export function registerStructureReads(app: HeraldApp, deps: AppDeps, reads: Str
       },
     },
     async (request) => {
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const entity = await resolveEntity(deps.entityCache, authOf(request), request.params.entity);
       const table = await findTable(deps.db, entity.id, reads.kind, request.params.table);
       if (!table) throw notFound(request.params.table, entity.name);
       return reads.render(table);
@@ -176,13 +175,13 @@ export function registerTableStructureRoutes(
     },
     async (request, reply) => {
       assertStorableRequest(request);
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const entity = await resolveEntity(deps.entityCache, authOf(request), request.params.entity);
       const { definition: parsed, warnings } = readDefinition(kind, request.body, entity.name);
       const table = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const definition = await checkTableReferences(tx, entity.id, parsed);
         return insertTable(tx, { ...definition, entityId: entity.id });
       });
-      forgetCachedTables(deps.db);
+      deps.tableCache.forget();
       return reply
         .code(201)
         .header("location", `/v5/entities/${entity.name}/${collection}/${table.id}`)
@@ -206,7 +205,7 @@ export function registerTableStructureRoutes(
     },
     async (request) => {
       assertStorableRequest(request);
-      const entity = await resolveEntity(deps.db, authOf(request), request.params.entity);
+      const entity = await resolveEntity(deps.entityCache, authOf(request), request.params.entity);
       const { definition, warnings } = readDefinition(kind, request.body, entity.name);
       const updated = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const existing = await findTable(tx, entity.id, kind, request.params.table);
@@ -237,7 +236,7 @@ export function registerTableStructureRoutes(
         const checked = await checkTableReferences(tx, entity.id, definition, existing);
         return updateTable(tx, { ...checked, id: existing.id, entityId: entity.id });
       });
-      forgetCachedTables(deps.db);
+      deps.tableCache.forget();
       if (!updated) throw notFound(request.params.table, entity.name);
       return withWarnings(options.render(updated), warnings);
     },
@@ -257,7 +256,7 @@ export function registerTableStructureRoutes(
     async (request, reply) => {
       assertStorableRequest(request);
       const auth = authOf(request);
-      const entity = await resolveEntity(deps.db, auth, request.params.entity);
+      const entity = await resolveEntity(deps.entityCache, auth, request.params.entity);
       const deleted = await changeTableDefinitions(deps.db, entity.id, async (tx) => {
         const existing = await findTable(tx, entity.id, kind, request.params.table);
         if (!existing) throw notFound(request.params.table, entity.name);
@@ -279,7 +278,7 @@ export function registerTableStructureRoutes(
         await notifyJobs(tx);
         return existing;
       });
-      forgetCachedTables(deps.db);
+      deps.tableCache.forget();
       jobsCreated(deps.db);
       request.log.info(
         { tableId: deleted.id, table: deleted.name, entity: entity.name },
