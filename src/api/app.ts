@@ -19,6 +19,7 @@ import { Compile } from "typebox/compile";
 import { Value } from "typebox/value";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HeraldConfig } from "../config/config.js";
+import { ProfileUpserts } from "../capture/profile-upsert.js";
 import { TableCache } from "../capture/table-cache.js";
 import { TABLES_CHANNEL } from "../storage/data-table-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
@@ -64,6 +65,8 @@ export interface AppDeps {
   /** The tables and entities this API has looked up lately (the write path's hot reads). */
   tableCache: TableCache;
   entityCache: EntityCache;
+  /** Profile upserts, group-committed across the requests that arrive together. */
+  profileUpserts: ProfileUpserts;
   hooks: AppHooks;
   /** Seals and opens credentials and signing secrets (src/domain/secret-box.ts). */
   secrets: SecretBox;
@@ -270,6 +273,7 @@ export async function buildApp(options: {
     authenticator: new Authenticator(options.db),
     tableCache: new TableCache(options.db),
     entityCache: new EntityCache(options.db),
+    profileUpserts: new ProfileUpserts(options.db),
     hooks: { subscriptionsChanged: () => {}, ...options.hooks },
     secrets: options.secrets ?? new SecretBox(parseSecretKey(generateSecretKey())),
   };

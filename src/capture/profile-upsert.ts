@@ -130,25 +130,20 @@ function unwritten(item: PreparedUpsert): RecordSnapshot {
   };
 }
 
-export async function upsertProfile(
-  db: Database,
-  table: DataTable,
-  write: ProfileWrite,
-  options: UpsertOptions,
-): Promise<ProfileWriteResult> {
-  return batcherOf(db).submit(prepareUpsert(table, write, options));
-}
-
 // Group commit --------------------------------------------------------------------------------------
 
 type UpsertEntry = BatchEntry<PreparedUpsert, ProfileWriteResult>;
 
-const batchers = new WeakMap<Database, WriteBatcher<PreparedUpsert, ProfileWriteResult>>();
+/**
+ * The profile upserts of one database, group-committed: whoever serves that database makes one and
+ * sends every upsert through it (the API makes its own in buildApp), so that upserts arriving
+ * together share statements.
+ */
+export class ProfileUpserts {
+  private readonly batcher: WriteBatcher<PreparedUpsert, ProfileWriteResult>;
 
-function batcherOf(db: Database): WriteBatcher<PreparedUpsert, ProfileWriteResult> {
-  let batcher = batchers.get(db);
-  if (!batcher) {
-    batcher = new WriteBatcher(
+  constructor(db: Database) {
+    this.batcher = new WriteBatcher(
       (entries) => committingEvents(db, () => runUpsertBatch(db, entries)),
       // Upserts of one unique value (written or looked up) go one after the other, never in one
       // statement.
@@ -158,9 +153,15 @@ function batcherOf(db: Database): WriteBatcher<PreparedUpsert, ProfileWriteResul
         ),
       UPSERT_BATCH,
     );
-    batchers.set(db, batcher);
   }
-  return batcher;
+
+  async upsert(
+    table: DataTable,
+    write: ProfileWrite,
+    options: UpsertOptions,
+  ): Promise<ProfileWriteResult> {
+    return this.batcher.submit(prepareUpsert(table, write, options));
+  }
 }
 
 async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<void> {

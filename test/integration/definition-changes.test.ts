@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { buildApp } from "../../src/api/app.js";
 import type { HeraldApp } from "../../src/api/app.js";
-import { upsertProfile } from "../../src/capture/profile-upsert.js";
+import { ProfileUpserts } from "../../src/capture/profile-upsert.js";
 import { parseProfileInput } from "../../src/capture/profile-writer.js";
 import { StaleTableDefinition } from "../../src/capture/write-retry.js";
 import { findTable } from "../../src/storage/data-table-repository.js";
@@ -64,7 +64,7 @@ for (const { backend, skip } of await testBackends()) {
         attributes: [{ name: "emailAddress", value: "old@example.com" }],
       });
       await assert.rejects(
-        upsertProfile(t.database.db, table, write, {
+        new ProfileUpserts(t.database.db).upsert(table, write, {
           allowUpdate: true,
           origin: { kind: "SYSTEM" },
         }),

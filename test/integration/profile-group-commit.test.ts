@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { upsertProfile } from "../../src/capture/profile-upsert.js";
+import { ProfileUpserts } from "../../src/capture/profile-upsert.js";
 import type { ProfileWriteResult } from "../../src/capture/profile-writer.js";
 import { parseProfileInput } from "../../src/capture/profile-writer.js";
 import type { DataTable } from "../../src/domain/data-table.js";
@@ -35,7 +35,7 @@ interface EventRow {
   fields: string[];
 }
 
-/** The same database, counting the statements sent by name (a fresh object: its own batcher). */
+/** The same database, counting the statements sent by name (a fresh object: give it its own batcher). */
 function countingDatabase(db: Database): { db: Database; counts: Map<string, number> } {
   const counts = new Map<string, number>();
   const counting: Database = {
@@ -60,6 +60,8 @@ for (const { backend, skip } of await testBackends()) {
   describe(`profile upserts group-committed on ${backend}`, { skip }, () => {
     let t: TestApp;
     let table: DataTable;
+    /** The upserts of this suite's own calls (the app has its own batcher, as another process would). */
+    let upserts: ProfileUpserts;
     const origin = { kind: "SYSTEM" } as const;
 
     const events = async (): Promise<EventRow[]> =>
@@ -69,23 +71,26 @@ for (const { backend, skip } of await testBackends()) {
 
     /** Submits upserts in one go (so they batch) and collects each one's result or error code. */
     const upsertAll = (
-      db: Database,
+      through: ProfileUpserts,
       writes: { attributes: { name: string; value: unknown }[]; allowUpdate?: boolean }[],
     ): Promise<Outcome[]> =>
       Promise.all(
         writes.map((w) =>
-          upsertProfile(db, table, parseProfileInput(table, { attributes: w.attributes }), {
-            allowUpdate: w.allowUpdate ?? true,
-            origin,
-          }).catch((error: unknown) => ({
-            error: error instanceof HeraldError ? error.code : String(error),
-          })),
+          through
+            .upsert(table, parseProfileInput(table, { attributes: w.attributes }), {
+              allowUpdate: w.allowUpdate ?? true,
+              origin,
+            })
+            .catch((error: unknown) => ({
+              error: error instanceof HeraldError ? error.code : String(error),
+            })),
         ),
       );
     const email = (value: string) => ({ name: "emailAddress", value });
 
     before(async () => {
       t = await createTestApp(backend);
+      upserts = new ProfileUpserts(t.database.db);
       const created = await t.request("POST", "/v5/entities/acme/profile-tables", TABLE);
       assert.equal(created.statusCode, 201, created.body);
       table = (await findTable(t.database.db, 1, "PROFILE_TABLE", String(created.json().id)))!;
@@ -95,10 +100,11 @@ for (const { backend, skip } of await testBackends()) {
     test("upserts submitted together share statements: 12 creates, then 12 updates, in far fewer than 12 each", async () => {
       await t.database.db.query("DELETE FROM change_events");
       const { db, counts } = countingDatabase(t.database.db);
+      const counted = new ProfileUpserts(db);
       const writes = Array.from({ length: 12 }, (_, i) => ({
         attributes: [email(`batch${i}@example.com`), { name: "firstName", value: `First${i}` }],
       }));
-      const created = await upsertAll(db, writes);
+      const created = await upsertAll(counted, writes);
       assert.deepEqual(
         created.map((r) => ("outcome" in r ? r.outcome : r.error)),
         Array(12).fill("CREATED"),
@@ -107,7 +113,7 @@ for (const { backend, skip } of await testBackends()) {
       const renamed = writes.map((w, i) => ({
         attributes: [w.attributes[0]!, { name: "firstName", value: `Second${i}` }],
       }));
-      const updated = await upsertAll(db, renamed);
+      const updated = await upsertAll(counted, renamed);
       assert.deepEqual(
         updated.map((r) => ("outcome" in r ? r.outcome : r.error)),
         Array(12).fill("UPDATED"),
@@ -147,7 +153,7 @@ for (const { backend, skip } of await testBackends()) {
 
     test("a no-op in a batch writes no event and keeps the version", async () => {
       await t.database.db.query("DELETE FROM change_events");
-      const results = await upsertAll(t.database.db, [
+      const results = await upsertAll(upserts, [
         { attributes: [email("batch0@example.com"), { name: "firstName", value: "Second0" }] },
         { attributes: [email("batch1@example.com"), { name: "firstName", value: "Third1" }] },
       ]);
@@ -173,7 +179,7 @@ for (const { backend, skip } of await testBackends()) {
       }));
       // Without allowUpdate the batch inserts blindly: the taken value fails its statement (23505).
       writes[3] = { attributes: [email("batch2@example.com")], allowUpdate: false };
-      const results = await upsertAll(t.database.db, writes);
+      const results = await upsertAll(upserts, writes);
       results.forEach((r, i) =>
         assert.deepEqual(
           "outcome" in r ? r.outcome : r.error,
@@ -191,7 +197,7 @@ for (const { backend, skip } of await testBackends()) {
     test("upserts of one new key submitted together: one CREATE, then updates in version order", async () => {
       await t.database.db.query("DELETE FROM change_events");
       const results = await upsertAll(
-        t.database.db,
+        upserts,
         Array.from({ length: 5 }, (_, i) => ({
           attributes: [email("same@example.com"), { name: "firstName", value: `Name${i}` }],
         })),
@@ -210,7 +216,7 @@ for (const { backend, skip } of await testBackends()) {
         ],
       );
       // Without allowUpdate, the second of two creates of one new value is 409.
-      const strict = await upsertAll(t.database.db, [
+      const strict = await upsertAll(upserts, [
         { attributes: [email("strict@example.com")], allowUpdate: false },
         { attributes: [email("strict@example.com")], allowUpdate: false },
       ]);
@@ -221,13 +227,13 @@ for (const { backend, skip } of await testBackends()) {
     });
 
     test("two upserts that reach one profile by different unique values both apply, one after the other", async () => {
-      const first = await upsertAll(t.database.db, [
+      const first = await upsertAll(upserts, [
         { attributes: [email("two@example.com"), { name: "customerId", value: "C-2" }] },
       ]);
       const profileId = "profileId" in first[0]! ? first[0].profileId : 0;
       await t.database.db.query("DELETE FROM change_events");
       // No shared key, so both go in one batch, and both find the same profile.
-      const results = await upsertAll(t.database.db, [
+      const results = await upsertAll(upserts, [
         { attributes: [email("two@example.com"), { name: "firstName", value: "ByEmail" }] },
         {
           attributes: [
@@ -272,11 +278,11 @@ for (const { backend, skip } of await testBackends()) {
       // Four waves submitted without waiting, through two batchers (a second handle on the same
       // database has its own, like a second API process): keys collide across batches, so some
       // statements fail on a value the other created or find a version the other moved on.
-      const other = countingDatabase(t.database.db).db;
+      const other = new ProfileUpserts(countingDatabase(t.database.db).db);
       const results = (
         await Promise.all(
           [0, 1, 2, 3].map((w) =>
-            upsertAll(w % 2 ? other : t.database.db, writes.slice(w * 60, w * 60 + 60)),
+            upsertAll(w % 2 ? other : upserts, writes.slice(w * 60, w * 60 + 60)),
           ),
         )
       ).flat();
@@ -312,7 +318,7 @@ for (const { backend, skip } of await testBackends()) {
 
     test("a bad upsert in a batch (no profile to update, mandatory value missing) is its own 400", async () => {
       await t.database.db.query("DELETE FROM change_events");
-      const results = await upsertAll(t.database.db, [
+      const results = await upsertAll(upserts, [
         { attributes: [email("ok1@example.com")] },
         // Only a customerId that nobody holds: nothing to update, and a create lacks the email.
         { attributes: [{ name: "customerId", value: "C-nobody" }] },
@@ -339,7 +345,7 @@ for (const { backend, skip } of await testBackends()) {
           dataCollectionInformation: { date: "2024-05-01", source, way: "form" },
         });
       const upsert = (write: ReturnType<typeof collect>) =>
-        upsertProfile(t.database.db, table, write, { allowUpdate: true, origin });
+        upserts.upsert(table, write, { allowUpdate: true, origin });
       const stored = async (id: number) =>
         (
           await t.database.db.query<{

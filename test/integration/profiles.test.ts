@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { upsertProfile } from "../../src/capture/profile-upsert.js";
+import { ProfileUpserts } from "../../src/capture/profile-upsert.js";
 import { parseProfileInput } from "../../src/capture/profile-writer.js";
 import { StaleTableDefinition } from "../../src/capture/write-retry.js";
 import { findTable } from "../../src/storage/data-table-repository.js";
@@ -261,7 +261,7 @@ for (const { backend, skip } of await testBackends()) {
         attributes: [{ name: "emailAddress", value: "g@h.ij" }],
       });
       await assert.rejects(
-        upsertProfile(t.database.db, ghost, write, {
+        new ProfileUpserts(t.database.db).upsert(ghost, write, {
           allowUpdate: false,
           origin: { kind: "SYSTEM" },
         }),

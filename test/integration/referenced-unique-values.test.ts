@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parseProfileInput } from "../../src/capture/profile-writer.js";
-import { upsertProfile } from "../../src/capture/profile-upsert.js";
+import { ProfileUpserts } from "../../src/capture/profile-upsert.js";
 import type { DataTable } from "../../src/domain/data-table.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import { findTable } from "../../src/storage/data-table-repository.js";
@@ -194,6 +194,8 @@ for (const { backend, skip } of await testBackends()) {
       const bobBefore = await stored(bob);
       const events = await eventCount();
       const origin = { kind: "SYSTEM" } as const;
+      // One batcher for the four: they are submitted together, so they share statements.
+      const upserts = new ProfileUpserts(t.database.db);
       const results = await Promise.all(
         [
           { emailAddress: "bob@example.com", customerNo: 3901 },
@@ -201,13 +203,15 @@ for (const { backend, skip } of await testBackends()) {
           { emailAddress: "hal@example.com", city: "Namur" },
           { emailAddress: "dee@example.com", customerNo: 3903 },
         ].map((values) =>
-          upsertProfile(t.database.db, customers, parseProfileInput(customers, attrs(values)), {
-            allowUpdate: true,
-            origin,
-          }).then(
-            (r) => r.outcome,
-            (error: unknown) => (error instanceof HeraldError ? error.code : String(error)),
-          ),
+          upserts
+            .upsert(customers, parseProfileInput(customers, attrs(values)), {
+              allowUpdate: true,
+              origin,
+            })
+            .then(
+              (r) => r.outcome,
+              (error: unknown) => (error instanceof HeraldError ? error.code : String(error)),
+            ),
         ),
       );
       assert.deepEqual(results, [

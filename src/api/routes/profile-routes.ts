@@ -11,7 +11,6 @@ import {
   readProfile,
   updateProfile,
 } from "../../capture/profile-writer.js";
-import { upsertProfile } from "../../capture/profile-upsert.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import { searchRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
@@ -57,7 +56,7 @@ const profileRoutes: RouteModule = async (app, deps) => {
         "PROFILE_TABLE",
         async ({ table, origin }) => {
           const write = parseProfileInput(table, request.body);
-          const result = await upsertProfile(deps.db, table, write, {
+          const result = await deps.profileUpserts.upsert(table, write, {
             allowUpdate: request.query.allowUpdate === true,
             origin,
           });

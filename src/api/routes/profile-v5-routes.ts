@@ -5,7 +5,6 @@
  * capture/profile-writer.ts): the same events, foreign keys, table write gate and group commit.
  */
 import { Type } from "typebox";
-import { upsertProfile } from "../../capture/profile-upsert.js";
 import { deleteProfile, readProfile, updateProfile } from "../../capture/profile-writer.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import { pageRecords } from "../../storage/record-repository.js";
@@ -56,7 +55,7 @@ const profileV5Routes: RouteModule = async (app, deps) => {
           const result =
             target.kind === "profileId"
               ? await updateProfile(deps.db, table, target, write, origin)
-              : await upsertProfile(deps.db, table, write, {
+              : await deps.profileUpserts.upsert(table, write, {
                   allowUpdate: true,
                   origin,
                   lookupBy: target.key,
