@@ -1,5 +1,11 @@
-/** Knobs of the delivery engine that are not user settings: lease timing, read sizes, buffers. */
-export interface DeliveryTuning {
+import type { FailureThresholds } from "../domain/failure-decision.js";
+import { DEFAULT_FAILURE_THRESHOLDS } from "../domain/failure-decision.js";
+
+/**
+ * Knobs of the delivery engine that are not user settings: lease timing, read sizes, buffers, and
+ * the failure decision's thresholds (when a failing push is parked or opens the circuit).
+ */
+export interface DeliveryTuning extends FailureThresholds {
   /**
    * How long a lease lasts without renewal; a dead worker's subscriptions move after this (on
    * PostgreSQL, once its liveness lock has been gone for `livenessGraceMs`, which is sooner). The
@@ -35,11 +41,6 @@ export interface DeliveryTuning {
   maxBufferedEvents: number;
   /** SIGTERM: how long in-flight pushes get to finish before they are handed back. */
   stopTimeoutMs: number;
-  /**
-   * Attempts failing in a row, with no delivery between them, that open the circuit (the endpoint
-   * fails everything: the subscription goes FAILING and probes with one push on the retry schedule).
-   */
-  circuitBreakerFailures: number;
 }
 
 export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
@@ -54,5 +55,5 @@ export const DEFAULT_DELIVERY_TUNING: DeliveryTuning = {
   readBatchSize: 1_000,
   maxBufferedEvents: 8_000,
   stopTimeoutMs: 10_000,
-  circuitBreakerFailures: 10,
+  ...DEFAULT_FAILURE_THRESHOLDS,
 };

@@ -21,6 +21,8 @@ import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
 import { decideOutcome, parseRetryAfter } from "../domain/delivery-outcome.js";
 import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
+import type { FailureFacts } from "../domain/failure-decision.js";
+import { decideFailure } from "../domain/failure-decision.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { jitteredDelay, nextRetry } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
@@ -590,27 +592,35 @@ export class SubscriptionRunner {
       this.recordAttempt(push, startedAt, result, outcome);
       return;
     }
-    if (this.circuit) {
-      if (!push.probe) return held();
+    const facts: FailureFacts = {
+      failureStreak: this.failureStreak,
+      attempts: push.attempts,
+      othersDelivered,
+      circuitOpen: this.circuit !== undefined,
+      probe: push.probe === true,
+      parked: false,
+    };
+    const action = decideFailure(facts, outcome.kind, this.ctx.tuning);
+    if (action === "hold") return held();
+    if (action === "probe-failed") {
+      const circuit = this.circuit as EndpointCircuit;
       push.probe = false;
       // The schedule follows the probes, not the probing push (held and fresh ones take turns).
-      const delayMs = this.probeDelay(++this.circuit.step, outcome, result);
-      this.circuit.probeFailed(delayMs);
+      const delayMs = this.probeDelay(++circuit.step, outcome, result);
+      circuit.probeFailed(delayMs);
       return held(delayMs);
     }
-    const everythingFails =
-      this.failureStreak >= this.ctx.tuning.circuitBreakerFailures ||
-      (push.attempts >= 3 && !othersDelivered);
-    if (everythingFails) {
+    if (action === "open-circuit") {
       const delayMs = this.probeDelay(push.attempts, outcome, result);
       this.openCircuit(`the endpoint fails every push; last: ${what}`, delayMs, push.attempts);
       return held(delayMs);
     }
     this.recordAttempt(push, startedAt, result, outcome);
     if (outcome.kind === "failed") {
+      // give-up: the schedule is used up.
       this.logger.warn({ pushId: push.id, reason: outcome.reason }, "push failed for good");
       this.finish(push);
-    } else if (push.attempts >= 2 && othersDelivered) {
+    } else if (action === "park") {
       this.park(push, outcome.delayMs, what);
     } else {
       if (push.attempts === 1 || this.logger.isLevelEnabled("debug"))
