@@ -69,22 +69,22 @@ import {
 
 const ENTITY = "bench";
 /** The subscriptions' signing secret (the BULK receiver checks signatures with it). */
-const BENCH_SECRET = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
-const RECORDS = 10_000;
+export const BENCH_SECRET = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
+export const RECORDS = 10_000;
 const logger = createLogger("silent");
 const rows: string[][] = [["measure", "value", "target", "verdict"]];
 const verdict = (ok: boolean) => (ok ? "ok" : "MISSED");
 
 // Fixtures ----------------------------------------------------------------------------------------
 
-interface Setup {
+export interface Setup {
   db: Database;
   url: string;
   entity: number;
   drop(): Promise<void>;
 }
 
-async function setUp(options: BenchOptions): Promise<Setup> {
+export async function setUp(options: BenchOptions): Promise<Setup> {
   const bench = await createBenchDatabase(options.adminUrl);
   const db = new PostgresDatabase({ connectionString: bench.url, maxConnections: 10 });
   await bootstrap(db, {
@@ -194,7 +194,7 @@ async function startCpuMeter(db: Database): Promise<CpuMeter> {
   };
 }
 
-async function subscribeFrom(
+export async function subscribeFrom(
   setup: Setup,
   targetUrl: string,
   settings: Partial<SubscriptionSettings>,
@@ -244,7 +244,7 @@ async function drained(db: Database, id: number, head: number, startedAt: number
   return performance.now() - startedAt;
 }
 
-function startWorker(setup: Setup, workerId: string): Promise<DeliveryWorker> {
+export function startWorker(setup: Setup, workerId: string): Promise<DeliveryWorker> {
   return startDeliveryWorker({
     db: setup.db,
     logger,
@@ -300,7 +300,7 @@ function loadAverage(): string {
   return readFileSync("/proc/loadavg", "utf8").split(" ")[0] ?? "?";
 }
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
