@@ -12,7 +12,6 @@ const OUTCOME_NAMES: Record<AttemptOutcome["kind"], AttemptOutcomeName> = {
 
 export interface AttemptFacts {
   subscriptionId: number;
-  workerId: string;
   pushId: string;
   /** 1 = first try. */
   attempt: number;
@@ -24,7 +23,7 @@ export interface AttemptFacts {
   nextAttemptAt?: Date | null;
 }
 
-export function attemptRecord(facts: AttemptFacts): AttemptRecord {
+export function attemptRecord(facts: AttemptFacts, workerId: string): AttemptRecord {
   const { events, result, outcome, startedAt } = facts;
   const first = events[0]?.position ?? 0;
   return {
@@ -47,6 +46,6 @@ export function attemptRecord(facts: AttemptFacts): AttemptRecord {
         : outcome.kind === "retry"
           ? new Date(startedAt.getTime() + outcome.delayMs)
           : null,
-    workerId: facts.workerId,
+    workerId,
   };
 }

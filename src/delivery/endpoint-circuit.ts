@@ -15,7 +15,7 @@ import {
   markFailing,
   switchHealthAnnouncement,
 } from "../storage/endpoint-health-repository.js";
-import type { RunnerContext } from "./subscription-runner.js";
+import type { RunnerContext } from "./runner-context.js";
 
 export interface CircuitHost {
   readonly ctx: RunnerContext;

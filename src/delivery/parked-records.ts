@@ -13,7 +13,6 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AttemptOutcome } from "../domain/delivery-outcome.js";
 import type { Subscription } from "../domain/subscription.js";
-import type { ParkedRecord } from "../storage/parking-repository.js";
 import {
   loadParkedRecords,
   parkEvents,
@@ -22,18 +21,10 @@ import {
   unparkRecord,
   updateParkedHead,
 } from "../storage/parking-repository.js";
+import type { ParkedState } from "./parked-state.js";
 import type { Push } from "./push.js";
 import { encodePushBody } from "./push-body.js";
-import type { RunnerContext } from "./subscription-runner.js";
-
-/** A parked record, mirrored in memory (the `parked_records` row plus what is in flight). */
-export interface ParkedState extends Omit<ParkedRecord, "nextAttemptAt"> {
-  /** Clock time of the next attempt. */
-  nextAttemptAt: number;
-  timer: NodeJS.Timeout | undefined;
-  /** Its head push is being loaded, waits for a slot, or is in flight. */
-  busy: boolean;
-}
+import type { RunnerContext } from "./runner-context.js";
 
 /** What parking needs from the runner that owns it. */
 export interface ParkingHost {

@@ -1,6 +1,6 @@
 /** What the delivery engine sends: pushes of one or more events, keyed by record for ordering. */
 import type { ChangeEvent } from "../domain/change-event.js";
-import type { ParkedState } from "./parked-records.js";
+import type { ParkedState } from "./parked-state.js";
 
 /** A matching event waiting to be sent, with its ordering key. */
 export interface PendingEvent {

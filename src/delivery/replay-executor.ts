@@ -14,11 +14,8 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { ChangeEvent } from "../domain/change-event.js";
-import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
-import { decideOutcome } from "../domain/delivery-outcome.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
-import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
 import type { AttemptRecord } from "../storage/attempt-repository.js";
 import { readLogWindow } from "../storage/log-window-reader.js";
 import type { ReplayRequest } from "../storage/replay-repository.js";
@@ -30,9 +27,9 @@ import {
 } from "../storage/replay-repository.js";
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
-import { attemptRecord } from "./attempt-record.js";
+import { PushAttempts } from "./push-attempt.js";
 import { encodePushBody } from "./push-body.js";
-import type { RunnerContext } from "./subscription-runner.js";
+import type { RunnerContext } from "./runner-context.js";
 
 /** What the executor uses of the runner's context (a whole RunnerContext fits). */
 export type ReplayContext = Pick<
@@ -46,7 +43,10 @@ export interface ReplayHost {
   subscription(): Subscription;
   /** False while this runner may not push: lease possibly lapsed, circuit open (endpoint FAILING), or stopping. */
   mayPush(): boolean;
-  /** Buffers one attempt row; the runner writes it with its next flush (same as live attempts). */
+  /**
+   * Buffers one attempt row (already counted in the metrics); the runner writes it with its next
+   * flush (same as live attempts).
+   */
   recordAttempt(attempt: AttemptRecord): void;
   /**
    * Optional: a replay push got `410 Gone`. The replay stops (and stays open at its cursor); the
@@ -143,11 +143,13 @@ class ReplayRun {
   private wake: (() => void) | undefined;
   /** Progress writes, serialised so they never cross. */
   private writes: Promise<void> = Promise.resolve();
+  private readonly attempts: PushAttempts;
 
   constructor(
     private readonly host: ReplayHost,
     private readonly replay: ReplayRequest,
   ) {
+    this.attempts = new PushAttempts(host.ctx, host);
     this.cursor = replay.cursor;
     this.logger = host.ctx.logger.child({
       subscriptionId: replay.subscriptionId,
@@ -288,18 +290,21 @@ class ReplayRun {
     const id = randomUUID();
     const body = encodePushBody(id, this.host.subscription(), events, bulk);
     this.pushes++;
+    const subscriptionId = this.replay.subscriptionId;
     for (let attempt = 1; ; attempt++) {
       if (!(await this.untilMayPush())) return "halted";
-      const sub = this.host.subscription();
-      const startedAt = new Date();
-      const result = await ctx.sender.send({
-        url: sub.targetUrl,
-        body,
-        headers: sub.headers,
-        signatureHeaders: webhookSignatureHeaders(sub, id, body, startedAt),
+      const startedAt = this.attempts.startedAt();
+      const result = await this.attempts.send(this.host.subscription(), id, body);
+      const outcome = this.attempts.judge(result, attempt);
+      this.attempts.record({
+        subscriptionId,
+        pushId: id,
+        attempt,
+        events,
+        startedAt,
+        result,
+        outcome,
       });
-      const outcome = decideOutcome(result, attempt, new Date(), ctx.random, ctx.policy);
-      this.record(id, attempt, events, startedAt, result, outcome);
       const about = { pushId: id, attempt, firstPosition: events[0]?.position };
       switch (outcome.kind) {
         case "delivered":
@@ -325,28 +330,6 @@ class ReplayRun {
           if (this.halted !== undefined) return "halted";
       }
     }
-  }
-
-  private record(
-    pushId: string,
-    attempt: number,
-    events: readonly ChangeEvent[],
-    startedAt: Date,
-    result: AttemptResult,
-    outcome: AttemptOutcome,
-  ): void {
-    this.host.recordAttempt(
-      attemptRecord({
-        subscriptionId: this.replay.subscriptionId,
-        workerId: this.host.ctx.workerId,
-        pushId,
-        attempt,
-        events,
-        startedAt,
-        result,
-        outcome,
-      }),
-    );
   }
 
   /** Waits (polling, never spinning) until the runner may push; false when the run halted. */

@@ -19,57 +19,34 @@ import type { Logger } from "pino";
 import { DatabaseOutageLog } from "../database-outage-log.js";
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
-import { decideOutcome, parseRetryAfter } from "../domain/delivery-outcome.js";
-import type { EndpointHealthThresholds } from "../domain/endpoint-health.js";
+import { parseRetryAfter } from "../domain/delivery-outcome.js";
 import type { FailureFacts } from "../domain/failure-decision.js";
 import { decideFailure } from "../domain/failure-decision.js";
-import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { jitteredDelay, nextRetry } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
-import { webhookSignatureHeaders } from "../domain/webhook-signature.js";
-import type { OperationsNotifier } from "./operations-notifier.js";
 import { readLogHead } from "../storage/change-event-repository.js";
-import type { Database } from "../storage/database.js";
 import type { StampedEvents } from "../storage/log-channels.js";
 import type { AttemptRecord } from "../storage/attempt-repository.js";
 import { advanceWatermark, disableSubscription } from "../storage/subscription-lease-repository.js";
 import { readLogWindow } from "../storage/log-window-reader.js";
 import { recordAttempts } from "../storage/attempt-repository.js";
-import { attemptRecord } from "./attempt-record.js";
 import { BulkBatcher } from "./bulk-batcher.js";
-import { countAttempt } from "./delivery-metrics.js";
 import type { Clock } from "./clock.js";
-import type { DeliveryTuning } from "./delivery-tuning.js";
 import { announceHealth, EndpointCircuit } from "./endpoint-circuit.js";
-import type { HttpSender, OutgoingPush } from "./http-sender.js";
+import type { OutgoingPush } from "./http-sender.js";
 import { LeaseLostError, ParkedRecords } from "./parked-records.js";
 import type { PendingEvent, Push } from "./push.js";
 import { firstPosition, recordKeyOf } from "./push.js";
 import { encodePushBody } from "./push-body.js";
 import { HandedEvents } from "./handed-events.js";
 import { RecordScheduler } from "./record-scheduler.js";
+import { PushAttempts } from "./push-attempt.js";
 import { ReplayExecutor } from "./replay-executor.js";
+import type { RunnerContext } from "./runner-context.js";
 import { WatermarkTracker } from "./watermark-tracker.js";
 
-export interface RunnerContext {
-  db: Database;
-  sender: HttpSender;
-  logger: Logger;
-  workerId: string;
-  tuning: DeliveryTuning;
-  policy: RetryPolicy;
-  random: RandomSource;
-  /** Retry, parking, probe and endpoint-health timing runs on this clock (scaled in tests). */
-  clock: Clock;
-  /** Raises operational events (SPEC §6 endpoint health). */
-  operations: OperationsNotifier;
-  health: EndpointHealthThresholds;
-  /** False when this worker's leases may have lapsed: no push may start. */
-  leaseValid(): boolean;
-  /** The runner can no longer drive its subscription (lease lost, subscription disabled). */
-  onGiveUp(subscriptionId: number, why: string): void;
-}
+export type { RunnerContext } from "./runner-context.js";
 
 interface PendingRead {
   after: number;
@@ -138,6 +115,8 @@ export class SubscriptionRunner {
   /** The recovery of an earlier warning or deactivation has been checked since the last failure. */
   private healthSettled = false;
   private readonly healthHost: Parameters<typeof announceHealth>[0];
+  /** Signs, sends, judges and records every attempt (live, parked and replayed pushes). */
+  private readonly pushes: PushAttempts;
   /** Runs the subscription's replay requests beside live delivery (never moves the watermark). */
   private readonly replays: ReplayExecutor;
   /** A replay push waiting for a slot of the subscription's maxConcurrency (see sendReplayPush). */
@@ -156,6 +135,9 @@ export class SubscriptionRunner {
     this.clock = ctx.clock;
     this.logger = ctx.logger.child({ subscriptionId: subscription.id });
     this.outage = new DatabaseOutageLog(this.logger, "delivery of this subscription");
+    this.pushes = new PushAttempts(ctx, {
+      recordAttempt: (attempt) => this.bufferAttempt(attempt),
+    });
     this.healthHost = {
       ctx,
       subscription: () => this.subscription,
@@ -166,11 +148,7 @@ export class SubscriptionRunner {
       ctx: { ...ctx, sender: { send: (push) => this.sendReplayPush(push), close: async () => {} } },
       subscription: () => this.subscription,
       mayPush: () => this.state === "running" && !this.circuit && ctx.leaseValid(),
-      recordAttempt: (attempt) => {
-        countAttempt(attempt);
-        this.attempts.push(attempt);
-        this.scheduleFlush();
-      },
+      recordAttempt: (attempt) => this.bufferAttempt(attempt),
       endpointGone: (reason) => void this.disable(reason),
     });
     this.parked = new ParkedRecords({
@@ -491,22 +469,14 @@ export class SubscriptionRunner {
 
   private async attempt(push: Push): Promise<void> {
     push.attempts++;
-    const sub = this.subscription;
-    const startedAt = new Date(this.clock.now());
+    const startedAt = this.pushes.startedAt();
     let result: AttemptResult;
     try {
-      result = await this.ctx.sender.send({
-        url: sub.targetUrl,
-        body: push.body,
-        headers: sub.headers,
-        // Receivers check the signature's timestamp against their own (real) clock.
-        signatureHeaders: webhookSignatureHeaders(sub, push.id, push.body, new Date()),
-      });
+      result = await this.pushes.send(this.subscription, push.id, push.body);
     } finally {
       this.inFlight--;
     }
-    const now = new Date(this.clock.now());
-    const outcome = decideOutcome(result, push.attempts, now, this.ctx.random, this.ctx.policy);
+    const outcome = this.pushes.judge(result, push.attempts);
     if (outcome.kind === "delivered") {
       this.recordAttempt(push, startedAt, result, outcome);
       this.delivered(push);
@@ -532,9 +502,8 @@ export class SubscriptionRunner {
     outcome: AttemptOutcome,
     nextAttemptAt?: Date | null,
   ): void {
-    const attempt = attemptRecord({
+    this.pushes.record({
       subscriptionId: this.subscription.id,
-      workerId: this.ctx.workerId,
       pushId: push.id,
       attempt: push.attempts,
       events: push.events.map((item) => item.event),
@@ -543,7 +512,9 @@ export class SubscriptionRunner {
       outcome,
       nextAttemptAt,
     });
-    countAttempt(attempt);
+  }
+
+  private bufferAttempt(attempt: AttemptRecord): void {
     this.attempts.push(attempt);
     this.scheduleFlush();
   }
