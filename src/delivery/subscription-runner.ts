@@ -26,6 +26,7 @@ import { jitteredDelay, nextRetry } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { readLogHead } from "../storage/change-event-repository.js";
+import type { Database } from "../storage/database.js";
 import type { StampedEvents } from "../storage/log-channels.js";
 import type { AttemptRecord } from "../storage/attempt-repository.js";
 import { advanceWatermark, disableSubscription } from "../storage/subscription-lease-repository.js";
@@ -39,7 +40,7 @@ import { LeaseLostError, ParkedRecords } from "./parked-records.js";
 import type { PendingEvent, Push } from "./push.js";
 import { firstPosition, recordKeyOf } from "./push.js";
 import { encodePushBody } from "./push-body.js";
-import { HandedEvents } from "./handed-events.js";
+import { LogFollower } from "./log-follower.js";
 import { RecordScheduler } from "./record-scheduler.js";
 import { PushAttempts } from "./push-attempt.js";
 import { ReplayExecutor } from "./replay-executor.js";
@@ -48,18 +49,30 @@ import { WatermarkTracker } from "./watermark-tracker.js";
 
 export type { RunnerContext } from "./runner-context.js";
 
-interface PendingRead {
-  after: number;
-  upTo: number;
-  /** The definition the read's SQL pre-filter was built from. */
-  subscription: Subscription;
-  events: Promise<readonly ChangeEvent[]>;
-}
-
 type RunnerState = "running" | "stopping" | "stopped";
 
 /** A failed attempt's outcome (what the retry policy decided). */
 type Failure = Extract<AttemptOutcome, { kind: "retry" | "failed" }>;
+
+/** A window of the log, read with the SQL pre-filter of the subscription's definition. */
+function readSubscriptionWindow(
+  db: Database,
+  after: number,
+  upTo: number,
+  limit: number,
+  sub: Subscription,
+): Promise<readonly ChangeEvent[]> {
+  return readLogWindow(db, after, upTo, limit, {
+    entityId: sub.entityId,
+    source: sub.on,
+    sourceId: sub.onElementId,
+    eventType: sub.eventType,
+    onFields: sub.onFields,
+    // With neither, events come back lean (state trimmed to what the payload shows).
+    conditions: sub.conditions,
+    includePrevious: sub.includePrevious,
+  });
+}
 
 function describeFailure(result: AttemptResult): string {
   return result.kind === "response" ? `HTTP ${result.status}` : result.message;
@@ -84,22 +97,11 @@ export class SubscriptionRunner {
   /** Every database write of this runner goes through this chain, so writes never cross. */
   private chain: Promise<void> = Promise.resolve();
   private attempts: AttemptRecord[] = [];
-  private reading = false;
-  private readAgain = false;
-  private starved = false;
-  /** The last read filled its page or stopped at the buffer limit: more of the log is waiting. */
-  private behind = false;
-  /** A backlog was being read since the last flush (see finish). */
-  private caughtUpPending = false;
-  /** The highest log head known (NOTIFY payload or a read of log_head). */
-  private knownHead = 0;
   private idleWaiters: (() => void)[] = [];
-  /** Positions per read (see readAhead). */
-  private windowSize: number;
+  /** Reads the log from the watermark and hands the events to the runner (see accept). */
+  private readonly follower: LogFollower<Subscription>;
   /** Parked records are loaded (and a FAILING state restored) before the first read. */
   private loaded: Promise<void> | undefined;
-  /** Events this process's sequencer handed over, used instead of reading them back. */
-  private readonly handed = new HandedEvents();
 
   // Failure handling
   private readonly parked: ParkedRecords;
@@ -131,10 +133,31 @@ export class SubscriptionRunner {
     this.persisted = watermark;
     this.tracker = new WatermarkTracker(watermark);
     this.batcher = new BulkBatcher(this.limits());
-    this.windowSize = ctx.tuning.readBatchSize;
     this.clock = ctx.clock;
     this.logger = ctx.logger.child({ subscriptionId: subscription.id });
     this.outage = new DatabaseOutageLog(this.logger, "delivery of this subscription");
+    this.follower = new LogFollower<Subscription>(
+      {
+        definition: () => this.subscription,
+        read: (after, upTo, limit, sub) => readSubscriptionWindow(ctx.db, after, upTo, limit, sub),
+        head: () => readLogHead(ctx.db),
+      },
+      this.tracker,
+      {
+        prepare: () => this.prepare(),
+        // Read-ahead stops when the buffer is full; with the circuit open, as soon as a fresh push
+        // could be made (a record other than the held ones): probes alternate between the oldest
+        // held push and a fresh one.
+        hasRoom: () => !this.bufferFull() && !(this.circuit && this.hasFreshWork()),
+        hasRoomAhead: () => !this.bufferFull(0.5) && !this.circuit,
+        accept: (events, after) => this.accept(events, after),
+        windowRead: () => {
+          this.dispatch();
+          this.scheduleFlush();
+        },
+      },
+      { pageSize: ctx.tuning.readBatchSize, outage: this.outage },
+    );
     this.pushes = new PushAttempts(ctx, {
       recordAttempt: (attempt) => this.bufferAttempt(attempt),
     });
@@ -214,16 +237,12 @@ export class SubscriptionRunner {
   }
 
   /**
-   * New events may be in the log (NOTIFY, poll, or a renewed lease). `head`, when known (the
-   * sequencer's NOTIFY payload), saves reading it: every position up to it is stamped and committed.
-   * `stamped` (from a sequencer of this process) holds the events of a range of positions up to
-   * `head`: a read of exactly that range takes them instead (see HandedEvents).
+   * New events may be in the log (NOTIFY, poll, or a renewed lease). `head` and `stamped`, when
+   * the sequencer passed them, save reads (see LogFollower.poke).
    */
   poke(head?: number, stamped?: StampedEvents): void {
     if (this.state !== "running") return;
-    if (head !== undefined && head > this.knownHead) this.knownHead = head;
-    if (stamped) this.handed.offer(stamped, this.tracker.cursor);
-    void this.pump();
+    this.follower.poke(head, stamped);
     this.dispatch();
   }
 
@@ -248,123 +267,30 @@ export class SubscriptionRunner {
 
   // Reading -------------------------------------------------------------------------------------
 
-  private async pump(): Promise<void> {
-    if (this.reading) {
-      this.readAgain = true;
-      return;
-    }
-    this.reading = true;
-    try {
-      this.loaded ??= this.load().catch((error: unknown) => {
-        this.loaded = undefined;
-        throw error;
-      });
-      await this.loaded;
-      do {
-        this.readAgain = false;
-        await this.readAhead();
-      } while (this.readAgain && this.state === "running");
-      this.outage.succeeded();
-    } catch (error) {
-      this.outage.failed(error, "reading the log failed; retrying at the next poll");
-    } finally {
-      this.reading = false;
-    }
-  }
-
-  /**
-   * Starts reading the window (after, upTo] of the log with the subscription's SQL pre-filter, or
-   * takes a narrower window (after, …] from the events the sequencer handed over (unfiltered: the
-   * caller's matchesSubscription drops everything the pre-filter would).
-   */
-  private startRead(after: number, upTo: number): PendingRead {
-    const sub = this.subscription;
-    const handed = this.handed.window(after, upTo, this.ctx.tuning.readBatchSize);
-    if (handed)
-      return {
-        after,
-        upTo: handed.upTo,
-        subscription: sub,
-        events: Promise.resolve(handed.events),
-      };
-    const events = readLogWindow(this.ctx.db, after, upTo, this.ctx.tuning.readBatchSize, {
-      entityId: sub.entityId,
-      source: sub.on,
-      sourceId: sub.onElementId,
-      eventType: sub.eventType,
-      onFields: sub.onFields,
-      // With neither, events come back lean (state trimmed to what the payload shows).
-      conditions: sub.conditions,
-      includePrevious: sub.includePrevious,
+  /** Before each reading: the first one loads the parked records (a failure is retried at the next). */
+  private prepare(): Promise<void> {
+    this.loaded ??= this.load().catch((error: unknown) => {
+      this.loaded = undefined;
+      throw error;
     });
-    // A read started ahead may be dropped unread (stop, full buffer); its failure is then nobody's.
-    events.catch(() => undefined);
-    return { after, upTo, subscription: sub, events };
+    return this.loaded;
   }
 
   /**
-   * Reads the log in position windows while the buffer has room. While a backlog exists the next
-   * window is read while this one is handled (one read ahead), so the engine does not wait for the
-   * database between pages. Windows are `readBatchSize` positions wide while the log is dense (a
-   * window then cannot hold more than one page, so the next one is known before this one returns)
-   * and grow up to five times that while few events match (fewer queries for a sparse subscription).
-   * With the circuit open, reading stops as soon as a fresh push could be made (a record other
-   * than the held ones): probes alternate between the oldest held push and a fresh one.
+   * Takes the events of a window: each one the subscription matches is held for delivery (or
+   * queued behind its parked record). Windows the sequencer handed over are not pre-filtered:
+   * matchesSubscription drops everything the SQL pre-filter would.
    */
-  private async readAhead(): Promise<void> {
-    const batch = this.ctx.tuning.readBatchSize;
-    let ahead: PendingRead | undefined;
-    while (this.state === "running") {
-      if (this.bufferFull() || (this.circuit && this.hasFreshWork())) {
-        this.starved = true;
-        this.behind = true;
-        this.caughtUpPending = true;
-        return;
-      }
-      const cursor = this.tracker.cursor;
-      // Every position up to a head we know of is stamped and committed; ask the database only when
-      // we have caught up with it.
-      if (this.knownHead <= cursor)
-        this.knownHead = Math.max(this.knownHead, await readLogHead(this.ctx.db));
-      const head = this.knownHead;
-      if (head <= cursor) {
-        this.behind = false;
-        return;
-      }
-      const read =
-        ahead && ahead.after === cursor && ahead.subscription === this.subscription
-          ? ahead
-          : this.startRead(cursor, Math.min(head, cursor + this.windowSize));
-      ahead = undefined;
-      if (read.upTo < head && !this.bufferFull(0.5) && !this.circuit)
-        ahead = this.startRead(read.upTo, Math.min(head, read.upTo + this.windowSize));
-      const events = await read.events;
-      if (this.state !== "running") return;
-      // Read for a definition a PUT has replaced meanwhile (its events may be trimmed for it): read
-      // the window again for the new one.
-      if (read.subscription !== this.subscription) continue;
-      const sub = this.subscription;
-      let parkedSome = false;
-      for (const event of events) {
-        if (event.position <= this.tracker.cursor) continue;
-        if (!matchesSubscription(sub, event)) continue;
-        this.tracker.add(event.position);
-        const key = recordKeyOf(event);
-        if (this.parked.has(key)) {
-          // Queued behind its parked record, in log order; finished once written down.
-          this.parked.enqueue(key, event.position);
-          parkedSome = true;
-        } else this.scheduler.enqueue({ key, event });
-      }
-      // A full page may stop short of its window; otherwise the whole window has been examined.
-      const cut = events.length === batch && (events.at(-1)?.position ?? read.upTo) < read.upTo;
-      this.tracker.readUpTo(cut ? (events.at(-1)?.position ?? cursor) : read.upTo);
-      if (cut || events.length > batch / 2) this.windowSize = batch;
-      else this.windowSize = Math.min(batch * 5, this.windowSize * 2);
-      this.behind = this.tracker.cursor < head;
-      if (this.behind) this.caughtUpPending = true;
-      this.dispatch();
-      if (parkedSome || !this.flushTimer) this.scheduleFlush();
+  private accept(events: readonly ChangeEvent[], after: number): void {
+    const sub = this.subscription;
+    for (const event of events) {
+      if (event.position <= after) continue;
+      if (!matchesSubscription(sub, event)) continue;
+      this.tracker.add(event.position);
+      const key = recordKeyOf(event);
+      // Queued behind its parked record, in log order; finished once written down.
+      if (this.parked.has(key)) this.parked.enqueue(key, event.position);
+      else this.scheduler.enqueue({ key, event });
     }
   }
 
@@ -395,7 +321,7 @@ export class SubscriptionRunner {
       if (this.batcher.room > 0) this.batcher.add(this.scheduler.take(this.batcher.room), now);
       // Lingering waits for events still to come; with a backlog they are already here, so a
       // block that nothing ready can join leaves at once instead of idling for lingerMs.
-      const nothingToAdd = this.behind && this.scheduler.readyRecords === 0;
+      const nothingToAdd = this.follower.behind && this.scheduler.readyRecords === 0;
       if (
         this.batcher.length > 0 &&
         (this.batcher.isDue(now) || nothingToAdd) &&
@@ -617,12 +543,11 @@ export class SubscriptionRunner {
   private finish(push: Push): void {
     this.scheduler.complete(push.events);
     for (const item of push.events) this.tracker.finish(item.event.position);
-    if (this.caughtUpPending && !this.behind && this.scheduler.size === 0 && this.inFlight === 0) {
+    if (this.scheduler.size === 0 && this.inFlight === 0 && this.follower.backlogCaughtUp()) {
       // The last push of a backlog was answered and the log has been read to its head: the
       // watermark is written now rather than at the next tick (up to watermarkFlushMs later), so a
       // restart right after a backlog re-sends nothing. Live traffic, read as it comes, never was
       // behind, and keeps its batched writes.
-      this.caughtUpPending = false;
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
       void this.flush();
@@ -631,10 +556,7 @@ export class SubscriptionRunner {
   }
 
   private resumeReading(): void {
-    if (this.starved && !this.bufferFull(0.75) && !this.circuit) {
-      this.starved = false;
-      void this.pump();
-    }
+    if (this.follower.starved && !this.bufferFull(0.75) && !this.circuit) this.follower.wake();
   }
 
   /** Deactivates the subscription (410 Gone, or 3 days of failure) and hands it back. */
@@ -642,6 +564,7 @@ export class SubscriptionRunner {
     if (this.state !== "running") return;
     this.logger.warn({ reason }, "subscription deactivated");
     this.state = "stopping";
+    this.follower.stop();
     this.clearFailureTimers();
     try {
       await this.serial(() =>
@@ -725,7 +648,7 @@ export class SubscriptionRunner {
         probeDue: () => {
           this.dispatch();
           // Nothing to probe with yet: read some.
-          if (!this.hasFreshWork()) void this.pump();
+          if (!this.hasFreshWork()) this.follower.wake();
         },
         deactivate: (why) => void this.disable(why),
       },
@@ -787,8 +710,7 @@ export class SubscriptionRunner {
       this.dueRetries.push(push);
     }
     this.parked.armAll();
-    this.starved = false;
-    void this.pump();
+    this.follower.wake();
   }
 
   private clearFailureTimers(): void {
@@ -822,6 +744,7 @@ export class SubscriptionRunner {
     if (this.state !== "running") return;
     this.logger.warn("lease lost: another worker drives this subscription now");
     this.state = "stopping";
+    this.follower.stop();
     this.ctx.onGiveUp(this.subscription.id, "lease lost");
   }
 
@@ -877,6 +800,7 @@ export class SubscriptionRunner {
   async stop(timeoutMs: number): Promise<void> {
     if (this.state === "stopped") return;
     this.state = "stopping";
+    this.follower.stop();
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.clearFailureTimers();
     this.dueRetries.length = 0;
