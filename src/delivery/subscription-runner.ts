@@ -19,10 +19,7 @@ import type { Logger } from "pino";
 import { DatabaseOutageLog } from "../database-outage-log.js";
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { AttemptOutcome, AttemptResult } from "../domain/delivery-outcome.js";
-import { parseRetryAfter } from "../domain/delivery-outcome.js";
-import type { FailureFacts } from "../domain/failure-decision.js";
 import { decideFailure } from "../domain/failure-decision.js";
-import { jitteredDelay, nextRetry } from "../domain/retry-policy.js";
 import { matchesSubscription } from "../domain/subscription-matching.js";
 import type { Subscription } from "../domain/subscription.js";
 import { readLogHead } from "../storage/change-event-repository.js";
@@ -34,15 +31,16 @@ import { readLogWindow } from "../storage/log-window-reader.js";
 import { recordAttempts } from "../storage/attempt-repository.js";
 import { BulkBatcher } from "./bulk-batcher.js";
 import type { Clock } from "./clock.js";
-import { announceHealth, EndpointCircuit } from "./endpoint-circuit.js";
+import { CircuitBreaker } from "./circuit-breaker.js";
 import type { OutgoingPush } from "./http-sender.js";
 import { LeaseLostError, ParkedRecords } from "./parked-records.js";
 import type { PendingEvent, Push } from "./push.js";
-import { firstPosition, recordKeyOf } from "./push.js";
+import { recordKeyOf } from "./push.js";
 import { encodePushBody } from "./push-body.js";
 import { LogFollower } from "./log-follower.js";
 import { RecordScheduler } from "./record-scheduler.js";
 import { PushAttempts } from "./push-attempt.js";
+import { PushRetries } from "./push-retries.js";
 import { ReplayExecutor } from "./replay-executor.js";
 import type { RunnerContext } from "./runner-context.js";
 import { WatermarkTracker } from "./watermark-tracker.js";
@@ -90,8 +88,8 @@ export class SubscriptionRunner {
   private persisted: number;
   private state: RunnerState = "running";
   private inFlight = 0;
-  private readonly dueRetries: Push[] = [];
-  private readonly retryTimers = new Map<NodeJS.Timeout, Push>();
+  /** Live pushes waiting for their retry. */
+  private readonly retries: PushRetries;
   private batchTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   /** Every database write of this runner goes through this chain, so writes never cross. */
@@ -107,16 +105,8 @@ export class SubscriptionRunner {
   private readonly parked: ParkedRecords;
   /** Head pushes of parked records, loaded and waiting for a free slot. */
   private readonly dueParked: Push[] = [];
-  private deliveredPushes = 0;
-  private failureStreak = 0;
-  /** Clock time of the first failure of the current streak. */
-  private streakStartedAt = 0;
-  private circuit: EndpointCircuit | undefined;
-  /** Live pushes that failed while the circuit is open: sent again when it closes. */
-  private held: Push[] = [];
-  /** The recovery of an earlier warning or deactivation has been checked since the last failure. */
-  private healthSettled = false;
-  private readonly healthHost: Parameters<typeof announceHealth>[0];
+  /** Everything about FAILING: the failure evidence, the open circuit, its probes and held pushes. */
+  private readonly breaker: CircuitBreaker;
   /** Signs, sends, judges and records every attempt (live, parked and replayed pushes). */
   private readonly pushes: PushAttempts;
   /** Runs the subscription's replay requests beside live delivery (never moves the watermark). */
@@ -148,8 +138,8 @@ export class SubscriptionRunner {
         // Read-ahead stops when the buffer is full; with the circuit open, as soon as a fresh push
         // could be made (a record other than the held ones): probes alternate between the oldest
         // held push and a fresh one.
-        hasRoom: () => !this.bufferFull() && !(this.circuit && this.hasFreshWork()),
-        hasRoomAhead: () => !this.bufferFull(0.5) && !this.circuit,
+        hasRoom: () => !this.bufferFull() && !(this.breaker.isOpen && this.hasFreshWork()),
+        hasRoomAhead: () => !this.bufferFull(0.5) && !this.breaker.isOpen,
         accept: (events, after) => this.accept(events, after),
         windowRead: () => {
           this.dispatch();
@@ -161,16 +151,25 @@ export class SubscriptionRunner {
     this.pushes = new PushAttempts(ctx, {
       recordAttempt: (attempt) => this.bufferAttempt(attempt),
     });
-    this.healthHost = {
+    this.retries = new PushRetries({ clock: ctx.clock, retryDue: () => this.dispatch() });
+    this.breaker = new CircuitBreaker({
       ctx,
+      logger: this.logger,
       subscription: () => this.subscription,
       serial: (write) => this.serial(write),
-    };
+      probeDue: () => {
+        this.dispatch();
+        // Nothing to probe with yet: read some.
+        if (!this.hasFreshWork()) this.follower.wake();
+      },
+      deactivate: (why) => void this.disable(why),
+      freshPush: () => this.freshPush(),
+    });
     this.replays = new ReplayExecutor({
       // Replay pushes share the subscription's maxConcurrency with live ones (bulkhead).
       ctx: { ...ctx, sender: { send: (push) => this.sendReplayPush(push), close: async () => {} } },
       subscription: () => this.subscription,
-      mayPush: () => this.state === "running" && !this.circuit && ctx.leaseValid(),
+      mayPush: () => this.state === "running" && !this.breaker.isOpen && ctx.leaseValid(),
       recordAttempt: (attempt) => this.bufferAttempt(attempt),
       endpointGone: (reason) => void this.disable(reason),
     });
@@ -178,7 +177,7 @@ export class SubscriptionRunner {
       ctx,
       logger: this.logger,
       subscription: () => this.subscription,
-      mayRetry: () => this.state === "running" && !this.circuit,
+      mayRetry: () => this.state === "running" && !this.breaker.isOpen,
       serial: (write) => this.serial(write),
       sendWhenFree: (push) => {
         this.dueParked.push(push);
@@ -202,7 +201,7 @@ export class SubscriptionRunner {
 
   /** The circuit is open: the endpoint fails everything (status FAILING). */
   get failing(): boolean {
-    return this.circuit !== undefined;
+    return this.breaker.isOpen;
   }
 
   get parkedRecords(): number {
@@ -256,12 +255,7 @@ export class SubscriptionRunner {
   /** Loads the parked records and restores an open circuit (a FAILING subscription stays failing). */
   private async load(): Promise<void> {
     await this.parked.load();
-    const sub = this.subscription;
-    if (sub.state === "FAILING") {
-      this.streakStartedAt = sub.failingSince?.getTime() ?? this.clock.now();
-      const probeInMs = this.ctx.policy.scheduleMs[1] ?? 5_000;
-      this.openCircuit(sub.stateReason ?? "the endpoint failed every push", probeInMs, 1);
-    }
+    if (this.breaker.restore(this.subscription)) this.holdWaiting();
     this.parked.armAll();
   }
 
@@ -298,14 +292,15 @@ export class SubscriptionRunner {
 
   private dispatch(): void {
     if (this.state !== "running" || !this.ctx.leaseValid()) return;
-    if (this.circuit) {
-      this.dispatchProbe(this.circuit);
+    if (this.breaker.isOpen) {
+      const probe = this.breaker.nextProbe();
+      if (probe) this.launch(probe);
       return;
     }
     const max = this.subscription.maxConcurrency;
     if (this.replayWaiting && this.inFlight < max) this.admitReplay();
-    while (this.inFlight < max && this.dueRetries.length > 0)
-      this.launch(this.dueRetries.shift() as Push);
+    let retry: Push | undefined;
+    while (this.inFlight < max && (retry = this.retries.next()) !== undefined) this.launch(retry);
     while (this.inFlight < max && this.dueParked.length > 0)
       this.launch(this.dueParked.shift() as Push);
     if (this.subscription.pushMode !== "BULK") {
@@ -448,12 +443,12 @@ export class SubscriptionRunner {
   // Outcomes ------------------------------------------------------------------------------------
 
   private delivered(push: Push): void {
-    this.deliveredPushes++;
-    this.failureStreak = 0;
-    if (this.circuit) this.closeCircuit();
-    if (!this.healthSettled) {
-      this.healthSettled = true;
-      this.announce(null, "the endpoint accepts pushes again");
+    const released = this.breaker.delivered();
+    // The circuit closed: everything held goes again at once, reading resumes, parked records too.
+    if (released) {
+      this.retries.retryNow(released);
+      this.parked.armAll();
+      this.follower.wake();
     }
     if (push.parked) this.parked.done(push.parked);
     else this.finish(push);
@@ -465,52 +460,23 @@ export class SubscriptionRunner {
    * endpoint to come back.
    */
   private liveFailed(push: Push, outcome: Failure, startedAt: Date, result: AttemptResult): void {
-    if (this.failureStreak++ === 0) this.streakStartedAt = startedAt.getTime();
-    push.deliveriesAtFirstFailure ??= this.deliveredPushes;
-    const othersDelivered = this.deliveredPushes > push.deliveriesAtFirstFailure;
+    const facts = this.breaker.liveFailure(push, startedAt.getTime());
     const what = describeFailure(result);
-    // A push held by the open circuit goes again after the probe that closes it: no sooner than
-    // the next probe.
-    const held = (delayMs?: number): void => {
-      const next =
-        delayMs === undefined
-          ? (this.circuit?.nextProbeAt ?? this.clock.now())
-          : startedAt.getTime() + delayMs;
-      const recorded: AttemptOutcome = {
-        kind: "retry",
-        delayMs: delayMs ?? 0,
-        errorClass: outcome.errorClass,
-      };
-      this.held.push(push);
-      this.recordAttempt(push, startedAt, result, recorded, new Date(next));
-    };
     if (this.state !== "running") {
       // Handed back meanwhile: the watermark stays below the push, the next driver sends it again.
       this.recordAttempt(push, startedAt, result, outcome);
       return;
     }
-    const facts: FailureFacts = {
-      failureStreak: this.failureStreak,
-      attempts: push.attempts,
-      othersDelivered,
-      circuitOpen: this.circuit !== undefined,
-      probe: push.probe === true,
-      parked: false,
-    };
     const action = decideFailure(facts, outcome.kind, this.ctx.tuning);
-    if (action === "hold") return held();
+    if (action === "hold") return this.hold(push, startedAt, result, outcome);
     if (action === "probe-failed") {
-      const circuit = this.circuit as EndpointCircuit;
-      push.probe = false;
-      // The schedule follows the probes, not the probing push (held and fresh ones take turns).
-      const delayMs = this.probeDelay(++circuit.step, outcome, result);
-      circuit.probeFailed(delayMs);
-      return held(delayMs);
+      const delayMs = this.breaker.probeFailed(push, outcome, result);
+      return this.hold(push, startedAt, result, outcome, delayMs);
     }
     if (action === "open-circuit") {
-      const delayMs = this.probeDelay(push.attempts, outcome, result);
+      const delayMs = this.breaker.probeDelay(push.attempts, outcome, result);
       this.openCircuit(`the endpoint fails every push; last: ${what}`, delayMs, push.attempts);
-      return held(delayMs);
+      return this.hold(push, startedAt, result, outcome, delayMs);
     }
     this.recordAttempt(push, startedAt, result, outcome);
     if (outcome.kind === "failed") {
@@ -525,19 +491,33 @@ export class SubscriptionRunner {
           { pushId: push.id, errorClass: outcome.errorClass, delayMs: outcome.delayMs },
           "push failed; retrying later",
         );
-      this.scheduleRetry(push, outcome.delayMs);
+      // The record(s) of the push stay busy meanwhile: their later events wait behind it.
+      this.retries.schedule(push, outcome.delayMs);
     }
   }
 
-  /** The record(s) of the push stay busy meanwhile: their later events wait behind it. */
-  private scheduleRetry(push: Push, delayMs: number): void {
-    const timer = this.clock.setTimer(() => {
-      this.retryTimers.delete(timer);
-      if (this.state !== "running") return;
-      this.dueRetries.push(push);
-      this.dispatch();
-    }, delayMs);
-    this.retryTimers.set(timer, push);
+  /**
+   * The open circuit holds the push: it goes again after the probe that closes it, so no sooner
+   * than the next probe (or `delayMs` after this attempt, when it was the probe or opened the circuit).
+   */
+  private hold(
+    push: Push,
+    startedAt: Date,
+    result: AttemptResult,
+    failure: Failure,
+    delayMs?: number,
+  ): void {
+    const next =
+      delayMs === undefined
+        ? (this.breaker.nextProbeAt ?? this.clock.now())
+        : startedAt.getTime() + delayMs;
+    const recorded: AttemptOutcome = {
+      kind: "retry",
+      delayMs: delayMs ?? 0,
+      errorClass: failure.errorClass,
+    };
+    this.breaker.hold(push);
+    this.recordAttempt(push, startedAt, result, recorded, new Date(next));
   }
 
   private finish(push: Push): void {
@@ -556,7 +536,8 @@ export class SubscriptionRunner {
   }
 
   private resumeReading(): void {
-    if (this.follower.starved && !this.bufferFull(0.75) && !this.circuit) this.follower.wake();
+    if (this.follower.starved && !this.bufferFull(0.75) && !this.breaker.isOpen)
+      this.follower.wake();
   }
 
   /** Deactivates the subscription (410 Gone, or 3 days of failure) and hands it back. */
@@ -570,17 +551,11 @@ export class SubscriptionRunner {
       await this.serial(() =>
         disableSubscription(this.ctx.db, this.subscription.id, this.ctx.workerId, reason),
       );
-      await announceHealth(this.healthHost, "disable", reason);
+      await this.breaker.announceDisabled(reason);
     } catch (error) {
       this.logger.error({ err: error }, "could not mark the subscription disabled");
     }
     this.ctx.onGiveUp(this.subscription.id, "disabled");
-  }
-
-  private announce(next: "warn" | null, reason: string): void {
-    void announceHealth(this.healthHost, next, reason).catch((error: unknown) =>
-      this.logger.warn({ err: error }, "could not record the endpoint's health"),
-    );
   }
 
   /**
@@ -617,52 +592,14 @@ export class SubscriptionRunner {
 
   // Circuit breaker -----------------------------------------------------------------------------
 
-  /**
-   * The delay before the next probe after `step` failures: the retry schedule's step (its last one
-   * once used up, so probes never stop), with the error class's floor and the receiver's
-   * `Retry-After`, like any retry.
-   */
-  private probeDelay(step: number, outcome: Failure, result: AttemptResult): number {
-    const { policy, random } = this.ctx;
-    const retryAfterMs =
-      result.kind === "response"
-        ? parseRetryAfter(result.retryAfter, new Date(this.clock.now()))
-        : undefined;
-    const index = Math.min(step, policy.scheduleMs.length - 1);
-    const next = nextRetry(index, { errorClass: outcome.errorClass, retryAfterMs }, random, policy);
-    if (next.kind === "retry") return next.delayMs;
-    return jitteredDelay(policy.scheduleMs.at(-1) ?? 60_000, policy.jitter, random);
+  /** The endpoint fails everything: the circuit opens and holds every push waiting for a retry. */
+  private openCircuit(reason: string, probeInMs: number, step: number): void {
+    if (this.breaker.open(reason, probeInMs, step)) this.holdWaiting();
   }
 
-  /** The endpoint fails everything: hold what waits for a retry and probe instead. */
-  private openCircuit(reason: string, probeInMs: number, step: number): void {
-    if (this.circuit) return;
-    const since = this.streakStartedAt || this.clock.now();
-    this.healthSettled = false;
-    this.circuit = new EndpointCircuit(
-      {
-        ctx: this.ctx,
-        logger: this.logger,
-        subscription: () => this.subscription,
-        serial: (write) => this.serial(write),
-        probeDue: () => {
-          this.dispatch();
-          // Nothing to probe with yet: read some.
-          if (!this.hasFreshWork()) this.follower.wake();
-        },
-        deactivate: (why) => void this.disable(why),
-      },
-      since,
-      reason,
-      probeInMs,
-    );
-    this.circuit.step = step;
-    for (const [timer, push] of this.retryTimers) {
-      this.clock.clearTimer(timer);
-      this.held.push(push);
-    }
-    this.retryTimers.clear();
-    this.held.push(...this.dueRetries.splice(0));
+  /** The circuit opened: what waits for a retry is held, parked records wait for it to close. */
+  private holdWaiting(): void {
+    this.breaker.holdAll(this.retries.takeAll());
     for (const push of this.dueParked.splice(0)) if (push.parked) this.parked.released(push.parked);
     this.parked.armAll(); // clears their timers while the circuit is open
   }
@@ -672,52 +609,18 @@ export class SubscriptionRunner {
     return this.scheduler.readyRecords > 0 || this.batcher.length > 0;
   }
 
-  /**
-   * Sends the probe: the oldest held push, or the next push the stream has; they take turns while
-   * both exist (a push of one rejected record must not be the only probe).
-   */
-  private dispatchProbe(circuit: EndpointCircuit): void {
-    if (!circuit.probeMayGo) return;
+  /** A push of the stream's next ready events (what a fresh probe is made of). */
+  private freshPush(): Push | undefined {
+    if (this.batcher.length > 0) return this.newPush(this.batcher.take(), true);
     const bulk = this.subscription.pushMode === "BULK";
-    const fresh = (): Push | undefined => {
-      if (this.batcher.length > 0) return this.newPush(this.batcher.take(), true);
-      const items = this.scheduler.take(bulk ? this.subscription.maxBlockSize : 1);
-      return items.length > 0 ? this.newPush(items, bulk) : undefined;
-    };
-    let push = circuit.lastProbeHeld ? fresh() : undefined;
-    let fromHeld = false;
-    if (!push && this.held.length > 0) {
-      this.held.sort((a, b) => firstPosition(a) - firstPosition(b));
-      push = this.held.shift();
-      fromHeld = true;
-    }
-    push ??= fresh();
-    if (!push) return;
-    circuit.probeSent(fromHeld);
-    push.probe = true;
-    this.launch(push);
-  }
-
-  /** The endpoint delivered: everything held goes again at once, reading resumes, parked records too. */
-  private closeCircuit(): void {
-    const circuit = this.circuit;
-    if (!circuit) return;
-    this.circuit = undefined;
-    circuit.close();
-    this.held.sort((a, b) => firstPosition(a) - firstPosition(b));
-    for (const push of this.held.splice(0)) {
-      push.probe = false;
-      this.dueRetries.push(push);
-    }
-    this.parked.armAll();
-    this.follower.wake();
+    const items = this.scheduler.take(bulk ? this.subscription.maxBlockSize : 1);
+    return items.length > 0 ? this.newPush(items, bulk) : undefined;
   }
 
   private clearFailureTimers(): void {
-    for (const timer of this.retryTimers.keys()) this.clock.clearTimer(timer);
-    this.retryTimers.clear();
+    this.retries.clear();
     this.parked.stop();
-    this.circuit?.stop();
+    this.breaker.stop();
   }
 
   // Watermark -----------------------------------------------------------------------------------
@@ -803,9 +706,7 @@ export class SubscriptionRunner {
     this.follower.stop();
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.clearFailureTimers();
-    this.dueRetries.length = 0;
     this.dueParked.length = 0;
-    this.held = [];
     this.batcher.take();
     // A replay push waiting for a slot had passed its checks: it goes now (as it would have a moment
     // earlier with a slot free), counted in flight, rather than hanging the replay's stop.
