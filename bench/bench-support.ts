@@ -21,6 +21,7 @@ import { createLogger } from "../src/logger.js";
 import type { Sequencer } from "../src/sequencer/sequencer.js";
 import { startSequencer } from "../src/sequencer/sequencer.js";
 import type { Database } from "../src/storage/database.js";
+import { LogSignals } from "../src/storage/log-signals.js";
 import { migrate } from "../src/storage/migrate.js";
 import { PgliteDatabase } from "../src/storage/pglite-database.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
@@ -129,6 +130,8 @@ const BENCH_ADMIN_KEY = `hk_bench_${randomBytes(16).toString("hex")}`;
 
 export interface BenchHerald {
   db: Database;
+  /** The bench process's log signals on `db` (its app and sequencer share them). */
+  logSignals: LogSignals;
   app: HeraldApp;
   /** Undefined when started with `sequencer: false` (the sequencer runs elsewhere). */
   sequencer: Sequencer | undefined;
@@ -161,13 +164,16 @@ export async function startBenchHerald(
   };
   const logger = createLogger("silent");
   await bootstrap(db, { defaultEntity: BENCH_ENTITY, adminApiKey: BENCH_ADMIN_KEY });
-  const sequencer = (options.sequencer ?? true) ? await startSequencer({ db, logger }) : undefined;
-  const app = await buildApp({ db, config, logger, secrets: benchSecrets() });
+  const logSignals = new LogSignals();
+  const sequencer =
+    (options.sequencer ?? true) ? await startSequencer({ db, logSignals, logger }) : undefined;
+  const app = await buildApp({ db, logSignals, config, logger, secrets: benchSecrets() });
   options.extraRoutes?.(app);
   const origin = await app.listen({ port: 0, host: "127.0.0.1" });
   const { call, token } = await apiClient(origin, BENCH_ADMIN_KEY);
   return {
     db,
+    logSignals,
     app,
     sequencer,
     config,

@@ -39,6 +39,7 @@ import pg from "pg";
 import type { NewChangeEvent } from "../src/domain/change-event.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
 import type { Database } from "../src/storage/database.js";
+import type { LogSignals } from "../src/storage/log-signals.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { countUnstamped, logLagPercentiles } from "../src/storage/sequencer-repository.js";
 import type { BenchHerald, BenchOptions } from "./bench-support.js";
@@ -246,7 +247,11 @@ async function createProfileTable(herald: BenchHerald): Promise<string | undefin
 }
 
 /** Fallback writer without the profile API: one record row plus its event per transaction. */
-async function sqlWriteLoad(db: Database, options: BenchOptions): Promise<LoadResult> {
+async function sqlWriteLoad(
+  db: Database,
+  logSignals: LogSignals,
+  options: BenchOptions,
+): Promise<LoadResult> {
   const entity = await db.query<{ id: number }>("SELECT id FROM entities WHERE name = $1", [
     BENCH_ENTITY,
   ]);
@@ -285,7 +290,7 @@ async function sqlWriteLoad(db: Database, options: BenchOptions): Promise<LoadRe
         declaredEvents: [],
         origin: { kind: "SYSTEM" },
       };
-      await appendChangeEvents(tx, [event]);
+      await appendChangeEvents(tx, [event], logSignals);
     });
     return true;
   });
@@ -340,7 +345,7 @@ async function measureHerald(
     let via: RunFigures["via"];
     if (tableId === undefined) {
       via = "sql";
-      load = await sqlWriteLoad(db, options);
+      load = await sqlWriteLoad(db, herald.logSignals, options);
     } else {
       via = "http";
       const http = await runHttpLoad(

@@ -47,7 +47,7 @@ import {
   readLogHead,
 } from "../src/storage/change-event-repository.js";
 import type { Database } from "../src/storage/database.js";
-import { inboxCommitted } from "../src/storage/log-channels.js";
+import { LogSignals } from "../src/storage/log-signals.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { stampPendingEvents } from "../src/storage/sequencer-repository.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
@@ -79,6 +79,8 @@ const verdict = (ok: boolean) => (ok ? "ok" : "MISSED");
 
 export interface Setup {
   db: Database;
+  /** This bench process's log signals on `db`: its writers, sequencer and workers share them. */
+  logSignals: LogSignals;
   url: string;
   entity: number;
   drop(): Promise<void>;
@@ -94,6 +96,7 @@ export async function setUp(options: BenchOptions): Promise<Setup> {
   const entity = (await findEntityByName(db, await firstLicenceId(db), ENTITY))!.id;
   return {
     db,
+    logSignals: new LogSignals(),
     url: bench.url,
     entity,
     drop: async () => {
@@ -247,6 +250,7 @@ async function drained(db: Database, id: number, head: number, startedAt: number
 export function startWorker(setup: Setup, workerId: string): Promise<DeliveryWorker> {
   return startDeliveryWorker({
     db: setup.db,
+    logSignals: setup.logSignals,
     logger,
     secrets: benchSecrets(),
     config: { ...loadConfig({ env: {} }), allowInsecureTargets: true, workerId },
@@ -425,7 +429,7 @@ async function bulk(options: BenchOptions): Promise<void> {
 async function latency(options: BenchOptions): Promise<void> {
   const setup = await setUp(options);
   const receiver = await startReceiver();
-  const sequencer = await startSequencer({ db: setup.db, logger });
+  const sequencer = await startSequencer({ db: setup.db, logSignals: setup.logSignals, logger });
   const committedAt = new Map<string, number>();
   const receivedAt = new Map<string, number>();
   // Receipts are matched with commits after the run: on a stalled event loop a push can arrive
@@ -466,10 +470,10 @@ async function latency(options: BenchOptions): Promise<void> {
           const record = Math.floor(Math.random() * RECORDS);
           const version = ++versions[record]!;
           await setup.db.transaction((tx) =>
-            appendChangeEvents(tx, [profileEvent(setup.entity, record, version)]),
+            appendChangeEvents(tx, [profileEvent(setup.entity, record, version)], setup.logSignals),
           );
           // What capture does after its commits (profile-upsert.ts): wake this process's sequencer.
-          inboxCommitted(setup.db);
+          setup.logSignals.inboxCommitted();
           if (due - start >= warmup)
             committedAt.set(`${record}:${version}`, performance.timeOrigin + performance.now());
         }

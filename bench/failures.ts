@@ -29,6 +29,7 @@ import { SUBSCRIPTION_DEFAULTS } from "../src/domain/subscription.js";
 import { createLogger } from "../src/logger.js";
 import { startSequencer } from "../src/sequencer/sequencer.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
+import { LogSignals } from "../src/storage/log-signals.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
@@ -106,6 +107,8 @@ async function startEndpoint(): Promise<Endpoint> {
 
 /** Writes WRITE_BATCH events per transaction, up to WRITES_PER_SECOND transactions a second. */
 function startWriter(db: PostgresDatabase, entity: number) {
+  // The writer's pool is another process's: its NOTIFY is paced by signals of its own.
+  const logSignals = new LogSignals();
   let running = true;
   let written = 0;
   const done = (async () => {
@@ -117,7 +120,7 @@ function startWriter(db: PostgresDatabase, entity: number) {
         return profileEvent(entity, n % RECORDS, Math.floor(n / RECORDS) + 1);
       });
       next += WRITE_BATCH;
-      await db.transaction((tx) => appendChangeEvents(tx, events));
+      await db.transaction((tx) => appendChangeEvents(tx, events, logSignals));
       written += WRITE_BATCH;
       const wait = 1000 / WRITES_PER_SECOND - (Date.now() - started);
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
@@ -196,9 +199,11 @@ async function runPhase(options: BenchOptions, failingOne: boolean): Promise<Pha
       });
       ids.push(sub.id);
     }
-    const sequencer = await startSequencer({ db, logger });
+    const logSignals = new LogSignals();
+    const sequencer = await startSequencer({ db, logSignals, logger });
     const worker = await startDeliveryWorker({
       db,
+      logSignals,
       logger,
       secrets: benchSecrets(),
       config: {

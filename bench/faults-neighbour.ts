@@ -16,6 +16,7 @@ import { bootstrap } from "../src/api/bootstrap.js";
 import { createLogger } from "../src/logger.js";
 import { startSequencer } from "../src/sequencer/sequencer.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
+import { LogSignals } from "../src/storage/log-signals.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
@@ -67,6 +68,7 @@ function measure(arrivals: readonly Arrival[], from: number, to: number): Window
 /** Writes `perTick` events of table `sourceId` every `tickMs`, after `burst` at once. */
 function startWriter(
   db: PostgresDatabase,
+  logSignals: LogSignals,
   entity: number,
   plan: { sourceId: string; perTick: number; tickMs: number; burst?: number },
   committed: Map<string, number>,
@@ -84,11 +86,12 @@ function startWriter(
     return events;
   };
   const done = (async () => {
-    if (plan.burst) await db.transaction((tx) => appendChangeEvents(tx, batch(plan.burst!)));
+    if (plan.burst)
+      await db.transaction((tx) => appendChangeEvents(tx, batch(plan.burst!), logSignals));
     while (running) {
       const started = Date.now();
       const events = batch(plan.perTick);
-      await db.transaction((tx) => appendChangeEvents(tx, events));
+      await db.transaction((tx) => appendChangeEvents(tx, events, logSignals));
       const at = Date.now();
       for (const e of events) committed.set(`${plan.sourceId}:${e.recordKey}:${e.version}`, at);
       await sleep(Math.max(0, plan.tickMs - (Date.now() - started)));
@@ -146,10 +149,12 @@ export async function neighbour(options: BenchOptions): Promise<ResultRow[]> {
         maxConcurrency: SLOW_CONCURRENCY,
       }),
     );
-    const sequencer = await startSequencer({ db, logger });
+    const logSignals = new LogSignals();
+    const sequencer = await startSequencer({ db, logSignals, logger });
     stops.push(() => sequencer.stop());
     const worker = await startDeliveryWorker({
       db,
+      logSignals,
       logger,
       secrets: benchSecrets(),
       config: {
@@ -161,8 +166,11 @@ export async function neighbour(options: BenchOptions): Promise<ResultRow[]> {
     stops.push(() => worker.stop());
     await sleep(500); // leases claimed
 
+    // The writers' pool is another process's: they pace their NOTIFY with signals of their own.
+    const writerSignals = new LogSignals();
     const healthy = startWriter(
       writerDb,
+      writerSignals,
       entity,
       { sourceId: "1", perTick: HEALTHY_RATE / 10, tickMs: 100 },
       committed,
@@ -175,6 +183,7 @@ export async function neighbour(options: BenchOptions): Promise<ResultRow[]> {
 
     const slow = startWriter(
       writerDb,
+      writerSignals,
       entity,
       { sourceId: "2", perTick: SLOW_RATE, tickMs: 1000, burst: SLOW_BURST },
       new Map(),

@@ -9,6 +9,7 @@
 import type { Push } from "./faults-support.js";
 import { bootstrap } from "../src/api/bootstrap.js";
 import { appendChangeEvents } from "../src/storage/change-event-repository.js";
+import { LogSignals } from "../src/storage/log-signals.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import { insertSubscription } from "../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../src/storage/tenancy-repository.js";
@@ -67,10 +68,11 @@ export async function takeover(options: BenchOptions): Promise<ResultRow[]> {
     for (const worker of workers.values()) await worker.waitFor("delivery worker started");
 
     // One version of every record each WRITE_EVERY_MS (RECORDS × 10 events/s).
+    const writerSignals = new LogSignals();
     writer = (async () => {
       for (let version = 1; writing; version++) {
         const events = Array.from({ length: RECORDS }, (_, r) => profileEvent(entity, r, version));
-        await db.transaction((tx) => appendChangeEvents(tx, events));
+        await db.transaction((tx) => appendChangeEvents(tx, events, writerSignals));
         written += events.length;
         await sleep(WRITE_EVERY_MS);
       }

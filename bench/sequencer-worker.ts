@@ -6,11 +6,17 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger } from "../src/logger.js";
 import { startSequencer } from "../src/sequencer/sequencer.js";
+import { LogSignals } from "../src/storage/log-signals.js";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 
 const { url } = workerData as { url: string };
 const db = new PostgresDatabase({ connectionString: url, maxConnections: 2 });
-const sequencer = await startSequencer({ db, logger: createLogger("silent") });
+// Its own process's signals: the writers of the API thread reach it by NOTIFY only.
+const sequencer = await startSequencer({
+  db,
+  logSignals: new LogSignals(),
+  logger: createLogger("silent"),
+});
 parentPort?.on("message", (message: string) => {
   if (message !== "stop") return;
   void (async () => {

@@ -23,6 +23,7 @@ import { ProfileUpserts } from "../capture/profile-upsert.js";
 import { TableCache } from "../capture/table-cache.js";
 import { TABLES_CHANNEL } from "../storage/data-table-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
+import { LogSignals } from "../storage/log-signals.js";
 import { HeraldError } from "../domain/errors.js";
 import { MAX_UNIQUE_VALUE_BYTES } from "../domain/attribute-values.js";
 import { httpRequestDuration, httpRequests } from "../metrics.js";
@@ -59,6 +60,8 @@ export interface AppHooks {
 
 export interface AppDeps {
   db: Database;
+  /** This process's log signals: capture wakes the sequencer through them (main.ts makes them). */
+  logSignals: LogSignals;
   config: HeraldConfig;
   logger: FastifyBaseLogger;
   authenticator: Authenticator;
@@ -240,6 +243,12 @@ export async function buildApp(options: {
    * random key of this app's own, for tests and tools whose sealed values need not outlive it.
    */
   secrets?: SecretBox;
+  /**
+   * The process's log signals (main.ts makes them beside the database and hands them to the
+   * sequencer and workers too). Absent: signals of this app's own, for an API with no sequencer
+   * beside it in the process (tests and tools).
+   */
+  logSignals?: LogSignals;
 }): Promise<HeraldApp> {
   const app = Fastify({
     loggerInstance: options.logger,
@@ -266,14 +275,16 @@ export async function buildApp(options: {
   // __proto__ and constructor keys).
   installJsonParser(app, (method) => BODYLESS_METHODS.has(method));
 
+  const logSignals = options.logSignals ?? new LogSignals();
   const deps: AppDeps = {
     db: options.db,
+    logSignals,
     config: options.config,
     logger: options.logger,
     authenticator: new Authenticator(options.db),
     tableCache: new TableCache(options.db),
     entityCache: new EntityCache(options.db),
-    profileUpserts: new ProfileUpserts(options.db),
+    profileUpserts: new ProfileUpserts({ db: options.db, logSignals }),
     hooks: { subscriptionsChanged: () => {}, ...options.hooks },
     secrets: options.secrets ?? new SecretBox(parseSecretKey(generateSecretKey())),
   };

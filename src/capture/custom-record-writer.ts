@@ -20,8 +20,9 @@ import { acceptsGeneratedKey, keyText, uniqueKeysOf } from "../domain/record-key
 import type { NamedValue } from "../domain/record-input.js";
 import { checkMandatory, parseAttributeList } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
-import type { Database, Queryable } from "../storage/database.js";
-import { committingEvents } from "../storage/log-channels.js";
+import type { Queryable } from "../storage/database.js";
+import type { InboxNotifyTurns } from "../storage/log-channels.js";
+import type { CaptureContext } from "./capture-context.js";
 import { createRecordWithEvents, updateRecordWithEvents } from "../storage/record-event-writes.js";
 import type { KeyValue, RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import {
@@ -159,6 +160,7 @@ async function applyToRecord(
   record: StoredRecord,
   provided: AttributeMap,
   origin: Origin,
+  notifyTurns: InboxNotifyTurns,
 ): Promise<RecordWriteResult> {
   const businessKey = record.businessKey ?? "";
   const plan = planRecordUpdate(table, record, provided, origin);
@@ -167,7 +169,7 @@ async function applyToRecord(
   await assertUniqueValuesUnreferenced(tx, table, record, plan.update.dropKeys);
   const written = await updateRecord(tx, plan.update);
   if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0], "properties");
-  await appendChangeEvents(tx, [plan.event(written.version, written.updatedAt)]);
+  await appendChangeEvents(tx, [plan.event(written.version, written.updatedAt)], notifyTurns);
   return { businessKey, outcome: "UPDATED", version: written.version };
 }
 
@@ -178,17 +180,19 @@ async function applyToRecord(
  * (withGeneratedKey), or refused when the key attribute cannot take one.
  */
 export async function upsertCustomRecord(
-  db: Database,
+  capture: CaptureContext,
   table: DataTable,
   provided: AttributeMap,
   origin: Origin,
   options: { allowUpdate?: boolean } = {},
 ): Promise<RecordWriteResult> {
-  return committingEvents(db, () => upsertRecord(db, table, provided, origin, options));
+  return capture.logSignals.committingEvents(() =>
+    upsertRecord(capture, table, provided, origin, options),
+  );
 }
 
 async function upsertRecord(
-  db: Database,
+  capture: CaptureContext,
   table: DataTable,
   provided: AttributeMap,
   origin: Origin,
@@ -216,12 +220,13 @@ async function upsertRecord(
   const references = hasForeignKeys(table);
   const fast = references
     ? undefined
-    : await upsertInOneStatement(db, table, businessKey, provided, created, keys, {
+    : await upsertInOneStatement(capture, table, businessKey, provided, created, keys, {
         ...options,
         origin,
         insert: mandatoryProblem === undefined,
       });
   if (fast) return fast;
+  const { db, logSignals } = capture;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
       await enterTableWriteGate(tx, [table]);
@@ -247,10 +252,14 @@ async function upsertRecord(
       if (result.kind === "found") {
         if (options.allowUpdate === false)
           throw uniqueKeyTaken({ attribute: pk, value: businessKey }, "properties");
-        return applyToRecord(tx, table, result.records[0]!, provided, origin);
+        return applyToRecord(tx, table, result.records[0]!, provided, origin, logSignals);
       }
       if (result.takenKeys[0]) throw uniqueKeyTaken(result.takenKeys[0], "properties");
-      await appendChangeEvents(tx, [createEvent(table, result.record, created, origin)]);
+      await appendChangeEvents(
+        tx,
+        [createEvent(table, result.record, created, origin)],
+        logSignals,
+      );
       return { businessKey, outcome: "CREATED", version: 1 };
     }),
   );
@@ -282,7 +291,7 @@ export function createEvent(
  * record that keeps moving, or a create refused for a missing mandatory value.
  */
 async function upsertInOneStatement(
-  db: Database,
+  capture: CaptureContext,
   table: DataTable,
   businessKey: string,
   provided: AttributeMap,
@@ -297,23 +306,28 @@ async function upsertInOneStatement(
     createdAt: new Date(0),
     updatedAt: new Date(0),
   };
+  const { db, logSignals } = capture;
   return inOneStatement(async () => {
-    const result = await createRecordWithEvents(db, {
-      record: {
-        tableId: table.id,
-        businessKey,
-        attributes: created,
-        subscriptions: {},
-        segments: {},
-        keys,
+    const result = await createRecordWithEvents(
+      db,
+      {
+        record: {
+          tableId: table.id,
+          businessKey,
+          attributes: created,
+          subscriptions: {},
+          segments: {},
+          keys,
+        },
+        lookupKeys: [],
+        lookupBusinessKey: businessKey,
+        insert: options.insert,
+        events: [createEvent(table, placeholder, created, options.origin)],
+        rowValues: "CUSTOM",
+        tableVersion: table.version,
       },
-      lookupKeys: [],
-      lookupBusinessKey: businessKey,
-      insert: options.insert,
-      events: [createEvent(table, placeholder, created, options.origin)],
-      rowValues: "CUSTOM",
-      tableVersion: table.version,
-    });
+      logSignals,
+    );
     if (result.kind === "none") return undefined;
     if (result.kind === "inserted") return { businessKey, outcome: "CREATED", version: 1 } as const;
     if (options.allowUpdate === false)
@@ -324,13 +338,17 @@ async function upsertInOneStatement(
       return { businessKey, outcome: "UNCHANGED", version: record.version } as const;
     // A unique value that changes may be referred to by value: checked in a transaction.
     if (plan.update.dropKeys.length > 0) return undefined;
-    const written = await updateRecordWithEvents(db, {
-      update: plan.update,
-      expectedVersion: record.version,
-      events: [plan.event(record.version + 1, record.updatedAt)],
-      rowValues: "CUSTOM",
-      tableVersion: table.version,
-    });
+    const written = await updateRecordWithEvents(
+      db,
+      {
+        update: plan.update,
+        expectedVersion: record.version,
+        events: [plan.event(record.version + 1, record.updatedAt)],
+        rowValues: "CUSTOM",
+        tableVersion: table.version,
+      },
+      logSignals,
+    );
     if (!written) throw new RetryWrite("the record changed since it was read");
     return { businessKey, outcome: "UPDATED", version: written.version } as const;
   });
@@ -338,19 +356,20 @@ async function upsertInOneStatement(
 
 /** PUT …/record/{businessKey}: updates an existing record (404 if none). */
 export async function updateCustomRecord(
-  db: Database,
+  capture: CaptureContext,
   table: DataTable,
   businessKey: string,
   provided: AttributeMap,
   origin: Origin,
 ): Promise<RecordWriteResult> {
-  return committingEvents(db, () =>
+  const { db, logSignals } = capture;
+  return logSignals.committingEvents(() =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
         await enterTableWriteGate(tx, [table]);
         if (hasForeignKeys(table)) await lockReferences(tx, table, provided, "properties");
         const record = await existingRecord(tx, table, businessKey, true);
-        return applyToRecord(tx, table, record, provided, origin);
+        return applyToRecord(tx, table, record, provided, origin, logSignals);
       }),
     ),
   );
@@ -361,19 +380,24 @@ export async function updateCustomRecord(
  * the events of what the foreign keys referring to it do (foreign-key-enforcement.ts).
  */
 export async function deleteCustomRecord(
-  db: Database,
+  capture: CaptureContext,
   table: DataTable,
   businessKey: string,
   origin: Origin,
 ): Promise<void> {
-  await committingEvents(db, () =>
+  const { db, logSignals } = capture;
+  await logSignals.committingEvents(() =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
         await enterTableWriteGate(tx, [table]);
         const record = await existingRecord(tx, table, businessKey, true);
         const effects = await applyOnDelete(tx, table, record, origin);
         await deleteRecord(tx, record.recordId);
-        await appendChangeEvents(tx, [customDeleteEvent(table, record, origin), ...effects]);
+        await appendChangeEvents(
+          tx,
+          [customDeleteEvent(table, record, origin), ...effects],
+          logSignals,
+        );
       }),
     ),
   );

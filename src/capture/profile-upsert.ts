@@ -27,8 +27,6 @@ import type { NewChangeEvent, Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
 import type { KeyValue } from "../domain/record-change.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
-import type { Database } from "../storage/database.js";
-import { committingEvents } from "../storage/log-channels.js";
 import type { BatchCreate, BatchUpdate } from "../storage/record-event-writes.js";
 import {
   createRecordWithEvents,
@@ -38,6 +36,7 @@ import {
 } from "../storage/record-event-writes.js";
 import type { NewRecord, StoredRecord } from "../storage/record-repository.js";
 import { findOrInsertRecord, setDataCollection } from "../storage/record-repository.js";
+import type { CaptureContext } from "./capture-context.js";
 import type { RecordSnapshot } from "./change-event-builders.js";
 import type { ProfileWrite, ProfileWriteResult } from "./profile-writer.js";
 import {
@@ -142,9 +141,9 @@ type UpsertEntry = BatchEntry<PreparedUpsert, ProfileWriteResult>;
 export class ProfileUpserts {
   private readonly batcher: WriteBatcher<PreparedUpsert, ProfileWriteResult>;
 
-  constructor(db: Database) {
+  constructor(capture: CaptureContext) {
     this.batcher = new WriteBatcher(
-      (entries) => committingEvents(db, () => runUpsertBatch(db, entries)),
+      (entries) => capture.logSignals.committingEvents(() => runUpsertBatch(capture, entries)),
       // Upserts of one unique value (written or looked up) go one after the other, never in one
       // statement.
       (item) =>
@@ -164,12 +163,13 @@ export class ProfileUpserts {
   }
 }
 
-async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<void> {
+async function runUpsertBatch(capture: CaptureContext, entries: UpsertEntry[]): Promise<void> {
+  const { db } = capture;
   const alone: Promise<void>[] = [];
   const runAlone = (entry: UpsertEntry) =>
-    alone.push(upsertAlone(db, entry.item).then(entry.resolve, entry.reject));
+    alone.push(upsertAlone(capture, entry.item).then(entry.resolve, entry.reject));
   const runLocked = (entry: UpsertEntry) =>
-    alone.push(upsertLocked(db, entry.item).then(entry.resolve, entry.reject));
+    alone.push(upsertLocked(capture, entry.item).then(entry.resolve, entry.reject));
 
   let found: StoredRecord[][];
   try {
@@ -252,6 +252,7 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
         db,
         creates.map((c) => c.write),
         updates.map((u) => u.write),
+        capture.logSignals,
       );
       if (!written.current) {
         // A table of the batch changed its definition since these upserts were checked against
@@ -286,10 +287,11 @@ async function runUpsertBatch(db: Database, entries: UpsertEntry[]): Promise<voi
  * `undefined` hands a change of a unique value over to the transactional path (hasUniqueValueChange).
  */
 async function updateUnlocked(
-  db: Database,
+  capture: CaptureContext,
   item: PreparedUpsert,
   record: StoredRecord,
 ): Promise<ProfileWriteResult | undefined> {
+  const { db } = capture;
   const plan = planProfileUpdate(item.table, record, item.write, item.origin);
   if (hasUniqueValueChange(plan)) return undefined;
   // A no-op writes nothing: the version read was committed, so it is a state the record had.
@@ -301,42 +303,57 @@ async function updateUnlocked(
       throw new RetryWrite("the profile was deleted since it was read");
     return { profileId: record.recordId, outcome: "UNCHANGED", version: record.version };
   }
-  const written = await updateRecordWithEvents(db, {
-    update: plan.update,
-    expectedVersion: record.version,
-    events: plan.events(record.version + 1, record.updatedAt),
-    rowValues: "PROFILE",
-    tableVersion: item.table.version,
-  });
+  const written = await updateRecordWithEvents(
+    db,
+    {
+      update: plan.update,
+      expectedVersion: record.version,
+      events: plan.events(record.version + 1, record.updatedAt),
+      rowValues: "PROFILE",
+      tableVersion: item.table.version,
+    },
+    capture.logSignals,
+  );
   if (!written) throw new RetryWrite("the profile changed since it was read");
   return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
 }
 
-async function upsertAlone(db: Database, item: PreparedUpsert): Promise<ProfileWriteResult> {
+async function upsertAlone(
+  capture: CaptureContext,
+  item: PreparedUpsert,
+): Promise<ProfileWriteResult> {
   const { table, lookup, mandatoryProblem } = item;
   const fast = await inOneStatement(async () => {
-    const result = await createRecordWithEvents(db, {
-      record: item.record,
-      lookupKeys: lookup,
-      insert: mandatoryProblem === undefined,
-      events: item.createEvents(unwritten(item)),
-      rowValues: "PROFILE",
-      tableVersion: table.version,
-    });
+    const result = await createRecordWithEvents(
+      capture.db,
+      {
+        record: item.record,
+        lookupKeys: lookup,
+        insert: mandatoryProblem === undefined,
+        events: item.createEvents(unwritten(item)),
+        rowValues: "PROFILE",
+        tableVersion: table.version,
+      },
+      capture.logSignals,
+    );
     if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
     if (result.kind === "inserted")
       return { profileId: result.record.recordId, outcome: "CREATED", version: 1 } as const;
     const record = onlyRecord(result.records);
     if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
-    return updateUnlocked(db, item, record);
+    return updateUnlocked(capture, item, record);
   });
   if (fast) return fast;
-  return upsertLocked(db, item);
+  return upsertLocked(capture, item);
 }
 
 /** The transactional path: find-or-insert under row locks, then applyToProfile or the create. */
-async function upsertLocked(db: Database, item: PreparedUpsert): Promise<ProfileWriteResult> {
+async function upsertLocked(
+  capture: CaptureContext,
+  item: PreparedUpsert,
+): Promise<ProfileWriteResult> {
   const { table, lookup, mandatoryProblem } = item;
+  const { db, logSignals } = capture;
   return withWriteRetry(table, () =>
     db.transaction(async (tx) => {
       await enterTableWriteGate(tx, [table]);
@@ -350,7 +367,7 @@ async function upsertLocked(db: Database, item: PreparedUpsert): Promise<Profile
       if (result.kind === "found") {
         const record = onlyRecord(result.records);
         if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
-        return applyToProfile(tx, table, record, item.write, item.origin);
+        return applyToProfile(tx, table, record, item.write, item.origin, logSignals);
       }
       const taken = result.takenKeys[0];
       if (taken) {
@@ -360,7 +377,7 @@ async function upsertLocked(db: Database, item: PreparedUpsert): Promise<Profile
           throw new RetryWrite("unique key created concurrently");
         throw uniqueKeyTaken(taken);
       }
-      await appendChangeEvents(tx, item.createEvents(result.record));
+      await appendChangeEvents(tx, item.createEvents(result.record), logSignals);
       return { profileId: result.record.recordId, outcome: "CREATED", version: 1 };
     }),
   );

@@ -35,8 +35,9 @@ import {
   parseSubscriptionList,
 } from "../domain/record-input.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
-import type { Database, Queryable } from "../storage/database.js";
-import { committingEvents } from "../storage/log-channels.js";
+import type { Queryable } from "../storage/database.js";
+import type { InboxNotifyTurns } from "../storage/log-channels.js";
+import type { CaptureContext } from "./capture-context.js";
 import type { RecordUpdate, StoredRecord } from "../storage/record-repository.js";
 import {
   deleteRecord,
@@ -247,6 +248,7 @@ export async function applyToProfile(
   record: StoredRecord,
   write: ProfileWrite,
   origin: Origin,
+  notifyTurns: InboxNotifyTurns,
 ): Promise<ProfileWriteResult> {
   const plan = planProfileUpdate(table, record, write, origin);
   if (plan.kind === "unchanged") {
@@ -257,7 +259,7 @@ export async function applyToProfile(
   await assertUniqueValuesUnreferenced(tx, table, record, plan.update.dropKeys);
   const written = await updateRecord(tx, plan.update);
   if (written.takenKeys[0]) throw uniqueKeyTaken(written.takenKeys[0]);
-  await appendChangeEvents(tx, plan.events(written.version, written.updatedAt));
+  await appendChangeEvents(tx, plan.events(written.version, written.updatedAt), notifyTurns);
   return { profileId: record.recordId, outcome: "UPDATED", version: written.version };
 }
 
@@ -301,19 +303,20 @@ async function lockProfile(
 
 /** PUT …/profile/{profileKey} and the subscription / segmentation calls: updates an existing profile (404 if none). */
 export async function updateProfile(
-  db: Database,
+  capture: CaptureContext,
   table: DataTable,
   key: ProfileKey,
   write: ProfileWrite,
   origin: Origin,
 ): Promise<ProfileWriteResult> {
-  return committingEvents(db, () =>
+  const { db, logSignals } = capture;
+  return logSignals.committingEvents(() =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
         await enterTableWriteGate(tx, [table]);
         const record = await lockProfile(tx, table, key);
         if (!record) throw profileNotFound(table, key);
-        return applyToProfile(tx, table, record, write, origin);
+        return applyToProfile(tx, table, record, write, origin, logSignals);
       }),
     ),
   );
@@ -324,12 +327,13 @@ export async function updateProfile(
  * then the events of what custom tables' foreign keys referring to it do (RESTRICT refuses: 409).
  */
 export async function deleteProfile(
-  db: Database,
+  capture: CaptureContext,
   table: DataTable,
   key: ProfileKey,
   origin: Origin,
 ): Promise<{ profileId: number }> {
-  return committingEvents(db, () =>
+  const { db, logSignals } = capture;
+  return logSignals.committingEvents(() =>
     withWriteRetry(table, () =>
       db.transaction(async (tx) => {
         await enterTableWriteGate(tx, [table]);
@@ -338,10 +342,11 @@ export async function deleteProfile(
         const effects = await applyOnDelete(tx, table, record, origin);
         await deleteRecord(tx, record.recordId);
         const ctx = context(table, record, record.version + 1, origin);
-        await appendChangeEvents(tx, [
-          dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)),
-          ...effects,
-        ]);
+        await appendChangeEvents(
+          tx,
+          [dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)), ...effects],
+          logSignals,
+        );
         return { profileId: record.recordId };
       }),
     ),

@@ -28,11 +28,7 @@ import { DEFAULT_RETRY_POLICY } from "../domain/retry-policy.js";
 import { LOG_CHANNEL } from "../storage/change-event-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
 import type { StampedEvents } from "../storage/log-channels.js";
-import {
-  onLogStamped,
-  onStampingRoundsEnded,
-  stampingRoundsInFlight,
-} from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import type {
   LeasedSubscription,
   OrphanedLease,
@@ -69,6 +65,8 @@ const RENEWAL_RETRY_MS = 500;
 
 export interface DeliveryWorkerOptions {
   db: Database;
+  /** This process's log signals: a sequencer leading here announces new heads through them. */
+  logSignals: LogSignals;
   logger: Logger;
   config: HeraldConfig;
   /** Opens the subscriptions' signing secrets (sealed in the database; main.ts builds it). */
@@ -95,7 +93,7 @@ export interface DeliveryWorker extends BackgroundService {
 }
 
 export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<DeliveryWorker> {
-  const { db, config } = options;
+  const { db, config, logSignals } = options;
   // A push may run for the whole delivery timeout, so none starts unless the lease outlives it:
   // the lease lasts at least the timeout plus 5 s, and pushes stop the timeout plus 1 s before it ends.
   const tuning: DeliveryTuning = {
@@ -387,13 +385,13 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     announcedHead = head;
     for (const runner of runners.values()) runner.poke(head, stamped);
   };
-  const stopLocal = onLogStamped(db, announce, () => runners.size > 0);
+  const stopLocal = logSignals.onLogStamped(announce, () => runners.size > 0);
   // A NOTIFY that arrives while a stamping round of this process runs is most often that round's
   // own, come before the round's result (the server sends both at its commit; about half the time
   // the NOTIFY is first): it waits for the round, which announces the head with its events, so the
   // runners need not read them back. Should the rounds end without reaching it (another process
   // stamped), the held head is announced then.
-  const stopRoundsEnded = onStampingRoundsEnded(db, () => {
+  const stopRoundsEnded = logSignals.onStampingRoundsEnded(() => {
     if (heldHead > announcedHead) announce(heldHead);
   });
   let unlisten: Unlisten | undefined;
@@ -403,7 +401,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       const head = /^\d+$/.test(payload) ? Number(payload) : undefined;
       if (head === undefined) {
         for (const runner of runners.values()) runner.poke();
-      } else if (stampingRoundsInFlight(db) > 0) {
+      } else if (logSignals.stampingRoundsInFlight() > 0) {
         if (head > heldHead) heldHead = head;
       } else announce(head);
     });

@@ -57,7 +57,7 @@ import {
   renewExportLease,
 } from "../storage/export-repository.js";
 import { deleteFile, FileTooLarge, storeFile } from "../storage/file-store.js";
-import { committingEvents } from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { exportFinishedEvent } from "./export-events.js";
 import type { ExportValue } from "./export-file-writer.js";
@@ -72,6 +72,8 @@ export type DestinationCopier = (
 
 export interface ExportRunSettings {
   db: Database;
+  /** FINISHED wakes this process's sequencer through them. */
+  logSignals: LogSignals;
   logger: Logger;
   owner: string;
   leaseMs: number;
@@ -413,7 +415,7 @@ async function writeFile(
  * ends ERROR: its changes are in the next execution again). An ERROR execution's file is deleted.
  */
 export async function finish(
-  settings: Pick<ExportRunSettings, "db" | "owner">,
+  settings: Pick<ExportRunSettings, "db" | "logSignals" | "owner">,
   exp: StoredExport,
   entityName: string,
   executionId: string,
@@ -421,8 +423,8 @@ export async function finish(
   extra: { destination?: string; output?: ExportOutput; error?: { code: string; message: string } },
   owner: string | null = settings.owner,
 ): Promise<StoredExportExecution | undefined> {
-  const { db } = settings;
-  const done = await committingEvents(db, () =>
+  const { db, logSignals } = settings;
+  const done = await logSignals.committingEvents(() =>
     db.transaction(async (tx) => {
       let final = status;
       let error = extra.error;
@@ -448,7 +450,12 @@ export async function finish(
         ...(extra.destination === undefined ? {} : { destination: extra.destination }),
         ...(error ? { error } : {}),
       });
-      if (ended) await appendChangeEvents(tx, [exportFinishedEvent(ended, exp.name, entityName)]);
+      if (ended)
+        await appendChangeEvents(
+          tx,
+          [exportFinishedEvent(ended, exp.name, entityName)],
+          logSignals,
+        );
       return ended;
     }),
   );

@@ -11,6 +11,7 @@ import type { HeraldConfig } from "../config/config.js";
 import { defaultWorkerId } from "../background-service.js";
 import type { SecretBox } from "../domain/secret-box.js";
 import type { Database, Queryable } from "../storage/database.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import type { StoredExportExecution } from "../storage/export-repository.js";
 import {
   claimExportExecution,
@@ -47,6 +48,7 @@ export const EXPORT_WORKER_DEFAULTS = {
 
 export interface ExportWorkerOptions {
   db: Database;
+  logSignals: LogSignals;
   logger: Logger;
   config: Pick<
     HeraldConfig,
@@ -76,6 +78,7 @@ export async function startExportWorker(options: ExportWorkerOptions): Promise<E
   const started: { loop?: JobLoop } = {};
   const settings = {
     db,
+    logSignals: options.logSignals,
     logger,
     owner,
     leaseMs: options.leaseMs ?? EXPORT_WORKER_DEFAULTS.leaseMs,

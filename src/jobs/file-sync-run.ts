@@ -37,7 +37,7 @@ import {
 import type { StoredFile } from "../storage/file-store.js";
 import { deleteFile, FileTooLarge, storeFile } from "../storage/file-store.js";
 import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
-import { inboxCommitted } from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { startEtlRunsOfSynchronization } from "./etl-launch.js";
 import type { TransferContext } from "./file-sources/index.js";
@@ -46,6 +46,8 @@ import { fileSyncTriggerEvent } from "./file-sync-events.js";
 
 export interface FileSyncRunSettings {
   db: Database;
+  /** FINISHED wakes this process's sequencer through them. */
+  logSignals: LogSignals;
   logger: Logger;
   secrets: SecretBox;
   /** This worker's name in leases. */
@@ -278,7 +280,7 @@ async function finishRun(
   entityName: string,
   outcome: SynchronizationOutcome,
 ): Promise<StoredSynchronization | undefined> {
-  const { db } = settings;
+  const { db, logSignals } = settings;
   let started = 0;
   const finished = await db.transaction(async (tx) => {
     const reference = await findFileReference(tx, sync.entityId, sync.fileReferenceId, true);
@@ -299,13 +301,13 @@ async function finishRun(
     }
     const done = await finishSynchronization(tx, sync.id, settings.owner, final);
     if (!done) return undefined;
-    await appendChangeEvents(tx, [fileSyncTriggerEvent(done, entityName, "FINISHED")]);
+    await appendChangeEvents(tx, [fileSyncTriggerEvent(done, entityName, "FINISHED")], logSignals);
     started = await startEtlRunsOfSynchronization(tx, done);
     if (started > 0) await notifyJobs(tx);
     if (duplicate !== undefined) await deleteFile(tx, duplicate);
     return done;
   });
-  if (finished) inboxCommitted(db);
+  if (finished) logSignals.inboxCommitted();
   if (started > 0) jobsCreated(db);
   return finished;
 }

@@ -18,7 +18,7 @@ import {
   recordSynchronizationFailure,
   releaseSynchronizationLeases,
 } from "../storage/file-synchronization-repository.js";
-import { inboxCommitted } from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { fileSyncTriggerEvent } from "./file-sync-events.js";
 import { runFileSynchronization } from "./file-sync-run.js";
@@ -34,6 +34,7 @@ export const FILE_SYNC_WORKER_DEFAULTS = {
 
 export interface FileSyncWorkerOptions {
   db: Database;
+  logSignals: LogSignals;
   logger: Logger;
   config: Pick<
     HeraldConfig,
@@ -55,7 +56,7 @@ export interface FileSyncWorkerOptions {
 export type FileSyncWorker = JobLoop;
 
 export async function startFileSyncWorker(options: FileSyncWorkerOptions): Promise<FileSyncWorker> {
-  const { db, config } = options;
+  const { db, config, logSignals } = options;
   const owner = `${config.workerId ?? defaultWorkerId()}:file-sync`;
   const logger = options.logger.child({ component: "file-sync", worker: owner });
   const leaseMs = options.leaseMs ?? FILE_SYNC_WORKER_DEFAULTS.leaseMs;
@@ -63,6 +64,7 @@ export async function startFileSyncWorker(options: FileSyncWorkerOptions): Promi
 
   const settings = {
     db,
+    logSignals,
     logger,
     secrets: options.secrets,
     owner,
@@ -85,13 +87,15 @@ export async function startFileSyncWorker(options: FileSyncWorkerOptions): Promi
       const claim = await claimSynchronization(tx, owner, leaseMs);
       if (claim?.started) {
         const entity = await findEntityById(tx, claim.synchronization.entityId);
-        await appendChangeEvents(tx, [
-          fileSyncTriggerEvent(claim.synchronization, entity?.name ?? "", "STARTED"),
-        ]);
+        await appendChangeEvents(
+          tx,
+          [fileSyncTriggerEvent(claim.synchronization, entity?.name ?? "", "STARTED")],
+          logSignals,
+        );
       }
       return claim;
     });
-    if (claimed?.started) inboxCommitted(db);
+    if (claimed?.started) logSignals.inboxCommitted();
     return claimed?.synchronization;
   }
 
@@ -119,12 +123,14 @@ export async function startFileSyncWorker(options: FileSyncWorkerOptions): Promi
           },
         });
         if (done)
-          await appendChangeEvents(tx, [
-            fileSyncTriggerEvent(done, entity?.name ?? "", "FINISHED"),
-          ]);
+          await appendChangeEvents(
+            tx,
+            [fileSyncTriggerEvent(done, entity?.name ?? "", "FINISHED")],
+            logSignals,
+          );
         return done;
       });
-      if (finished) inboxCommitted(db);
+      if (finished) logSignals.inboxCommitted();
     } catch (failure) {
       logger.warn(
         { err: failure, synchronizationId: sync.id },

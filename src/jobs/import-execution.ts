@@ -19,7 +19,7 @@ import type { Database } from "../storage/database.js";
 import type { ExecutionStatus, StoredExecution } from "../storage/etl-execution-repository.js";
 import { finishExecution, renewExecutionLease } from "../storage/etl-execution-repository.js";
 import { findFile } from "../storage/file-store.js";
-import { inboxCommitted } from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import { SQLSTATE, sqlState } from "../storage/sql-errors.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { etlTriggerEvent } from "./etl-events.js";
@@ -32,6 +32,8 @@ import { bindImport, mapRow, planColumns } from "./import-rows.js";
 
 export interface ImportRunSettings {
   db: Database;
+  /** Each committed batch and FINISHED wake this process's sequencer through them. */
+  logSignals: LogSignals;
   logger: Logger;
   /** This worker's name in leases. */
   owner: string;
@@ -228,7 +230,7 @@ export async function runImportExecution(
       const [outcome] = await Promise.all([commit(), fill(2 * settings.batchRows)]);
       // Rows read meanwhile were validated against the definition the batch started with.
       if (redefined) pending = pending.map((p) => pendingRow(bound, plan, p.row, p.bytesRead));
-      inboxCommitted(db);
+      settings.logSignals.inboxCommitted();
       // Let the rest of the process in between batches: on the embedded database every query
       // resolves without I/O, and a whole import would otherwise run as one chain of microtasks,
       // with no HTTP request (not even /healthz) answered until it ends.
@@ -309,17 +311,18 @@ function columns(bound: BoundImport, header: readonly string[]): ColumnPlan {
 
 /** The final status and FINISHED, in one transaction (nothing when the lease went meanwhile). */
 export async function finish(
-  settings: Pick<ImportRunSettings, "db" | "owner">,
+  settings: Pick<ImportRunSettings, "db" | "logSignals" | "owner">,
   executionId: string,
   entityName: string,
   status: ExecutionStatus,
   error: { code: string; message: string } | null,
 ): Promise<void> {
-  const { db } = settings;
+  const { db, logSignals } = settings;
   const finished = await db.transaction(async (tx) => {
     const row = await finishExecution(tx, executionId, settings.owner, status, error);
-    if (row) await appendChangeEvents(tx, [etlTriggerEvent(row, entityName, "FINISHED")]);
+    if (row)
+      await appendChangeEvents(tx, [etlTriggerEvent(row, entityName, "FINISHED")], logSignals);
     return row;
   });
-  if (finished) inboxCommitted(db);
+  if (finished) logSignals.inboxCommitted();
 }

@@ -17,7 +17,7 @@ import {
   recordExecutionFailure,
   releaseExecutionLeases,
 } from "../storage/etl-execution-repository.js";
-import { inboxCommitted } from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { etlTriggerEvent } from "./etl-events.js";
 import { finish, runImportExecution } from "./import-execution.js";
@@ -39,6 +39,7 @@ export const IMPORT_WORKER_DEFAULTS = {
 
 export interface ImportWorkerOptions {
   db: Database;
+  logSignals: LogSignals;
   logger: Logger;
   config: Pick<HeraldConfig, "importConcurrency" | "maxExpandedBytes" | "workerId">;
   leaseMs?: number;
@@ -49,7 +50,7 @@ export interface ImportWorkerOptions {
 export type ImportWorker = JobLoop;
 
 export async function startImportWorker(options: ImportWorkerOptions): Promise<ImportWorker> {
-  const { db, config } = options;
+  const { db, config, logSignals } = options;
   const owner = `${config.workerId ?? defaultWorkerId()}:imports`;
   const logger = options.logger.child({ component: "imports", worker: owner });
   const leaseMs = options.leaseMs ?? IMPORT_WORKER_DEFAULTS.leaseMs;
@@ -59,6 +60,7 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
 
   const settings = {
     db,
+    logSignals,
     logger,
     owner,
     leaseMs,
@@ -74,13 +76,15 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
       const claim = await claimExecution(tx, owner, leaseMs);
       if (claim?.started) {
         const entity = await findEntityById(tx, claim.execution.entityId);
-        await appendChangeEvents(tx, [
-          etlTriggerEvent(claim.execution, entity?.name ?? "", "STARTED"),
-        ]);
+        await appendChangeEvents(
+          tx,
+          [etlTriggerEvent(claim.execution, entity?.name ?? "", "STARTED")],
+          logSignals,
+        );
       }
       return claim;
     });
-    if (claimed?.started) inboxCommitted(db);
+    if (claimed?.started) logSignals.inboxCommitted();
     return claimed?.execution;
   }
 

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { HeraldConfig } from "../config/config.js";
 import { defaultWorkerId } from "../background-service.js";
 import type { Database } from "../storage/database.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import type { TableDeletion } from "../storage/table-deletion-repository.js";
 import {
   claimDeletion,
@@ -38,6 +39,7 @@ export const TABLE_DELETION_DEFAULTS = {
 
 export interface TableDeletionWorkerOptions {
   db: Database;
+  logSignals: LogSignals;
   logger: Logger;
   config: Pick<HeraldConfig, "workerId">;
   leaseMs?: number;
@@ -62,6 +64,7 @@ export async function startTableDeletionWorker(
 
   const settings = {
     db,
+    logSignals: options.logSignals,
     logger,
     owner,
     leaseMs,

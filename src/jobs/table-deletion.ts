@@ -16,7 +16,7 @@ import type { Logger } from "pino";
 import { lostToConcurrency } from "../capture/write-retry.js";
 import { appendChangeEvents } from "../storage/change-event-repository.js";
 import type { Database, Queryable } from "../storage/database.js";
-import { inboxCommitted } from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import type { TableDeletion } from "../storage/table-deletion-repository.js";
 import {
   completeDeletion,
@@ -48,6 +48,8 @@ export function deliveryCheckDelay(checks: number, spacing: DeliveryCheckSpacing
 
 export interface TableDeletionSettings {
   db: Database;
+  /** Each committed batch wakes this process's sequencer through them. */
+  logSignals: LogSignals;
   logger: Logger;
   /** This worker's name in leases. */
   owner: string;
@@ -99,7 +101,7 @@ async function deleteBatch(
     throw new Error(
       `internal error: a table deletion batch deleted ${deleted} of its ${records.length} locked records`,
     );
-  await appendChangeEvents(tx, events);
+  await appendChangeEvents(tx, events, settings.logSignals);
   await recordDeletedBatch(tx, tableId, deleted);
   return { kind: "deleted", count: deleted, lastRecordId: records.at(-1)!.recordId };
 }
@@ -161,7 +163,7 @@ export async function runTableDeletion(
       if (outcome.kind === "empty") break;
       deletedNow += outcome.count;
       after = outcome.lastRecordId;
-      inboxCommitted(db);
+      settings.logSignals.inboxCommitted();
       // Let the rest of the process in between batches (on the embedded database every query
       // resolves without I/O: a long deletion would otherwise hold off every HTTP request).
       await new Promise((resolve) => setImmediate(resolve));

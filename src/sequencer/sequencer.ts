@@ -36,14 +36,8 @@ import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import type { AdvisoryLock, Database, Unlisten } from "../storage/database.js";
 import { ADVISORY_LOCKS } from "../storage/database.js";
-import {
-  INBOX_CHANNEL,
-  INBOX_NOTIFY_INTERVAL_MS,
-  logStamped,
-  onInboxCommitted,
-  stampingRound,
-  wantsStampedEvents,
-} from "../storage/log-channels.js";
+import { INBOX_CHANNEL, INBOX_NOTIFY_INTERVAL_MS } from "../storage/log-channels.js";
+import type { LogSignals } from "../storage/log-signals.js";
 import { DEFAULT_STAMP_BATCH, stampPendingEvents } from "../storage/sequencer-repository.js";
 import { defineCounter, defineGauge, defineHistogram } from "../metrics.js";
 import { DatabaseOutageLog } from "../database-outage-log.js";
@@ -65,6 +59,8 @@ const lagHistogram = defineHistogram(
 
 export interface SequencerOptions {
   db: Database;
+  /** This process's log signals: local commits wake the leader, and it announces stamped heads. */
+  logSignals: LogSignals;
   logger: Logger;
   /** Most events per stamping transaction (default 5000). */
   batchSize?: number;
@@ -124,6 +120,7 @@ export async function startSequencer(options: SequencerOptions): Promise<Sequenc
 class SequencerLoop implements Sequencer {
   readonly name = "sequencer";
   private readonly db: Database;
+  private readonly signals: LogSignals;
   private readonly logger: Logger;
   private readonly batchSize: number;
   private readonly pollMs: number;
@@ -169,6 +166,7 @@ class SequencerLoop implements Sequencer {
 
   constructor(options: SequencerOptions) {
     this.db = options.db;
+    this.signals = options.logSignals;
     this.logger = options.logger;
     this.outage = new DatabaseOutageLog(options.logger, "stamping");
     this.batchSize = options.batchSize ?? DEFAULT_STAMP_BATCH;
@@ -200,7 +198,7 @@ class SequencerLoop implements Sequencer {
     this.unlisten = await this.db.listen(INBOX_CHANNEL, () => this.wake());
     // On the embedded database capture's NOTIFY is already delivered in-process.
     if (this.db.kind !== "pglite")
-      this.unlistenLocal = onInboxCommitted(this.db, () => this.wake());
+      this.unlistenLocal = this.signals.onInboxCommitted(() => this.wake());
     this.running = this.run();
   }
 
@@ -300,7 +298,7 @@ class SequencerLoop implements Sequencer {
 
   private startRound(now: number): void {
     this.lastRoundAt = now;
-    const ended = stampingRound(this.db);
+    const ended = this.signals.stampingRound();
     const round = this.stampOnce()
       .catch((error: unknown) => {
         if (this.stopped) return;
@@ -360,7 +358,7 @@ class SequencerLoop implements Sequencer {
 
   /** One stamping round: returns at once, without locking, when nothing waits. */
   private async stampOnce(): Promise<void> {
-    const handOff = wantsStampedEvents(this.db) ? this.handOffEvents : 0;
+    const handOff = this.signals.wantsStampedEvents() ? this.handOffEvents : 0;
     const result = await stampPendingEvents(this.db, this.batchSize, handOff);
     this.outage.succeeded();
     this.lastFound = result.stamped > 0;
@@ -375,7 +373,7 @@ class SequencerLoop implements Sequencer {
     this.lastWorkAt = Date.now();
     // Committed: workers of this process may read up to the new head at once, or take its events.
     const stamped = result.events && { after: result.head - result.stamped, events: result.events };
-    logStamped(this.db, result.head, stamped);
+    this.signals.logStamped(result.head, stamped);
     if (result.head > this.counters.head) this.counters.head = result.head;
     this.counters.stampedTotal += result.stamped;
     this.counters.lastBatchMaxLagMs = result.maxLagMs;

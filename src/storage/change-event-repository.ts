@@ -6,8 +6,8 @@ import type {
   NewChangeEvent,
 } from "../domain/change-event.js";
 import type { Queryable } from "./database.js";
-
-import { INBOX_CHANNEL, takeInboxNotifyTurn } from "./log-channels.js";
+import type { InboxNotifyTurns } from "./log-channels.js";
+import { INBOX_CHANNEL } from "./log-channels.js";
 
 export { INBOX_CHANNEL, LOG_CHANNEL } from "./log-channels.js";
 
@@ -53,15 +53,17 @@ export function insertEventDraftsSql(
 
 /**
  * Appends events in the caller's transaction, in array order, as one statement. The caller must have
- * written (and so locked) the record rows first (DESIGN §3). The NOTIFY (when sent, see above) is
- * delivered at commit and wakes the sequencer; a rolled-back transaction sends nothing.
+ * written (and so locked) the record rows first (DESIGN §3). The NOTIFY (when `notifyTurns` gives
+ * this write the turn) is delivered at commit and wakes the sequencer; a rolled-back transaction
+ * sends nothing.
  */
 export async function appendChangeEvents(
   tx: Queryable,
   events: readonly NewChangeEvent[],
+  notifyTurns: InboxNotifyTurns,
 ): Promise<void> {
   if (events.length === 0) return;
-  const notify = takeInboxNotifyTurn();
+  const notify = notifyTurns.takeInboxNotifyTurn();
   // One JSON array parameter, expanded WITH ORDINALITY and sorted so ids follow array order; the
   // NOTIFY rides in the same statement (a data-modifying CTE runs whether or not it is read).
   await tx.query(

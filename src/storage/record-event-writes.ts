@@ -20,7 +20,7 @@
 import type { NewChangeEvent } from "../domain/change-event.js";
 import type { Queryable } from "./database.js";
 import { INBOX_CHANNEL, insertEventDraftsSql } from "./change-event-repository.js";
-import { takeInboxNotifyTurn } from "./log-channels.js";
+import type { InboxNotifyTurns } from "./log-channels.js";
 import type { KeyValue, NewRecord, RecordUpdate, StoredRecord } from "./record-repository.js";
 import { RECORD_COLUMNS, toRecord } from "./record-repository.js";
 import type { RecordRow } from "./record-repository.js";
@@ -115,6 +115,7 @@ export async function createRecordWithEvents(
     /** The table's version the write was validated against; another one writes nothing (none). */
     tableVersion: number;
   },
+  notifyTurns: InboxNotifyTurns,
 ): Promise<CreateWithEventsResult> {
   const { record } = write;
   const { rows } = await db.query<RecordRow & { found: boolean; notified: number }>(
@@ -130,7 +131,7 @@ export async function createRecordWithEvents(
       write.insert,
       JSON.stringify(write.events),
       write.rowValues === "PROFILE",
-      write.insert && write.events.length > 0 && takeInboxNotifyTurn(),
+      write.insert && write.events.length > 0 && notifyTurns.takeInboxNotifyTurn(),
       write.lookupBusinessKey ?? null,
       write.tableVersion,
       record.dataCollection === undefined ? null : JSON.stringify(record.dataCollection),
@@ -162,6 +163,7 @@ export async function updateRecordWithEvents(
     /** The table's version the write was validated against; another one writes nothing. */
     tableVersion: number;
   },
+  notifyTurns: InboxNotifyTurns,
 ): Promise<StoredRecord | undefined> {
   const { update } = write;
   const { rows } = await db.query<RecordRow & { notified: number }>(
@@ -177,7 +179,7 @@ export async function updateRecordWithEvents(
       write.expectedVersion,
       JSON.stringify(write.events),
       write.rowValues === "PROFILE",
-      write.events.length > 0 && takeInboxNotifyTurn(),
+      write.events.length > 0 && notifyTurns.takeInboxNotifyTurn(),
       write.tableVersion,
       update.dataCollection === undefined ? null : JSON.stringify(update.dataCollection),
     ],
@@ -352,6 +354,7 @@ export async function writeRecordsWithEvents(
   db: Queryable,
   creates: readonly BatchCreate[],
   updates: readonly BatchUpdate[],
+  notifyTurns: InboxNotifyTurns,
 ): Promise<BatchWriteResult> {
   const input = [
     ...creates.map(({ record, events, tableVersion }, n) => ({
@@ -392,7 +395,7 @@ export async function writeRecordsWithEvents(
   const notify = input.some((item) => item.events.length > 0);
   const { rows } = await db.query<{ n: number; record_id: number; version: number }>(
     WRITE_MANY_SQL,
-    [JSON.stringify(input), notify && takeInboxNotifyTurn()],
+    [JSON.stringify(input), notify && notifyTurns.takeInboxNotifyTurn()],
     "herald_write_records_with_events",
   );
   if (rows.some((row) => row.n === -1)) return { ...result, current: false };

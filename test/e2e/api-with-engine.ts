@@ -29,9 +29,15 @@ export async function startApiWithEngine(
   const logger = createLogger("silent");
   const app = await createTestApp(backend);
   const receiver = await startWebhookReceiver();
-  const sequencer = await startSequencer({ db: app.database.db, logger, pollMs: 200 });
+  const sequencer = await startSequencer({
+    db: app.database.db,
+    logSignals: app.database.logSignals,
+    logger,
+    pollMs: 200,
+  });
   const worker = await startDeliveryWorker({
     db: app.database.db,
+    logSignals: app.database.logSignals,
     logger,
     secrets: app.database.secrets,
     config: deliveryConfig({ workerId }),

@@ -54,6 +54,7 @@ for (const { backend, skip } of await testBackends()) {
         await t.syncWorker.stop();
         exportWorker = await startExportWorker({
           db: t.database.db,
+          logSignals: t.database.logSignals,
           logger: createLogger("silent"),
           config: t.config,
           secrets: t.database.secrets,
@@ -122,6 +123,7 @@ for (const { backend, skip } of await testBackends()) {
         await page.evaluate("window.__sameDocument = true");
         syncWorker = await startFileSyncWorker({
           db: t.database.db,
+          logSignals: t.database.logSignals,
           logger: createLogger("silent"),
           config: t.config,
           secrets: t.database.secrets,

@@ -112,6 +112,7 @@ for (const { backend, skip } of await testBackends()) {
 
       worker = await startImportWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger: createLogger("silent"),
         config: t.config,
         pollMs: 50,

@@ -28,10 +28,11 @@ for (const { backend, skip } of await testBackends()) {
 
     before(async () => {
       t = await createTestDatabase(backend);
-      sequencer = await startSequencer({ db: t.db, logger, pollMs: 200 });
+      sequencer = await startSequencer({ db: t.db, logSignals: t.logSignals, logger, pollMs: 200 });
       receiver = await startWebhookReceiver();
       worker = await startDeliveryWorker({
         db: t.db,
+        logSignals: t.logSignals,
         logger,
         secrets: t.secrets,
         config: deliveryConfig({ workerId: `backlog-${backend}` }),

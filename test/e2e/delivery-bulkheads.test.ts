@@ -65,9 +65,10 @@ for (const { backend, skip } of await testBackends()) {
       t = await createTestDatabase(backend);
       entity = await entityId(t.db);
       endpoint = await startHeldReceiver();
-      sequencer = await startSequencer({ db: t.db, logger, pollMs: 200 });
+      sequencer = await startSequencer({ db: t.db, logSignals: t.logSignals, logger, pollMs: 200 });
       worker = await startDeliveryWorker({
         db: t.db,
+        logSignals: t.logSignals,
         logger,
         secrets: t.secrets,
         // Held requests must stay in flight for the whole test, not time out and free their slots.

@@ -56,7 +56,11 @@ describe(
           lingerMs: 50,
           maxWaitMs: 500,
         });
-        const sequencer = await startSequencer({ db: t.db, logger: createLogger("silent") });
+        const sequencer = await startSequencer({
+          db: t.db,
+          logSignals: t.logSignals,
+          logger: createLogger("silent"),
+        });
         const workers = [];
         try {
           for (let v = 1; v <= VERSIONS_BEFORE; v++)

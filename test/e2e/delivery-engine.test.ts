@@ -61,9 +61,10 @@ for (const { backend, skip } of await testBackends()) {
     before(async () => {
       t = await createTestDatabase(backend);
       entity = await entityId(t.db);
-      sequencer = await startSequencer({ db: t.db, logger, pollMs: 200 });
+      sequencer = await startSequencer({ db: t.db, logSignals: t.logSignals, logger, pollMs: 200 });
       worker = await startDeliveryWorker({
         db: t.db,
+        logSignals: t.logSignals,
         logger,
         secrets: t.secrets,
         config: deliveryConfig({ workerId: `test-${backend}` }),

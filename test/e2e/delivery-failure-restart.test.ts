@@ -49,6 +49,7 @@ for (const { backend, skip } of await testBackends()) {
     async function worker(): Promise<DeliveryWorker> {
       const w = await startDeliveryWorker({
         db: t.db,
+        logSignals: t.logSignals,
         logger,
         secrets: t.secrets,
         config: deliveryConfig({ workerId: `restart-${backend}-${++generation}` }),
@@ -72,7 +73,7 @@ for (const { backend, skip } of await testBackends()) {
     before(async () => {
       t = await createTestDatabase(backend);
       entity = await entityId(t.db);
-      sequencer = await startSequencer({ db: t.db, logger, pollMs: 100 });
+      sequencer = await startSequencer({ db: t.db, logSignals: t.logSignals, logger, pollMs: 100 });
     });
     after(async () => {
       for (const w of workers) await w.stop();

@@ -55,9 +55,10 @@ for (const { backend, skip } of await testBackends()) {
     before(async () => {
       t = await createTestDatabase(backend);
       entity = await entityId(t.db);
-      sequencer = await startSequencer({ db: t.db, logger, pollMs: 100 });
+      sequencer = await startSequencer({ db: t.db, logSignals: t.logSignals, logger, pollMs: 100 });
       worker = await startDeliveryWorker({
         db: t.db,
+        logSignals: t.logSignals,
         logger,
         secrets: t.secrets,
         config: deliveryConfig({ workerId: `bulk-failures-${backend}` }),

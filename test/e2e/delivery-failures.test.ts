@@ -169,7 +169,12 @@ for (const { backend, skip } of await testBackends()) {
       t = await createTestApp(backend);
       const db = t.database.db;
       entity = (await findEntityByName(db, await firstLicenceId(db), "acme"))!.id;
-      sequencer = await startSequencer({ db, logger, pollMs: 100 });
+      sequencer = await startSequencer({
+        db,
+        logSignals: t.database.logSignals,
+        logger,
+        pollMs: 100,
+      });
       ops = await startScriptableReceiver();
       operations = createOperationsNotifier({
         config: { operationsWebhookUrl: ops.url },
@@ -178,6 +183,7 @@ for (const { backend, skip } of await testBackends()) {
       clock = scaledClock(FACTOR, origin);
       worker = await startDeliveryWorker({
         db,
+        logSignals: t.database.logSignals,
         logger,
         secrets: t.database.secrets,
         config: deliveryConfig({

@@ -11,6 +11,7 @@ import type { Subscription, SubscriptionSettings } from "../../src/domain/subscr
 import { SUBSCRIPTION_DEFAULTS } from "../../src/domain/subscription.js";
 import { appendChangeEvents } from "../../src/storage/change-event-repository.js";
 import type { Database, Queryable } from "../../src/storage/database.js";
+import { LogSignals } from "../../src/storage/log-signals.js";
 import { insertSubscription } from "../../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
 import { TEST_SECRET_KEY, testSecrets } from "../helpers/test-database.js";
@@ -84,9 +85,12 @@ export function profileUpdate(entity: number, profileId: number, version: number
   };
 }
 
+/** How often appends NOTIFY the inbox: as one writer process's would. */
+const appendNotifyTurns = new LogSignals();
+
 /** Appends events in one transaction, as capture would. */
 export async function append(db: Database, events: NewChangeEvent[]): Promise<void> {
-  await db.transaction((tx) => appendChangeEvents(tx, events));
+  await db.transaction((tx) => appendChangeEvents(tx, events, appendNotifyTurns));
 }
 
 /** Data objects of every request a receiver got (a BULK body holds several). */

@@ -53,7 +53,11 @@ describe(
               })
             ).id,
           );
-        const sequencer = await startSequencer({ db: t.db, logger: createLogger("silent") });
+        const sequencer = await startSequencer({
+          db: t.db,
+          logSignals: t.logSignals,
+          logger: createLogger("silent"),
+        });
         const workers = ["w1", "w2", "w3"].map((id) =>
           startHeraldProcess(t.url!, "worker", { HERALD_WORKER_ID: id }),
         );

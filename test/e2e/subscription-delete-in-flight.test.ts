@@ -46,9 +46,10 @@ for (const { backend, skip } of await testBackends()) {
         },
       });
       const logger = createLogger("info", logs);
-      sequencer = await startSequencer({ db: t.db, logger, pollMs: 100 });
+      sequencer = await startSequencer({ db: t.db, logSignals: t.logSignals, logger, pollMs: 100 });
       worker = await startDeliveryWorker({
         db: t.db,
+        logSignals: t.logSignals,
         logger,
         secrets: t.secrets,
         config: deliveryConfig({ workerId: `delete-${backend}` }),

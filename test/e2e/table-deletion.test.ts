@@ -53,7 +53,7 @@ for (const { backend, skip } of await testBackends()) {
     before(async () => {
       engine = await startApiWithEngine(backend, `table-deletion-${backend}`);
       t = engine.app;
-      deletions = await startWorker(t.database.db, `deletions-${backend}`, { batchRows: BATCH });
+      deletions = await startWorker(t.database, `deletions-${backend}`, { batchRows: BATCH });
     });
     after(async () => {
       await deletions?.stop();

@@ -50,6 +50,7 @@ export async function createFileSyncTestApp(
   const t = await createImportTestApp(backend, { fileDropDir: dropDir, ...overrides });
   const syncWorker = await startFileSyncWorker({
     db: t.database.db,
+    logSignals: t.database.logSignals,
     logger: createLogger("silent"),
     config: t.config,
     secrets: t.database.secrets,

@@ -45,6 +45,7 @@ export async function createImportTestApp(
   const t = await createTestApp(backend, overrides);
   const importWorker = await startImportWorker({
     db: t.database.db,
+    logSignals: t.database.logSignals,
     logger: createLogger("silent"),
     config: t.config,
     pollMs: 50,

@@ -7,6 +7,7 @@ import type { Database } from "../../src/storage/database.js";
 import type { TableDeletion } from "../../src/storage/table-deletion-repository.js";
 import { findDeletion } from "../../src/storage/table-deletion-repository.js";
 import type { TestApp } from "./test-app.js";
+import type { TestDatabase } from "./test-database.js";
 
 export const CUSTOM_TABLES = "/v5/entities/acme/custom-tables";
 export const PROFILE_TABLES = "/v5/entities/acme/profile-tables";
@@ -108,12 +109,13 @@ export async function subscribeTo(
 }
 
 export function startWorker(
-  db: Database,
+  database: Pick<TestDatabase, "db" | "logSignals">,
   workerId: string,
   options: { batchRows?: number; leaseMs?: number } = {},
 ): Promise<TableDeletionWorker> {
   return startTableDeletionWorker({
-    db,
+    db: database.db,
+    logSignals: database.logSignals,
     logger: createLogger("silent"),
     config: { workerId },
     pollMs: 50,

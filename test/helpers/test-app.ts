@@ -45,6 +45,7 @@ export async function createTestApp(
   });
   const app = await buildApp({
     db: database.db,
+    logSignals: database.logSignals,
     config,
     logger: createLogger("silent"),
     secrets: database.secrets,

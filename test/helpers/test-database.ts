@@ -10,6 +10,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { parseSecretKey, SecretBox } from "../../src/domain/secret-box.js";
 import type { Database } from "../../src/storage/database.js";
+import { LogSignals } from "../../src/storage/log-signals.js";
 import { listMigrations, migrate } from "../../src/storage/migrate.js";
 import { PgliteDatabase } from "../../src/storage/pglite-database.js";
 import { PostgresDatabase } from "../../src/storage/postgres-database.js";
@@ -134,6 +135,11 @@ export interface TestDatabase {
   db: Database;
   /** Seals and opens secrets at rest with TEST_SECRET_KEY (give it to workers and apps). */
   secrets: SecretBox;
+  /**
+   * The log signals of a Herald process on `db` (give the same ones to the app, sequencer and
+   * workers a test starts on it, as main.ts does; a pool from `connect` is another process).
+   */
+  logSignals: LogSignals;
   /** PostgreSQL only: the URL of this test's own database (for subprocesses). */
   url: string | undefined;
   /** Opens another connection pool on the same database (PostgreSQL only). */
@@ -151,6 +157,7 @@ export async function createTestDatabase(
       backend,
       db,
       secrets: testSecrets(),
+      logSignals: new LogSignals(),
       url: undefined,
       connect: async () => {
         throw new Error("PGlite is a single in-process database");
@@ -179,6 +186,7 @@ export async function createTestDatabase(
     backend,
     db,
     secrets: testSecrets(),
+    logSignals: new LogSignals(),
     url,
     connect,
     drop: async () => {

@@ -1,11 +1,10 @@
 /**
  * Every capture write that commits change events wakes a sequencer of its own process at once
- * (`inboxCommitted`), instead of leaving it to the writers' throttled NOTIFY and the busy poll; a
+ * (LogSignals `inboxCommitted`), instead of leaving it to the writers' throttled NOTIFY and the busy poll; a
  * write that fails committed nothing and wakes nobody.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { onInboxCommitted } from "../../src/storage/log-channels.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -45,7 +44,7 @@ for (const { backend, skip } of await testBackends()) {
         (await t.request("POST", "/v5/entities/acme/custom-tables", ORDERS)).statusCode,
         201,
       );
-      stopListening = onInboxCommitted(t.database.db, () => wakeUps++);
+      stopListening = t.database.logSignals.onInboxCommitted(() => wakeUps++);
     });
     after(async () => {
       stopListening?.();

@@ -50,29 +50,35 @@ for (const { backend, skip } of await testBackends()) {
       acmeId = acme!.id;
       const otherId = (await insertEntity(t.database.db, acme!.licenceId, "other")).id;
       await t.database.db.transaction(async (tx) => {
-        await appendChangeEvents(tx, [
-          event(acmeId),
-          event(otherId, { recordKey: "8", keys: { profileId: 8 } }),
-          event(acmeId, {
-            eventType: "UPDATE",
-            fields: ["age"],
-            state: { profileId: 7, emailAddress: "a@b.c", age: 31 },
-            previous: { age: 30 },
-            version: 2,
-          }),
-          event(acmeId, {
-            source: "CUSTOM_TABLE",
-            sourceId: "orders",
-            recordKey: "o-1",
-            keys: { orderId: "o-1" },
-            state: { orderId: "o-1" },
-            fields: ["orderId"],
-          }),
-        ]);
+        await appendChangeEvents(
+          tx,
+          [
+            event(acmeId),
+            event(otherId, { recordKey: "8", keys: { profileId: 8 } }),
+            event(acmeId, {
+              eventType: "UPDATE",
+              fields: ["age"],
+              state: { profileId: 7, emailAddress: "a@b.c", age: 31 },
+              previous: { age: 30 },
+              version: 2,
+            }),
+            event(acmeId, {
+              source: "CUSTOM_TABLE",
+              sourceId: "orders",
+              recordKey: "o-1",
+              keys: { orderId: "o-1" },
+              state: { orderId: "o-1" },
+              fields: ["orderId"],
+            }),
+          ],
+          t.database.logSignals,
+        );
       });
       // Committed but not stamped yet: must stay invisible.
       await stampPendingEvents(t.database.db);
-      await t.database.db.transaction((tx) => appendChangeEvents(tx, [event(acmeId)]));
+      await t.database.db.transaction((tx) =>
+        appendChangeEvents(tx, [event(acmeId)], t.database.logSignals),
+      );
     });
     after(() => t?.close());
 

@@ -64,6 +64,7 @@ for (const { backend, skip } of await testBackends()) {
       t = await createFileSyncTestApp(backend);
       exportWorker = await startExportWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger: createLogger("silent"),
         config: t.config,
         secrets: t.database.secrets,
@@ -199,6 +200,7 @@ for (const { backend, skip } of await testBackends()) {
 
       syncWorker = await startFileSyncWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger: createLogger("silent"),
         config: t.config,
         secrets: t.database.secrets,

@@ -278,6 +278,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(response.headers.get("content-type"), "text/event-stream; charset=utf-8");
       const worker = await startImportWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger: createLogger("silent"),
         config: t.config,
         pollMs: 50,

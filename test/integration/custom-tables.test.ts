@@ -113,13 +113,13 @@ for (const { backend, skip } of await testBackends()) {
       assert.ok(table);
       const origin = { kind: "SYSTEM" } as const;
       const provided = parseRecordInput(table, [{ name: "ticketId", value: 8 }]);
-      const first = await upsertCustomRecord(t.database.db, table, provided, origin, {
+      const first = await upsertCustomRecord(t.database, table, provided, origin, {
         allowUpdate: false,
       });
       assert.equal(first.outcome, "CREATED");
       await t.database.db.query("DELETE FROM change_events");
       await assert.rejects(
-        upsertCustomRecord(t.database.db, table, { ...provided, state: "X" }, origin, {
+        upsertCustomRecord(t.database, table, { ...provided, state: "X" }, origin, {
           allowUpdate: false,
         }),
         (error: unknown) =>

@@ -64,7 +64,7 @@ for (const { backend, skip } of await testBackends()) {
         attributes: [{ name: "emailAddress", value: "old@example.com" }],
       });
       await assert.rejects(
-        new ProfileUpserts(t.database.db).upsert(table, write, {
+        new ProfileUpserts(t.database).upsert(table, write, {
           allowUpdate: true,
           origin: { kind: "SYSTEM" },
         }),

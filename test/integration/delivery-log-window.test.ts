@@ -101,7 +101,7 @@ for (const { backend, skip } of await testBackends()) {
 
     test("returns what the driver's row parsing returns, and drops no matching event", async () => {
       const events = fc.sample(arbitraryEvent, { numRuns: 400, seed: 42 });
-      await t.db.transaction((tx) => appendChangeEvents(tx, events));
+      await t.db.transaction((tx) => appendChangeEvents(tx, events, t.logSignals));
       while ((await stampPendingEvents(t.db)).stamped > 0);
       const all = await readLog(t.db, 0, 1_000);
       assert.equal(all.length, events.length);
@@ -182,7 +182,7 @@ for (const { backend, skip } of await testBackends()) {
         origin: { kind: "SYSTEM" },
       }));
       const from = await readLogHead(t.db);
-      await t.db.transaction((tx) => appendChangeEvents(tx, written));
+      await t.db.transaction((tx) => appendChangeEvents(tx, written, t.logSignals));
       while ((await stampPendingEvents(t.db)).stamped > 0);
       const head = await readLogHead(t.db);
       const filter = {
@@ -258,7 +258,7 @@ for (const { backend, skip } of await testBackends()) {
         origin: e.origin,
       }));
       const from = await readLogHead(t.db);
-      await t.db.transaction((tx) => appendChangeEvents(tx, written));
+      await t.db.transaction((tx) => appendChangeEvents(tx, written, t.logSignals));
       while ((await stampPendingEvents(t.db)).stamped > 0);
       const head = await readLogHead(t.db);
       for (let i = 0; i < stamps.length; i++)

@@ -124,6 +124,7 @@ for (const { backend, skip } of await testBackends()) {
       t = await createExportTestApp(backend, { worker: false });
       t.worker = await startExportWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger: createLogger("info", log.stream),
         config: t.config,
         pollMs: 50,
@@ -341,6 +342,7 @@ for (const { backend, skip } of await testBackends()) {
       let chunks = 0;
       const settings = {
         db,
+        logSignals: t.database.logSignals,
         logger: createLogger("silent"),
         owner: "test-owner",
         leaseMs: 500,
@@ -369,6 +371,7 @@ for (const { backend, skip } of await testBackends()) {
       await eventually("the stopped COPY's session ends", noCopy);
       t.worker = await startExportWorker({
         db,
+        logSignals: t.database.logSignals,
         logger: createLogger("info", log.stream),
         config: t.config,
         pollMs: 50,

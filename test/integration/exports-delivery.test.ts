@@ -30,9 +30,15 @@ for (const { backend, skip } of await testBackends()) {
       const logger = createLogger("silent");
       t = await createExportTestApp(backend);
       receiver = await startWebhookReceiver();
-      sequencer = await startSequencer({ db: t.database.db, logger, pollMs: 100 });
+      sequencer = await startSequencer({
+        db: t.database.db,
+        logSignals: t.database.logSignals,
+        logger,
+        pollMs: 100,
+      });
       delivery = await startDeliveryWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger,
         secrets: t.database.secrets,
         config: t.config,

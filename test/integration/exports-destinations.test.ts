@@ -38,6 +38,7 @@ for (const { backend, skip } of await testBackends()) {
       t = await createExportTestApp(backend, { config, worker: false });
       t.worker = await startExportWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger: createLogger("silent"),
         config: t.config,
         copy: destinationCopier(t.database.db, t.database.secrets, t.config),
@@ -260,6 +261,7 @@ for (const { backend, skip } of await testBackends()) {
       // A worker that stops midway hands its run back: the snapshot's transaction rolls back.
       const stopping = await startExportWorker({
         db,
+        logSignals: idle.database.logSignals,
         logger: createLogger("silent"),
         config: idle.config,
         pollMs: 20,
@@ -270,6 +272,7 @@ for (const { backend, skip } of await testBackends()) {
       await stopping.stop();
       const worker = await startExportWorker({
         db,
+        logSignals: idle.database.logSignals,
         logger: createLogger("silent"),
         config: idle.config,
         pollMs: 20,

@@ -76,6 +76,7 @@ export async function createExportTestApp(
       ? undefined
       : await startExportWorker({
           db: t.database.db,
+          logSignals: t.database.logSignals,
           logger: createLogger("silent"),
           config: t.config,
           pollMs: 50,

@@ -265,6 +265,7 @@ for (const { backend, skip } of await testBackends()) {
       const { createLogger } = await import("../../src/logger.js");
       t.worker = await startImportWorker({
         db: t.database.db,
+        logSignals: t.database.logSignals,
         logger: createLogger("silent"),
         config: t.config,
         pollMs: 50,

@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import type { NewChangeEvent } from "../../src/domain/change-event.js";
 import { createLogger } from "../../src/logger.js";
 import { startSequencer } from "../../src/sequencer/sequencer.js";
+import { LogSignals } from "../../src/storage/log-signals.js";
 import { appendChangeEvents, readLogHead } from "../../src/storage/change-event-repository.js";
 import type { Database } from "../../src/storage/database.js";
 import { countUnstamped } from "../../src/storage/sequencer-repository.js";
@@ -86,6 +87,7 @@ function changeOf(
 /** One writer: transactions over 1–3 records (locked in id order), some slow, some rolled back. */
 async function writer(
   db: Database,
+  notifyTurns: LogSignals,
   entityId: number,
   recordIds: number[],
   random: () => number,
@@ -113,7 +115,11 @@ async function writer(
             "UPDATE records SET version = version + 1 WHERE record_id = $1 RETURNING version",
             [recordId],
           );
-          await appendChangeEvents(tx, [changeOf(entityId, recordId, rows[0]!.version, tag)]);
+          await appendChangeEvents(
+            tx,
+            [changeOf(entityId, recordId, rows[0]!.version, tag)],
+            notifyTurns,
+          );
           // A slow transaction holds its inbox ids while faster ones commit past it.
           if (slow) await tx.query("SELECT pg_sleep($1)", [0.02 + random() * 0.08]);
         }
@@ -139,10 +145,17 @@ describe("log invariant on PostgreSQL under concurrent writers", { skip: postgre
   test("every committed change exactly once, nothing rolled back, dense positions, per-record order", async () => {
     const seed = Number(process.env.HERALD_TEST_SEED ?? Date.now() % 1_000_000);
     const { entityId, recordIds } = await setUp(t.db);
+    // Writers and each sequencer have a pool of their own: three processes, with signals each.
     const writers = await t.connect(WRITERS + 2);
-    const first = await startSequencer({ db: await t.connect(4), logger });
+    const writerSignals = new LogSignals();
+    const first = await startSequencer({
+      db: await t.connect(4),
+      logSignals: new LogSignals(),
+      logger,
+    });
     const second = await startSequencer({
       db: await t.connect(4),
+      logSignals: new LogSignals(),
       logger,
       followerRetryMs: 100,
     });
@@ -150,7 +163,7 @@ describe("log invariant on PostgreSQL under concurrent writers", { skip: postgre
     const until = Date.now() + LOAD_MS;
     const load = Promise.all(
       Array.from({ length: WRITERS }, (_, i) =>
-        writer(writers, entityId, recordIds, prng(seed + i + 1), i, until, outcome),
+        writer(writers, writerSignals, entityId, recordIds, prng(seed + i + 1), i, until, outcome),
       ),
     );
     // Halfway through, the leader steps down and the other sequencer takes over under load.

@@ -114,24 +114,28 @@ for (const { backend, skip } of await testBackends()) {
       // A fresh email but a taken customerId: the record row and the event go in first, then the
       // key row fails, and the whole statement with it.
       await assert.rejects(
-        createRecordWithEvents(t.database.db, {
-          record: {
-            tableId,
-            businessKey: null,
-            attributes: { emailAddress: "fresh@example.com", customerId: "C-1" },
-            subscriptions: {},
-            segments: {},
-            keys: [
-              { attribute: "emailAddress", value: "fresh@example.com" },
-              { attribute: "customerId", value: "C-1" },
-            ],
+        createRecordWithEvents(
+          t.database.db,
+          {
+            record: {
+              tableId,
+              businessKey: null,
+              attributes: { emailAddress: "fresh@example.com", customerId: "C-1" },
+              subscriptions: {},
+              segments: {},
+              keys: [
+                { attribute: "emailAddress", value: "fresh@example.com" },
+                { attribute: "customerId", value: "C-1" },
+              ],
+            },
+            lookupKeys: [],
+            insert: true,
+            events: [event],
+            rowValues: "PROFILE",
+            tableVersion: 1,
           },
-          lookupKeys: [],
-          insert: true,
-          events: [event],
-          rowValues: "PROFILE",
-          tableVersion: 1,
-        }),
+          t.database.logSignals,
+        ),
         (error) => sqlState(error) === SQLSTATE.uniqueViolation,
       );
       const profileId = first.json().profileId as number;
@@ -149,21 +153,25 @@ for (const { backend, skip } of await testBackends()) {
         await count("change_events"),
       ];
       await assert.rejects(
-        updateRecordWithEvents(t.database.db, {
-          update: {
-            recordId: secondId,
-            tableId,
-            attributes: { ...secondRecord.attributes, customerId: "C-1" },
-            subscriptions: {},
-            segments: {},
-            dropKeys: ["customerId"],
-            addKeys: [{ attribute: "customerId", value: "C-1" }],
+        updateRecordWithEvents(
+          t.database.db,
+          {
+            update: {
+              recordId: secondId,
+              tableId,
+              attributes: { ...secondRecord.attributes, customerId: "C-1" },
+              subscriptions: {},
+              segments: {},
+              dropKeys: ["customerId"],
+              addKeys: [{ attribute: "customerId", value: "C-1" }],
+            },
+            expectedVersion: secondRecord.version,
+            events: [{ ...event, eventType: "UPDATE" }],
+            rowValues: "PROFILE",
+            tableVersion: 1,
           },
-          expectedVersion: secondRecord.version,
-          events: [{ ...event, eventType: "UPDATE" }],
-          rowValues: "PROFILE",
-          tableVersion: 1,
-        }),
+          t.database.logSignals,
+        ),
         (error) => sqlState(error) === SQLSTATE.uniqueViolation,
       );
       assert.deepEqual(
@@ -199,21 +207,25 @@ for (const { backend, skip } of await testBackends()) {
       const profileId = res.json().profileId as number;
       const record = (await findRecordById(t.database.db, tableId, profileId))!;
       const eventsBefore = await count("change_events");
-      const written = await updateRecordWithEvents(t.database.db, {
-        update: {
-          recordId: profileId,
-          tableId,
-          attributes: { ...record.attributes, firstName: "Late" },
-          subscriptions: {},
-          segments: {},
-          dropKeys: [],
-          addKeys: [],
+      const written = await updateRecordWithEvents(
+        t.database.db,
+        {
+          update: {
+            recordId: profileId,
+            tableId,
+            attributes: { ...record.attributes, firstName: "Late" },
+            subscriptions: {},
+            segments: {},
+            dropKeys: [],
+            addKeys: [],
+          },
+          expectedVersion: record.version + 1,
+          events: [],
+          rowValues: "PROFILE",
+          tableVersion: 1,
         },
-        expectedVersion: record.version + 1,
-        events: [],
-        rowValues: "PROFILE",
-        tableVersion: 1,
-      });
+        t.database.logSignals,
+      );
       assert.equal(written, undefined);
       assert.equal(await count("change_events"), eventsBefore);
       assert.equal((await findRecordById(t.database.db, tableId, profileId))!.version, 1);
@@ -248,27 +260,36 @@ for (const { backend, skip } of await testBackends()) {
         addKeys: [],
       };
       // The table is at version 1; these were checked against a version 2 that is not its own.
-      const created = await createRecordWithEvents(t.database.db, {
-        record: { ...newRecord, businessKey: null },
-        lookupKeys: [],
-        insert: true,
-        events: [event],
-        rowValues: "PROFILE",
-        tableVersion: 2,
-      });
+      const created = await createRecordWithEvents(
+        t.database.db,
+        {
+          record: { ...newRecord, businessKey: null },
+          lookupKeys: [],
+          insert: true,
+          events: [event],
+          rowValues: "PROFILE",
+          tableVersion: 2,
+        },
+        t.database.logSignals,
+      );
       assert.deepEqual(created, { kind: "none" });
-      const updated = await updateRecordWithEvents(t.database.db, {
-        update,
-        expectedVersion: record.version,
-        events: [{ ...event, eventType: "UPDATE" }],
-        rowValues: "PROFILE",
-        tableVersion: 2,
-      });
+      const updated = await updateRecordWithEvents(
+        t.database.db,
+        {
+          update,
+          expectedVersion: record.version,
+          events: [{ ...event, eventType: "UPDATE" }],
+          rowValues: "PROFILE",
+          tableVersion: 2,
+        },
+        t.database.logSignals,
+      );
       assert.equal(updated, undefined);
       const batch = await writeRecordsWithEvents(
         t.database.db,
         [{ record: newRecord, events: [event], tableVersion: 2 }],
         [{ update, expectedVersion: record.version, events: [], tableVersion: 1 }],
+        t.database.logSignals,
       );
       assert.equal(batch.current, false);
       assert.deepEqual(

@@ -90,7 +90,7 @@ for (const { backend, skip } of await testBackends()) {
 
     before(async () => {
       t = await createTestApp(backend);
-      upserts = new ProfileUpserts(t.database.db);
+      upserts = new ProfileUpserts(t.database);
       const created = await t.request("POST", "/v5/entities/acme/profile-tables", TABLE);
       assert.equal(created.statusCode, 201, created.body);
       table = (await findTable(t.database.db, 1, "PROFILE_TABLE", String(created.json().id)))!;
@@ -100,7 +100,7 @@ for (const { backend, skip } of await testBackends()) {
     test("upserts submitted together share statements: 12 creates, then 12 updates, in far fewer than 12 each", async () => {
       await t.database.db.query("DELETE FROM change_events");
       const { db, counts } = countingDatabase(t.database.db);
-      const counted = new ProfileUpserts(db);
+      const counted = new ProfileUpserts({ db, logSignals: t.database.logSignals });
       const writes = Array.from({ length: 12 }, (_, i) => ({
         attributes: [email(`batch${i}@example.com`), { name: "firstName", value: `First${i}` }],
       }));
@@ -278,7 +278,10 @@ for (const { backend, skip } of await testBackends()) {
       // Four waves submitted without waiting, through two batchers (a second handle on the same
       // database has its own, like a second API process): keys collide across batches, so some
       // statements fail on a value the other created or find a version the other moved on.
-      const other = new ProfileUpserts(countingDatabase(t.database.db).db);
+      const other = new ProfileUpserts({
+        db: countingDatabase(t.database.db).db,
+        logSignals: t.database.logSignals,
+      });
       const results = (
         await Promise.all(
           [0, 1, 2, 3].map((w) =>

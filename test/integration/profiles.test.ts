@@ -261,7 +261,7 @@ for (const { backend, skip } of await testBackends()) {
         attributes: [{ name: "emailAddress", value: "g@h.ij" }],
       });
       await assert.rejects(
-        new ProfileUpserts(t.database.db).upsert(ghost, write, {
+        new ProfileUpserts(t.database).upsert(ghost, write, {
           allowUpdate: false,
           origin: { kind: "SYSTEM" },
         }),

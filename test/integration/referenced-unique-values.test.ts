@@ -195,7 +195,7 @@ for (const { backend, skip } of await testBackends()) {
       const events = await eventCount();
       const origin = { kind: "SYSTEM" } as const;
       // One batcher for the four: they are submitted together, so they share statements.
-      const upserts = new ProfileUpserts(t.database.db);
+      const upserts = new ProfileUpserts(t.database);
       const results = await Promise.all(
         [
           { emailAddress: "bob@example.com", customerNo: 3901 },

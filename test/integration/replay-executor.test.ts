@@ -83,7 +83,7 @@ for (const { backend, skip } of await testBackends()) {
     before(async () => {
       t = await createTestDatabase(backend);
       entity = await entityId(t.db);
-      sequencer = await startSequencer({ db: t.db, logger, pollMs: 100 });
+      sequencer = await startSequencer({ db: t.db, logSignals: t.logSignals, logger, pollMs: 100 });
       sender = createHttpSender({ timeoutMs: 5_000, allowInsecureTargets: true, workerId: WORKER });
     });
     after(async () => {

@@ -13,7 +13,7 @@ import {
 } from "../../src/storage/change-event-repository.js";
 import type { Database } from "../../src/storage/database.js";
 import { ADVISORY_LOCKS } from "../../src/storage/database.js";
-import { inboxCommitted, onLogStamped } from "../../src/storage/log-channels.js";
+import { LogSignals } from "../../src/storage/log-signals.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
@@ -38,8 +38,11 @@ function newEvent(recordKey: string, version: number): NewChangeEvent {
   };
 }
 
-async function append(db: Database, events: NewChangeEvent[]): Promise<void> {
-  await db.transaction((tx) => appendChangeEvents(tx, events));
+async function append(
+  database: Pick<TestDatabase, "db" | "logSignals">,
+  events: NewChangeEvent[],
+): Promise<void> {
+  await database.db.transaction((tx) => appendChangeEvents(tx, events, database.logSignals));
 }
 
 /** Waits (bounded) until the log head reaches `target`; LOG_CHANNEL wakes it, a 200 ms re-check backs it up. */
@@ -76,7 +79,9 @@ for (const { backend, skip } of await testBackends()) {
     let t: TestDatabase;
     const running: Sequencer[] = [];
     const start = async (options: Partial<SequencerOptions> & { db?: Database } = {}) => {
-      const sequencer = await startSequencer({ db: t.db, logger, ...options });
+      // A sequencer on a pool of its own is another process's: signals of its own.
+      const logSignals = options.db ? new LogSignals() : t.logSignals;
+      const sequencer = await startSequencer({ db: t.db, logSignals, logger, ...options });
       running.push(sequencer);
       return sequencer;
     };
@@ -90,15 +95,15 @@ for (const { backend, skip } of await testBackends()) {
 
     test("stamps committed events densely, in insertion order, and skips rolled-back ones", async () => {
       const base = await readLogHead(t.db);
-      await append(t.db, [newEvent("1", 1), newEvent("2", 1)]);
+      await append(t, [newEvent("1", 1), newEvent("2", 1)]);
       await assert.rejects(
         t.db.transaction(async (tx) => {
-          await appendChangeEvents(tx, [newEvent("3", 1)]);
+          await appendChangeEvents(tx, [newEvent("3", 1)], t.logSignals);
           throw new Error("roll back");
         }),
       );
-      await append(t.db, [newEvent("1", 2)]);
-      await append(t.db, [newEvent("2", 2), newEvent("1", 3)]);
+      await append(t, [newEvent("1", 2)]);
+      await append(t, [newEvent("2", 2), newEvent("1", 3)]);
       const sequencer = await start({ batchSize: 2 });
       await waitForHead(t.db, base + 5);
       const events = await readLog(t.db, base, 100);
@@ -129,7 +134,7 @@ for (const { backend, skip } of await testBackends()) {
       // Let the sequencer finish its first round and go to sleep.
       await new Promise((r) => setTimeout(r, 100));
       const began = Date.now();
-      await append(t.db, [newEvent("10", 1)]);
+      await append(t, [newEvent("10", 1)]);
       await waitForHead(t.db, base + 1, 2000);
       assert.ok(Date.now() - began < 1000, `took ${Date.now() - began} ms`);
     });
@@ -151,7 +156,7 @@ for (const { backend, skip } of await testBackends()) {
       await start({ pollMs: 60_000, busyLingerMs: 5_000 });
       const base = await readLogHead(t.db);
       await new Promise((r) => setTimeout(r, 50));
-      await append(t.db, [newEvent("15", 1)]);
+      await append(t, [newEvent("15", 1)]);
       await waitForHead(t.db, base + 1, 2000);
       const began = Date.now();
       await t.db.query(
@@ -171,13 +176,13 @@ for (const { backend, skip } of await testBackends()) {
       const base = await readLogHead(t.db);
       await leader.stop();
       await waitUntil("the follower to lead", () => follower.isLeader());
-      await append(t.db, [newEvent("30", 1), newEvent("31", 1)]);
+      await append(t, [newEvent("30", 1), newEvent("31", 1)]);
       await waitForHead(t.db, base + 2);
     });
 
     test("overlapping stampers never reuse or skip a position", async () => {
       const base = await readLogHead(t.db);
-      for (let i = 0; i < 20; i++) await append(t.db, [newEvent(String(100 + i), 1)]);
+      for (let i = 0; i < 20; i++) await append(t, [newEvent(String(100 + i), 1)]);
       const other = backend === "postgres" ? await t.connect(4) : t.db;
       const results = await Promise.all([
         stampPendingEvents(t.db, 3),
@@ -199,11 +204,11 @@ for (const { backend, skip } of await testBackends()) {
 
     test("each round that stamped tells this process's workers the new head", async () => {
       const heads: number[] = [];
-      const stopListening = onLogStamped(t.db, (head) => heads.push(head));
+      const stopListening = t.logSignals.onLogStamped((head) => heads.push(head));
       try {
         await start({ pollMs: 60_000 });
         const base = await readLogHead(t.db);
-        await append(t.db, [newEvent("50", 1), newEvent("51", 1)]);
+        await append(t, [newEvent("50", 1), newEvent("51", 1)]);
         await waitUntil("the head to be announced", () => heads.includes(base + 2));
         // Announced once committed: a read at once sees it.
         assert.equal(await readLogHead(t.db), base + 2);
@@ -214,7 +219,7 @@ for (const { backend, skip } of await testBackends()) {
 
     test("a small round hands its events over with its head; a large one only the head", async () => {
       const announced: { head: number; positions?: number[] }[] = [];
-      const stopListening = onLogStamped(t.db, (head, stamped) =>
+      const stopListening = t.logSignals.onLogStamped((head, stamped) =>
         announced.push({
           head,
           positions: stamped && [stamped.after, ...stamped.events.map((e) => e.position)],
@@ -223,9 +228,9 @@ for (const { backend, skip } of await testBackends()) {
       try {
         const sequencer = await start({ pollMs: 60_000, handOffEvents: 3 });
         const base = await readLogHead(t.db);
-        await append(t.db, [newEvent("80", 1), newEvent("81", 1)]);
+        await append(t, [newEvent("80", 1), newEvent("81", 1)]);
         await waitUntil("the head to be announced", () => sequencer.stats().head >= base + 2);
-        await append(t.db, [
+        await append(t, [
           newEvent("82", 1),
           newEvent("83", 1),
           newEvent("84", 1),
@@ -252,13 +257,13 @@ for (const { backend, skip } of await testBackends()) {
            VALUES (1, 'PROFILE_TABLE', '1', 'CREATE', '60')`,
         );
         const began = Date.now();
-        inboxCommitted(t.db);
+        t.logSignals.inboxCommitted();
         await waitForHead(t.db, base + 1, 2000);
         assert.ok(Date.now() - began < 1000, `took ${Date.now() - began} ms`);
       });
 
       test("a round that waited for the stamp lock and finds nothing left writes nothing", async () => {
-        await append(t.db, [newEvent("70", 1)]);
+        await append(t, [newEvent("70", 1)]);
         const holder = await t.connect(1);
         const waiter = await t.connect(1);
         try {
@@ -328,7 +333,7 @@ for (const { backend, skip } of await testBackends()) {
         await waitUntil("the leader to notice", () => !leader.isLeader());
         await waitUntil("the follower to lead", () => follower.isLeader(), 5000);
         const base = await readLogHead(t.db);
-        await append(t.db, [newEvent("40", 1)]);
+        await append(t, [newEvent("40", 1)]);
         await waitForHead(t.db, base + 1, 3000);
       });
     }

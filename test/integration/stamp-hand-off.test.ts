@@ -57,6 +57,7 @@ for (const { backend, skip } of await testBackends()) {
         appendChangeEvents(
           tx,
           Array.from({ length: 24 }, (_, i) => oddEvent(i)),
+          t.logSignals,
         ),
       );
       // Times with microseconds (dropped, never rounded up) and before 1970.
@@ -85,12 +86,12 @@ for (const { backend, skip } of await testBackends()) {
 
     test("nothing is handed over past the limit, with a limit of 0, or when nothing was stamped", async () => {
       await t.db.transaction((tx) =>
-        appendChangeEvents(tx, [oddEvent(1), oddEvent(2), oddEvent(3)]),
+        appendChangeEvents(tx, [oddEvent(1), oddEvent(2), oddEvent(3)], t.logSignals),
       );
       const tooMany = await stampPendingEvents(t.db, 5000, 2);
       assert.equal(tooMany.stamped, 3);
       assert.equal(tooMany.events, undefined);
-      await t.db.transaction((tx) => appendChangeEvents(tx, [oddEvent(4)]));
+      await t.db.transaction((tx) => appendChangeEvents(tx, [oddEvent(4)], t.logSignals));
       const none = await stampPendingEvents(t.db, 5000, 0);
       assert.equal(none.stamped, 1);
       assert.equal(none.events, undefined);
@@ -105,6 +106,7 @@ for (const { backend, skip } of await testBackends()) {
         appendChangeEvents(
           tx,
           Array.from({ length: 5 }, (_, i) => oddEvent(i)),
+          t.logSignals,
         ),
       );
       const first = await stampPendingEvents(t.db, 3, 64);
@@ -126,7 +128,9 @@ for (const { backend, skip } of await testBackends()) {
         try {
           const rounds: Promise<Awaited<ReturnType<typeof stampPendingEvents>>>[] = [];
           for (let i = 0; i < 30; i++) {
-            await t.db.transaction((tx) => appendChangeEvents(tx, [oddEvent(i), oddEvent(i + 1)]));
+            await t.db.transaction((tx) =>
+              appendChangeEvents(tx, [oddEvent(i), oddEvent(i + 1)], t.logSignals),
+            );
             rounds.push(stampPendingEvents(i % 2 ? other : t.db, 3, 64));
           }
           const results = await Promise.all(rounds);

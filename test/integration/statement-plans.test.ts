@@ -15,6 +15,7 @@ import {
   updateRecordWithEvents,
   writeRecordsWithEvents,
 } from "../../src/storage/record-event-writes.js";
+import { LogSignals } from "../../src/storage/log-signals.js";
 import { readLogWindow } from "../../src/storage/log-window-reader.js";
 import { findKeyOwners, lockRecordsByKey } from "../../src/storage/import-batch-writes.js";
 import type { TestDatabase } from "../helpers/test-database.js";
@@ -59,6 +60,9 @@ const update = {
   addKeys: [{ attribute: "emailAddress", value: "b@example.com" }],
 };
 
+/** No write here appends events, so none takes a NOTIFY turn. */
+const notifyTurns = new LogSignals();
+
 const WRITES: Record<string, (db: Queryable) => Promise<unknown>> = {
   "batch lookup": (db) => findRecordsByKeys(db, [{ tableId: "1", keys: record.keys }]),
   "batch write": (db) =>
@@ -66,24 +70,33 @@ const WRITES: Record<string, (db: Queryable) => Promise<unknown>> = {
       db,
       [{ record, events: [], tableVersion: 1 }],
       [{ update, expectedVersion: 1, events: [], tableVersion: 1 }],
+      notifyTurns,
     ),
   "single create": (db) =>
-    createRecordWithEvents(db, {
-      record: { ...record, businessKey: null },
-      lookupKeys: record.keys,
-      insert: true,
-      events: [],
-      rowValues: "PROFILE",
-      tableVersion: 1,
-    }),
+    createRecordWithEvents(
+      db,
+      {
+        record: { ...record, businessKey: null },
+        lookupKeys: record.keys,
+        insert: true,
+        events: [],
+        rowValues: "PROFILE",
+        tableVersion: 1,
+      },
+      notifyTurns,
+    ),
   "single update": (db) =>
-    updateRecordWithEvents(db, {
-      update,
-      expectedVersion: 1,
-      events: [],
-      rowValues: "PROFILE",
-      tableVersion: 1,
-    }),
+    updateRecordWithEvents(
+      db,
+      {
+        update,
+        expectedVersion: 1,
+        events: [],
+        rowValues: "PROFILE",
+        tableVersion: 1,
+      },
+      notifyTurns,
+    ),
   "import: lock records by a unique attribute": (db) =>
     lockRecordsByKey(db, "1", { attribute: "emailAddress", byBusinessKey: false }, ["a@b.c"]),
   "import: lock records by business key": (db) =>

@@ -59,7 +59,12 @@ for (const { backend, skip } of await testBackends()) {
     let sequencer: Sequencer;
     before(async () => {
       t = await createTestApp(backend);
-      sequencer = await startSequencer({ db: t.database.db, logger, pollMs: 50 });
+      sequencer = await startSequencer({
+        db: t.database.db,
+        logSignals: t.database.logSignals,
+        logger,
+        pollMs: 50,
+      });
     });
     after(async () => {
       await sequencer?.stop();
@@ -111,7 +116,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await t.request("GET", `${records}/o-0`)).statusCode, 200);
       assert.equal((await leftovers(db, id)).records, 3);
       // The job deletes the old table's records, never those of the new one.
-      const worker = await startWorker(db, `gone-${backend}`);
+      const worker = await startWorker(t.database, `gone-${backend}`);
       try {
         assert.equal((await done(db, id)).recordsDeleted, 3);
       } finally {
@@ -170,7 +175,7 @@ for (const { backend, skip } of await testBackends()) {
 
       assert.equal((await t.request("DELETE", `${CUSTOM_TABLES}/OrdersB`)).statusCode, 204);
       assert.equal((await t.request("DELETE", `${PROFILE_TABLES}/${peopleB}`)).statusCode, 204);
-      const worker = await startWorker(db, `batches-${backend}`, { batchRows: 4 });
+      const worker = await startWorker(t.database, `batches-${backend}`, { batchRows: 4 });
       try {
         for (const tableId of [ordersB, peopleB]) {
           const finished = await done(db, tableId);
@@ -233,6 +238,7 @@ for (const { backend, skip } of await testBackends()) {
       let batches = 0;
       const dead = {
         db,
+        logSignals: t.database.logSignals,
         logger,
         owner: "dead-worker",
         leaseMs: 400,
@@ -247,7 +253,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(await hasRunnableDeletion(db), false);
       assert.equal(await claimDeletion(db, "eager-worker", 5_000), undefined);
 
-      const worker = await startWorker(db, `resume-${backend}`, { batchRows: 3 });
+      const worker = await startWorker(t.database, `resume-${backend}`, { batchRows: 3 });
       try {
         const finished = await done(db, id);
         assert.equal(finished.recordsDeleted, COUNT);
@@ -282,7 +288,7 @@ for (const { backend, skip } of await testBackends()) {
       const elsewhere = await subscribeTo(t, { on: "CUSTOM_TABLE", onElementId: other });
       // No delivery engine runs here: the watermarks move only when this test moves them.
       assert.equal((await t.request("DELETE", `${CUSTOM_TABLES}/${id}`)).statusCode, 204);
-      const worker = await startWorker(db, `waits-${backend}`, { batchRows: 3 });
+      const worker = await startWorker(t.database, `waits-${backend}`, { batchRows: 3 });
       try {
         const waiting = await deletionWhen(
           db,
@@ -386,7 +392,7 @@ for (const { backend, skip } of await testBackends()) {
       const buyerGone = await t.request("DELETE", `/v4/entity/acme/table/Buyers/profile/${buyer}`);
       assert.equal(buyerGone.statusCode, 204, buyerGone.body);
 
-      const worker = await startWorker(db, `empty-${backend}`);
+      const worker = await startWorker(t.database, `empty-${backend}`);
       try {
         const finished = await done(db, empty);
         assert.deepEqual([finished.recordsDeleted, finished.lastPosition], [0, null]);

@@ -11,7 +11,7 @@ import { createLogger } from "../../src/logger.js";
 import type { Sequencer } from "../../src/sequencer/sequencer.js";
 import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { AdvisoryLock, Database, QueryResult } from "../../src/storage/database.js";
-import { inboxCommitted, onLogStamped } from "../../src/storage/log-channels.js";
+import { LogSignals } from "../../src/storage/log-signals.js";
 
 interface Call {
   startedAt: number;
@@ -30,7 +30,7 @@ function scriptedDatabase(
   busyCalls: number,
   kind: Database["kind"] = "postgres",
   eventsPerCall = 1,
-): { db: Database; calls: Call[] } {
+): { db: Database; logSignals: LogSignals; calls: Call[] } {
   const calls: Call[] = [];
   let head = 0;
   let running = 0;
@@ -54,7 +54,7 @@ function scriptedDatabase(
     tryAdvisoryLock: async () => lock,
     close: async () => {},
   };
-  return { db, calls };
+  return { db, logSignals: new LogSignals(), calls };
 }
 
 async function runUntil(calls: Call[], count: number, sequencer: Sequencer): Promise<void> {
@@ -69,8 +69,14 @@ describe("sequencer pacing", () => {
   const logger = createLogger("silent");
 
   test("a round that found work but took longer than busyPollMs is followed at once", async () => {
-    const { db, calls } = scriptedDatabase(120, 4);
-    const sequencer = await startSequencer({ db, logger, busyPollMs: 100, pollMs: 60_000 });
+    const { db, logSignals, calls } = scriptedDatabase(120, 4);
+    const sequencer = await startSequencer({
+      db,
+      logSignals,
+      logger,
+      busyPollMs: 100,
+      pollMs: 60_000,
+    });
     await runUntil(calls, 5, sequencer);
     // Calls 2..4 follow rounds that found work and lasted 120 ms > 100 ms: no pause between them.
     for (let i = 1; i < 4; i++) {
@@ -80,8 +86,14 @@ describe("sequencer pacing", () => {
   });
 
   test("a quicker round waits out the rest of busyPollMs, counted from its start", async () => {
-    const { db, calls } = scriptedDatabase(20, 4);
-    const sequencer = await startSequencer({ db, logger, busyPollMs: 150, pollMs: 60_000 });
+    const { db, logSignals, calls } = scriptedDatabase(20, 4);
+    const sequencer = await startSequencer({
+      db,
+      logSignals,
+      logger,
+      busyPollMs: 150,
+      pollMs: 60_000,
+    });
     await runUntil(calls, 5, sequencer);
     for (let i = 1; i < 4; i++) {
       const spacing = calls[i]!.startedAt - calls[i - 1]!.startedAt;
@@ -104,8 +116,8 @@ describe("sequencer pacing", () => {
     };
     /** How long after the previous one each of the first rounds started, at `events` per round. */
     const spacings = async (events: number): Promise<number[]> => {
-      const { db, calls } = scriptedDatabase(5, 6, "postgres", events);
-      await runUntil(calls, 6, await startSequencer({ db, ...options }));
+      const { db, logSignals, calls } = scriptedDatabase(5, 6, "postgres", events);
+      await runUntil(calls, 6, await startSequencer({ db, logSignals, ...options }));
       return calls.slice(1, 5).map((call, i) => call.startedAt - calls[i]!.startedAt);
     };
     // 20 events × 4 ms = 80 ms (under the 100 ms cap).
@@ -116,8 +128,14 @@ describe("sequencer pacing", () => {
   });
 
   test("a slow round is overlapped busyPollMs after it started, never by more than one", async () => {
-    const { db, calls } = scriptedDatabase(200, 6);
-    const sequencer = await startSequencer({ db, logger, busyPollMs: 60, pollMs: 60_000 });
+    const { db, logSignals, calls } = scriptedDatabase(200, 6);
+    const sequencer = await startSequencer({
+      db,
+      logSignals,
+      logger,
+      busyPollMs: 60,
+      pollMs: 60_000,
+    });
     await runUntil(calls, 6, sequencer);
     const sorted = [...calls].sort((a, b) => a.startedAt - b.startedAt);
     assert.ok(
@@ -135,9 +153,10 @@ describe("sequencer pacing", () => {
   });
 
   test("after a check that found nothing, the next waits busyPollMs from its end", async () => {
-    const { db, calls } = scriptedDatabase(60, 1);
+    const { db, logSignals, calls } = scriptedDatabase(60, 1);
     const sequencer = await startSequencer({
       db,
+      logSignals,
       logger,
       busyPollMs: 40,
       busyLingerMs: 60_000,
@@ -154,16 +173,23 @@ describe("sequencer pacing", () => {
   });
 
   test("on the embedded database rounds never overlap", async () => {
-    const { db, calls } = scriptedDatabase(120, 4, "pglite");
-    const sequencer = await startSequencer({ db, logger, busyPollMs: 50, pollMs: 60_000 });
+    const { db, logSignals, calls } = scriptedDatabase(120, 4, "pglite");
+    const sequencer = await startSequencer({
+      db,
+      logSignals,
+      logger,
+      busyPollMs: 50,
+      pollMs: 60_000,
+    });
     await runUntil(calls, 5, sequencer);
     assert.ok(calls.every((call) => call.concurrent === 1));
   });
 
   test("a local commit wakes the leader at once; while a round runs, it waits for busyPollMs", async () => {
-    const { db, calls } = scriptedDatabase(40, 100);
+    const { db, logSignals, calls } = scriptedDatabase(40, 100);
     const sequencer = await startSequencer({
       db,
+      logSignals,
       logger,
       busyPollMs: 5_000,
       busyLingerMs: 60_000,
@@ -173,22 +199,22 @@ describe("sequencer pacing", () => {
       // The first round (taking the lead) ends; nothing else is due for 5 s.
       await waitFor(() => calls.length === 1);
       const woken = Date.now();
-      inboxCommitted(db);
+      logSignals.inboxCommitted();
       await waitFor(() => calls.length === 2);
       assert.ok(calls[1]!.startedAt - woken < 500, "the local commit did not wake the leader");
       // Wake-ups while a round runs start no second round beside it (busyPollMs has not passed),
       // but they are not lost: one more round follows when it ends.
-      inboxCommitted(db);
+      logSignals.inboxCommitted();
       await new Promise((resolve) => setTimeout(resolve, 10));
-      inboxCommitted(db);
-      inboxCommitted(db);
+      logSignals.inboxCommitted();
+      logSignals.inboxCommitted();
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(calls.length, 4, "expected one round for the wake-ups during a round");
       assert.ok(calls.every((call) => call.concurrent === 1));
       assert.ok(calls[3]!.startedAt >= calls[2]!.endedAt);
-      // A commit of another database wakes nobody here.
-      const { db: other } = scriptedDatabase(1, 0);
-      inboxCommitted(other);
+      // A commit announced to another database's signals wakes nobody here.
+      const { logSignals: other } = scriptedDatabase(1, 0);
+      other.inboxCommitted();
       await new Promise((resolve) => setTimeout(resolve, 150));
       assert.equal(calls.length, 4);
     } finally {
@@ -197,10 +223,16 @@ describe("sequencer pacing", () => {
   });
 
   test("every round that stamped announces its head to this process", async () => {
-    const { db, calls } = scriptedDatabase(5, 3);
+    const { db, logSignals, calls } = scriptedDatabase(5, 3);
     const heads: number[] = [];
-    const stopListening = onLogStamped(db, (head) => heads.push(head));
-    const sequencer = await startSequencer({ db, logger, busyPollMs: 10, pollMs: 60_000 });
+    const stopListening = logSignals.onLogStamped((head) => heads.push(head));
+    const sequencer = await startSequencer({
+      db,
+      logSignals,
+      logger,
+      busyPollMs: 10,
+      pollMs: 60_000,
+    });
     await runUntil(calls, 5, sequencer);
     stopListening();
     assert.deepEqual(heads, [1, 2, 3]);

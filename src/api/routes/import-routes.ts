@@ -18,7 +18,6 @@ import {
   requestCancel,
 } from "../../storage/etl-execution-repository.js";
 import { readRejectedRows } from "../../storage/etl-rejected-rows.js";
-import { committingEvents } from "../../storage/log-channels.js";
 import {
   acceptUploads,
   entityOf,
@@ -184,13 +183,17 @@ const importRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const entity = await entityOf(deps, request, request.params.entity);
       const id = request.params.id;
-      const execution = await committingEvents(deps.db, () =>
+      const execution = await deps.logSignals.committingEvents(() =>
         deps.db.transaction(async (tx) => {
           const current = await lockExecution(tx, entity.id, id);
           if (!current) throw executionNotFound(id, entity);
           if (current.status === "PENDING") {
             const done = await finishExecution(tx, id, null, "CANCELLED", null);
-            await appendChangeEvents(tx, [etlTriggerEvent(done!, entity.name, "FINISHED")]);
+            await appendChangeEvents(
+              tx,
+              [etlTriggerEvent(done!, entity.name, "FINISHED")],
+              deps.logSignals,
+            );
             return done!;
           }
           if (current.status !== "RUNNING")

@@ -81,7 +81,7 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
                 table: table.name,
               });
             const result = await updateProfile(
-              deps.db,
+              deps,
               table,
               parseProfileKey(table, params.profileKey),
               {
@@ -184,7 +184,7 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
           );
           const key = parseProfileKey(table, request.params.profileKey);
           const result = await updateProfile(
-            deps.db,
+            deps,
             table,
             key,
             { attributes: {}, subscriptions: [], ...change },
@@ -222,7 +222,7 @@ export function registerProfileMembershipRoutes(app: HeraldApp, deps: AppDeps): 
           const change = segmentationChange(table, target.segmentation, named, false, "");
           const key = parseProfileKey(table, request.params.profileKey);
           await updateProfile(
-            deps.db,
+            deps,
             table,
             key,
             { attributes: {}, subscriptions: [], ...change },

@@ -140,7 +140,7 @@ const profileRoutes: RouteModule = async (app, deps) => {
         async ({ table, origin }) => {
           const key = parseProfileKey(table, request.params.profileKey);
           const write = parseProfileInput(table, request.body);
-          const result = await updateProfile(deps.db, table, key, write, origin);
+          const result = await updateProfile(deps, table, key, write, origin);
           return { profileId: result.profileId };
         },
       );
@@ -165,7 +165,7 @@ const profileRoutes: RouteModule = async (app, deps) => {
         "PROFILE_TABLE",
         async ({ table, origin }) => {
           await deleteProfile(
-            deps.db,
+            deps,
             table,
             parseProfileKey(table, request.params.profileKey),
             origin,

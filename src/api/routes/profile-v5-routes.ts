@@ -54,7 +54,7 @@ const profileV5Routes: RouteModule = async (app, deps) => {
           const { target, write } = parseV5ProfileWrite(table, request.body);
           const result =
             target.kind === "profileId"
-              ? await updateProfile(deps.db, table, target, write, origin)
+              ? await updateProfile(deps, table, target, write, origin)
               : await deps.profileUpserts.upsert(table, write, {
                   allowUpdate: true,
                   origin,
@@ -146,7 +146,7 @@ const profileV5Routes: RouteModule = async (app, deps) => {
         "PROFILE_TABLE",
         async ({ table, origin }) => {
           const key = parseProfileKey(table, request.params.profileKey);
-          await deleteProfile(deps.db, table, key, origin);
+          await deleteProfile(deps, table, key, origin);
           return reply.code(204).send(null);
         },
       );

@@ -93,7 +93,7 @@ const recordRoutes: RouteModule = async (app, deps) => {
         "CUSTOM_TABLE",
         async ({ table, origin }) => {
           const provided = parseRecordInput(table, request.body.properties);
-          const result = await upsertCustomRecord(deps.db, table, provided, origin);
+          const result = await upsertCustomRecord(deps, table, provided, origin);
           return { businessKey: result.businessKey };
         },
       );
@@ -188,7 +188,7 @@ const recordRoutes: RouteModule = async (app, deps) => {
         async ({ table, origin }) => {
           const provided = parseRecordInput(table, request.body.properties);
           const result = await updateCustomRecord(
-            deps.db,
+            deps,
             table,
             request.params.businessKey,
             provided,
@@ -217,7 +217,7 @@ const recordRoutes: RouteModule = async (app, deps) => {
         request.params,
         "CUSTOM_TABLE",
         async ({ table, origin }) => {
-          await deleteCustomRecord(deps.db, table, request.params.businessKey, origin);
+          await deleteCustomRecord(deps, table, request.params.businessKey, origin);
           return reply.code(204).send(null);
         },
       );
