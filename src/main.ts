@@ -11,6 +11,7 @@ import { ConfigError } from "./config/config.js";
 import type { SecretBox } from "./domain/secret-box.js";
 import { createLogger } from "./logger.js";
 import type { Database } from "./storage/database.js";
+import { JobSignals } from "./storage/job-signals.js";
 import { LogSignals } from "./storage/log-signals.js";
 import { migrate } from "./storage/migrate.js";
 import type { DatabaseWait } from "./storage/open-database.js";
@@ -59,9 +60,10 @@ export async function startHerald(
       "HERALD_ALLOW_INSECURE_TARGETS is on: webhooks may be sent over plain http and to loopback, private and link-local addresses. Use it for local development and tests only.",
     );
 
-  // The in-process shortcuts between this process's writers, sequencer and delivery workers, for
-  // this database: every role below gets the same ones.
+  // The in-process shortcuts between this process's writers, sequencer and workers, for this
+  // database: every role below gets the same ones.
   const logSignals = new LogSignals();
+  const jobSignals = new JobSignals();
   const services: BackgroundService[] = [];
   let app: HeraldApp | undefined;
   let url: string | undefined;
@@ -80,15 +82,16 @@ export async function startHerald(
     });
     services.push(worker);
     // Imports (SPEC §7.1) are jobs: every worker claims executions under a lease.
-    services.push(await startImportWorker({ db, logSignals, logger, config }));
+    services.push(await startImportWorker({ db, logSignals, jobSignals, logger, config }));
     // A deleted table's records go in batches with their DELETE events (SPEC §3), as a job too.
-    services.push(await startTableDeletionWorker({ db, logSignals, logger, config }));
+    services.push(await startTableDeletionWorker({ db, logSignals, jobSignals, logger, config }));
     // Schedules (SPEC §7): every worker looks for due ones; each due time starts one run across
     // processes. Each kind's handler creates its run's job row: file synchronisations, ETLs and
     // exports add theirs here (FILE_SYNCHRONIZATION, ETL, EXPORT); a kind without one waits.
     services.push(
       await startScheduler({
         db,
+        jobSignals,
         logger,
         handlers: {
           FILE_SYNCHRONIZATION: fileSyncScheduleHandler,
@@ -98,9 +101,11 @@ export async function startHerald(
       }),
     );
     // File synchronisations (SPEC §7.2) are jobs too; a new file starts the ON_FILE ETLs.
-    services.push(await startFileSyncWorker({ db, logSignals, logger, config, secrets }));
+    services.push(
+      await startFileSyncWorker({ db, logSignals, jobSignals, logger, config, secrets }),
+    );
     // Exports (SPEC §7.3): executions are jobs; a destination reference receives a copy.
-    services.push(await startExportWorker({ db, logSignals, logger, config, secrets }));
+    services.push(await startExportWorker({ db, logSignals, jobSignals, logger, config, secrets }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
     services.push(
       await startHousekeeping({
@@ -118,6 +123,7 @@ export async function startHerald(
     app = await buildApp({
       db,
       logSignals,
+      jobSignals,
       config,
       logger,
       hooks: { subscriptionsChanged: () => worker?.wake() },

@@ -23,6 +23,7 @@ import { ProfileUpserts } from "../capture/profile-upsert.js";
 import { TableCache } from "../capture/table-cache.js";
 import { TABLES_CHANNEL } from "../storage/data-table-repository.js";
 import type { Database, Unlisten } from "../storage/database.js";
+import { JobSignals } from "../storage/job-signals.js";
 import { LogSignals } from "../storage/log-signals.js";
 import { HeraldError } from "../domain/errors.js";
 import { MAX_UNIQUE_VALUE_BYTES } from "../domain/attribute-values.js";
@@ -62,6 +63,8 @@ export interface AppDeps {
   db: Database;
   /** This process's log signals: capture wakes the sequencer through them (main.ts makes them). */
   logSignals: LogSignals;
+  /** This process's job signals: a job the API creates wakes the workers of this process. */
+  jobSignals: JobSignals;
   config: HeraldConfig;
   logger: FastifyBaseLogger;
   authenticator: Authenticator;
@@ -249,6 +252,8 @@ export async function buildApp(options: {
    * beside it in the process (tests and tools).
    */
   logSignals?: LogSignals;
+  /** The process's job signals, likewise; absent: this app's own (no worker beside it). */
+  jobSignals?: JobSignals;
 }): Promise<HeraldApp> {
   const app = Fastify({
     loggerInstance: options.logger,
@@ -279,6 +284,7 @@ export async function buildApp(options: {
   const deps: AppDeps = {
     db: options.db,
     logSignals,
+    jobSignals: options.jobSignals ?? new JobSignals(),
     config: options.config,
     logger: options.logger,
     authenticator: new Authenticator(options.db),

@@ -91,7 +91,7 @@ export async function startEtlOnLatestFile(
     });
   const auth = authOf(request);
   const fileId = last.fileId;
-  return createJob(deps.db, (tx) =>
+  return createJob(deps, (tx) =>
     insertEtlExecutionOnFile(tx, {
       entityId: entity.id,
       etl,

@@ -22,7 +22,7 @@ import { findExecution, insertExecution } from "../storage/etl-execution-reposit
 import { readFirstRejectedRows } from "../storage/etl-rejected-rows.js";
 import type { StoredFile } from "../storage/file-store.js";
 import { deleteFile } from "../storage/file-store.js";
-import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
+import { notifyJobs } from "../storage/job-channels.js";
 import type { Entity } from "../storage/tenancy-repository.js";
 import type { AppDeps } from "./app.js";
 import type { ImportUpload } from "./import-upload.js";
@@ -113,7 +113,7 @@ async function startExecution(deps: AppDeps, start: StartRequest): Promise<Store
     await deleteFile(db, start.file.id).catch(() => {});
     throw error;
   }
-  jobsCreated(db);
+  deps.jobSignals.jobsCreated();
   return execution;
 }
 

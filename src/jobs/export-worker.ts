@@ -11,6 +11,7 @@ import type { HeraldConfig } from "../config/config.js";
 import { defaultWorkerId } from "../background-service.js";
 import type { SecretBox } from "../domain/secret-box.js";
 import type { Database, Queryable } from "../storage/database.js";
+import type { JobSignals } from "../storage/job-signals.js";
 import type { LogSignals } from "../storage/log-signals.js";
 import type { StoredExportExecution } from "../storage/export-repository.js";
 import {
@@ -49,6 +50,7 @@ export const EXPORT_WORKER_DEFAULTS = {
 export interface ExportWorkerOptions {
   db: Database;
   logSignals: LogSignals;
+  jobSignals: JobSignals;
   logger: Logger;
   config: Pick<
     HeraldConfig,
@@ -137,6 +139,7 @@ export async function startExportWorker(options: ExportWorkerOptions): Promise<E
 
   started.loop = await startJobLoop({
     db,
+    jobSignals: options.jobSignals,
     logger,
     name: "exports",
     pollMs: options.pollMs ?? EXPORT_WORKER_DEFAULTS.pollMs,

@@ -36,7 +36,8 @@ import {
 } from "../storage/file-synchronization-repository.js";
 import type { StoredFile } from "../storage/file-store.js";
 import { deleteFile, FileTooLarge, storeFile } from "../storage/file-store.js";
-import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
+import { notifyJobs } from "../storage/job-channels.js";
+import type { JobSignals } from "../storage/job-signals.js";
 import type { LogSignals } from "../storage/log-signals.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { startEtlRunsOfSynchronization } from "./etl-launch.js";
@@ -48,6 +49,8 @@ export interface FileSyncRunSettings {
   db: Database;
   /** FINISHED wakes this process's sequencer through them. */
   logSignals: LogSignals;
+  /** The ETL runs a new file starts wake this process's workers through them. */
+  jobSignals: JobSignals;
   logger: Logger;
   secrets: SecretBox;
   /** This worker's name in leases. */
@@ -308,6 +311,6 @@ async function finishRun(
     return done;
   });
   if (finished) logSignals.inboxCommitted();
-  if (started > 0) jobsCreated(db);
+  if (started > 0) settings.jobSignals.jobsCreated();
   return finished;
 }

@@ -18,6 +18,7 @@ import {
   recordSynchronizationFailure,
   releaseSynchronizationLeases,
 } from "../storage/file-synchronization-repository.js";
+import type { JobSignals } from "../storage/job-signals.js";
 import type { LogSignals } from "../storage/log-signals.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { fileSyncTriggerEvent } from "./file-sync-events.js";
@@ -35,6 +36,7 @@ export const FILE_SYNC_WORKER_DEFAULTS = {
 export interface FileSyncWorkerOptions {
   db: Database;
   logSignals: LogSignals;
+  jobSignals: JobSignals;
   logger: Logger;
   config: Pick<
     HeraldConfig,
@@ -65,6 +67,7 @@ export async function startFileSyncWorker(options: FileSyncWorkerOptions): Promi
   const settings = {
     db,
     logSignals,
+    jobSignals: options.jobSignals,
     logger,
     secrets: options.secrets,
     owner,
@@ -141,6 +144,7 @@ export async function startFileSyncWorker(options: FileSyncWorkerOptions): Promi
 
   const loop = await startJobLoop({
     db,
+    jobSignals: options.jobSignals,
     logger,
     name: "file synchronisations",
     pollMs: options.pollMs ?? FILE_SYNC_WORKER_DEFAULTS.pollMs,

@@ -17,6 +17,7 @@ import {
   recordExecutionFailure,
   releaseExecutionLeases,
 } from "../storage/etl-execution-repository.js";
+import type { JobSignals } from "../storage/job-signals.js";
 import type { LogSignals } from "../storage/log-signals.js";
 import { findEntityById } from "../storage/tenancy-repository.js";
 import { etlTriggerEvent } from "./etl-events.js";
@@ -40,6 +41,7 @@ export const IMPORT_WORKER_DEFAULTS = {
 export interface ImportWorkerOptions {
   db: Database;
   logSignals: LogSignals;
+  jobSignals: JobSignals;
   logger: Logger;
   config: Pick<HeraldConfig, "importConcurrency" | "maxExpandedBytes" | "workerId">;
   leaseMs?: number;
@@ -116,6 +118,7 @@ export async function startImportWorker(options: ImportWorkerOptions): Promise<I
 
   started.loop = await startJobLoop({
     db,
+    jobSignals: options.jobSignals,
     logger,
     name: "imports",
     pollMs: options.pollMs ?? IMPORT_WORKER_DEFAULTS.pollMs,

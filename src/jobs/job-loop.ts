@@ -12,10 +12,13 @@ import type { Logger } from "pino";
 import type { BackgroundService } from "../background-service.js";
 import { DatabaseOutageLog } from "../database-outage-log.js";
 import type { Database, Unlisten } from "../storage/database.js";
-import { JOBS_CHANNEL, onJobsCreated } from "../storage/job-channels.js";
+import { JOBS_CHANNEL } from "../storage/job-channels.js";
+import type { JobSignals } from "../storage/job-signals.js";
 
 export interface JobLoopOptions<J> {
   db: Database;
+  /** This process's job signals: a job created here wakes the loop at once. */
+  jobSignals: JobSignals;
   logger: Logger;
   /** The service's name, and what waits for the database in an outage ("imports"). */
   name: string;
@@ -88,7 +91,7 @@ export async function startJobLoop<J>(options: JobLoopOptions<J>): Promise<JobLo
     }
   }
 
-  const unsubscribeLocal = onJobsCreated(db, () => void look());
+  const unsubscribeLocal = options.jobSignals.onJobsCreated(() => void look());
   let unlisten: Unlisten | undefined;
   try {
     unlisten = await db.listen(JOBS_CHANNEL, () => void look());

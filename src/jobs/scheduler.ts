@@ -24,7 +24,8 @@ import { DatabaseOutageLog } from "../database-outage-log.js";
 import { nextDueAfter } from "../domain/schedule.js";
 import type { Database, Queryable } from "../storage/database.js";
 import { findUnavailable } from "../storage/database-unavailable.js";
-import { jobsCreated, notifyJobs } from "../storage/job-channels.js";
+import { notifyJobs } from "../storage/job-channels.js";
+import type { JobSignals } from "../storage/job-signals.js";
 import type { ClaimedSchedule, ScheduleKind } from "../storage/schedule-repository.js";
 import {
   advanceSchedule,
@@ -63,6 +64,8 @@ export type ScheduleHandler = (tx: Queryable, due: DueRun) => Promise<void>;
 
 export interface SchedulerOptions {
   db: Database;
+  /** This process's job signals: a run started here wakes this process's workers at once. */
+  jobSignals: JobSignals;
   logger: Logger;
   /** One per kind this process starts; schedules of a kind without one are left alone. */
   handlers: Partial<Record<ScheduleKind, ScheduleHandler>>;
@@ -79,7 +82,7 @@ export interface Scheduler extends BackgroundService {
 }
 
 export async function startScheduler(options: SchedulerOptions): Promise<Scheduler> {
-  const { db, handlers } = options;
+  const { db, jobSignals, handlers } = options;
   const logger = options.logger.child({ component: "scheduler" });
   const now = options.now ?? (() => new Date());
   const pollMs = options.pollMs ?? SCHEDULER_DEFAULTS.pollMs;
@@ -129,7 +132,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       );
       return "skipped";
     }
-    jobsCreated(db);
+    jobSignals.jobsCreated();
     const lateMs = at.getTime() - claimed.dueAt.getTime();
     if (lateMs > SCHEDULER_DEFAULTS.lateAfterMs)
       logger.warn(

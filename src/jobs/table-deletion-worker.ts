@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { HeraldConfig } from "../config/config.js";
 import { defaultWorkerId } from "../background-service.js";
 import type { Database } from "../storage/database.js";
+import type { JobSignals } from "../storage/job-signals.js";
 import type { LogSignals } from "../storage/log-signals.js";
 import type { TableDeletion } from "../storage/table-deletion-repository.js";
 import {
@@ -40,6 +41,7 @@ export const TABLE_DELETION_DEFAULTS = {
 export interface TableDeletionWorkerOptions {
   db: Database;
   logSignals: LogSignals;
+  jobSignals: JobSignals;
   logger: Logger;
   config: Pick<HeraldConfig, "workerId">;
   leaseMs?: number;
@@ -116,6 +118,7 @@ export async function startTableDeletionWorker(
 
   started.loop = await startJobLoop({
     db,
+    jobSignals: options.jobSignals,
     logger,
     name: "table deletions",
     pollMs: options.pollMs ?? TABLE_DELETION_DEFAULTS.pollMs,

@@ -55,6 +55,7 @@ for (const { backend, skip } of await testBackends()) {
         exportWorker = await startExportWorker({
           db: t.database.db,
           logSignals: t.database.logSignals,
+          jobSignals: t.database.jobSignals,
           logger: createLogger("silent"),
           config: t.config,
           secrets: t.database.secrets,
@@ -124,6 +125,7 @@ for (const { backend, skip } of await testBackends()) {
         syncWorker = await startFileSyncWorker({
           db: t.database.db,
           logSignals: t.database.logSignals,
+          jobSignals: t.database.jobSignals,
           logger: createLogger("silent"),
           config: t.config,
           secrets: t.database.secrets,

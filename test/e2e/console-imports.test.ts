@@ -113,6 +113,7 @@ for (const { backend, skip } of await testBackends()) {
       worker = await startImportWorker({
         db: t.database.db,
         logSignals: t.database.logSignals,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("silent"),
         config: t.config,
         pollMs: 50,

@@ -51,6 +51,7 @@ export async function createFileSyncTestApp(
   const syncWorker = await startFileSyncWorker({
     db: t.database.db,
     logSignals: t.database.logSignals,
+    jobSignals: t.database.jobSignals,
     logger: createLogger("silent"),
     config: t.config,
     secrets: t.database.secrets,

@@ -46,6 +46,7 @@ export async function createImportTestApp(
   const importWorker = await startImportWorker({
     db: t.database.db,
     logSignals: t.database.logSignals,
+    jobSignals: t.database.jobSignals,
     logger: createLogger("silent"),
     config: t.config,
     pollMs: 50,

@@ -109,13 +109,14 @@ export async function subscribeTo(
 }
 
 export function startWorker(
-  database: Pick<TestDatabase, "db" | "logSignals">,
+  database: Pick<TestDatabase, "db" | "logSignals" | "jobSignals">,
   workerId: string,
   options: { batchRows?: number; leaseMs?: number } = {},
 ): Promise<TableDeletionWorker> {
   return startTableDeletionWorker({
     db: database.db,
     logSignals: database.logSignals,
+    jobSignals: database.jobSignals,
     logger: createLogger("silent"),
     config: { workerId },
     pollMs: 50,

@@ -46,6 +46,7 @@ export async function createTestApp(
   const app = await buildApp({
     db: database.db,
     logSignals: database.logSignals,
+    jobSignals: database.jobSignals,
     config,
     logger: createLogger("silent"),
     secrets: database.secrets,

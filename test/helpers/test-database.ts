@@ -10,6 +10,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { parseSecretKey, SecretBox } from "../../src/domain/secret-box.js";
 import type { Database } from "../../src/storage/database.js";
+import { JobSignals } from "../../src/storage/job-signals.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
 import { listMigrations, migrate } from "../../src/storage/migrate.js";
 import { PgliteDatabase } from "../../src/storage/pglite-database.js";
@@ -140,6 +141,8 @@ export interface TestDatabase {
    * workers a test starts on it, as main.ts does; a pool from `connect` is another process).
    */
   logSignals: LogSignals;
+  /** Its job signals, likewise (the app, the scheduler and the job workers of that process). */
+  jobSignals: JobSignals;
   /** PostgreSQL only: the URL of this test's own database (for subprocesses). */
   url: string | undefined;
   /** Opens another connection pool on the same database (PostgreSQL only). */
@@ -158,6 +161,7 @@ export async function createTestDatabase(
       db,
       secrets: testSecrets(),
       logSignals: new LogSignals(),
+      jobSignals: new JobSignals(),
       url: undefined,
       connect: async () => {
         throw new Error("PGlite is a single in-process database");
@@ -187,6 +191,7 @@ export async function createTestDatabase(
     db,
     secrets: testSecrets(),
     logSignals: new LogSignals(),
+    jobSignals: new JobSignals(),
     url,
     connect,
     drop: async () => {

@@ -65,6 +65,7 @@ for (const { backend, skip } of await testBackends()) {
       exportWorker = await startExportWorker({
         db: t.database.db,
         logSignals: t.database.logSignals,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("silent"),
         config: t.config,
         secrets: t.database.secrets,
@@ -201,6 +202,7 @@ for (const { backend, skip } of await testBackends()) {
       syncWorker = await startFileSyncWorker({
         db: t.database.db,
         logSignals: t.database.logSignals,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("silent"),
         config: t.config,
         secrets: t.database.secrets,

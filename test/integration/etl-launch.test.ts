@@ -40,6 +40,7 @@ for (const { backend, skip } of await testBackends()) {
       );
       scheduler = await startScheduler({
         db: t.database.db,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("silent"),
         handlers: { FILE_SYNCHRONIZATION: fileSyncScheduleHandler, ETL: etlScheduleHandler },
         now: () => clock,

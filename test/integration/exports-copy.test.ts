@@ -125,6 +125,7 @@ for (const { backend, skip } of await testBackends()) {
       t.worker = await startExportWorker({
         db: t.database.db,
         logSignals: t.database.logSignals,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("info", log.stream),
         config: t.config,
         pollMs: 50,
@@ -372,6 +373,7 @@ for (const { backend, skip } of await testBackends()) {
       t.worker = await startExportWorker({
         db,
         logSignals: t.database.logSignals,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("info", log.stream),
         config: t.config,
         pollMs: 50,

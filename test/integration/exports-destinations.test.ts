@@ -39,6 +39,7 @@ for (const { backend, skip } of await testBackends()) {
       t.worker = await startExportWorker({
         db: t.database.db,
         logSignals: t.database.logSignals,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("silent"),
         config: t.config,
         copy: destinationCopier(t.database.db, t.database.secrets, t.config),
@@ -262,6 +263,7 @@ for (const { backend, skip } of await testBackends()) {
       const stopping = await startExportWorker({
         db,
         logSignals: idle.database.logSignals,
+        jobSignals: idle.database.jobSignals,
         logger: createLogger("silent"),
         config: idle.config,
         pollMs: 20,
@@ -273,6 +275,7 @@ for (const { backend, skip } of await testBackends()) {
       const worker = await startExportWorker({
         db,
         logSignals: idle.database.logSignals,
+        jobSignals: idle.database.jobSignals,
         logger: createLogger("silent"),
         config: idle.config,
         pollMs: 20,

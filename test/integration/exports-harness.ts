@@ -77,6 +77,7 @@ export async function createExportTestApp(
       : await startExportWorker({
           db: t.database.db,
           logSignals: t.database.logSignals,
+          jobSignals: t.database.jobSignals,
           logger: createLogger("silent"),
           config: t.config,
           pollMs: 50,

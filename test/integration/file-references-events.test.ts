@@ -31,6 +31,7 @@ for (const { backend, skip } of await testBackends()) {
       t = await createFileSyncTestApp(backend);
       scheduler = await startScheduler({
         db: t.database.db,
+        jobSignals: t.database.jobSignals,
         logger: createLogger("silent"),
         handlers: { FILE_SYNCHRONIZATION: fileSyncScheduleHandler, ETL: etlScheduleHandler },
         now: () => clock,

@@ -470,6 +470,7 @@ for (const { backend, skip } of await testBackends()) {
         t.worker = await startImportWorker({
           db: t.database.db,
           logSignals: t.database.logSignals,
+          jobSignals: t.database.jobSignals,
           logger: createLogger("silent"),
           config: t.config,
           pollMs: 50,

@@ -12,7 +12,8 @@ import type { Schedule } from "../../src/domain/schedule.js";
 import type { DueRun, Scheduler, ScheduleHandler } from "../../src/jobs/scheduler.js";
 import { startScheduler } from "../../src/jobs/scheduler.js";
 import type { Database } from "../../src/storage/database.js";
-import { JOBS_CHANNEL, onJobsCreated } from "../../src/storage/job-channels.js";
+import { JOBS_CHANNEL } from "../../src/storage/job-channels.js";
+import { JobSignals } from "../../src/storage/job-signals.js";
 import type { ScheduleKind } from "../../src/storage/schedule-repository.js";
 import { nextDueAt, removeSchedule, saveSchedule } from "../../src/storage/schedule-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
@@ -98,6 +99,8 @@ for (const { backend, skip } of await testBackends()) {
       const handler = recording(name);
       const scheduler = await startScheduler({
         db: options.db ?? t.db,
+        // A scheduler on a pool of its own is another process's: signals of its own.
+        jobSignals: options.db ? new JobSignals() : t.jobSignals,
         logger: options.logger ?? pino({ level: "silent" }),
         handlers: options.handlers ?? {
           ETL: handler,
@@ -342,7 +345,7 @@ for (const { backend, skip } of await testBackends()) {
 
     test("the scheduler starts due runs by itself and wakes the job workers", async () => {
       let woken = 0;
-      const unsubscribe = onJobsCreated(t.db, () => woken++);
+      const unsubscribe = t.jobSignals.onJobsCreated(() => woken++);
       const notified: string[] = [];
       const unlisten = await other.listen(JOBS_CHANNEL, (payload) => notified.push(payload));
       let ran!: (due: DueRun) => void;

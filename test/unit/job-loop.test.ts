@@ -3,6 +3,7 @@ import { test } from "node:test";
 import pino from "pino";
 import { startJobLoop } from "../../src/jobs/job-loop.js";
 import type { Database } from "../../src/storage/database.js";
+import { JobSignals } from "../../src/storage/job-signals.js";
 
 /** Just what the loop asks of a database: LISTEN (a no-op here). */
 const db = { kind: "pglite", listen: async () => async () => {} } as unknown as Database;
@@ -13,6 +14,7 @@ test("a job claimed while the loop stops is run and waited for before the leases
   let answerClaim!: () => void;
   const loop = await startJobLoop<string>({
     db,
+    jobSignals: new JobSignals(),
     logger: pino({ level: "silent" }),
     name: "jobs",
     pollMs: 60_000,

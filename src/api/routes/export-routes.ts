@@ -355,7 +355,7 @@ const exportRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const { entity, exp } = await exportOf(request, request.params);
       const auth = authOf(request);
-      const execution = await createJob(deps.db, (tx) =>
+      const execution = await createJob(deps, (tx) =>
         insertExportExecution(tx, exp, {
           kind: "API_KEY",
           apiKeyId: auth.apiKeyId,

@@ -345,7 +345,7 @@ const fileReferenceRoutes: RouteModule = async (app, deps) => {
     async (request, reply) => {
       const { entity, reference } = await referenceOf(request, request.params);
       const auth = authOf(request);
-      const sync = await createJob(deps.db, (tx) =>
+      const sync = await createJob(deps, (tx) =>
         insertSynchronization(tx, {
           entityId: entity.id,
           fileReferenceId: reference.id,

@@ -26,7 +26,7 @@ import {
   updateTable,
 } from "../../storage/data-table-repository.js";
 import type { Database, Queryable } from "../../storage/database.js";
-import { jobsCreated, notifyJobs } from "../../storage/job-channels.js";
+import { notifyJobs } from "../../storage/job-channels.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
 import { markTableDeleted } from "../../storage/table-deletion-repository.js";
 import type { AppDeps, HeraldApp } from "../app.js";
@@ -279,7 +279,7 @@ export function registerTableStructureRoutes(
         return existing;
       });
       deps.tableCache.forget();
-      jobsCreated(deps.db);
+      deps.jobSignals.jobsCreated();
       request.log.info(
         { tableId: deleted.id, table: deleted.name, entity: entity.name },
         "table deleted; its records are being deleted in the background, each with a DELETE event",
