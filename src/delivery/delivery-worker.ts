@@ -422,9 +422,10 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
   const pollTimer = setInterval(() => {
     for (const runner of runners.values()) runner.poke();
   }, tuning.pollMs);
-  // Only on PostgreSQL can another process die while its leases last.
-  const orphanTimer =
-    db.kind === "postgres" ? setInterval(orphanCheck, tuning.orphanCheckMs) : undefined;
+  // Only where other processes share the database (PostgreSQL) can one die while its leases last.
+  const orphanTimer = db.capabilities.sharedByProcesses
+    ? setInterval(orphanCheck, tuning.orphanCheckMs)
+    : undefined;
   logger.info("delivery worker started");
 
   return {

@@ -173,19 +173,21 @@ class SequencerLoop implements Sequencer {
     this.pollMs = options.pollMs ?? 1000;
     this.followerRetryMs = options.followerRetryMs ?? 1000;
     this.errorBackoffMs = options.errorBackoffMs ?? 1000;
-    const embedded = this.db.kind === "pglite";
+    // One session for the whole process (the embedded database): rounds cannot overlap, and each
+    // check takes a turn the API needs too.
+    const oneSession = !this.db.capabilities.concurrentSessions;
     // Each check is a round trip (on the embedded database, a turn on the single session the API
     // also needs). On PostgreSQL a check that finds nothing is a cheap read of a partial index:
     // every 3 ms it cut commit→receipt p50 from 10.9 to 6.6 ms in the delivery bench with no
     // measurable cost to capture throughput. Embedded: 20 ms, to leave the session to the API.
-    this.busyPollMs = options.busyPollMs ?? (embedded ? 20 : 3);
+    this.busyPollMs = options.busyPollMs ?? (oneSession ? 20 : 3);
     // Busy mode must outlast the writers' notification interval, or a skipped NOTIFY could wait
     // for the slow poll.
     this.busyLingerMs = Math.max(options.busyLingerMs ?? 250, INBOX_NOTIFY_INTERVAL_MS * 5);
     // A wake-up arrives after every local commit: the gap bounds stamping commits (each a WAL
     // flush and a NOTIFY) to one per ms per overlapping round however fast writes come.
-    this.wakeGapMs = options.wakeGapMs ?? (embedded ? 0 : 1);
-    this.maxRoundsInFlight = Math.max(1, options.maxRoundsInFlight ?? (embedded ? 1 : 2));
+    this.wakeGapMs = options.wakeGapMs ?? (oneSession ? 0 : 1);
+    this.maxRoundsInFlight = Math.max(1, options.maxRoundsInFlight ?? (oneSession ? 1 : 2));
     // Measured with 16 in-process writers on PostgreSQL (2 cores): CPU per write -15% in Node and
     // in PostgreSQL, stamp lag p99 still ~14 ms.
     this.coalesceFromEvents = Math.max(1, options.coalesceFromEvents ?? 8);
@@ -196,8 +198,9 @@ class SequencerLoop implements Sequencer {
 
   async start(): Promise<void> {
     this.unlisten = await this.db.listen(INBOX_CHANNEL, () => this.wake());
-    // On the embedded database capture's NOTIFY is already delivered in-process.
-    if (this.db.kind !== "pglite")
+    // Where capture's NOTIFY is already delivered in process (the embedded database), the local
+    // wake-up would only say it twice.
+    if (!this.db.capabilities.notifiesInProcess)
       this.unlistenLocal = this.signals.onInboxCommitted(() => this.wake());
     this.running = this.run();
   }

@@ -48,8 +48,32 @@ export interface AdvisoryLock {
   readonly lost: Promise<Error>;
 }
 
+/**
+ * What a backend can do, in the terms the code above it needs: it asks these, never which database
+ * is underneath (`kind` is for messages and per-backend tuning tables only).
+ */
+export interface DatabaseCapabilities {
+  /**
+   * Operations of different callers run side by side (a pool of sessions). False when every
+   * operation of the process takes its turn on one session (the embedded database): work that
+   * overlaps only queues, and each look for work takes a turn that API requests also need.
+   */
+  readonly concurrentSessions: boolean;
+  /**
+   * A NOTIFY committed by this process reaches this process's listeners at once, without a round
+   * trip through a server (the embedded database delivers it in process).
+   */
+  readonly notifiesInProcess: boolean;
+  /**
+   * Other processes may use the database at the same time, and so die while holding leases or
+   * locks in it (a server). False for the embedded database, which one process holds.
+   */
+  readonly sharedByProcesses: boolean;
+}
+
 export interface Database extends Queryable {
   readonly kind: "pglite" | "postgres";
+  readonly capabilities: DatabaseCapabilities;
   /** Runs `fn` in one READ COMMITTED transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Subscribes to NOTIFY on `channel`. */

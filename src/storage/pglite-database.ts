@@ -7,7 +7,14 @@
 import { PGlite, types } from "@electric-sql/pglite";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AdvisoryLock, Database, Queryable, QueryResult, Unlisten } from "./database.js";
+import type {
+  AdvisoryLock,
+  Database,
+  DatabaseCapabilities,
+  Queryable,
+  QueryResult,
+  Unlisten,
+} from "./database.js";
 import { toSafeInteger } from "./database.js";
 import { prepareDataDir } from "./pglite-data-dir.js";
 import { SessionQueue } from "./session-queue.js";
@@ -26,8 +33,16 @@ const PARSERS = {
  */
 const START_PARAMS = [...PGlite.defaultStartParams, "-c", "shared_buffers=32MB"];
 
+/** One in-process session for everything, NOTIFY delivered in process, one process. */
+export const PGLITE_CAPABILITIES: DatabaseCapabilities = {
+  concurrentSessions: false,
+  notifiesInProcess: true,
+  sharedByProcesses: false,
+};
+
 export class PgliteDatabase implements Database {
   readonly kind = "pglite" as const;
+  readonly capabilities = PGLITE_CAPABILITIES;
   private readonly heldLocks = new Set<number>();
   private readonly session = new SessionQueue();
 

@@ -1,6 +1,13 @@
 /** Adapter: a real PostgreSQL server through a `pg` connection pool. */
 import pg from "pg";
-import type { AdvisoryLock, Database, Queryable, QueryResult, Unlisten } from "./database.js";
+import type {
+  AdvisoryLock,
+  Database,
+  DatabaseCapabilities,
+  Queryable,
+  QueryResult,
+  Unlisten,
+} from "./database.js";
 import { toSafeInteger } from "./database.js";
 import {
   DatabaseUnavailable,
@@ -75,8 +82,16 @@ export type AvailabilityChange =
 /** A query's config with the driver's per-query time limit (read by pg, missing from its types). */
 type TimedQuery = pg.QueryConfig & { query_timeout?: number };
 
+/** A server: a pool of sessions, NOTIFY through the server, any number of processes. */
+export const POSTGRES_CAPABILITIES: DatabaseCapabilities = {
+  concurrentSessions: true,
+  notifiesInProcess: false,
+  sharedByProcesses: true,
+};
+
 export class PostgresDatabase implements Database {
   readonly kind = "postgres" as const;
+  readonly capabilities = POSTGRES_CAPABILITIES;
   readonly pool: pg.Pool;
   /** host:port/database, for messages (never the password). */
   readonly where: string | undefined;

@@ -17,6 +17,7 @@ function countingDatabase(db: Database, marker: string): { db: Database; count()
   let count = 0;
   const counting: Database = {
     kind: db.kind,
+    capabilities: db.capabilities,
     query: (sql, params, name) => {
       if (sql.includes(marker)) count++;
       return db.query(sql, params, name);

@@ -40,6 +40,7 @@ function countingDatabase(db: Database): { db: Database; counts: Map<string, num
   const counts = new Map<string, number>();
   const counting: Database = {
     kind: db.kind,
+    capabilities: db.capabilities,
     query: (sql, params, name) => {
       const key = name ?? "(unnamed)";
       counts.set(key, (counts.get(key) ?? 0) + 1);

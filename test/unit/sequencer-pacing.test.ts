@@ -12,6 +12,8 @@ import type { Sequencer } from "../../src/sequencer/sequencer.js";
 import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { AdvisoryLock, Database, QueryResult } from "../../src/storage/database.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
+import { PGLITE_CAPABILITIES } from "../../src/storage/pglite-database.js";
+import { POSTGRES_CAPABILITIES } from "../../src/storage/postgres-database.js";
 
 interface Call {
   startedAt: number;
@@ -37,6 +39,7 @@ function scriptedDatabase(
   const lock: AdvisoryLock = { release: async () => {}, lost: new Promise<Error>(() => {}) };
   const db: Database = {
     kind,
+    capabilities: kind === "pglite" ? PGLITE_CAPABILITIES : POSTGRES_CAPABILITIES,
     async query<T>(sql: string): Promise<QueryResult<T>> {
       assert.match(sql, /herald_stamp_events/);
       const startedAt = Date.now();
