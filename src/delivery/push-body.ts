@@ -2,8 +2,8 @@
  * The bytes of one push (SPEC §5): the envelope around one event's data object (ONE_BY_ONE) or an
  * array of them (BULK), encoded once and then signed and sent as they are on every attempt.
  *
- * Each event's data text (dataText; the same as envelopeText, which is property-tested in
- * event-payload.test.ts) is written as UTF-8 into a scratch buffer as soon as it is made, and the
+ * Each event's data text (DataTextWriter.dataText; the same as envelopeText, which is
+ * property-tested in event-payload.test.ts) is written as UTF-8 into a scratch buffer as soon as it is made, and the
  * push's bytes are one copy of that buffer's used part. No data object is built per event, and no
  * text of the whole block exists: linking a block's few thousand pieces into one string and then
  * flattening and encoding it cost several µs per event, most of it in allocating and faulting in the
@@ -15,7 +15,7 @@
  */
 import type { ChangeEvent } from "../domain/change-event.js";
 import type { PayloadOptions, PrerenderedParts } from "../domain/event-payload.js";
-import { dataText, envelopeFrame } from "../domain/event-payload.js";
+import { DataTextWriter, envelopeFrame } from "../domain/event-payload.js";
 import { toEventObjectV1 } from "../domain/event-payload-v1.js";
 import type { Subscription } from "../domain/subscription.js";
 import { prerenderedParts } from "../storage/log-page-codec.js";
@@ -47,6 +47,10 @@ type EventText = (
 
 const eventTextV1: EventText = (event, options) => JSON.stringify(toEventObjectV1(event, options));
 
+/** This encoder's data text writer: what it remembers serves every push encoded here. */
+const dataTexts = new DataTextWriter();
+const eventTextV2: EventText = (event, options, parts) => dataTexts.dataText(event, options, parts);
+
 export function encodePushBody(
   pushId: string,
   subscription: Subscription,
@@ -57,7 +61,7 @@ export function encodePushBody(
     entityName: subscription.entityName,
     includePrevious: subscription.includePrevious,
   };
-  const eventText: EventText = subscription.payloadVersion === 1 ? eventTextV1 : dataText;
+  const eventText: EventText = subscription.payloadVersion === 1 ? eventTextV1 : eventTextV2;
   const [head, tail] = envelopeFrame(pushId, subscription);
   let at = put(bulk ? head + "[" : head, 0);
   const count = bulk ? events.length : Math.min(1, events.length);

@@ -21,12 +21,10 @@ import type { AttributeMap, ChangeEvent, EventSource, Origin } from "./change-ev
 import { eventPublicId } from "./change-event.js";
 import type { RenderedValue } from "./rendered-values.js";
 import {
+  AttributeTextWriter,
   isDataName,
-  keysFound,
   mayBeIndex,
   plainIntegerJson,
-  nameJson,
-  recordAttributesFromJson,
   remembered,
   renderValue,
   valueJson,
@@ -251,153 +249,158 @@ export interface PrerenderedParts {
   changedValuesJson?: string | undefined;
 }
 
-/** `JSON.stringify(type)` of event types, remembered (see remembered). */
-const typeCache = new Map<string, string>();
-
 /** A number as JSON.stringify writes it. */
 function numberJson(value: number): string {
   return Number.isFinite(value) ? String(value) : "null";
 }
 
 /**
- * The attributes of a record event's data object as JSON members (`"k":"v",` each, a comma after
- * every member) in the order toDataObject adds them; undefined when that order or content needs the
- * object path. Built by concatenation: V8 links the pieces and copies them once, when the push's
- * bytes are encoded.
+ * Writes data objects as text (dataText), with what it keeps from event to event: the JSON texts of
+ * attribute names and event types, the href segments of the last entity and source, and the
+ * attribute writer's scratch space. One per encoder (delivery's push-body.ts keeps one), whose
+ * calls run to their end one at a time; nothing of it is shared between writers.
  */
-function recordAttributesText(event: ChangeEvent, fields: readonly string[]): string | undefined {
-  const keys: AttributeMap = isPlainObject(event.keys) ? event.keys : {};
-  let out = "";
-  for (const name of Object.keys(keys)) {
-    if (!isDataName(name)) continue;
-    if (mayBeIndex(name)) return undefined;
-    out += nameJson(name) + valueJson(keys[name]) + ",";
-  }
-  for (let i = 0; i < fields.length; i++) {
-    const name = fields[i] as string;
-    if (!isDataName(name) || Object.prototype.hasOwnProperty.call(keys, name)) continue;
-    if (fields.indexOf(name) < i) continue; // a repeated name: the first one is in already
-    if (mayBeIndex(name)) return undefined;
-    out += nameJson(name) + valueJson(own(event.state, name)) + ",";
-  }
-  for (const name of EXTRA_KEYS[event.eventType] ?? []) {
-    // Already present: toDataObject overwrites it in place, which appending cannot do.
-    if (Object.prototype.hasOwnProperty.call(keys, name) || fields.includes(name)) return undefined;
-    out += nameJson(name) + valueJson(own(event.extra, name)) + ",";
-  }
-  return out;
-}
+export class DataTextWriter {
+  private readonly attributes = new AttributeTextWriter();
+  /** `JSON.stringify(type)` of event types, remembered (see remembered). */
+  private readonly typeJson = new Map<string, string>();
+  /** The href segments of the last entity name and source id asked for (they rarely change). */
+  private entity = { name: "", segment: "" };
+  private source = { id: "", segment: "" };
 
-/** The href segments of the last entity name and source id asked for (they rarely change). */
-let lastEntity = { name: "", segment: "" };
-let lastSource = { id: "", segment: "" };
+  /**
+   * The attributes of a record event's data object as JSON members (`"k":"v",` each, a comma after
+   * every member) in the order toDataObject adds them; undefined when that order or content needs
+   * the object path. Built by concatenation: V8 links the pieces and copies them once, when the
+   * push's bytes are encoded.
+   */
+  private recordAttributesText(event: ChangeEvent, fields: readonly string[]): string | undefined {
+    const keys: AttributeMap = isPlainObject(event.keys) ? event.keys : {};
+    let out = "";
+    for (const name of Object.keys(keys)) {
+      if (!isDataName(name)) continue;
+      if (mayBeIndex(name)) return undefined;
+      out += this.attributes.nameJson(name) + valueJson(keys[name]) + ",";
+    }
+    for (let i = 0; i < fields.length; i++) {
+      const name = fields[i] as string;
+      if (!isDataName(name) || Object.prototype.hasOwnProperty.call(keys, name)) continue;
+      if (fields.indexOf(name) < i) continue; // a repeated name: the first one is in already
+      if (mayBeIndex(name)) return undefined;
+      out += this.attributes.nameJson(name) + valueJson(own(event.state, name)) + ",";
+    }
+    for (const name of EXTRA_KEYS[event.eventType] ?? []) {
+      // Already present: toDataObject overwrites it in place, which appending cannot do.
+      if (Object.prototype.hasOwnProperty.call(keys, name) || fields.includes(name))
+        return undefined;
+      out += this.attributes.nameJson(name) + valueJson(own(event.extra, name)) + ",";
+    }
+    return out;
+  }
 
-/**
- * recordHref, with the entity's and the source's segments remembered between calls and a profile id
- * that is a safe integer written as it is (its text has nothing encodeURIComponent changes).
- * `keyedId` is the event's `profileId` key (`own(event.keys, "profileId")`), or, when `plainId`, the
- * text of a safe integer's.
- */
-function cachedRecordHref(
-  event: ChangeEvent,
-  entityName: string,
-  keyedId: unknown,
-  plainId: boolean,
-): string {
-  if (lastEntity.name !== entityName)
-    lastEntity = { name: entityName, segment: segment(entityName) };
-  if (event.source !== "PROFILE_TABLE" && event.source !== "CUSTOM_TABLE")
-    return recordHref(event, entityName, lastEntity.segment);
-  if (lastSource.id !== event.sourceId)
-    lastSource = { id: event.sourceId, segment: segment(event.sourceId) };
-  if (event.source === "CUSTOM_TABLE")
-    return `/custom-data/v4/entity/${lastEntity.segment}/customTable/${lastSource.segment}/record/${segment(event.recordKey)}`;
-  const profileId = keyedId ?? event.recordKey;
-  const id = plainId
-    ? (keyedId as string)
-    : Number.isSafeInteger(profileId)
-      ? String(profileId)
-      : segment(String(profileId));
-  return `/profiles/v4/entity/${lastEntity.segment}/table/${lastSource.segment}/profile/${id}`;
-}
+  /**
+   * recordHref, with the entity's and the source's segments remembered between calls and a profile
+   * id that is a safe integer written as it is (its text has nothing encodeURIComponent changes).
+   * `keyedId` is the event's `profileId` key (`own(event.keys, "profileId")`), or, when `plainId`,
+   * the text of a safe integer's.
+   */
+  private cachedRecordHref(
+    event: ChangeEvent,
+    entityName: string,
+    keyedId: unknown,
+    plainId: boolean,
+  ): string {
+    if (this.entity.name !== entityName)
+      this.entity = { name: entityName, segment: segment(entityName) };
+    if (event.source !== "PROFILE_TABLE" && event.source !== "CUSTOM_TABLE")
+      return recordHref(event, entityName, this.entity.segment);
+    if (this.source.id !== event.sourceId)
+      this.source = { id: event.sourceId, segment: segment(event.sourceId) };
+    if (event.source === "CUSTOM_TABLE")
+      return `/custom-data/v4/entity/${this.entity.segment}/customTable/${this.source.segment}/record/${segment(event.recordKey)}`;
+    const profileId = keyedId ?? event.recordKey;
+    const id = plainId
+      ? (keyedId as string)
+      : Number.isSafeInteger(profileId)
+        ? String(profileId)
+        : segment(String(profileId));
+    return `/profiles/v4/entity/${this.entity.segment}/table/${this.source.segment}/profile/${id}`;
+  }
 
-/**
- * `JSON.stringify(toDataObject(event, options))`, written directly as text for record events (no data
- * object is built and stringified); trigger events, names JavaScript would reorder and unusual stored
- * values go through the object, which is what decides the text. `parts`, when given, are the
- * `_event` texts a log reader already has (see PrerenderedParts).
- */
-export function dataText(
-  event: ChangeEvent,
-  options: PayloadOptions,
-  parts?: PrerenderedParts,
-): string {
-  const plain = !(
-    TRIGGER_SOURCES.includes(event.source) ||
-    typeof event.id !== "number" ||
-    typeof event.position !== "number" ||
-    typeof event.eventType !== "string" ||
-    (parts === undefined && event.origin === undefined) ||
-    (event.version !== null && event.version !== undefined && typeof event.version !== "number")
-  );
-  let attributes: string | undefined;
-  let keyedId: unknown;
-  let plainId = false;
-  if (
-    plain &&
-    parts?.keysJson !== undefined &&
-    parts.changedValuesJson !== undefined &&
-    EXTRA_KEYS[event.eventType] === undefined
-  ) {
-    attributes = recordAttributesFromJson(
-      parts.keysJson,
-      parts.changedFieldNames,
-      parts.changedValuesJson,
+  /**
+   * `JSON.stringify(toDataObject(event, options))`, written directly as text for record events (no
+   * data object is built and stringified); trigger events, names JavaScript would reorder and
+   * unusual stored values go through the object, which is what decides the text. `parts`, when
+   * given, are the `_event` texts a log reader already has (see PrerenderedParts).
+   */
+  dataText(event: ChangeEvent, options: PayloadOptions, parts?: PrerenderedParts): string {
+    const plain = !(
+      TRIGGER_SOURCES.includes(event.source) ||
+      typeof event.id !== "number" ||
+      typeof event.position !== "number" ||
+      typeof event.eventType !== "string" ||
+      (parts === undefined && event.origin === undefined) ||
+      (event.version !== null && event.version !== undefined && typeof event.version !== "number")
     );
-    const json = keysFound.profileIdJson;
-    // A plain integer's text is the id's text; anything else is read as JSON.parse reads it.
-    plainId = json !== undefined && plainIntegerJson(json);
-    keyedId = json === undefined || plainId ? json : JSON.parse(json);
+    let attributes: string | undefined;
+    let keyedId: unknown;
+    let plainId = false;
+    if (
+      plain &&
+      parts?.keysJson !== undefined &&
+      parts.changedValuesJson !== undefined &&
+      EXTRA_KEYS[event.eventType] === undefined
+    ) {
+      attributes = this.attributes.recordAttributesFromJson(
+        parts.keysJson,
+        parts.changedFieldNames,
+        parts.changedValuesJson,
+      );
+      const json = this.attributes.profileIdJson;
+      // A plain integer's text is the id's text; anything else is read as JSON.parse reads it.
+      plainId = json !== undefined && plainIntegerJson(json);
+      keyedId = json === undefined || plainId ? json : JSON.parse(json);
+    }
+    if (plain && attributes === undefined) {
+      attributes = this.recordAttributesText(
+        event,
+        parts ? parts.changedFieldNames : namesOf(event.fields),
+      );
+      keyedId = own(event.keys, "profileId");
+    }
+    if (attributes === undefined) return JSON.stringify(toDataObject(event, options));
+    let text =
+      "{" +
+      attributes +
+      '"_links":{"self":{"href":' +
+      // An href is made of encodeURIComponent'd segments, digits and fixed ASCII: nothing in it is
+      // escaped in JSON, so its JSON is the text between quotes.
+      '"' +
+      this.cachedRecordHref(event, options.entityName, keyedId, plainId) +
+      '"' +
+      '}},"_event":{"id":"evt_' +
+      // eventPublicId; the text of a number needs no escaping
+      String(event.id) +
+      '","type":' +
+      remembered(this.typeJson, event.eventType, "") +
+      ',"position":' +
+      numberJson(event.position) +
+      ',"occurredAt":"' +
+      (parts ? parts.occurredAtText : toIso(event.occurredAt)) +
+      '","version":' +
+      (typeof event.version === "number" ? numberJson(event.version) : "null") +
+      ',"changedFields":' +
+      (parts ? parts.changedFieldsJson : JSON.stringify(namesOf(event.fields))) +
+      ',"origin":' +
+      (parts ? parts.originJson : (JSON.stringify(event.origin) as string)) +
+      ',"declaredEvents":' +
+      (parts ? parts.declaredEventsJson : JSON.stringify(namesOf(event.declaredEvents)));
+    if (options.includePrevious) {
+      const map = isPlainObject(event.previous) ? event.previous : {};
+      text += ',"previous":' + JSON.stringify(renderMap(map, Object.keys(map)));
+    }
+    return text + "}}";
   }
-  if (plain && attributes === undefined) {
-    attributes = recordAttributesText(
-      event,
-      parts ? parts.changedFieldNames : namesOf(event.fields),
-    );
-    keyedId = own(event.keys, "profileId");
-  }
-  if (attributes === undefined) return JSON.stringify(toDataObject(event, options));
-  let text =
-    "{" +
-    attributes +
-    '"_links":{"self":{"href":' +
-    // An href is made of encodeURIComponent'd segments, digits and fixed ASCII: nothing in it is
-    // escaped in JSON, so its JSON is the text between quotes.
-    '"' +
-    cachedRecordHref(event, options.entityName, keyedId, plainId) +
-    '"' +
-    '}},"_event":{"id":"evt_' +
-    // eventPublicId; the text of a number needs no escaping
-    String(event.id) +
-    '","type":' +
-    remembered(typeCache, event.eventType, "") +
-    ',"position":' +
-    numberJson(event.position) +
-    ',"occurredAt":"' +
-    (parts ? parts.occurredAtText : toIso(event.occurredAt)) +
-    '","version":' +
-    (typeof event.version === "number" ? numberJson(event.version) : "null") +
-    ',"changedFields":' +
-    (parts ? parts.changedFieldsJson : JSON.stringify(namesOf(event.fields))) +
-    ',"origin":' +
-    (parts ? parts.originJson : (JSON.stringify(event.origin) as string)) +
-    ',"declaredEvents":' +
-    (parts ? parts.declaredEventsJson : JSON.stringify(namesOf(event.declaredEvents)));
-  if (options.includePrevious) {
-    const map = isPlainObject(event.previous) ? event.previous : {};
-    text += ',"previous":' + JSON.stringify(renderMap(map, Object.keys(map)));
-  }
-  return text + "}}";
 }
 
 /** The href of a subscription, as Actito writes it in `_links.webhook`. */

@@ -77,11 +77,10 @@ export function valueJson(value: unknown): string {
 
 /**
  * `JSON.stringify(text) + suffix` of texts that repeat from event to event (attribute names, event
- * types), remembered. Bounded like the log reader's caches: emptied when one grows past
- * NAME_CACHE_LIMIT texts.
+ * types), remembered in `cache` (its owner's). Bounded like the log reader's caches: emptied when
+ * one grows past NAME_CACHE_LIMIT texts.
  */
 const NAME_CACHE_LIMIT = 10_000;
-const nameCache = new Map<string, string>();
 export function remembered(cache: Map<string, string>, text: string, suffix: string): string {
   let json = cache.get(text);
   if (json === undefined) {
@@ -90,11 +89,6 @@ export function remembered(cache: Map<string, string>, text: string, suffix: str
     cache.set(text, json);
   }
   return json;
-}
-
-/** `JSON.stringify(name) + ":"`, remembered. */
-export function nameJson(name: string): string {
-  return remembered(nameCache, name, ":");
 }
 
 // Straight from JSON text ---------------------------------------------------------------------
@@ -170,89 +164,104 @@ function scalarEnd(text: string, from: number): number {
 }
 
 /**
- * What recordAttributesFromJson found besides the members: the JSON text of a `profileId` key's value
- * (for the record's href; undefined when there is none). Overwritten by every call, which runs to
- * its end before another can start.
+ * Writes attribute members as text, with what it keeps between events: the JSON texts of the
+ * attribute names it met (nameJson), the scratch space of recordAttributesFromJson, and what that
+ * found besides the members (profileIdJson). One per payload writer (event-payload.ts
+ * DataTextWriter), whose calls run to their end one at a time.
  */
-export const keysFound = { profileIdJson: undefined as string | undefined };
+export class AttributeTextWriter {
+  /** `JSON.stringify(name) + ":"` of names met, remembered (see remembered). */
+  private readonly names = new Map<string, string>();
+  /** Where the key names begin and end in the keys' text; reused from call to call. */
+  private readonly nameFrom: number[] = [];
+  private readonly nameTo: number[] = [];
+  /**
+   * The JSON text of the `profileId` key's value that the last recordAttributesFromJson found (for
+   * the record's href; undefined when there is none).
+   */
+  profileIdJson: string | undefined;
 
-/** Where the key names begin and end in the keys' text; reused from call to call. */
-const nameFrom: number[] = [];
-const nameTo: number[] = [];
+  /** `JSON.stringify(name) + ":"`, remembered. */
+  nameJson(name: string): string {
+    return remembered(this.names, name, ":");
+  }
 
-/**
- * The attribute members of a record event's data object (`"name":"value",` each, a comma after
- * every one), in the order toDataObject adds them, from texts: `keysJson` is the JSON text of the
- * event's `keys` object; `values` holds the JSON texts of the values of `fields` (the changed
- * attributes, in their order), separated by U+001F, an empty one for a missing attribute. The keys
- * come first, then the changed attributes that are not keys, each name once. Notes the `profileId`
- * key's value in keysFound. Undefined when the object path must decide (see the module comment).
- */
-export function recordAttributesFromJson(
-  keysJson: string,
-  fields: readonly string[],
-  values: string,
-): string | undefined {
-  keysFound.profileIdJson = undefined;
-  let out = "";
-  let keys = 0;
-  let at = skipSpaces(keysJson, 0);
-  if (keysJson.charCodeAt(at) !== 123 /* { */) return undefined;
-  at = skipSpaces(keysJson, at + 1);
-  let more = keysJson.charCodeAt(at) !== CLOSE_BRACE;
-  while (more) {
-    if (keysJson.charCodeAt(at) !== QUOTE) return undefined;
-    const open = at;
-    const close = closingQuote(keysJson, open);
-    if (close < 0 || keysJson.lastIndexOf("\\", close) > open) return undefined;
-    at = skipSpaces(keysJson, close + 1);
-    if (keysJson.charCodeAt(at) !== 58 /* : */) return undefined;
-    const valueFrom = skipSpaces(keysJson, at + 1);
-    const valueTo =
-      keysJson.charCodeAt(valueFrom) === QUOTE
-        ? closingQuote(keysJson, valueFrom) + 1
-        : scalarEnd(keysJson, valueFrom);
-    if (valueTo <= valueFrom) return undefined;
-    const first = keysJson.charCodeAt(open + 1);
-    if (close > open + 1 && first !== 95 /* _ */) {
-      if (first >= 48 && first <= 57) return undefined; // mayBeIndex
-      const value = keysJson.slice(valueFrom, valueTo);
-      const json = jsonValueJson(value, "refuse");
-      if (json === undefined) return undefined;
-      // The name's text, quotes included, is its JSON: it holds no escape.
-      out += keysJson.slice(open, close + 1) + ":" + json + ",";
-      if (close - open === 10 && keysJson.startsWith("profileId", open + 1))
-        keysFound.profileIdJson = value;
+  /**
+   * The attribute members of a record event's data object (`"name":"value",` each, a comma after
+   * every one), in the order toDataObject adds them, from texts: `keysJson` is the JSON text of the
+   * event's `keys` object; `values` holds the JSON texts of the values of `fields` (the changed
+   * attributes, in their order), separated by U+001F, an empty one for a missing attribute. The
+   * keys come first, then the changed attributes that are not keys, each name once. Notes the
+   * `profileId` key's value in profileIdJson. Undefined when the object path must decide (see the
+   * module comment).
+   */
+  recordAttributesFromJson(
+    keysJson: string,
+    fields: readonly string[],
+    values: string,
+  ): string | undefined {
+    const { nameFrom, nameTo } = this;
+    this.profileIdJson = undefined;
+    let out = "";
+    let keys = 0;
+    let at = skipSpaces(keysJson, 0);
+    if (keysJson.charCodeAt(at) !== 123 /* { */) return undefined;
+    at = skipSpaces(keysJson, at + 1);
+    let more = keysJson.charCodeAt(at) !== CLOSE_BRACE;
+    while (more) {
+      if (keysJson.charCodeAt(at) !== QUOTE) return undefined;
+      const open = at;
+      const close = closingQuote(keysJson, open);
+      if (close < 0 || keysJson.lastIndexOf("\\", close) > open) return undefined;
+      at = skipSpaces(keysJson, close + 1);
+      if (keysJson.charCodeAt(at) !== 58 /* : */) return undefined;
+      const valueFrom = skipSpaces(keysJson, at + 1);
+      const valueTo =
+        keysJson.charCodeAt(valueFrom) === QUOTE
+          ? closingQuote(keysJson, valueFrom) + 1
+          : scalarEnd(keysJson, valueFrom);
+      if (valueTo <= valueFrom) return undefined;
+      const first = keysJson.charCodeAt(open + 1);
+      if (close > open + 1 && first !== 95 /* _ */) {
+        if (first >= 48 && first <= 57) return undefined; // mayBeIndex
+        const value = keysJson.slice(valueFrom, valueTo);
+        const json = jsonValueJson(value, "refuse");
+        if (json === undefined) return undefined;
+        // The name's text, quotes included, is its JSON: it holds no escape.
+        out += keysJson.slice(open, close + 1) + ":" + json + ",";
+        if (close - open === 10 && keysJson.startsWith("profileId", open + 1))
+          this.profileIdJson = value;
+      }
+      nameFrom[keys] = open + 1;
+      nameTo[keys] = close;
+      keys++;
+      at = skipSpaces(keysJson, valueTo);
+      const next = keysJson.charCodeAt(at);
+      if (next === COMMA) at = skipSpaces(keysJson, at + 1);
+      else if (next === CLOSE_BRACE) more = false;
+      else return undefined;
     }
-    nameFrom[keys] = open + 1;
-    nameTo[keys] = close;
-    keys++;
-    at = skipSpaces(keysJson, valueTo);
-    const next = keysJson.charCodeAt(at);
-    if (next === COMMA) at = skipSpaces(keysJson, at + 1);
-    else if (next === CLOSE_BRACE) more = false;
-    else return undefined;
-  }
-  let from = 0;
-  fields: for (let i = 0; i < fields.length; i++) {
-    const valueFrom = from;
-    const end = values.indexOf("\u001f", from);
-    const valueTo = end < 0 ? values.length : end;
-    from = valueTo + 1;
-    const name = fields[i] as string;
-    if (!isDataName(name)) continue;
-    for (let k = 0; k < keys; k++) {
-      const start = nameFrom[k] as number;
-      if ((nameTo[k] as number) - start === name.length && keysJson.startsWith(name, start))
-        continue fields;
+    let from = 0;
+    fields: for (let i = 0; i < fields.length; i++) {
+      const valueFrom = from;
+      const end = values.indexOf("\u001f", from);
+      const valueTo = end < 0 ? values.length : end;
+      from = valueTo + 1;
+      const name = fields[i] as string;
+      if (!isDataName(name)) continue;
+      for (let k = 0; k < keys; k++) {
+        const start = nameFrom[k] as number;
+        if ((nameTo[k] as number) - start === name.length && keysJson.startsWith(name, start))
+          continue fields;
+      }
+      if (fields.indexOf(name) < i) continue; // a repeated name: the first one is in already
+      if (mayBeIndex(name)) return undefined;
+      const value =
+        valueTo === valueFrom
+          ? "null"
+          : (jsonValueJson(values.slice(valueFrom, valueTo), "parse") as string);
+      out += this.nameJson(name) + value + ",";
     }
-    if (fields.indexOf(name) < i) continue; // a repeated name: the first one is in already
-    if (mayBeIndex(name)) return undefined;
-    const value =
-      valueTo === valueFrom
-        ? "null"
-        : (jsonValueJson(values.slice(valueFrom, valueTo), "parse") as string);
-    out += nameJson(name) + value + ",";
+    return out;
   }
-  return out;
 }

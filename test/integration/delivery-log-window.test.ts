@@ -15,7 +15,7 @@ import type {
 import { EVENT_SOURCES, EVENT_TYPES_BY_SOURCE } from "../../src/domain/change-event.js";
 import type { MatchCriteria } from "../../src/domain/subscription-matching.js";
 import { matchesSubscription } from "../../src/domain/subscription-matching.js";
-import { dataText, toDataObject } from "../../src/domain/event-payload.js";
+import { DataTextWriter, toDataObject } from "../../src/domain/event-payload.js";
 import {
   appendChangeEvents,
   readLog,
@@ -26,6 +26,9 @@ import { readLogWindow } from "../../src/storage/log-window-reader.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
+
+/** One writer for every check here, as an encoder keeps one across pushes. */
+const dataTexts = new DataTextWriter();
 
 const FIELDS = ["firstName", "counter", "tier", "a.b", "x y"];
 const ELEMENTS = ["1", "2"];
@@ -295,12 +298,12 @@ for (const { backend, skip } of await testBackends()) {
           for (const includePrevious of [false, true]) {
             const options = { entityName: "acme", includePrevious };
             const expected = JSON.stringify(toDataObject(reference, options));
-            assert.equal(dataText(e, options, parts), expected, `event ${e.position}`);
+            assert.equal(dataTexts.dataText(e, options, parts), expected, `event ${e.position}`);
           }
           const options = { entityName: "acme", includePrevious: false };
           const leanEvent = lean[i]!;
           assert.equal(
-            dataText(leanEvent, options, prerenderedParts(leanEvent)),
+            dataTexts.dataText(leanEvent, options, prerenderedParts(leanEvent)),
             JSON.stringify(toDataObject(reference, options)),
             `lean event ${e.position}`,
           );

@@ -3,13 +3,12 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { ChangeEvent } from "../../src/domain/change-event.js";
 import type { PrerenderedParts } from "../../src/domain/event-payload.js";
-import { dataText, namesJson, toDataObject, toIso } from "../../src/domain/event-payload.js";
-import {
-  jsonValueJson,
-  recordAttributesFromJson,
-  valueJson,
-} from "../../src/domain/rendered-values.js";
+import { DataTextWriter, namesJson, toDataObject, toIso } from "../../src/domain/event-payload.js";
+import { AttributeTextWriter, jsonValueJson, valueJson } from "../../src/domain/rendered-values.js";
 import { sampleChangeEvent } from "../helpers/change-event-fixture.js";
+
+/** One writer for every check here, as an encoder keeps one across pushes. */
+const dataTexts = new DataTextWriter();
 
 /** A JSON text the way jsonb writes an object: `{"a": 1, "b": "x"}`. */
 function jsonbText(map: Record<string, unknown>): string {
@@ -100,7 +99,7 @@ describe("rendered values from JSON text", () => {
           const e = profileEvent(JSON.parse(keysJson) as Record<string, unknown>, stateMap, fields);
           const options = { entityName: "acme", includePrevious: false };
           assert.equal(
-            dataText(e, options, leanParts(e, keysJson)),
+            dataTexts.dataText(e, options, leanParts(e, keysJson)),
             JSON.stringify(toDataObject(e, options)),
           );
         },
@@ -111,7 +110,8 @@ describe("rendered values from JSON text", () => {
 
   test("plain keys and values are written from their texts (the object path is not needed)", () => {
     const keysJson = '{"tier": null, "counter": 3, "profileId": 12, "emailAddress": "a\\"b@c.d"}';
-    const members = recordAttributesFromJson(
+    const attributes = new AttributeTextWriter();
+    const members = attributes.recordAttributesFromJson(
       keysJson,
       ["firstName", "counter", "vip"],
       '"Ann"\u001f4\u001f',
@@ -120,10 +120,12 @@ describe("rendered values from JSON text", () => {
       members,
       '"tier":null,"counter":"3","profileId":"12","emailAddress":"a\\"b@c.d","firstName":"Ann","vip":null,',
     );
+    // The profileId key's text, for the href, comes back beside the members.
+    assert.equal(attributes.profileIdJson, "12");
     // Left to the object path: a nested key value, an escaped name, a name JavaScript puts first.
-    assert.equal(recordAttributesFromJson('{"a": [1]}', [], ""), undefined);
-    assert.equal(recordAttributesFromJson('{"a\\"b": 1}', [], ""), undefined);
-    assert.equal(recordAttributesFromJson('{"7": 1}', [], ""), undefined);
-    assert.equal(recordAttributesFromJson('{"a": 1}', ["7"], "1"), undefined);
+    assert.equal(attributes.recordAttributesFromJson('{"a": [1]}', [], ""), undefined);
+    assert.equal(attributes.recordAttributesFromJson('{"a\\"b": 1}', [], ""), undefined);
+    assert.equal(attributes.recordAttributesFromJson('{"7": 1}', [], ""), undefined);
+    assert.equal(attributes.recordAttributesFromJson('{"a": 1}', ["7"], "1"), undefined);
   });
 });
