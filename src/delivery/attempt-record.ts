@@ -11,7 +11,6 @@ const OUTCOME_NAMES: Record<AttemptOutcome["kind"], AttemptOutcomeName> = {
 };
 
 export interface AttemptFacts {
-  subscriptionId: number;
   pushId: string;
   /** 1 = first try. */
   attempt: number;
@@ -23,11 +22,15 @@ export interface AttemptFacts {
   nextAttemptAt?: Date | null;
 }
 
-export function attemptRecord(facts: AttemptFacts, workerId: string): AttemptRecord {
+export function attemptRecord(
+  subscriptionId: number,
+  workerId: string,
+  facts: AttemptFacts,
+): AttemptRecord {
   const { events, result, outcome, startedAt } = facts;
   const first = events[0]?.position ?? 0;
   return {
-    subscriptionId: facts.subscriptionId,
+    subscriptionId,
     pushId: facts.pushId,
     attempt: facts.attempt,
     eventIds: events.map((event) => event.id),

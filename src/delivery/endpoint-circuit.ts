@@ -3,7 +3,8 @@
  * fails everything the circuit opens: the subscription is FAILING, the runner stops reading and
  * sending, and one probe goes on the retry schedule. The health timers raise a warning after 24 h
  * and deactivate the subscription after 3 days, both counted from the first failure of the streak
- * that opened the circuit. Which push is the probe, and what happens to held pushes, is the runner's.
+ * that opened the circuit. Which push is the probe, and what happens to held pushes, is the circuit
+ * breaker's (circuit-breaker.ts), which opens and closes this.
  */
 import type { Logger } from "pino";
 import type { EndpointHealthKind } from "../domain/endpoint-health.js";

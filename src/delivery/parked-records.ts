@@ -6,7 +6,7 @@
  * the schedule), the next parked events follow at once as a new head push; when none are left the
  * record is unparked and its later events flow with the stream again.
  *
- * Every database write goes through the runner's serial chain, so a record is unparked only in a
+ * Every database write goes through the runner's write chain, so a record is unparked only in a
  * turn where nothing of it waits to be written: its later events then cannot overtake parked ones.
  */
 import { randomUUID } from "node:crypto";
@@ -22,35 +22,36 @@ import {
   updateParkedHead,
 } from "../storage/parking-repository.js";
 import type { ParkedState } from "./parked-state.js";
-import type { Push } from "./push.js";
+import type { PendingEvent, Push } from "./push.js";
 import { encodePushBody } from "./push-body.js";
 import type { RunnerContext } from "./runner-context.js";
+import type { WriteChain } from "./write-chain.js";
+import { LeaseLostError } from "./write-chain.js";
 
 /** What parking needs from the runner that owns it. */
 export interface ParkingHost {
   readonly ctx: RunnerContext;
   readonly logger: Logger;
+  /** The runner's database writes, in order. */
+  readonly chain: WriteChain;
+  /** Positions written down as parked are finished here: the watermark may pass them. */
+  readonly finished: { finish(position: number): void };
   subscription(): Subscription;
   /** The runner drives the subscription and the circuit is closed: parked records may be retried. */
   mayRetry(): boolean;
-  /** Runs `write` after every database write queued before it. */
-  serial<T>(write: () => Promise<T>): Promise<T>;
-  /** A parked record's head push is loaded: send it when a slot is free. */
-  sendWhenFree(push: Push): void;
-  /** These positions are written down as parked: the watermark may pass them. */
-  writtenDown(positions: readonly number[]): void;
+  /** A parked record's head push is loaded and due (nextDue): send it when a slot is free. */
+  headDue(): void;
   leaseLost(): void;
+}
+
+/** The record scheduler, as parking takes a record's queued events out of it. */
+export interface QueuedRecords {
+  /** Removes a record that is not busy and returns its queued events, in order. */
+  drain(key: string): PendingEvent[];
 }
 
 /** A failed attempt's outcome as parking handles it: retry later, or given up. */
 type Failure = Extract<AttemptOutcome, { kind: "retry" | "failed" }>;
-
-/** Thrown from a write when this worker no longer holds the subscription's lease. */
-export class LeaseLostError extends Error {
-  constructor() {
-    super("this worker no longer holds the subscription's lease");
-  }
-}
 
 const RELOAD_AFTER_ERROR_MS = 5_000;
 
@@ -58,6 +59,8 @@ export class ParkedRecords {
   private readonly records = new Map<string, ParkedState>();
   /** Events of parked records read from the log, not yet written to `parked_events`. */
   private queue: { key: string; position: number }[] = [];
+  /** Head pushes loaded and waiting for a free slot. */
+  private due: Push[] = [];
 
   constructor(private readonly host: ParkingHost) {}
 
@@ -94,10 +97,41 @@ export class ParkedRecords {
   }
 
   /**
+   * A live push keeps failing while others are delivered: its records leave the stream. Each
+   * becomes a parked record whose head push holds its events of this push, with its events queued
+   * in the scheduler behind it (all written down at the next flush). The push's batch must be
+   * completed in the scheduler first.
+   */
+  parkPush(push: Push, queued: QueuedRecords, delayMs: number, lastError: string): void {
+    const byRecord = new Map<string, PendingEvent[]>();
+    for (const item of push.events) {
+      const items = byRecord.get(item.key);
+      if (items) items.push(item);
+      else byRecord.set(item.key, [item]);
+    }
+    for (const [key, items] of byRecord) {
+      const positions = [...items, ...queued.drain(key)].map((i) => i.event.position);
+      this.park(key, positions, {
+        // One record: the push goes on as it was (same webhook-id). Several (a BULK block): each
+        // record's share is a new push.
+        pushId: byRecord.size === 1 ? push.id : randomUUID(),
+        headLastPosition: (items.at(-1) as PendingEvent).event.position,
+        attempts: push.attempts,
+        delayMs,
+        lastError,
+      });
+    }
+    this.host.logger.warn(
+      { pushId: push.id, records: byRecord.size, lastError, retryInMs: delayMs },
+      "record keeps failing while others are delivered: parked, the stream moves on",
+    );
+  }
+
+  /**
    * Parks a record: `positions` (its events of the failed push, then its queued ones, in log order)
    * are written down at the next flush. `head` is the failed push as the record's head push.
    */
-  park(
+  private park(
     key: string,
     positions: readonly number[],
     head: {
@@ -131,12 +165,30 @@ export class ParkedRecords {
     for (const state of this.records.values()) this.arm(state);
   }
 
-  /** Stops every timer (stop, deactivation). Parked records stay parked in the database. */
+  /**
+   * Stops every timer and forgets the head pushes waiting for a slot (stop, deactivation). Parked
+   * records stay parked in the database.
+   */
   stop(): void {
     for (const state of this.records.values()) {
       if (state.timer) this.host.ctx.clock.clearTimer(state.timer);
       state.timer = undefined;
     }
+    this.due = [];
+  }
+
+  /** The next head push loaded and due, if any. */
+  nextDue(): Push | undefined {
+    return this.due.length > 0 ? this.due.shift() : undefined;
+  }
+
+  /**
+   * The circuit opened: head pushes waiting for a slot wait for their timers again, and no timer
+   * runs while it is open (armAll clears them).
+   */
+  pause(): void {
+    for (const push of this.due.splice(0)) if (push.parked) this.released(push.parked);
+    this.armAll();
   }
 
   private arm(state: ParkedState): void {
@@ -151,7 +203,7 @@ export class ParkedRecords {
   }
 
   /** The circuit opened while this record's head push waited for a slot: it waits for the timer. */
-  released(state: ParkedState): void {
+  private released(state: ParkedState): void {
     state.busy = false;
     this.arm(state);
   }
@@ -163,7 +215,7 @@ export class ParkedRecords {
     const host = this.host;
     const subscription = host.subscription();
     const bulk = subscription.pushMode === "BULK";
-    host
+    host.chain
       .serial(async () => {
         await this.writeQueue();
         const limit = bulk ? subscription.maxBlockSize : 1;
@@ -180,13 +232,14 @@ export class ParkedRecords {
           this.done(state);
           return;
         }
-        host.sendWhenFree({
+        this.due.push({
           id: state.pushId,
           events: head.map((event) => ({ key: state.key, event })),
           body: encodePushBody(state.pushId, subscription, head, bulk),
           attempts: state.attempts,
           parked: state,
         });
+        host.headDue();
       })
       .catch((error: unknown) => {
         host.logger.warn({ err: error, record: state.key }, "could not load a parked record");
@@ -211,7 +264,7 @@ export class ParkedRecords {
     state.nextAttemptAt = host.ctx.clock.now() + outcome.delayMs;
     state.lastError = lastError;
     const row = { ...state, nextAttemptAt: new Date(state.nextAttemptAt) };
-    void host
+    void host.chain
       .serial(() => updateParkedHead(host.ctx.db, host.subscription().id, host.ctx.workerId, row))
       .catch((error: unknown) =>
         host.logger.warn({ err: error }, "could not record a parked record's attempt"),
@@ -229,7 +282,7 @@ export class ParkedRecords {
     const { db, workerId } = host.ctx;
     const subscription = host.subscription();
     const limit = subscription.pushMode === "BULK" ? subscription.maxBlockSize : 1;
-    host
+    host.chain
       .serial(async () => {
         for (;;) {
           await this.writeQueue();
@@ -306,7 +359,7 @@ export class ParkedRecords {
         const id = host.subscription().id;
         if (!(await parkEvents(host.ctx.db, id, host.ctx.workerId, row, positions)))
           throw new LeaseLostError();
-        host.writtenDown(positions);
+        for (const position of positions) host.finished.finish(position);
       }
     } catch (error) {
       this.queue = queue.concat(this.queue);

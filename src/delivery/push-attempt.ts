@@ -15,6 +15,7 @@ import type { AttemptRecord } from "../storage/attempt-repository.js";
 import type { AttemptFacts } from "./attempt-record.js";
 import { attemptRecord } from "./attempt-record.js";
 import { countAttempt } from "./delivery-metrics.js";
+import type { Push } from "./push.js";
 import type { RunnerContext } from "./runner-context.js";
 
 /** What an attempt uses of the runner's context (a whole RunnerContext fits). */
@@ -28,10 +29,12 @@ export interface AttemptRows {
   recordAttempt(attempt: AttemptRecord): void;
 }
 
+/** The attempts of one subscription's pushes. */
 export class PushAttempts {
   constructor(
     private readonly ctx: AttemptContext,
     private readonly rows: AttemptRows,
+    private readonly subscriptionId: number,
   ) {}
 
   /** When an attempt starts, on the failure clock: its row shows it, its retry counts from it. */
@@ -58,8 +61,31 @@ export class PushAttempts {
 
   /** Writes the attempt down: its row, counted in the metrics, handed to the rows' writer. */
   record(facts: AttemptFacts): void {
-    const attempt = attemptRecord(facts, this.ctx.workerId);
+    const attempt = attemptRecord(this.subscriptionId, this.ctx.workerId, facts);
     countAttempt(attempt);
     this.rows.recordAttempt(attempt);
+  }
+
+  /**
+   * Writes down the latest attempt of a runner's push. `nextAttemptAt` defaults to the retry's
+   * time (a push held by an open circuit passes the next probe's time instead).
+   */
+  recordPush(
+    push: Push,
+    startedAt: Date,
+    result: AttemptResult,
+    outcome: AttemptOutcome,
+    nextAttemptAt?: Date | null,
+  ): void {
+    const events = push.events.map((item) => item.event);
+    this.record({
+      pushId: push.id,
+      attempt: push.attempts,
+      events,
+      startedAt,
+      result,
+      outcome,
+      nextAttemptAt,
+    });
   }
 }

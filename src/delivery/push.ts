@@ -1,6 +1,9 @@
 /** What the delivery engine sends: pushes of one or more events, keyed by record for ordering. */
+import { randomUUID } from "node:crypto";
 import type { ChangeEvent } from "../domain/change-event.js";
+import type { Subscription } from "../domain/subscription.js";
 import type { ParkedState } from "./parked-state.js";
+import { encodePushBody } from "./push-body.js";
 
 /** A matching event waiting to be sent, with its ordering key. */
 export interface PendingEvent {
@@ -34,4 +37,11 @@ export function recordKeyOf(event: Pick<ChangeEvent, "source" | "sourceId" | "re
 /** The log position of the push's first event. */
 export function firstPosition(push: Push): number {
   return push.events[0]?.event.position ?? 0;
+}
+
+/** A new push of `items` for the subscription: one event, or a BULK block of them. */
+export function newPush(items: PendingEvent[], subscription: Subscription, bulk: boolean): Push {
+  const id = randomUUID();
+  const events = items.map((item) => item.event);
+  return { id, events: items, body: encodePushBody(id, subscription, events, bulk), attempts: 0 };
 }

@@ -149,7 +149,7 @@ class ReplayRun {
     private readonly host: ReplayHost,
     private readonly replay: ReplayRequest,
   ) {
-    this.attempts = new PushAttempts(host.ctx, host);
+    this.attempts = new PushAttempts(host.ctx, host, replay.subscriptionId);
     this.cursor = replay.cursor;
     this.logger = host.ctx.logger.child({
       subscriptionId: replay.subscriptionId,
@@ -290,14 +290,12 @@ class ReplayRun {
     const id = randomUUID();
     const body = encodePushBody(id, this.host.subscription(), events, bulk);
     this.pushes++;
-    const subscriptionId = this.replay.subscriptionId;
     for (let attempt = 1; ; attempt++) {
       if (!(await this.untilMayPush())) return "halted";
       const startedAt = this.attempts.startedAt();
       const result = await this.attempts.send(this.host.subscription(), id, body);
       const outcome = this.attempts.judge(result, attempt);
       this.attempts.record({
-        subscriptionId,
         pushId: id,
         attempt,
         events,
