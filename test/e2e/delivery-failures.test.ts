@@ -25,8 +25,8 @@ import { createOperationsNotifier } from "../../src/delivery/operations-notifier
 import { createLogger } from "../../src/logger.js";
 import type { Sequencer } from "../../src/sequencer/sequencer.js";
 import { startSequencer } from "../../src/sequencer/sequencer.js";
-import type { ScriptableReceiver, SeenRequest } from "../helpers/scriptable-receiver.js";
-import { startScriptableReceiver } from "../helpers/scriptable-receiver.js";
+import type { WebhookReceiver, ReceivedRequest } from "../helpers/webhook-receiver.js";
+import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -87,7 +87,7 @@ interface EventSeen {
 }
 
 /** The single event of a ONE_BY_ONE push. */
-function eventOf(request: SeenRequest): EventSeen {
+function eventOf(request: ReceivedRequest): EventSeen {
   const data = dataObjects(request.json)[0]!;
   const event = data._event as { position: number };
   return { position: event.position, record: String(data.profileId) };
@@ -154,12 +154,12 @@ for (const { backend, skip } of await testBackends()) {
     let sequencer: Sequencer;
     let worker: DeliveryWorker;
     let operations: OperationsNotifier;
-    let ops: ScriptableReceiver;
+    let ops: WebhookReceiver;
     let clock: Clock;
     const origin = Date.now();
     /** The worker's clock time at a real time (the scaled clock is linear from `origin`). */
     const clockAt = (real: number) => origin + (real - origin) * FACTOR;
-    const receivers: ScriptableReceiver[] = [];
+    const receivers: WebhookReceiver[] = [];
     let tables = 0;
     /** Status watchers and write streams still running (a failed test leaves them): stopped in after(). */
     const background = new Set<() => Promise<void>>();
@@ -175,7 +175,7 @@ for (const { backend, skip } of await testBackends()) {
         logger,
         pollMs: 100,
       });
-      ops = await startScriptableReceiver();
+      ops = await startWebhookReceiver();
       operations = createOperationsNotifier({
         config: { operationsWebhookUrl: ops.url },
         logger,
@@ -246,7 +246,7 @@ for (const { backend, skip } of await testBackends()) {
         );
         profiles.push(String(created.profileId));
       }
-      const receiver = await startScriptableReceiver({ acceptWithinMs: TIMEOUT_MS });
+      const receiver = await startWebhookReceiver({ acceptWithinMs: TIMEOUT_MS });
       receivers.push(receiver);
       const definition = {
         on: "PROFILE_TABLE",
@@ -524,7 +524,7 @@ for (const { backend, skip } of await testBackends()) {
     }
 
     /** Every request of one push carried the same body: a retry re-sends the push as it was. */
-    function assertStablePushes(requests: readonly SeenRequest[]) {
+    function assertStablePushes(requests: readonly ReceivedRequest[]) {
       const bodies = new Map<string, string>();
       for (const q of requests) {
         assert.ok(q.pushId, "every push carries webhook-id");
@@ -541,7 +541,7 @@ for (const { backend, skip } of await testBackends()) {
       async () => {
         const s = await scenario(12);
         const random = seeded(4_242);
-        s.receiver.script(() => (random() < 0.3 ? { status: 500, body: "flaky" } : undefined));
+        s.receiver.respondWith(() => (random() < 0.3 ? { status: 500, body: "flaky" } : undefined));
         const watch = s.watch();
         for (let round = 0; round < 4; round++)
           for (let record = 0; record < 12; record++) await s.update(record);
@@ -593,7 +593,7 @@ for (const { backend, skip } of await testBackends()) {
         const s = await scenario(6);
         // The endpoint hangs past the timeout on the first two attempts of every push, then answers.
         const tries = new Map<string, number>();
-        s.receiver.script((q) => {
+        s.receiver.respondWith((q) => {
           const n = (tries.get(q.pushId) ?? 0) + 1;
           tries.set(q.pushId, n);
           return n <= 2 ? { delayMs: 3 * TIMEOUT_MS } : undefined;
@@ -671,7 +671,7 @@ for (const { backend, skip } of await testBackends()) {
         ];
         const seenPushes = new Map<string, number>();
         const headers = new Map<number, string>();
-        s.receiver.script((q) => {
+        s.receiver.respondWith((q) => {
           const n = seenPushes.get(q.pushId) ?? 0;
           seenPushes.set(q.pushId, n + 1);
           if (n >= 2) return undefined;
@@ -692,7 +692,7 @@ for (const { backend, skip } of await testBackends()) {
           "each of the 5 pushes: two 429s, then accepted",
         );
         assertStablePushes(s.receiver.requests);
-        const byPush = new Map<string, SeenRequest[]>();
+        const byPush = new Map<string, ReceivedRequest[]>();
         for (const q of s.receiver.requests)
           byPush.set(q.pushId, [...(byPush.get(q.pushId) ?? []), q]);
         const rowsOf = (pushId: string) =>
@@ -744,7 +744,7 @@ for (const { backend, skip } of await testBackends()) {
         const s = await scenario(8);
         const seenPushes = new Set<string>();
         // Even records' pushes lose their first attempt; odd records' pushes go through.
-        s.receiver.script((q) => {
+        s.receiver.respondWith((q) => {
           const first = !seenPushes.has(q.pushId);
           seenPushes.add(q.pushId);
           return first && s.recordOf(eventOf(q).record) % 2 === 0 ? { destroy: true } : undefined;
@@ -794,7 +794,7 @@ for (const { backend, skip } of await testBackends()) {
         const s = await scenario(8, { synthetic: true });
         const X = 0;
         let rejecting = true;
-        s.receiver.script((q) =>
+        s.receiver.respondWith((q) =>
           rejecting && s.recordOf(eventOf(q).record) === X
             ? { status: 500, body: "no" }
             : undefined,
@@ -890,7 +890,7 @@ for (const { backend, skip } of await testBackends()) {
         const s = await scenario(6, { synthetic: true });
         const X = 0;
         let rejecting = true;
-        s.receiver.script((q) =>
+        s.receiver.respondWith((q) =>
           rejecting && s.recordOf(eventOf(q).record) === X
             ? { status: 422, body: "never" }
             : undefined,
@@ -975,7 +975,7 @@ for (const { backend, skip } of await testBackends()) {
           const s = await scenario(6);
           const watch = s.watch();
           if (how === "connection refused") await s.receiver.down();
-          else s.receiver.script(() => ({ status: 503, body: "down for maintenance" }));
+          else s.receiver.respondWith(() => ({ status: 503, body: "down for maintenance" }));
           const downAt = Date.now();
           for (let record = 0; record < 6; record++) await s.update(record);
           await eventually(async () => (await s.status()).state === "FAILING", 10_000, "FAILING");
@@ -986,7 +986,7 @@ for (const { backend, skip } of await testBackends()) {
           await sleep(2_000 - (Date.now() - downAt));
           const outageClockMs = (Date.now() - downAt) * FACTOR;
           if (how === "connection refused") await s.receiver.up();
-          else s.receiver.script(() => undefined);
+          else s.receiver.respondWith(() => undefined);
           const upAt = Date.now();
           await s.allDelivered(20_000);
           await eventually(
@@ -1036,7 +1036,7 @@ for (const { backend, skip } of await testBackends()) {
      */
     const probesWhileFailing = async () => {
       const s = await scenario(16, { synthetic: true });
-      s.receiver.script(() => ({ status: 503, body: "down" }));
+      s.receiver.respondWith(() => ({ status: 503, body: "down" }));
       await s.appendUpdates([...Array(16).keys()]);
       await eventually(async () => (await s.status()).state === "FAILING", 10_000, "FAILING");
       const openedAt = Date.now();
@@ -1046,7 +1046,7 @@ for (const { backend, skip } of await testBackends()) {
       }
       const probes = s.receiver.requests.filter((q) => q.receivedAt > openedAt);
       const upAt = Date.now();
-      s.receiver.script(() => undefined);
+      s.receiver.respondWith(() => undefined);
       await s.allDelivered(20_000);
       assert.ok(probes.length >= 1, "probed while FAILING");
       // The attempts sent while FAILING (all probes), in clock time, with the delay the engine chose.
@@ -1096,7 +1096,7 @@ for (const { backend, skip } of await testBackends()) {
       { skip: onlyOnPostgres("7") },
       async () => {
         const s = await scenario(2);
-        s.receiver.script(() => ({ status: 410, body: "gone" }));
+        s.receiver.respondWith(() => ({ status: 410, body: "gone" }));
         await s.update(0);
         await eventually(async () => !(await s.status()).isActive, 10_000, "deactivation");
         const status = await s.status();
@@ -1123,7 +1123,7 @@ for (const { backend, skip } of await testBackends()) {
       { skip: onlyOnPostgres("8") },
       async () => {
         const s = await scenario(4);
-        s.receiver.script(() => ({ status: 503, body: "down" }));
+        s.receiver.respondWith(() => ({ status: 503, body: "down" }));
         const watch = s.watch();
         for (let record = 0; record < 4; record++) await s.update(record);
         await s.receiver.waitFor((reqs) => reqs.length > 0, 10_000, "the first push");
@@ -1199,7 +1199,7 @@ for (const { backend, skip } of await testBackends()) {
         );
 
         // The endpoint is fixed; the owner re-activates through the API.
-        s.receiver.script(() => undefined);
+        s.receiver.respondWith(() => undefined);
         await call("PUT", `${PATH}/webhookSubscription/${s.sub.id}`, {
           ...s.definition,
           isActive: true,

@@ -15,8 +15,8 @@ import { startSequencer } from "../../src/sequencer/sequencer.js";
 import { deleteSubscription } from "../../src/storage/subscription-repository.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, testBackends } from "../helpers/test-database.js";
-import type { ScriptableReceiver } from "../helpers/scriptable-receiver.js";
-import { startScriptableReceiver } from "../helpers/scriptable-receiver.js";
+import type { WebhookReceiver } from "../helpers/webhook-receiver.js";
+import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 import {
   append,
   deliveryConfig,
@@ -32,7 +32,7 @@ for (const { backend, skip } of await testBackends()) {
     let entity: number;
     let sequencer: Sequencer;
     let worker: DeliveryWorker;
-    let receiver: ScriptableReceiver;
+    let receiver: WebhookReceiver;
     const lines: { level: number; msg: string; err?: { message?: string } }[] = [];
 
     before(async () => {
@@ -55,7 +55,7 @@ for (const { backend, skip } of await testBackends()) {
         config: deliveryConfig({ workerId: `delete-${backend}` }),
         tuning: { leaseRenewMs: 200, pollMs: 200, watermarkFlushMs: 50 },
       });
-      receiver = await startScriptableReceiver();
+      receiver = await startWebhookReceiver();
     });
     after(async () => {
       await worker?.stop();
@@ -71,7 +71,7 @@ for (const { backend, skip } of await testBackends()) {
       test(`${outcome} pushes end quietly: no warning, no attempt row left, nothing sent again`, async () => {
         lines.length = 0;
         // Every push is held 700 ms, so the delete lands while they are in flight.
-        receiver.script(() => ({ delayMs: 700, status }));
+        receiver.respondWith(() => ({ delayMs: 700, status }));
         const earlier = receiver.requests.length;
         const subscription = await subscribe(t.db, entity, {
           targetUrl: `${receiver.url}/hook`,
