@@ -20,7 +20,7 @@ import type { AttributeMap, NewChangeEvent, Origin } from "../domain/change-even
 import type { DataTable } from "../domain/data-table.js";
 import { firedDeclaredEvents } from "../domain/declared-events.js";
 import { HeraldError } from "../domain/errors.js";
-import type { ForeignKey } from "../domain/foreign-keys.js";
+import type { ForeignKey } from "../domain/data-table.js";
 import { foreignKeysOf, identityOf } from "../domain/foreign-keys.js";
 import { applyAttributes } from "../domain/record-change.js";
 import { checkValue } from "../domain/attribute-values.js";

@@ -11,6 +11,7 @@ import type { ConsoleApi } from "./console-api.js";
 import { ConsoleApiError } from "./console-api.js";
 import type { HtmlValue, SafeHtml } from "./html.js";
 import { html, pathPart } from "./html.js";
+import type { PageOptions } from "./layout.js";
 import { layout } from "./layout.js";
 import type { ConsoleSession } from "./session.js";
 
@@ -68,16 +69,6 @@ export function entityHref(entity: string, ...segments: (string | number)[]): st
 /** The hidden field that carries the session's CSRF token in every form. */
 export function csrfField(request: FastifyRequest): SafeHtml {
   return html`<input type="hidden" name="_csrf" value="${consoleOf(request).session.csrfToken}" />`;
-}
-
-export interface PageOptions {
-  title: string;
-  /** The entity whose navigation is shown, if the page belongs to one. */
-  entity?: string;
-  body: HtmlValue;
-  status?: number;
-  /** A message shown above the page: a success, or a refusal in words a person understands. */
-  notice?: { kind: "ok" | "error"; text: string };
 }
 
 /** Sends a whole page (a fragment for an htmx swap goes through `sendFragment`). */

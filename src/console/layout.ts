@@ -4,9 +4,18 @@
  * the entity's navigation and the page's own body.
  */
 import type { FastifyRequest } from "fastify";
-import type { PageOptions } from "./console-page.js";
-import type { SafeHtml } from "./html.js";
+import type { HtmlValue, SafeHtml } from "./html.js";
 import { html, pathPart } from "./html.js";
+
+export interface PageOptions {
+  title: string;
+  /** The entity whose navigation is shown, if the page belongs to one. */
+  entity?: string;
+  body: HtmlValue;
+  status?: number;
+  /** A message shown above the page: a success, or a refusal in words a person understands. */
+  notice?: { kind: "ok" | "error"; text: string };
+}
 
 /**
  * htmx's settings, read from a meta tag: no inline indicator styles (the CSP forbids them), no

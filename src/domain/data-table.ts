@@ -4,7 +4,6 @@
  * shared shape that capture, subscriptions and delivery read.
  */
 import type { MatchingConditions } from "./conditions.js";
-import type { ForeignKey } from "./foreign-keys.js";
 
 export const TABLE_KINDS = ["PROFILE_TABLE", "CUSTOM_TABLE"] as const;
 export type TableKind = (typeof TABLE_KINDS)[number];
@@ -117,4 +116,29 @@ export function hasDeclaredUpdateEvent(table: DataTable): boolean {
 export function attributeNames(table: DataTable): string[] {
   const names = table.attributes.map((a) => a.name);
   return table.kind === "PROFILE_TABLE" ? [...PROFILE_TECHNICAL_ATTRIBUTES, ...names] : names;
+}
+
+export const ON_DELETE_ACTIONS = ["RESTRICT", "CASCADE", "SET_NULL"] as const;
+export type OnDeleteAction = (typeof ON_DELETE_ACTIONS)[number];
+
+export interface ForeignKey {
+  /** Actito's name of the foreign key, kept as given. */
+  name?: string;
+  /** The attribute of this (custom) table that holds the reference. */
+  attribute: string;
+  /** The referenced table; `id` is stored as the table's id even when a definition gave its name. */
+  referencedTable: { kind: TableKind; id: string };
+  /**
+   * The referenced table's attribute: its identity (`profileId`, or the custom table's primary
+   * key: the default) or another unique attribute of it.
+   */
+  referencedAttribute: string;
+  onDelete: OnDeleteAction;
+  /** Actito's `valueAttribute`, kept as given and returned. */
+  valueAttribute?: string;
+  /**
+   * Set (by resolveForeignKeys) when `referencedAttribute` is a unique attribute other than the
+   * identity: the reference is then looked up by that value's key row. Not part of the public shape.
+   */
+  byUniqueValue?: true;
 }

@@ -16,35 +16,16 @@
  * (foreignKeyTargetProblems, given the entity's tables); capture/foreign-key-enforcement.ts
  * enforces them on writes.
  */
-import type { AttributeDefinition, DataTable, TableKind, ValueType } from "./data-table.js";
-import { TABLE_KINDS } from "./data-table.js";
+import type {
+  AttributeDefinition,
+  DataTable,
+  ForeignKey,
+  TableKind,
+  ValueType,
+} from "./data-table.js";
+import { ON_DELETE_ACTIONS, TABLE_KINDS } from "./data-table.js";
 import type { Json, Problems } from "./definition-reader.js";
 import { arrayAt, duplicates, isObject, oneOf, stringAt } from "./definition-reader.js";
-
-export const ON_DELETE_ACTIONS = ["RESTRICT", "CASCADE", "SET_NULL"] as const;
-export type OnDeleteAction = (typeof ON_DELETE_ACTIONS)[number];
-
-export interface ForeignKey {
-  /** Actito's name of the foreign key, kept as given. */
-  name?: string;
-  /** The attribute of this (custom) table that holds the reference. */
-  attribute: string;
-  /** The referenced table; `id` is stored as the table's id even when a definition gave its name. */
-  referencedTable: { kind: TableKind; id: string };
-  /**
-   * The referenced table's attribute: its identity (`profileId`, or the custom table's primary
-   * key: the default) or another unique attribute of it.
-   */
-  referencedAttribute: string;
-  onDelete: OnDeleteAction;
-  /** Actito's `valueAttribute`, kept as given and returned. */
-  valueAttribute?: string;
-  /**
-   * Set (by resolveForeignKeys) when `referencedAttribute` is a unique attribute other than the
-   * identity: the reference is then looked up by that value's key row. Not part of the public shape.
-   */
-  byUniqueValue?: true;
-}
 
 /**
  * Keys of a foreign key: Herald's (`referencedTable`, `referencedAttribute`) and Actito's

@@ -8,7 +8,7 @@ import { primaryKeyOf } from "../../capture/custom-record-writer.js";
 import { CONDITION_OPERATORS } from "../../domain/conditions.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { VALUE_TYPES } from "../../domain/data-table.js";
-import type { ForeignKey } from "../../domain/foreign-keys.js";
+import type { ForeignKey } from "../../domain/data-table.js";
 import type { RouteModule } from "./index.js";
 import {
   DisplayOptionsSchema,
