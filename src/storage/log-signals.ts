@@ -45,7 +45,8 @@ export class LogSignals implements InboxNotifyTurns {
 
   /**
    * Runs a write that appends change events in its own transaction and, once it has committed
-   * (resolved), wakes a sequencer of this process. A write that fails committed nothing: no wake-up.
+   * (resolved), wakes a sequencer of this process. A write that fails committed nothing: no
+   * wake-up.
    */
   async committingEvents<T>(write: () => Promise<T>): Promise<T> {
     const result = await write();
@@ -88,10 +89,10 @@ export class LogSignals implements InboxNotifyTurns {
 
   /**
    * The sequencer of this process starts a stamping round; call the function it returns when the
-   * round has ended, committed or failed, after its `logStamped`. While a round runs, its NOTIFY may
-   * reach this process's workers before the round's own result (the server sends both at commit):
-   * a worker that waits for the round (see stampingRoundsInFlight) gets the head with its events
-   * instead of reading them back.
+   * round has ended, committed or failed, after its `logStamped`. While a round runs, its NOTIFY
+   * may reach this process's workers before the round's own result (the server sends both at
+   * commit): a worker that waits for the round (see stampingRoundsInFlight) gets the head with its
+   * events instead of reading them back.
    */
   stampingRound(): () => void {
     this.roundsInFlight++;
@@ -109,7 +110,7 @@ export class LogSignals implements InboxNotifyTurns {
     return this.roundsInFlight;
   }
 
-  /** Called each time no stamping round of this process is running any more; returns the way to stop. */
+  /** Called each time no stamping round of this process runs any more; returns the way to stop. */
   onStampingRoundsEnded(listener: () => void): () => void {
     this.roundsEnded.add(listener);
     return () => this.roundsEnded.delete(listener);

@@ -16,7 +16,10 @@ import {
   isTimeout,
   unavailabilityReason,
 } from "./database-unavailable.js";
+import type { TimedQuery } from "./dedicated-connection.js";
+import { abandon, DedicatedConnection } from "./dedicated-connection.js";
 import { copyOut } from "./postgres-copy.js";
+import { PostgresListener } from "./postgres-listener.js";
 
 const INT8 = 20;
 const INT8_ARRAY = 1016;
@@ -59,9 +62,6 @@ export const POSTGRES_TIME_LIMITS = {
 
 type TimeLimits = Record<keyof typeof POSTGRES_TIME_LIMITS, number>;
 
-/** How long a client may take to say goodbye before its socket is closed under it. */
-const CLOSE_GRACE_MS = 1_000;
-
 export interface PostgresOptions {
   connectionString: string;
   maxConnections?: number;
@@ -79,9 +79,6 @@ export interface PostgresOptions {
 export type AvailabilityChange =
   { available: false; error: DatabaseUnavailable } | { available: true; outageMs: number };
 
-/** A query's config with the driver's per-query time limit (read by pg, missing from its types). */
-type TimedQuery = pg.QueryConfig & { query_timeout?: number };
-
 /** A server: a pool of sessions, NOTIFY through the server, any number of processes. */
 export const POSTGRES_CAPABILITIES: DatabaseCapabilities = {
   concurrentSessions: true,
@@ -97,12 +94,7 @@ export class PostgresDatabase implements Database {
   readonly where: string | undefined;
   private readonly options: PostgresOptions;
   private readonly limits: TimeLimits;
-  private listenClient: pg.Client | undefined;
-  private listenClientReady: Promise<pg.Client> | undefined;
-  private listenPing: NodeJS.Timeout | undefined;
-  private relistening: Promise<void> | undefined;
-  private relistenAgain = false;
-  private readonly listeners = new Map<string, Set<(payload: string) => void>>();
+  private readonly listener: PostgresListener;
   private closed = false;
   /**
    * Set when a time limit ran out (the database does not answer: a black hole, a frozen server),
@@ -129,6 +121,11 @@ export class PostgresDatabase implements Database {
     // An idle client whose connection drops (server restart, network) is removed by the pool; log
     // nothing here, the next query reports the problem to its caller.
     this.pool.on("error", () => {});
+    this.listener = new PostgresListener({
+      newClient: () => new pg.Client(this.clientSettings("herald-listen")),
+      timed: (sql) => this.timed(sql),
+      pingMs: this.limits.pingMs,
+    });
   }
 
   private clientSettings(applicationName: string): pg.ClientConfig {
@@ -302,134 +299,14 @@ export class PostgresDatabase implements Database {
     }
   }
 
-  /**
-   * LISTEN runs on one dedicated connection. When it drops (or stops answering its ping) it is
-   * replaced and every channel is listened to again; since notifications sent meanwhile are lost,
-   * every listener is then called once with an empty payload, to look for itself. A listen() made
-   * while the database is unreachable succeeds: its LISTEN is made, and its listener called, as
-   * soon as the database is back.
-   */
-  async listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten> {
-    let set = this.listeners.get(channel);
-    const added = !set;
-    if (!set) {
-      set = new Set();
-      this.listeners.set(channel, set);
-    }
-    set.add(onNotify);
-    const unlisten = async () => {
-      set.delete(onNotify);
-    };
-    if (!added) return unlisten;
-    try {
-      const client = await this.ensureListenClient();
-      await inTurn(client, this.timed(`LISTEN ${quoteIdent(channel)}`));
-    } catch (error) {
-      if (!unavailabilityReason(error)) {
-        set.delete(onNotify);
-        if (set.size === 0) this.listeners.delete(channel);
-        throw error;
-      }
-      this.dropListenClient(this.listenClient);
-      this.relisten();
-    }
-    return unlisten;
-  }
-
-  private ensureListenClient(): Promise<pg.Client> {
-    if (!this.listenClientReady) {
-      const ready = (async () => {
-        const client = new pg.Client(this.clientSettings("herald-listen"));
-        client.on("notification", (message) => {
-          for (const listener of this.listeners.get(message.channel) ?? [])
-            listener(message.payload ?? "");
-        });
-        // Attached before connecting: a connection that dies at any point is replaced, never an
-        // unhandled `error`.
-        client.on("error", () => {
-          if (this.listenClient !== client) return;
-          this.dropListenClient(client);
-          if (!this.closed) this.relisten();
-        });
-        try {
-          await client.connect();
-        } catch (error) {
-          void closeClient(client);
-          throw error;
-        }
-        if (this.closed) {
-          void closeClient(client);
-          throw new Error("the database was closed");
-        }
-        this.listenClient = client;
-        this.listenPing = setInterval(() => {
-          ping(client, this.limits.pingMs)?.catch(() => {
-            // No answer in time: the connection is as good as gone (its `error` replaces it).
-            abandon(client);
-          });
-        }, this.limits.pingMs);
-        this.listenPing.unref();
-        return client;
-      })();
-      ready.catch(() => {
-        if (this.listenClientReady === ready) this.listenClientReady = undefined;
-      });
-      this.listenClientReady = ready;
-    }
-    return this.listenClientReady;
-  }
-
-  /** Forgets the LISTEN connection (the next use makes a new one). */
-  private dropListenClient(client: pg.Client | undefined): void {
-    if (client && this.listenClient !== client) return;
-    clearInterval(this.listenPing);
-    this.listenPing = undefined;
-    this.listenClient = undefined;
-    this.listenClientReady = undefined;
-    if (client) void closeClient(client);
-  }
-
-  /**
-   * Reconnects the LISTEN connection, then wakes every listener. One attempt loop at a time; a drop
-   * while it runs makes it go round once more.
-   */
-  private relisten(): void {
-    if (this.relistening) {
-      this.relistenAgain = true;
-      return;
-    }
-    this.relistening = (async () => {
-      do {
-        this.relistenAgain = false;
-        for (let attempt = 0; !this.closed; attempt++) {
-          try {
-            const client = await this.ensureListenClient();
-            for (const channel of this.listeners.keys())
-              await inTurn(client, this.timed(`LISTEN ${quoteIdent(channel)}`));
-            break;
-          } catch {
-            this.dropListenClient(this.listenClient);
-            await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
-          }
-        }
-      } while (this.relistenAgain && !this.closed);
-      if (this.closed) return;
-      // Wake everyone: notifications may have been missed while disconnected.
-      for (const set of this.listeners.values())
-        for (const listener of set) {
-          try {
-            listener("");
-          } catch {
-            // A listener's own failure is its own; the others are still woken.
-          }
-        }
-    })().finally(() => {
-      this.relistening = undefined;
-    });
+  /** LISTEN on one dedicated connection, renewed when it drops (postgres-listener.ts). */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten> {
+    return this.listener.listen(channel, onNotify);
   }
 
   async tryAdvisoryLock(key: number): Promise<AdvisoryLock | null> {
     const client = new pg.Client(this.clientSettings("herald-lock"));
+    const connection = new DedicatedConnection(client);
     let released = false;
     let markLost!: (error: Error) => void;
     const lost = new Promise<Error>((resolve) => (markLost = resolve));
@@ -443,26 +320,25 @@ export class PostgresDatabase implements Database {
     });
     try {
       await client.connect();
-      const { rows } = await inTurn<{ ok: boolean }>(
-        client,
+      const { rows } = await connection.query<{ ok: boolean }>(
         this.timed("SELECT pg_try_advisory_lock($1) AS ok", [key]),
       );
       if (!rows[0]?.ok) {
         released = true;
-        await closeClient(client);
+        await connection.close();
         return null;
       }
     } catch (error) {
       released = true;
-      void closeClient(client);
+      void connection.close();
       throw this.unavailable(error);
     }
     // A periodic ping notices a dead or silent connection even when nobody queries on it.
     const pinger = setInterval(() => {
-      ping(client, this.limits.pingMs)?.catch((error: Error) => {
+      connection.ping(this.limits.pingMs)?.catch((error: Error) => {
         if (released) return;
         markLost(error);
-        abandon(client);
+        connection.abandon();
       });
     }, this.limits.pingMs);
     pinger.unref();
@@ -473,11 +349,11 @@ export class PostgresDatabase implements Database {
         released = true;
         clearInterval(pinger);
         try {
-          await inTurn(client, this.timed("SELECT pg_advisory_unlock($1)", [key]));
+          await connection.query(this.timed("SELECT pg_advisory_unlock($1)", [key]));
         } catch (error) {
           throw this.unavailable(error);
         } finally {
-          await closeClient(client);
+          await connection.close();
         }
       },
     };
@@ -485,57 +361,9 @@ export class PostgresDatabase implements Database {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.dropListenClient(this.listenClient);
+    this.listener.close();
     await this.pool.end();
   }
-}
-
-/** Statements sent to each dedicated connection (LISTEN, locks) and not yet answered. */
-const turns = new WeakMap<pg.Client, { tail: Promise<unknown>; pending: number }>();
-
-/**
- * Runs `query` on a dedicated connection once the statements sent to it before have been answered
- * (the driver's own queue for that is deprecated).
- */
-function inTurn<R extends pg.QueryResultRow>(
-  client: pg.Client,
-  query: TimedQuery,
-): Promise<pg.QueryResult<R>> {
-  let turn = turns.get(client);
-  if (!turn) turns.set(client, (turn = { tail: Promise.resolve(), pending: 0 }));
-  const state = turn;
-  state.pending++;
-  const run = state.tail.then(() => client.query<R>(query));
-  state.tail = run.then(
-    () => state.pending--,
-    () => state.pending--,
-  );
-  return run;
-}
-
-/** Checks that a dedicated connection still answers within `ms`; skipped while it is busy. */
-function ping(client: pg.Client, ms: number): Promise<unknown> | undefined {
-  if ((turns.get(client)?.pending ?? 0) > 0) return undefined;
-  return inTurn(client, { text: "SELECT 1", query_timeout: ms });
-}
-
-/** Ends a client politely, or closes its socket when it does not finish within CLOSE_GRACE_MS. */
-async function closeClient(client: pg.Client): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, CLOSE_GRACE_MS);
-    timer.unref();
-  });
-  await Promise.race([client.end().catch(() => {}), grace]);
-  clearTimeout(timer);
-  abandon(client);
-}
-
-/** Closes a client's socket at once (a connection that no longer answers cannot say goodbye). */
-function abandon(client: pg.Client): void {
-  (
-    client as unknown as { connection?: { stream?: { destroy(): void } } }
-  ).connection?.stream?.destroy();
 }
 
 /** host:port/database of a connection string, for messages; undefined when it does not parse. */
@@ -547,8 +375,4 @@ function describeTarget(connectionString: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
