@@ -166,7 +166,7 @@ async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-interface CpuMeter {
+export interface CpuMeter {
   /** CPU seconds of this process (worker and receiver) and of the bench database's backends. */
   stop(): Promise<{ benchSeconds: number; databaseSeconds: number }>;
 }
@@ -177,7 +177,7 @@ interface CpuMeter {
  * /proc). Throughput on a loaded 2-core machine moves with the load; CPU time per event does much
  * less, and 100,000 events/s on two cores needs the whole path under 20 µs of CPU per event.
  */
-async function startCpuMeter(db: Database): Promise<CpuMeter> {
+export async function startCpuMeter(db: Database): Promise<CpuMeter> {
   const backends = async () =>
     (
       await db.query<{ pid: number }>(

@@ -16,7 +16,7 @@
  * parsing waits for the question, so the receiver's work while pushes arrive stays the same.
  *
  * Messages: posts `{ url }` once listening; answers "counts" with a ReceiverCounts and "arrivals"
- * with the Arrivals since the last such answer; exits on "close".
+ * with the Arrivals since the last such answer; exits on "close" or when the bench goes away.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
@@ -127,3 +127,5 @@ process.on("message", (message) => {
     server.close(() => process.exit(0));
   }
 });
+// The bench that started it is gone (it crashed or was killed before "close"): nothing will ask.
+process.on("disconnect", () => process.exit(0));
