@@ -118,7 +118,8 @@ export async function startHerald(
     );
   }
   if (config.roles.includes("api")) {
-    // Loaded only with the api role: a worker-only process stays ~85 MB smaller without the HTTP stack.
+    // Loaded only with the api role: a worker-only process stays smaller without the HTTP stack
+    // (docs/performance-notes.md, "Memory").
     const { buildApp } = await import("./api/app.js");
     app = await buildApp({
       db,

@@ -6,8 +6,8 @@
  * property-tested in event-payload.test.ts) is written as UTF-8 into a scratch buffer as soon as it is made, and the
  * push's bytes are one copy of that buffer's used part. No data object is built per event, and no
  * text of the whole block exists: linking a block's few thousand pieces into one string and then
- * flattening and encoding it cost several µs per event, most of it in allocating and faulting in the
- * memory of strings too large for V8's young generation.
+ * flattening and encoding it costs far more per event, most of it in allocating and faulting in the
+ * memory of strings too large for V8's young generation (docs/performance-notes.md, "Push bodies").
  *
  * Payload version 1 (`subscription.payloadVersion`, event-payload-v1.ts) changes only the event
  * objects: each is built as an object and stringified (a compatibility format, not the fast path),

@@ -38,8 +38,8 @@ export const EXPORT_WORKER_DEFAULTS = {
   pollMs: 2_000,
   /**
    * Rows per FETCH. On PostgreSQL, 1,000 rather than more: with Herald's small young generation
-   * (--max-semi-space-size=4) two batches of 5,000 rows in flight made the scavenges copy them,
-   * and the worker spent about 15% more CPU per row. On the embedded database every statement
+   * (--max-semi-space-size=4) two batches of 5,000 rows in flight make the scavenges copy them
+   * (docs/performance-notes.md, "Jobs"). On the embedded database every statement
    * runs on the process's own thread.
    */
   batchRows: { postgres: 1_000, pglite: 500 },

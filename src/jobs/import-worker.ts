@@ -31,7 +31,7 @@ export const IMPORT_WORKER_DEFAULTS = {
   /**
    * Rows per batch, per database: on PostgreSQL bigger batches cost fewer round trips and commits;
    * the embedded database runs each statement on the process's own thread, so a batch there is
-   * also how long the process stops answering requests (about 0.2–0.5 s for 250 rows).
+   * also how long the process stops answering requests (docs/performance-notes.md, "Jobs").
    */
   batchRows: { postgres: 1_000, pglite: 250 },
   /** Runs of one execution that ended in an unexpected error before it is given up as ERROR. */

@@ -177,9 +177,9 @@ class SequencerLoop implements Sequencer {
     // check takes a turn the API needs too.
     const oneSession = !this.db.capabilities.concurrentSessions;
     // Each check is a round trip (on the embedded database, a turn on the single session the API
-    // also needs). On PostgreSQL a check that finds nothing is a cheap read of a partial index:
-    // every 3 ms it cut commit→receipt p50 from 10.9 to 6.6 ms in the delivery bench with no
-    // measurable cost to capture throughput. Embedded: 20 ms, to leave the session to the API.
+    // also needs). On PostgreSQL a check that finds nothing is a cheap read of a partial index, so
+    // checking every 3 ms shortens commit→receipt at no cost to capture throughput
+    // (docs/performance-notes.md, "Sequencer"). Embedded: 20 ms, to leave the session to the API.
     this.busyPollMs = options.busyPollMs ?? (oneSession ? 20 : 3);
     // Busy mode must outlast the writers' notification interval, or a skipped NOTIFY could wait
     // for the slow poll.
@@ -188,8 +188,8 @@ class SequencerLoop implements Sequencer {
     // flush and a NOTIFY) to one per ms per overlapping round however fast writes come.
     this.wakeGapMs = options.wakeGapMs ?? (oneSession ? 0 : 1);
     this.maxRoundsInFlight = Math.max(1, options.maxRoundsInFlight ?? (oneSession ? 1 : 2));
-    // Measured with 16 in-process writers on PostgreSQL (2 cores): CPU per write -15% in Node and
-    // in PostgreSQL, stamp lag p99 still ~14 ms.
+    // Coalescing a busy round's wake-ups saves CPU per write in Node and in PostgreSQL for a little
+    // stamp lag (docs/performance-notes.md, "Sequencer").
     this.coalesceFromEvents = Math.max(1, options.coalesceFromEvents ?? 8);
     this.coalesceMsPerEvent = Math.max(0, options.coalesceMsPerEvent ?? 0.5);
     this.maxCoalesceMs = Math.max(0, options.maxCoalesceMs ?? 10);

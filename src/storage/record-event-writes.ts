@@ -136,8 +136,8 @@ export async function createRecordWithEvents(
       write.tableVersion,
       record.dataCollection === undefined ? null : JSON.stringify(record.dataCollection),
     ],
-    // Prepared once per connection: planning this statement costs more than running it (at 16
-    // writers, named: ~1,200 statements/s, unnamed: ~700, on the bench machine).
+    // Prepared once per connection: planning this statement costs more than running it
+    // (docs/performance-notes.md, "Capture").
     "herald_create_record_with_events",
   );
   const first = rows[0];
