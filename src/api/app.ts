@@ -6,18 +6,12 @@ import { generateSecretKey, parseSecretKey, SecretBox } from "../domain/secret-b
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type {
-  FastifyBaseLogger,
-  FastifyInstance,
-  FastifySchemaCompiler,
-  RawServerDefault,
-} from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifySchemaCompiler } from "fastify";
 import Fastify, { LogController } from "fastify";
 import type { Bindings, ChildLoggerOptions } from "pino";
 import type { TSchema } from "typebox";
 import { Compile } from "typebox/compile";
 import { Value } from "typebox/value";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HeraldConfig } from "../config/config.js";
 import { ProfileUpserts } from "../capture/profile-upsert.js";
 import { TableCache } from "../capture/table-cache.js";
@@ -28,6 +22,7 @@ import { LogSignals } from "../storage/log-signals.js";
 import { HeraldError } from "../domain/errors.js";
 import { MAX_UNIQUE_VALUE_BYTES } from "../domain/attribute-values.js";
 import { httpRequestDuration, httpRequests } from "../metrics.js";
+import type { AppDeps, AppHooks, HeraldApp } from "./app-deps.js";
 import { Authenticator, EntityCache } from "./auth.js";
 import { registerDatabaseAdmission } from "./database-admission.js";
 import {
@@ -45,38 +40,8 @@ import { stripServicePrefix } from "./service-prefixes.js";
 import { HERALD_VERSION } from "../version.js";
 import { consolePlugin } from "../console/console-plugin.js";
 
-export type HeraldApp = FastifyInstance<
-  RawServerDefault,
-  IncomingMessage,
-  ServerResponse,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
-
-/** Hooks the API calls to wake other parts of the process (set by main; no-ops in API-only tests). */
-export interface AppHooks {
-  /** A subscription was created, changed or deleted. */
-  subscriptionsChanged(): void;
-}
-
-export interface AppDeps {
-  db: Database;
-  /** This process's log signals: capture wakes the sequencer through them (main.ts makes them). */
-  logSignals: LogSignals;
-  /** This process's job signals: a job the API creates wakes the workers of this process. */
-  jobSignals: JobSignals;
-  config: HeraldConfig;
-  logger: FastifyBaseLogger;
-  authenticator: Authenticator;
-  /** The tables and entities this API has looked up lately (the write path's hot reads). */
-  tableCache: TableCache;
-  entityCache: EntityCache;
-  /** Profile upserts, group-committed across the requests that arrive together. */
-  profileUpserts: ProfileUpserts;
-  hooks: AppHooks;
-  /** Seals and opens credentials and signing secrets (src/domain/secret-box.ts). */
-  secrets: SecretBox;
-}
+/** What buildApp returns; callers of the API import it from here, its parts from app-deps.ts. */
+export type { HeraldApp } from "./app-deps.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {

@@ -15,7 +15,7 @@ import { lastReceivedFile } from "../storage/file-synchronization-repository.js"
 import { createJob } from "../storage/job-channels.js";
 import { saveOrRemoveSchedule } from "../storage/schedule-repository.js";
 import type { Entity } from "../storage/tenancy-repository.js";
-import type { AppDeps } from "./app.js";
+import type { AppDeps } from "./app-deps.js";
 import { authOf } from "./auth.js";
 
 /**

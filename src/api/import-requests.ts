@@ -24,7 +24,7 @@ import type { StoredFile } from "../storage/file-store.js";
 import { deleteFile } from "../storage/file-store.js";
 import { notifyJobs } from "../storage/job-channels.js";
 import type { Entity } from "../storage/tenancy-repository.js";
-import type { AppDeps } from "./app.js";
+import type { AppDeps } from "./app-deps.js";
 import type { ImportUpload } from "./import-upload.js";
 import { FILE_PARTS, missingPart, receiveImportUpload } from "./import-upload.js";
 import { authOf, resolveEntity } from "./auth.js";

@@ -14,7 +14,7 @@ import {
 } from "../../storage/tenancy-repository.js";
 import { hashSecret, keyPrefix, newApiKey } from "../api-key-secrets.js";
 import { authOf, requireAdmin } from "../auth.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 
 const ApiKeyBody = Type.Object({
   id: Type.Integer(),

@@ -1,6 +1,6 @@
 /** `GET /auth/token` (SPEC §1). */
 import { Type } from "typebox";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 
 const TokenResponse = Type.Object({
   accessToken: Type.String(),

@@ -10,7 +10,7 @@ import { invalid } from "../../domain/errors.js";
 import { toDataObject } from "../../domain/event-payload.js";
 import { readLog } from "../../storage/change-event-repository.js";
 import { authOf, resolveEntity } from "../auth.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 
 export const CHANGE_EVENTS_DEFAULT_LIMIT = 100;
 export const CHANGE_EVENTS_MAX_LIMIT = 1000;

@@ -9,7 +9,7 @@ import { CONDITION_OPERATORS } from "../../domain/conditions.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { VALUE_TYPES } from "../../domain/data-table.js";
 import type { ForeignKey } from "../../domain/data-table.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import {
   DisplayOptionsSchema,
   registerTableStructureRoutes,

@@ -7,7 +7,7 @@ import { HeraldError } from "../../domain/errors.js";
 import { findUnstorableText, UNSTORABLE_TEXT_MESSAGE } from "../../domain/safe-text.js";
 import { currentTableVersion } from "../../storage/data-table-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { authOf, resolveEntity } from "../auth.js";
 
 export interface DataRouteContext {

@@ -38,7 +38,7 @@ import {
   rotateSubscriptionSecret,
 } from "../../storage/subscription-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { authOf, resolveEntity } from "../auth.js";
 import {
   AttemptsQuery,
@@ -58,7 +58,7 @@ import {
   RotateResponse,
   TestResponse,
 } from "./delivery-control-schemas.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import { SubscriptionParams } from "./subscription-schemas.js";
 
 const BASE = "/v4/entity/:entity/webhookSubscription/:id";

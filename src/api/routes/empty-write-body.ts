@@ -5,7 +5,7 @@
  * never 400 "body must be object". Registered inside a route module, this changes only the routes
  * of that module (Fastify scopes content-type parsers and hooks to the plugin that adds them).
  */
-import type { HeraldApp } from "../app.js";
+import type { HeraldApp } from "../app-deps.js";
 import { installJsonParser } from "../json-body.js";
 
 const WRITE_METHODS: ReadonlySet<string> = new Set(["POST", "PUT", "PATCH"]);

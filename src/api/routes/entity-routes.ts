@@ -5,7 +5,7 @@ import { HeraldError } from "../../domain/errors.js";
 import { insertEntityIfAbsent, listEntities } from "../../storage/tenancy-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import { authOf, requireAdmin, resolveEntity } from "../auth.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 
 const EntityBody = Type.Object({
   id: Type.Integer(),

@@ -18,7 +18,7 @@ import {
 } from "../../storage/etl-repository.js";
 import { nextDueTimes, removeSchedule } from "../../storage/schedule-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import {
   hasNoUpload,
   resolveEtlSource,
@@ -33,7 +33,7 @@ import {
   targetTable,
   warningDetails,
 } from "../import-requests.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import {
   DefinitionBody,
   EntityParams,

@@ -39,12 +39,12 @@ import {
 } from "../../storage/schedule-repository.js";
 import type { Queryable } from "../../storage/database.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { authOf } from "../auth.js";
 import { entityOf, paging } from "../import-requests.js";
 import { sendStoredFile } from "../stored-file-download.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import {
   EntityParams,
   ExecutionParams,

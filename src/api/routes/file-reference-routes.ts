@@ -36,12 +36,12 @@ import {
   saveOrRemoveSchedule,
 } from "../../storage/schedule-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { authOf } from "../auth.js";
 import { entityOf, paging, warningDetails } from "../import-requests.js";
 import { sendStoredFile } from "../stored-file-download.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import {
   EntityParams,
   FileReference,

@@ -30,7 +30,7 @@ import {
   warningDetails,
 } from "../import-requests.js";
 import { DEFINITION_PARTS, missingPart } from "../import-upload.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import {
   EntityParams,
   Execution,

@@ -1,5 +1,4 @@
 /** Every route module of the API, registered in this order by `buildApp`. */
-import type { AppDeps, HeraldApp } from "../app.js";
 import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
 import changeEventRoutes from "./change-event-routes.js";
@@ -17,8 +16,7 @@ import profileV5Routes from "./profile-v5-routes.js";
 import recordRoutes from "./record-routes.js";
 import subscriptionRoutes from "./subscription-routes.js";
 import v4TableStructureRoutes from "./v4-table-structure-routes.js";
-
-export type RouteModule = (app: HeraldApp, deps: AppDeps) => Promise<void>;
+import type { RouteModule } from "./route-module.js";
 
 export const ROUTE_MODULES: RouteModule[] = [
   operationsRoutes,

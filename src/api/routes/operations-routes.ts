@@ -6,7 +6,7 @@ import { findUnavailable } from "../../storage/database-unavailable.js";
 import { listMigrations, migrationsApplied } from "../../storage/migrate.js";
 import { DATABASE_RETRY_AFTER_S } from "../error-handler.js";
 import { HERALD_VERSION } from "../../version.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 
 /** A database that does not answer within this time counts as unreachable. */
 const READINESS_TIMEOUT_MS = 2_000;

@@ -10,7 +10,7 @@ import { Type } from "typebox";
 import { readProfile, updateProfile } from "../../capture/profile-writer.js";
 import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
-import type { AppDeps, HeraldApp } from "../app.js";
+import type { AppDeps, HeraldApp } from "../app-deps.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import {
   base,

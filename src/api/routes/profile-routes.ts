@@ -15,7 +15,7 @@ import { parseProfileKey } from "../../domain/record-keys.js";
 import { searchRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import { registerProfileMembershipRoutes } from "./profile-membership-routes.js";
 import { parseProfileSearch, profileSearchedById } from "./profile-search.js";
 import {

@@ -6,7 +6,7 @@ import { Type } from "typebox";
 import { PROFILE_ATTRIBUTE_TYPE_NAMES } from "../../domain/attribute-values.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { VALUE_TYPES } from "../../domain/data-table.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import {
   DisplayOptionsSchema,
   registerTableStructureRoutes,

@@ -10,7 +10,7 @@ import { parseProfileKey } from "../../domain/record-keys.js";
 import { pageRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import { parseProfileSearch, profileSearchedById } from "./profile-search.js";
 import {
   base,

@@ -21,7 +21,7 @@ import { HeraldError } from "../../domain/errors.js";
 import type { StoredRecord } from "../../storage/record-repository.js";
 import { searchRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 
 const TAG = "custom table records";
 const Value = Type.Union([

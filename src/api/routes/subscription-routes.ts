@@ -36,10 +36,10 @@ import {
   replaceSubscription,
 } from "../../storage/subscription-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { resolveTriggerElement } from "../trigger-sources.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import {
   EntityParams,
   LegacyBody,

@@ -29,7 +29,7 @@ import type { Database, Queryable } from "../../storage/database.js";
 import { notifyJobs } from "../../storage/job-channels.js";
 import { tableHasRecords } from "../../storage/record-repository.js";
 import { markTableDeleted } from "../../storage/table-deletion-repository.js";
-import type { AppDeps, HeraldApp } from "../app.js";
+import type { AppDeps, HeraldApp } from "../app-deps.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
 import {

@@ -7,7 +7,7 @@
  * clients reach them under `/ActitoWebServices/ws/v4/…` with HTTP Basic (service-prefixes.ts).
  */
 import { CustomTable, renderCustomTable } from "./custom-table-routes.js";
-import type { RouteModule } from "./index.js";
+import type { RouteModule } from "./route-module.js";
 import { ProfileTable, renderProfileTable } from "./profile-table-routes.js";
 import { registerStructureReads } from "./table-structure-routes.js";
 
