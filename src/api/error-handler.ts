@@ -222,9 +222,9 @@ export function handleClientError(error: Error & { code?: string }, socket: Sock
  * Refuses a request that holds text PostgreSQL cannot store (a NUL, an unpaired surrogate) in its
  * path parameters, query string or JSON body, before any handler runs: such text would fail the
  * query it reaches (a 500) or, in a jsonb value, be refused deep in a write. Checked once for
- * every route (a preValidation hook of app.ts), so no route can forget it; a route marked
- * `textCheckedByRoute` refuses such text in its body itself, with a more precise code. The detail
- * names the offending place: `params.entity`, `querystring.onElementId`, `body.targetUrl`.
+ * every route (a preValidation hook, plugins/storable-text.ts), so no route can forget it; a route
+ * marked `textCheckedByRoute` refuses such text in its body itself, with a more precise code. The
+ * detail names the offending place: `params.entity`, `querystring.onElementId`, `body.targetUrl`.
  */
 export function assertStorableText(request: FastifyRequest): void {
   for (const [part, value] of [

@@ -1,8 +1,8 @@
 /**
- * The API's per-request machinery (src/api/app.ts): query strings and path parameters are converted
- * ("true" to true, "5" to 5) by a fast path for the usual spellings and by TypeBox's Value.Convert
- * for the rest, with the same answers; and a request's logger, made on first use, still carries
- * the request id.
+ * The API's per-request machinery (src/api/schema-validator.ts, request-logger.ts): query strings
+ * and path parameters are converted ("true" to true, "5" to 5) by a fast path for the usual
+ * spellings and by TypeBox's Value.Convert for the rest, with the same answers; and a request's
+ * logger, made on first use, still carries the request id.
  */
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
