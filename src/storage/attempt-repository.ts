@@ -69,21 +69,13 @@ export async function recordAttempts(
   );
 }
 
-export interface AttemptView {
+/** A stored attempt as the reads answer it (its row id, without the worker). */
+export interface AttemptView extends Omit<
+  AttemptRecord,
+  "subscriptionId" | "workerId" | "outcome"
+> {
   id: number;
-  pushId: string;
-  attempt: number;
-  eventIds: number[];
-  firstPosition: number;
-  lastPosition: number;
-  attemptedAt: Date;
-  durationMs: number;
   outcome: string;
-  statusCode: number | null;
-  errorClass: string | null;
-  errorMessage: string | null;
-  responseExcerpt: string | null;
-  nextAttemptAt: Date | null;
 }
 
 export interface AttemptFilter {
