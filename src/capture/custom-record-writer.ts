@@ -42,7 +42,8 @@ import {
   hasForeignKeys,
   lockReferences,
 } from "./foreign-key-enforcement.js";
-import { enterTableWriteGate, inOneStatement, RetryWrite, withWriteRetry } from "./write-retry.js";
+import { captureTransaction, gatedTransaction } from "./capture-transaction.js";
+import { inOneStatement, RetryWrite } from "./write-retry.js";
 
 export interface RecordWriteResult {
   businessKey: string;
@@ -226,43 +227,37 @@ async function upsertRecord(
         insert: mandatoryProblem === undefined,
       });
   if (fast) return fast;
-  const { db, logSignals } = capture;
-  return withWriteRetry(table, () =>
-    db.transaction(async (tx) => {
-      await enterTableWriteGate(tx, [table]);
-      // The created values include every provided one: the references an update gives, too.
-      if (references) await lockReferences(tx, table, created, "properties");
-      const result = await findOrInsertRecord(
-        tx,
-        { businessKey, keys: [] },
-        {
-          tableId: table.id,
-          businessKey,
-          attributes: created,
-          subscriptions: {},
-          segments: {},
-          keys,
-        },
-        mandatoryProblem === undefined,
-      );
-      if (result.kind === "none") {
-        if (mandatoryProblem) throw mandatoryProblem;
-        throw new RetryWrite("business key created concurrently");
-      }
-      if (result.kind === "found") {
-        if (options.allowUpdate === false)
-          throw uniqueKeyTaken({ attribute: pk, value: businessKey }, "properties");
-        return applyToRecord(tx, table, result.records[0]!, provided, origin, logSignals);
-      }
-      if (result.takenKeys[0]) throw uniqueKeyTaken(result.takenKeys[0], "properties");
-      await appendChangeEvents(
-        tx,
-        [createEvent(table, result.record, created, origin)],
-        logSignals,
-      );
-      return { businessKey, outcome: "CREATED", version: 1 };
-    }),
-  );
+  const { logSignals } = capture;
+  // upsertCustomRecord wakes the sequencer, whichever path wrote.
+  return gatedTransaction(capture, table, async (tx) => {
+    // The created values include every provided one: the references an update gives, too.
+    if (references) await lockReferences(tx, table, created, "properties");
+    const result = await findOrInsertRecord(
+      tx,
+      { businessKey, keys: [] },
+      {
+        tableId: table.id,
+        businessKey,
+        attributes: created,
+        subscriptions: {},
+        segments: {},
+        keys,
+      },
+      mandatoryProblem === undefined,
+    );
+    if (result.kind === "none") {
+      if (mandatoryProblem) throw mandatoryProblem;
+      throw new RetryWrite("business key created concurrently");
+    }
+    if (result.kind === "found") {
+      if (options.allowUpdate === false)
+        throw uniqueKeyTaken({ attribute: pk, value: businessKey }, "properties");
+      return applyToRecord(tx, table, result.records[0]!, provided, origin, logSignals);
+    }
+    if (result.takenKeys[0]) throw uniqueKeyTaken(result.takenKeys[0], "properties");
+    await appendChangeEvents(tx, [createEvent(table, result.record, created, origin)], logSignals);
+    return { businessKey, outcome: "CREATED", version: 1 };
+  });
 }
 
 /** The CREATE event of a custom-table record, with the declared events that fired. */
@@ -362,17 +357,11 @@ export async function updateCustomRecord(
   provided: AttributeMap,
   origin: Origin,
 ): Promise<RecordWriteResult> {
-  const { db, logSignals } = capture;
-  return logSignals.committingEvents(() =>
-    withWriteRetry(table, () =>
-      db.transaction(async (tx) => {
-        await enterTableWriteGate(tx, [table]);
-        if (hasForeignKeys(table)) await lockReferences(tx, table, provided, "properties");
-        const record = await existingRecord(tx, table, businessKey, true);
-        return applyToRecord(tx, table, record, provided, origin, logSignals);
-      }),
-    ),
-  );
+  return captureTransaction(capture, table, async (tx) => {
+    if (hasForeignKeys(table)) await lockReferences(tx, table, provided, "properties");
+    const record = await existingRecord(tx, table, businessKey, true);
+    return applyToRecord(tx, table, record, provided, origin, capture.logSignals);
+  });
 }
 
 /**
@@ -385,22 +374,16 @@ export async function deleteCustomRecord(
   businessKey: string,
   origin: Origin,
 ): Promise<void> {
-  const { db, logSignals } = capture;
-  await logSignals.committingEvents(() =>
-    withWriteRetry(table, () =>
-      db.transaction(async (tx) => {
-        await enterTableWriteGate(tx, [table]);
-        const record = await existingRecord(tx, table, businessKey, true);
-        const effects = await applyOnDelete(tx, table, record, origin);
-        await deleteRecord(tx, record.recordId);
-        await appendChangeEvents(
-          tx,
-          [customDeleteEvent(table, record, origin), ...effects],
-          logSignals,
-        );
-      }),
-    ),
-  );
+  await captureTransaction(capture, table, async (tx) => {
+    const record = await existingRecord(tx, table, businessKey, true);
+    const effects = await applyOnDelete(tx, table, record, origin);
+    await deleteRecord(tx, record.recordId);
+    await appendChangeEvents(
+      tx,
+      [customDeleteEvent(table, record, origin), ...effects],
+      capture.logSignals,
+    );
+  });
 }
 
 export async function readCustomRecord(

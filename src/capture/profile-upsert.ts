@@ -50,13 +50,8 @@ import {
 } from "./profile-writer.js";
 import type { BatchEntry } from "./write-batcher.js";
 import { WriteBatcher } from "./write-batcher.js";
-import {
-  enterTableWriteGate,
-  inOneStatement,
-  RetryWrite,
-  StaleTableDefinition,
-  withWriteRetry,
-} from "./write-retry.js";
+import { gatedTransaction } from "./capture-transaction.js";
+import { inOneStatement, RetryWrite, StaleTableDefinition } from "./write-retry.js";
 
 /**
  * Batch sizes: at 16 concurrent clients a batch holds what arrived during the previous one; two
@@ -353,32 +348,30 @@ async function upsertLocked(
   item: PreparedUpsert,
 ): Promise<ProfileWriteResult> {
   const { table, lookup, mandatoryProblem } = item;
-  const { db, logSignals } = capture;
-  return withWriteRetry(table, () =>
-    db.transaction(async (tx) => {
-      await enterTableWriteGate(tx, [table]);
-      const result = await findOrInsertRecord(
-        tx,
-        { businessKey: null, keys: lookup },
-        item.record,
-        mandatoryProblem === undefined,
-      );
-      if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
-      if (result.kind === "found") {
-        const record = onlyRecord(result.records);
-        if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
-        return applyToProfile(tx, table, record, item.write, item.origin, logSignals);
-      }
-      const taken = result.takenKeys[0];
-      if (taken) {
-        // A concurrent upsert created a value we look up by after our lookup: run again to
-        // update that profile. Any other value taken is a 409.
-        if (lookup.some((k) => k.attribute === taken.attribute && k.value === taken.value))
-          throw new RetryWrite("unique key created concurrently");
-        throw uniqueKeyTaken(taken);
-      }
-      await appendChangeEvents(tx, item.createEvents(result.record), logSignals);
-      return { profileId: result.record.recordId, outcome: "CREATED", version: 1 };
-    }),
-  );
+  const { logSignals } = capture;
+  // The batch it belongs to wakes the sequencer once (ProfileUpserts).
+  return gatedTransaction(capture, table, async (tx) => {
+    const result = await findOrInsertRecord(
+      tx,
+      { businessKey: null, keys: lookup },
+      item.record,
+      mandatoryProblem === undefined,
+    );
+    if (result.kind === "none") throw mandatoryProblem ?? new RetryWrite("nothing found");
+    if (result.kind === "found") {
+      const record = onlyRecord(result.records);
+      if (!stillHolds(record, lookup)) throw new RetryWrite("key moved to another profile");
+      return applyToProfile(tx, table, record, item.write, item.origin, logSignals);
+    }
+    const taken = result.takenKeys[0];
+    if (taken) {
+      // A concurrent upsert created a value we look up by after our lookup: run again to
+      // update that profile. Any other value taken is a 409.
+      if (lookup.some((k) => k.attribute === taken.attribute && k.value === taken.value))
+        throw new RetryWrite("unique key created concurrently");
+      throw uniqueKeyTaken(taken);
+    }
+    await appendChangeEvents(tx, item.createEvents(result.record), logSignals);
+    return { profileId: result.record.recordId, outcome: "CREATED", version: 1 };
+  });
 }

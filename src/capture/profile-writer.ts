@@ -49,7 +49,8 @@ import {
 import type { EventContext, RecordSnapshot } from "./change-event-builders.js";
 import { dataEvent, heldAttributes, membershipEvents } from "./change-event-builders.js";
 import { applyOnDelete, assertUniqueValuesUnreferenced } from "./foreign-key-enforcement.js";
-import { enterTableWriteGate, RetryWrite, withWriteRetry } from "./write-retry.js";
+import { captureTransaction } from "./capture-transaction.js";
+import { RetryWrite } from "./write-retry.js";
 
 /** The v4 write body (SPEC §3). */
 export interface ProfileInput {
@@ -309,17 +310,11 @@ export async function updateProfile(
   write: ProfileWrite,
   origin: Origin,
 ): Promise<ProfileWriteResult> {
-  const { db, logSignals } = capture;
-  return logSignals.committingEvents(() =>
-    withWriteRetry(table, () =>
-      db.transaction(async (tx) => {
-        await enterTableWriteGate(tx, [table]);
-        const record = await lockProfile(tx, table, key);
-        if (!record) throw profileNotFound(table, key);
-        return applyToProfile(tx, table, record, write, origin, logSignals);
-      }),
-    ),
-  );
+  return captureTransaction(capture, table, async (tx) => {
+    const record = await lockProfile(tx, table, key);
+    if (!record) throw profileNotFound(table, key);
+    return applyToProfile(tx, table, record, write, origin, capture.logSignals);
+  });
 }
 
 /**
@@ -332,25 +327,19 @@ export async function deleteProfile(
   key: ProfileKey,
   origin: Origin,
 ): Promise<{ profileId: number }> {
-  const { db, logSignals } = capture;
-  return logSignals.committingEvents(() =>
-    withWriteRetry(table, () =>
-      db.transaction(async (tx) => {
-        await enterTableWriteGate(tx, [table]);
-        const record = await lockProfile(tx, table, key);
-        if (!record) throw profileNotFound(table, key);
-        const effects = await applyOnDelete(tx, table, record, origin);
-        await deleteRecord(tx, record.recordId);
-        const ctx = context(table, record, record.version + 1, origin);
-        await appendChangeEvents(
-          tx,
-          [dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)), ...effects],
-          logSignals,
-        );
-        return { profileId: record.recordId };
-      }),
-    ),
-  );
+  return captureTransaction(capture, table, async (tx) => {
+    const record = await lockProfile(tx, table, key);
+    if (!record) throw profileNotFound(table, key);
+    const effects = await applyOnDelete(tx, table, record, origin);
+    await deleteRecord(tx, record.recordId);
+    const ctx = context(table, record, record.version + 1, origin);
+    await appendChangeEvents(
+      tx,
+      [dataEvent(ctx, "DELETE", heldAttributes(table, record.attributes)), ...effects],
+      capture.logSignals,
+    );
+    return { profileId: record.recordId };
+  });
 }
 
 /** Reads a profile (no lock). */
