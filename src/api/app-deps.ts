@@ -8,7 +8,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ProfileUpserts } from "../capture/profile-upsert.js";
-import type { TableCache } from "../capture/table-cache.js";
+import type { TableCache } from "./table-cache.js";
 import type { HeraldConfig } from "../config/config.js";
 import type { SecretBox } from "../domain/secret-box.js";
 import type { Database } from "../storage/database.js";

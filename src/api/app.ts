@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyBaseLogger } from "fastify";
 import Fastify, { LogController } from "fastify";
 import { ProfileUpserts } from "../capture/profile-upsert.js";
-import { TableCache } from "../capture/table-cache.js";
+import { TableCache } from "./table-cache.js";
 import type { HeraldConfig } from "../config/config.js";
 import { MAX_UNIQUE_VALUE_BYTES } from "../domain/attribute-values.js";
 import { generateSecretKey, parseSecretKey, SecretBox } from "../domain/secret-box.js";

@@ -6,7 +6,7 @@
  */
 import multipart from "@fastify/multipart";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { TableCache } from "../capture/table-cache.js";
+import type { TableCache } from "./table-cache.js";
 import type { Origin } from "../domain/change-event.js";
 import type { DataTable } from "../domain/data-table.js";
 import type { ErrorDetail } from "../domain/errors.js";

@@ -87,7 +87,8 @@ export function normaliseBusinessKey(table: DataTable, raw: string): string {
   return (checked.kind === "valid" ? keyText(checked.value) : undefined) ?? raw;
 }
 
-function recordNotFound(table: DataTable, businessKey: string): HeraldError {
+/** 404: no record has that business key (the API's reads answer it too). */
+export function recordNotFound(table: DataTable, businessKey: string): HeraldError {
   return new HeraldError("HERALD_RECORD_NOT_FOUND", { key: businessKey, table: table.name });
 }
 
@@ -359,7 +360,7 @@ export async function updateCustomRecord(
 ): Promise<RecordWriteResult> {
   return captureTransaction(capture, table, async (tx) => {
     if (hasForeignKeys(table)) await lockReferences(tx, table, provided, "properties");
-    const record = await existingRecord(tx, table, businessKey, true);
+    const record = await lockRecord(tx, table, businessKey);
     return applyToRecord(tx, table, record, provided, origin, capture.logSignals);
   });
 }
@@ -375,7 +376,7 @@ export async function deleteCustomRecord(
   origin: Origin,
 ): Promise<void> {
   await captureTransaction(capture, table, async (tx) => {
-    const record = await existingRecord(tx, table, businessKey, true);
+    const record = await lockRecord(tx, table, businessKey);
     const effects = await applyOnDelete(tx, table, record, origin);
     await deleteRecord(tx, record.recordId);
     await appendChangeEvents(
@@ -386,23 +387,14 @@ export async function deleteCustomRecord(
   });
 }
 
-export async function readCustomRecord(
-  db: Queryable,
+/** The record with that business key, locked FOR UPDATE, or 404. */
+async function lockRecord(
+  tx: Queryable,
   table: DataTable,
   businessKey: string,
-): Promise<StoredRecord> {
-  return existingRecord(db, table, businessKey, false);
-}
-
-/** The record with that business key (locked FOR UPDATE when `lock`), or 404. */
-async function existingRecord(
-  db: Queryable,
-  table: DataTable,
-  businessKey: string,
-  lock: boolean,
 ): Promise<StoredRecord> {
   const key = normaliseBusinessKey(table, businessKey);
-  const record = await findRecordByBusinessKey(db, table.id, key, lock);
+  const record = await findRecordByBusinessKey(tx, table.id, key, true);
   if (!record) throw recordNotFound(table, businessKey);
   return record;
 }

@@ -284,7 +284,8 @@ export function stillHolds(record: StoredRecord, keys: readonly KeyValue[]): boo
   return keys.some((k) => keyText(record.attributes[k.attribute]) === k.value);
 }
 
-function profileNotFound(table: DataTable, key: ProfileKey): HeraldError {
+/** 404: no profile has that key (the API's reads answer it too). */
+export function profileNotFound(table: DataTable, key: ProfileKey): HeraldError {
   const shown =
     key.kind === "profileId" ? String(key.profileId) : `${key.key.attribute}=${key.key.value}`;
   return new HeraldError("HERALD_PROFILE_NOT_FOUND", { key: shown, table: table.name });
@@ -340,18 +341,4 @@ export async function deleteProfile(
     );
     return { profileId: record.recordId };
   });
-}
-
-/** Reads a profile (no lock). */
-export async function readProfile(
-  db: Queryable,
-  table: DataTable,
-  key: ProfileKey,
-): Promise<StoredRecord> {
-  const record =
-    key.kind === "profileId"
-      ? await findRecordById(db, table.id, key.profileId)
-      : await findRecordByKey(db, table.id, key.key);
-  if (!record) throw profileNotFound(table, key);
-  return record;
 }

@@ -1,11 +1,11 @@
 /**
- * The hot path's caches (capture/table-cache.ts, api/auth.ts): concurrent misses share one lookup,
+ * The hot path's caches (api/table-cache.ts, api/auth.ts): concurrent misses share one lookup,
  * and a table change forgets what a lookup in flight was about to store.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Authenticator } from "../../src/api/auth.js";
-import { TableCache } from "../../src/capture/table-cache.js";
+import { TableCache } from "../../src/api/table-cache.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import type { Database } from "../../src/storage/database.js";
 import type { TestApp } from "../helpers/test-app.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parseRecordInput, upsertCustomRecord } from "../../src/capture/custom-record-writer.js";
-import { TableCache } from "../../src/capture/table-cache.js";
+import { TableCache } from "../../src/api/table-cache.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";

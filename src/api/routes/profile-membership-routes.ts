@@ -7,10 +7,11 @@
  */
 import type { Static } from "typebox";
 import { Type } from "typebox";
-import { readProfile, updateProfile } from "../../capture/profile-writer.js";
+import { updateProfile } from "../../capture/profile-writer.js";
 import { HeraldError } from "../../domain/errors.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import type { AppDeps, HeraldApp } from "../app-deps.js";
+import { readProfile } from "../record-reads.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import {
   base,

@@ -5,16 +5,12 @@
  * `capture/profile-writer.ts` (one transaction: record row, then change events).
  */
 import { Type } from "typebox";
-import {
-  deleteProfile,
-  parseProfileInput,
-  readProfile,
-  updateProfile,
-} from "../../capture/profile-writer.js";
+import { deleteProfile, parseProfileInput, updateProfile } from "../../capture/profile-writer.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import { searchRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
+import { readProfile } from "../record-reads.js";
 import type { RouteModule } from "./route-module.js";
 import { registerProfileMembershipRoutes } from "./profile-membership-routes.js";
 import { parseProfileSearch, profileSearchedById } from "./profile-search.js";

@@ -1,5 +1,4 @@
 /** `?search=attribute=value` of the profile lists (SPEC §3, v4 and v5): what it asks for. */
-import { readProfile } from "../../capture/profile-writer.js";
 import { checkValue } from "../../domain/attribute-values.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
@@ -7,6 +6,7 @@ import type { ProfileKey } from "../../domain/record-keys.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import type { Queryable } from "../../storage/database.js";
 import type { StoredRecord } from "../../storage/record-repository.js";
+import { readProfile } from "../record-reads.js";
 
 export type ProfileSearch =
   | { kind: "profileId"; key: ProfileKey }

@@ -5,11 +5,12 @@
  * capture/profile-writer.ts): the same events, foreign keys, table write gate and group commit.
  */
 import { Type } from "typebox";
-import { deleteProfile, readProfile, updateProfile } from "../../capture/profile-writer.js";
+import { deleteProfile, updateProfile } from "../../capture/profile-writer.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import { pageRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
+import { readProfile } from "../record-reads.js";
 import type { RouteModule } from "./route-module.js";
 import { parseProfileSearch, profileSearchedById } from "./profile-search.js";
 import {

@@ -9,7 +9,6 @@ import { Type } from "typebox";
 import {
   deleteCustomRecord,
   parseRecordInput,
-  readCustomRecord,
   updateCustomRecord,
   upsertCustomRecord,
 } from "../../capture/custom-record-writer.js";
@@ -21,6 +20,7 @@ import { HeraldError } from "../../domain/errors.js";
 import type { StoredRecord } from "../../storage/record-repository.js";
 import { searchRecords } from "../../storage/record-repository.js";
 import { dataRouteContext, withCurrentTable } from "./data-route-context.js";
+import { readCustomRecord } from "../record-reads.js";
 import type { RouteModule } from "./route-module.js";
 
 const TAG = "custom table records";

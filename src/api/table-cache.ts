@@ -1,15 +1,15 @@
 /**
- * A short-lived in-process cache of table definitions for the write path: a profile upsert should
- * not read its table's definition from the database every time. Entries live a few seconds and a
- * table change made through this process forgets them at once, and one made through another
- * process as soon as its notice arrives (TABLES_CHANNEL, api/app.ts); TABLE_CACHE_MS bounds what a
- * lost notice costs reads. Writes never use an outdated copy: the table write gate stops them and
- * they run again (api/routes/data-route-context.ts, withCurrentTable; docs/data-model.md).
- * Only hits are cached, so a table created elsewhere is found on the next call.
+ * A short-lived in-process cache of table definitions for the API's write path: a profile upsert
+ * should not read its table's definition from the database every time. Entries live a few seconds
+ * and a table change made through this process forgets them at once, and one made through another
+ * process as soon as its notice arrives (TABLES_CHANNEL, api/plugins/table-changes.ts);
+ * TABLE_CACHE_MS bounds what a lost notice costs reads. Writes never use an outdated copy: the
+ * table write gate stops them and they run again (api/routes/data-route-context.ts,
+ * withCurrentTable; docs/data-model.md). Only hits are cached, so a table created elsewhere is
+ * found on the next call.
  *
- * One cache per database handle, made by whoever serves that database (the API makes its own in
- * buildApp): tests open many databases in one process, and a definition of one must never answer
- * for another.
+ * One cache per app (buildApp makes it, as it makes the app's other caches): tests open many
+ * databases in one process, and a definition of one must never answer for another.
  */
 import type { DataTable, TableKind } from "../domain/data-table.js";
 import { findTable } from "../storage/data-table-repository.js";
