@@ -1,5 +1,5 @@
 /**
- * The events a stamping round of this process handed over (log-channels.ts `logStamped`), kept by a
+ * The events a stamping round of this process handed over (LogSignals.logStamped), kept by a
  * subscription runner until its reading reaches them: a window of the log that begins exactly where
  * a handed range begins is then taken from memory instead of read back from the database.
  *

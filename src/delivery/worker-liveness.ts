@@ -73,7 +73,7 @@ function handedBack(why: string): Error {
 
 export function startWorkerLiveness(options: LivenessOptions): WorkerLiveness {
   const { db, logger, timing } = options;
-  if (db.kind !== "postgres")
+  if (!db.capabilities.sharedByProcesses)
     return { key: null, valid: () => true, signal: undefined, epoch: 0, stop: async () => {} };
 
   let stopped = false;
