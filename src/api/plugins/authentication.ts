@@ -24,11 +24,11 @@ declare module "fastify" {
  */
 export function registerAuthentication(
   app: FastifyInstance,
-  { authenticator, config }: Pick<AppDeps, "authenticator" | "config">,
+  { authenticator, config: settings }: Pick<AppDeps, "authenticator" | "config">,
 ): void {
   const rateLimiter = new RateLimiter({
-    perMinute: config.rateLimitPerMinute,
-    concurrent: config.rateLimitConcurrent,
+    perMinute: settings.rateLimitPerMinute,
+    concurrent: settings.rateLimitConcurrent,
   });
   app.decorateRequest("auth", undefined);
   app.decorateRequest("releaseRateLimit", undefined);
