@@ -161,7 +161,8 @@ export async function updateTable(
 
 /**
  * Channel of table definition changes: every API process forgets its cached definitions when one
- * arrives (api/app.ts), so reads elsewhere see a change at once instead of within the cache's life.
+ * arrives (api/plugins/table-changes.ts), so reads elsewhere see a change at once instead of within
+ * the cache's life.
  */
 export const TABLES_CHANNEL = "herald_tables";
 
