@@ -149,9 +149,12 @@ describe("sequencer pacing", () => {
       calls.some((call) => call.concurrent === 2),
       "no round overlapped a slow one",
     );
+    // The scripted database notes a round's start when its statement reaches it, a few ms after the
+    // sequencer took the time it counts from when the event loop is busy (a CI run saw 58 ms): the
+    // spacing is checked against busyPollMs less that slack, far above the 3 ms default.
     for (let i = 1; i < sorted.length; i++) {
       const spacing = sorted[i]!.startedAt - sorted[i - 1]!.startedAt;
-      assert.ok(spacing >= 59, `round ${i + 1} started ${spacing} ms after the previous one`);
+      assert.ok(spacing >= 55, `round ${i + 1} started ${spacing} ms after the previous one`);
     }
   });
 
