@@ -16,7 +16,6 @@ import type { ExportWorker } from "../../src/jobs/export-worker.js";
 import { startExportWorker } from "../../src/jobs/export-worker.js";
 import type { FileSyncWorker } from "../../src/jobs/file-sync-worker.js";
 import { startFileSyncWorker } from "../../src/jobs/file-sync-worker.js";
-import { createLogger } from "../../src/logger.js";
 import {
   chromiumUnavailable,
   launchChromium,
@@ -27,7 +26,7 @@ import {
   watchPageErrors,
 } from "../helpers/console-browser.js";
 import type { FileSyncTestApp } from "../helpers/file-sync.js";
-import { createFileSyncTestApp } from "../helpers/file-sync.js";
+import { createFileSyncTestApp, jobWorkerOptions } from "../helpers/file-sync.js";
 import { CUSTOMERS } from "../helpers/imports.js";
 import { testBackends } from "../helpers/test-database.js";
 
@@ -52,16 +51,7 @@ for (const { backend, skip } of await testBackends()) {
         t = await createFileSyncTestApp(backend);
         // Nothing synchronises until the test starts its own worker.
         await t.syncWorker.stop();
-        exportWorker = await startExportWorker({
-          db: t.database.db,
-          logSignals: t.database.logSignals,
-          jobSignals: t.database.jobSignals,
-          logger: createLogger("silent"),
-          config: t.config,
-          secrets: t.database.secrets,
-          pollMs: 50,
-          leaseMs: 5_000,
-        });
+        exportWorker = await startExportWorker(jobWorkerOptions(t));
         baseUrl = await t.app.listen({ port: 0, host: "127.0.0.1" });
         browser = await launchChromium();
         const ok = async (method: string, url: string, body: unknown) => {
@@ -122,16 +112,7 @@ for (const { backend, skip } of await testBackends()) {
         await page.locator('#synchronizations [data-state="PENDING"]').waitFor();
         // A mark that a reload or a navigation would wipe out.
         await page.evaluate("window.__sameDocument = true");
-        syncWorker = await startFileSyncWorker({
-          db: t.database.db,
-          logSignals: t.database.logSignals,
-          jobSignals: t.database.jobSignals,
-          logger: createLogger("silent"),
-          config: t.config,
-          secrets: t.database.secrets,
-          pollMs: 50,
-          leaseMs: 5_000,
-        });
+        syncWorker = await startFileSyncWorker(jobWorkerOptions(t));
         await page
           .locator('#synchronizations [data-state="SUCCESS"]')
           .waitFor({ timeout: FOLLOW_MS });

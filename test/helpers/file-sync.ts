@@ -41,6 +41,23 @@ export interface FileSyncTestApp extends ImportTestApp {
   synced(referenceId: string, syncId: string, timeoutMs?: number): Promise<SynchronizationJson>;
 }
 
+/**
+ * What a job worker of a test app starts with (a file synchronisation or an export worker): the
+ * app's database, signals, configuration and secrets, polling every 50 ms under a 5 s lease.
+ */
+export function jobWorkerOptions(t: ImportTestApp) {
+  return {
+    db: t.database.db,
+    logSignals: t.database.logSignals,
+    jobSignals: t.database.jobSignals,
+    logger: createLogger("silent"),
+    config: t.config,
+    secrets: t.database.secrets,
+    pollMs: 50,
+    leaseMs: 5_000,
+  };
+}
+
 export async function createFileSyncTestApp(
   backend: Backend,
   overrides: Partial<HeraldConfig> = {},
@@ -49,13 +66,7 @@ export async function createFileSyncTestApp(
   const dropDir = mkdtempSync(join(tmpdir(), "herald-drop-"));
   const t = await createImportTestApp(backend, { fileDropDir: dropDir, ...overrides });
   const syncWorker = await startFileSyncWorker({
-    db: t.database.db,
-    logSignals: t.database.logSignals,
-    jobSignals: t.database.jobSignals,
-    logger: createLogger("silent"),
-    config: t.config,
-    secrets: t.database.secrets,
-    pollMs: 50,
+    ...jobWorkerOptions(t),
     leaseMs: options.leaseMs ?? 5_000,
     ...(options.trustedCa !== undefined ? { trustedCa: options.trustedCa } : {}),
   });

@@ -14,11 +14,10 @@ import type { ExportWorker } from "../../src/jobs/export-worker.js";
 import { startExportWorker } from "../../src/jobs/export-worker.js";
 import type { FileSyncWorker } from "../../src/jobs/file-sync-worker.js";
 import { startFileSyncWorker } from "../../src/jobs/file-sync-worker.js";
-import { createLogger } from "../../src/logger.js";
 import type { ConsoleBrowser } from "../helpers/console-session.js";
 import { signInToConsole } from "../helpers/console-session.js";
 import type { FileSyncTestApp } from "../helpers/file-sync.js";
-import { createFileSyncTestApp, REFERENCES } from "../helpers/file-sync.js";
+import { createFileSyncTestApp, jobWorkerOptions, REFERENCES } from "../helpers/file-sync.js";
 import { CUSTOMERS } from "../helpers/imports.js";
 import { TEST_ADMIN_KEY } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -62,16 +61,7 @@ for (const { backend, skip } of await testBackends()) {
 
     before(async () => {
       t = await createFileSyncTestApp(backend);
-      exportWorker = await startExportWorker({
-        db: t.database.db,
-        logSignals: t.database.logSignals,
-        jobSignals: t.database.jobSignals,
-        logger: createLogger("silent"),
-        config: t.config,
-        secrets: t.database.secrets,
-        pollMs: 50,
-        leaseMs: 5_000,
-      });
+      exportWorker = await startExportWorker(jobWorkerOptions(t));
       await api("POST", "/v5/entities/acme/profile-tables", CUSTOMERS);
       await api("PUT", "/v5/entities/acme/profile-tables/Customers/profiles", {
         key: { customerId: "C-1" },
@@ -199,16 +189,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.match(fragment.body, /^<div id="synchronizations"/);
       assert.doesNotMatch(fragment.body, /<html/);
 
-      syncWorker = await startFileSyncWorker({
-        db: t.database.db,
-        logSignals: t.database.logSignals,
-        jobSignals: t.database.jobSignals,
-        logger: createLogger("silent"),
-        config: t.config,
-        secrets: t.database.secrets,
-        pollMs: 50,
-        leaseMs: 5_000,
-      });
+      syncWorker = await startFileSyncWorker(jobWorkerOptions(t));
       const { synchronizations } = await api<{ synchronizations: { id: string }[] }>(
         "GET",
         `${REFERENCES}/${ids.dir}/synchronizations`,
