@@ -196,6 +196,10 @@ function withoutSkippedLines(raw: string, delimiters: readonly string[]): string
   return raw.slice(start);
 }
 
+function lineBreaks(text: string): number {
+  return text.match(/\r\n|\r|\n/g)?.length ?? 0;
+}
+
 /** The record delimiters csv-parse has detected so far, longest first (none before the first). */
 function recordDelimiters(parser: { options: unknown }): string[] {
   const found = (parser.options as { record_delimiter?: Buffer[] }).record_delimiter ?? [];
@@ -216,26 +220,30 @@ async function* csvRows(text: Readable, settings: FileSettings): AsyncGenerator<
     relax_column_count: true,
     relax_quotes: true,
     skip_empty_lines: true,
-    info: true,
     raw: true,
   });
   const records = pipeline(text, parser, () => {});
   let header: string[] | undefined;
   let index = 0;
   let delimiters: string[] = [];
+  /** The line the next record's text starts on. */
+  let nextLine = 1;
   try {
     for await (const item of records as AsyncIterable<{
       record: string[];
       raw: string;
-      info: { lines: number };
     }>) {
       // raw also holds the line breaks of the empty lines skipped before the record (a record
       // never starts with a line break: a quoted one starts with its quote).
       // Detected with the first line break and never changed after: read once it is known.
       if (delimiters.length === 0) delimiters = recordDelimiters(parser);
-      const raw = withoutSkippedLines(withoutRecordDelimiter(item.raw, delimiters), delimiters);
-      // csv-parse counts CR LF, a lone LF and a lone CR each as one line break.
-      const line = item.info.lines - (raw.match(/\r\n|\r|\n/g)?.length ?? 0);
+      const unskipped = withoutRecordDelimiter(item.raw, delimiters);
+      const raw = withoutSkippedLines(unskipped, delimiters);
+      // Counted here, CR LF, a lone LF and a lone CR each as one line break, rather than taken from
+      // csv-parse's info.lines, which counts a CR LF inside a quoted field of a file of LF records
+      // as two lines.
+      const line = nextLine + lineBreaks(unskipped.slice(0, unskipped.length - raw.length));
+      nextLine = line + lineBreaks(raw) + 1;
       if (!header) {
         header = item.record.map((name, i) =>
           (i === 0 ? name.replace(/^\uFEFF/, "") : name).trim(),

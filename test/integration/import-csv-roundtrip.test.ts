@@ -98,6 +98,9 @@ describe("import reader round trip (PGlite)", () => {
           [[["", "", "\r"]], ",", "\n"],
           [[["\r", "", ""]], ",", "\n"],
           [[["\n", "", ""]], ",", "\r\n"],
+          // A CR LF inside a quoted cell of a file of LF records is one line break (csv-parse's own
+          // line count takes it for two; a fresh-clone CI run found it).
+          [[["", "", "\r\n"]], ",", "\n"],
         ],
       },
     );
