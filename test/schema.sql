@@ -74,6 +74,20 @@ ALTER TABLE console_sessions ADD CONSTRAINT console_sessions_api_key_id_fkey FOR
 ALTER TABLE console_sessions ADD CONSTRAINT console_sessions_pkey PRIMARY KEY (token_hash);
 CREATE INDEX console_sessions_expiry ON public.console_sessions USING btree (expires_at);
 
+-- Table custom_actions
+CREATE TABLE custom_actions (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    entity_id bigint NOT NULL,
+    name text NOT NULL,
+    description text,
+    parameters jsonb DEFAULT '[]'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE custom_actions ADD CONSTRAINT custom_actions_entity_id_fkey FOREIGN KEY (entity_id) REFERENCES entities(id) ON DELETE CASCADE;
+ALTER TABLE custom_actions ADD CONSTRAINT custom_actions_name UNIQUE (entity_id, name);
+ALTER TABLE custom_actions ADD CONSTRAINT custom_actions_pkey PRIMARY KEY (id);
+
 -- Table data_tables
 CREATE TABLE data_tables (
     id text NOT NULL,
@@ -379,6 +393,75 @@ CREATE INDEX records_attributes ON public.records USING gin (attributes jsonb_pa
 CREATE UNIQUE INDEX records_business_key ON public.records USING btree (table_id, business_key) WHERE (business_key IS NOT NULL);
 CREATE INDEX records_table ON public.records USING btree (table_id, record_id);
 
+-- Table scenario_block_counts
+CREATE TABLE scenario_block_counts (
+    scenario_id bigint NOT NULL,
+    block_id text NOT NULL,
+    entered bigint DEFAULT 0 NOT NULL,
+    passed bigint DEFAULT 0 NOT NULL,
+    exited bigint DEFAULT 0 NOT NULL
+);
+ALTER TABLE scenario_block_counts ADD CONSTRAINT scenario_block_counts_pkey PRIMARY KEY (scenario_id, block_id);
+ALTER TABLE scenario_block_counts ADD CONSTRAINT scenario_block_counts_scenario_id_fkey FOREIGN KEY (scenario_id) REFERENCES scenarios(id) ON DELETE CASCADE;
+
+-- Table scenario_custom_actions
+CREATE TABLE scenario_custom_actions (
+    scenario_id bigint NOT NULL,
+    custom_action_id bigint NOT NULL
+);
+ALTER TABLE scenario_custom_actions ADD CONSTRAINT scenario_custom_actions_pkey PRIMARY KEY (scenario_id, custom_action_id);
+ALTER TABLE scenario_custom_actions ADD CONSTRAINT scenario_custom_actions_scenario_id_fkey FOREIGN KEY (scenario_id) REFERENCES scenarios(id) ON DELETE CASCADE;
+CREATE INDEX scenario_custom_actions_action ON public.scenario_custom_actions USING btree (custom_action_id);
+
+-- Table scenario_runs
+CREATE TABLE scenario_runs (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    scenario_id bigint NOT NULL,
+    entity_id bigint NOT NULL,
+    profile_id bigint NOT NULL,
+    status text NOT NULL,
+    block_id text NOT NULL,
+    due_at timestamp with time zone,
+    entry_key text,
+    start jsonb NOT NULL,
+    steps integer DEFAULT 0 NOT NULL,
+    failures integer DEFAULT 0 NOT NULL,
+    last_error text,
+    started_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone
+);
+ALTER TABLE scenario_runs ADD CONSTRAINT scenario_runs_pkey PRIMARY KEY (id);
+ALTER TABLE scenario_runs ADD CONSTRAINT scenario_runs_scenario_id_fkey FOREIGN KEY (scenario_id) REFERENCES scenarios(id) ON DELETE CASCADE;
+ALTER TABLE scenario_runs ADD CONSTRAINT scenario_runs_status CHECK ((status = ANY (ARRAY['WAITING'::text, 'RUNNING'::text, 'FINISHED'::text, 'CANCELLED'::text, 'FAILED'::text])));
+CREATE INDEX scenario_runs_due ON public.scenario_runs USING btree (due_at) WHERE (due_at IS NOT NULL);
+CREATE UNIQUE INDEX scenario_runs_entry ON public.scenario_runs USING btree (scenario_id, entry_key) WHERE (entry_key IS NOT NULL);
+CREATE INDEX scenario_runs_list ON public.scenario_runs USING btree (scenario_id, id);
+CREATE INDEX scenario_runs_profile ON public.scenario_runs USING btree (scenario_id, profile_id);
+
+-- Table scenarios
+CREATE TABLE scenarios (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    entity_id bigint NOT NULL,
+    name text NOT NULL,
+    table_id text NOT NULL,
+    definition jsonb NOT NULL,
+    status text DEFAULT 'INACTIVE'::text NOT NULL,
+    activated_at timestamp with time zone,
+    deactivated_at timestamp with time zone,
+    log_cursor bigint,
+    lease_owner text,
+    lease_until timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE scenarios ADD CONSTRAINT scenarios_entity_id_fkey FOREIGN KEY (entity_id) REFERENCES entities(id) ON DELETE CASCADE;
+ALTER TABLE scenarios ADD CONSTRAINT scenarios_name UNIQUE (entity_id, name);
+ALTER TABLE scenarios ADD CONSTRAINT scenarios_pkey PRIMARY KEY (id);
+ALTER TABLE scenarios ADD CONSTRAINT scenarios_status CHECK ((status = ANY (ARRAY['INACTIVE'::text, 'ACTIVE'::text])));
+ALTER TABLE scenarios ADD CONSTRAINT scenarios_table_id_fkey FOREIGN KEY (table_id) REFERENCES data_tables(id) ON DELETE CASCADE;
+CREATE INDEX scenarios_active ON public.scenarios USING btree (id) WHERE (status = 'ACTIVE'::text);
+
 -- Table schedules
 CREATE TABLE schedules (
     kind text NOT NULL,
@@ -393,7 +476,7 @@ CREATE TABLE schedules (
     updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 ALTER TABLE schedules ADD CONSTRAINT schedules_entity_id_fkey FOREIGN KEY (entity_id) REFERENCES entities(id) ON DELETE CASCADE;
-ALTER TABLE schedules ADD CONSTRAINT schedules_kind CHECK ((kind = ANY (ARRAY['FILE_SYNCHRONIZATION'::text, 'ETL'::text, 'EXPORT'::text])));
+ALTER TABLE schedules ADD CONSTRAINT schedules_kind CHECK ((kind = ANY (ARRAY['FILE_SYNCHRONIZATION'::text, 'ETL'::text, 'EXPORT'::text, 'SCENARIO'::text])));
 ALTER TABLE schedules ADD CONSTRAINT schedules_pkey PRIMARY KEY (kind, owner_id);
 CREATE INDEX schedules_next_due ON public.schedules USING btree (next_due_at);
 

@@ -37,7 +37,8 @@ export type Origin =
   | { kind: "API_KEY"; apiKeyId: number; apiKeyName: string }
   /** A row of an import (SPEC §7.1: `{"type": "ETL_EXECUTION", "id", "line"}`; `kind` as the others). */
   | { kind: "ETL_EXECUTION"; type: "ETL_EXECUTION"; id: string; line: number; etlId?: string }
-  | { kind: "SCENARIO"; scenarioId: string }
+  /** A scenario run's UPDATE_PROFILE block (SPEC §7.4: `{"type": "SCENARIO_RUN", "id"}`, the run's id). */
+  | { kind: "SCENARIO_RUN"; type: "SCENARIO_RUN"; id: string; scenarioId: string }
   /** The deletion of a whole table (its records' DELETE events), asked for by an API key. */
   | {
       kind: "TABLE_DELETION";
