@@ -3,6 +3,8 @@
  * one (the trigger call, or a scenario's CUSTOM_ACTION block) appends a TRIGGER event whose payload
  * carries the parameters, rendered as strings, and every attribute of the profile.
  */
+import { checkScalar, renderValue } from "./attribute-values.js";
+import type { AttributeValue } from "./change-event.js";
 import type { ValueType } from "./data-table.js";
 
 export interface CustomActionParameter {
@@ -29,4 +31,77 @@ export interface CustomAction extends CustomActionDefinition {
 export interface TriggeringRun {
   scenarioId: string;
   runId: string;
+}
+
+/** A problem with a request's values, with the JSON path of the offending field. */
+export interface Problem {
+  path: string;
+  message: string;
+}
+
+/** Parameter values as a request gives them: JSON scalars. */
+export type GivenParameters = Record<string, unknown>;
+
+/**
+ * The problems of parameter values given for `action` (the trigger call's `parameters`, a
+ * CUSTOM_ACTION block's): an unknown parameter, a mandatory one missing (null counts as missing),
+ * a value that is not of the parameter's type (checkScalar's rules: "12" is a valid INTEGER, "x"
+ * is not). Empty when the values are valid. `path` prefixes each problem's path ("parameters").
+ */
+export function checkActionParameters(
+  action: Pick<CustomActionDefinition, "parameters">,
+  given: GivenParameters,
+  path: string,
+): Problem[] {
+  const problems: Problem[] = [];
+  const declared = new Map(action.parameters.map((p) => [p.name, p]));
+  for (const [name, raw] of Object.entries(given)) {
+    const parameter = declared.get(name);
+    if (!parameter) {
+      const known = action.parameters.map((p) => p.name).join(", ") || "none";
+      problems.push({
+        path: `${path}.${name}`,
+        message: `is not a parameter of the custom action (its parameters: ${known})`,
+      });
+      continue;
+    }
+    if (raw === null || raw === undefined) continue;
+    if (typeof raw !== "string" && typeof raw !== "number" && typeof raw !== "boolean") {
+      problems.push({ path: `${path}.${name}`, message: "must be a string, number or boolean" });
+      continue;
+    }
+    const check = checkScalar(parameter.valueType, raw);
+    if (check.kind === "invalid")
+      problems.push({
+        path: `${path}.${name}`,
+        message: `${check.message} (${parameter.valueType})`,
+      });
+  }
+  for (const parameter of action.parameters) {
+    const value = given[parameter.name];
+    if (parameter.mandatory && (value === undefined || value === null))
+      problems.push({ path: `${path}.${parameter.name}`, message: "is mandatory" });
+  }
+  return problems;
+}
+
+/**
+ * The values of valid parameters (checkActionParameters found no problem) as the TRIGGER payload
+ * shows them: each in its type's stored form, rendered as a string (SPEC §5: values are strings);
+ * parameters not given are left out.
+ */
+export function renderActionParameters(
+  action: Pick<CustomActionDefinition, "parameters">,
+  given: GivenParameters,
+): Record<string, string> {
+  const rendered: Record<string, string> = {};
+  for (const parameter of action.parameters) {
+    const raw = given[parameter.name];
+    if (raw === undefined || raw === null) continue;
+    const check = checkScalar(parameter.valueType, raw as string | number | boolean);
+    const value = check.kind === "valid" ? check.value : raw;
+    const text = renderValue(value as AttributeValue);
+    rendered[parameter.name] = Array.isArray(text) ? text.join(",") : (text ?? "");
+  }
+  return rendered;
 }

@@ -59,6 +59,18 @@ export const ERRORS = {
     status: 400,
     message: "The export definition is invalid: {reason}",
   },
+  HERALD_INVALID_CUSTOM_ACTION: {
+    status: 400,
+    message: "The custom action is invalid: {reason}",
+  },
+  HERALD_INVALID_ACTION_PARAMETERS: {
+    status: 400,
+    message: "The parameters given to custom action '{action}' are invalid: {reason}",
+  },
+  HERALD_INVALID_SCENARIO: {
+    status: 400,
+    message: "The scenario is invalid: {reason}",
+  },
   // 401 / 403
   HERALD_UNAUTHENTICATED: { status: 401, message: "Authentication is required: {reason}" },
   HERALD_INVALID_API_KEY: { status: 401, message: "The API key is not valid" },
@@ -129,6 +141,18 @@ export const ERRORS = {
     status: 404,
     message: "Execution '{id}' does not exist for export '{export}'",
   },
+  HERALD_CUSTOM_ACTION_NOT_FOUND: {
+    status: 404,
+    message: "Custom action '{id}' does not exist in entity '{entity}'",
+  },
+  HERALD_SCENARIO_NOT_FOUND: {
+    status: 404,
+    message: "Scenario '{id}' does not exist in entity '{entity}'",
+  },
+  HERALD_SCENARIO_RUN_NOT_FOUND: {
+    status: 404,
+    message: "Run '{id}' does not exist for scenario '{scenario}'",
+  },
   HERALD_METHOD_NOT_ALLOWED: { status: 405, message: "Method {method} is not allowed on {url}" },
   // 409
   HERALD_UNIQUE_KEY_TAKEN: {
@@ -164,6 +188,19 @@ export const ERRORS = {
     status: 409,
     message:
       "Execution '{id}' has no file to download: it is {status}; only a SUCCESS execution's file is complete",
+  },
+  HERALD_CUSTOM_ACTION_IN_USE: {
+    status: 409,
+    message:
+      "Custom action '{id}' cannot be {change}: active scenario(s) {scenarios} use it; deactivate them first",
+  },
+  HERALD_SCENARIO_ACTIVE: {
+    status: 409,
+    message: "Scenario '{id}' cannot be {change} while it is {state}: {advice}",
+  },
+  HERALD_SCENARIO_NOT_STARTABLE: {
+    status: 409,
+    message: "Scenario '{id}' cannot start a run: {reason}",
   },
   // 413 / 415 / 422 / 429
   HERALD_BODY_TOO_LARGE: { status: 413, message: "The request body exceeds {limit} bytes" },

@@ -35,8 +35,19 @@ export type ScenarioStart =
   | { type: "DATE"; attribute: string; anniversary: boolean; at: string; timezone: string };
 
 export type ScenarioBlock =
-  /** Waits `duration` (ISO 8601, e.g. PT1H, P1D) or until the date (or timestamp) `untilAttribute` of the profile (plus `duration` when both are given). */
-  | { id: string; type: "WAIT"; duration?: string; untilAttribute?: string; next: string }
+  /**
+   * Waits `duration` (ISO 8601: PT0S, PT1H, P1D, P1M, …), or until the profile's date (or
+   * timestamp) attribute `untilAttribute` (a date at midnight in `timezone`, default UTC), plus
+   * `duration` when both are given. A time already past moves the run on at once.
+   */
+  | {
+      id: string;
+      type: "WAIT";
+      duration?: string;
+      untilAttribute?: string;
+      timezone?: string;
+      next: string;
+    }
   /** Goes on to `next` when every condition holds on the profile's current attributes, else to `otherwise` (absent: the run leaves the scenario here). */
   | { id: string; type: "FILTER"; conditions: Condition[]; next: string; otherwise?: string }
   /** Triggers the custom action (stored by id) with these parameters. */
