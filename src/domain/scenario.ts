@@ -132,3 +132,24 @@ export interface BlockStatistics {
   passed: number;
   left: number;
 }
+
+/** The block where every run of the definition begins: the first of the list. */
+export function firstBlock(definition: Pick<ScenarioDefinition, "blocks">): ScenarioBlock {
+  const first = definition.blocks[0];
+  if (!first)
+    throw new Error("a scenario definition has at least one block (parseScenario checks it)");
+  return first;
+}
+
+/**
+ * A new run's re-entry key (scenario_runs.entry_key, unique per scenario): NEVER keeps the profile's
+ * key for good, AFTER_EXIT until the run ends (the engine clears it then), ALWAYS sets none.
+ */
+export function entryKey(reentry: Reentry, profileId: number): string | null {
+  return reentry === "ALWAYS" ? null : `profile:${profileId}`;
+}
+
+/** The key a run keeps once it ended: NEVER's stays, AFTER_EXIT's is released. */
+export function entryKeyAfterEnd(reentry: Reentry, key: string | null): string | null {
+  return reentry === "NEVER" ? key : null;
+}
