@@ -52,6 +52,7 @@ export type StartEvent = Pick<
   | "state"
   | "previous"
   | "extra"
+  | "declaredEvents"
 >;
 
 /** The one event type a log start listens to (the SQL pre-filter reads only those). */
