@@ -35,11 +35,18 @@ const ROOT_MODULES = [...INFRASTRUCTURE, "logger", "main"];
 const EVERYTHING = [...FOLDERS, ...ROOT_MODULES];
 
 /**
- * The only modules of delivery/ that others may import: DESIGN §6's outbound HTTP (the address
- * guard and the guarded sender), which the API reuses for the test push and the target check of a
- * subscription, and the jobs for file sources (DESIGN §6b).
+ * DESIGN §6's outbound HTTP (the address guard and the guarded sender): modules of delivery/ that
+ * the API reuses for the test push and the target check of a subscription, and the jobs for file
+ * sources (DESIGN §6b).
  */
 const OUTBOUND_HTTP = ["address-guard", "http-sender"];
+
+/**
+ * The log follower (with the handed-over events it takes from this process's sequencer): delivery's
+ * reader of the change log, which the jobs reuse for the scenario starters, log consumers as
+ * subscriptions are (DESIGN §6b: a cursor over the log starts a scenario's runs).
+ */
+const LOG_FOLLOWING = ["log-follower", "handed-events"];
 
 /** The regular expression of an import of `name` (a folder or a root module) from anywhere in src/. */
 function heraldImport(name, onlyModules) {
@@ -180,7 +187,7 @@ export default tseslint.config(
     name: "jobs",
     files: ["src/jobs/**/*.ts"],
     may: [...PIPELINE_MAY, "capture"],
-    partly: { delivery: OUTBOUND_HTTP },
+    partly: { delivery: [...OUTBOUND_HTTP, ...LOG_FOLLOWING] },
     packages: OUTER_PACKAGES,
     advice:
       "Jobs write through capture and read through storage; what they share with another layer belongs in domain/ or storage/.",
