@@ -4,7 +4,7 @@
  * carries the parameters, rendered as strings, and every attribute of the profile.
  */
 import { checkScalar, renderValue } from "./attribute-values.js";
-import type { AttributeValue } from "./change-event.js";
+import type { AttributeMap, AttributeValue } from "./change-event.js";
 import type { ValueType } from "./data-table.js";
 
 export interface CustomActionParameter {
@@ -104,4 +104,62 @@ export function renderActionParameters(
     rendered[parameter.name] = Array.isArray(text) ? text.join(",") : (text ?? "");
   }
   return rendered;
+}
+
+/** The API path of a custom action: `/v5/entities/{entity}/custom-actions/{id}`. */
+export function customActionHref(entityName: string, actionId: string): string {
+  return `/v5/entities/${encodeURIComponent(entityName)}/custom-actions/${encodeURIComponent(actionId)}`;
+}
+
+/** The path of a profile as data events link it (event-payload.ts recordHref, PROFILE_TABLE). */
+export function triggerProfileHref(entityName: string, tableId: string, profileId: number): string {
+  return `/profiles/v4/entity/${encodeURIComponent(entityName)}/table/${encodeURIComponent(tableId)}/profile/${profileId}`;
+}
+
+/** What a TRIGGER event says (SPEC §7.4), before it is shaped as a change event. */
+export interface TriggerContent {
+  action: Pick<CustomAction, "id" | "name">;
+  /** renderActionParameters' result. */
+  parameters: Record<string, string>;
+  /** The profile as events carry it (profileId, creationMoment, updateMoment, its attributes). */
+  profile: AttributeMap;
+  run?: TriggeringRun | undefined;
+}
+
+/**
+ * The TRIGGER payload's fields, as the event's `state` keeps them: Actito's flat dotted keys with
+ * text values (SPEC §5), so the pushed data object and the pull API show them as they are.
+ * `actionParameters.<name>` for each parameter given; `profileAttributes.<name>` for each attribute
+ * the profile holds (a value left empty is absent; a multi-valued one is a list of texts, as in
+ * every payload); `customAction.id`, `customAction.name`; `scenario.id` and `scenario.runId` only
+ * when a scenario's run triggered it.
+ */
+export function triggerState(content: TriggerContent): AttributeMap {
+  const state: AttributeMap = {};
+  for (const [name, value] of Object.entries(content.parameters))
+    state[`actionParameters.${name}`] = value;
+  for (const [name, value] of Object.entries(content.profile)) {
+    const text = renderValue(value);
+    if (text !== null) state[`profileAttributes.${name}`] = text;
+  }
+  state["customAction.id"] = content.action.id;
+  state["customAction.name"] = content.action.name;
+  if (content.run) {
+    state["scenario.id"] = content.run.scenarioId;
+    state["scenario.runId"] = content.run.runId;
+  }
+  return state;
+}
+
+/** The TRIGGER event's own links (its `extra._links`): the profile and the custom action. */
+export function triggerLinks(
+  entityName: string,
+  actionId: string,
+  tableId: string,
+  profileId: number,
+): { profile: { href: string }; customAction: { href: string } } {
+  return {
+    profile: { href: triggerProfileHref(entityName, tableId, profileId) },
+    customAction: { href: customActionHref(entityName, actionId) },
+  };
 }

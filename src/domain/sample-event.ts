@@ -6,6 +6,7 @@
  * (its push mode, its payload version) and marked `"test": true` (envelope and `_event`).
  */
 import type { AttributeMap, AttributeValue, ChangeEvent } from "./change-event.js";
+import { triggerLinks, triggerState } from "./custom-action.js";
 import type { AttributeDefinition, DataTable } from "./data-table.js";
 import { buildEnvelope, toDataObject } from "./event-payload.js";
 import { toEventObjectV1 } from "./event-payload-v1.js";
@@ -189,11 +190,17 @@ function triggerEvent(subject: SampleSubject, now: Date, entityName: string): Ch
         },
       };
       break;
-    default:
-      event.extra = {
-        actionParameters: { sample: "value" },
-        profileAttributes: { profileId: "0" },
-      };
+    default: {
+      // The real event's builder (jobs/custom-action-events.ts) makes its state and links alike.
+      const moment = now.toISOString();
+      event.recordKey = "0";
+      event.state = triggerState({
+        action: { id, name: "sample custom action" },
+        parameters: { sample: "value" },
+        profile: { profileId: 0, creationMoment: moment, updateMoment: moment },
+      });
+      event.extra = { _links: triggerLinks(entityName, id, "sample", 0) };
+    }
   }
   return event;
 }

@@ -170,6 +170,43 @@ describe("sample event of a test push", () => {
     );
   });
 
+  test("a custom action's sample is shaped as its real TRIGGER event (SPEC §7.4)", () => {
+    const event = sampleEvent(
+      {
+        entityId: 1,
+        entityName: "acme",
+        on: "CUSTOM_ACTION",
+        onElementId: "12",
+        eventType: "TRIGGER",
+        onFields: [],
+      },
+      undefined,
+      now,
+    );
+    const data = toDataObject(event, { entityName: "acme", includePrevious: false }) as Record<
+      string,
+      unknown
+    >;
+    const keys = Object.keys(data).filter((key) => !key.startsWith("_"));
+    assert.deepEqual(keys.sort(), [
+      "actionParameters.sample",
+      "customAction.id",
+      "customAction.name",
+      "profileAttributes.creationMoment",
+      "profileAttributes.profileId",
+      "profileAttributes.updateMoment",
+    ]);
+    for (const key of keys) assert.equal(typeof data[key], "string", key);
+    assert.equal(data["customAction.id"], "12");
+    assert.equal(data["profileAttributes.profileId"], "0");
+    assert.equal("scenario.id" in data, false, "no scenario: the trigger call's shape");
+    const links = data._links as Record<string, { href: string }>;
+    assert.deepEqual(Object.keys(links).sort(), ["customAction", "profile", "self"]);
+    assert.equal(links.customAction!.href, "/v5/entities/acme/custom-actions/12");
+    assert.equal(links.self!.href, "/v5/entities/acme/custom-actions/12");
+    assert.match(links.profile!.href, /^\/profiles\/v4\/entity\/acme\/table\/[^/]+\/profile\/0$/);
+  });
+
   test("the test push body follows the push mode and the payload version, marked test", () => {
     const subject = {
       entityId: 1,
