@@ -83,6 +83,38 @@ export async function appendChangeEvents(
   );
 }
 
+/**
+ * appendChangeEvents, answering the events' inbox ids in the events' order (a caller that tells its
+ * client which event it appended: the trigger call's `{"eventId"}`). The ids follow array order
+ * (the INSERT takes them in that order), so sorted they are the events' ids one for one. The NOTIFY
+ * CTE is read by a scalar subquery so that it runs (a plain SELECT in a WITH runs only when read).
+ */
+export async function appendChangeEventsReturningIds(
+  tx: Queryable,
+  events: readonly NewChangeEvent[],
+  notifyTurns: InboxNotifyTurns,
+): Promise<number[]> {
+  if (events.length === 0) return [];
+  const notify = notifyTurns.takeInboxNotifyTurn();
+  const { rows } = await tx.query<{ id: number }>(
+    `WITH inserted AS (
+       INSERT INTO change_events
+         (entity_id, source, source_id, event_type, record_key, keys, state, fields, previous, extra,
+          version, declared_events, origin)
+       SELECT (e->>'entityId')::bigint, e->>'source', e->>'sourceId', e->>'eventType', e->>'recordKey',
+              e->'keys', e->'state', e->'fields', e->'previous', e->'extra',
+              (e->>'version')::integer, e->'declaredEvents', e->'origin'
+         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n)
+        ORDER BY n
+       RETURNING id
+     ),
+     notified AS (SELECT pg_notify('${INBOX_CHANNEL}', '') WHERE $2::boolean)
+     SELECT id, (SELECT count(*) FROM notified) AS notified FROM inserted ORDER BY id`,
+    [JSON.stringify(events), notify],
+  );
+  return rows.map((row) => row.id);
+}
+
 interface ChangeEventRow {
   id: number;
   position: number;
