@@ -19,7 +19,9 @@
  */
 import type { ChangeEvent, EventType } from "./change-event.js";
 import { conditionsHold } from "./conditions.js";
-import type { ScenarioStart } from "./scenario.js";
+import { wallClockOf } from "./iso-duration.js";
+import type { Reentry, ScenarioStart } from "./scenario.js";
+import { entryKey } from "./scenario.js";
 import { eventStates, onFieldsPass } from "./subscription-matching.js";
 
 /** The start types whose runs begin with an event of the change log. */
@@ -118,15 +120,9 @@ export type Day = string;
 
 /** The calendar day that `at` falls on in `timezone` (an IANA name). */
 export function dayIn(timezone: string, at: Date): Day {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone: timezone,
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-  }).formatToParts(at);
-  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
-  // Years before 1000 or after 9999 do not occur for a due time; pad anyway to keep the shape.
-  return `${part("year").padStart(4, "0")}-${part("month")}-${part("day")}`;
+  const { year, month, day } = wallClockOf(at, timezone);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${String(year).padStart(4, "0")}-${two(month)}-${two(day)}`;
 }
 
 function isLeapYear(year: number): boolean {
@@ -154,4 +150,19 @@ export function anniversaryMonthDays(day: Day): string[] {
   const year = Number(day.slice(0, 4));
   const monthDay = day.slice(5);
   return monthDay === "02-28" && !isLeapYear(year) ? ["02-28", "02-29"] : [monthDay];
+}
+
+/**
+ * The re-entry key of a DATE start's runs, as SQL builds it for every profile of a day at once: the
+ * prefix of entryKey's key, to which the profile's id is appended; null when the policy sets none
+ * (ALWAYS). Derived from entryKey, so both always make the same key.
+ */
+export function entryKeyPrefix(reentry: Reentry): string | null {
+  const sample = entryKey(reentry, 1);
+  if (sample === null) return null;
+  if (!sample.endsWith("1"))
+    throw new Error(
+      `entryKey no longer ends with the profile id ('${sample}'): update entryKeyPrefix`,
+    );
+  return sample.slice(0, -1);
 }

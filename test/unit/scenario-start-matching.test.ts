@@ -14,12 +14,14 @@ import {
   anniversaryMonthDays,
   dateStartMatch,
   dayIn,
+  entryKeyPrefix,
   isLogStart,
   startedProfileId,
   startEventType,
   startMatches,
   startReadsState,
 } from "../../src/domain/scenario-start-matching.js";
+import { entryKey, REENTRY_POLICIES } from "../../src/domain/scenario.js";
 import { matchesSubscription } from "../../src/domain/subscription-matching.js";
 
 const FIELDS = ["email", "tier", "points", "city"] as const;
@@ -287,5 +289,23 @@ describe("DATE starts", () => {
     assert.deepEqual(anniversaryMonthDays("2028-02-29"), ["02-29"]);
     assert.deepEqual(anniversaryMonthDays("2100-02-28"), ["02-28", "02-29"]);
     assert.deepEqual(anniversaryMonthDays("2000-02-28"), ["02-28"]);
+  });
+});
+
+describe("DATE starts' re-entry keys", () => {
+  test("the prefix and the profile id make entryKey's key, for every policy", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...REENTRY_POLICIES),
+        fc.integer({ min: 1, max: 2 ** 53 - 1 }),
+        (reentry, profileId) => {
+          const prefix = entryKeyPrefix(reentry);
+          assert.equal(
+            prefix === null ? null : `${prefix}${profileId}`,
+            entryKey(reentry, profileId),
+          );
+        },
+      ),
+    );
   });
 });
