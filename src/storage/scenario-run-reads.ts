@@ -1,0 +1,129 @@
+/**
+ * The reads of scenario runs that the API answers (SPEC §7.4: `GET …/runs`, one run, `GET
+ * …/statistics`) and what the API start checks before it inserts a run: the scenario's state under
+ * a share lock and the run that holds a profile's re-entry key. The engine's writes are in
+ * scenario-run-repository.ts.
+ */
+import type {
+  BlockStatistics,
+  RunStatus,
+  ScenarioBlock,
+  ScenarioStatus,
+} from "../domain/scenario.js";
+import type { Queryable } from "./database.js";
+import type { RunRow, StoredRun } from "./scenario-run-repository.js";
+import { RUN_COLUMNS, toRun } from "./scenario-run-repository.js";
+
+export interface RunFilter {
+  profileId?: number;
+  status?: RunStatus;
+  /** 0-based. */
+  page: number;
+  pageSize: number;
+}
+
+/**
+ * One page of a scenario's runs, the latest first, and how many match in all (two statements,
+ * each its own snapshot). Served by scenario_runs_list, or scenario_runs_profile with a profile.
+ */
+export async function listRuns(
+  db: Queryable,
+  scenarioId: string,
+  filter: RunFilter,
+): Promise<{ runs: StoredRun[]; total: number }> {
+  const where = `scenario_id = $1 AND ($2::bigint IS NULL OR profile_id = $2)
+                 AND ($3::text IS NULL OR status = $3)`;
+  const params = [scenarioId, filter.profileId ?? null, filter.status ?? null];
+  const { rows } = await db.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM scenario_runs WHERE ${where}
+      ORDER BY id DESC LIMIT $4 OFFSET $5`,
+    [...params, filter.pageSize, filter.page * filter.pageSize],
+  );
+  const counted = await db.query<{ total: number }>(
+    `SELECT count(*)::bigint AS total FROM scenario_runs WHERE ${where}`,
+    params,
+  );
+  return { runs: rows.map(toRun), total: Number(counted.rows[0]?.total ?? 0) };
+}
+
+/** A run of the scenario by id; undefined when there is none (or the id is not a number). */
+export async function findRun(
+  db: Queryable,
+  scenarioId: string,
+  runId: string,
+): Promise<StoredRun | undefined> {
+  if (!/^\d{1,18}$/.test(runId)) return undefined;
+  const { rows } = await db.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM scenario_runs WHERE scenario_id = $1 AND id = $2`,
+    [scenarioId, runId],
+  );
+  return rows[0] ? toRun(rows[0]) : undefined;
+}
+
+/**
+ * Per block of `blocks` (in their order): the runs that entered it, passed it and left the scenario
+ * in it (scenario_block_counts), and those in it now, waiting or about to move (status WAITING or
+ * RUNNING). A block no run reached has zeros.
+ */
+export async function blockStatistics(
+  db: Queryable,
+  scenarioId: string,
+  blocks: readonly Pick<ScenarioBlock, "id" | "type">[],
+): Promise<BlockStatistics[]> {
+  const counts = await db.query<{
+    block_id: string;
+    entered: number;
+    passed: number;
+    exited: number;
+  }>(`SELECT block_id, entered, passed, exited FROM scenario_block_counts WHERE scenario_id = $1`, [
+    scenarioId,
+  ]);
+  // The runs still going are those with a due time (scenario_runs_due's rows).
+  const waiting = await db.query<{ block_id: string; waiting: number }>(
+    `SELECT block_id, count(*)::bigint AS waiting FROM scenario_runs
+      WHERE scenario_id = $1 AND status IN ('WAITING', 'RUNNING')
+      GROUP BY block_id`,
+    [scenarioId],
+  );
+  const countOf = new Map(counts.rows.map((r) => [r.block_id, r]));
+  const waitingOf = new Map(waiting.rows.map((r) => [r.block_id, Number(r.waiting)]));
+  return blocks.map((block) => {
+    const c = countOf.get(block.id);
+    return {
+      blockId: block.id,
+      type: block.type,
+      entered: Number(c?.entered ?? 0),
+      waiting: waitingOf.get(block.id) ?? 0,
+      passed: Number(c?.passed ?? 0),
+      left: Number(c?.exited ?? 0),
+    };
+  });
+}
+
+/** The run that holds `entryKey` in the scenario (a run going on, or NEVER's ended one). */
+export async function findEntryHolder(
+  db: Queryable,
+  scenarioId: string,
+  entryKey: string,
+): Promise<StoredRun | undefined> {
+  const { rows } = await db.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM scenario_runs WHERE scenario_id = $1 AND entry_key = $2`,
+    [scenarioId, entryKey],
+  );
+  return rows[0] ? toRun(rows[0]) : undefined;
+}
+
+/**
+ * The scenario's status, locked FOR SHARE until the transaction ends: a run started in it cannot
+ * pass a deactivation (which updates the row) the other way round. Undefined when it is gone.
+ */
+export async function lockScenarioStatus(
+  tx: Queryable,
+  scenarioId: string,
+): Promise<ScenarioStatus | undefined> {
+  const { rows } = await tx.query<{ status: ScenarioStatus }>(
+    "SELECT status FROM scenarios WHERE id = $1 FOR SHARE",
+    [scenarioId],
+  );
+  return rows[0]?.status;
+}
