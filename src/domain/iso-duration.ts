@@ -132,6 +132,17 @@ export function addIsoDuration(at: Date, duration: IsoDuration, timeZone = "UTC"
   return new Date(ms + elapsedMs(duration));
 }
 
+/** True when `name` is an IANA time zone Intl knows ("Europe/Brussels", "UTC"). */
+export function isTimeZone(name: string): boolean {
+  if (name.trim() === "") return false;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The wall clock of `at` in `timeZone`. */
 export function wallClockOf(at: Date, timeZone: string): WallClock {
   return wallClockReader(timeZone)(at.getTime());
