@@ -555,7 +555,7 @@ describe("parseScenario: bad input, every problem with its path", () => {
     refused(api([{ id: "a", type: "SEND_EMAIL", next: "end" }, EXIT]), [
       ["blocks[0].type", /WAIT, FILTER/],
     ]);
-    refused(api([7, EXIT]), [["blocks[0]", /object/]]);
+    refused(api([7 as unknown as Block, EXIT]), [["blocks[0]", /object/]]);
     refused(
       api([
         { id: "a", type: "WAIT", duration: "PT1H", next: "end" },
