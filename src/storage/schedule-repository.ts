@@ -1,6 +1,7 @@
 /**
  * SQL of schedules (migration 023, DESIGN §6b, docs/files-and-exports.md "Schedules"). The owners
- * (file references, ETLs, exports) save their schedule with their own row and remove it with it;
+ * (file references, ETLs, exports, scenarios with a DATE start: migration 027) save their schedule
+ * with their own row and remove it with it;
  * the scheduler (jobs/scheduler.ts) claims due rows one at a time and advances them in the
  * transaction that creates the run.
  */
@@ -8,7 +9,7 @@ import type { Schedule } from "../domain/schedule.js";
 import { nextDueAfter } from "../domain/schedule.js";
 import type { Queryable } from "./database.js";
 
-export const SCHEDULE_KINDS = ["FILE_SYNCHRONIZATION", "ETL", "EXPORT"] as const;
+export const SCHEDULE_KINDS = ["FILE_SYNCHRONIZATION", "ETL", "EXPORT", "SCENARIO"] as const;
 export type ScheduleKind = (typeof SCHEDULE_KINDS)[number];
 
 export interface ScheduleEntry {
