@@ -2,6 +2,7 @@
 import apiKeyRoutes from "./api-key-routes.js";
 import authRoutes from "./auth-routes.js";
 import changeEventRoutes from "./change-event-routes.js";
+import customActionRoutes from "./custom-action-routes.js";
 import customTableRoutes from "./custom-table-routes.js";
 import deliveryControlRoutes from "./delivery-control-routes.js";
 import entityRoutes from "./entity-routes.js";
@@ -36,4 +37,5 @@ export const ROUTE_MODULES: RouteModule[] = [
   etlRoutes,
   exportRoutes,
   fileReferenceRoutes,
+  customActionRoutes,
 ];
