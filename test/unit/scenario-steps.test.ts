@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import type { AttributeMap } from "../../src/domain/change-event.js";
 import type { ScenarioBlock } from "../../src/domain/scenario.js";
 import type { BlockOutcome, WaitBlock } from "../../src/domain/scenario-steps.js";
 import {
@@ -19,7 +20,12 @@ import {
 const NOW = new Date("2026-03-02T08:00:00.000Z");
 const PROFILE = { profileId: 7, tier: "Gold", points: 120, birthDate: "1990-03-10" };
 
-function run(block: ScenarioBlock, waitOver = false, profile = PROFILE, now = NOW): BlockOutcome {
+function run(
+  block: ScenarioBlock,
+  waitOver = false,
+  profile: AttributeMap = PROFILE,
+  now = NOW,
+): BlockOutcome {
   return runBlock(block, { profile, now, waitOver });
 }
 

@@ -1,0 +1,863 @@
+/**
+ * The scenario run engine (SPEC §7.4, DESIGN §6b) on both backends, on a test clock: every block
+ * (WAIT by duration and until a date attribute, FILTER both ways and out, CUSTOM_ACTION's one
+ * TRIGGER event with §7.4's payload, UPDATE_PROFILE writing an attribute, a subscription and
+ * segmentations with origin SCENARIO_RUN, EXIT), runs whose profile was deleted, whose scenario
+ * was deactivated, whose block keeps failing; the API start with each re-entry policy, the
+ * statistics and the runs list; a WAIT that outlives its worker. On PostgreSQL also: two workers,
+ * each on its own pool as two processes have, share 1,000 due runs, each run's TRIGGER once.
+ *
+ * Scenarios are rows written with SQL here, as the scenario routes store them.
+ */
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { after, afterEach, before, describe, test } from "node:test";
+import pino from "pino";
+import type { ScenarioBlock, ScenarioDefinition } from "../../src/domain/scenario.js";
+import { entryKey, firstBlock } from "../../src/domain/scenario.js";
+import { startRunByApi } from "../../src/jobs/scenarios/api-start.js";
+import type { ScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
+import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
+import { findTableById } from "../../src/storage/data-table-repository.js";
+import type { Database } from "../../src/storage/database.js";
+import { JobSignals } from "../../src/storage/job-signals.js";
+import { LogSignals } from "../../src/storage/log-signals.js";
+import { blockStatistics, listRuns } from "../../src/storage/scenario-run-reads.js";
+import type { NewRun } from "../../src/storage/scenario-run-repository.js";
+import { insertRuns } from "../../src/storage/scenario-run-repository.js";
+import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
+import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
+import type { TestApp } from "../helpers/test-app.js";
+import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
+import { testBackends } from "../helpers/test-database.js";
+
+const PROFILES = `/v5/entities/${TEST_ENTITY}/profile-tables/Customers/profiles`;
+const ACTIONS = `/v5/entities/${TEST_ENTITY}/custom-actions`;
+const MINUTE = 60_000;
+
+const CUSTOMERS = {
+  name: "Customers",
+  attributes: [
+    { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
+    { name: "firstName", type: "FIRSTNAME" },
+    { name: "tier", type: "CUSTOM", valueType: "STRING" },
+    { name: "points", type: "CUSTOM", valueType: "INTEGER" },
+    { name: "renewal", type: "CUSTOM", valueType: "DATE" },
+  ],
+  subscriptions: [{ name: "newsletter" }],
+  segmentations: [
+    { name: "Active", type: "SIMPLE" },
+    { name: "Level", type: "EXCLUSIVE", segments: ["Bronze", "Gold"] },
+  ],
+};
+
+interface RunRow {
+  id: string;
+  profile_id: number;
+  status: string;
+  block_id: string;
+  due_at: Date | null;
+  entry_key: string | null;
+  steps: number;
+  failures: number;
+  last_error: string | null;
+  ended_at: Date | null;
+}
+
+interface EventRow {
+  id: number;
+  source: string;
+  source_id: string;
+  event_type: string;
+  record_key: string;
+  state: Record<string, unknown>;
+  extra: Record<string, unknown>;
+  origin: Record<string, unknown>;
+}
+
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n"))
+        if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: "info" }, stream), lines };
+}
+
+for (const { backend, skip } of await testBackends()) {
+  describe(`scenario runs on ${backend}`, { skip }, () => {
+    let t: TestApp;
+    let db: Database;
+    let entityId: number;
+    let tableId: string;
+    let actionId: string;
+    /** The test clock: a minute past the real time, so that runs the API starts now are due on it. */
+    let clock: Date;
+    const now = () => clock;
+    const advance = (ms: number) => {
+      clock = new Date(clock.getTime() + ms);
+    };
+    const workers: ScenarioRunWorker[] = [];
+    let profileCount = 0;
+
+    /** A worker on the test database, driven by the tests with runDue. */
+    async function startWorker(
+      options: { db?: Database; batchSize?: number; logger?: pino.Logger; name?: string } = {},
+    ): Promise<ScenarioRunWorker> {
+      const worker = await startScenarioRunWorker({
+        db: options.db ?? db,
+        // A worker on a pool of its own is another process's: signals of its own.
+        logSignals: options.db ? new LogSignals() : t.database.logSignals,
+        jobSignals: new JobSignals(),
+        logger: options.logger ?? pino({ level: "silent" }),
+        config: { workerId: options.name ?? "test" },
+        now,
+        pollMs: 60 * MINUTE,
+        ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+      });
+      workers.push(worker);
+      return worker;
+    }
+
+    async function createProfile(attributes: Record<string, unknown>): Promise<number> {
+      profileCount++;
+      const response = await t.request("PUT", PROFILES, {
+        key: { customerId: `C-${profileCount}` },
+        attributes,
+      });
+      assert.equal(response.statusCode, 201, response.body);
+      return response.json<{ profileId: number }>().profileId;
+    }
+
+    /** A scenario row as the scenario routes store it; the blocks' first is where runs begin. */
+    async function createScenario(
+      blocks: ScenarioBlock[],
+      options: { reentry?: ScenarioDefinition["reentry"]; status?: "ACTIVE" | "INACTIVE" } = {},
+    ): Promise<{ id: string; definition: ScenarioDefinition }> {
+      const definition: ScenarioDefinition = {
+        name: `scenario-${Math.random().toString(36).slice(2)}`,
+        tableId,
+        reentry: options.reentry ?? "AFTER_EXIT",
+        start: { type: "API" },
+        blocks,
+      };
+      const status = options.status ?? "ACTIVE";
+      const { rows } = await db.query<{ id: string }>(
+        `INSERT INTO scenarios (entity_id, name, table_id, definition, status, activated_at)
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'ACTIVE' THEN now() END) RETURNING id::text AS id`,
+        [entityId, definition.name, tableId, JSON.stringify(definition), status],
+      );
+      return { id: rows[0]!.id, definition };
+    }
+
+    /** Runs as a log starter creates them (insertRuns), due now on the test clock. */
+    async function enter(
+      scenario: { id: string; definition: ScenarioDefinition },
+      profileIds: readonly number[],
+    ): Promise<number> {
+      const runs: NewRun[] = profileIds.map((profileId) => ({
+        scenarioId: scenario.id,
+        entityId,
+        profileId,
+        blockId: firstBlock(scenario.definition).id,
+        dueAt: clock,
+        entryKey: entryKey(scenario.definition.reentry, profileId),
+        start: { type: "DATA_EVENT", position: 1, eventId: "evt_1" },
+      }));
+      return db.transaction((tx) => insertRuns(tx, runs, clock));
+    }
+
+    async function runsOf(scenarioId: string): Promise<RunRow[]> {
+      const { rows } = await db.query<RunRow>(
+        `SELECT id::text AS id, profile_id, status, block_id, due_at, entry_key, steps, failures,
+                last_error, ended_at
+           FROM scenario_runs WHERE scenario_id = $1 ORDER BY id`,
+        [scenarioId],
+      );
+      return rows;
+    }
+
+    async function eventsOf(where: string, params: unknown[] = []): Promise<EventRow[]> {
+      const { rows } = await db.query<EventRow>(
+        `SELECT id, source, source_id, event_type, record_key, state, extra, origin
+           FROM change_events WHERE ${where} ORDER BY id`,
+        params,
+      );
+      return rows;
+    }
+
+    const triggersOf = (scenarioId: string) =>
+      eventsOf("source = 'CUSTOM_ACTION' AND state->>'scenario.id' = $1", [scenarioId]);
+
+    async function statistics(scenario: { id: string; definition: ScenarioDefinition }) {
+      const blocks = await blockStatistics(db, scenario.id, scenario.definition.blocks);
+      return Object.fromEntries(
+        blocks.map((b) => [b.blockId, [b.entered, b.waiting, b.passed, b.left]]),
+      );
+    }
+
+    before(async () => {
+      t = await createTestApp(backend);
+      db = t.database.db;
+      const entity = await findEntityByName(db, await firstLicenceId(db), TEST_ENTITY);
+      entityId = entity!.id;
+      const table = await t.request(
+        "POST",
+        `/v5/entities/${TEST_ENTITY}/profile-tables`,
+        CUSTOMERS,
+      );
+      assert.equal(table.statusCode, 201, table.body);
+      tableId = table.json<{ id: string }>().id;
+      const action = await t.request("POST", ACTIONS, {
+        name: "send-to-crm",
+        parameters: [
+          { name: "campaignId", valueType: "STRING", mandatory: true },
+          { name: "points", valueType: "INTEGER" },
+        ],
+      });
+      assert.equal(action.statusCode, 201, action.body);
+      actionId = action.json<{ id: string }>().id;
+      clock = new Date(Math.ceil(Date.now() / MINUTE) * MINUTE + MINUTE);
+    });
+    afterEach(async () => {
+      for (const worker of workers.splice(0)) await worker.stop();
+    });
+    after(() => t?.close());
+
+    test("WAIT by duration: the run waits in the block until its end, then goes on", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        { id: "wait", type: "WAIT", duration: "PT1H", next: "end" },
+        { id: "end", type: "EXIT" },
+      ]);
+      const profile = await createProfile({ firstName: "Ann" });
+      const started = clock;
+      assert.equal(await enter(scenario, [profile]), 1);
+      await worker.runDue();
+      let [run] = await runsOf(scenario.id);
+      assert.equal(run!.status, "WAITING");
+      assert.equal(run!.block_id, "wait");
+      assert.deepEqual(run!.due_at, new Date(started.getTime() + 60 * MINUTE));
+      assert.deepEqual(await statistics(scenario), { wait: [1, 1, 0, 0], end: [0, 0, 0, 0] });
+
+      advance(59 * MINUTE);
+      assert.equal((await worker.runDue()).taken, 0, "nothing is due a minute before the end");
+      assert.equal((await runsOf(scenario.id))[0]!.status, "WAITING");
+
+      advance(MINUTE);
+      assert.equal((await worker.runDue()).moved, 1);
+      [run] = await runsOf(scenario.id);
+      assert.equal(run!.status, "FINISHED");
+      assert.equal(run!.block_id, "end");
+      assert.equal(run!.due_at, null);
+      assert.deepEqual(run!.ended_at, clock);
+      assert.equal(run!.entry_key, null, "AFTER_EXIT releases the key when the run ends");
+      assert.equal(run!.steps, 2);
+      assert.equal(run!.last_error, null);
+      assert.deepEqual(await statistics(scenario), { wait: [1, 0, 1, 0], end: [1, 0, 0, 1] });
+    });
+
+    test("WAIT PT0S and a date already past go on in the same move", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        { id: "zero", type: "WAIT", duration: "PT0S", next: "past" },
+        { id: "past", type: "WAIT", untilAttribute: "renewal", next: "end" },
+        { id: "end", type: "EXIT" },
+      ]);
+      const profile = await createProfile({ renewal: "2001-01-01" });
+      await enter(scenario, [profile]);
+      const moved = await worker.runDue();
+      assert.equal(moved.moved, 1);
+      const [run] = await runsOf(scenario.id);
+      assert.equal(run!.status, "FINISHED");
+      assert.equal(run!.steps, 3);
+    });
+
+    test("WAIT until a date attribute: midnight of that day in the block's time zone, plus the duration", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        {
+          id: "renewal",
+          type: "WAIT",
+          untilAttribute: "renewal",
+          timezone: "Asia/Tokyo",
+          duration: "PT10H",
+          next: "end",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      const day = new Date(clock.getTime() + 3 * 24 * 60 * MINUTE).toISOString().slice(0, 10);
+      const dated = await createProfile({ renewal: day });
+      const undated = await createProfile({ firstName: "No date" });
+      await enter(scenario, [dated, undated]);
+      await worker.runDue();
+      const [waiting, left] = await runsOf(scenario.id);
+      // Midnight in Tokyo (UTC+9, no daylight saving) is 15:00 UTC the day before; + 10 h.
+      const expected = new Date(new Date(`${day}T00:00:00Z`).getTime() + (10 - 9) * 60 * MINUTE);
+      assert.equal(waiting!.status, "WAITING");
+      assert.deepEqual(waiting!.due_at, expected);
+      assert.equal(left!.status, "FINISHED");
+      assert.equal(left!.block_id, "renewal");
+      assert.match(left!.last_error ?? "", /'renewal', which holds no date \(no value\)/);
+      assert.deepEqual(await statistics(scenario), { renewal: [2, 1, 0, 1], end: [0, 0, 0, 0] });
+
+      clock = new Date(expected.getTime() - 1);
+      assert.equal((await worker.runDue()).taken, 0);
+      clock = expected;
+      assert.equal((await worker.runDue()).moved, 1);
+      assert.equal((await runsOf(scenario.id))[0]!.status, "FINISHED");
+    });
+
+    test("FILTER: next when every condition holds, otherwise when one does not, out when there is no otherwise", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        {
+          id: "gold",
+          type: "FILTER",
+          conditions: [
+            { attribute: "tier", operator: "=", value: "Gold" },
+            { attribute: "points", operator: ">=", value: 100 },
+          ],
+          next: "rich",
+          otherwise: "many",
+        },
+        {
+          id: "many",
+          type: "FILTER",
+          conditions: [{ attribute: "points", operator: ">", value: 10 }],
+          next: "rich",
+        },
+        { id: "rich", type: "EXIT" },
+      ]);
+      const gold = await createProfile({ tier: "Gold", points: 150 });
+      const silver = await createProfile({ tier: "Silver", points: 150 });
+      const poor = await createProfile({ tier: "Gold", points: 5 });
+      await enter(scenario, [gold, silver, poor]);
+      await worker.runDue();
+      const runs = await runsOf(scenario.id);
+      const where = Object.fromEntries(
+        runs.map((r) => [r.profile_id, `${r.status}@${r.block_id}/${r.steps}`]),
+      );
+      assert.deepEqual(where, {
+        [gold]: "FINISHED@rich/2",
+        [silver]: "FINISHED@rich/3",
+        [poor]: "FINISHED@many/2",
+      });
+      assert.deepEqual(await statistics(scenario), {
+        gold: [3, 0, 3, 0],
+        many: [2, 0, 1, 1],
+        rich: [2, 0, 0, 2],
+      });
+    });
+
+    test("CUSTOM_ACTION: exactly one TRIGGER event per run, with §7.4's payload", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        {
+          id: "crm",
+          type: "CUSTOM_ACTION",
+          customActionId: actionId,
+          parameters: { campaignId: 987654, points: "7" },
+          next: "end",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      const profile = await createProfile({ firstName: "Ann", tier: "Gold", points: 12 });
+      await enter(scenario, [profile]);
+      assert.equal((await worker.runDue()).triggers, 1);
+      assert.equal((await worker.runDue()).taken, 0, "a finished run is not taken again");
+      const [run] = await runsOf(scenario.id);
+      assert.equal(run!.status, "FINISHED");
+      const triggers = await triggersOf(scenario.id);
+      assert.equal(triggers.length, 1);
+      assert.equal(triggers[0]!.source_id, actionId);
+      assert.equal(triggers[0]!.record_key, String(profile));
+
+      // As the pull API (and so every push) shows it.
+      await stampPendingEvents(db);
+      const response = await t.request(
+        "GET",
+        `/v5/entities/${TEST_ENTITY}/change-events?on=CUSTOM_ACTION&limit=1000`,
+      );
+      assert.equal(response.statusCode, 200, response.body);
+      const event = response
+        .json<{ events: Record<string, unknown>[] }>()
+        .events.find((e) => e["scenario.runId"] === run!.id)!;
+      const { rows } = await db.query<{ created_at: Date; updated_at: Date }>(
+        "SELECT created_at, updated_at FROM records WHERE record_id = $1",
+        [profile],
+      );
+      const { _event: block, ...data } = event as { _event: Record<string, unknown> };
+      assert.deepEqual(data, {
+        "actionParameters.campaignId": "987654",
+        "actionParameters.points": "7",
+        "profileAttributes.profileId": String(profile),
+        "profileAttributes.creationMoment": rows[0]!.created_at.toISOString(),
+        "profileAttributes.updateMoment": rows[0]!.updated_at.toISOString(),
+        "profileAttributes.customerId": `C-${profileCount}`,
+        "profileAttributes.firstName": "Ann",
+        "profileAttributes.tier": "Gold",
+        "profileAttributes.points": "12",
+        "customAction.id": actionId,
+        "customAction.name": "send-to-crm",
+        "scenario.id": scenario.id,
+        "scenario.runId": run!.id,
+        _links: {
+          self: { href: `${ACTIONS}/${actionId}` },
+          profile: {
+            href: `/profiles/v4/entity/${TEST_ENTITY}/table/${tableId}/profile/${profile}`,
+          },
+          customAction: { href: `${ACTIONS}/${actionId}` },
+        },
+      });
+      assert.equal(block.type, "TRIGGER");
+      assert.deepEqual(block.origin, {
+        kind: "SCENARIO_RUN",
+        type: "SCENARIO_RUN",
+        id: run!.id,
+        scenarioId: scenario.id,
+      });
+    });
+
+    test("UPDATE_PROFILE writes attributes, subscriptions and segmentations through capture, origin SCENARIO_RUN", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        {
+          id: "tag",
+          type: "UPDATE_PROFILE",
+          attributes: { tier: "Gold", points: null },
+          subscriptions: { newsletter: true },
+          segmentations: { Active: "Active", Level: "Gold" },
+          next: "check",
+        },
+        // The same move reads the profile as the write left it.
+        {
+          id: "check",
+          type: "FILTER",
+          conditions: [
+            { attribute: "tier", operator: "=", value: "Gold" },
+            { attribute: "points", operator: "IS_NULL" },
+          ],
+          next: "untag",
+        },
+        {
+          id: "untag",
+          type: "UPDATE_PROFILE",
+          attributes: {},
+          subscriptions: {},
+          segmentations: { Active: false },
+          next: "end",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      const profile = await createProfile({ tier: "Silver", points: 40 });
+      const seg = await t.request("PUT", PROFILES, {
+        key: { customerId: `C-${profileCount}` },
+        segmentations: { Level: "Bronze" },
+      });
+      assert.equal(seg.statusCode, 200, seg.body);
+      const before = (await eventsOf("source = 'PROFILE_TABLE'")).length;
+      const moved = await worker.runDue();
+      assert.equal(moved.taken, 0, "no run yet");
+      await enter(scenario, [profile]);
+      assert.equal((await worker.runDue()).profileWrites, 2);
+      const [run] = await runsOf(scenario.id);
+      assert.equal(run!.status, "FINISHED");
+      assert.equal(run!.block_id, "end");
+
+      const read = await t.request("GET", `${PROFILES}/${profile}`);
+      assert.equal(read.statusCode, 200, read.body);
+      const written = read.json<{
+        attributes: Record<string, unknown>;
+        subscriptions: Record<string, boolean>;
+        segmentations: Record<string, unknown>;
+      }>();
+      assert.equal(written.attributes.tier, "Gold");
+      assert.equal(written.attributes.points, undefined);
+      assert.equal(written.subscriptions.newsletter, true);
+      assert.deepEqual(written.segmentations, { Active: false, Level: "Gold" });
+
+      const events = (await eventsOf("source = 'PROFILE_TABLE'")).slice(before);
+      assert.deepEqual(
+        events.map((e) => [e.event_type, e.extra.segment ?? e.extra.subscriptionName ?? null]),
+        [
+          ["UPDATE", null],
+          ["UPDATED_SUBSCRIPTION", "newsletter"],
+          ["UPDATED_SEGMENT", "Active"],
+          ["UPDATED_SEGMENT", "Bronze"],
+          ["UPDATED_SEGMENT", "Gold"],
+          ["UPDATED_SEGMENT", "Active"],
+        ],
+      );
+      assert.deepEqual(
+        events.map((e) => e.extra.belongs ?? null),
+        [null, null, true, false, true, false],
+      );
+      for (const event of events)
+        assert.deepEqual(event.origin, {
+          kind: "SCENARIO_RUN",
+          type: "SCENARIO_RUN",
+          id: run!.id,
+          scenarioId: scenario.id,
+        });
+      assert.equal(events[0]!.record_key, String(profile));
+    });
+
+    test("a run whose profile was deleted while it waited is CANCELLED, saying why", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        { id: "wait", type: "WAIT", duration: "P1D", next: "end" },
+        { id: "end", type: "EXIT" },
+      ]);
+      const profile = await createProfile({});
+      await enter(scenario, [profile]);
+      await worker.runDue();
+      const deleted = await t.request("DELETE", `${PROFILES}/${profile}`);
+      assert.equal(deleted.statusCode, 204, deleted.body);
+      advance(24 * 60 * MINUTE);
+      await worker.runDue();
+      const [run] = await runsOf(scenario.id);
+      assert.equal(run!.status, "CANCELLED");
+      assert.equal(run!.block_id, "wait");
+      assert.match(run!.last_error ?? "", new RegExp(`profile ${profile} was deleted`));
+      assert.equal(run!.entry_key, null);
+      assert.deepEqual(await statistics(scenario), { wait: [1, 0, 0, 1], end: [0, 0, 0, 0] });
+    });
+
+    test("runs of a deactivated scenario go on to their end", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        { id: "wait", type: "WAIT", duration: "PT5M", next: "crm" },
+        {
+          id: "crm",
+          type: "CUSTOM_ACTION",
+          customActionId: actionId,
+          parameters: { campaignId: "1" },
+          next: "end",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      await enter(scenario, [await createProfile({})]);
+      await worker.runDue();
+      await db.query("UPDATE scenarios SET status = 'INACTIVE' WHERE id = $1", [scenario.id]);
+      advance(5 * MINUTE);
+      await worker.runDue();
+      assert.equal((await runsOf(scenario.id))[0]!.status, "FINISHED");
+      assert.equal((await triggersOf(scenario.id)).length, 1);
+    });
+
+    test("a block that keeps failing: retried after a growing backoff, then FAILED; the batch's other runs go on", async () => {
+      const { logger, lines } = capturingLogger();
+      const worker = await startWorker({ logger });
+      const holder = await createProfile({ firstName: "Holder" });
+      const taken = `C-${profileCount}`;
+      const scenario = await createScenario([
+        {
+          id: "steal",
+          type: "FILTER",
+          conditions: [{ attribute: "firstName", operator: "=", value: "Thief" }],
+          next: "write",
+          otherwise: "end",
+        },
+        {
+          id: "write",
+          type: "UPDATE_PROFILE",
+          // Another profile's unique value: capture refuses the write (409), every time.
+          attributes: { customerId: taken },
+          subscriptions: {},
+          segmentations: {},
+          next: "end",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      const thief = await createProfile({ firstName: "Thief" });
+      const honest = await createProfile({ firstName: "Honest" });
+      await enter(scenario, [thief, honest]);
+      const first = await worker.runDue();
+      assert.deepEqual([first.moved, first.failed], [1, 1]);
+      let runs = await runsOf(scenario.id);
+      assert.equal(runs[1]!.status, "FINISHED", "the honest run went on");
+      assert.equal(runs[0]!.status, "RUNNING");
+      assert.equal(runs[0]!.block_id, "steal", "the failed move wrote nothing");
+      assert.equal(runs[0]!.failures, 1);
+      assert.match(runs[0]!.last_error ?? "", new RegExp(`Value '${taken}' of unique attribute`));
+      assert.deepEqual(runs[0]!.due_at, new Date(clock.getTime() + 30_000));
+      const retry = lines.find((l) => l.runId === runs[0]!.id && l.level === 40);
+      assert.ok(retry, "the retry is logged at warn with the run's id");
+      assert.equal(retry.scenarioId, scenario.id);
+
+      for (let failures = 2; failures <= 5; failures++) {
+        advance(29_999 * (failures - 1));
+        assert.equal((await worker.runDue()).taken, 0, "not before its backoff");
+        advance(failures - 1);
+        assert.equal((await worker.runDue()).failed, 1);
+      }
+      runs = await runsOf(scenario.id);
+      assert.equal(runs[0]!.status, "FAILED");
+      assert.equal(runs[0]!.failures, 5);
+      assert.equal(runs[0]!.due_at, null);
+      assert.equal(runs[0]!.entry_key, null, "AFTER_EXIT releases the key of a FAILED run");
+      const given = lines.find((l) => l.runId === runs[0]!.id && l.level === 50);
+      assert.match(String(given?.msg), /failed 5 times at block 'steal' and is given up/);
+      assert.deepEqual(await statistics(scenario), {
+        steal: [2, 0, 1, 1],
+        write: [0, 0, 0, 0],
+        end: [1, 0, 0, 1],
+      });
+      assert.equal(
+        (
+          await db.query(
+            "SELECT 1 FROM records WHERE record_id = $1 AND attributes->>'customerId' = $2",
+            [thief, taken],
+          )
+        ).rowCount,
+        0,
+      );
+      assert.notEqual(holder, thief);
+    });
+
+    describe("API start and re-entry", () => {
+      const waitThenExit: ScenarioBlock[] = [
+        { id: "wait", type: "WAIT", duration: "PT1H", next: "end" },
+        { id: "end", type: "EXIT" },
+      ];
+
+      async function apiStart(scenarioId: string, profileKey: string) {
+        const { rows } = await db.query<{
+          status: "ACTIVE" | "INACTIVE";
+          definition: ScenarioDefinition;
+        }>("SELECT status, definition FROM scenarios WHERE id = $1", [scenarioId]);
+        const table = await findTableById(db, tableId);
+        return startRunByApi(
+          { db, jobSignals: t.database.jobSignals },
+          { id: scenarioId, entityId, status: rows[0]!.status, definition: rows[0]!.definition },
+          table!,
+          profileKey,
+          { apiKeyId: 1, apiKeyName: "admin" },
+          clock,
+        );
+      }
+
+      async function refusal(scenarioId: string, profileKey: string): Promise<Error> {
+        const runs = await runsOf(scenarioId);
+        const error = await apiStart(scenarioId, profileKey).then(
+          () => assert.fail("the start was refused"),
+          (e: Error) => e,
+        );
+        assert.deepEqual(await runsOf(scenarioId), runs, "nothing was written");
+        return error;
+      }
+
+      test("AFTER_EXIT: refused while the profile's run goes on, accepted once it ended", async () => {
+        const worker = await startWorker();
+        const scenario = await createScenario(waitThenExit, { reentry: "AFTER_EXIT" });
+        const profile = await createProfile({});
+        const run = await apiStart(scenario.id, `customerId=C-${profileCount}`);
+        assert.equal(run.profileId, profile);
+        assert.equal(run.status, "RUNNING");
+        assert.equal(run.blockId, "wait");
+        assert.deepEqual(run.start, { type: "API", apiKeyId: 1, apiKeyName: "admin" });
+        await worker.runDue();
+        const error = await refusal(scenario.id, String(profile));
+        assert.match(
+          error.message,
+          new RegExp(
+            `Scenario '${scenario.id}' cannot start a run: profile ${profile} is already in it: run ${run.id} is WAITING at block 'wait'`,
+          ),
+        );
+        advance(60 * MINUTE);
+        await worker.runDue();
+        const again = await apiStart(scenario.id, String(profile));
+        assert.notEqual(again.id, run.id);
+      });
+
+      test("NEVER: refused after the run ended too", async () => {
+        const worker = await startWorker();
+        const scenario = await createScenario([{ id: "end", type: "EXIT" }], { reentry: "NEVER" });
+        const profile = await createProfile({});
+        const run = await apiStart(scenario.id, String(profile));
+        await worker.runDue();
+        const error = await refusal(scenario.id, String(profile));
+        assert.match(
+          error.message,
+          new RegExp(
+            `already went through it in run ${run.id} \\(FINISHED\\); its re-entry policy NEVER`,
+          ),
+        );
+        assert.deepEqual(
+          (await runsOf(scenario.id)).map((r) => r.entry_key),
+          [`profile:${profile}`],
+        );
+      });
+
+      test("ALWAYS: a profile may be in several runs at once", async () => {
+        const worker = await startWorker();
+        const scenario = await createScenario(waitThenExit, { reentry: "ALWAYS" });
+        const profile = await createProfile({});
+        await apiStart(scenario.id, String(profile));
+        await apiStart(scenario.id, String(profile));
+        await worker.runDue();
+        const runs = await runsOf(scenario.id);
+        assert.deepEqual(
+          runs.map((r) => [r.status, r.entry_key]),
+          [
+            ["WAITING", null],
+            ["WAITING", null],
+          ],
+        );
+      });
+
+      test("refused: an inactive scenario, a start that is not API, an unknown profile, a bad key", async () => {
+        const inactive = await createScenario(waitThenExit, { status: "INACTIVE" });
+        const profile = await createProfile({});
+        assert.match(
+          (await refusal(inactive.id, String(profile))).message,
+          /it is INACTIVE; activate it first/,
+        );
+        const dataEvent = await createScenario(waitThenExit);
+        await db.query(
+          `UPDATE scenarios SET definition = jsonb_set(definition, '{start}', '{"type": "DATA_EVENT", "eventType": "CREATE", "onFields": [], "conditions": {}}') WHERE id = $1`,
+          [dataEvent.id],
+        );
+        assert.match(
+          (await refusal(dataEvent.id, String(profile))).message,
+          /its start is DATA_EVENT, which starts runs by itself/,
+        );
+        const active = await createScenario(waitThenExit);
+        const unknown = (await refusal(active.id, "customerId=nobody")) as Error & { code: string };
+        assert.equal(unknown.code, "HERALD_PROFILE_NOT_FOUND");
+        const bad = (await refusal(active.id, "tier=Gold")) as Error & { code: string };
+        assert.equal(bad.code, "HERALD_INVALID_PROFILE_KEY");
+      });
+    });
+
+    test("statistics and the runs list with its filters", async () => {
+      const worker = await startWorker();
+      const scenario = await createScenario([
+        {
+          id: "gold",
+          type: "FILTER",
+          conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
+          next: "wait",
+        },
+        { id: "wait", type: "WAIT", duration: "PT1H", next: "end" },
+        { id: "end", type: "EXIT" },
+      ]);
+      const golds = [await createProfile({ tier: "Gold" }), await createProfile({ tier: "Gold" })];
+      const silver = await createProfile({ tier: "Silver" });
+      await enter(scenario, [...golds, silver]);
+      await worker.runDue();
+      assert.deepEqual(await statistics(scenario), {
+        gold: [3, 0, 2, 1],
+        wait: [2, 2, 0, 0],
+        end: [0, 0, 0, 0],
+      });
+      const all = await listRuns(db, scenario.id, { page: 0, pageSize: 2 });
+      assert.equal(all.total, 3);
+      assert.deepEqual(
+        all.runs.map((r) => r.profileId),
+        [silver, golds[1]],
+        "latest first",
+      );
+      const waiting = await listRuns(db, scenario.id, { status: "WAITING", page: 0, pageSize: 10 });
+      assert.deepEqual(waiting.runs.map((r) => r.profileId).sort(), [...golds].sort());
+      const one = await listRuns(db, scenario.id, { profileId: silver, page: 0, pageSize: 10 });
+      assert.deepEqual(
+        one.runs.map((r) => r.status),
+        ["FINISHED"],
+      );
+      const none = await listRuns(db, scenario.id, {
+        profileId: silver,
+        status: "WAITING",
+        page: 0,
+        pageSize: 10,
+      });
+      assert.deepEqual([none.runs, none.total], [[], 0]);
+    });
+
+    test("a WAIT outlives its worker: a new worker moves the run on at its end", async () => {
+      const first = await startWorker({ name: "first" });
+      const scenario = await createScenario([
+        { id: "wait", type: "WAIT", duration: "PT2H", next: "crm" },
+        {
+          id: "crm",
+          type: "CUSTOM_ACTION",
+          customActionId: actionId,
+          parameters: { campaignId: "restart" },
+          next: "end",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      await enter(scenario, [await createProfile({}), await createProfile({})]);
+      await first.runDue();
+      await first.stop();
+      advance(2 * 60 * MINUTE);
+      const second = await startWorker({ name: "second" });
+      await second.runDue();
+      const runs = await runsOf(scenario.id);
+      assert.deepEqual(
+        runs.map((r) => r.status),
+        ["FINISHED", "FINISHED"],
+      );
+      const triggers = await triggersOf(scenario.id);
+      assert.deepEqual(
+        triggers.map((e) => e.state["scenario.runId"]).sort(),
+        runs.map((r) => r.id).sort(),
+      );
+    });
+
+    test(
+      "two workers, each on a pool of its own, share 1,000 due runs: each run's TRIGGER once",
+      {
+        skip: backend === "pglite" ? "the embedded database is one process's" : false,
+      },
+      async () => {
+        const scenario = await createScenario([
+          {
+            id: "crm",
+            type: "CUSTOM_ACTION",
+            customActionId: actionId,
+            parameters: { campaignId: "shared" },
+            next: "end",
+          },
+          { id: "end", type: "EXIT" },
+        ]);
+        const { rows } = await db.query<{ record_id: number }>(
+          `INSERT INTO records (table_id, attributes, subscriptions, segments)
+         SELECT $1, jsonb_build_object('firstName', 'P' || g), '{}', '{}'
+           FROM generate_series(1, 1000) AS g
+         RETURNING record_id`,
+          [tableId],
+        );
+        const a = await startWorker({ db: await t.database.connect(4), batchSize: 50, name: "a" });
+        const b = await startWorker({ db: await t.database.connect(4), batchSize: 50, name: "b" });
+        // Their first looks (at start) are over before the runs are due.
+        await Promise.all([a.runDue(), b.runDue()]);
+        const profiles = rows.map((r) => r.record_id);
+        assert.equal(await enter(scenario, profiles), 1000);
+        const [byA, byB] = await Promise.all([a.runDue(), b.runDue()]);
+        assert.equal(byA.moved + byB.moved, 1000);
+        assert.ok(byA.moved > 0 && byB.moved > 0, `both took runs (${byA.moved}, ${byB.moved})`);
+        const runs = await runsOf(scenario.id);
+        assert.equal(runs.filter((r) => r.status === "FINISHED").length, 1000);
+        const { rows: counted } = await db.query<{ run_id: string; n: number }>(
+          `SELECT state->>'scenario.runId' AS run_id, count(*)::int AS n FROM change_events
+          WHERE source = 'CUSTOM_ACTION' AND state->>'scenario.id' = $1 GROUP BY 1`,
+          [scenario.id],
+        );
+        assert.equal(counted.length, 1000);
+        assert.ok(
+          counted.every((c) => c.n === 1),
+          "no run triggered twice",
+        );
+        assert.deepEqual(await statistics(scenario), {
+          crm: [1000, 0, 1000, 0],
+          end: [1000, 0, 0, 1000],
+        });
+      },
+    );
+  });
+}
