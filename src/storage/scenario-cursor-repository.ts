@@ -147,9 +147,12 @@ export interface DateStartScenario {
 }
 
 /**
- * The scenario of a DATE schedule when it is ACTIVE with a DATE start, locked FOR SHARE until the
- * scheduler's transaction ends (a deactivation waits for the day's runs, and then sees them);
- * undefined otherwise.
+ * The scenario of a DATE schedule when it is ACTIVE with a DATE start; undefined otherwise. Read
+ * without a lock: the scheduler's transaction holds the schedule's row, which a deactivation
+ * removes after it updated the scenario, so a deactivation that commits first leaves no schedule to
+ * claim, and one that runs meanwhile waits for this transaction's runs and then sees them (to
+ * cancel them, when asked). Locking the scenario here as well would take the two rows in the
+ * opposite order to the deactivation's: a deadlock.
  */
 export async function findDateStartScenario(
   tx: Queryable,
@@ -159,8 +162,7 @@ export async function findDateStartScenario(
   const { rows } = await tx.query<Omit<HeldRow, "log_cursor">>(
     `SELECT s.id::text AS id, s.entity_id, s.table_id, s.definition FROM scenarios s
       WHERE s.id = $1 AND s.entity_id = $2 AND s.status = 'ACTIVE'
-        AND s.definition -> 'start' ->> 'type' = 'DATE'
-        FOR SHARE`,
+        AND s.definition -> 'start' ->> 'type' = 'DATE'`,
     [scenarioId, entityId],
   );
   const row = rows[0];
