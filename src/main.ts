@@ -29,6 +29,9 @@ import { startScheduler } from "./jobs/scheduler.js";
 import { etlScheduleHandler, fileSyncScheduleHandler } from "./jobs/etl-launch.js";
 import { startFileSyncWorker } from "./jobs/file-sync-worker.js";
 import { exportScheduleHandler, startExportWorker } from "./jobs/export-worker.js";
+import { startScenarioRunWorker } from "./jobs/scenarios/run-worker.js";
+import { scenarioScheduleHandler } from "./jobs/scenarios/start-schedule.js";
+import { startScenarioStarter } from "./jobs/scenarios/start-worker.js";
 import { startTableDeletionWorker } from "./jobs/table-deletion-worker.js";
 
 export interface RunningHerald {
@@ -87,7 +90,8 @@ export async function startHerald(
     services.push(await startTableDeletionWorker({ db, logSignals, jobSignals, logger, config }));
     // Schedules (SPEC §7): every worker looks for due ones; each due time starts one run across
     // processes. Each kind's handler creates its run's job row: file synchronisations, ETLs and
-    // exports add theirs here (FILE_SYNCHRONIZATION, ETL, EXPORT); a kind without one waits.
+    // exports add theirs here (FILE_SYNCHRONIZATION, ETL, EXPORT), and a scenario's DATE start the
+    // day's runs (SCENARIO); a kind without one waits.
     services.push(
       await startScheduler({
         db,
@@ -97,6 +101,7 @@ export async function startHerald(
           FILE_SYNCHRONIZATION: fileSyncScheduleHandler,
           ETL: etlScheduleHandler,
           EXPORT: exportScheduleHandler,
+          SCENARIO: scenarioScheduleHandler({ logger: logger.child({ component: "scenarios" }) }),
         },
       }),
     );
@@ -106,6 +111,11 @@ export async function startHerald(
     );
     // Exports (SPEC §7.3): executions are jobs; a destination reference receives a copy.
     services.push(await startExportWorker({ db, logSignals, jobSignals, logger, config, secrets }));
+    // Scenarios (SPEC §7.4): every worker moves the runs that are due, and starts the runs of the
+    // ACTIVE scenarios it holds the lease of from the change log. The starter comes after the run
+    // worker so that it stops first: no run starts while the run worker hands its batch back.
+    services.push(await startScenarioRunWorker({ db, logSignals, jobSignals, logger, config }));
+    services.push(await startScenarioStarter({ db, logSignals, jobSignals, logger, config }));
     // Pruning is idempotent and each run takes an advisory lock, so every worker may host it.
     services.push(
       await startHousekeeping({
