@@ -87,6 +87,16 @@ export function customActionIdsOf(definition: Pick<ScenarioDefinition, "blocks">
   return [...new Set(ids)];
 }
 
+/** A definition in the form a request gives it (and an answer shows it). */
+export interface ScenarioBody {
+  name: string;
+  profileTable: string;
+  profileTableId: string;
+  reentry: Reentry;
+  start: ScenarioStart;
+  blocks: Record<string, unknown>[];
+}
+
 /**
  * The stored definition as a body again: what the API answers (with `naming`: the table and the
  * custom actions by name beside their ids), and what activation parses anew (without: by id) to
@@ -95,7 +105,7 @@ export function customActionIdsOf(definition: Pick<ScenarioDefinition, "blocks">
 export function scenarioBody(
   definition: ScenarioDefinition,
   naming?: { tableName: string; customActionName: (id: string) => string | undefined },
-): Record<string, unknown> {
+): ScenarioBody {
   const blocks = definition.blocks.map((block): Record<string, unknown> => {
     if (block.type !== "CUSTOM_ACTION") return blockInOrder(block);
     const { customActionId, ...rest } = block;

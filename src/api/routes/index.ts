@@ -15,6 +15,7 @@ import profileRoutes from "./profile-routes.js";
 import profileTableRoutes from "./profile-table-routes.js";
 import profileV5Routes from "./profile-v5-routes.js";
 import recordRoutes from "./record-routes.js";
+import scenarioRoutes from "./scenario-routes.js";
 import subscriptionRoutes from "./subscription-routes.js";
 import v4TableStructureRoutes from "./v4-table-structure-routes.js";
 import type { RouteModule } from "./route-module.js";
@@ -38,4 +39,5 @@ export const ROUTE_MODULES: RouteModule[] = [
   exportRoutes,
   fileReferenceRoutes,
   customActionRoutes,
+  scenarioRoutes,
 ];
