@@ -8,6 +8,7 @@ import entitiesPage from "./entities.js";
 import exportsPage from "./exports.js";
 import filesPage from "./files.js";
 import importsPage from "./imports.js";
+import scenariosPage from "./scenarios.js";
 import subscriptionsPage from "./subscriptions.js";
 import tablesPage from "./tables.js";
 
@@ -18,5 +19,6 @@ export const CONSOLE_PAGES: ConsolePage[] = [
   importsPage,
   filesPage,
   exportsPage,
+  scenariosPage,
   changeLogPage,
 ];
