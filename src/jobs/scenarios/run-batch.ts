@@ -22,7 +22,7 @@ import { checkActionParameters, renderActionParameters } from "../../domain/cust
 import type { DataTable } from "../../domain/data-table.js";
 import type { RunStatus, ScenarioBlock } from "../../domain/scenario.js";
 import { entryKeyAfterEnd } from "../../domain/scenario.js";
-import type { BlockEffect } from "../../domain/scenario-steps.js";
+import type { BlockEffect, CustomActionBlock } from "../../domain/scenario-steps.js";
 import { MAX_BLOCKS_PER_MOVE, runBlock } from "../../domain/scenario-steps.js";
 import { appendChangeEvents } from "../../storage/change-event-repository.js";
 import { findCustomAction } from "../../storage/custom-action-repository.js";
@@ -88,6 +88,12 @@ export async function moveRunBatch(
   return { moved: states.length, triggers: batch.triggers, profileWrites: batch.profileWrites };
 }
 
+/** What every run of a CUSTOM_ACTION block triggers. */
+interface BlockTrigger {
+  action: CustomAction;
+  parameters: Record<string, string>;
+}
+
 /** Why a run cannot go on, once the block it is in cannot do its work any more. */
 class RunCancelled extends Error {}
 
@@ -97,8 +103,8 @@ class RunBatch {
   private profiles = new Map<number, StoredRecord>();
   /** By table id; null: the table is gone. */
   private readonly tables = new Map<string, DataTable | null>();
-  /** By entity and action id; null: the action is gone. */
-  private readonly actions = new Map<string, CustomAction | null>();
+  /** By scenario and block id. */
+  private readonly blockTriggers = new Map<string, BlockTrigger | string>();
   private readonly blockCounts = new Map<string, BlockCountChange>();
   private pending: NewChangeEvent[] = [];
   triggers = 0;
@@ -239,24 +245,15 @@ class RunBatch {
     const table = await this.tableOf(scenario.tableId);
     if (!table) throw new RunCancelled(`the scenario's profile table was deleted`);
     if (effect.kind === "TRIGGER") {
-      const block = effect.block;
-      const action = await this.actionOf(scenario.entityId, block.customActionId);
-      if (!action)
-        throw new RunCancelled(
-          `custom action ${block.customActionId} of block '${block.id}' no longer exists`,
-        );
-      const problems = checkActionParameters(action, block.parameters, "parameters");
-      if (problems.length > 0)
-        throw new RunCancelled(
-          `the parameters of block '${block.id}' no longer suit custom action '${action.name}': ${problems.map((p) => `${p.path} ${p.message}`).join("; ")}`,
-        );
+      const trigger = await this.triggerOf(scenario, effect.block);
+      if (typeof trigger === "string") throw new RunCancelled(trigger);
       this.pending.push(
         customActionTriggerEvent({
-          action,
+          action: trigger.action,
           entityName: scenario.entityName,
           table,
           profile,
-          parameters: renderActionParameters(action, block.parameters),
+          parameters: trigger.parameters,
           run: { scenarioId: scenario.id, runId: run.id },
           origin,
         }),
@@ -301,11 +298,27 @@ class RunBatch {
     return this.tables.get(tableId) ?? undefined;
   }
 
-  private async actionOf(entityId: number, actionId: string): Promise<CustomAction | undefined> {
-    const key = `${entityId}\u0000${actionId}`;
-    if (!this.actions.has(key))
-      this.actions.set(key, (await findCustomAction(this.tx, entityId, actionId)) ?? null);
-    return this.actions.get(key) ?? undefined;
+  /**
+   * The action of a CUSTOM_ACTION block and its parameters rendered, the same for every run of the
+   * block (worked out once a batch); or why the block cannot trigger it any more.
+   */
+  private async triggerOf(
+    scenario: RunScenario,
+    block: CustomActionBlock,
+  ): Promise<BlockTrigger | string> {
+    const key = `${scenario.id}\u0000${block.id}`;
+    let trigger = this.blockTriggers.get(key);
+    if (trigger === undefined) {
+      const action = await findCustomAction(this.tx, scenario.entityId, block.customActionId);
+      const problems = action ? checkActionParameters(action, block.parameters, "parameters") : [];
+      trigger = !action
+        ? `custom action ${block.customActionId} of block '${block.id}' no longer exists`
+        : problems.length > 0
+          ? `the parameters of block '${block.id}' no longer suit custom action '${action.name}': ${problems.map((p) => `${p.path} ${p.message}`).join("; ")}`
+          : { action, parameters: renderActionParameters(action, block.parameters) };
+      this.blockTriggers.set(key, trigger);
+    }
+    return trigger;
   }
 
   private count(scenarioId: string, blockId: string, what: "entered" | "passed" | "exited"): void {
