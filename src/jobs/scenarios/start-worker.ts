@@ -143,7 +143,8 @@ export async function startScenarioStarter(
     return done;
   }
 
-  async function renewAndClaim(): Promise<void> {
+  /** Renews the leases: stops following what is no longer this worker's, follows what is. */
+  async function renew(): Promise<void> {
     const renewed = await renewScenarioLeases(db, workerId, leaseMs);
     const kept = new Set(renewed.map((held) => held.id));
     for (const id of [...followers.keys()])
@@ -159,6 +160,10 @@ export async function startScenarioStarter(
         void drop(held.id, "its definition changed; it is followed again from its cursor");
       }
     }
+  }
+
+  /** Claims the free leases of ACTIVE scenarios (new activations, or a gone worker's). */
+  async function claim(): Promise<void> {
     if (stopping) return;
     const room = defaults.maxScenarios - followers.size - dropping.size;
     const claimed = await claimScenarioLeases(db, workerId, leaseMs, room, takeOver);
@@ -172,10 +177,16 @@ export async function startScenarioStarter(
       );
   }
 
+  /**
+   * One look at a time: a renewal and a claim, or (woken by a job created somewhere) a claim only,
+   * which touches free leases alone and so never waits for this worker's own cursor moves.
+   */
   let ticking: Promise<void> | undefined;
   let tickAgain = false;
-  function tick(): void {
+  let renewDue = false;
+  function tick(withRenewal = true): void {
     if (stopping) return;
+    if (withRenewal) renewDue = true;
     if (ticking) {
       tickAgain = true;
       return;
@@ -184,7 +195,11 @@ export async function startScenarioStarter(
       do {
         tickAgain = false;
         try {
-          await renewAndClaim();
+          if (renewDue) {
+            renewDue = false;
+            await renew();
+          }
+          await claim();
           outage.succeeded();
         } catch (error) {
           if (stopping) break;
@@ -205,7 +220,7 @@ export async function startScenarioStarter(
     jobsTimer = setTimeout(() => {
       jobsTimer = undefined;
       lastJobsLook = Date.now();
-      tick();
+      tick(false);
     }, wait);
     jobsTimer.unref();
   }
@@ -240,7 +255,7 @@ export async function startScenarioStarter(
   }
 
   tick();
-  const renewTimer = setInterval(tick, renewMs);
+  const renewTimer = setInterval(() => tick(), renewMs);
   renewTimer.unref();
   const pollTimer = setInterval(() => {
     for (const follower of followers.values()) follower.poke();
