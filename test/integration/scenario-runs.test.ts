@@ -15,14 +15,11 @@ import { after, afterEach, before, describe, test } from "node:test";
 import pino from "pino";
 import type { ScenarioBlock, ScenarioDefinition } from "../../src/domain/scenario.js";
 import { entryKey, firstBlock } from "../../src/domain/scenario.js";
-import { startRunByApi } from "../../src/jobs/scenarios/api-start.js";
 import type { ScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
 import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
-import { findTableById } from "../../src/storage/data-table-repository.js";
 import type { Database } from "../../src/storage/database.js";
 import { JobSignals } from "../../src/storage/job-signals.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
-import { blockStatistics, listRuns } from "../../src/storage/scenario-run-reads.js";
 import type { NewRun } from "../../src/storage/scenario-run-repository.js";
 import { insertRuns } from "../../src/storage/scenario-run-repository.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
@@ -33,6 +30,7 @@ import { testBackends } from "../helpers/test-database.js";
 
 const PROFILES = `/v5/entities/${TEST_ENTITY}/profile-tables/Customers/profiles`;
 const ACTIONS = `/v5/entities/${TEST_ENTITY}/custom-actions`;
+const SCENARIOS = `/v5/entities/${TEST_ENTITY}/scenarios`;
 const MINUTE = 60_000;
 
 const CUSTOMERS = {
@@ -132,23 +130,50 @@ for (const { backend, skip } of await testBackends()) {
       return response.json<{ profileId: number }>().profileId;
     }
 
-    /** A scenario row as the scenario routes store it; the blocks' first is where runs begin. */
+    /** A scenario created (and activated) through the scenario routes; runs begin at its first block. */
     async function createScenario(
       blocks: ScenarioBlock[],
-      options: { reentry?: ScenarioDefinition["reentry"]; status?: "ACTIVE" | "INACTIVE" } = {},
+      options: {
+        reentry?: ScenarioDefinition["reentry"];
+        status?: "ACTIVE" | "INACTIVE";
+        start?: Record<string, unknown>;
+      } = {},
+    ): Promise<{ id: string; definition: ScenarioDefinition }> {
+      const created = await t.request("POST", SCENARIOS, {
+        name: `scenario-${Math.random().toString(36).slice(2)}`,
+        profileTable: "Customers",
+        reentry: options.reentry ?? "AFTER_EXIT",
+        start: options.start ?? { type: "API" },
+        blocks,
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const id = created.json<{ id: string }>().id;
+      if ((options.status ?? "ACTIVE") === "ACTIVE") {
+        const activated = await t.request("POST", `${SCENARIOS}/${id}/activate`);
+        assert.equal(activated.statusCode, 200, activated.body);
+      }
+      const { rows } = await db.query<{ definition: ScenarioDefinition }>(
+        "SELECT definition FROM scenarios WHERE id = $1",
+        [id],
+      );
+      return { id, definition: rows[0]!.definition };
+    }
+
+    /** A scenario row written with SQL, as the routes would store it, bypassing their checks. */
+    async function storeScenario(
+      blocks: ScenarioBlock[],
     ): Promise<{ id: string; definition: ScenarioDefinition }> {
       const definition: ScenarioDefinition = {
-        name: `scenario-${Math.random().toString(36).slice(2)}`,
+        name: `stored-${Math.random().toString(36).slice(2)}`,
         tableId,
-        reentry: options.reentry ?? "AFTER_EXIT",
+        reentry: "AFTER_EXIT",
         start: { type: "API" },
         blocks,
       };
-      const status = options.status ?? "ACTIVE";
       const { rows } = await db.query<{ id: string }>(
         `INSERT INTO scenarios (entity_id, name, table_id, definition, status, activated_at)
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'ACTIVE' THEN now() END) RETURNING id::text AS id`,
-        [entityId, definition.name, tableId, JSON.stringify(definition), status],
+         VALUES ($1, $2, $3, $4, 'ACTIVE', now()) RETURNING id::text AS id`,
+        [entityId, definition.name, tableId, JSON.stringify(definition)],
       );
       return { id: rows[0]!.id, definition };
     }
@@ -192,10 +217,17 @@ for (const { backend, skip } of await testBackends()) {
     const triggersOf = (scenarioId: string) =>
       eventsOf("source = 'CUSTOM_ACTION' AND state->>'scenario.id' = $1", [scenarioId]);
 
-    async function statistics(scenario: { id: string; definition: ScenarioDefinition }) {
-      const blocks = await blockStatistics(db, scenario.id, scenario.definition.blocks);
+    /** GET …/statistics, as block id → [entered, waiting, passed, left]. */
+    async function statistics(scenario: { id: string }) {
+      const response = await t.request("GET", `${SCENARIOS}/${scenario.id}/statistics`);
+      assert.equal(response.statusCode, 200, response.body);
+      const body = response.json<{
+        scenarioId: string;
+        blocks: { id: string; entered: number; waiting: number; passed: number; left: number }[];
+      }>();
+      assert.equal(body.scenarioId, scenario.id);
       return Object.fromEntries(
-        blocks.map((b) => [b.blockId, [b.entered, b.waiting, b.passed, b.left]]),
+        body.blocks.map((b) => [b.id, [b.entered, b.waiting, b.passed, b.left]]),
       );
     }
 
@@ -542,7 +574,9 @@ for (const { backend, skip } of await testBackends()) {
       ]);
       await enter(scenario, [await createProfile({})]);
       await worker.runDue();
-      await db.query("UPDATE scenarios SET status = 'INACTIVE' WHERE id = $1", [scenario.id]);
+      const deactivated = await t.request("POST", `${SCENARIOS}/${scenario.id}/deactivate`, {});
+      assert.equal(deactivated.statusCode, 200, deactivated.body);
+      assert.equal(deactivated.json<{ status: string }>().status, "INACTIVE");
       advance(5 * MINUTE);
       await worker.runDue();
       assert.equal((await runsOf(scenario.id))[0]!.status, "FINISHED");
@@ -554,7 +588,10 @@ for (const { backend, skip } of await testBackends()) {
       const worker = await startWorker({ logger });
       const holder = await createProfile({ firstName: "Holder" });
       const taken = `C-${profileCount}`;
-      const scenario = await createScenario([
+      // The routes refuse to save a block that writes one value to a unique attribute for every
+      // run; stored as if they had not, it is a block that can never succeed, which the engine must
+      // still not stall on.
+      const scenario = await storeScenario([
         {
           id: "steal",
           type: "FILTER",
@@ -625,28 +662,43 @@ for (const { backend, skip } of await testBackends()) {
         { id: "end", type: "EXIT" },
       ];
 
-      async function apiStart(scenarioId: string, profileKey: string) {
-        const { rows } = await db.query<{
-          status: "ACTIVE" | "INACTIVE";
-          definition: ScenarioDefinition;
-        }>("SELECT status, definition FROM scenarios WHERE id = $1", [scenarioId]);
-        const table = await findTableById(db, tableId);
-        return startRunByApi(
-          { db, jobSignals: t.database.jobSignals },
-          { id: scenarioId, entityId, status: rows[0]!.status, definition: rows[0]!.definition },
-          table!,
-          profileKey,
-          { apiKeyId: 1, apiKeyName: "admin" },
-          clock,
-        );
+      interface RunJson {
+        id: string;
+        profileId: number;
+        status: string;
+        blockId: string;
+        dueAt: string | null;
+        start: Record<string, unknown>;
+        details?: { path: string }[];
+        _links: Record<string, { href: string }>;
       }
 
-      async function refusal(scenarioId: string, profileKey: string): Promise<Error> {
+      async function apiStart(scenarioId: string, profileKey: unknown): Promise<RunJson> {
+        const response = await t.request("POST", `${SCENARIOS}/${scenarioId}/start`, {
+          profileKey,
+        });
+        assert.equal(response.statusCode, 202, response.body);
+        const run = response.json<RunJson>();
+        assert.equal(response.headers.location, `${SCENARIOS}/${scenarioId}/runs/${run.id}`);
+        return run;
+      }
+
+      /** A refused start: its status and code, and not one run written. */
+      async function refusal(
+        scenarioId: string,
+        body: unknown,
+        status: number,
+        code: string,
+      ): Promise<{ message: string; details: { path: string; message: string }[] }> {
         const runs = await runsOf(scenarioId);
-        const error = await apiStart(scenarioId, profileKey).then(
-          () => assert.fail("the start was refused"),
-          (e: Error) => e,
-        );
+        const response = await t.request("POST", `${SCENARIOS}/${scenarioId}/start`, body);
+        assert.equal(response.statusCode, status, response.body);
+        const error = response.json<{
+          code: string;
+          message: string;
+          details: { path: string; message: string }[];
+        }>();
+        assert.equal(error.code, code, response.body);
         assert.deepEqual(await runsOf(scenarioId), runs, "nothing was written");
         return error;
       }
@@ -660,14 +712,25 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(run.status, "RUNNING");
         assert.equal(run.blockId, "wait");
         assert.deepEqual(run.start, { type: "API", apiKeyId: 1, apiKeyName: "admin" });
+        assert.deepEqual(run._links, {
+          self: { href: `${SCENARIOS}/${scenario.id}/runs/${run.id}` },
+          scenario: { href: `${SCENARIOS}/${scenario.id}` },
+          profile: {
+            href: `/v5/entities/${TEST_ENTITY}/profile-tables/${tableId}/profiles/${profile}`,
+          },
+        });
         await worker.runDue();
-        const error = await refusal(scenario.id, String(profile));
-        assert.match(
-          error.message,
-          new RegExp(
-            `Scenario '${scenario.id}' cannot start a run: profile ${profile} is already in it: run ${run.id} is WAITING at block 'wait'`,
-          ),
+        const error = await refusal(
+          scenario.id,
+          { profileKey: profile },
+          409,
+          "HERALD_SCENARIO_NOT_STARTABLE",
         );
+        assert.equal(
+          error.message,
+          `Scenario '${scenario.id}' cannot start a run: profile ${profile} is already in it: run ${run.id} is WAITING at block 'wait'; its re-entry policy AFTER_EXIT lets the profile in again once that run has ended`,
+        );
+        assert.equal(error.details[0]?.path, "profileKey");
         advance(60 * MINUTE);
         await worker.runDue();
         const again = await apiStart(scenario.id, String(profile));
@@ -680,7 +743,12 @@ for (const { backend, skip } of await testBackends()) {
         const profile = await createProfile({});
         const run = await apiStart(scenario.id, String(profile));
         await worker.runDue();
-        const error = await refusal(scenario.id, String(profile));
+        const error = await refusal(
+          scenario.id,
+          { profileKey: String(profile) },
+          409,
+          "HERALD_SCENARIO_NOT_STARTABLE",
+        );
         assert.match(
           error.message,
           new RegExp(
@@ -710,27 +778,46 @@ for (const { backend, skip } of await testBackends()) {
         );
       });
 
-      test("refused: an inactive scenario, a start that is not API, an unknown profile, a bad key", async () => {
+      test("refused: an inactive scenario, a start that is not API, an unknown profile, a bad key, no key", async () => {
         const inactive = await createScenario(waitThenExit, { status: "INACTIVE" });
         const profile = await createProfile({});
+        const body = { profileKey: String(profile) };
+        const notStartable = "HERALD_SCENARIO_NOT_STARTABLE";
         assert.match(
-          (await refusal(inactive.id, String(profile))).message,
+          (await refusal(inactive.id, body, 409, notStartable)).message,
           /it is INACTIVE; activate it first/,
         );
-        const dataEvent = await createScenario(waitThenExit);
-        await db.query(
-          `UPDATE scenarios SET definition = jsonb_set(definition, '{start}', '{"type": "DATA_EVENT", "eventType": "CREATE", "onFields": [], "conditions": {}}') WHERE id = $1`,
-          [dataEvent.id],
-        );
+        const dataEvent = await createScenario(waitThenExit, {
+          start: { type: "DATA_EVENT", eventType: "CREATE" },
+        });
         assert.match(
-          (await refusal(dataEvent.id, String(profile))).message,
+          (await refusal(dataEvent.id, body, 409, notStartable)).message,
           /its start is DATA_EVENT, which starts runs by itself/,
         );
         const active = await createScenario(waitThenExit);
-        const unknown = (await refusal(active.id, "customerId=nobody")) as Error & { code: string };
-        assert.equal(unknown.code, "HERALD_PROFILE_NOT_FOUND");
-        const bad = (await refusal(active.id, "tier=Gold")) as Error & { code: string };
-        assert.equal(bad.code, "HERALD_INVALID_PROFILE_KEY");
+        await refusal(
+          active.id,
+          { profileKey: "customerId=nobody" },
+          404,
+          "HERALD_PROFILE_NOT_FOUND",
+        );
+        await refusal(active.id, { profileKey: "tier=Gold" }, 400, "HERALD_INVALID_PROFILE_KEY");
+        const missing = await refusal(active.id, { key: "1" }, 400, "HERALD_VALIDATION");
+        assert.equal(missing.details[0]?.path, "profileKey");
+        await refusal("999999", body, 404, "HERALD_SCENARIO_NOT_FOUND");
+        // An unknown key is ignored, and said so.
+        const run = await apiStart(active.id, String(profile));
+        assert.equal(run.details, undefined);
+        const other = await createProfile({});
+        const response = await t.request("POST", `${SCENARIOS}/${active.id}/start`, {
+          profileKey: other,
+          note: "x",
+        });
+        assert.equal(response.statusCode, 202, response.body);
+        assert.deepEqual(
+          response.json<RunJson>().details?.map((d) => d.path),
+          ["note"],
+        );
       });
     });
 
@@ -755,27 +842,67 @@ for (const { backend, skip } of await testBackends()) {
         wait: [2, 2, 0, 0],
         end: [0, 0, 0, 0],
       });
-      const all = await listRuns(db, scenario.id, { page: 0, pageSize: 2 });
-      assert.equal(all.total, 3);
+      const list = async (query: string) => {
+        const response = await t.request("GET", `${SCENARIOS}/${scenario.id}/runs${query}`);
+        assert.equal(response.statusCode, 200, response.body);
+        return response.json<{
+          runs: { id: string; profileId: number; status: string; blockId: string }[];
+          page: number;
+          pageSize: number;
+          totalElements: number;
+        }>();
+      };
+      const all = await list("?pageSize=2");
+      assert.deepEqual([all.page, all.pageSize, all.totalElements], [0, 2, 3]);
       assert.deepEqual(
         all.runs.map((r) => r.profileId),
         [silver, golds[1]],
         "latest first",
       );
-      const waiting = await listRuns(db, scenario.id, { status: "WAITING", page: 0, pageSize: 10 });
-      assert.deepEqual(waiting.runs.map((r) => r.profileId).sort(), [...golds].sort());
-      const one = await listRuns(db, scenario.id, { profileId: silver, page: 0, pageSize: 10 });
       assert.deepEqual(
-        one.runs.map((r) => r.status),
-        ["FINISHED"],
+        (await list("?pageSize=2&page=1")).runs.map((r) => r.profileId),
+        [golds[0]],
       );
-      const none = await listRuns(db, scenario.id, {
-        profileId: silver,
-        status: "WAITING",
-        page: 0,
-        pageSize: 10,
-      });
-      assert.deepEqual([none.runs, none.total], [[], 0]);
+      const waiting = await list("?status=WAITING");
+      assert.deepEqual(waiting.runs.map((r) => r.profileId).sort(), [...golds].sort());
+      const byKey = await list(`?profileKey=customerId=C-${profileCount}`);
+      assert.deepEqual(
+        byKey.runs.map((r) => [r.profileId, r.status, r.blockId]),
+        [[silver, "FINISHED", "gold"]],
+      );
+      assert.deepEqual((await list(`?profileKey=${silver}`)).runs, byKey.runs);
+      const none = await list(`?profileKey=${silver}&status=WAITING`);
+      assert.deepEqual([none.runs, none.totalElements], [[], 0]);
+
+      const one = await t.request("GET", `${SCENARIOS}/${scenario.id}/runs/${byKey.runs[0]!.id}`);
+      assert.equal(one.statusCode, 200, one.body);
+      assert.deepEqual(one.json(), byKey.runs[0]);
+      // By name too.
+      const name = (await t.request("GET", `${SCENARIOS}/${scenario.id}`)).json<{ name: string }>()
+        .name;
+      assert.equal((await t.request("GET", `${SCENARIOS}/${name}/statistics`)).statusCode, 200);
+
+      for (const [url, status, code] of [
+        [`${SCENARIOS}/${scenario.id}/runs/999999`, 404, "HERALD_SCENARIO_RUN_NOT_FOUND"],
+        [`${SCENARIOS}/${scenario.id}/runs/x`, 404, "HERALD_SCENARIO_RUN_NOT_FOUND"],
+        [`${SCENARIOS}/nope/runs`, 404, "HERALD_SCENARIO_NOT_FOUND"],
+        [`${SCENARIOS}/nope/statistics`, 404, "HERALD_SCENARIO_NOT_FOUND"],
+        [`${SCENARIOS}/${scenario.id}/runs?status=DONE`, 400, "HERALD_VALIDATION"],
+        [
+          `${SCENARIOS}/${scenario.id}/runs?profileKey=customerId=nobody`,
+          404,
+          "HERALD_PROFILE_NOT_FOUND",
+        ],
+        [
+          `${SCENARIOS}/${scenario.id}/runs?profileKey=tier=Gold`,
+          400,
+          "HERALD_INVALID_PROFILE_KEY",
+        ],
+      ] as const) {
+        const response = await t.request("GET", url);
+        assert.equal(response.statusCode, status, `${url}: ${response.body}`);
+        assert.equal(response.json<{ code: string }>().code, code, url);
+      }
     });
 
     test("a WAIT outlives its worker: a new worker moves the run on at its end", async () => {

@@ -16,6 +16,7 @@ import profileTableRoutes from "./profile-table-routes.js";
 import profileV5Routes from "./profile-v5-routes.js";
 import recordRoutes from "./record-routes.js";
 import scenarioRoutes from "./scenario-routes.js";
+import scenarioRunRoutes from "./scenario-run-routes.js";
 import subscriptionRoutes from "./subscription-routes.js";
 import v4TableStructureRoutes from "./v4-table-structure-routes.js";
 import type { RouteModule } from "./route-module.js";
@@ -40,4 +41,5 @@ export const ROUTE_MODULES: RouteModule[] = [
   fileReferenceRoutes,
   customActionRoutes,
   scenarioRoutes,
+  scenarioRunRoutes,
 ];
