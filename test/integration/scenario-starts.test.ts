@@ -15,6 +15,7 @@ import pino from "pino";
 import type { Reentry, RunStart, ScenarioBlock, ScenarioStart } from "../../src/domain/scenario.js";
 import type { Scheduler } from "../../src/jobs/scheduler.js";
 import { startScheduler } from "../../src/jobs/scheduler.js";
+import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
 import { scenarioScheduleHandler } from "../../src/jobs/scenarios/start-schedule.js";
 import type { ScenarioStarter } from "../../src/jobs/scenarios/start-worker.js";
 import { startScenarioStarter } from "../../src/jobs/scenarios/start-worker.js";
@@ -219,16 +220,6 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(res.statusCode, 200, res.body);
     }
 
-    /** Ends a run as the engine does at an EXIT: the AFTER_EXIT key is given back, NEVER's kept. */
-    async function endRuns(scenarioId: string, reentry: Reentry): Promise<void> {
-      await db.query(
-        `UPDATE scenario_runs SET status = 'FINISHED', due_at = NULL, ended_at = now(),
-                entry_key = CASE WHEN $2 = 'NEVER' THEN entry_key END
-          WHERE scenario_id = $1 AND due_at IS NOT NULL`,
-        [scenarioId, reentry],
-      );
-    }
-
     test("DATA_EVENT CREATE: profiles created after the activation start one run each, those before none", async () => {
       const before = await createProfile();
       const id = await activeScenario("welcome", {
@@ -357,28 +348,52 @@ for (const { backend, skip } of await testBackends()) {
       const never = await activeScenario("never", start, "NEVER");
       const afterExit = await activeScenario("after-exit", start, "AFTER_EXIT");
       const always = await activeScenario("always", start, "ALWAYS");
-      await starter();
-      await updateProfile(p, { points: 1 });
-      await updateProfile(p, { points: 2 });
-      for (const id of [never, afterExit, always]) await caughtUp(id);
-      assert.equal((await runs(never)).length, 1);
-      assert.equal((await runs(afterExit)).length, 1);
-      assert.equal((await runs(always)).length, 2);
-      assert.equal((await runs(never))[0]!.entry_key, `profile:${p}`);
-      // The runs end; the profile changes again.
-      await endRuns(never, "NEVER");
-      await endRuns(afterExit, "AFTER_EXIT");
-      await endRuns(always, "ALWAYS");
-      await updateProfile(p, { points: 3 });
-      for (const id of [never, afterExit, always]) await caughtUp(id);
-      assert.equal((await runs(never)).length, 1, "NEVER: the profile never enters again");
-      assert.equal((await runs(afterExit)).length, 2, "AFTER_EXIT: again once the run ended");
-      assert.equal((await runs(always)).length, 3);
-      const { rows: counts } = await db.query<{ entered: number }>(
-        "SELECT entered FROM scenario_block_counts WHERE scenario_id = $1",
-        [afterExit],
-      );
-      assert.deepEqual(counts, [{ entered: 2 }], "only the runs created are counted");
+      // The engine moves the runs: into their WAIT now, out of it to the EXIT an hour later.
+      const engine = await startScenarioRunWorker({
+        db,
+        logSignals: t.database.logSignals,
+        jobSignals: t.database.jobSignals,
+        logger,
+        config: t.config,
+        now,
+        pollMs: 60_000,
+      });
+      try {
+        await starter();
+        await updateProfile(p, { points: 1 });
+        await updateProfile(p, { points: 2 });
+        for (const id of [never, afterExit, always]) await caughtUp(id);
+        assert.equal((await runs(never)).length, 1);
+        assert.equal((await runs(afterExit)).length, 1);
+        assert.equal((await runs(always)).length, 2);
+        assert.equal((await runs(never))[0]!.entry_key, `profile:${p}`);
+        // While the runs wait, the profile changes again: AFTER_EXIT's run has not ended.
+        await engine.runDue();
+        await updateProfile(p, { points: 3 });
+        for (const id of [never, afterExit, always]) await caughtUp(id);
+        assert.equal((await runs(afterExit)).length, 1, "AFTER_EXIT: not while the run goes on");
+        assert.equal((await runs(always)).length, 3);
+        // An hour later every run reaches its EXIT; the profile changes again.
+        clock = new Date(clock.getTime() + 2 * 3_600_000);
+        await engine.runDue();
+        for (const id of [never, afterExit, always])
+          assert.ok(
+            (await runs(id)).every((r) => r.status === "FINISHED"),
+            "the engine ended the runs",
+          );
+        await updateProfile(p, { points: 4 });
+        for (const id of [never, afterExit, always]) await caughtUp(id);
+        assert.equal((await runs(never)).length, 1, "NEVER: the profile never enters again");
+        assert.equal((await runs(afterExit)).length, 2, "AFTER_EXIT: again once the run ended");
+        assert.equal((await runs(always)).length, 4);
+        const { rows: counts } = await db.query<{ entered: number }>(
+          "SELECT entered FROM scenario_block_counts WHERE scenario_id = $1 AND block_id = 'wait'",
+          [afterExit],
+        );
+        assert.deepEqual(counts, [{ entered: 2 }], "only the runs created are counted");
+      } finally {
+        await engine.stop();
+      }
     });
 
     test("a deactivated scenario starts nothing more, and its lease is given back", async () => {
