@@ -2,12 +2,14 @@
  * Takes due scenario runs and moves them, a batch per transaction (run-batch.ts), and what happens
  * when a batch fails on an unexpected error: its transaction rolled back, so its runs are where they
  * were and nothing of theirs was written. They are then moved one per transaction, so that the
- * runs that can go on do, and a run whose move fails on its own is retried later with a backoff
- * (failures + 1, last_error, due_at pushed back; RUN_FAILURE_POLICY), then given up as FAILED,
- * counted as left in its block. A database that went away is not a run's failure: the error goes up
+ * runs that can go on do (one that lost a race, a deadlock or a table definition changed
+ * meanwhile, is tried again at once), and a run whose move fails on its own is retried later with
+ * a backoff (failures + 1, last_error, due_at pushed back; RUN_FAILURE_POLICY), then given up as
+ * FAILED, counted as left in its block. A database that went away is not a run's failure: the error goes up
  * to the loop, which waits for the database, and the runs stay due.
  */
 import type { Logger } from "pino";
+import { lostToConcurrency, StaleTableDefinition } from "../../capture/write-retry.js";
 import { HeraldError } from "../../domain/errors.js";
 import { entryKeyAfterEnd } from "../../domain/scenario.js";
 import type { FailureOutcome } from "../../domain/scenario-steps.js";
@@ -74,24 +76,39 @@ async function moveOneByOne(
 ): Promise<MoveResult> {
   const total: MoveResult = { ...NOTHING, taken: runs.length };
   for (const { id } of runs) {
-    let run: StoredRun | undefined;
-    try {
-      const result = await context.db.transaction(async (tx) => {
-        run = await claimDueRun(tx, id, now);
-        return run ? moveRunBatch(tx, context, [run], now) : undefined;
-      });
-      if (!result) continue;
-      committed(context, result);
-      total.moved += result.moved;
-      total.triggers += result.triggers;
-      total.profileWrites += result.profileWrites;
-    } catch (error) {
-      if (!run || findUnavailable(error)) throw error;
-      await recordRunFailure(context, run, error, now);
-      total.failed++;
+    for (let attempt = 1; ; attempt++) {
+      let run: StoredRun | undefined;
+      try {
+        const result = await context.db.transaction(async (tx) => {
+          run = await claimDueRun(tx, id, now);
+          return run ? moveRunBatch(tx, context, [run], now) : undefined;
+        });
+        if (result) {
+          committed(context, result);
+          total.moved += result.moved;
+          total.triggers += result.triggers;
+          total.profileWrites += result.profileWrites;
+        }
+        break;
+      } catch (error) {
+        if (!run || findUnavailable(error)) throw error;
+        // A race it may win on another try (a deadlock, a table definition changed meanwhile)
+        // is not the run's failure.
+        if (attempt < RACE_ATTEMPTS && lostRace(error)) continue;
+        await recordRunFailure(context, run, error, now);
+        total.failed++;
+        break;
+      }
     }
   }
   return total;
+}
+
+/** Tries of one run's move that lost a race (see lostRace) before it counts as a failure. */
+const RACE_ATTEMPTS = 3;
+
+function lostRace(error: unknown): boolean {
+  return lostToConcurrency(error) || error instanceof StaleTableDefinition;
 }
 
 /** After a batch committed: wakes this process's sequencer when it appended events. */
