@@ -41,6 +41,11 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<ScenarioM
     summary: "1,000,000-row CSV import with a BULK subscription, against COPY of the same file",
     load: () => import("./import.js"),
   },
+  scenarios: {
+    summary:
+      "100,000 profiles created into a scenario: runs/s beside the capture rate; 10,000 WAITs ending together",
+    load: () => import("./scenarios.js"),
+  },
   peers: {
     summary:
       "the same ONE_BY_ONE workload through Herald, graphile-worker + undici and pg-boss + undici",
