@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import pino from "pino";
 import type { Reentry, RunStart, ScenarioBlock, ScenarioStart } from "../../src/domain/scenario.js";
+import { nextDueAfter } from "../../src/domain/schedule.js";
 import type { Scheduler } from "../../src/jobs/scheduler.js";
 import { startScheduler } from "../../src/jobs/scheduler.js";
 import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
@@ -24,7 +25,6 @@ import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { Database } from "../../src/storage/database.js";
 import { JobSignals } from "../../src/storage/job-signals.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
-import { saveSchedule } from "../../src/storage/schedule-repository.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -87,23 +87,19 @@ for (const { backend, skip } of await testBackends()) {
   describe(`scenario starts on ${backend}`, { skip }, () => {
     let t: TestApp;
     let db: Database;
-    let entityId: number;
-    let tableId: string;
     let sequencer: Sequencer;
     let clock: Date;
     const now = () => clock;
     const starters: ScenarioStarter[] = [];
     const schedulers: Scheduler[] = [];
     let emails = 0;
+    let scenarios = 0;
 
     before(async () => {
       t = await createTestApp(backend);
       db = t.database.db;
       const created = await t.request("POST", "/v5/entities/acme/profile-tables", TABLE);
       assert.equal(created.statusCode, 201, created.body);
-      tableId = created.json().id as string;
-      const entity = await db.query<{ id: number }>("SELECT id FROM entities WHERE name = 'acme'");
-      entityId = entity.rows[0]!.id;
       sequencer = await startSequencer({
         db,
         logSignals: t.database.logSignals,
@@ -162,23 +158,33 @@ for (const { backend, skip } of await testBackends()) {
       return rows[0]?.position ?? 0;
     }
 
+    /** Creates and activates a scenario through the API; its runs wait an hour, then exit. */
+    async function activate(name: string, start: ScenarioStart, reentry: Reentry): Promise<string> {
+      const created = await t.request("POST", "/v5/entities/acme/scenarios", {
+        name: `${name}-${++scenarios}`,
+        profileTable: "Customers",
+        reentry,
+        start,
+        blocks: BLOCKS,
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const id = created.json().id as string;
+      const activated = await t.request("POST", `/v5/entities/acme/scenarios/${id}/activate`);
+      assert.equal(activated.statusCode, 200, activated.body);
+      return id;
+    }
+
     /**
-     * An ACTIVE scenario, as activation leaves it: the cursor at the log's head once every event
-     * written before is stamped. (Inserted as rows: these tests are about what starts runs.)
+     * An ACTIVE scenario whose start reads the log, activated once every event written before is
+     * stamped (the activation puts the cursor at the log's head).
      */
     async function activeScenario(
       name: string,
       start: ScenarioStart,
       reentry: Reentry = "ALWAYS",
     ): Promise<string> {
-      const head = await settled();
-      const definition = { name, tableId, reentry, start, blocks: BLOCKS };
-      const { rows } = await db.query<{ id: string }>(
-        `INSERT INTO scenarios (entity_id, name, table_id, definition, status, activated_at, log_cursor)
-         VALUES ($1, $2, $3, $4, 'ACTIVE', now(), $5) RETURNING id::text AS id`,
-        [entityId, `${name}-${Date.now()}-${Math.random()}`, tableId, definition, head],
-      );
-      return rows[0]!.id;
+      await settled();
+      return activate(name, start, reentry);
     }
 
     /** The scenario's cursor has reached the log's head: every event written so far was read. */
@@ -408,10 +414,8 @@ for (const { backend, skip } of await testBackends()) {
       await caughtUp(id);
       assert.equal((await runs(id)).length, 1);
       assert.deepEqual(s.following(), [id]);
-      await db.query(
-        "UPDATE scenarios SET status = 'INACTIVE', deactivated_at = now() WHERE id = $1",
-        [id],
-      );
+      const off = await t.request("POST", `/v5/entities/acme/scenarios/${id}/deactivate`, {});
+      assert.equal(off.statusCode, 200, off.body);
       await createProfile();
       await createProfile();
       await settled();
@@ -459,6 +463,7 @@ for (const { backend, skip } of await testBackends()) {
     test("DATE: anniversaries on the day of the due time in the start's zone, once per day", async () => {
       // 09:00 in Auckland (UTC+13 in March) is 20:00 UTC the day before: the day is Auckland's.
       const due = new Date("2026-03-14T20:00:00Z");
+      clock = new Date(due.getTime() - 60_000);
       const birthday = await createProfile({ birthDate: "1990-03-15" });
       const sameDay = await createProfile({ birthDate: "2001-03-15" });
       await createProfile({ birthDate: "1990-03-14" }); // the UTC day: not picked
@@ -487,7 +492,6 @@ for (const { backend, skip } of await testBackends()) {
         anniversary: false,
         ...at,
       });
-      clock = new Date(due.getTime() - 60_000);
       const scheduler = await dateScheduler();
       assert.equal(await scheduler.runDue(), 0, "nothing before the due time");
       clock = new Date(due.getTime() + 5_000);
@@ -578,6 +582,7 @@ for (const { backend, skip } of await testBackends()) {
         at: "09:00",
         timezone: "UTC",
       });
+      // A schedule left behind by a scenario no longer ACTIVE (the deactivation removes it).
       await db.query("UPDATE scenarios SET status = 'INACTIVE' WHERE id = $1", [id]);
       const scheduler = await dateScheduler();
       clock = new Date("2026-03-02T09:00:00Z");
@@ -585,42 +590,28 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await runs(id)).length, 0);
     });
 
-    /** An ACTIVE scenario with a DATE start and its daily schedule, as activation saves them. */
+    /**
+     * An ACTIVE scenario with a DATE start. The activation saves its daily schedule from the
+     * system's clock; the tests run the scheduler on theirs, so its first due time is moved to the
+     * first after the test clock.
+     */
     async function dateScenario(
       name: string,
       start: Extract<ScenarioStart, { type: "DATE" }>,
       reentry: Reentry = "ALWAYS",
     ): Promise<string> {
-      const definition = { name, tableId, reentry, start, blocks: BLOCKS };
-      const { rows } = await db.query<{ id: string }>(
-        `INSERT INTO scenarios (entity_id, name, table_id, definition, status, activated_at)
-         VALUES ($1, $2, $3, $4, 'ACTIVE', now()) RETURNING id::text AS id`,
-        [entityId, `${name}-${Date.now()}-${Math.random()}`, tableId, definition],
+      const id = await activate(name, start, reentry);
+      const [hour, minute] = start.at.split(":").map(Number);
+      const schedule = { cron: `${minute} ${hour} * * *`, timezone: start.timezone };
+      const { rowCount } = await db.query(
+        "UPDATE schedules SET next_due_at = $1 WHERE kind = 'SCENARIO' AND owner_id = $2",
+        [nextDueAfter(schedule, clock), id],
       );
-      const id = rows[0]!.id;
-      const [hour, minute] = start.at.split(":");
-      pendingSchedules.push({ id, cron: `${Number(minute)} ${Number(hour)} * * *`, start });
+      assert.equal(rowCount, 1, "the activation saved the DATE start's schedule");
       return id;
     }
-    /** Schedules saved by the next dateScheduler (so every scenario of a test has its own). */
-    const pendingSchedules: {
-      id: string;
-      cron: string;
-      start: Extract<ScenarioStart, { type: "DATE" }>;
-    }[] = [];
 
     async function dateScheduler(): Promise<Scheduler> {
-      for (const s of pendingSchedules.splice(0))
-        await saveSchedule(
-          db,
-          {
-            kind: "SCENARIO",
-            ownerId: s.id,
-            entityId,
-            schedule: { cron: s.cron, timezone: s.start.timezone },
-          },
-          clock,
-        );
       const scheduler = await startScheduler({
         db,
         jobSignals: t.database.jobSignals,
