@@ -16,7 +16,7 @@ import type { Logger } from "pino";
 import { profileState } from "../../capture/change-event-builders.js";
 import { applyToProfile } from "../../capture/profile-writer.js";
 import { enterTableWriteGate } from "../../capture/write-retry.js";
-import type { NewChangeEvent, Origin } from "../../domain/change-event.js";
+import type { AttributeMap, NewChangeEvent, Origin } from "../../domain/change-event.js";
 import type { CustomAction } from "../../domain/custom-action.js";
 import { checkActionParameters, renderActionParameters } from "../../domain/custom-action.js";
 import type { DataTable } from "../../domain/data-table.js";
@@ -101,6 +101,7 @@ class RunBatch {
   private scenarios = new Map<string, RunScenario>();
   private readonly blocks = new Map<string, Map<string, ScenarioBlock>>();
   private profiles = new Map<number, StoredRecord>();
+  private readonly states = new WeakMap<StoredRecord, AttributeMap>();
   /** By table id; null: the table is gone. */
   private readonly tables = new Map<string, DataTable | null>();
   /** By scenario and block id. */
@@ -176,7 +177,7 @@ class RunBatch {
           `profile ${run.profileId} was deleted; the run stopped at block '${blockId}'`,
         );
       const outcome = runBlock(block, {
-        profile: profileState(profile),
+        profile: this.stateOf(profile),
         now: this.now,
         waitOver,
       });
@@ -281,6 +282,16 @@ class RunBatch {
     const written = await findRecordById(this.tx, table.id, profile.recordId);
     if (written) this.profiles.set(written.recordId, written);
     this.profileWrites++;
+  }
+
+  /** The profile as events show it, made once per profile version the batch reads. */
+  private stateOf(profile: StoredRecord): AttributeMap {
+    let state = this.states.get(profile);
+    if (!state) {
+      state = profileState(profile);
+      this.states.set(profile, state);
+    }
+    return state;
   }
 
   private blocksOf(scenario: RunScenario): Map<string, ScenarioBlock> {
