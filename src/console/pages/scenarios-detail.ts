@@ -66,6 +66,8 @@ interface RunFilters {
   page: number;
 }
 
+const NO_FILTER: RunFilters = { status: undefined, profileKey: undefined, page: 0 };
+
 function filtersOf(query: RunQuery): RunFilters {
   const key = query.profileKey?.trim().slice(0, MAX_PROFILE_KEY);
   return {
@@ -252,8 +254,8 @@ function actions(
   return html`<form method="post" action="${href}/deactivate" class="stack">
     ${csrfField(request)}
     <p class="help">
-      Deactivating stops new runs. The ${going} either go on to their end, or end CANCELLED now in
-      the block they are in: choose one.
+      Deactivating stops new runs. The runs going on (the Waiting column below) either go on to
+      their end, or end CANCELLED at once in the block they are in: choose one.
     </p>
     <div class="actions">
       <button type="submit" name="cancelRuns" value="false">
@@ -281,6 +283,10 @@ function statisticsBlock(
     : "";
   type Row = (typeof rows)[number];
   return html`<div id="statistics" ${refresh}>
+    <p class="help">
+      Runs begin at the first block. Entered: runs that reached the block; waiting: runs in it now;
+      passed: runs that went on from it; left: runs that left the scenario in it.
+    </p>
     ${dataTable(
       [
         { label: "Block", cell: (r: Row) => html`<span class="mono">${r.block.id}</span>` },
@@ -293,11 +299,7 @@ function statisticsBlock(
         { label: "Left", numeric: true, cell: (r) => count(r.figures.left) },
       ],
       rows,
-      {
-        empty: "This scenario has no block.",
-        caption:
-          "Runs begin at the first block. Entered: runs that reached the block; waiting: runs in it now; passed: runs that went on from it; left: runs that left the scenario in it.",
-      },
+      { empty: "This scenario has no block." },
     )}
   </div>`;
 }
@@ -335,6 +337,13 @@ function runFilterForm(entity: string, scenario: ScenarioBody, filters: RunFilte
   </form>`;
 }
 
+/** When a run started (and what started it), and when it ended. */
+function runTimes(run: RunBody): SafeHtml {
+  return html`<span class="nowrap">started ${when(run.startedAt)}</span>
+    <span class="help">${runStartText(run.start)}</span>
+    ${run.endedAt ? html`<br /><span class="nowrap">ended ${when(run.endedAt)}</span>` : ""}`;
+}
+
 function blockOf(scenario: ScenarioBody, id: string): BlockBody | undefined {
   return scenario.blocks.find((b) => b.id === id);
 }
@@ -360,9 +369,15 @@ function runsBlock(
             [
               { label: "Run", cell: (r: RunBody) => r.id },
               {
-                label: "Profile",
+                // The console has no profile pages: the link shows this profile's runs.
+                label: "Profile id",
                 cell: (r) =>
-                  html`<span class="mono">${r.profileKey ?? `profileId=${r.profileId}`}</span>`,
+                  html`<a
+                    class="mono"
+                    href="${href}${filterQuery({ ...NO_FILTER, profileKey: `profileId=${r.profileId}` })}"
+                    title="The runs of profile ${r.profileId}"
+                    >${r.profileId}</a
+                  >`,
               },
               { label: "State", cell: (r) => runBadge(r.status) },
               {
@@ -377,13 +392,7 @@ function runsBlock(
               { label: "Due", cell: (r) => (runIsLive(r.status) ? when(r.dueAt) : "—") },
               { label: "Steps", numeric: true, cell: (r) => count(r.steps) },
               { label: "Last error", cell: (r) => r.lastError ?? "" },
-              {
-                label: "Started",
-                cell: (r) =>
-                  html`<span class="nowrap">${when(r.startedAt)}</span>
-                    <span class="help">${runStartText(r.start)}</span>`,
-              },
-              { label: "Ended", cell: (r) => when(r.endedAt) },
+              { label: "Times", cell: (r) => runTimes(r) },
             ],
             list.runs,
             {

@@ -39,9 +39,7 @@ export interface ScenarioList {
 /** One run of `GET …/scenarios/{id}/runs`. */
 export interface RunBody {
   id: string;
-  profileId: number | string;
-  /** The profile's key, when the API gives it. */
-  profileKey?: string | null;
+  profileId: number;
   status: RunStatus;
   blockId: string;
   dueAt: string | null;
