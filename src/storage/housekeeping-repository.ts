@@ -72,7 +72,9 @@ export async function pruneDeliveryAttempts(
  * The highest log position that no live reader still needs: the lowest watermark of every existing
  * subscription (active or not: re-activating resumes from its watermark, SPEC §6), the lowest cursor
  * of every open replay, just below the lowest parked event, the lowest position of an INCREMENTAL
- * export (migration 025: its next execution reads the events above it), and the log head (unstamped events are never candidates). Events at or below
+ * export (migration 025: its next execution reads the events above it), the lowest cursor of an
+ * ACTIVE scenario (migration 027: its starter reads the events above it), and the log head
+ * (unstamped events are never candidates). Events at or below
  * it may go; events above it never. A subscription disabled because its table was deleted
  * (TABLE_DELETED, migration 016) needs nothing more: it passed the table's last events before it
  * was disabled, and it cannot be switched on for that table again; once a PUT points it at a live
@@ -95,7 +97,10 @@ export async function liveLogFloor(db: Queryable): Promise<number> {
                 WHERE subscription_id IN (SELECT id FROM readers)),
               -- An INCREMENTAL export's next execution reads its table's events above this.
               (SELECT min(incremental_position) FROM exports
-                WHERE incremental_position IS NOT NULL)
+                WHERE incremental_position IS NOT NULL),
+              -- An ACTIVE scenario's starter reads the events above its cursor (docs/scenarios.md).
+              (SELECT min(log_cursor) FROM scenarios
+                WHERE status = 'ACTIVE' AND log_cursor IS NOT NULL)
             ) AS floor`,
   );
   return rows[0]?.floor ?? 0;
