@@ -26,6 +26,7 @@ import {
 import { findCustomAction } from "../../storage/custom-action-repository.js";
 import { findTableById } from "../../storage/data-table-repository.js";
 import type { Queryable } from "../../storage/database.js";
+import { createJob } from "../../storage/job-channels.js";
 import {
   activateScenario,
   countLiveRuns,
@@ -336,7 +337,9 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const { entity, scenario } = await scenarioOf(request, request.params);
-      const activated = await deps.db.transaction((tx) =>
+      // As a job's creation: the NOTIFY commits with the activation and this process's workers are
+      // told after it, so a starter takes the scenario now instead of at its next lease renewal.
+      const activated = await createJob(deps, (tx) =>
         activateScenario(tx, entity.id, scenario.id, new Date(), (s, actions) =>
           recheck(tx, s, actions),
         ),
