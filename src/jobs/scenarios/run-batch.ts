@@ -88,6 +88,28 @@ export async function moveRunBatch(
   return { moved: states.length, triggers: batch.triggers, profileWrites: batch.profileWrites };
 }
 
+/** The state of a run that goes on: due at `dueAt` at `blockId`, its key kept, its failures over. */
+function going(
+  run: StoredRun,
+  status: "WAITING" | "RUNNING",
+  blockId: string,
+  dueAt: Date,
+  steps: number,
+): RunState {
+  const { id, entryKey } = run;
+  return {
+    id,
+    status,
+    blockId,
+    dueAt,
+    entryKey,
+    steps,
+    failures: 0,
+    lastError: null,
+    endedAt: null,
+  };
+}
+
 /** What every run of a CUSTOM_ACTION block triggers. */
 interface BlockTrigger {
   action: CustomAction;
@@ -182,20 +204,11 @@ class RunBatch {
         waitOver,
       });
       waitOver = false;
-      if (outcome.kind === "wait")
-        return {
-          id: run.id,
-          status: "WAITING",
-          blockId,
-          dueAt: outcome.until,
-          entryKey: run.entryKey,
-          steps,
-          failures: 0,
-          lastError: null,
-          endedAt: null,
-        };
-      steps++;
-      if (outcome.kind === "leave") return end("FINISHED", outcome.reason);
+      if (outcome.kind === "wait") return going(run, "WAITING", blockId, outcome.until, steps);
+      if (outcome.kind === "leave") {
+        steps++;
+        return end("FINISHED", outcome.reason);
+      }
       if (outcome.effect) {
         try {
           await this.write(outcome.effect, scenario, run, profile, origin);
@@ -204,23 +217,14 @@ class RunBatch {
           throw error;
         }
       }
+      steps++;
       this.count(scenario.id, blockId, "passed");
       this.count(scenario.id, outcome.next, "entered");
       blockId = outcome.next;
     }
     // Still going after MAX_BLOCKS_PER_MOVE blocks (a loop through WAITs of no time): written down
     // here, due at once, and moved on by a later batch.
-    return {
-      id: run.id,
-      status: "RUNNING",
-      blockId,
-      dueAt: this.now,
-      entryKey: run.entryKey,
-      steps,
-      failures: 0,
-      lastError: null,
-      endedAt: null,
-    };
+    return going(run, "RUNNING", blockId, this.now, steps);
   }
 
   /** Appends the TRIGGER events held so far (before a profile write, and at the end). */
