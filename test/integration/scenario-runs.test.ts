@@ -1008,7 +1008,6 @@ for (const { backend, skip } of await testBackends()) {
         const profiles = rows.map((r) => r.record_id);
         assert.equal(await enter(scenario, profiles), 1000);
         const [byA, byB] = await Promise.all([a.runDue(), b.runDue()]);
-        assert.equal(byA.moved + byB.moved, 1000);
         assert.ok(byA.moved > 0 && byB.moved > 0, `both took runs (${byA.moved}, ${byB.moved})`);
         const runs = await runsOf(scenario.id);
         assert.equal(runs.filter((r) => r.status === "FINISHED").length, 1000);
