@@ -82,6 +82,9 @@ export interface CustomActionList {
   totalElements: number;
 }
 
+/** How often a scenario's figures and runs ask for themselves again while it is followed. */
+export const REFRESH = "every 5s";
+
 export function scenarioHref(entity: string, id?: string): string {
   return id === undefined ? entityHref(entity, "scenarios") : entityHref(entity, "scenarios", id);
 }
