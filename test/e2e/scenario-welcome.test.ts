@@ -1,0 +1,413 @@
+/**
+ * SPEC §7.4's welcome flow against Herald as the README runs it: `node bin/herald.mjs start` (every
+ * role in one process) on the embedded database in a temporary data directory, and on PostgreSQL
+ * (skipped, with a message, when no server answers). Over HTTP only: the custom action
+ * send-to-crm, a ONE_BY_ONE subscription on it to a real receiver, the welcome scenario (DATA_EVENT
+ * CREATE → WAIT → FILTER tier = Gold → CUSTOM_ACTION → UPDATE_PROFILE Active → EXIT, otherwise
+ * EXIT), activated; a Gold and a Silver profile created; Herald stopped with SIGTERM while both
+ * runs wait, and started again on the same data. Then the Gold profile's TRIGGER arrives at the
+ * receiver signed, exactly once, with §7.4's payload, after its WAIT and from the restarted
+ * process; the Gold profile is in Active, the Silver one went the FILTER's other way and was not
+ * touched; the runs and the statistics say so.
+ */
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Webhook } from "standardwebhooks";
+import type { TestDatabase } from "../helpers/test-database.js";
+import {
+  createTestDatabase,
+  postgresUnavailable,
+  TEST_SECRET_KEY,
+} from "../helpers/test-database.js";
+import type { WebhookReceiver } from "../helpers/webhook-receiver.js";
+import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
+
+/** Two cores shared by parallel test files make a cold start slow. */
+const START_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 30_000;
+/**
+ * The welcome WAIT: long enough that the stop and the restart surely begin while both runs wait
+ * (the test checks it), short enough for a test.
+ */
+const WAIT_SECONDS = 10;
+const ENTITY = "/v5/entities/shop";
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  startedAt: number;
+  output: () => string;
+}
+
+/** The test's environment without HERALD_* and DATABASE_URL: Herald gets only what the test sets. */
+function outerEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("HERALD_") && k !== "DATABASE_URL"),
+  );
+}
+
+/** `node bin/herald.mjs start`, resolved once it logs that it listens. */
+function startHerald(env: Record<string, string>): Promise<Running> {
+  const startedAt = Date.now();
+  const child = spawn(process.execPath, ["bin/herald.mjs", "start"], {
+    env: {
+      ...outerEnv(),
+      HERALD_PORT: "0",
+      HERALD_HOST: "127.0.0.1",
+      HERALD_LOG_LEVEL: "info",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stderr!.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  return new Promise<Running>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`Herald did not start within ${START_TIMEOUT_MS} ms:\n${out}`));
+    }, START_TIMEOUT_MS);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Herald exited with ${code} before listening:\n${out}`));
+    });
+    let listening = false;
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (listening) return;
+      for (const line of out.slice(0, out.lastIndexOf("\n")).split("\n")) {
+        if (!line.startsWith("{")) continue;
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === "Herald API listening" && entry.url) {
+          listening = true;
+          clearTimeout(timer);
+          child.removeAllListeners("exit");
+          resolve({ child, url: entry.url, startedAt, output: () => out });
+          return;
+        }
+      }
+    });
+  });
+}
+
+/** SIGTERM; resolves with the exit code. */
+function stopHerald(running: Running): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      running.child.kill("SIGKILL");
+      reject(new Error(`Herald did not stop within ${STOP_TIMEOUT_MS} ms:\n${running.output()}`));
+    }, STOP_TIMEOUT_MS);
+    running.child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    running.child.kill("SIGTERM");
+  });
+}
+
+/** A JSON client of one running Herald with the admin key's token; throws on a non-2xx answer. */
+async function client(url: string, adminKey: string) {
+  const auth = await fetch(`${url}/auth/token`, { headers: { authorization: adminKey } });
+  assert.equal(auth.status, 200, await auth.clone().text());
+  const { accessToken } = (await auth.json()) as { accessToken: string };
+  return async <T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<T> => {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${accessToken}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    assert.ok(response.status < 300, `${method} ${path}: ${response.status} ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+}
+
+async function until<T>(
+  read: () => Promise<T>,
+  holds: (value: T) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (holds(value)) return value;
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}: ${JSON.stringify(value)}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** SPEC §7.4's welcome scenario, with a WAIT a test can sit through. */
+const WELCOME = {
+  name: "welcome",
+  profileTable: "Customers",
+  reentry: "AFTER_EXIT",
+  start: { type: "DATA_EVENT", eventType: "CREATE", onFields: [], conditions: {} },
+  blocks: [
+    { id: "wait", type: "WAIT", duration: `PT${WAIT_SECONDS}S`, next: "gold" },
+    {
+      id: "gold",
+      type: "FILTER",
+      conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
+      next: "crm",
+      otherwise: "end",
+    },
+    {
+      id: "crm",
+      type: "CUSTOM_ACTION",
+      customAction: "send-to-crm",
+      parameters: { campaignId: "987654" },
+      next: "tag",
+    },
+    { id: "tag", type: "UPDATE_PROFILE", segmentations: { Active: true }, next: "end" },
+    { id: "end", type: "EXIT" },
+  ],
+};
+
+interface Run {
+  id: string;
+  profileId: number;
+  status: string;
+  blockId: string;
+  dueAt: string | null;
+  steps: number;
+  endedAt: string | null;
+}
+
+interface Profile {
+  profileId: number;
+  creationMoment: string;
+  attributes: Record<string, unknown>;
+  segmentations: Record<string, unknown>;
+}
+
+const legs: { name: string; skip: string | false }[] = [
+  { name: "the embedded database", skip: false },
+  {
+    name: "PostgreSQL",
+    skip: await postgresUnavailable().then((reason) =>
+      reason ? `PostgreSQL leg skipped: ${reason}` : false,
+    ),
+  },
+];
+for (const leg of legs)
+  if (leg.skip) console.log(`# SKIPPING the welcome flow on ${leg.name}: ${leg.skip}`);
+
+for (const leg of legs) {
+  describe(`the welcome flow on ${leg.name}`, { skip: leg.skip }, () => {
+    let dataDir: string;
+    let database: TestDatabase | undefined;
+    let receiver: WebhookReceiver;
+    let env: Record<string, string>;
+    const running: Running[] = [];
+
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), "herald-welcome-"));
+      receiver = await startWebhookReceiver();
+      env = {
+        HERALD_DATA_DIR: dataDir,
+        HERALD_DEFAULT_ENTITY: "shop",
+        // The receiver listens on loopback over plain http.
+        HERALD_ALLOW_INSECURE_TARGETS: "true",
+      };
+      if (leg.name === "PostgreSQL") {
+        database = await createTestDatabase("postgres", { maxConnections: 1 });
+        env.DATABASE_URL = database.url!;
+        env.HERALD_SECRET_KEY = TEST_SECRET_KEY;
+      }
+    });
+    after(async () => {
+      for (const r of running) if (r.child.exitCode === null) r.child.kill("SIGKILL");
+      if (process.env.HERALD_E2E_DEBUG) for (const r of running) console.log(r.output());
+      await receiver.close();
+      await database?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    test("a Gold profile's TRIGGER arrives once, signed, across a restart while the runs wait; the Silver one goes the other way", async () => {
+      const first = await startHerald(env);
+      running.push(first);
+      const adminKey = /^\s+(hk_[A-Za-z0-9_-]{20,})\s*$/m.exec(first.output())?.[1];
+      assert.ok(adminKey, `the first start prints the admin key:\n${first.output()}`);
+      let call = await client(first.url, adminKey);
+
+      const table = await call<{ id: string }>("POST", `${ENTITY}/profile-tables`, {
+        name: "Customers",
+        attributes: [
+          { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
+          { name: "firstName", type: "FIRSTNAME" },
+          { name: "tier", type: "CUSTOM", valueType: "STRING" },
+        ],
+        segmentations: [{ name: "Active", type: "SIMPLE" }],
+      });
+      const action = await call<{ id: string }>("POST", `${ENTITY}/custom-actions`, {
+        name: "send-to-crm",
+        description: "Tells the CRM about a new Gold customer",
+        parameters: [{ name: "campaignId", valueType: "STRING", mandatory: true }],
+      });
+      const subscription = await call<{ id: number; secret: string }>(
+        "POST",
+        "/v4/entity/shop/webhookSubscription",
+        {
+          on: "CUSTOM_ACTION",
+          onElementId: "send-to-crm",
+          eventType: "TRIGGER",
+          targetUrl: `${receiver.url}/crm`,
+          pushMode: "ONE_BY_ONE",
+        },
+      );
+      const scenario = await call<{ id: string; status: string }>(
+        "POST",
+        `${ENTITY}/scenarios`,
+        WELCOME,
+      );
+      assert.equal(scenario.status, "INACTIVE");
+      const path = `${ENTITY}/scenarios/${scenario.id}`;
+      assert.equal((await call<{ status: string }>("POST", `${path}/activate`)).status, "ACTIVE");
+
+      const create = (emailAddress: string, firstName: string, tier: string) =>
+        call<{ profileId: number }>("PUT", `${ENTITY}/profile-tables/Customers/profiles`, {
+          key: { emailAddress },
+          attributes: { firstName, tier },
+        });
+      const createdAt = Date.now();
+      const gold = (await create("ann@example.com", "Ann", "Gold")).profileId;
+      const silver = (await create("bob@example.com", "Bob", "Silver")).profileId;
+      const runs = () => call<{ runs: Run[]; totalElements: number }>("GET", `${path}/runs`);
+      const waiting = await until(
+        runs,
+        (r) => r.totalElements === 2 && r.runs.every((run) => run.status === "WAITING"),
+        30_000,
+        "both runs to wait",
+      );
+      const dueAt = Math.min(...waiting.runs.map((run) => Date.parse(run.dueAt!)));
+      assert.ok(dueAt >= createdAt + WAIT_SECONDS * 1000, "due once the WAIT is over");
+
+      // Stopped and started again while both runs wait: the WAIT's end is in the database.
+      assert.ok(Date.now() < dueAt - 1_000, "the stop begins well before the WAIT ends");
+      assert.equal(await stopHerald(first), 0, "SIGTERM exits cleanly");
+      assert.equal(receiver.requests.length, 0, "nothing was triggered before the stop");
+      const second = await startHerald(env);
+      running.push(second);
+      call = await client(second.url, adminKey);
+
+      const done = await until(
+        runs,
+        (r) => r.runs.every((run) => run.status === "FINISHED"),
+        60_000,
+        "both runs to finish",
+      );
+      await receiver.waitFor((requests) => requests.length >= 1, 30_000, "the TRIGGER push");
+      // A second push of the same event would come within the delivery worker's next rounds.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      assert.equal(receiver.requests.length, 1, "the Gold profile's TRIGGER arrives once");
+
+      const goldRun = done.runs.find((run) => run.profileId === gold)!;
+      const silverRun = done.runs.find((run) => run.profileId === silver)!;
+      assert.ok(goldRun && silverRun, JSON.stringify(done));
+      assert.deepEqual(
+        [goldRun.blockId, goldRun.steps, silverRun.blockId, silverRun.steps],
+        ["end", 5, "end", 3],
+        "Gold went WAIT → FILTER → CUSTOM_ACTION → UPDATE_PROFILE → EXIT, Silver WAIT → FILTER → EXIT",
+      );
+      for (const run of [goldRun, silverRun])
+        assert.ok(
+          Date.parse(run.endedAt!) >= second.startedAt,
+          `run ${run.id} moved on in the restarted Herald`,
+        );
+
+      const push = receiver.requests[0]!;
+      assert.equal(push.path, "/hook/crm");
+      assert.ok(push.receivedAt >= dueAt, "the push comes after the WAIT");
+      new Webhook(subscription.secret).verify(push.body, push.headers as Record<string, string>);
+      const envelope = push.json as {
+        data: Record<string, unknown> & {
+          _event: { id: string; type: string };
+          _links: Record<string, unknown>;
+        };
+      };
+      const { _event: event, _links: links, ...payload } = envelope.data;
+      assert.equal(event.type, "TRIGGER");
+      const annRead = await call<Profile>(
+        "GET",
+        `${ENTITY}/profile-tables/Customers/profiles/${gold}`,
+      );
+      const profileAttributes = Object.fromEntries(
+        Object.entries(annRead.attributes).map(([k, v]) => [`profileAttributes.${k}`, String(v)]),
+      );
+      assert.deepEqual(payload, {
+        "actionParameters.campaignId": "987654",
+        ...profileAttributes,
+        "profileAttributes.profileId": String(gold),
+        // The profile as the CUSTOM_ACTION block read it: as created (the UPDATE_PROFILE came after).
+        "profileAttributes.creationMoment": annRead.creationMoment,
+        "profileAttributes.updateMoment": annRead.creationMoment,
+        "customAction.id": action.id,
+        "customAction.name": "send-to-crm",
+        "scenario.id": scenario.id,
+        "scenario.runId": goldRun.id,
+      });
+      assert.equal(envelope.data["profileAttributes.tier"], "Gold");
+      assert.equal(envelope.data["profileAttributes.emailAddress"], "ann@example.com");
+      assert.deepEqual(links, {
+        self: { href: `${ENTITY}/custom-actions/${action.id}` },
+        profile: { href: `/profiles/v4/entity/shop/table/${table.id}/profile/${gold}` },
+        customAction: { href: `${ENTITY}/custom-actions/${action.id}` },
+      });
+      const pulled = await call<{ events: { _event: { id: string } }[] }>(
+        "GET",
+        `${ENTITY}/change-events?on=CUSTOM_ACTION&onElementId=${action.id}`,
+      );
+      assert.deepEqual(
+        pulled.events.map((e) => e._event.id),
+        [event.id],
+        "one TRIGGER in the log: the Silver profile triggered nothing",
+      );
+
+      assert.equal(annRead.segmentations.Active, true, "the Gold profile is in Active");
+      const bobRead = await call<Profile>(
+        "GET",
+        `${ENTITY}/profile-tables/Customers/profiles/${silver}`,
+      );
+      assert.notEqual(bobRead.segmentations.Active, true, "the Silver profile is not");
+
+      const statistics = await call<{
+        blocks: { id: string; entered: number; waiting: number; passed: number; left: number }[];
+      }>("GET", `${path}/statistics`);
+      assert.deepEqual(
+        statistics.blocks.map((b) => [b.id, b.entered, b.waiting, b.passed, b.left]),
+        [
+          ["wait", 2, 0, 2, 0],
+          ["gold", 2, 0, 2, 0],
+          ["crm", 1, 0, 1, 0],
+          ["tag", 1, 0, 1, 0],
+          ["end", 2, 0, 0, 2],
+        ],
+      );
+      const annRuns = await call<{ runs: Run[] }>(
+        "GET",
+        `${path}/runs?profileKey=${encodeURIComponent("emailAddress=ann@example.com")}&status=FINISHED`,
+      );
+      assert.deepEqual(
+        annRuns.runs.map((r) => r.id),
+        [goldRun.id],
+      );
+
+      assert.equal(await stopHerald(second), 0, "SIGTERM exits cleanly");
+    });
+  });
+}
