@@ -73,7 +73,8 @@ export async function pruneDeliveryAttempts(
  * subscription (active or not: re-activating resumes from its watermark, SPEC §6), the lowest cursor
  * of every open replay, just below the lowest parked event, the lowest position of an INCREMENTAL
  * export (migration 025: its next execution reads the events above it), the lowest cursor of an
- * ACTIVE scenario (migration 027: its starter reads the events above it), and the log head
+ * ACTIVE scenario whose start reads the log (migration 027: its starter reads the events above
+ * it), and the log head
  * (unstamped events are never candidates). Events at or below
  * it may go; events above it never. A subscription disabled because its table was deleted
  * (TABLE_DELETED, migration 016) needs nothing more: it passed the table's last events before it
@@ -99,8 +100,11 @@ export async function liveLogFloor(db: Queryable): Promise<number> {
               (SELECT min(incremental_position) FROM exports
                 WHERE incremental_position IS NOT NULL),
               -- An ACTIVE scenario's starter reads the events above its cursor (docs/scenarios.md).
+              -- Only a start that reads the log moves its cursor: an API or DATE start's stays
+              -- where its activation put it and must not hold the log.
               (SELECT min(log_cursor) FROM scenarios
-                WHERE status = 'ACTIVE' AND log_cursor IS NOT NULL)
+                WHERE status = 'ACTIVE' AND log_cursor IS NOT NULL
+                  AND definition->'start'->>'type' IN ('DATA_EVENT', 'SEGMENT_ENTRY', 'SUBSCRIPTION'))
             ) AS floor`,
   );
   return rows[0]?.floor ?? 0;

@@ -1,7 +1,8 @@
 /**
  * Housekeeping keeps the change log an ACTIVE scenario's starter has not read yet (docs/scenarios.md,
  * "What each block guarantees"): the live floor never passes the lowest cursor of an ACTIVE
- * scenario, and an INACTIVE scenario holds nothing back (its next activation starts at the head).
+ * scenario whose start reads the log, and an INACTIVE scenario or one started by API holds nothing
+ * back (its next activation starts at the head; an API start never moves its cursor).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -36,7 +37,7 @@ for (const { backend, skip } of await testBackends()) {
       await stampPendingEvents(t.database.db);
     }
 
-    test("an ACTIVE scenario's cursor holds the log; an inactive one does not", async () => {
+    test("an ACTIVE log-started scenario's cursor holds the log; an inactive or API one does not", async () => {
       const db = t.database.db;
       const created = await t.request("POST", SCENARIOS, {
         name: "members-welcome",
@@ -62,6 +63,19 @@ for (const { backend, skip } of await testBackends()) {
       await writeProfiles(["C", "D"]);
       assert.ok((await readLogHead(db)) > cursor);
       assert.equal(await liveLogFloor(db), cursor, "the floor stops at the unread events");
+
+      // A start that does not read the log (API, DATE) never moves its cursor: it holds nothing.
+      const byApi = await t.request("POST", SCENARIOS, {
+        name: "members-by-api",
+        profileTable: "Members",
+        start: { type: "API" },
+        blocks: [{ id: "end", type: "EXIT" }],
+      });
+      assert.equal(byApi.statusCode, 201, byApi.body);
+      const apiId = byApi.json<{ id: string }>().id;
+      assert.equal((await t.request("POST", `${SCENARIOS}/${apiId}/activate`)).statusCode, 200);
+      await writeProfiles(["E"]);
+      assert.equal(await liveLogFloor(db), cursor, "the API scenario adds no floor of its own");
 
       const deactivated = await t.request("POST", `${SCENARIOS}/${id}/deactivate`);
       assert.equal(deactivated.statusCode, 200, deactivated.body);
