@@ -24,6 +24,26 @@ const ACTION_NAME = /^[A-Za-z0-9._-]+$/;
  * (it would read as one more level), nothing a receiver's JSON path would trip on.
  */
 const PARAMETER_NAME = /^[A-Za-z0-9_-]+$/;
+/**
+ * Names every JavaScript object already has (`constructor`, `toString`, `__proto__`…): a receiver
+ * reading parameters into an object, or a lookup that forgets to ask for own keys, would see an
+ * inherited function where no value was given. Written out, not read from Object.prototype, so
+ * that what is refused does not move with the runtime.
+ */
+const INHERITED_NAMES: readonly string[] = [
+  "constructor",
+  "__defineGetter__",
+  "__defineSetter__",
+  "hasOwnProperty",
+  "__lookupGetter__",
+  "__lookupSetter__",
+  "isPrototypeOf",
+  "propertyIsEnumerable",
+  "toString",
+  "valueOf",
+  "__proto__",
+  "toLocaleString",
+];
 
 /** Keys of a custom action; those of its answer (`id`, …) are accepted back and ignored quietly. */
 const KNOWN_KEYS = ["name", "description", "parameters"];
@@ -103,6 +123,11 @@ function parseParameter(
     add(`${path}.name`, `must be at most ${MAX_ACTION_NAME_LENGTH} characters`);
   else if (!PARAMETER_NAME.test(raw.name.trim()))
     add(`${path}.name`, "may hold only letters, digits, '-' and '_'");
+  else if (INHERITED_NAMES.includes(raw.name.trim()))
+    add(
+      `${path}.name`,
+      `'${raw.name.trim()}' is a name every JavaScript object already has (Object.prototype): a receiver would read an inherited function where no value was given; choose another name`,
+    );
   else name = raw.name.trim();
   const valueType = parseValueType(raw.valueType, `${path}.valueType`, add);
   let mandatory = false;

@@ -43,6 +43,14 @@ export interface Problem {
 export type GivenParameters = Record<string, unknown>;
 
 /**
+ * The value given for `name`, read from the object's own keys only: `given.constructor` of a
+ * plain object is an inherited function, not a parameter someone gave.
+ */
+function ownValue(given: GivenParameters, name: string): unknown {
+  return Object.hasOwn(given, name) ? given[name] : undefined;
+}
+
+/**
  * The problems of parameter values given for `action` (the trigger call's `parameters`, a
  * CUSTOM_ACTION block's): an unknown parameter, a mandatory one missing (null counts as missing),
  * a value that is not of the parameter's type (checkScalar's rules: "12" is a valid INTEGER, "x"
@@ -78,7 +86,7 @@ export function checkActionParameters(
       });
   }
   for (const parameter of action.parameters) {
-    const value = given[parameter.name];
+    const value = ownValue(given, parameter.name);
     if (parameter.mandatory && (value === undefined || value === null))
       problems.push({ path: `${path}.${parameter.name}`, message: "is mandatory" });
   }
@@ -94,16 +102,17 @@ export function renderActionParameters(
   action: Pick<CustomActionDefinition, "parameters">,
   given: GivenParameters,
 ): Record<string, string> {
-  const rendered: Record<string, string> = {};
+  const rendered = new Map<string, string>();
   for (const parameter of action.parameters) {
-    const raw = given[parameter.name];
+    const raw = ownValue(given, parameter.name);
     if (raw === undefined || raw === null) continue;
     const check = checkScalar(parameter.valueType, raw as string | number | boolean);
     const value = check.kind === "valid" ? check.value : raw;
     const text = renderValue(value as AttributeValue);
-    rendered[parameter.name] = Array.isArray(text) ? text.join(",") : (text ?? "");
+    rendered.set(parameter.name, Array.isArray(text) ? text.join(",") : (text ?? ""));
   }
-  return rendered;
+  // fromEntries defines own keys, so even a stored `__proto__` stays a parameter.
+  return Object.fromEntries(rendered);
 }
 
 /** The API path of a custom action: `/v5/entities/{entity}/custom-actions/{id}`. */

@@ -299,9 +299,16 @@ function parseCustomAction(
     add(`${at}.parameters`, 'must be an object {"<parameter>": value}');
     return block;
   }
-  for (const [name, value] of Object.entries(given))
-    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean")
-      block.parameters[name] = value;
+  // fromEntries defines own keys: a parameter named like an Object.prototype property (which
+  // parseCustomAction refuses, but an older action may hold) is kept as a value, not a prototype.
+  block.parameters = Object.fromEntries(
+    Object.entries(given).filter(
+      (entry): entry is [string, string | number | boolean] =>
+        typeof entry[1] === "string" ||
+        typeof entry[1] === "number" ||
+        typeof entry[1] === "boolean",
+    ),
+  );
   if (!action) return block;
   block.customActionId = action.id;
   for (const problem of checkActionParameters(action, given, `${at}.parameters`))

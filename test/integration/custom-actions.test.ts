@@ -276,6 +276,13 @@ for (const { backend, skip } of await testBackends()) {
         [{ name: "x", parameters: [{ name: "a" }, { name: "a" }] }, "parameters[1].name"],
         [{ name: "x", parameters: [{ name: "a", mandatory: "yes" }] }, "parameters[0].mandatory"],
         [{ name: "x", description: ["no"] }, "description"],
+        // Names every JavaScript object already has: a receiver would read inherited functions.
+        [
+          { name: "x", parameters: [{ name: "constructor", mandatory: true }] },
+          "parameters[0].name",
+        ],
+        [{ name: "x", parameters: [{ name: "a" }, { name: "toString" }] }, "parameters[1].name"],
+        [{ name: "x", parameters: [{ name: "valueOf" }] }, "parameters[0].name"],
       ];
       for (const [body, path] of cases)
         await refused("POST", ACTIONS, body, 400, "HERALD_INVALID_CUSTOM_ACTION", path);
@@ -290,6 +297,14 @@ for (const { backend, skip } of await testBackends()) {
         400,
         "HERALD_INVALID_CUSTOM_ACTION",
         "parameters[1].valueType",
+      );
+      await refused(
+        "PATCH",
+        `${ACTIONS}/${kept.id}`,
+        { parameters: [{ name: "hasOwnProperty" }] },
+        400,
+        "HERALD_INVALID_CUSTOM_ACTION",
+        "parameters[0].name",
       );
       await refused(
         "PATCH",
@@ -379,6 +394,42 @@ for (const { backend, skip } of await testBackends()) {
         false,
         "no parameter given, none shown",
       );
+    });
+
+    test("an action stored with a parameter named 'constructor' sees only the values given", async () => {
+      // Such names are refused now (above); an action saved before keeps them, written here by SQL.
+      const { rows } = await t.database.db.query<{ id: number }>(
+        `INSERT INTO custom_actions (entity_id, name, parameters) VALUES ($1, 'legacy', $2)
+         RETURNING id`,
+        [
+          entityId,
+          JSON.stringify([
+            { name: "constructor", valueType: "STRING", mandatory: true },
+            { name: "toString", valueType: "STRING", mandatory: false },
+          ]),
+        ],
+      );
+      const base = { profileTable: "Customers", profileKey: "customerId=C-1" };
+      const missing = await refused(
+        "POST",
+        `${ACTIONS}/legacy/trigger`,
+        { ...base, parameters: {} },
+        400,
+        "HERALD_INVALID_ACTION_PARAMETERS",
+        "parameters.constructor",
+      );
+      assert.match(missing.details[0]!.message, /mandatory/);
+      const response = await trigger("legacy", { ...base, parameters: { constructor: "c-1" } });
+      assert.equal(response.statusCode, 202, response.body);
+      const event = (await triggerEvents()).at(-1)!;
+      assert.equal(event["customAction.id"], String(rows[0]!.id));
+      assert.deepEqual(
+        Object.keys(event).filter((k) => k.startsWith("actionParameters.")),
+        ["actionParameters.constructor"],
+        "toString was not given, so it is not shown",
+      );
+      assert.equal(event["actionParameters.constructor"], "c-1");
+      await t.database.db.query("DELETE FROM custom_actions WHERE id = $1", [rows[0]!.id]);
     });
 
     test("refused triggers answer 4xx and append no event", async () => {

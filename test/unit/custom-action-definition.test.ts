@@ -95,6 +95,29 @@ describe("parseCustomAction", () => {
     assert.equal(parseCustomAction({ name: "x".repeat(100) }).name.length, 100);
   });
 
+  test("refuses parameter names every JavaScript object already has", () => {
+    const names = ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"];
+    assert.deepEqual(
+      refused({
+        name: "a",
+        parameters: [{ name: "campaignId" }, ...names.map((name) => ({ name }))],
+      }),
+      names.map((_, i) => `parameters[${i + 1}].name`),
+    );
+    try {
+      parseCustomAction({ name: "a", parameters: [{ name: "constructor", mandatory: true }] });
+      assert.fail("accepted");
+    } catch (error) {
+      assert.ok(error instanceof HeraldError);
+      assert.match(error.details[0]!.message, /'constructor' is a name every JavaScript object/);
+    }
+    // Only the exact names: a longer one is fine.
+    assert.equal(
+      parseCustomAction({ name: "a", parameters: [{ name: "constructorId" }] }).parameters.length,
+      1,
+    );
+  });
+
   test("refuses what is not an object, and parameters that are not a list", () => {
     assert.deepEqual(refused(null), [""]);
     assert.deepEqual(refused([]), [""]);
@@ -214,5 +237,23 @@ describe("changeBreaksScenarios", () => {
     for (const problem of problems)
       assert.match(problem.message, /in block 'crm' of scenario 'welcome'$/);
     assert.match(problems[2]!.message, /^is mandatory/);
+  });
+
+  test("a new mandatory parameter named like an Object.prototype property is not given by a block", () => {
+    // The definition is built here, past parseCustomAction (which refuses the name): the check
+    // must not take the inherited `constructor` of the block's parameters for a value.
+    const problems = changeBreaksScenarios(
+      params(
+        { name: "campaignId", valueType: "STRING", mandatory: false },
+        { name: "points", valueType: "INTEGER", mandatory: false },
+        { name: "constructor", valueType: "STRING", mandatory: true },
+      ),
+      "7",
+      scenarios,
+    );
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      ["scenarios/3/blocks/crm.parameters.constructor"],
+    );
   });
 });

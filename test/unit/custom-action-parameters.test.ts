@@ -98,6 +98,26 @@ describe("checkActionParameters", () => {
     );
     assert.equal(checkActionParameters(action, { campaignId: ["a"] }, "parameters").length, 1);
   });
+
+  test("names of Object.prototype's properties are read from the values' own keys only", () => {
+    // parseCustomAction refuses such names now; an action stored before may still hold them.
+    const inherited: Pick<CustomActionDefinition, "parameters"> = {
+      parameters: ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"].map(
+        (name) => ({ name, valueType: "STRING" as const, mandatory: true }),
+      ),
+    };
+    assert.deepEqual(
+      checkActionParameters(inherited, {}, "parameters").map((p) => `${p.path} ${p.message}`),
+      ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"].map(
+        (name) => `parameters.${name} is mandatory`,
+      ),
+    );
+    // As JSON.parse gives them: "__proto__" is an own key there.
+    const given = JSON.parse(
+      '{"constructor": "c", "toString": "t", "valueOf": "v", "hasOwnProperty": "h", "__proto__": "p"}',
+    ) as Record<string, unknown>;
+    assert.deepEqual(checkActionParameters(inherited, given, "parameters"), []);
+  });
 });
 
 describe("renderActionParameters", () => {
@@ -114,6 +134,25 @@ describe("renderActionParameters", () => {
       }),
       { campaignId: "987654", points: "12", ratio: "0.5", vip: "true", since: "2024-02-29" },
     );
+  });
+
+  test("a parameter named like an Object.prototype property is never an inherited function", () => {
+    const inherited: Pick<CustomActionDefinition, "parameters"> = {
+      parameters: [
+        { name: "constructor", valueType: "STRING", mandatory: false },
+        { name: "toString", valueType: "STRING", mandatory: false },
+        { name: "__proto__", valueType: "STRING", mandatory: false },
+      ],
+    };
+    assert.deepEqual(renderActionParameters(inherited, {}), {});
+    const rendered = renderActionParameters(
+      inherited,
+      JSON.parse('{"constructor": 7, "__proto__": "p"}') as Record<string, unknown>,
+    );
+    assert.deepEqual(Object.keys(rendered), ["constructor", "__proto__"]);
+    assert.equal(rendered.constructor, "7");
+    assert.ok(Object.hasOwn(rendered, "__proto__"));
+    assert.equal(Object.getOwnPropertyDescriptor(rendered, "__proto__")?.value, "p");
   });
 
   test("property: whatever checks clean renders to one string per given parameter", () => {

@@ -681,6 +681,49 @@ describe("parseScenario: bad input, every problem with its path", () => {
     );
   });
 
+  test("CUSTOM_ACTION: an action's parameter named like an Object.prototype property must be given", () => {
+    // An action stored before parseCustomAction refused such names.
+    const legacy: CustomAction = {
+      ...SEND_TO_CRM,
+      id: "9",
+      name: "legacy",
+      parameters: [
+        { name: "constructor", valueType: "STRING", mandatory: true },
+        { name: "toString", valueType: "STRING", mandatory: false },
+      ],
+    };
+    const context: ScenarioContext = {
+      table: CUSTOMERS,
+      customActions: (key) => (key === "legacy" || key === "9" ? legacy : undefined),
+    };
+    const block = (parameters: Record<string, unknown>) =>
+      api([
+        { id: "c", type: "CUSTOM_ACTION", customAction: "legacy", parameters, next: "end" },
+        EXIT,
+      ]);
+    assert.throws(
+      () => parseScenario(block({}), context),
+      (error: HeraldError) =>
+        error.code === "HERALD_INVALID_SCENARIO" &&
+        error.details.length === 1 &&
+        error.details[0]!.path === "blocks[0].parameters.constructor" &&
+        /mandatory/.test(error.details[0]!.message),
+    );
+    const given = JSON.parse('{"constructor": "c", "__proto__": "p"}') as Record<string, unknown>;
+    assert.throws(
+      () => parseScenario(block(given), context),
+      (error: HeraldError) =>
+        error.details.map((d) => d.path).join() === "blocks[0].parameters.__proto__",
+    );
+    const stored = parseScenario(block({ constructor: "c", toString: "t" }), context).blocks[0]!;
+    assert.equal(stored.type, "CUSTOM_ACTION");
+    if (stored.type === "CUSTOM_ACTION")
+      assert.deepEqual(JSON.parse(JSON.stringify(stored.parameters)), {
+        constructor: "c",
+        toString: "t",
+      });
+  });
+
   test("UPDATE_PROFILE: unknown, technical, multi-valued, mandatory, unique and mistyped attributes", () => {
     refused(
       api([
