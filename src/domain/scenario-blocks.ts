@@ -12,7 +12,8 @@ import type { CustomAction } from "./custom-action.js";
 import { checkActionParameters } from "./custom-action.js";
 import type { DataTable } from "./data-table.js";
 import { attributeNames } from "./data-table.js";
-import { isTimeZone, isZeroDuration, parseIsoDuration } from "./iso-duration.js";
+import type { IsoDuration } from "./iso-duration.js";
+import { addIsoDuration, isTimeZone, parseIsoDuration } from "./iso-duration.js";
 import type { BlockType, ScenarioBlock } from "./scenario.js";
 import { parseUpdateProfile } from "./scenario-profile-writes.js";
 import { BLOCK_TYPES } from "./scenario.js";
@@ -35,8 +36,21 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 /** A block as parsed, with what the graph checks need to know of it beside the stored shape. */
 export interface ParsedBlock {
   block: ScenarioBlock;
-  /** A WAIT that holds a run for a while (a duration above zero, or an untilAttribute). */
+  /** A WAIT that holds every run for at least LOOP_PAUSE (scenario-graph.ts: it breaks a loop). */
   pauses: boolean;
+}
+
+/**
+ * The least a WAIT must hold a run for a loop through it to be allowed: with less (PT0.001S), a
+ * run would go round the loop many times a second, each pass a TRIGGER or a profile write.
+ */
+export const LOOP_PAUSE = "PT1M";
+const LOOP_PAUSE_MS = 60_000;
+
+/** True when `duration` lasts at least LOOP_PAUSE (any day, week, month or year does). */
+export function lastsLoopPause(duration: IsoDuration): boolean {
+  const from = new Date(0);
+  return addIsoDuration(from, duration).getTime() - from.getTime() >= LOOP_PAUSE_MS;
 }
 
 /**
@@ -194,8 +208,10 @@ function parseWait(
   add: Add,
 ): ParsedBlock {
   const block: ScenarioBlock = { ...base, type: "WAIT" };
-  // A duration that does not parse still counts as a pause, so that the graph checks do not add a
-  // second, misleading problem about the loop it stands in.
+  // A WAIT pauses (breaks a loop) when it holds every run for LOOP_PAUSE at least: a duration that
+  // long, and no untilAttribute, whose date (plus the duration) may be long past, so that the run
+  // goes on at once. A duration that does not parse still counts as a pause, so that the graph
+  // checks do not add a second, misleading problem about the loop it stands in.
   let pauses = false;
   if (raw.duration !== undefined && raw.duration !== null) {
     const duration = typeof raw.duration === "string" ? parseIsoDuration(raw.duration) : undefined;
@@ -205,13 +221,13 @@ function parseWait(
         "must be an ISO 8601 duration such as PT1H, P1D, P2W, P1M or P1Y2M3DT4H5M6S (no sign, at most 1,000 years)",
       );
     else block.duration = (raw.duration as string).trim().toUpperCase();
-    pauses = !duration || !isZeroDuration(duration);
+    pauses = !duration || lastsLoopPause(duration);
   }
   if (raw.untilAttribute !== undefined && raw.untilAttribute !== null) {
     const problem = dateAttributeProblem(table, raw.untilAttribute);
     if (problem) add(`${at}.untilAttribute`, problem);
     else block.untilAttribute = raw.untilAttribute as string;
-    pauses = true;
+    pauses = false;
   }
   if (raw.duration == null && raw.untilAttribute == null)
     add(

@@ -2,12 +2,15 @@
  * The graph checks of a scenario's blocks (SPEC §7.4, docs/scenarios.md "A definition is a
  * graph"): runs begin at the first block; every `next` and `otherwise` names a block; every block
  * can be reached from the first; from every block a path leads to a way out (an EXIT, or a FILTER
- * without `otherwise`, whose runs leave where the filter fails); and no loop lacks a WAIT that
- * pauses (a duration above zero, or an `untilAttribute`), since a run would go round it at once,
- * forever. Pure; parseScenario calls it once every block has a valid id, type and links.
+ * without `otherwise`, whose runs leave where the filter fails); and every loop passes a WAIT that
+ * pauses: one whose `duration` is at least a minute (LOOP_PAUSE) and that has no `untilAttribute`
+ * (a date already past lets the run on at once). Without it a run would go round the loop without
+ * end, a TRIGGER or a profile write per pass. Pure; parseScenario calls it once every block has a
+ * valid id, type and links.
  */
 import type { ErrorDetail } from "./errors.js";
 import type { BlockType } from "./scenario.js";
+import { LOOP_PAUSE } from "./scenario-blocks.js";
 
 /** What the checks need of one block, in the order of the definition. */
 export interface GraphBlock {
@@ -15,7 +18,7 @@ export interface GraphBlock {
   type: BlockType;
   next?: string;
   otherwise?: string;
-  /** A WAIT that holds a run for a while: it breaks a loop. */
+  /** A WAIT that holds every run for at least a minute (LOOP_PAUSE): it breaks a loop. */
   pauses: boolean;
 }
 
@@ -149,7 +152,7 @@ function loopsWithoutPause(blocks: readonly GraphBlock[], edges: readonly Edge[]
         const loop = [...path.slice(path.indexOf(edge.to)), edge.to].map((i) => blocks[i]!.id);
         problems.push({
           path: `blocks[${at}].${edge.link}`,
-          message: `closes the loop ${loop.join(" → ")}, which has no WAIT with a duration above zero or an untilAttribute: a run would go round it without end`,
+          message: `closes the loop ${loop.join(" → ")}, which passes no WAIT of at least ${LOOP_PAUSE}: a run would go round it without end. A loop needs a WAIT with a duration of one minute or more and no untilAttribute (a date already past lets a run on at once)`,
         });
       }
     }

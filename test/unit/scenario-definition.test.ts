@@ -390,18 +390,20 @@ describe("parseScenario: what is kept", () => {
       CONTEXT,
     );
     assert.equal(definition.blocks.length, 3);
-    parseScenario(
-      api([
-        { id: "until", type: "WAIT", untilAttribute: "birthDate", next: "f" },
-        {
-          id: "f",
-          type: "FILTER",
-          conditions: [{ attribute: "tier", operator: "IS_NULL" }],
-          next: "until",
-        },
-      ]),
-      CONTEXT,
-    );
+    // A minute is enough, in any unit; a FILTER without otherwise is a way out.
+    for (const duration of ["PT1M", "PT60S", "PT1H", "P1W", "P1M"])
+      parseScenario(
+        api([
+          { id: "w", type: "WAIT", duration, next: "f" },
+          {
+            id: "f",
+            type: "FILTER",
+            conditions: [{ attribute: "tier", operator: "IS_NULL" }],
+            next: "w",
+          },
+        ]),
+        CONTEXT,
+      );
   });
 
   test("profileTableOf reads profileTable, then profileTableId", () => {
@@ -879,6 +881,29 @@ describe("parseScenario: bad graphs", () => {
       api([filter("a", "b", "p"), update("b", "a"), wait("p", "c"), filter("c", "end", "p"), EXIT]),
       [["blocks[1].next", /closes the loop a → b → a/]],
     );
+  });
+
+  test("a loop needs a WAIT of at least PT1M, without untilAttribute", () => {
+    const loop = (waitBlock: Block) => api([waitBlock, filter("f", "end", "w"), EXIT]);
+    // A tiny duration would let a run go round many times a second.
+    for (const duration of ["PT0.001S", "PT1S", "PT59S", "PT0M59.9S"])
+      refused(loop(wait("w", "f", duration)), [
+        ["blocks[1].otherwise", /closes the loop w → f → w, which passes no WAIT of at least PT1M/],
+      ]);
+    // A date already past lets the run on at once: untilAttribute never counts, with a duration or not.
+    refused(loop({ id: "w", type: "WAIT", untilAttribute: "birthDate", next: "f" }), [
+      ["blocks[1].otherwise", /no untilAttribute \(a date already past lets a run on at once\)/],
+    ]);
+    refused(
+      loop({ id: "w", type: "WAIT", untilAttribute: "lastOrderAt", duration: "P1D", next: "f" }),
+      [["blocks[1].otherwise", /closes the loop w → f → w/]],
+    );
+    // The same WAITs outside a loop are fine.
+    for (const block of [
+      wait("w", "end", "PT0.001S"),
+      { id: "w", type: "WAIT", untilAttribute: "birthDate", next: "end" },
+    ])
+      assert.equal(parseScenario(api([block, EXIT]), CONTEXT).blocks.length, 2);
   });
 
   test("a loop through a zero WAIT beside a pausing one: only the bad loop is named", () => {
