@@ -29,6 +29,11 @@ export interface BlockContext {
 /** Longest block id: ids appear in runs, statistics and error messages. */
 export const MAX_BLOCK_ID_LENGTH = 100;
 
+/** "a" or "an" before a type's name as it is read out ("an EXIT", "an API", "a WAIT"). */
+export function article(type: string): "a" | "an" {
+  return /^[AEIOU]/.test(type) ? "an" : "a";
+}
+
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -79,11 +84,42 @@ export function parseBlock(
     add(`${at}.type`, `must be one of ${BLOCK_TYPES.join(", ")}`);
     return undefined;
   }
+  unknownKeys(raw, type as BlockType, at, add);
   const links = parseLinks(raw, type as BlockType, at, add);
   if (!usable || !links) return undefined;
   const base = { id: (id as string).trim(), next: links.next ?? "" };
   const parsed = contentsOf(raw, type as BlockType, base, links, at, context, add);
   return { block: blockInOrder(parsed.block), pauses: parsed.pauses };
+}
+
+/**
+ * The keys each block type reads beside `id`, `type`, `next` and `otherwise` (whose misuse
+ * parseLinks names). `timeZone` is read as `timezone`.
+ */
+const BLOCK_KEYS: Record<BlockType, readonly string[]> = {
+  WAIT: ["duration", "untilAttribute", "timezone", "timeZone"],
+  FILTER: ["conditions"],
+  CUSTOM_ACTION: ["customAction", "customActionId", "parameters"],
+  UPDATE_PROFILE: ["attributes", "subscriptions", "segmentations"],
+  EXIT: [],
+};
+const LINK_KEYS = ["id", "type", "next", "otherwise"];
+
+/**
+ * A key the block's type does not read is a problem, not a warning: a misspelt one (`otherwize`,
+ * `untilAtribute`) would silently change where runs go or how long they wait.
+ */
+function unknownKeys(raw: Record<string, unknown>, type: BlockType, at: string, add: Add): void {
+  const known = BLOCK_KEYS[type];
+  for (const key of Object.keys(raw))
+    if (!LINK_KEYS.includes(key) && !known.includes(key)) {
+      const keys = ["id", "type", ...known, ...(type === "EXIT" ? [] : ["next"])];
+      if (type === "FILTER") keys.push("otherwise");
+      add(
+        `${at}.${key}`,
+        `is not a key of ${article(type)} ${type} block (its keys: ${keys.join(", ")}); a misspelt key would change what the block does, so it is refused`,
+      );
+    }
 }
 
 /**

@@ -15,6 +15,7 @@ import type { Reentry, ScenarioBlock, ScenarioDefinition, ScenarioStart } from "
 import { REENTRY_POLICIES, START_TYPES } from "./scenario.js";
 import type { Add, ParsedBlock } from "./scenario-blocks.js";
 import {
+  article,
   blockInOrder,
   dateAttributeProblem,
   isObject,
@@ -34,6 +35,34 @@ export interface ScenarioContext {
 /** Most blocks a scenario may have: a definition is checked, stored and read whole. */
 export const MAX_BLOCKS = 200;
 const MAX_NAME_LENGTH = 200;
+
+/** Keys of a definition; those of its answer (`id`, `status`, …) are accepted back and ignored quietly. */
+const KNOWN_KEYS = ["name", "profileTable", "profileTableId", "reentry", "start", "blocks"];
+const ANSWER_KEYS = [
+  "id",
+  "status",
+  "activatedAt",
+  "deactivatedAt",
+  "createdAt",
+  "updatedAt",
+  "cancelledRuns",
+  "_links",
+];
+
+/** The keys each start type reads (`timeZone` is read as `timezone`). */
+const START_KEYS: Record<ScenarioStart["type"], readonly string[]> = {
+  DATA_EVENT: ["type", "eventType", "onFields", "conditions"],
+  API: ["type"],
+  SEGMENT_ENTRY: ["type", "segmentation", "segment"],
+  SUBSCRIPTION: ["type", "subscription", "subscribe"],
+  DATE: ["type", "attribute", "anniversary", "at", "timezone", "timeZone"],
+};
+
+export interface ParsedScenario {
+  definition: ScenarioDefinition;
+  /** Keys of the definition Herald ignored (the answer's `details`). */
+  warnings: ErrorDetail[];
+}
 
 /** The profile table a body names (`profileTable`, or `profileTableId`), for the route to look up. */
 export function profileTableOf(body: unknown): string | undefined {
@@ -56,12 +85,19 @@ export function invalidScenario(problems: readonly ErrorDetail[]): HeraldError |
 
 /**
  * Reads a request body into the stored definition; throws 400 HERALD_INVALID_SCENARIO naming every
- * problem. Unknown keys are ignored; names are case-sensitive, types and operators are not.
+ * problem. Unknown keys of the definition itself are ignored and come back as warnings (SPEC §7:
+ * bodies are read leniently); an unknown key inside the start or a block is a problem, since a
+ * misspelt one (`otherwize`, `untilAtribute`) would silently change what the scenario does. Names
+ * are case-sensitive, types and operators are not.
  */
-export function parseScenario(body: unknown, context: ScenarioContext): ScenarioDefinition {
+export function readScenario(body: unknown, context: ScenarioContext): ParsedScenario {
   const problems: ErrorDetail[] = [];
+  const warnings: ErrorDetail[] = [];
   const add: Add = (path, message) => problems.push({ path, message });
   if (!isObject(body)) throw invalidScenario([{ path: "", message: "must be a JSON object" }])!;
+  for (const key of Object.keys(body))
+    if (!KNOWN_KEYS.includes(key) && !ANSWER_KEYS.includes(key))
+      warnings.push({ path: key, message: "is not a key of a scenario; ignored" });
   const table = context.table;
   const name = typeof body.name === "string" ? body.name.trim() : "";
   if (name === "" || name.length > MAX_NAME_LENGTH)
@@ -76,7 +112,12 @@ export function parseScenario(body: unknown, context: ScenarioContext): Scenario
   const blocks = parseBlocks(body.blocks, context, add);
   const invalid = invalidScenario(problems);
   if (invalid || !start) throw invalid ?? invalidScenario([{ path: "start", message: "?" }])!;
-  return { name, tableId: table.id, reentry, start, blocks };
+  return { definition: { name, tableId: table.id, reentry, start, blocks }, warnings };
+}
+
+/** readScenario's definition alone (activation's re-check, which has no request to answer). */
+export function parseScenario(body: unknown, context: ScenarioContext): ScenarioDefinition {
+  return readScenario(body, context).definition;
 }
 
 /** The custom actions the definition's blocks trigger (each once, in the order of the blocks). */
@@ -182,6 +223,15 @@ function parseStart(raw: unknown, table: DataTable, add: Add): ScenarioStart | u
     return undefined;
   }
   const type = typeof raw.type === "string" ? raw.type.trim().toUpperCase() : "";
+  if (Object.hasOwn(START_KEYS, type)) {
+    const known = START_KEYS[type as ScenarioStart["type"]];
+    for (const key of Object.keys(raw))
+      if (!known.includes(key))
+        add(
+          `start.${key}`,
+          `is not a key of ${article(type)} ${type} start (its keys: ${known.join(", ")}); a misspelt key would change when runs start, so it is refused`,
+        );
+  }
   switch (type) {
     case "API":
       return { type: "API" };

@@ -285,6 +285,39 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await call("DELETE", `${SCENARIOS}/${scenario.id}`)).status, 204);
     });
 
+    test("unknown keys of the definition come back as warnings in details, on POST and PUT", async () => {
+      const created = await call("POST", SCENARIOS, {
+        ...WELCOME,
+        name: "warned",
+        description: "not a key",
+        status: "ACTIVE",
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.deepEqual(created.body.details, [
+        { path: "description", message: "is not a key of a scenario; ignored" },
+      ]);
+      assert.equal(created.body.status, "INACTIVE", "an answer's key sent back is ignored");
+      const read = await call("GET", `${SCENARIOS}/${created.body.id}`);
+      assert.equal(read.body.details, undefined, "warnings belong to the answer of the request");
+      const replaced = await call("PUT", `${SCENARIOS}/${created.body.id}`, {
+        ...WELCOME,
+        name: "warned",
+        reentryPolicy: "NEVER",
+      });
+      assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
+      assert.deepEqual(
+        replaced.body.details?.map((d) => d.path),
+        ["reentryPolicy"],
+      );
+      assert.equal(replaced.body.reentry, "AFTER_EXIT");
+      const clean = await call("PUT", `${SCENARIOS}/${created.body.id}`, {
+        ...WELCOME,
+        name: "warned",
+      });
+      assert.equal(clean.body.details, undefined);
+      assert.equal((await call("DELETE", `${SCENARIOS}/${created.body.id}`)).status, 204);
+    });
+
     test("bad input: a clear 4xx naming the problem, and nothing changes", async () => {
       const existing = await create({ ...WELCOME, name: "kept" });
       const blocks = WELCOME.blocks;
@@ -382,6 +415,74 @@ for (const { backend, skip } of await testBackends()) {
           400,
           "HERALD_INVALID_SCENARIO",
           "start.attribute",
+        ],
+        [
+          "not a valid graph: a loop through a WAIT of a millisecond",
+          {
+            ...WELCOME,
+            blocks: [
+              { ...blocks[0], duration: "PT0.001S" },
+              { ...blocks[1], otherwise: "wait" },
+              ...blocks.slice(2),
+            ],
+          },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "blocks[1].otherwise",
+        ],
+        [
+          "not a valid graph: a loop through a WAIT until a date",
+          {
+            ...WELCOME,
+            blocks: [
+              { id: "wait", type: "WAIT", untilAttribute: "birthDate", next: "gold" },
+              { ...blocks[1], otherwise: "wait" },
+              ...blocks.slice(2),
+            ],
+          },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "blocks[1].otherwise",
+        ],
+        [
+          "a misspelt key inside a block",
+          {
+            ...WELCOME,
+            blocks: [
+              blocks[0],
+              { ...blocks[1], otherwise: undefined, otherwize: "end" },
+              ...blocks.slice(2),
+            ],
+          },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "blocks[1].otherwize",
+        ],
+        [
+          "a misspelt key inside a WAIT",
+          {
+            ...WELCOME,
+            blocks: [
+              {
+                id: "wait",
+                type: "WAIT",
+                duration: "PT1H",
+                untilAtribute: "birthDate",
+                next: "gold",
+              },
+              ...blocks.slice(1),
+            ],
+          },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "blocks[0].untilAtribute",
+        ],
+        [
+          "a misspelt key inside the start",
+          { ...WELCOME, start: { ...WELCOME.start, onField: ["tier"] } },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "start.onField",
         ],
       ];
       const before = await snapshot();

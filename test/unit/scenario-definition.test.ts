@@ -14,6 +14,7 @@ import {
   MAX_BLOCKS,
   parseScenario,
   profileTableOf,
+  readScenario,
   scenarioBody,
 } from "../../src/domain/scenario-definition.js";
 
@@ -433,6 +434,87 @@ describe("parseScenario: what is kept", () => {
     assert.equal(crm.customAction, "send-to-crm");
     assert.deepEqual(parseScenario(named, CONTEXT), definition);
     assert.deepEqual(parseScenario(scenarioBody(definition), CONTEXT), definition);
+  });
+});
+
+describe("readScenario: unknown keys", () => {
+  test("the definition's own unknown keys are warnings; an answer's keys are ignored quietly", () => {
+    const { definition, warnings } = readScenario(
+      {
+        ...WELCOME,
+        description: "a welcome flow",
+        reentryPolicy: "NEVER",
+        id: "5",
+        status: "ACTIVE",
+        activatedAt: null,
+        deactivatedAt: null,
+        createdAt: "2024-01-01T00:00:00.000Z",
+        updatedAt: "2024-01-01T00:00:00.000Z",
+        _links: {},
+      },
+      CONTEXT,
+    );
+    assert.deepEqual(definition, parseScenario(WELCOME, CONTEXT));
+    assert.deepEqual(warnings, [
+      { path: "description", message: "is not a key of a scenario; ignored" },
+      { path: "reentryPolicy", message: "is not a key of a scenario; ignored" },
+    ]);
+    assert.deepEqual(readScenario(WELCOME, CONTEXT).warnings, []);
+  });
+
+  test("an unknown key inside a block is refused, naming it and the block's keys", () => {
+    const [wait, gold, crm, tag, end] = WELCOME.blocks;
+    refused(
+      {
+        ...WELCOME,
+        blocks: [
+          { ...wait, untilAtribute: "birthDate" },
+          { ...gold, otherwise: undefined, otherwize: "end" },
+          { ...crm, parameter: { campaignId: "1" } },
+          { ...tag, attribute: { tier: "Gold" } },
+          { ...end, label: "done" },
+        ],
+      },
+      [
+        [
+          "blocks[0].untilAtribute",
+          /not a key of a WAIT block \(its keys: id, type, duration, untilAttribute, timezone, timeZone, next\)/,
+        ],
+        ["blocks[1].otherwize", /not a key of a FILTER block .*otherwise\)/],
+        ["blocks[2].parameter", /not a key of a CUSTOM_ACTION block .*parameters, next\)/],
+        ["blocks[3].attribute", /not a key of an UPDATE_PROFILE block .*attributes/],
+        ["blocks[4].label", /not a key of an EXIT block \(its keys: id, type\)/],
+      ],
+    );
+    // A key of another type of block is as unknown.
+    refused(
+      api([{ id: "f", type: "FILTER", conditions: [], duration: "PT1H", next: "end" }, EXIT]),
+      [
+        ["blocks[0].conditions", /at least one/],
+        ["blocks[0].duration", /not a key of a FILTER block/],
+      ],
+    );
+  });
+
+  test("an unknown key inside the start is refused too", () => {
+    refused(api([EXIT], { start: { type: "API", eventType: "CREATE" } }), [
+      ["start.eventType", /not a key of an API start \(its keys: type\)/],
+    ]);
+    refused(
+      api([EXIT], { start: { type: "DATA_EVENT", eventType: "UPDATE", onField: ["tier"] } }),
+      [["start.onField", /not a key of a DATA_EVENT start .*onFields, conditions\)/]],
+    );
+    refused(api([EXIT], { start: { type: "DATE", attribute: "birthDate", anniversery: true } }), [
+      ["start.anniversery", /not a key of a DATE start/],
+    ]);
+    refused(
+      api([EXIT], { start: { type: "SEGMENT_ENTRY", segmentation: "Active", segement: "x" } }),
+      [["start.segement", /not a key/]],
+    );
+    refused(
+      api([EXIT], { start: { type: "SUBSCRIPTION", subscription: "newsletter", subscibe: false } }),
+      [["start.subscibe", /not a key/]],
+    );
   });
 });
 

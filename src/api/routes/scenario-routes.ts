@@ -15,12 +15,15 @@ import { Type } from "typebox";
 import type { CustomAction } from "../../domain/custom-action.js";
 import type { DataTable } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
-import type { Scenario, ScenarioDefinition } from "../../domain/scenario.js";
+import type { ErrorDetail } from "../../domain/errors.js";
+import type { Scenario } from "../../domain/scenario.js";
+import type { ParsedScenario } from "../../domain/scenario-definition.js";
 import {
   customActionIdsOf,
   invalidScenario,
   parseScenario,
   profileTableOf,
+  readScenario,
   scenarioBody,
 } from "../../domain/scenario-definition.js";
 import { findCustomAction } from "../../storage/custom-action-repository.js";
@@ -40,7 +43,7 @@ import {
 } from "../../storage/scenario-repository.js";
 import type { Entity } from "../../storage/tenancy-repository.js";
 import type { AppDeps } from "../app-deps.js";
-import { entityOf, paging } from "../import-requests.js";
+import { entityOf, paging, warningDetails } from "../import-requests.js";
 import { acceptEmptyWriteBodies } from "./empty-write-body.js";
 import type { RouteModule } from "./route-module.js";
 import {
@@ -91,7 +94,12 @@ async function namesFor(deps: AppDeps, entity: Entity, scenarios: Scenario[]): P
   return { tables, customActions: await customActionNames(deps.db, entity.id, ids) };
 }
 
-function renderScenario(entity: Entity, scenario: Scenario, names: Names) {
+function renderScenario(
+  entity: Entity,
+  scenario: Scenario,
+  names: Names,
+  warnings: readonly ErrorDetail[] = [],
+) {
   const self = scenarioHref(entity.name, scenario.id);
   const definition = scenario.definition;
   const body = scenarioBody(definition, {
@@ -106,6 +114,7 @@ function renderScenario(entity: Entity, scenario: Scenario, names: Names) {
     deactivatedAt: scenario.deactivatedAt?.toISOString() ?? null,
     createdAt: scenario.createdAt.toISOString(),
     updatedAt: scenario.updatedAt.toISOString(),
+    ...warningDetails(warnings),
     _links: {
       self: { href: self },
       runs: { href: `${self}/runs` },
@@ -134,12 +143,15 @@ async function customActionsNamedIn(
   return (idOrName) => found.get(idOrName);
 }
 
-/** The body checked against the entity: its profile table, its custom actions, the whole definition. */
+/**
+ * The body checked against the entity: its profile table, its custom actions, the whole
+ * definition; with the keys it ignored.
+ */
 async function checkDefinition(
   deps: AppDeps,
   entity: Entity,
   body: unknown,
-): Promise<ScenarioDefinition> {
+): Promise<ParsedScenario> {
   const tableKey = profileTableOf(body);
   if (tableKey === undefined)
     throw invalidScenario([
@@ -157,7 +169,7 @@ async function checkDefinition(
       },
     ])!;
   const customActions = await customActionsNamedIn(deps.db, entity.id, body);
-  return parseScenario(body, { table, customActions });
+  return readScenario(body, { table, customActions });
 }
 
 /**
@@ -189,8 +201,12 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
     return { entity, scenario };
   }
 
-  async function renderOne(entity: Entity, scenario: Scenario) {
-    return renderScenario(entity, scenario, await namesFor(deps, entity, [scenario]));
+  async function renderOne(
+    entity: Entity,
+    scenario: Scenario,
+    warnings: readonly ErrorDetail[] = [],
+  ) {
+    return renderScenario(entity, scenario, await namesFor(deps, entity, [scenario]), warnings);
   }
 
   app.get(
@@ -235,14 +251,14 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
     },
     async (request, reply) => {
       const entity = await entityOf(deps, request, request.params.entity);
-      const definition = await checkDefinition(deps, entity, request.body);
+      const { definition, warnings } = await checkDefinition(deps, entity, request.body);
       const scenario = await deps.db.transaction((tx) => insertScenario(tx, entity.id, definition));
       if (!scenario)
         throw new HeraldError("HERALD_NAME_TAKEN", { kind: "Scenario", name: definition.name });
       return reply
         .code(201)
         .header("location", scenarioHref(entity.name, scenario.id))
-        .send(await renderOne(entity, scenario));
+        .send(await renderOne(entity, scenario, warnings));
     },
   );
 
@@ -276,7 +292,7 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
     },
     async (request) => {
       const { entity, scenario: current } = await scenarioOf(request, request.params);
-      const definition = await checkDefinition(deps, entity, request.body);
+      const { definition, warnings } = await checkDefinition(deps, entity, request.body);
       const updated = await deps.db.transaction(async (tx) => {
         const locked = await findScenario(tx, entity.id, current.id, { lock: true });
         if (!locked) return undefined;
@@ -295,7 +311,7 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
       if (updated === "name-taken")
         throw new HeraldError("HERALD_NAME_TAKEN", { kind: "Scenario", name: definition.name });
       if (!updated) throw scenarioNotFound(request.params.id, entity);
-      return renderOne(entity, updated);
+      return renderOne(entity, updated, warnings);
     },
   );
 

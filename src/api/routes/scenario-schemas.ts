@@ -21,6 +21,7 @@ export const ScenarioListQuery = Type.Object({
 });
 
 const Link = Type.Object({ href: Type.String() });
+const Detail = Type.Object({ path: Type.String(), message: Type.String() });
 const Timestamp = Type.String({ format: "date-time" });
 
 /** A definition as posted: the §7.4 keys, checked by parseScenario (so: any object here). */
@@ -57,6 +58,9 @@ export const Scenario = Type.Object({
   deactivatedAt: Type.Union([Timestamp, Type.Null()], { description: "The last deactivation" }),
   createdAt: Timestamp,
   updatedAt: Timestamp,
+  details: Type.Optional(
+    Type.Array(Detail, { description: "Keys of the definition Herald ignored (POST and PUT)" }),
+  ),
   cancelledRuns: Type.Optional(
     Type.Integer({ description: "Deactivation with cancelRuns: how many runs it cancelled" }),
   ),
