@@ -70,9 +70,10 @@ export async function renewScenarioLeases(
 
 /**
  * Claims up to `limit` followed scenarios whose lease is free or expired (or, with `takeOver`, held
- * by anyone else: on a database no other process shares, another holder is a process that is gone).
- * SKIP LOCKED lets workers claim at the same time without waiting on each other or taking the same
- * scenario; a scenario whose cursor is being moved is claimed at the next round.
+ * by anyone else: on a database no other process shares, another holder is a process that is gone),
+ * except the scenarios `except` names (the caller is still letting them go). SKIP LOCKED lets
+ * workers claim at the same time without waiting on each other or taking the same scenario; a
+ * scenario whose cursor is being moved is claimed at the next round.
  */
 export async function claimScenarioLeases(
   db: Queryable,
@@ -80,6 +81,7 @@ export async function claimScenarioLeases(
   ttlMs: number,
   limit: number,
   takeOver = false,
+  except: readonly string[] = [],
 ): Promise<HeldScenario[]> {
   if (limit <= 0) return [];
   const { rows } = await db.query<HeldRow>(
@@ -92,11 +94,12 @@ export async function claimScenarioLeases(
                  AND (f.lease_owner IS NULL OR f.lease_until IS NULL OR f.lease_until < now()
                       OR $4::boolean)
                  AND f.lease_owner IS DISTINCT FROM $1
+                 AND NOT (f.id = ANY ($5::bigint[]))
                ORDER BY f.id
                LIMIT $3
                  FOR UPDATE SKIP LOCKED)
       RETURNING ${HELD_COLUMNS}`,
-    [workerId, ttlMs, limit, takeOver],
+    [workerId, ttlMs, limit, takeOver, except],
   );
   return rows.map(toHeld).sort(byId);
 }

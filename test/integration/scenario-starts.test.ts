@@ -124,7 +124,13 @@ for (const { backend, skip } of await testBackends()) {
 
     /** A starter of this process (or, with `on`, of another process with its own pool). */
     async function starter(
-      options: { workerId?: string; on?: Database; leaseMs?: number; renewMs?: number } = {},
+      options: {
+        workerId?: string;
+        on?: Database;
+        leaseMs?: number;
+        renewMs?: number;
+        progressMs?: number;
+      } = {},
     ): Promise<ScenarioStarter> {
       const other = options.on !== undefined;
       const s = await startScenarioStarter({
@@ -138,7 +144,7 @@ for (const { backend, skip } of await testBackends()) {
         batchSize: 50,
         leaseMs: options.leaseMs ?? 5_000,
         renewMs: options.renewMs ?? 100,
-        progressMs: 20,
+        progressMs: options.progressMs ?? 20,
         workerId: options.workerId ?? "starter-a",
         takeOverAtStart: false,
       });
@@ -428,6 +434,49 @@ for (const { backend, skip } of await testBackends()) {
       // Given the time to read what came after, it still has started nothing more.
       await sleep(300);
       assert.equal((await runs(id)).length, 1);
+    });
+
+    test("deactivated and activated again at once: one follower from the new cursor, the old one stopped", async () => {
+      const id = await activeScenario("again", {
+        type: "DATA_EVENT",
+        eventType: "CREATE",
+        onFields: [],
+        conditions: {},
+      });
+      // Renewals far apart: the starter takes the scenario again only through the claim that the
+      // activation's wake-up makes. A window with nothing to start is written 1.5 s after it was
+      // read, so the first follower still holds one when the scenario is activated again.
+      const s = await starter({ renewMs: 60_000, leaseMs: 120_000, progressMs: 1_500 });
+      await waitFor("the starter to follow the scenario", async () => s.following().includes(id));
+      const first = await createProfile();
+      await caughtUp(id);
+      await sleep(200); // its writes are over
+      const off = await t.request("POST", `/v5/entities/acme/scenarios/${id}/deactivate`, {});
+      assert.equal(off.statusCode, 200, off.body);
+      await updateProfile(first, { points: 1 }); // read by the first follower, starts nothing
+      await settled();
+      await sleep(300);
+      const on = await t.request("POST", `/v5/entities/acme/scenarios/${id}/activate`);
+      assert.equal(on.statusCode, 200, on.body);
+      const created = [await createProfile(), await createProfile()];
+      await caughtUp(id);
+      // Past the first follower's write of its window: left running, it would find the cursor
+      // moved by the new activation, report its scenario lost, and the new follower would be
+      // stopped in its place (nothing would start the next profile's run).
+      await sleep(2_000);
+      assert.deepEqual(s.following(), [id]);
+      const later = await createProfile();
+      await caughtUp(id);
+      assert.deepEqual(
+        (await runs(id)).map((r) => r.profile_id),
+        [first, ...created, later],
+        "each event after an activation started exactly one run",
+      );
+      const { rows } = await db.query<{ lease_owner: string | null }>(
+        "SELECT lease_owner FROM scenarios WHERE id = $1",
+        [id],
+      );
+      assert.equal(rows[0]!.lease_owner, "starter-a");
     });
 
     test("a starter that stops hands its lease back; another goes on from the cursor", async () => {

@@ -57,8 +57,11 @@ export interface StartFollowerContext {
   progressMs: number;
   /** After a write that failed (the database away), the next try. */
   retryMs: number;
-  /** The scenario is no longer this worker's to start: the starter stops this follower. */
-  onLost(scenarioId: string, why: string): void;
+  /**
+   * The scenario is no longer this worker's to start: the starter stops this follower (and only
+   * this one: by then it may follow the scenario again with another).
+   */
+  onLost(follower: ScenarioStartFollower, why: string): void;
 }
 
 /** A matching event, waiting for its run to be written. */
@@ -125,14 +128,18 @@ export class ScenarioStartFollower implements LogSource<HeldScenario>, LogCursor
   /**
    * Reads nothing more, writes the runs of what was read while the lease is still this worker's
    * (so that the next holder need not read it again; should that fail, it will), and resolves.
+   * With `write: false` (the scenario was activated again from a new cursor, so what this follower
+   * read belongs to the activation before) it writes nothing more: it only waits for a write under
+   * way to end.
    */
-  async stop(): Promise<void> {
+  async stop(options: { write?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.follower.stop();
     if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
     await this.writing;
-    if (this.lost || this.readPosition <= this.written) return;
+    if (options.write === false || this.lost || this.readPosition <= this.written) return;
     await this.writeRead().catch((error: unknown) => {
       if (!(error instanceof StartLost))
         this.logger.debug({ err: error }, "could not write the last window before stopping");
@@ -203,7 +210,7 @@ export class ScenarioStartFollower implements LogSource<HeldScenario>, LogCursor
       this.progressTimer = setTimeout(() => {
         this.progressTimer = undefined;
         this.flush();
-      }, this.ctx.progressMs);
+      }, this.ctx.progressMs).unref();
   }
 
   // --- Writing --------------------------------------------------------------------------------
@@ -227,7 +234,7 @@ export class ScenarioStartFollower implements LogSource<HeldScenario>, LogCursor
         if (error instanceof StartLost) {
           this.lost = true;
           this.follower.stop();
-          this.ctx.onLost(this.id, error.message);
+          this.ctx.onLost(this, error.message);
           return;
         }
         this.outage.failed(error, "could not start the scenario's runs; retrying");

@@ -110,7 +110,7 @@ export async function startScenarioStarter(
     pageSize: options.batchSize ?? defaults.batchSize,
     progressMs: options.progressMs ?? defaults.progressMs,
     retryMs: defaults.retryMs,
-    onLost: (scenarioId: string, why: string) => void drop(scenarioId, why),
+    onLost: (follower: ScenarioStartFollower, why: string) => void drop(follower.id, why, follower),
   };
 
   function follow(held: HeldScenario): void {
@@ -123,10 +123,15 @@ export async function startScenarioStarter(
     follower.poke(announcedHead > 0 ? announcedHead : undefined);
   }
 
-  /** Stops a follower (it writes what it read), then gives its lease back. */
-  function drop(scenarioId: string, why: string): Promise<void> {
+  /**
+   * Stops a follower (it writes what it read), then gives its lease back. With `only`, nothing
+   * happens unless that very follower is the scenario's: a follower that lost its scenario tells
+   * so, and by then the scenario may be followed again by another, which must go on.
+   */
+  function drop(scenarioId: string, why: string, only?: ScenarioStartFollower): Promise<void> {
     const follower = followers.get(scenarioId);
-    if (!follower) return dropping.get(scenarioId) ?? Promise.resolve();
+    if (!follower || (only !== undefined && follower !== only))
+      return dropping.get(scenarioId) ?? Promise.resolve();
     followers.delete(scenarioId);
     const done = (async () => {
       try {
@@ -162,13 +167,37 @@ export async function startScenarioStarter(
     }
   }
 
-  /** Claims the free leases of ACTIVE scenarios (new activations, or a gone worker's). */
+  /**
+   * Claims the free leases of ACTIVE scenarios (new activations, or a gone worker's). A scenario
+   * whose follower is being dropped is left to a later claim: the drop hands its lease back when it
+   * is done, and would hand back the new one. A claimed scenario that this worker still follows was
+   * deactivated and activated again since its follower last wrote (both clear the lease): that
+   * follower read for the activation before, so it is stopped without writing, and the scenario is
+   * followed from the new cursor. Only then is it followed again: never two followers for one.
+   */
   async function claim(): Promise<void> {
     if (stopping) return;
     const room = defaults.maxScenarios - followers.size - dropping.size;
-    const claimed = await claimScenarioLeases(db, workerId, leaseMs, room, takeOver);
+    const claimed = await claimScenarioLeases(db, workerId, leaseMs, room, takeOver, [
+      ...dropping.keys(),
+    ]);
     takeOver = false;
-    for (const held of claimed) if (!stopping) follow(held);
+    for (const held of claimed) {
+      if (stopping) break;
+      // Dropped while the claim ran (its follower lost it): the drop hands the lease back, or the
+      // next renewal finds it this worker's and follows it.
+      if (dropping.has(held.id)) continue;
+      const stale = followers.get(held.id);
+      if (stale) {
+        followers.delete(held.id);
+        await stale.stop({ write: false });
+        logger.info(
+          { scenarioId: held.id, cursor: stale.committed },
+          "stopped following a scenario's start: it was activated again from a new cursor",
+        );
+      }
+      if (!stopping) follow(held);
+    }
     if (stopping && claimed.length > 0)
       await releaseScenarioLeases(
         db,
