@@ -11,7 +11,7 @@ import type { ValueType } from "./data-table.js";
 import { VALUE_TYPES } from "./data-table.js";
 import type { ErrorDetail } from "./errors.js";
 import { HeraldError } from "./errors.js";
-import type { ScenarioDefinition } from "./scenario.js";
+import type { ScenarioDefinition, ScenarioStatus } from "./scenario.js";
 
 export const MAX_ACTION_NAME_LENGTH = 100;
 export const MAX_DESCRIPTION_LENGTH = 2_000;
@@ -219,6 +219,97 @@ export interface ScenarioUsingAction {
   id: string;
   name: string;
   definition: Pick<ScenarioDefinition, "blocks">;
+}
+
+/** A scenario whose blocks use an action, with what holds the action in it (storage reads it). */
+export interface ScenarioWithRuns extends ScenarioUsingAction {
+  status: ScenarioStatus;
+  /** Its runs still going (WAITING or RUNNING), counted by the block each is in. */
+  liveRuns: Readonly<Record<string, number>>;
+}
+
+/**
+ * Why a scenario holds an action: it is ACTIVE (new runs may reach its block at any time), or it
+ * is INACTIVE with runs still going that can reach a block triggering the action (deactivation
+ * lets runs finish their way; without the action they would end CANCELLED at that block).
+ */
+export type ActionHold =
+  { kind: "active" } | { kind: "runs"; runs: number; blocks: string[]; actionBlocks: string[] };
+
+export interface ScenarioHoldingAction extends ScenarioUsingAction {
+  hold: ActionHold;
+}
+
+/**
+ * The ids of the blocks from which a run can still reach a CUSTOM_ACTION block of `actionId`,
+ * those blocks included: the links (`next`, `otherwise`) followed backwards from them.
+ */
+export function blocksReachingAction(
+  definition: Pick<ScenarioDefinition, "blocks">,
+  actionId: string,
+): Set<string> {
+  const blocks = definition.blocks ?? [];
+  const comingFrom = new Map<string, string[]>();
+  for (const block of blocks)
+    for (const target of [
+      "next" in block ? block.next : undefined,
+      block.type === "FILTER" ? block.otherwise : undefined,
+    ])
+      if (target !== undefined)
+        comingFrom.set(target, [...(comingFrom.get(target) ?? []), block.id]);
+  const reaching = new Set(
+    blocks
+      .filter((b) => b.type === "CUSTOM_ACTION" && String(b.customActionId) === actionId)
+      .map((b) => b.id),
+  );
+  const queue = [...reaching];
+  while (queue.length > 0)
+    for (const from of comingFrom.get(queue.pop()!) ?? [])
+      if (!reaching.has(from)) {
+        reaching.add(from);
+        queue.push(from);
+      }
+  return reaching;
+}
+
+/**
+ * The scenarios that hold action `actionId` against a deletion or a breaking change (ActionHold),
+ * in the order given; a scenario whose live runs are all past the action's blocks does not.
+ */
+export function scenariosHoldingAction(
+  actionId: string,
+  scenarios: readonly ScenarioWithRuns[],
+): ScenarioHoldingAction[] {
+  const holding: ScenarioHoldingAction[] = [];
+  for (const scenario of scenarios) {
+    const base = { id: scenario.id, name: scenario.name, definition: scenario.definition };
+    if (scenario.status === "ACTIVE") {
+      holding.push({ ...base, hold: { kind: "active" } });
+      continue;
+    }
+    const reaching = blocksReachingAction(scenario.definition, actionId);
+    // In the definition's order (the counts come from jsonb, whose keys have an order of their own).
+    const blocks = (scenario.definition.blocks ?? [])
+      .map((b) => b.id)
+      .filter((id) => reaching.has(id) && (scenario.liveRuns[id] ?? 0) > 0);
+    const runs = blocks.reduce((sum, id) => sum + (scenario.liveRuns[id] ?? 0), 0);
+    if (runs === 0) continue;
+    const actionBlocks = (scenario.definition.blocks ?? [])
+      .filter((b) => b.type === "CUSTOM_ACTION" && String(b.customActionId) === actionId)
+      .map((b) => b.id);
+    holding.push({ ...base, hold: { kind: "runs", runs, blocks, actionBlocks } });
+  }
+  return holding;
+}
+
+/** What holds the action in one scenario, for a 409's message and details. */
+export function describeHold(scenario: ScenarioHoldingAction): string {
+  const named = `scenario '${scenario.name}' (id ${scenario.id})`;
+  if (scenario.hold.kind === "active") return `${named} is ACTIVE and triggers it`;
+  const { runs, blocks, actionBlocks } = scenario.hold;
+  const blockNames = (ids: string[]) =>
+    `${ids.length === 1 ? "block" : "blocks"} ${ids.map((id) => `'${id}'`).join(", ")}`;
+  return `${named} is INACTIVE, but ${runs} of its runs still going (in ${blockNames(blocks)}) will reach ${blockNames(actionBlocks)}, which ${actionBlocks.length === 1 ? "triggers" : "trigger"} it`;
 }
 
 /**

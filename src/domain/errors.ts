@@ -191,8 +191,7 @@ export const ERRORS = {
   },
   HERALD_CUSTOM_ACTION_IN_USE: {
     status: 409,
-    message:
-      "Custom action '{id}' cannot be {change}: active scenario(s) {scenarios} use it; deactivate them first",
+    message: "Custom action '{id}' cannot be {change}: {scenarios}. To go on: {advice}",
   },
   HERALD_SCENARIO_ACTIVE: {
     status: 409,

@@ -1,16 +1,17 @@
 /**
  * SQL of custom actions (SPEC §7.4, migration 027) and of the one question the rest of Herald asks
- * about them: which active scenarios use one.
+ * about them: which scenarios use one, and whether their runs still go on.
  *
  * Locks keep a change of an action and the activation of a scenario from passing each other: a
- * DELETE or PATCH takes the action's row FOR UPDATE and only then reads the active scenarios that
- * use it; activation takes the rows of the actions its blocks use FOR SHARE (lockCustomActions)
- * before it marks the scenario ACTIVE. Whichever comes second waits for the first to commit, then
+ * DELETE or PATCH takes the action's row FOR UPDATE and only then reads the scenarios that use it
+ * (their status and live runs); activation takes the rows of the actions its blocks use FOR SHARE
+ * (lockCustomActions) before it marks the scenario ACTIVE. Whichever comes second waits for the first to commit, then
  * sees what it did (READ COMMITTED reads anew at each statement): a scenario that became active
  * meanwhile, or an action that is gone or changed.
  */
 import type { CustomAction, CustomActionDefinition } from "../domain/custom-action.js";
-import type { ScenarioDefinition } from "../domain/scenario.js";
+import type { ScenarioWithRuns } from "../domain/custom-action-definition.js";
+import type { ScenarioDefinition, ScenarioStatus } from "../domain/scenario.js";
 import type { Queryable } from "./database.js";
 import { SQLSTATE, sqlState } from "./sql-errors.js";
 
@@ -167,29 +168,44 @@ export async function deleteCustomAction(
   return rowCount > 0;
 }
 
-/** An ACTIVE scenario whose blocks use a custom action, with its definition (to check a change against). */
-export interface ActiveScenario {
-  id: string;
-  name: string;
-  definition: ScenarioDefinition;
-}
-
 /**
- * The ACTIVE scenarios that use the action (scenario_custom_actions, kept with each scenario's
- * definition), in id order. Run it after locking the action's row (findCustomAction with `lock`),
- * so that an activation in progress is either seen or waits.
+ * The scenarios whose blocks use the action (scenario_custom_actions, kept with each scenario's
+ * definition), ACTIVE or not, each with its runs still going (WAITING or RUNNING) counted by the
+ * block they are in, in id order; domain/custom-action-definition.ts scenariosHoldingAction judges
+ * which of them hold the action. Run it after locking the action's row (findCustomAction with
+ * `lock`), so that an activation in progress is either seen or waits. A run a worker is moving
+ * meanwhile is counted where it was at the last commit, so it holds the action until the worker
+ * commits.
  */
-export async function activeScenariosUsing(
+export async function scenariosUsingAction(
   tx: Queryable,
   customActionId: string,
-): Promise<ActiveScenario[]> {
-  const { rows } = await tx.query<{ id: number; name: string; definition: ScenarioDefinition }>(
-    `SELECT s.id, s.name, s.definition
+): Promise<ScenarioWithRuns[]> {
+  const { rows } = await tx.query<{
+    id: number;
+    name: string;
+    status: ScenarioStatus;
+    definition: ScenarioDefinition;
+    live_runs: Record<string, number | string> | null;
+  }>(
+    `SELECT s.id, s.name, s.status, s.definition,
+            (SELECT jsonb_object_agg(r.block_id, r.n)
+               FROM (SELECT block_id, count(*) AS n FROM scenario_runs
+                      WHERE scenario_id = s.id AND status IN ('WAITING', 'RUNNING')
+                      GROUP BY block_id) r) AS live_runs
        FROM scenario_custom_actions u
        JOIN scenarios s ON s.id = u.scenario_id
-      WHERE u.custom_action_id = $1 AND s.status = 'ACTIVE'
+      WHERE u.custom_action_id = $1
       ORDER BY s.id`,
     [Number(customActionId)],
   );
-  return rows.map((row) => ({ id: String(row.id), name: row.name, definition: row.definition }));
+  return rows.map((row) => ({
+    id: String(row.id),
+    name: row.name,
+    status: row.status,
+    definition: row.definition,
+    liveRuns: Object.fromEntries(
+      Object.entries(row.live_runs ?? {}).map(([block, n]) => [block, Number(n)]),
+    ),
+  }));
 }

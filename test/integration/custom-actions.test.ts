@@ -548,7 +548,7 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(unknown.json<ErrorBody>().details[0]?.path, "onElementId");
     });
 
-    test("an action an ACTIVE scenario uses: no delete, no breaking change (409); an inactive one does not hold it", async () => {
+    test("an action an ACTIVE scenario uses: no delete, no breaking change (409); an inactive one without runs does not hold it", async () => {
       const action = await create({ ...SEND_TO_CRM, name: "in-use" });
       const idle = await create({ name: "idle-use" });
       const scenario = await insertScenario("welcome", "ACTIVE", [
@@ -568,7 +568,7 @@ for (const { backend, skip } of await testBackends()) {
       );
       assert.equal(
         error.message,
-        `Custom action 'in-use' cannot be deleted: active scenario(s) 'welcome' (id ${scenario}) use it; deactivate them first`,
+        `Custom action 'in-use' cannot be deleted: scenario 'welcome' (id ${scenario}) is ACTIVE and triggers it. To go on: deactivate the ACTIVE scenario(s) with POST …/scenarios/{id}/deactivate, and let the runs still going end (or cancel them there with {"cancelRuns": true})`,
       );
       // Breaking: a parameter the block gives removed, a new mandatory one, a type its value misses.
       for (const [parameters, path] of [
@@ -584,7 +584,10 @@ for (const { backend, skip } of await testBackends()) {
           "HERALD_CUSTOM_ACTION_IN_USE",
           `scenarios/${scenario}/blocks/crm.parameters.${path}`,
         );
-        assert.match(broken.message, /cannot be changed this way: active scenario\(s\) 'welcome'/);
+        assert.match(
+          broken.message,
+          /cannot be changed this way: scenario 'welcome' \(id \d+\) is ACTIVE and triggers it/,
+        );
       }
       // What the block still fits is allowed: a new optional parameter, a wider type, a new name.
       const fits = await t.request("PATCH", `${ACTIONS}/in-use`, {
@@ -600,6 +603,112 @@ for (const { backend, skip } of await testBackends()) {
       ]);
       const deleted = await t.request("DELETE", `${ACTIONS}/${action.id}`);
       assert.equal(deleted.statusCode, 204, deleted.body);
+    });
+
+    test("an INACTIVE scenario's runs still going hold the action while they can reach its block", async () => {
+      const held = await create({ ...SEND_TO_CRM, name: "held-by-runs" });
+      const passed = await create({ ...SEND_TO_CRM, name: "passed-by-runs" });
+      /** WAIT → CUSTOM_ACTION → WAIT → EXIT, INACTIVE (deactivated with its runs left to finish). */
+      const scenarioUsing = async (name: string, actionId: string) => {
+        const definition = {
+          name,
+          tableId,
+          reentry: "ALWAYS",
+          start: { type: "API" },
+          blocks: [
+            { id: "before", type: "WAIT", duration: "PT1H", next: "crm" },
+            {
+              id: "crm",
+              type: "CUSTOM_ACTION",
+              customActionId: actionId,
+              parameters: { campaignId: "1" },
+              next: "after",
+            },
+            { id: "after", type: "WAIT", duration: "PT1H", next: "end" },
+            { id: "end", type: "EXIT" },
+          ],
+        };
+        const { rows } = await t.database.db.query<{ id: number }>(
+          `INSERT INTO scenarios (entity_id, name, table_id, definition, status, activated_at,
+                                  deactivated_at)
+           VALUES ($1, $2, $3, $4, 'INACTIVE', now(), now()) RETURNING id`,
+          [entityId, name, tableId, JSON.stringify(definition)],
+        );
+        await t.database.db.query(
+          "INSERT INTO scenario_custom_actions (scenario_id, custom_action_id) VALUES ($1, $2)",
+          [rows[0]!.id, Number(actionId)],
+        );
+        return String(rows[0]!.id);
+      };
+      const run = async (scenarioId: string, status: string, blockId: string) => {
+        const live = status === "WAITING" || status === "RUNNING";
+        const { rows } = await t.database.db.query<{ id: number }>(
+          `INSERT INTO scenario_runs (scenario_id, entity_id, profile_id, status, block_id, due_at,
+                                      start, started_at, updated_at, ended_at)
+           VALUES ($1, $2, $3, $4, $5, $6, '{"type": "API"}', now(), now(), $7) RETURNING id`,
+          [
+            Number(scenarioId),
+            entityId,
+            ann,
+            status,
+            blockId,
+            live ? new Date() : null,
+            live ? null : new Date(),
+          ],
+        );
+        return rows[0]!.id;
+      };
+      const holding = await scenarioUsing("runs-before", held.id);
+      const waiting = await run(holding, "WAITING", "before");
+      await run(holding, "RUNNING", "crm");
+      await run(holding, "WAITING", "after");
+
+      const deleted = await refused(
+        "DELETE",
+        `${ACTIONS}/${held.id}`,
+        undefined,
+        409,
+        "HERALD_CUSTOM_ACTION_IN_USE",
+        `scenarios/${holding}`,
+      );
+      const why = `scenario 'runs-before' (id ${holding}) is INACTIVE, but 2 of its runs still going (in blocks 'before', 'crm') will reach block 'crm', which triggers it`;
+      assert.equal(deleted.details[0]!.message, why);
+      assert.equal(
+        deleted.message,
+        `Custom action 'held-by-runs' cannot be deleted: ${why}. To go on: let those runs end, or cancel them with POST …/scenarios/{id}/deactivate {"cancelRuns": true}`,
+      );
+      const patched = await refused(
+        "PATCH",
+        `${ACTIONS}/${held.id}`,
+        { parameters: [...SEND_TO_CRM.parameters, { name: "segment", mandatory: true }] },
+        409,
+        "HERALD_CUSTOM_ACTION_IN_USE",
+        `scenarios/${holding}/blocks/crm.parameters.segment`,
+      );
+      assert.match(patched.message, /cannot be changed this way: scenario 'runs-before'/);
+      // A change the block still fits is fine.
+      const fits = await t.request("PATCH", `${ACTIONS}/${held.id}`, { description: "still fits" });
+      assert.equal(fits.statusCode, 200, fits.body);
+
+      // Runs past the action's block, and runs that ended, hold nothing.
+      const past = await scenarioUsing("runs-after", passed.id);
+      await run(past, "WAITING", "after");
+      await run(past, "FINISHED", "before");
+      await run(past, "CANCELLED", "crm");
+      const breaking = await t.request("PATCH", `${ACTIONS}/${passed.id}`, {
+        parameters: [{ name: "other", mandatory: true }],
+      });
+      assert.equal(breaking.statusCode, 200, breaking.body);
+      assert.equal((await t.request("DELETE", `${ACTIONS}/${passed.id}`)).statusCode, 204);
+
+      // Once the runs before the block have ended, the action may go.
+      await t.database.db.query(
+        `UPDATE scenario_runs SET status = 'FINISHED', due_at = NULL, ended_at = now()
+          WHERE scenario_id = $1 AND block_id IN ('before', 'crm')`,
+        [Number(holding)],
+      );
+      assert.ok(waiting > 0);
+      assert.equal((await t.request("DELETE", `${ACTIONS}/${held.id}`)).statusCode, 204);
     });
 
     test(

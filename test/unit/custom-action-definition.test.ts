@@ -8,9 +8,12 @@ import { describe, test } from "node:test";
 import type { CustomActionDefinition } from "../../src/domain/custom-action.js";
 import {
   applyCustomActionPatch,
+  blocksReachingAction,
   changeBreaksScenarios,
+  describeHold,
   parseCustomAction,
   readCustomAction,
+  scenariosHoldingAction,
 } from "../../src/domain/custom-action-definition.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import type { ScenarioBlock } from "../../src/domain/scenario.js";
@@ -254,6 +257,60 @@ describe("changeBreaksScenarios", () => {
     assert.deepEqual(
       problems.map((p) => p.path),
       ["scenarios/3/blocks/crm.parameters.constructor"],
+    );
+  });
+});
+
+describe("scenariosHoldingAction", () => {
+  // before → check → crm (action 7) → after → end; check's otherwise loops back to before.
+  const blocks: ScenarioBlock[] = [
+    { id: "before", type: "WAIT", duration: "PT1H", next: "check" },
+    { id: "check", type: "FILTER", conditions: [], next: "crm", otherwise: "before" },
+    { id: "crm", type: "CUSTOM_ACTION", customActionId: "7", parameters: {}, next: "after" },
+    { id: "after", type: "WAIT", duration: "P1D", next: "again" },
+    { id: "again", type: "FILTER", conditions: [], next: "end", otherwise: "check" },
+    { id: "side", type: "WAIT", duration: "PT1H", next: "end" },
+    { id: "end", type: "EXIT" },
+  ];
+  const scenario = (status: "ACTIVE" | "INACTIVE", liveRuns: Record<string, number>, id = "3") => ({
+    id,
+    name: `s${id}`,
+    status,
+    definition: { blocks },
+    liveRuns,
+  });
+
+  test("the blocks from which a run can still reach the action's block, loops included", () => {
+    assert.deepEqual([...blocksReachingAction({ blocks }, "7")].sort(), [
+      "after",
+      "again",
+      "before",
+      "check",
+      "crm",
+    ]);
+    assert.deepEqual([...blocksReachingAction({ blocks }, "8")], []);
+  });
+
+  test("ACTIVE holds; INACTIVE holds only with live runs that can reach the block", () => {
+    assert.deepEqual(
+      scenariosHoldingAction("7", [scenario("ACTIVE", {})]).map((s) => s.hold),
+      [{ kind: "active" }],
+    );
+    assert.deepEqual(scenariosHoldingAction("7", [scenario("INACTIVE", {})]), []);
+    assert.deepEqual(scenariosHoldingAction("7", [scenario("INACTIVE", { side: 4, end: 0 })]), []);
+    assert.deepEqual(scenariosHoldingAction("8", [scenario("INACTIVE", { before: 4 })]), []);
+    const [held] = scenariosHoldingAction("7", [
+      scenario("INACTIVE", { after: 2, side: 5, before: 1 }, "4"),
+    ]);
+    assert.deepEqual(held!.hold, {
+      kind: "runs",
+      runs: 3,
+      blocks: ["before", "after"],
+      actionBlocks: ["crm"],
+    });
+    assert.equal(
+      describeHold(held!),
+      "scenario 's4' (id 4) is INACTIVE, but 3 of its runs still going (in blocks 'before', 'after') will reach block 'crm', which triggers it",
     );
   });
 });

@@ -2,8 +2,9 @@
  * Custom actions (SPEC §7.4, docs/custom-actions.md): definitions (CRUD) and the trigger call, which
  * tells the outside system about one profile by appending a TRIGGER event, delivered to the
  * subscriptions `on: "CUSTOM_ACTION"`. Scenarios' CUSTOM_ACTION blocks append the same event
- * (jobs/custom-action-events.ts); an action an ACTIVE scenario uses cannot be deleted, nor changed
- * in a way that breaks the scenario's blocks (409).
+ * (jobs/custom-action-events.ts); an action that an ACTIVE scenario uses, or whose block runs of an
+ * inactive scenario will still reach, cannot be deleted, nor changed in a way that breaks the
+ * scenario's blocks (409).
  */
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
@@ -13,10 +14,13 @@ import { RetryWrite } from "../../capture/write-retry.js";
 import { eventPublicId } from "../../domain/change-event.js";
 import type { CustomAction, GivenParameters } from "../../domain/custom-action.js";
 import { checkActionParameters, renderActionParameters } from "../../domain/custom-action.js";
+import type { ScenarioHoldingAction } from "../../domain/custom-action-definition.js";
 import {
   applyCustomActionPatch,
   changeBreaksScenarios,
+  describeHold,
   readCustomAction,
+  scenariosHoldingAction,
 } from "../../domain/custom-action-definition.js";
 import type { DataTable } from "../../domain/data-table.js";
 import type { ErrorDetail } from "../../domain/errors.js";
@@ -25,14 +29,13 @@ import type { ProfileKey } from "../../domain/record-keys.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
 import { customActionHref, customActionTriggerEvent } from "../../jobs/custom-action-events.js";
 import { appendChangeEventsReturningIds } from "../../storage/change-event-repository.js";
-import type { ActiveScenario } from "../../storage/custom-action-repository.js";
 import {
-  activeScenariosUsing,
   deleteCustomAction,
   findCustomAction,
   insertCustomAction,
   listCustomActions,
   lockCustomActions,
+  scenariosUsingAction,
   updateCustomAction,
 } from "../../storage/custom-action-repository.js";
 import type { Queryable } from "../../storage/database.js";
@@ -80,22 +83,38 @@ function renderAction(entity: Entity, action: CustomAction, warnings: readonly E
   };
 }
 
-function scenarioList(scenarios: readonly ActiveScenario[]): string {
-  return scenarios.map((s) => `'${s.name}' (id ${s.id})`).join(", ");
+/** What to do before trying again, for the holds `scenarios` have on the action. */
+function adviceFor(scenarios: readonly ScenarioHoldingAction[]): string {
+  return scenarios.some((s) => s.hold.kind === "active")
+    ? 'deactivate the ACTIVE scenario(s) with POST …/scenarios/{id}/deactivate, and let the runs still going end (or cancel them there with {"cancelRuns": true})'
+    : 'let those runs end, or cancel them with POST …/scenarios/{id}/deactivate {"cancelRuns": true}';
 }
 
-/** 409: the change would leave `scenarios` (ACTIVE, using the action) with a block that cannot run. */
+/**
+ * 409: the change would leave `scenarios` (ACTIVE, or with runs still going that will reach a
+ * block of the action) with a block that cannot run: their runs would end CANCELLED there.
+ */
 function inUse(
   action: CustomAction,
   change: string,
-  scenarios: readonly ActiveScenario[],
+  scenarios: readonly ScenarioHoldingAction[],
   details: ErrorDetail[],
 ): HeraldError {
   return new HeraldError(
     "HERALD_CUSTOM_ACTION_IN_USE",
-    { id: action.name, change, scenarios: scenarioList(scenarios) },
+    {
+      id: action.name,
+      change,
+      scenarios: scenarios.map(describeHold).join("; "),
+      advice: adviceFor(scenarios),
+    },
     details,
   );
+}
+
+/** The scenarios that hold the action now (call it with the action's row locked). */
+async function holdersOf(tx: Queryable, action: CustomAction): Promise<ScenarioHoldingAction[]> {
+  return scenariosHoldingAction(action.id, await scenariosUsingAction(tx, action.id));
 }
 
 /** The trigger call's body (SPEC §7.4), its shape checked; unknown keys are warnings. */
@@ -256,7 +275,7 @@ const customActionRoutes: RouteModule = async (app, deps) => {
       schema: {
         tags: [TAG],
         summary:
-          "Change a custom action's name, description or parameters (409 when an active scenario's block would no longer fit its parameters)",
+          "Change a custom action's name, description or parameters (409 when the block of an active scenario, or one that runs still going will reach, would no longer fit its parameters)",
         params: ActionParams,
         body: ActionPatchBody,
         response: { 200: CustomActionSchema },
@@ -270,9 +289,14 @@ const customActionRoutes: RouteModule = async (app, deps) => {
         const current = await findCustomAction(tx, entity.id, request.params.id, true);
         if (!current) throw actionNotFound(request.params.id, entity);
         const parsed = applyCustomActionPatch(current, request.body);
-        const scenarios = await activeScenariosUsing(tx, current.id);
+        const scenarios = await holdersOf(tx, current);
         const broken = changeBreaksScenarios(parsed.definition, current.id, scenarios);
-        if (broken.length > 0) throw inUse(current, "changed this way", scenarios, broken);
+        if (broken.length > 0) {
+          const affected = scenarios.filter((s) =>
+            broken.some((p) => p.path.startsWith(`scenarios/${s.id}/`)),
+          );
+          throw inUse(current, "changed this way", affected, broken);
+        }
         const row = await updateCustomAction(tx, entity.id, current.id, parsed.definition);
         if (row === "name-taken") throw nameTaken(parsed.definition.name);
         if (!row) throw actionNotFound(request.params.id, entity);
@@ -288,7 +312,7 @@ const customActionRoutes: RouteModule = async (app, deps) => {
       schema: {
         tags: [TAG],
         summary:
-          "Delete a custom action (409 while an active scenario uses it); its TRIGGER events stay in the change log",
+          "Delete a custom action (409 while an active scenario uses it, or runs still going will reach its block); its TRIGGER events stay in the change log",
         params: ActionParams,
         response: { 204: Type.Null() },
       },
@@ -298,16 +322,13 @@ const customActionRoutes: RouteModule = async (app, deps) => {
       await deps.db.transaction(async (tx) => {
         const action = await findCustomAction(tx, entity.id, request.params.id, true);
         if (!action) throw actionNotFound(request.params.id, entity);
-        const scenarios = await activeScenariosUsing(tx, action.id);
+        const scenarios = await holdersOf(tx, action);
         if (scenarios.length > 0)
           throw inUse(
             action,
             "deleted",
             scenarios,
-            scenarios.map((s) => ({
-              path: `scenarios/${s.id}`,
-              message: `active scenario '${s.name}' triggers this action`,
-            })),
+            scenarios.map((s) => ({ path: `scenarios/${s.id}`, message: describeHold(s) })),
           );
         await deleteCustomAction(tx, entity.id, action.id);
       });
