@@ -48,11 +48,26 @@ export interface BlockInput {
 }
 
 /**
- * The most blocks one move of a run goes through before its state is written and the move goes on
- * in a later batch. A definition has no cycle without a WAIT, but a cycle through a WAIT of PT0S
- * never waits; this bounds the transaction it would otherwise never leave.
+ * The most blocks one move of a run may go through. A definition has no cycle without a WAIT, but
+ * a WAIT may not wait when the run comes back to it (a date already past): such a run passes that
+ * WAIT twice in one move and ends FAILED there (spinningReason). This bound is the backstop behind
+ * that check: five times the blocks a definition may have, far more than any way through a
+ * definition that passes no WAIT twice needs, and few enough that the move's transaction ends.
  */
-export const MAX_BLOCKS_PER_MOVE = 100;
+export const MAX_BLOCKS_PER_MOVE = 1_000;
+
+/**
+ * Why a run that goes round without waiting is stopped (FAILED, this as its last error, so that it
+ * does not spin): it came back to WAIT `waitId` after `blocks` blocks in this move, or (without a
+ * WAIT) went through MAX_BLOCKS_PER_MOVE blocks.
+ */
+export function spinningReason(blocks: number, waitId?: string): string {
+  const what =
+    waitId === undefined
+      ? `the run went through ${blocks} blocks in one move without waiting`
+      : `the run came back to WAIT '${waitId}' after ${blocks} blocks in one move without waiting`;
+  return `${what}: a loop whose WAIT does not wait (a date already past, or no duration); FAILED so it does not spin`;
+}
 
 /** What `block` does to a run now. Throws only for a stored definition that parseScenario refuses. */
 export function runBlock(block: ScenarioBlock, input: BlockInput): BlockOutcome {

@@ -313,6 +313,61 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(run!.steps, 3);
     });
 
+    test("a loop whose WAIT does not wait ends FAILED at that WAIT instead of spinning", async () => {
+      const { logger, lines } = capturingLogger();
+      const worker = await startWorker({ logger });
+      // The routes refuse a loop whose WAIT may not wait; stored as if they had not, its WAIT
+      // until a date already past goes on at once every time round.
+      const scenario = await storeScenario([
+        { id: "renewal", type: "WAIT", untilAttribute: "renewal", next: "gold" },
+        {
+          id: "gold",
+          type: "FILTER",
+          conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
+          next: "crm",
+          otherwise: "end",
+        },
+        {
+          id: "crm",
+          type: "CUSTOM_ACTION",
+          customActionId: actionId,
+          parameters: { campaignId: "loop" },
+          next: "renewal",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      const gold = await createProfile({ tier: "Gold", renewal: "2001-01-01" });
+      const silver = await createProfile({ tier: "Silver", renewal: "2001-01-01" });
+      await enter(scenario, [gold, silver]);
+      const moved = await worker.runDue();
+      assert.equal(moved.failed, 1);
+      const [spun, out] = await runsOf(scenario.id);
+      assert.equal(spun!.profile_id, gold);
+      assert.deepEqual(
+        [spun!.status, spun!.block_id, spun!.due_at, spun!.entry_key, spun!.steps],
+        ["FAILED", "renewal", null, null, 3],
+      );
+      assert.equal(
+        spun!.last_error,
+        "the run came back to WAIT 'renewal' after 3 blocks in one move without waiting: a loop whose WAIT does not wait (a date already past, or no duration); FAILED so it does not spin",
+      );
+      assert.deepEqual(spun!.ended_at, clock);
+      assert.equal(out!.status, "FINISHED", "the batch's other run went its way");
+      assert.equal((await triggersOf(scenario.id)).length, 1, "the block before the spin ran once");
+      assert.equal((await worker.runDue()).taken, 0, "nothing is left due");
+      assert.deepEqual(await statistics(scenario), {
+        renewal: [3, 0, 2, 1],
+        gold: [2, 0, 2, 0],
+        crm: [1, 0, 1, 0],
+        end: [1, 0, 0, 1],
+      });
+      const told = lines.find((l) => l.runId === spun!.id && l.level === 50);
+      assert.match(
+        String(told?.msg),
+        /is FAILED at block 'renewal', counted as left in it: the run came back/,
+      );
+    });
+
     test("WAIT until a date attribute: midnight of that day in the block's time zone, plus the duration", async () => {
       const worker = await startWorker();
       const scenario = await createScenario([

@@ -9,11 +9,14 @@ import fc from "fast-check";
 import type { AttributeMap } from "../../src/domain/change-event.js";
 import type { ScenarioBlock } from "../../src/domain/scenario.js";
 import type { BlockOutcome, WaitBlock } from "../../src/domain/scenario-steps.js";
+import { MAX_BLOCKS } from "../../src/domain/scenario-definition.js";
 import {
   afterRunFailure,
   dateOf,
+  MAX_BLOCKS_PER_MOVE,
   RUN_FAILURE_POLICY,
   runBlock,
+  spinningReason,
   waitEnd,
 } from "../../src/domain/scenario-steps.js";
 
@@ -247,5 +250,22 @@ describe("failures", () => {
       kind: "failed",
       failures: RUN_FAILURE_POLICY.maxFailures,
     });
+  });
+});
+
+describe("a run that goes round without waiting", () => {
+  test("is given up with a reason that says why and what to look at", () => {
+    assert.equal(
+      spinningReason(3, "renewal"),
+      "the run came back to WAIT 'renewal' after 3 blocks in one move without waiting: a loop whose WAIT does not wait (a date already past, or no duration); FAILED so it does not spin",
+    );
+    assert.equal(
+      spinningReason(MAX_BLOCKS_PER_MOVE),
+      `the run went through ${MAX_BLOCKS_PER_MOVE} blocks in one move without waiting: a loop whose WAIT does not wait (a date already past, or no duration); FAILED so it does not spin`,
+    );
+  });
+
+  test("the bound on one move is well above the longest chain of blocks a definition may have", () => {
+    assert.ok(MAX_BLOCKS_PER_MOVE >= 5 * MAX_BLOCKS);
   });
 });

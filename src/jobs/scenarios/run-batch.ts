@@ -23,7 +23,7 @@ import type { DataTable } from "../../domain/data-table.js";
 import type { RunStatus, ScenarioBlock } from "../../domain/scenario.js";
 import { entryKeyAfterEnd } from "../../domain/scenario.js";
 import type { BlockEffect, CustomActionBlock } from "../../domain/scenario-steps.js";
-import { MAX_BLOCKS_PER_MOVE, runBlock } from "../../domain/scenario-steps.js";
+import { MAX_BLOCKS_PER_MOVE, runBlock, spinningReason } from "../../domain/scenario-steps.js";
 import { appendChangeEvents } from "../../storage/change-event-repository.js";
 import { findCustomAction } from "../../storage/custom-action-repository.js";
 import { findTableById } from "../../storage/data-table-repository.js";
@@ -63,13 +63,26 @@ export interface BatchResult {
   profileWrites: number;
 }
 
+/** A run the batch ended FAILED because it went round without waiting (spinningReason). */
+export interface GivenUpRun {
+  run: StoredRun;
+  /** The block it ended in. */
+  blockId: string;
+  reason: string;
+}
+
+/** What a batch did, and the runs it gave up, to be told once it committed. */
+export interface BatchOutcome extends BatchResult {
+  givenUp: GivenUpRun[];
+}
+
 /** Moves `runs`, which `tx` holds locked, and writes what the moves did; commit with the caller's transaction. */
 export async function moveRunBatch(
   tx: Queryable,
   context: RunBatchContext,
   runs: readonly StoredRun[],
   now: Date,
-): Promise<BatchResult> {
+): Promise<BatchOutcome> {
   const batch = new RunBatch(tx, context, now);
   await batch.load(runs);
   // In profile order, so that the profile rows a batch locks are locked in one order by every
@@ -85,7 +98,12 @@ export async function moveRunBatch(
   await batch.flushEvents();
   await writeRunStates(tx, states, now);
   await addBlockCounts(tx, batch.counts());
-  return { moved: states.length, triggers: batch.triggers, profileWrites: batch.profileWrites };
+  return {
+    moved: states.length,
+    triggers: batch.triggers,
+    profileWrites: batch.profileWrites,
+    givenUp: batch.givenUp,
+  };
 }
 
 /** The state of a run that goes on: due at `dueAt` at `blockId`, its key kept, its failures over. */
@@ -130,6 +148,7 @@ class RunBatch {
   private readonly blockTriggers = new Map<string, BlockTrigger | string>();
   private readonly blockCounts = new Map<string, BlockCountChange>();
   private pending: NewChangeEvent[] = [];
+  readonly givenUp: GivenUpRun[] = [];
   triggers = 0;
   profileWrites = 0;
 
@@ -185,7 +204,10 @@ class RunBatch {
         endedAt: this.now,
       };
     };
-    for (let i = 0; i < MAX_BLOCKS_PER_MOVE; i++) {
+    /** The WAITs this move went on from: coming back to one and going on again is a spin. */
+    const waitsPassed = new Set<string>();
+    for (let i = 0; ; i++) {
+      if (i >= MAX_BLOCKS_PER_MOVE) return this.giveUp(run, end, blockId, spinningReason(i));
       const block = blocks.get(blockId);
       if (!block)
         return end(
@@ -209,6 +231,11 @@ class RunBatch {
         steps++;
         return end("FINISHED", outcome.reason);
       }
+      if (block.type === "WAIT") {
+        if (waitsPassed.has(blockId))
+          return this.giveUp(run, end, blockId, spinningReason(i, blockId));
+        waitsPassed.add(blockId);
+      }
       if (outcome.effect) {
         try {
           await this.write(outcome.effect, scenario, run, profile, origin);
@@ -222,9 +249,20 @@ class RunBatch {
       this.count(scenario.id, outcome.next, "entered");
       blockId = outcome.next;
     }
-    // Still going after MAX_BLOCKS_PER_MOVE blocks (a loop through WAITs of no time): written down
-    // here, due at once, and moved on by a later batch.
-    return going(run, "RUNNING", blockId, this.now, steps);
+  }
+
+  /**
+   * A run that would go round without waiting ends FAILED in `blockId`, with the effects of the
+   * blocks it went through before written (they ran), and is told after the commit.
+   */
+  private giveUp(
+    run: StoredRun,
+    end: (status: RunStatus, reason: string) => RunState,
+    blockId: string,
+    reason: string,
+  ): RunState {
+    this.givenUp.push({ run, blockId, reason });
+    return end("FAILED", reason);
   }
 
   /** Appends the TRIGGER events held so far (before a profile write, and at the end). */

@@ -25,7 +25,7 @@ import {
   loadRunScenarios,
   writeRunStates,
 } from "../../storage/scenario-run-repository.js";
-import type { BatchResult } from "./run-batch.js";
+import type { BatchOutcome, BatchResult } from "./run-batch.js";
 import { moveRunBatch } from "./run-batch.js";
 
 export interface RunMoverContext {
@@ -57,8 +57,9 @@ export async function moveDueRuns(
       return taken.length === 0 ? undefined : moveRunBatch(tx, context, taken, now);
     });
     if (!result) return NOTHING;
+    const { givenUp, ...done } = result;
     committed(context, result);
-    return { ...result, taken: taken.length, failed: 0 };
+    return { ...done, taken: taken.length, failed: givenUp.length };
   } catch (error) {
     if (taken.length === 0 || findUnavailable(error)) throw error;
     context.logger.warn(
@@ -88,6 +89,7 @@ async function moveOneByOne(
           total.moved += result.moved;
           total.triggers += result.triggers;
           total.profileWrites += result.profileWrites;
+          total.failed += result.givenUp.length;
         }
         break;
       } catch (error) {
@@ -111,9 +113,17 @@ function lostRace(error: unknown): boolean {
   return lostToConcurrency(error) || error instanceof StaleTableDefinition;
 }
 
-/** After a batch committed: wakes this process's sequencer when it appended events. */
-function committed(context: RunMoverContext, result: BatchResult): void {
+/**
+ * After a batch committed: wakes this process's sequencer when it appended events, and tells the
+ * runs it gave up for going round without waiting.
+ */
+function committed(context: RunMoverContext, result: BatchOutcome): void {
   if (result.triggers + result.profileWrites > 0) context.logSignals.inboxCommitted();
+  for (const { run, blockId, reason } of result.givenUp)
+    context.logger.error(
+      { runId: run.id, scenarioId: run.scenarioId, profileId: run.profileId, blockId },
+      `scenario ${run.scenarioId}, run ${run.id} (profile ${run.profileId}) is FAILED at block '${blockId}', counted as left in it: ${reason}`,
+    );
 }
 
 /**
