@@ -21,11 +21,14 @@
  * `--role worker` (starts and moves the runs), each a process of its own, so that each one's CPU is
  * its own. After each part: where the time went (each process's CPU, the PostgreSQL backends' CPU,
  * and what the active backends were doing, sampled every 250 ms). The worker may be profiled:
- * HERALD_BENCH_SCENARIOS_CPU_PROFILE=<dir> starts it with `--cpu-prof` and prints the functions
- * that took the most of its CPU (self time) once it stopped.
+ * with HERALD_BENCH_SCENARIOS_CPU_PROFILE=<dir>, V8's sampling profiler runs in it over each part
+ * (cpu-profile-on-signal.mjs, switched by SIGUSR2), and the bench prints where its CPU went, by
+ * module and by function (self time); the profiles stay in <dir> for DevTools. A profiled run's
+ * figures are lower than an unprofiled one's.
  */
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import type { BenchOptions } from "./bench-support.js";
 import {
@@ -51,6 +54,7 @@ const TARGET_WAKE_MS = 2_000;
 const STALL_MS = 120_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const perSecond = (count: number, ms: number) => (ms > 0 ? (count / ms) * 1000 : 0);
+const PROFILER_MODULE = fileURLToPath(new URL("./cpu-profile-on-signal.mjs", import.meta.url));
 const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
 type Call = <T>(
@@ -290,6 +294,7 @@ async function throughput(
   options: BenchOptions,
   processes: Processes,
   watch: BackendWatch,
+  profiler: WorkerProfiler | undefined,
 ): Promise<ThroughputFigures> {
   const profiles = options.events ?? DEFAULT_PROFILES;
   const tableId = await createTable(call, "Customers");
@@ -300,6 +305,7 @@ async function throughput(
   await watch.sample(true);
   const cpu = new CpuWindow(processes, watch);
   const sampler = sampleBackends(watch);
+  profiler?.start();
   let answered = 0;
   let loadDone = false;
   let finishedAtLastCreate = 0;
@@ -348,6 +354,7 @@ async function throughput(
   const row = rows[0]!;
   printCpu(used, load.cpuSeconds, (lastFinishedAt - load.startedAt) / 1000);
   printActivity(watch, "PostgreSQL during part 1");
+  await profiler?.stop("part 1");
   await call("POST", `/v5/entities/${ENTITY}/scenarios/${scenarioId}/deactivate`, {});
   return {
     profiles,
@@ -383,6 +390,7 @@ async function dueTogether(
   createsPerSecond: number,
   processes: Processes,
   watch: BackendWatch,
+  profiler: WorkerProfiler | undefined,
 ): Promise<WakeFigures> {
   const tableId = await createTable(call, "Sleepers");
   const scenarioId = await activeScenario(call, "sleepers", tableId, {
@@ -412,6 +420,7 @@ async function dueTogether(
   await watch.sample(true);
   const cpu = new CpuWindow(processes, watch);
   const sampler = sampleBackends(watch);
+  profiler?.start();
   let firstMoved: number | undefined;
   // Each of these runs goes from its WAIT to the EXIT in one move: ended is moved on.
   const { at: lastMoved } = await follow(
@@ -440,6 +449,7 @@ async function dueTogether(
     );
   printCpu(used, 0, (lastMoved - (dueAt - 1_000)) / 1000);
   printActivity(watch, "PostgreSQL around the due second");
+  await profiler?.stop("part 2, from a second before the due second to the last run moved on");
   return {
     runs: count,
     dueAt,
@@ -451,41 +461,74 @@ async function dueTogether(
   };
 }
 
-/** The functions that took the most self time in the worker's CPU profile(s) in `dir`. */
-function printCpuProfile(dir: string): void {
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith(".cpuprofile"))
-    .map((f) => join(dir, f))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  if (files.length === 0) {
-    console.log(`  no CPU profile in ${dir} (the worker writes it when it exits cleanly)`);
-    return;
+/**
+ * V8's sampling profiler in the worker over windows of the bench (cpu-profile-on-signal.mjs): each
+ * SIGUSR2 starts or stops it; a stopped window is written to `dir` and summarised here.
+ */
+class WorkerProfiler {
+  private windows = 0;
+  constructor(
+    private readonly pid: number,
+    private readonly dir: string,
+  ) {}
+
+  start(): void {
+    process.kill(this.pid, "SIGUSR2");
   }
-  interface Node {
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
+
+  async stop(title: string): Promise<void> {
+    process.kill(this.pid, "SIGUSR2");
+    const file = join(this.dir, `profile-${++this.windows}.cpuprofile`);
+    const deadline = Date.now() + 30_000;
+    let profile: CpuProfile | undefined;
+    while (!profile && Date.now() < deadline) {
+      await sleep(100);
+      try {
+        if (existsSync(file)) profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+      } catch {
+        // Still being written.
+      }
+    }
+    if (!profile?.nodes) console.log(`  no CPU profile came to ${file}`);
+    else printCpuProfile(profile, `the worker's CPU over ${title} (${file})`);
   }
-  const profile = JSON.parse(readFileSync(files[0]!, "utf8")) as {
-    nodes: Node[];
-    samples: number[];
-    timeDeltas: number[];
-  };
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where the sampled time went: by module (self time), then the top functions. */
+function printCpuProfile(profile: CpuProfile, title: string): void {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const byFunction = new Map<string, number>();
+  const byModule = new Map<string, number>();
   let total = 0;
   profile.samples.forEach((id, i) => {
-    const node = byId.get(id);
-    if (!node) return;
-    const frame = node.callFrame;
-    const where = frame.url.replace(/^.*\/(node_modules|src)\//, "$1/");
-    const key = `${frame.functionName || "(anonymous)"}  ${where}:${frame.lineNumber + 1}`;
+    const frame = byId.get(id);
+    if (!frame) return;
     const us = profile.timeDeltas[i] ?? 0;
-    self.set(key, (self.get(key) ?? 0) + us);
     total += us;
+    const where = frame.url
+      .replace(/^file:\/\//, "")
+      .replace(/^.*\/node_modules\/((@[^/]+\/)?[^/]+)\/.*$/, "$1")
+      .replace(/^.*\/(src|bench)\//, "$1/");
+    const module = where === "" ? frame.functionName : where;
+    byModule.set(module, (byModule.get(module) ?? 0) + us);
+    const fn = `${frame.functionName || "(anonymous)"}  ${where}${where ? `:${frame.lineNumber + 1}` : ""}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
   });
-  console.log(`\n  the worker's CPU profile (${files[0]}), self time, the top 20:`);
-  for (const [key, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20))
-    console.log(`    ${fixed((us / total) * 100, 1).padStart(5)}%  ${key}`);
+  const top = (map: Map<string, number>, n: number) =>
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([key, us]) => `    ${fixed((us / total) * 100, 1).padStart(5)}%  ${key}`);
+  console.log(`\n  ${title}, ${fixed(total / 1e6, 2)} s sampled; by module (self time):`);
+  for (const line of top(byModule, 12)) console.log(line);
+  console.log("  by function (self time):");
+  for (const line of top(byFunction, 20)) console.log(line);
 }
 
 export async function run(options: BenchOptions): Promise<void> {
@@ -527,7 +570,8 @@ export async function run(options: BenchOptions): Promise<void> {
       HERALD_WORKER_ID: "bench-scenario-worker",
       ...(profileDir
         ? {
-            NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${profileDir}`,
+            NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${PROFILER_MODULE}`,
+            HERALD_BENCH_CPU_PROFILE_DIR: profileDir,
           }
         : {}),
     });
@@ -540,8 +584,9 @@ export async function run(options: BenchOptions): Promise<void> {
     });
     watch = await BackendWatch.open(database.url);
     const processes = { api, worker };
+    const profiler = profileDir ? new WorkerProfiler(worker.pid, profileDir) : undefined;
 
-    const part1 = await throughput(sql, call, origin, token, options, processes, watch);
+    const part1 = await throughput(sql, call, origin, token, options, processes, watch, profiler);
     const captureMs = part1.load.endedAt - part1.load.startedAt;
     const captureRate = perSecond(part1.profiles, captureMs);
     const runsRate = perSecond(part1.profiles, part1.lastFinishedAt - part1.load.startedAt);
@@ -562,6 +607,7 @@ export async function run(options: BenchOptions): Promise<void> {
             captureRate,
             processes,
             watch,
+            profiler,
           )
         : undefined;
 
@@ -641,5 +687,4 @@ export async function run(options: BenchOptions): Promise<void> {
     await sql.end();
     await database.drop();
   }
-  if (profileDir) printCpuProfile(profileDir);
 }
