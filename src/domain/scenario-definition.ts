@@ -120,6 +120,30 @@ export function parseScenario(body: unknown, context: ScenarioContext): Scenario
   return readScenario(body, context).definition;
 }
 
+/** A value as JSON with every object's keys sorted: jsonb keeps keys in an order of its own. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (isObject(value))
+    return `{${Object.keys(value)
+      .filter((key) => value[key] !== undefined)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`)
+      .join(",")}}`;
+  return JSON.stringify(value);
+}
+
+/**
+ * True when a new definition's blocks differ from the stored ones in anything (an id, a link, a
+ * value): a replacement that changes them starts the statistics afresh, since the old counts
+ * would be added to blocks that only share an id with the ones they counted.
+ */
+export function blocksChanged(
+  before: Pick<ScenarioDefinition, "blocks">,
+  after: Pick<ScenarioDefinition, "blocks">,
+): boolean {
+  return canonicalJson(before.blocks) !== canonicalJson(after.blocks);
+}
+
 /** The custom actions the definition's blocks trigger (each once, in the order of the blocks). */
 export function customActionIdsOf(definition: Pick<ScenarioDefinition, "blocks">): string[] {
   const ids = definition.blocks.flatMap((b) =>

@@ -11,7 +11,7 @@
  */
 import type { CustomAction } from "../domain/custom-action.js";
 import type { Scenario, ScenarioDefinition, ScenarioStatus } from "../domain/scenario.js";
-import { customActionIdsOf } from "../domain/scenario-definition.js";
+import { blocksChanged, customActionIdsOf } from "../domain/scenario-definition.js";
 import { readLogHead } from "./change-event-repository.js";
 import { lockCustomActions } from "./custom-action-repository.js";
 import type { Queryable } from "./database.js";
@@ -156,15 +156,21 @@ export async function countLiveRuns(db: Queryable, scenarioId: string): Promise<
 }
 
 /**
- * Replaces a scenario's definition and the custom actions it uses. "name-taken" when another
- * scenario of the entity has the new name; undefined when it is gone. The caller has locked the
- * row (findScenario with `lock`) and checked that it may change (INACTIVE, no run going on).
+ * Replaces a scenario's definition (`previous` is the one it replaces) and the custom actions it
+ * uses, and lets its history fit the new definition: unless the new re-entry policy is NEVER, the
+ * runs that ended give their re-entry keys back (a NEVER scenario kept them for good, and its
+ * profiles could never enter the new definition), and when the blocks change the block counts start
+ * afresh (a new block that reuses an old id would add the old one's figures to its own; the runs
+ * stay listed). "name-taken" when another scenario of the entity has the new name; undefined when
+ * it is gone. The caller has locked the row (findScenario with `lock`) and checked that it may
+ * change (INACTIVE, no run going on), so every run of it has ended and no worker writes its counts.
  */
 export async function updateScenario(
   tx: Queryable,
   entityId: number,
   id: string,
   definition: ScenarioDefinition,
+  previous: ScenarioDefinition,
 ): Promise<Scenario | "name-taken" | undefined> {
   const taken = await tx.query(
     "SELECT 1 FROM scenarios WHERE entity_id = $1 AND name = $2 AND id <> $3",
@@ -180,6 +186,15 @@ export async function updateScenario(
   const row = rows[0];
   if (!row) return undefined;
   await linkCustomActions(tx, String(row.id), definition);
+  if (definition.reentry !== "NEVER")
+    await tx.query(
+      `UPDATE scenario_runs SET entry_key = NULL
+        WHERE scenario_id = $1 AND entry_key IS NOT NULL
+          AND status IN ('FINISHED', 'CANCELLED', 'FAILED')`,
+      [row.id],
+    );
+  if (blocksChanged(previous, definition))
+    await tx.query("DELETE FROM scenario_block_counts WHERE scenario_id = $1", [row.id]);
   return toScenario(row);
 }
 

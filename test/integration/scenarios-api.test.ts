@@ -669,6 +669,96 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await call("DELETE", `${SCENARIOS}/${scenario.id}`)).status, 204);
     });
 
+    test("PUT lets the history fit: ended runs give their re-entry keys back, changed blocks start the statistics afresh", async () => {
+      const body = { ...WELCOME, name: "history", reentry: "NEVER", start: { type: "API" } };
+      const scenario = await create(body);
+      const url = `${SCENARIOS}/${scenario.id}`;
+      const finished = await insertRun(
+        scenario.id,
+        profiles[0]!,
+        "FINISHED",
+        "end",
+        `profile:${profiles[0]}`,
+      );
+      const cancelled = await insertRun(
+        scenario.id,
+        profiles[1]!,
+        "CANCELLED",
+        "wait",
+        `profile:${profiles[1]}`,
+      );
+      await t.database.db.query(
+        `INSERT INTO scenario_block_counts (scenario_id, block_id, entered, passed, exited)
+         VALUES ($1, 'wait', 2, 1, 1), ($1, 'gold', 1, 1, 0), ($1, 'end', 1, 0, 1)`,
+        [Number(scenario.id)],
+      );
+      const statistics = async () =>
+        (
+          (await call("GET", `${url}/statistics`)).body as unknown as {
+            blocks: { id: string; entered: number; passed: number; left: number }[];
+          }
+        ).blocks.map((b) => [b.id, b.entered, b.passed, b.left]);
+      const keys = async () =>
+        [...(await runsOf(scenario.id)).values()].map((r) => [r.id, r.entry_key]);
+      const counted = [
+        ["wait", 2, 1, 1],
+        ["gold", 1, 1, 0],
+        ["crm", 0, 0, 0],
+        ["tag", 0, 0, 0],
+        ["end", 1, 0, 1],
+      ];
+      assert.deepEqual(await statistics(), counted);
+
+      // NEVER again: the profiles that ran stay out; the same blocks keep their figures.
+      assert.equal((await call("PUT", url, body)).status, 200);
+      assert.deepEqual(await keys(), [
+        [finished, `profile:${profiles[0]}`],
+        [cancelled, `profile:${profiles[1]}`],
+      ]);
+      assert.deepEqual(await statistics(), counted);
+
+      // AFTER_EXIT: the ended runs let their profiles in again.
+      const reopened = await call("PUT", url, { ...body, reentry: "AFTER_EXIT" });
+      assert.equal(reopened.status, 200, JSON.stringify(reopened.body));
+      assert.deepEqual(await keys(), [
+        [finished, null],
+        [cancelled, null],
+      ]);
+      assert.deepEqual(await statistics(), counted, "the blocks did not change");
+      assert.equal((await call("POST", `${url}/activate`)).status, 200);
+      const started = await call("POST", `${url}/start`, { profileKey: "customerId=C-1" });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      const stopped = await call("POST", `${url}/deactivate`, { cancelRuns: true });
+      assert.equal(stopped.body.cancelledRuns, 1);
+
+      // Blocks that change (a block reusing the id 'wait'): the statistics start afresh.
+      const changed = await call("PUT", url, {
+        ...body,
+        reentry: "AFTER_EXIT",
+        blocks: [
+          { id: "wait", type: "WAIT", duration: "P1D", next: "end" },
+          { id: "end", type: "EXIT" },
+        ],
+      });
+      assert.equal(changed.status, 200, JSON.stringify(changed.body));
+      assert.deepEqual(await statistics(), [
+        ["wait", 0, 0, 0],
+        ["end", 0, 0, 0],
+      ]);
+      const counts = await t.database.db.query(
+        "SELECT 1 FROM scenario_block_counts WHERE scenario_id = $1",
+        [Number(scenario.id)],
+      );
+      assert.equal(counts.rowCount, 0);
+      const runs = await call("GET", `${url}/runs`);
+      assert.equal(
+        (runs.body as unknown as { runs: unknown[] }).runs.length,
+        3,
+        "the runs stay listed",
+      );
+      assert.equal((await call("DELETE", url)).status, 204);
+    });
+
     test("a DATE start's activation saves its daily schedule; deactivation removes it", async () => {
       const scenario = await create({
         ...WELCOME,

@@ -10,6 +10,7 @@ import type { DataTable } from "../../src/domain/data-table.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import type { ScenarioContext } from "../../src/domain/scenario-definition.js";
 import {
+  blocksChanged,
   customActionIdsOf,
   MAX_BLOCKS,
   parseScenario,
@@ -434,6 +435,33 @@ describe("parseScenario: what is kept", () => {
     assert.equal(crm.customAction, "send-to-crm");
     assert.deepEqual(parseScenario(named, CONTEXT), definition);
     assert.deepEqual(parseScenario(scenarioBody(definition), CONTEXT), definition);
+  });
+});
+
+describe("blocksChanged", () => {
+  test("any change of an id, a link or a value; not the order of keys", () => {
+    const definition = parseScenario(WELCOME, CONTEXT);
+    const stored = JSON.parse(JSON.stringify(definition)) as typeof definition;
+    stored.blocks = stored.blocks.map(
+      (b) => Object.fromEntries(Object.entries(b).reverse()) as typeof b,
+    );
+    assert.equal(blocksChanged(definition, stored), false);
+    assert.equal(
+      blocksChanged(definition, parseScenario({ ...WELCOME, name: "other" }, CONTEXT)),
+      false,
+    );
+    const [wait, ...rest] = WELCOME.blocks;
+    for (const blocks of [
+      [{ ...wait, duration: "PT2H" }, ...rest],
+      [{ ...wait, id: "pause" }, ...rest],
+      [wait, ...rest.map((b) => (b.id === "crm" ? { ...b, parameters: { campaignId: "1" } } : b))],
+      [wait, ...rest.map((b) => (b.id === "gold" ? { ...b, otherwise: undefined } : b))],
+    ])
+      assert.equal(
+        blocksChanged(definition, parseScenario({ ...WELCOME, blocks }, CONTEXT)),
+        true,
+        JSON.stringify(blocks),
+      );
   });
 });
 

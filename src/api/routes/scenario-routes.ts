@@ -306,7 +306,7 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
             `INACTIVE with ${live} run(s) still going (they point at its blocks)`,
             'wait for them to end, or end them with POST …/deactivate {"cancelRuns": true}',
           );
-        return updateScenario(tx, entity.id, locked.id, definition);
+        return updateScenario(tx, entity.id, locked.id, definition, locked.definition);
       });
       if (updated === "name-taken")
         throw new HeraldError("HERALD_NAME_TAKEN", { kind: "Scenario", name: definition.name });
