@@ -102,6 +102,9 @@ export function readScenario(body: unknown, context: ScenarioContext): ParsedSce
   const name = typeof body.name === "string" ? body.name.trim() : "";
   if (name === "" || name.length > MAX_NAME_LENGTH)
     add("name", `is required: a text of 1 to ${MAX_NAME_LENGTH} characters`);
+  // The API finds a scenario by id or name, the id first: a name of digits would name another one.
+  else if (/^\d+$/.test(name))
+    add("name", "must not be digits only: it would read as the id of another scenario");
   for (const key of ["profileTable", "profileTableId"] as const) {
     const value = body[key];
     if (value !== undefined && value !== null && String(value) !== table.id && value !== table.name)

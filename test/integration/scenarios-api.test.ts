@@ -332,6 +332,13 @@ for (const { backend, skip } of await testBackends()) {
           "profileTable",
         ],
         [
+          "a name of digits only (it would read as an id)",
+          { ...WELCOME, name: "42" },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "name",
+        ],
+        [
           "unknown table",
           { ...WELCOME, profileTable: "Clients" },
           400,

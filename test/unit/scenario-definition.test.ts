@@ -560,6 +560,10 @@ describe("parseScenario: bad input, every problem with its path", () => {
       [["blocks", /1 to 200/]],
     );
     refused(api([EXIT], { name: "x".repeat(201) }), [["name", /1 to 200/]]);
+    // An id-or-name lookup takes the id first: a name of digits would name another scenario.
+    for (const name of ["42", " 7 ", "0012"])
+      refused(api([EXIT], { name }), [["name", /digits only.*id of another scenario/]]);
+    assert.equal(parseScenario(api([EXIT], { name: "42nd" }), CONTEXT).name, "42nd");
   });
 
   test("a table named twice, differently", () => {
