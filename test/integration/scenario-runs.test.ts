@@ -677,11 +677,19 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(runs[0]!.status, "RUNNING");
       assert.equal(runs[0]!.block_id, "steal", "the failed move wrote nothing");
       assert.equal(runs[0]!.failures, 1);
-      assert.match(runs[0]!.last_error ?? "", new RegExp(`Value '${taken}' of unique attribute`));
+      // The move went on from 'steal' and failed in 'write': the block that failed is named.
+      assert.match(
+        runs[0]!.last_error ?? "",
+        new RegExp(
+          `^failed at block 'write' \\(moved on from 'steal' in this try; nothing of it was written\\): Value '${taken}' of unique attribute`,
+        ),
+      );
       assert.deepEqual(runs[0]!.due_at, new Date(clock.getTime() + 30_000));
       const retry = lines.find((l) => l.runId === runs[0]!.id && l.level === 40);
       assert.ok(retry, "the retry is logged at warn with the run's id");
       assert.equal(retry.scenarioId, scenario.id);
+      assert.deepEqual([retry.blockId, retry.failedBlockId], ["steal", "write"]);
+      assert.match(String(retry.msg), /failed at block 'write' \(moved on from 'steal'/);
 
       for (let failures = 2; failures <= 5; failures++) {
         advance(29_999 * (failures - 1));
@@ -696,7 +704,11 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(runs[0]!.due_at, null);
       assert.equal(runs[0]!.entry_key, null, "AFTER_EXIT releases the key of a FAILED run");
       const given = lines.find((l) => l.runId === runs[0]!.id && l.level === 50);
-      assert.match(String(given?.msg), /failed 5 times at block 'steal' and is given up/);
+      assert.match(
+        String(given?.msg),
+        /failed 5 times at block 'write' \(moved on from 'steal' in this try; nothing of it was written\) and is given up: FAILED, counted as left in block 'steal'/,
+      );
+      assert.match(runs[0]!.last_error ?? "", /^failed at block 'write' \(moved on from 'steal'/);
       assert.deepEqual(await statistics(scenario), {
         steal: [2, 0, 1, 1],
         write: [0, 0, 0, 0],
@@ -712,6 +724,43 @@ for (const { backend, skip } of await testBackends()) {
         0,
       );
       assert.notEqual(holder, thief);
+    });
+
+    test("an UPDATE_PROFILE block that no longer fits its table: the run is CANCELLED at once, saying why", async () => {
+      const worker = await startWorker();
+      // Saved when the table had an attribute 'loyalty' that it no longer has.
+      const scenario = await storeScenario([
+        { id: "wait", type: "WAIT", duration: "PT0S", next: "tag" },
+        {
+          id: "tag",
+          type: "UPDATE_PROFILE",
+          attributes: { tier: "Gold", loyalty: "high" },
+          subscriptions: {},
+          segmentations: {},
+          next: "end",
+        },
+        { id: "end", type: "EXIT" },
+      ]);
+      const profile = await createProfile({ tier: "Silver" });
+      await enter(scenario, [profile]);
+      const moved = await worker.runDue();
+      assert.equal(moved.failed, 0, "not a failure to retry");
+      const [run] = await runsOf(scenario.id);
+      assert.deepEqual(
+        [run!.status, run!.block_id, run!.failures, run!.due_at, run!.entry_key],
+        ["CANCELLED", "tag", 0, null, null],
+      );
+      assert.match(
+        run!.last_error ?? "",
+        /^block 'tag' no longer fits profile table 'Customers', which changed since the scenario was saved: blocks\.tag\.attributes.*loyalty.*; save the scenario again against the table as it is$/,
+      );
+      const read = await t.request("GET", `${PROFILES}/${profile}`);
+      assert.equal(read.json<{ attributes: { tier: string } }>().attributes.tier, "Silver");
+      assert.deepEqual(await statistics(scenario), {
+        wait: [1, 0, 1, 0],
+        tag: [1, 0, 0, 1],
+        end: [0, 0, 0, 0],
+      });
     });
 
     describe("API start and re-entry", () => {

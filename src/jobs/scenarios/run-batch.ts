@@ -14,15 +14,22 @@
  */
 import type { Logger } from "pino";
 import { profileState } from "../../capture/change-event-builders.js";
+import type { ProfileWrite } from "../../capture/profile-writer.js";
 import { applyToProfile } from "../../capture/profile-writer.js";
 import { enterTableWriteGate } from "../../capture/write-retry.js";
 import type { AttributeMap, NewChangeEvent, Origin } from "../../domain/change-event.js";
 import type { CustomAction } from "../../domain/custom-action.js";
 import { checkActionParameters, renderActionParameters } from "../../domain/custom-action.js";
 import type { DataTable } from "../../domain/data-table.js";
+import { HeraldError } from "../../domain/errors.js";
 import type { RunStatus, ScenarioBlock } from "../../domain/scenario.js";
 import { entryKeyAfterEnd } from "../../domain/scenario.js";
-import type { BlockEffect, CustomActionBlock } from "../../domain/scenario-steps.js";
+import type {
+  BlockEffect,
+  BlockOutcome,
+  CustomActionBlock,
+  UpdateProfileBlock,
+} from "../../domain/scenario-steps.js";
 import { MAX_BLOCKS_PER_MOVE, runBlock, spinningReason } from "../../domain/scenario-steps.js";
 import { appendChangeEvents } from "../../storage/change-event-repository.js";
 import { findCustomAction } from "../../storage/custom-action-repository.js";
@@ -137,6 +144,26 @@ interface BlockTrigger {
 /** Why a run cannot go on, once the block it is in cannot do its work any more. */
 class RunCancelled extends Error {}
 
+/**
+ * A block of a run failed on an unexpected error (`cause`): the batch rolls back. It names the
+ * block that failed, which a move through several blocks may have reached from the block the run
+ * is stored at (`storedBlockId`): nothing of the blocks between was written either.
+ */
+export class BlockFailed extends Error {
+  constructor(
+    readonly runId: string,
+    readonly blockId: string,
+    readonly storedBlockId: string,
+    cause: unknown,
+  ) {
+    super(
+      `run ${runId} failed at block '${blockId}': ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+    this.name = "BlockFailed";
+  }
+}
+
 class RunBatch {
   private scenarios = new Map<string, RunScenario>();
   private readonly blocks = new Map<string, Map<string, ScenarioBlock>>();
@@ -220,11 +247,12 @@ class RunBatch {
           "CANCELLED",
           `profile ${run.profileId} was deleted; the run stopped at block '${blockId}'`,
         );
-      const outcome = runBlock(block, {
-        profile: this.stateOf(profile),
-        now: this.now,
-        waitOver,
-      });
+      let outcome: BlockOutcome;
+      try {
+        outcome = runBlock(block, { profile: this.stateOf(profile), now: this.now, waitOver });
+      } catch (error) {
+        throw new BlockFailed(run.id, blockId, run.blockId, error);
+      }
       waitOver = false;
       if (outcome.kind === "wait") return going(run, "WAITING", blockId, outcome.until, steps);
       if (outcome.kind === "leave") {
@@ -241,7 +269,7 @@ class RunBatch {
           await this.write(outcome.effect, scenario, run, profile, origin);
         } catch (error) {
           if (error instanceof RunCancelled) return end("CANCELLED", error.message);
-          throw error;
+          throw new BlockFailed(run.id, blockId, run.blockId, error);
         }
       }
       steps++;
@@ -303,10 +331,10 @@ class RunBatch {
       );
       return;
     }
+    const write = this.profileWrite(table, effect.block);
     await this.flushEvents();
     const locked = await findRecordById(this.tx, table.id, profile.recordId, true);
     if (!locked) throw new RunCancelled(`profile ${profile.recordId} was deleted`);
-    const write = profileWriteOf(table, effect.block);
     const result = await applyToProfile(
       this.tx,
       table,
@@ -324,6 +352,24 @@ class RunBatch {
     const written = await findRecordById(this.tx, table.id, profile.recordId);
     if (written) this.profiles.set(written.recordId, written);
     this.profileWrites++;
+  }
+
+  /**
+   * The write of an UPDATE_PROFILE block, checked against the table as it is now. A block that no
+   * longer fits the table (an attribute, subscription or segment removed or renamed since the
+   * scenario was saved) will not fit it on any retry either: the run is cancelled at once, saying
+   * why, rather than failing five times over minutes.
+   */
+  private profileWrite(table: DataTable, block: UpdateProfileBlock): ProfileWrite {
+    try {
+      return profileWriteOf(table, block);
+    } catch (error) {
+      if (!(error instanceof HeraldError)) throw error;
+      const problems = error.details.map((d) => `${d.path} ${d.message}`).join("; ");
+      throw new RunCancelled(
+        `block '${block.id}' no longer fits profile table '${table.name}', which changed since the scenario was saved: ${problems || error.message}; save the scenario again against the table as it is`,
+      );
+    }
   }
 
   /** The profile as events show it, made once per profile version the batch reads. */

@@ -5,8 +5,10 @@
  * runs that can go on do (one that lost a race, a deadlock or a table definition changed
  * meanwhile, is tried again at once), and a run whose move fails on its own is retried later with
  * a backoff (failures + 1, last_error, due_at pushed back; RUN_FAILURE_POLICY), then given up as
- * FAILED, counted as left in its block. A database that went away is not a run's failure: the error goes up
- * to the loop, which waits for the database, and the runs stay due.
+ * FAILED, counted as left in the block it is stored at. A move goes through several blocks: the
+ * last error and the log lines name the block that failed (BlockFailed), and the block the move
+ * had gone on from, where the run still is. A database that went away is not a run's failure: the
+ * error goes up to the loop, which waits for the database, and the runs stay due.
  */
 import type { Logger } from "pino";
 import { lostToConcurrency, StaleTableDefinition } from "../../capture/write-retry.js";
@@ -26,7 +28,7 @@ import {
   writeRunStates,
 } from "../../storage/scenario-run-repository.js";
 import type { BatchOutcome, BatchResult } from "./run-batch.js";
-import { moveRunBatch } from "./run-batch.js";
+import { BlockFailed, moveRunBatch } from "./run-batch.js";
 
 export interface RunMoverContext {
   db: Database;
@@ -110,7 +112,29 @@ async function moveOneByOne(
 const RACE_ATTEMPTS = 3;
 
 function lostRace(error: unknown): boolean {
-  return lostToConcurrency(error) || error instanceof StaleTableDefinition;
+  const cause = causeOf(error);
+  return lostToConcurrency(cause) || cause instanceof StaleTableDefinition;
+}
+
+/** The error a block failed on (BlockFailed carries it with the block's id), or the error itself. */
+function causeOf(error: unknown): unknown {
+  return error instanceof BlockFailed ? error.cause : error;
+}
+
+/**
+ * Where a run's move failed, as its last error and log lines say it: the block that failed, and the
+ * block the run is stored at when the move had gone on from it (the run stays there: nothing of
+ * the move was written, and its counts say so).
+ */
+function failedAt(run: StoredRun, error: unknown): { blockId: string; where: string } {
+  const blockId = error instanceof BlockFailed ? error.blockId : run.blockId;
+  return {
+    blockId,
+    where:
+      blockId === run.blockId
+        ? `at block '${blockId}'`
+        : `at block '${blockId}' (moved on from '${run.blockId}' in this try; nothing of it was written)`,
+  };
 }
 
 /**
@@ -137,20 +161,22 @@ async function recordRunFailure(
   error: unknown,
   now: Date,
 ): Promise<void> {
-  const reason = reasonOf(error);
+  const reason = reasonOf(causeOf(error));
   const decided = await context.db.transaction(async (tx) => {
     const run = await claimDueRun(tx, failed.id, now);
     if (!run) return undefined;
     const outcome = afterRunFailure(run.failures, now);
+    const { where } = failedAt(run, error);
+    const lastError = `failed ${where}: ${reason}`;
     const scenario = (await loadRunScenarios(tx, [run.scenarioId])).get(run.scenarioId);
     const state: RunState =
       outcome.kind === "retry"
-        ? { ...stateOf(run), failures: outcome.failures, lastError: reason, dueAt: outcome.at }
+        ? { ...stateOf(run), failures: outcome.failures, lastError, dueAt: outcome.at }
         : {
             ...stateOf(run),
             status: "FAILED",
             failures: outcome.failures,
-            lastError: reason,
+            lastError,
             dueAt: null,
             endedAt: now,
             entryKey: scenario
@@ -174,23 +200,26 @@ function logFailure(
   error: unknown,
   reason: string,
 ): void {
+  const { blockId, where } = failedAt(run, error);
   const fields = {
-    err: error,
+    err: causeOf(error),
     runId: run.id,
     scenarioId: run.scenarioId,
     profileId: run.profileId,
     blockId: run.blockId,
+    failedBlockId: blockId,
     failures: outcome.failures,
   };
+  const about = `scenario ${run.scenarioId}, run ${run.id} (profile ${run.profileId})`;
   if (outcome.kind === "retry")
     logger.warn(
       { ...fields, retryAt: outcome.at.toISOString() },
-      `scenario ${run.scenarioId}, run ${run.id} (profile ${run.profileId}) failed at block '${run.blockId}': ${reason}; nothing of that block was written, it is tried again at ${outcome.at.toISOString()} (failure ${outcome.failures} of ${RUN_FAILURE_POLICY.maxFailures})`,
+      `${about} failed ${where}: ${reason}; nothing of that block was written, it is tried again from '${run.blockId}' at ${outcome.at.toISOString()} (failure ${outcome.failures} of ${RUN_FAILURE_POLICY.maxFailures})`,
     );
   else
     logger.error(
       fields,
-      `scenario ${run.scenarioId}, run ${run.id} (profile ${run.profileId}) failed ${outcome.failures} times at block '${run.blockId}' and is given up: FAILED, counted as left in that block; last error: ${reason}`,
+      `${about} failed ${outcome.failures} times ${where} and is given up: FAILED, counted as left in block '${run.blockId}', where it is; last error: ${reason}`,
     );
 }
 
