@@ -62,40 +62,46 @@ export async function findRun(
 
 /**
  * Per block of `blocks` (in their order): the runs that entered it, passed it and left the scenario
- * in it (scenario_block_counts), and those in it now, waiting or about to move (status WAITING or
- * RUNNING). A block no run reached has zeros.
+ * in it (scenario_block_counts), and those in it now, waiting or about to move. One statement, so
+ * one snapshot: a batch that commits meanwhile is in all the figures or in none, and they agree
+ * (a run that moved on is not both waiting in a block and counted as having passed it). The runs
+ * still going are those with a due time, which scenario_runs_due holds (a predicate on status would
+ * read every run the scenario ever had). A block no run reached has zeros.
  */
 export async function blockStatistics(
   db: Queryable,
   scenarioId: string,
   blocks: readonly Pick<ScenarioBlock, "id" | "type">[],
 ): Promise<BlockStatistics[]> {
-  const counts = await db.query<{
+  const { rows } = await db.query<{
     block_id: string;
     entered: number;
     passed: number;
     exited: number;
-  }>(`SELECT block_id, entered, passed, exited FROM scenario_block_counts WHERE scenario_id = $1`, [
-    scenarioId,
-  ]);
-  // The runs still going are those with a due time (scenario_runs_due's rows).
-  const waiting = await db.query<{ block_id: string; waiting: number }>(
-    `SELECT block_id, count(*)::bigint AS waiting FROM scenario_runs
-      WHERE scenario_id = $1 AND status IN ('WAITING', 'RUNNING')
-      GROUP BY block_id`,
+    waiting: number;
+  }>(
+    `WITH counts AS (
+       SELECT block_id, entered, passed, exited FROM scenario_block_counts WHERE scenario_id = $1),
+     going AS (
+       SELECT block_id, count(*) AS waiting FROM scenario_runs
+        WHERE scenario_id = $1 AND due_at IS NOT NULL
+        GROUP BY block_id)
+     SELECT block_id, coalesce(c.entered, 0)::bigint AS entered,
+            coalesce(c.passed, 0)::bigint AS passed, coalesce(c.exited, 0)::bigint AS exited,
+            coalesce(g.waiting, 0)::bigint AS waiting
+       FROM counts c FULL JOIN going g USING (block_id)`,
     [scenarioId],
   );
-  const countOf = new Map(counts.rows.map((r) => [r.block_id, r]));
-  const waitingOf = new Map(waiting.rows.map((r) => [r.block_id, Number(r.waiting)]));
+  const byBlock = new Map(rows.map((r) => [r.block_id, r]));
   return blocks.map((block) => {
-    const c = countOf.get(block.id);
+    const row = byBlock.get(block.id);
     return {
       blockId: block.id,
       type: block.type,
-      entered: Number(c?.entered ?? 0),
-      waiting: waitingOf.get(block.id) ?? 0,
-      passed: Number(c?.passed ?? 0),
-      left: Number(c?.exited ?? 0),
+      entered: Number(row?.entered ?? 0),
+      waiting: Number(row?.waiting ?? 0),
+      passed: Number(row?.passed ?? 0),
+      left: Number(row?.exited ?? 0),
     };
   });
 }
