@@ -618,11 +618,20 @@ for (const { backend, skip } of await testBackends()) {
       );
       assert.equal(lease.rows[0]!.lease_owner, null);
 
-      // Its runs still point at its blocks: no replacing it yet (deleting is allowed).
+      // Its runs still point at its blocks, and workers move them: no replacing it, no deleting it.
+      const snapshotBefore = await snapshot();
       const put = await call("PUT", `${SCENARIOS}/${scenario.id}`, { ...WELCOME, name: "runs" });
       assert.equal(put.status, 409);
       assert.equal(put.body.code, "HERALD_SCENARIO_ACTIVE");
       assert.match(put.body.message, /3 run\(s\) still going/);
+      const del = await call("DELETE", `${SCENARIOS}/${scenario.id}`);
+      assert.equal(del.status, 409, JSON.stringify(del.body));
+      assert.equal(del.body.code, "HERALD_SCENARIO_ACTIVE");
+      assert.equal(
+        del.body.message,
+        `Scenario 'runs' cannot be deleted while it is INACTIVE with 3 run(s) still going: deactivate it with {"cancelRuns": true} first (POST …/deactivate), or wait for them to end`,
+      );
+      assert.equal(await snapshot(), snapshotBefore, "the refused PUT and DELETE changed nothing");
 
       const cancel = await call("POST", `${SCENARIOS}/${scenario.id}/deactivate`, {
         cancelRuns: true,

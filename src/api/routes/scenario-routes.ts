@@ -6,8 +6,8 @@
  * and statistics are scenario-run-routes.ts.
  *
  * A definition changes only while nothing depends on it: an ACTIVE scenario, or one with runs
- * still going (they point at its block ids), cannot be replaced (409 HERALD_SCENARIO_ACTIVE); an
- * ACTIVE one cannot be deleted. Each such check runs under the scenario's row lock, in the
+ * still going (they point at its block ids, and workers move them), can be neither replaced nor
+ * deleted (409 HERALD_SCENARIO_ACTIVE). Each such check runs under the scenario's row lock, in the
  * transaction that makes the change.
  */
 import type { FastifyRequest } from "fastify";
@@ -321,7 +321,7 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
       schema: {
         tags: [TAG],
         summary:
-          "Delete an INACTIVE scenario with its runs and statistics (409 while it is ACTIVE)",
+          "Delete an INACTIVE scenario with its runs and statistics (409 while it is ACTIVE or runs of it are still going)",
         params: ScenarioParams,
         response: { 204: Type.Null() },
       },
@@ -333,6 +333,16 @@ const scenarioRoutes: RouteModule = async (app, deps) => {
         if (!locked) return false;
         if (locked.status === "ACTIVE")
           throw scenarioBusy(locked, "deleted", "ACTIVE", "deactivate it first");
+        // Its runs still going are the workers' (one may be moving them right now, holding their
+        // rows); they are ended through the scenario first, by deactivation, not by a cascade.
+        const live = await countLiveRuns(tx, locked.id);
+        if (live > 0)
+          throw scenarioBusy(
+            locked,
+            "deleted",
+            `INACTIVE with ${live} run(s) still going`,
+            'deactivate it with {"cancelRuns": true} first (POST …/deactivate), or wait for them to end',
+          );
         return deleteScenario(tx, entity.id, locked.id);
       });
       if (!deleted) throw scenarioNotFound(request.params.id, entity);
