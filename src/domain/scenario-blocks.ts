@@ -5,16 +5,13 @@
  * links between blocks are judged as a graph in scenario-graph.ts.
  * Pure: the caller hands in the table and a lookup of custom actions.
  */
-import type { AttributeValue } from "./change-event.js";
-import type { Condition } from "./conditions.js";
-import { CONDITION_OPERATORS, validateConditions } from "./conditions.js";
 import type { CustomAction } from "./custom-action.js";
 import { checkActionParameters } from "./custom-action.js";
 import type { DataTable } from "./data-table.js";
-import { attributeNames } from "./data-table.js";
 import type { IsoDuration } from "./iso-duration.js";
 import { addIsoDuration, isTimeZone, parseIsoDuration } from "./iso-duration.js";
 import type { BlockType, ScenarioBlock } from "./scenario.js";
+import { parseConditionList } from "./scenario-conditions.js";
 import { parseUpdateProfile } from "./scenario-profile-writes.js";
 import { BLOCK_TYPES } from "./scenario.js";
 
@@ -273,63 +270,6 @@ function parseWait(
   const timezone = parseTimeZone(raw.timezone ?? raw.timeZone, `${at}.timezone`, add);
   if (timezone !== undefined) block.timezone = timezone;
   return { block, pauses };
-}
-
-/**
- * A list of `{attribute, operator, value}` on the profile's attributes (the conditions language of
- * `eventsToTrigger`), checked with validateConditions. CHANGED compares two states, so only a
- * DATA_EVENT start (`allowChanged`) may use it; a FILTER sees one state, the profile as it is.
- */
-export function parseConditionList(
-  raw: unknown,
-  table: DataTable,
-  path: string,
-  add: Add,
-  options: { allowChanged: boolean },
-): Condition[] {
-  if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) {
-    add(path, 'must be a list of {"attribute", "operator", "value"}');
-    return [];
-  }
-  const operators = CONDITION_OPERATORS.filter((o) => options.allowChanged || o !== "CHANGED");
-  const names = attributeNames(table);
-  const conditions: Condition[] = [];
-  raw.forEach((item: unknown, i) => {
-    const at = `${path}[${i}]`;
-    if (!isObject(item) || typeof item.attribute !== "string") {
-      add(at, 'must be an object {"attribute", "operator", "value"}');
-      return;
-    }
-    const operator = typeof item.operator === "string" ? item.operator.trim().toUpperCase() : "";
-    if (!(operators as readonly string[]).includes(operator)) {
-      add(
-        `${at}.operator`,
-        operator === "CHANGED"
-          ? "CHANGED compares a change's two states; a FILTER sees the profile as it is now (use it in a DATA_EVENT start's conditions)"
-          : `must be one of ${operators.join(", ")}`,
-      );
-      return;
-    }
-    const value = item.value;
-    const scalar = (v: unknown) =>
-      v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean";
-    if (value !== undefined && !scalar(value) && !(Array.isArray(value) && value.every(scalar))) {
-      add(`${at}.value`, "must be a string, a number, a boolean, or with IN a list of them");
-      return;
-    }
-    const condition: Condition = {
-      attribute: item.attribute,
-      operator: operator as Condition["operator"],
-    };
-    if (value !== undefined) condition.value = value as AttributeValue;
-    // validateConditions names a list's item as "<path>.stateAfterOperation[0]"; this is one item.
-    const prefix = ".stateAfterOperation[0]";
-    for (const problem of validateConditions({ stateAfterOperation: [condition] }, names, ""))
-      add(`${at}${problem.path.slice(prefix.length)}`, problem.message);
-    conditions.push(condition);
-  });
-  return conditions;
 }
 
 function parseCustomAction(

@@ -20,9 +20,9 @@ import {
   dateAttributeProblem,
   isObject,
   parseBlock,
-  parseConditionList,
   parseTimeZone,
 } from "./scenario-blocks.js";
+import { parseConditionList } from "./scenario-conditions.js";
 import { graphProblems } from "./scenario-graph.js";
 
 export interface ScenarioContext {

@@ -410,6 +410,35 @@ for (const { backend, skip } of await testBackends()) {
           "blocks[1].conditions[0].attribute",
         ],
         [
+          "a FILTER value that does not fit the attribute's type",
+          {
+            ...WELCOME,
+            blocks: blocks.map((b) =>
+              b.id === "gold"
+                ? { ...b, conditions: [{ attribute: "points", operator: ">", value: "abc" }] }
+                : b,
+            ),
+          },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "blocks[1].conditions[0].value",
+        ],
+        [
+          "a DATA_EVENT condition's IN item that does not fit the attribute's type",
+          {
+            ...WELCOME,
+            start: {
+              ...WELCOME.start,
+              conditions: [
+                { attribute: "birthDate", operator: "IN", value: ["2024-01-01", "soon"] },
+              ],
+            },
+          },
+          400,
+          "HERALD_INVALID_SCENARIO",
+          "start.conditions.stateAfterOperation[0].value[1]",
+        ],
+        [
           "a WAIT that does not parse",
           { ...WELCOME, blocks: [{ ...blocks[0], duration: "one hour" }, ...blocks.slice(1)] },
           400,

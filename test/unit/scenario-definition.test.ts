@@ -740,6 +740,78 @@ describe("parseScenario: bad input, every problem with its path", () => {
     );
   });
 
+  test("FILTER and DATA_EVENT conditions: each value fits its attribute's type", () => {
+    const filter = (...conditions: Record<string, unknown>[]) =>
+      api([{ id: "f", type: "FILTER", conditions, next: "end" }, EXIT]);
+    refused(
+      filter(
+        { attribute: "points", operator: ">", value: "abc" },
+        { attribute: "points", operator: "IN", value: [1, "two", 3.5] },
+        { attribute: "birthDate", operator: "<", value: "2024-02-30" },
+        { attribute: "lastOrderAt", operator: ">=", value: "yesterday" },
+        { attribute: "profileId", operator: "=", value: "41a" },
+        { attribute: "creationMoment", operator: "<", value: "soon" },
+        { attribute: "points", operator: "=", value: [1, 2] },
+      ),
+      [
+        ["blocks[0].conditions[0].value", /integer.*: 'points' is of type INTEGER$/],
+        ["blocks[0].conditions[1].value[1]", /'points' is of type INTEGER/],
+        ["blocks[0].conditions[1].value[2]", /integer/],
+        ["blocks[0].conditions[2].value", /date.*'birthDate' is of type DATE/],
+        ["blocks[0].conditions[3].value", /timestamp.*'lastOrderAt' is of type TIMESTAMP/],
+        ["blocks[0].conditions[4].value", /'profileId' is of type LONG/],
+        ["blocks[0].conditions[5].value", /'creationMoment' is of type TIMESTAMP/],
+        ["blocks[0].conditions[6].value", /takes one value .*a list goes with IN/],
+      ],
+    );
+    refused(
+      api([EXIT], {
+        start: {
+          type: "DATA_EVENT",
+          eventType: "UPDATE",
+          conditions: {
+            stateBeforeOperation: [{ attribute: "points", operator: "<", value: "ten" }],
+            stateAfterOperation: [{ attribute: "birthDate", operator: "IN", value: ["x"] }],
+          },
+        },
+      }),
+      [
+        ["start.conditions.stateBeforeOperation[0].value", /'points' is of type INTEGER/],
+        ["start.conditions.stateAfterOperation[0].value[0]", /'birthDate' is of type DATE/],
+      ],
+    );
+    // Values that fit are kept in the stored form the profile's values are compared in.
+    const definition = parseScenario(
+      filter(
+        { attribute: "points", operator: ">", value: "12" },
+        { attribute: "points", operator: "IN", value: ["1", 2, null] },
+        { attribute: "birthDate", operator: "=", value: "29/02/2024" },
+        { attribute: "lastOrderAt", operator: "<", value: "2024-05-01T10:00:00+02:00" },
+        { attribute: "tier", operator: "=", value: 5 },
+        { attribute: "tier", operator: "=", value: null },
+        { attribute: "tags", operator: "=", value: ["a", "b"] },
+        { attribute: "tier", operator: "IS_NULL" },
+      ),
+      CONTEXT,
+    );
+    const block = definition.blocks[0]!;
+    assert.equal(block.type, "FILTER");
+    if (block.type === "FILTER")
+      assert.deepEqual(
+        block.conditions.map((c) => c.value),
+        [
+          12,
+          [1, 2, null],
+          "2024-02-29",
+          "2024-05-01T08:00:00.000Z",
+          "5",
+          null,
+          ["a", "b"],
+          undefined,
+        ],
+      );
+  });
+
   test("CUSTOM_ACTION: unknown action, missing mandatory parameter, unknown or mistyped parameter", () => {
     refused(
       api([{ id: "c", type: "CUSTOM_ACTION", customAction: "send-to-erp", next: "end" }, EXIT]),
