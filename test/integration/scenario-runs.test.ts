@@ -1034,6 +1034,43 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(run!.status, "FINISHED");
     });
 
+    test("a wake-up that comes while the worker reads the earliest due time is not lost", async () => {
+      const scenario = await createScenario([{ id: "end", type: "EXIT" }]);
+      // The worker's database, with the answer of its read of the earliest due time held back
+      // while `hold` is set: the run below is written, and the worker woken, after that read saw
+      // no run going and before the worker goes idle (its poll is an hour away).
+      let hold: Promise<void> | undefined;
+      let release = () => {};
+      let held = () => {};
+      const readHeld = new Promise<void>((resolve) => (held = resolve));
+      hold = new Promise<void>((resolve) => (release = resolve));
+      const slowed = new Proxy(db, {
+        get(target, property) {
+          if (property === "query")
+            return async (...args: Parameters<Database["query"]>) => {
+              const result = await target.query(...args);
+              if (hold && String(args[0]).includes("min(due_at)")) {
+                held();
+                await hold;
+              }
+              return result;
+            };
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const worker = await startWorker({ db: slowed });
+      await readHeld;
+      await enter(scenario, [await createProfile({})]);
+      worker.wake();
+      const waiting = hold;
+      hold = undefined;
+      release();
+      await waiting;
+      const [run] = await ended(scenario.id);
+      assert.equal(run!.status, "FINISHED");
+    });
+
     test(
       "a worker of another process is woken by the NOTIFY of a run's start",
       { skip: backend === "pglite" ? "the embedded database is one process's" : false },

@@ -111,6 +111,7 @@ export async function startScenarioRunWorker(
     const total = emptyResult();
     let delayMs = pollMs;
     try {
+      let earliest: Date | undefined;
       do {
         again = false;
         let full = true;
@@ -127,8 +128,11 @@ export async function startScenarioRunWorker(
             if (outcome.value.taken >= batchSize) full = true;
           }
         }
+        if (again) continue;
+        earliest = await earliestRunDueAt(db);
+        // A wake-up that came while the earliest due time was read may be for a run that read did
+        // not see: look once more rather than sleep past it.
       } while (again && mode === "moving");
-      const earliest = await earliestRunDueAt(db);
       outage.succeeded();
       if (earliest) {
         const untilDue = earliest.getTime() - now().getTime();
