@@ -223,11 +223,12 @@ export async function deleteScenario(
 export type ActivationCheck = (scenario: Scenario, customActions: CustomAction[]) => Promise<void>;
 
 /**
- * Activates the scenario: locks its row, locks the custom actions its blocks use FOR SHARE, runs
- * `check` on both, and, when it was INACTIVE, makes it ACTIVE from `now` with its cursor at the
+ * Activates the scenario: locks its row and, when it is INACTIVE, locks the custom actions its
+ * blocks use FOR SHARE, runs `check` on both, and makes it ACTIVE from `now` with its cursor at the
  * log head (events already in the log start nothing) and, for a DATE start, its daily schedule.
- * An ACTIVE scenario is left as it is. Undefined when the scenario is gone. Call it in a
- * transaction.
+ * An ACTIVE scenario is answered as it is, unchecked: a check that failed would refuse an
+ * activation while leaving the scenario active, which would read as if it were not. Undefined when
+ * the scenario is gone. Call it in a transaction.
  */
 export async function activateScenario(
   tx: Queryable,
@@ -238,9 +239,9 @@ export async function activateScenario(
 ): Promise<Scenario | undefined> {
   const scenario = await findScenario(tx, entityId, id, { lock: true });
   if (!scenario) return undefined;
+  if (scenario.status === "ACTIVE") return scenario;
   const actions = await lockCustomActions(tx, entityId, customActionIdsOf(scenario.definition));
   await check(scenario, actions);
-  if (scenario.status === "ACTIVE") return scenario;
   const head = await readLogHead(tx);
   const { rows } = await tx.query<ScenarioRow>(
     `UPDATE scenarios

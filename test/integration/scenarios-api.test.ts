@@ -899,6 +899,47 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal((await call("DELETE", `${SCENARIOS}/${scenario.id}`)).status, 204);
     });
 
+    test("activating an ACTIVE scenario answers it as it is, without checking it again", async () => {
+      const action = await t.request("POST", ACTIONS, {
+        name: "notify-store",
+        parameters: [{ name: "store", valueType: "STRING" }],
+      });
+      assert.equal(action.statusCode, 201, action.body);
+      const actionId = action.json<{ id: string }>().id;
+      const scenario = await create({
+        ...WELCOME,
+        name: "already-active",
+        blocks: [
+          { id: "notify", type: "CUSTOM_ACTION", customAction: "notify-store", next: "end" },
+          { id: "end", type: "EXIT" },
+        ],
+      });
+      const activated = await call("POST", `${SCENARIOS}/${scenario.id}/activate`);
+      assert.equal(activated.status, 200, JSON.stringify(activated.body));
+      // What the API refuses while the scenario is active, done underneath: its block no longer
+      // fits the action (a new mandatory parameter).
+      await t.database.db.query("UPDATE custom_actions SET parameters = $2 WHERE id = $1", [
+        Number(actionId),
+        JSON.stringify([{ name: "store", valueType: "STRING", mandatory: true }]),
+      ]);
+      const before = await snapshot();
+      const again = await call("POST", `${SCENARIOS}/${scenario.id}/activate`);
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.status, "ACTIVE");
+      assert.equal(again.body.activatedAt, activated.body.activatedAt);
+      assert.equal(await snapshot(), before, "nothing changed");
+      // Once deactivated, an activation checks it again and refuses it.
+      assert.equal((await call("POST", `${SCENARIOS}/${scenario.id}/deactivate`)).status, 200);
+      const refused = await call("POST", `${SCENARIOS}/${scenario.id}/activate`);
+      assert.equal(refused.status, 400, JSON.stringify(refused.body));
+      assert.deepEqual(
+        refused.body.details.map((d) => d.path),
+        ["blocks[0].parameters.store"],
+      );
+      assert.equal((await call("DELETE", `${SCENARIOS}/${scenario.id}`)).status, 204);
+      assert.equal((await t.request("DELETE", `${ACTIONS}/${actionId}`)).statusCode, 204);
+    });
+
     test("deactivate's body: cancelRuns must be a boolean", async () => {
       const scenario = await create({ ...WELCOME, name: "body" });
       const bad = await call("POST", `${SCENARIOS}/${scenario.id}/deactivate`, {
