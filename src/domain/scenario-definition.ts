@@ -105,10 +105,13 @@ export function readScenario(body: unknown, context: ScenarioContext): ParsedSce
   // The API finds a scenario by id or name, the id first: a name of digits would name another one.
   else if (/^\d+$/.test(name))
     add("name", "must not be digits only: it would read as the id of another scenario");
+  // Compared as profileTableOf read it (trimmed), so that " Customers " names the table it found.
   for (const key of ["profileTable", "profileTableId"] as const) {
     const value = body[key];
-    if (value !== undefined && value !== null && String(value) !== table.id && value !== table.name)
-      add(key, `names '${String(value)}', another table than '${table.name}' (id ${table.id})`);
+    if (value === undefined || value === null) continue;
+    const named = String(value).trim();
+    if (named !== table.id && named !== table.name)
+      add(key, `names '${named}', another table than '${table.name}' (id ${table.id})`);
   }
   const reentry = parseReentry(body.reentry, add);
   const start = parseStart(body.start, table, add);

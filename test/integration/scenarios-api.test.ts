@@ -234,6 +234,13 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(read.status, 200);
         assert.deepEqual(read.body, scenario);
       }
+      // The table named with spaces around it is the table found (trimmed) by that name.
+      const spaced = await call("PUT", `${SCENARIOS}/${scenario.id}`, {
+        ...WELCOME,
+        profileTable: " Customers ",
+      });
+      assert.equal(spaced.status, 200, JSON.stringify(spaced.body));
+      assert.equal(spaced.body.profileTable, "Customers");
       // What GET answers can be sent back as it is.
       const same = await call("PUT", `${SCENARIOS}/${scenario.id}`, scenario);
       assert.equal(same.status, 200, JSON.stringify(same.body));

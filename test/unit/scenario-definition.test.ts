@@ -568,6 +568,10 @@ describe("parseScenario: bad input, every problem with its path", () => {
 
   test("a table named twice, differently", () => {
     refused(api([EXIT], { profileTableId: "99" }), [["profileTableId", /another table/]]);
+    refused(api([EXIT], { profileTable: " Clients " }), [["profileTable", /names 'Clients'/]]);
+    // Spaces around a name or an id are read away, as when the table was looked up.
+    for (const named of [{ profileTable: " Customers " }, { profileTableId: " 12 " }])
+      assert.equal(parseScenario(api([EXIT], named), CONTEXT).tableId, "12");
   });
 
   test("reentry and start types", () => {
