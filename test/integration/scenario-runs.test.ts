@@ -1120,6 +1120,70 @@ for (const { backend, skip } of await testBackends()) {
     });
 
     test(
+      "a batch that loses a deadlock is tried again whole, not one run per transaction",
+      { skip: backend === "pglite" ? "the embedded database has one session: no deadlock" : false },
+      async () => {
+        const { logger, lines } = capturingLogger();
+        const worker = await startWorker({ logger });
+        const scenario = await createScenario([
+          {
+            id: "tag",
+            type: "UPDATE_PROFILE",
+            attributes: { tier: "Gold" },
+            subscriptions: {},
+            segmentations: {},
+            next: "end",
+          },
+          { id: "end", type: "EXIT" },
+        ]);
+        const first = await createProfile({ tier: "Silver" });
+        const second = await createProfile({ tier: "Silver" });
+        await enter(scenario, [first, second]);
+        // Another session holds the second profile; the batch writes the first (profile order),
+        // then waits for the second; the session then asks for the first: a deadlock, of which
+        // the batch is the victim (it waits the default second before it looks, the session 10 s).
+        const other = await t.database.connect(1);
+        let moving: Promise<unknown> | undefined;
+        await other.transaction(async (tx) => {
+          await tx.query("SET LOCAL deadlock_timeout = '10s'");
+          await tx.query("SELECT 1 FROM records WHERE record_id = $1 FOR UPDATE", [second]);
+          const { rows } = await tx.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+          moving = worker.runDue();
+          for (let i = 0; ; i++) {
+            const waiting = await db.query(
+              `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                WHERE NOT l.granted AND l.pid <> $1 AND a.datname = current_database()`,
+              [rows[0]!.pid],
+            );
+            if (waiting.rowCount! > 0) break;
+            assert.ok(i < 500, "the batch came to wait for the second profile");
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          await tx.query("SELECT 1 FROM records WHERE record_id = $1 FOR UPDATE", [first]);
+        });
+        await moving;
+        assert.deepEqual(
+          (await runsOf(scenario.id)).map((r) => r.status),
+          ["FINISHED", "FINISHED"],
+        );
+        const messages = lines.map((l) => String(l.msg));
+        assert.ok(
+          messages.some((m) => /^a batch of 2 scenario runs lost a race \(.*deadlock/.test(m)),
+          messages.join("\n"),
+        );
+        assert.ok(!messages.some((m) => m.includes("one per transaction")), messages.join("\n"));
+        const { rows } = await db.query<{ record_id: number; tier: string }>(
+          "SELECT record_id, attributes->>'tier' AS tier FROM records WHERE record_id = ANY ($1::bigint[])",
+          [[first, second]],
+        );
+        assert.deepEqual(
+          rows.map((r) => r.tier),
+          ["Gold", "Gold"],
+        );
+      },
+    );
+
+    test(
       "two workers, each on a pool of its own, share 1,000 due runs: each run's TRIGGER once",
       {
         skip: backend === "pglite" ? "the embedded database is one process's" : false,

@@ -46,29 +46,42 @@ export interface MoveResult extends BatchResult {
 
 const NOTHING: MoveResult = { taken: 0, moved: 0, triggers: 0, profileWrites: 0, failed: 0 };
 
-/** Takes up to `limit` runs due at `now` and moves them. */
+/**
+ * Takes up to `limit` runs due at `now` and moves them. A batch that lost a race (a deadlock, a
+ * serialization failure, a table definition changed meanwhile) is tried again whole, once: the
+ * race is most likely over, and one transaction does what would otherwise take one per run.
+ */
 export async function moveDueRuns(
   context: RunMoverContext,
   now: Date,
   limit: number,
 ): Promise<MoveResult> {
-  let taken: StoredRun[] = [];
-  try {
-    const result = await context.db.transaction(async (tx) => {
-      taken = await claimDueRuns(tx, now, limit);
-      return taken.length === 0 ? undefined : moveRunBatch(tx, context, taken, now);
-    });
-    if (!result) return NOTHING;
-    const { givenUp, ...done } = result;
-    committed(context, result);
-    return { ...done, taken: taken.length, failed: givenUp.length };
-  } catch (error) {
-    if (taken.length === 0 || findUnavailable(error)) throw error;
-    context.logger.warn(
-      { err: error, runs: taken.length },
-      `a batch of ${taken.length} scenario runs could not be moved (${reasonOf(error)}); nothing of it was written, and its runs are moved one per transaction to single out the failing ones`,
-    );
-    return moveOneByOne(context, taken, now);
+  for (let attempt = 1; ; attempt++) {
+    let taken: StoredRun[] = [];
+    try {
+      const result = await context.db.transaction(async (tx) => {
+        taken = await claimDueRuns(tx, now, limit);
+        return taken.length === 0 ? undefined : moveRunBatch(tx, context, taken, now);
+      });
+      if (!result) return NOTHING;
+      const { givenUp, ...done } = result;
+      committed(context, result);
+      return { ...done, taken: taken.length, failed: givenUp.length };
+    } catch (error) {
+      if (taken.length === 0 || findUnavailable(error)) throw error;
+      if (attempt === 1 && lostRace(error)) {
+        context.logger.info(
+          { err: causeOf(error), runs: taken.length },
+          `a batch of ${taken.length} scenario runs lost a race (${reasonOf(error)}); nothing of it was written, and it is tried again whole`,
+        );
+        continue;
+      }
+      context.logger.warn(
+        { err: error, runs: taken.length },
+        `a batch of ${taken.length} scenario runs could not be moved (${reasonOf(error)}); nothing of it was written, and its runs are moved one per transaction to single out the failing ones`,
+      );
+      return moveOneByOne(context, taken, now);
+    }
   }
 }
 
