@@ -7,7 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import pino from "pino";
+import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
 import { readLogHead } from "../../src/storage/change-event-repository.js";
+import { JobSignals } from "../../src/storage/job-signals.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
@@ -945,6 +948,113 @@ for (const { backend, skip } of await testBackends()) {
       );
       assert.equal((await call("DELETE", `${SCENARIOS}/${scenario.id}`)).status, 204);
       assert.equal((await t.request("DELETE", `${ACTIONS}/${actionId}`)).statusCode, 204);
+    });
+
+    test("a CUSTOM_ACTION block's TRIGGER is docs/scenarios.md's example, key for key", async () => {
+      const scenario = await create({
+        ...WELCOME,
+        name: "payload",
+        start: { type: "API" },
+        blocks: [
+          {
+            id: "crm",
+            type: "CUSTOM_ACTION",
+            customAction: "send-to-crm",
+            parameters: { campaignId: "987654" },
+            next: "end",
+          },
+          { id: "end", type: "EXIT" },
+        ],
+      });
+      const url = `${SCENARIOS}/${scenario.id}`;
+      assert.equal((await call("POST", `${url}/activate`)).status, 200);
+      const started = await call("POST", `${url}/start`, { profileKey: "customerId=C-1" });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      const runId = started.body.id;
+      const worker = await startScenarioRunWorker({
+        db: t.database.db,
+        logSignals: t.database.logSignals,
+        jobSignals: new JobSignals(),
+        logger: pino({ level: "silent" }),
+        config: { workerId: "payload-test" },
+        now: () => new Date(Date.now() + 60_000),
+        pollMs: 3_600_000,
+      });
+      try {
+        await worker.runDue();
+      } finally {
+        await worker.stop();
+      }
+      await stampPendingEvents(t.database.db);
+      const listed = await t.request(
+        "GET",
+        `/v5/entities/${TEST_ENTITY}/change-events?on=CUSTOM_ACTION&limit=1000`,
+      );
+      assert.equal(listed.statusCode, 200, listed.body);
+      const event = listed
+        .json<{ events: Record<string, unknown>[] }>()
+        .events.find((e) => e["scenario.id"] === scenario.id);
+      assert.ok(event, "the block appended its TRIGGER");
+      const { rows } = await t.database.db.query<{
+        table_id: string;
+        created_at: Date;
+        updated_at: Date;
+      }>("SELECT table_id, created_at, updated_at FROM records WHERE record_id = $1", [
+        profiles[0],
+      ]);
+      const profile = rows[0]!;
+      const actionId = String(scenario.blocks[0]!.customActionId);
+      const { _event: block, ...data } = event as { _event: Record<string, unknown> };
+      // The shape docs/scenarios.md shows (its step 6): the same keys, values of these kinds.
+      assert.deepEqual(data, {
+        "actionParameters.campaignId": "987654",
+        "profileAttributes.profileId": String(profiles[0]),
+        "profileAttributes.creationMoment": profile.created_at.toISOString(),
+        "profileAttributes.updateMoment": profile.updated_at.toISOString(),
+        "profileAttributes.customerId": "C-1",
+        "profileAttributes.tier": "Gold",
+        "customAction.id": actionId,
+        "customAction.name": "send-to-crm",
+        "scenario.id": scenario.id,
+        "scenario.runId": runId,
+        _links: {
+          self: { href: `${ACTIONS}/${actionId}` },
+          profile: {
+            href: `/profiles/v4/entity/${TEST_ENTITY}/table/${profile.table_id}/profile/${profiles[0]}`,
+          },
+          customAction: { href: `${ACTIONS}/${actionId}` },
+        },
+      });
+      // The change-events API adds `previous` (empty here); a push carries it only with the
+      // subscription's includePrevious (docs/change-log.md).
+      assert.deepEqual(block.previous, {});
+      assert.deepEqual(
+        Object.keys(block).filter((key) => key !== "previous"),
+        [
+          "id",
+          "type",
+          "position",
+          "occurredAt",
+          "version",
+          "changedFields",
+          "origin",
+          "declaredEvents",
+        ],
+      );
+      assert.equal(block.type, "TRIGGER");
+      assert.equal(block.version, null);
+      assert.deepEqual(block.changedFields, []);
+      assert.deepEqual(block.declaredEvents, []);
+      assert.deepEqual(block.origin, {
+        kind: "SCENARIO_RUN",
+        type: "SCENARIO_RUN",
+        id: runId,
+        scenarioId: scenario.id,
+      });
+      const run = await call("GET", `${url}/runs/${runId}`);
+      assert.equal(run.body.status, "FINISHED");
+      assert.equal((await call("POST", `${url}/deactivate`)).status, 200);
+      assert.equal((await call("DELETE", url)).status, 204);
     });
 
     test("deactivate's body: cancelRuns must be a boolean", async () => {
