@@ -1,13 +1,14 @@
 /**
  * The reads of scenario runs that the API answers (SPEC §7.4: `GET …/runs`, one run, `GET
- * …/statistics`) and what the API start checks before it inserts a run: the scenario's state under
- * a share lock and the run that holds a profile's re-entry key. The engine's writes are in
+ * …/statistics`) and what the API start reads in the transaction that inserts a run: the scenario
+ * under a share lock and the run that holds a profile's re-entry key. The engine's writes are in
  * scenario-run-repository.ts.
  */
 import type {
   BlockStatistics,
   RunStatus,
   ScenarioBlock,
+  ScenarioDefinition,
   ScenarioStatus,
 } from "../domain/scenario.js";
 import type { Queryable } from "./database.js";
@@ -120,16 +121,18 @@ export async function findEntryHolder(
 }
 
 /**
- * The scenario's status, locked FOR SHARE until the transaction ends: a run started in it cannot
- * pass a deactivation (which updates the row) the other way round. Undefined when it is gone.
+ * The scenario's status and definition, its row locked FOR SHARE until the transaction ends: a run
+ * started in it cannot pass a deactivation or a change of definition (which update the row) the
+ * other way round, and starts at the first block of the definition it is started under. Undefined
+ * when the scenario is gone.
  */
-export async function lockScenarioStatus(
+export async function lockScenarioForStart(
   tx: Queryable,
   scenarioId: string,
-): Promise<ScenarioStatus | undefined> {
-  const { rows } = await tx.query<{ status: ScenarioStatus }>(
-    "SELECT status FROM scenarios WHERE id = $1 FOR SHARE",
+): Promise<{ status: ScenarioStatus; definition: ScenarioDefinition } | undefined> {
+  const { rows } = await tx.query<{ status: ScenarioStatus; definition: ScenarioDefinition }>(
+    "SELECT status, definition FROM scenarios WHERE id = $1 FOR SHARE",
     [scenarioId],
   );
-  return rows[0]?.status;
+  return rows[0];
 }

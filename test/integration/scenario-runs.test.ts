@@ -15,13 +15,17 @@ import { after, afterEach, before, describe, test } from "node:test";
 import pino from "pino";
 import type { ScenarioBlock, ScenarioDefinition } from "../../src/domain/scenario.js";
 import { entryKey, firstBlock } from "../../src/domain/scenario.js";
+import type { HeraldError } from "../../src/domain/errors.js";
+import { startRunByApi } from "../../src/jobs/scenarios/api-start.js";
 import type { ScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
 import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
+import { findTableById } from "../../src/storage/data-table-repository.js";
 import type { Database } from "../../src/storage/database.js";
 import { JobSignals } from "../../src/storage/job-signals.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
 import type { NewRun } from "../../src/storage/scenario-run-repository.js";
 import { insertRuns } from "../../src/storage/scenario-run-repository.js";
+import { findScenario } from "../../src/storage/scenario-repository.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
 import type { TestApp } from "../helpers/test-app.js";
@@ -883,6 +887,46 @@ for (const { backend, skip } of await testBackends()) {
             ["WAITING", null],
           ],
         );
+      });
+
+      test("a start decided on a scenario read before a deactivate, PUT and activate begins at the first block of the definition ACTIVE now", async () => {
+        const scenario = await createScenario(waitThenExit);
+        const read = (await findScenario(db, entityId, scenario.id))!;
+        assert.equal(firstBlock(read.definition).id, "wait");
+        const { name } = (await t.request("GET", `${SCENARIOS}/${scenario.id}`)).json<{
+          name: string;
+        }>();
+        const off = await t.request("POST", `${SCENARIOS}/${scenario.id}/deactivate`, {});
+        assert.equal(off.statusCode, 200, off.body);
+        const put = await t.request("PUT", `${SCENARIOS}/${scenario.id}`, {
+          name,
+          profileTable: "Customers",
+          reentry: "AFTER_EXIT",
+          start: { type: "API" },
+          blocks: [
+            { id: "hello", type: "WAIT", duration: "PT5M", next: "end" },
+            { id: "end", type: "EXIT" },
+          ],
+        });
+        assert.equal(put.statusCode, 200, put.body);
+        const on = await t.request("POST", `${SCENARIOS}/${scenario.id}/activate`);
+        assert.equal(on.statusCode, 200, on.body);
+        const profile = await createProfile({});
+        const table = (await findTableById(db, tableId))!;
+        const key = { apiKeyId: 1, apiKeyName: "admin" };
+        const target = { db, jobSignals: new JobSignals() };
+        const run = await startRunByApi(target, read, table, String(profile), key, clock);
+        assert.equal(run.blockId, "hello");
+        // Read while ACTIVE, deactivated since: refused, nothing written.
+        const off2 = await t.request("POST", `${SCENARIOS}/${scenario.id}/deactivate`, {});
+        assert.equal(off2.statusCode, 200, off2.body);
+        const other = await createProfile({});
+        await assert.rejects(
+          startRunByApi(target, read, table, String(other), key, clock),
+          (error: HeraldError) =>
+            error.code === "HERALD_SCENARIO_NOT_STARTABLE" && /it is INACTIVE/.test(error.message),
+        );
+        assert.equal((await runsOf(scenario.id)).length, 1);
       });
 
       test("refused: an inactive scenario, a start that is not API, an unknown profile, a bad key, no key", async () => {

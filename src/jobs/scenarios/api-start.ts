@@ -2,7 +2,9 @@
  * The API start of a scenario (SPEC §7.4, `POST …/scenarios/{id}/start` with `{"profileKey"}`): one
  * run for one profile of the scenario's table, created under the scenario's re-entry policy in a
  * transaction that NOTIFYs the run workers of every process, and this process's woken once it
- * committed. The run starts at the first block, due at once.
+ * committed. The run starts at the first block, due at once. The scenario (under a share lock) and
+ * the profile are read in that transaction, so the run is started under the definition and for the
+ * profile as they are when it commits.
  *
  * Refused with nothing written: a scenario that is not ACTIVE or whose start is not API (409
  * HERALD_SCENARIO_NOT_STARTABLE), a profile key that is not one (400), a profile that does not
@@ -13,7 +15,7 @@ import type { DataTable } from "../../domain/data-table.js";
 import { HeraldError } from "../../domain/errors.js";
 import type { ProfileKey } from "../../domain/record-keys.js";
 import { parseProfileKey } from "../../domain/record-keys.js";
-import type { Reentry, Scenario } from "../../domain/scenario.js";
+import type { Reentry, Scenario, ScenarioDefinition } from "../../domain/scenario.js";
 import { entryKey, firstBlock } from "../../domain/scenario.js";
 import type { Database, Queryable } from "../../storage/database.js";
 import { createJob } from "../../storage/job-channels.js";
@@ -22,7 +24,11 @@ import type { StoredRecord } from "../../storage/record-repository.js";
 import { findRecordById, findRecordByKey } from "../../storage/record-repository.js";
 import type { StoredRun } from "../../storage/scenario-run-repository.js";
 import { insertRunsReturningIds } from "../../storage/scenario-run-repository.js";
-import { findEntryHolder, findRun, lockScenarioStatus } from "../../storage/scenario-run-reads.js";
+import {
+  findEntryHolder,
+  findRun,
+  lockScenarioForStart,
+} from "../../storage/scenario-run-reads.js";
 
 /** The API key that asked for the run (its start says so). */
 export interface StartingKey {
@@ -38,22 +44,24 @@ export async function startRunByApi(
   apiKey: StartingKey,
   now: Date,
 ): Promise<StoredRun> {
-  if (scenario.status !== "ACTIVE") throw notActive(scenario.id, scenario.status);
-  const start = scenario.definition.start;
-  if (start.type !== "API")
-    throw notStartable(
-      scenario.id,
-      `its start is ${start.type}, which starts runs by itself; only a scenario with an API start is started by this call`,
-    );
+  // Refused at once on the scenario as the caller read it; decided in the transaction below, on
+  // the scenario as it is then.
+  startable(scenario.id, scenario.status, scenario.definition);
   const key = parseProfileKey(table, profileKey);
-  const profile = await findProfile(target.db, table, key);
-  if (!profile) throw profileNotFound(table, key);
-  const definition = scenario.definition;
-  const keyOfEntry = entryKey(definition.reentry, profile.recordId);
   return createJob(target, async (tx) => {
-    // Under a share lock of the scenario: a deactivation waits for this run, or this sees it.
-    const status = await lockScenarioStatus(tx, scenario.id);
-    if (status !== "ACTIVE") throw notActive(scenario.id, status ?? "deleted");
+    // Under a share lock of the scenario: a deactivation or a change of definition waits for this
+    // run, or this sees it (a deactivate → PUT → activate since the caller's read starts the run
+    // at the first block of the definition that is ACTIVE now).
+    const locked = await lockScenarioForStart(tx, scenario.id);
+    const definition = startable(scenario.id, locked?.status ?? "deleted", locked?.definition);
+    if (definition.tableId !== table.id)
+      throw notStartable(
+        scenario.id,
+        "its profile table was changed while the call was made; retry the call",
+      );
+    const profile = await findProfile(tx, table, key);
+    if (!profile) throw profileNotFound(table, key);
+    const keyOfEntry = entryKey(definition.reentry, profile.recordId);
     const [id] = await insertRunsReturningIds(
       tx,
       [
@@ -78,6 +86,22 @@ export async function startRunByApi(
       );
     return run;
   });
+}
+
+/** The definition of a scenario that may start a run, or the 409 of one that may not. */
+function startable(
+  scenarioId: string,
+  status: string,
+  definition: ScenarioDefinition | undefined,
+): ScenarioDefinition {
+  if (status !== "ACTIVE" || !definition) throw notActive(scenarioId, status);
+  const start = definition.start;
+  if (start.type !== "API")
+    throw notStartable(
+      scenarioId,
+      `its start is ${start.type}, which starts runs by itself; only a scenario with an API start is started by this call`,
+    );
+  return definition;
 }
 
 async function findProfile(
