@@ -173,6 +173,22 @@ export async function findDateStartScenario(
   return { id: row.id, entityId: row.entity_id, tableId: row.table_id, definition: row.definition };
 }
 
+/**
+ * A TIMESTAMP value as the DATE start casts it: ISO 8601, each field in its range (a month 01-12,
+ * a day 01-31, an hour 00-23…), an optional offset. A regular expression of SQL.
+ */
+const ISO_TIMESTAMP =
+  "^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])T([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d{1,9})?)?(Z|[+-]([01]\\d|2[0-3])(:?[0-5]\\d)?)?$";
+
+/** The day of `v` (an ISO_TIMESTAMP) exists in its month: no 31 April, no 29 February but in leap years. */
+const DAY_IN_MONTH = `substr(v, 9, 2)::integer <= CASE
+        WHEN substr(v, 6, 2) IN ('04', '06', '09', '11') THEN 30
+        WHEN substr(v, 6, 2) <> '02' THEN 31
+        WHEN substr(v, 1, 4)::integer % 4 = 0
+             AND (substr(v, 1, 4)::integer % 100 <> 0 OR substr(v, 1, 4)::integer % 400 = 0) THEN 29
+        ELSE 28
+      END`;
+
 /** What the day's runs of a DATE start are. */
 export interface DateRuns {
   scenario: DateStartScenario;
@@ -200,11 +216,15 @@ export interface DateRuns {
  */
 export async function insertDateRuns(tx: Queryable, runs: DateRuns): Promise<number> {
   const { scenario, match } = runs;
-  // The stored value's day: a DATE as it is; a TIMESTAMP (ISO 8601 UTC) seen in the start's zone.
+  // The stored value's day: a DATE as it is; a TIMESTAMP (ISO 8601) seen in the start's zone. Only
+  // a value the cast is sure to read is cast (one that throws would skip the whole day for every
+  // profile); any other value has no day, as dateOf (domain/scenario-steps.ts) has none for it.
   const day = `CASE
       WHEN v ~ '^\\d{4}-\\d{2}-\\d{2}$' THEN v
-      WHEN v ~ '^\\d{4}-\\d{2}-\\d{2}T'
-        THEN to_char(v::timestamptz AT TIME ZONE $4::text, 'YYYY-MM-DD')
+      WHEN v ~ '${ISO_TIMESTAMP}' THEN CASE
+        WHEN substr(v, 1, 4) <> '0000' AND ${DAY_IN_MONTH}
+          THEN to_char(v::timestamptz AT TIME ZONE $4::text, 'YYYY-MM-DD')
+      END
     END`;
   const picked =
     match.kind === "exact" ? `${day} = $5::text` : `substr(${day}, 6) = ANY ($5::text[])`;

@@ -622,6 +622,42 @@ for (const { backend, skip } of await testBackends()) {
       );
     });
 
+    test("DATE: a stored value that is no timestamp has no day; the day's other profiles still start", async () => {
+      const member = await createProfile({ memberSince: "2020-03-02T10:00:00Z" });
+      const offset = await createProfile({ memberSince: "2021-03-02T23:30:00-01:00" }); // the 3rd in UTC
+      const broken: number[] = [];
+      // Values capture would refuse, written as an older version or a direct import might have
+      // left them: each would make the cast of the whole statement throw.
+      for (const value of [
+        "2020-02-30T10:00:00Z",
+        "2019-03-02T25:00:00Z",
+        "2019-03-02T10:00:00+99:00",
+        "0000-03-02T10:00:00Z",
+        "2019-03-02Tnoon",
+      ]) {
+        const id = await createProfile();
+        await db.query(
+          `UPDATE records SET attributes = jsonb_set(attributes, '{memberSince}', to_jsonb($2::text))
+            WHERE record_id = $1`,
+          [id, value],
+        );
+        broken.push(id);
+      }
+      const id = await dateScenario("members-day", {
+        type: "DATE",
+        attribute: "memberSince",
+        anniversary: true,
+        at: "09:00",
+        timezone: "UTC",
+      });
+      const scheduler = await dateScheduler();
+      clock = new Date("2026-03-02T09:00:00Z");
+      assert.equal(await scheduler.runDue(), 1);
+      const started = (await runs(id)).map((r) => r.profile_id);
+      assert.deepEqual(started, [member]);
+      assert.ok(!started.includes(offset) && !broken.some((b) => started.includes(b)));
+    });
+
     test("DATE: a deactivated scenario's due time starts nothing", async () => {
       await createProfile({ birthDate: "1990-03-02" });
       const id = await dateScenario("inactive", {
