@@ -30,6 +30,15 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import {
+  CRM_BLOCK,
+  EMAIL_KEY,
+  EXIT_BLOCK,
+  FIRST_NAME,
+  GOLD_FILTER,
+  SEND_TO_CRM,
+  TIER,
+} from "../test/helpers/scenario-fixtures.js";
 import type { BenchOptions } from "./bench-support.js";
 import {
   apiClient,
@@ -171,9 +180,9 @@ async function createTable(call: Call, name: string): Promise<string> {
     {
       name,
       attributes: [
-        { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
-        { name: "firstName", type: "FIRSTNAME" },
-        { name: "tier", type: "CUSTOM", valueType: "STRING" },
+        EMAIL_KEY,
+        FIRST_NAME,
+        TIER,
         { name: "wakeAt", type: "CUSTOM", valueType: "TIMESTAMP" },
       ],
     },
@@ -195,21 +204,9 @@ async function activeScenario(
     start: { type: "DATA_EVENT", eventType: "CREATE", onFields: [], conditions: {} },
     blocks: [
       { id: "wait", type: "WAIT", ...wait, next: "gold" },
-      {
-        id: "gold",
-        type: "FILTER",
-        conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
-        next: "crm",
-        otherwise: "end",
-      },
-      {
-        id: "crm",
-        type: "CUSTOM_ACTION",
-        customAction: "send-to-crm",
-        parameters: { campaignId: "987654" },
-        next: "end",
-      },
-      { id: "end", type: "EXIT" },
+      GOLD_FILTER,
+      { ...CRM_BLOCK, next: "end" },
+      EXIT_BLOCK,
     ],
   });
   await call("POST", `/v5/entities/${ENTITY}/scenarios/${scenario.id}/activate`);
@@ -578,10 +575,7 @@ export async function run(options: BenchOptions): Promise<void> {
     started.push(worker);
     await worker.logged((l) => l.msg === "scenario run worker started", 120_000);
     const { call, token } = await apiClient(origin, ADMIN_KEY);
-    await call("POST", `/v5/entities/${ENTITY}/custom-actions`, {
-      name: "send-to-crm",
-      parameters: [{ name: "campaignId", valueType: "STRING", mandatory: true }],
-    });
+    await call("POST", `/v5/entities/${ENTITY}/custom-actions`, SEND_TO_CRM);
     watch = await BackendWatch.open(database.url);
     const processes = { api, worker };
     const profiler = profileDir ? new WorkerProfiler(worker.pid, profileDir) : undefined;

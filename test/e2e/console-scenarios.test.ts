@@ -22,6 +22,17 @@ import {
   signIn,
   watchPageErrors,
 } from "../helpers/console-browser.js";
+import {
+  ACTIVE,
+  CRM_BLOCK,
+  CUSTOMER_ID,
+  customersTable,
+  EXIT_BLOCK,
+  GOLD_FILTER,
+  SEND_TO_CRM,
+  TAG_ACTIVE,
+  TIER,
+} from "../helpers/scenario-fixtures.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -61,14 +72,11 @@ for (const { backend, skip } of await testBackends()) {
       });
       baseUrl = await t.app.listen({ port: 0, host: "127.0.0.1" });
       browser = await launchChromium();
-      await api("POST", `${V5}/profile-tables`, {
-        name: "Customers",
-        attributes: [
-          { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
-          { name: "tier", type: "CUSTOM", valueType: "STRING" },
-        ],
-        segmentations: [{ name: "Active", type: "SIMPLE" }],
-      });
+      await api(
+        "POST",
+        `${V5}/profile-tables`,
+        customersTable([CUSTOMER_ID, TIER], { segmentations: [ACTIVE] }),
+      );
       for (const [customerId, tier] of [
         ["C-1", "Gold"],
         ["C-2", "Silver"],
@@ -81,33 +89,21 @@ for (const { backend, skip } of await testBackends()) {
         if (customerId === "C-2") silverId = created.profileId;
       }
       await api("POST", `${V5}/custom-actions`, {
-        name: "send-to-crm",
+        ...SEND_TO_CRM,
         description: "Tells the CRM about a new Gold customer",
-        parameters: [{ name: "campaignId", valueType: "STRING", mandatory: true }],
       });
+      // The welcome flow's blocks, the WAIT moved after the FILTER: only a profile not Gold waits.
       scenarioId = (
         await api<{ id: string }>("POST", SCENARIOS, {
           name: "welcome",
           profileTable: "Customers",
           start: { type: "API" },
           blocks: [
-            {
-              id: "gold",
-              type: "FILTER",
-              conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
-              next: "crm",
-              otherwise: "later",
-            },
-            {
-              id: "crm",
-              type: "CUSTOM_ACTION",
-              customAction: "send-to-crm",
-              parameters: { campaignId: "987654" },
-              next: "tag",
-            },
-            { id: "tag", type: "UPDATE_PROFILE", segmentations: { Active: true }, next: "end" },
+            { ...GOLD_FILTER, otherwise: "later" },
+            CRM_BLOCK,
+            TAG_ACTIVE,
             { id: "later", type: "WAIT", duration: "PT1H", next: "end" },
-            { id: "end", type: "EXIT" },
+            EXIT_BLOCK,
           ],
         })
       ).id;

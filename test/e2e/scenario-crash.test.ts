@@ -14,6 +14,16 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import {
+  ACTIVE,
+  adminClient,
+  CRM_BLOCK,
+  CUSTOMER_ID,
+  customersTable,
+  EXIT_BLOCK,
+  SEND_TO_CRM,
+  TIER,
+} from "../helpers/scenario-fixtures.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import { createTestDatabase, postgresUnavailable } from "../helpers/test-database.js";
 import type { ReceivedRequest } from "../helpers/webhook-receiver.js";
@@ -127,42 +137,21 @@ describe(
           const api = startHeraldProcess(t.url!, "api,sequencer", { HERALD_LOG_LEVEL: "info" });
           processes.push(api);
           const url = await apiUrl(api);
-          const token = (
-            (await (
-              await fetch(`${url}/auth/token`, { headers: { authorization: ADMIN_KEY } })
-            ).json()) as { accessToken: string }
-          ).accessToken;
-          const call = async <T = Record<string, unknown>>(
-            method: string,
-            path: string,
-            body?: unknown,
-          ): Promise<T> => {
-            const response = await fetch(`${url}${path}`, {
-              method,
-              headers: {
-                authorization: `Bearer ${token}`,
-                ...(body === undefined ? {} : { "content-type": "application/json" }),
-              },
-              ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-            });
-            const text = await response.text();
-            assert.ok(response.status < 300, `${method} ${path}: ${response.status} ${text}`);
-            return (text ? JSON.parse(text) : undefined) as T;
-          };
+          const call = await adminClient(url, ADMIN_KEY);
 
-          const table = await call<{ id: string }>("POST", `${ENTITY}/profile-tables`, {
-            name: "Customers",
-            attributes: [
-              { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
-              { name: "tier", type: "CUSTOM", valueType: "STRING" },
-              { name: "crmStatus", type: "CUSTOM", valueType: "STRING" },
-            ],
-            segmentations: [{ name: "Active", type: "SIMPLE" }],
-          });
-          const action = await call<{ id: string }>("POST", `${ENTITY}/custom-actions`, {
-            name: "send-to-crm",
-            parameters: [{ name: "campaignId", valueType: "STRING", mandatory: true }],
-          });
+          const table = await call<{ id: string }>(
+            "POST",
+            `${ENTITY}/profile-tables`,
+            customersTable(
+              [CUSTOMER_ID, TIER, { name: "crmStatus", type: "CUSTOM", valueType: "STRING" }],
+              { segmentations: [ACTIVE] },
+            ),
+          );
+          const action = await call<{ id: string }>(
+            "POST",
+            `${ENTITY}/custom-actions`,
+            SEND_TO_CRM,
+          );
           const subscription = await call<{ secret: string }>(
             "POST",
             "/v4/entity/acme/webhookSubscription",
@@ -183,13 +172,7 @@ describe(
             start: { type: "DATA_EVENT", eventType: "CREATE", onFields: [], conditions: {} },
             blocks: [
               { id: "wait", type: "WAIT", duration: "PT0S", next: "crm" },
-              {
-                id: "crm",
-                type: "CUSTOM_ACTION",
-                customAction: "send-to-crm",
-                parameters: { campaignId: "987654" },
-                next: "tag",
-              },
+              CRM_BLOCK,
               {
                 id: "tag",
                 type: "UPDATE_PROFILE",
@@ -197,7 +180,7 @@ describe(
                 segmentations: { Active: true },
                 next: "end",
               },
-              { id: "end", type: "EXIT" },
+              EXIT_BLOCK,
             ],
           });
           const scenarioPath = `${ENTITY}/scenarios/${scenario.id}`;

@@ -18,6 +18,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import {
+  ACTIVE,
+  adminClient,
+  customersTable,
+  EMAIL_KEY,
+  FIRST_NAME,
+  SEND_TO_CRM,
+  TIER,
+  welcomeScenario,
+} from "../helpers/scenario-fixtures.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import {
   createTestDatabase,
@@ -109,30 +119,6 @@ function stopHerald(running: Running): Promise<number | null> {
   });
 }
 
-/** A JSON client of one running Herald with the admin key's token; throws on a non-2xx answer. */
-async function client(url: string, adminKey: string) {
-  const auth = await fetch(`${url}/auth/token`, { headers: { authorization: adminKey } });
-  assert.equal(auth.status, 200, await auth.clone().text());
-  const { accessToken } = (await auth.json()) as { accessToken: string };
-  return async <T = Record<string, unknown>>(
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<T> => {
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${accessToken}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    assert.ok(response.status < 300, `${method} ${path}: ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : undefined) as T;
-  };
-}
-
 async function until<T>(
   read: () => Promise<T>,
   holds: (value: T) => boolean,
@@ -152,31 +138,7 @@ async function until<T>(
 }
 
 /** SPEC §7.4's welcome scenario, with a WAIT a test can sit through. */
-const WELCOME = {
-  name: "welcome",
-  profileTable: "Customers",
-  reentry: "AFTER_EXIT",
-  start: { type: "DATA_EVENT", eventType: "CREATE", onFields: [], conditions: {} },
-  blocks: [
-    { id: "wait", type: "WAIT", duration: `PT${WAIT_SECONDS}S`, next: "gold" },
-    {
-      id: "gold",
-      type: "FILTER",
-      conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
-      next: "crm",
-      otherwise: "end",
-    },
-    {
-      id: "crm",
-      type: "CUSTOM_ACTION",
-      customAction: "send-to-crm",
-      parameters: { campaignId: "987654" },
-      next: "tag",
-    },
-    { id: "tag", type: "UPDATE_PROFILE", segmentations: { Active: true }, next: "end" },
-    { id: "end", type: "EXIT" },
-  ],
-};
+const WELCOME = welcomeScenario({ wait: `PT${WAIT_SECONDS}S` });
 
 interface Run {
   id: string;
@@ -243,21 +205,16 @@ for (const leg of legs) {
       running.push(first);
       const adminKey = /^\s+(hk_[A-Za-z0-9_-]{20,})\s*$/m.exec(first.output())?.[1];
       assert.ok(adminKey, `the first start prints the admin key:\n${first.output()}`);
-      let call = await client(first.url, adminKey);
+      let call = await adminClient(first.url, adminKey);
 
-      const table = await call<{ id: string }>("POST", `${ENTITY}/profile-tables`, {
-        name: "Customers",
-        attributes: [
-          { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
-          { name: "firstName", type: "FIRSTNAME" },
-          { name: "tier", type: "CUSTOM", valueType: "STRING" },
-        ],
-        segmentations: [{ name: "Active", type: "SIMPLE" }],
-      });
+      const table = await call<{ id: string }>(
+        "POST",
+        `${ENTITY}/profile-tables`,
+        customersTable([EMAIL_KEY, FIRST_NAME, TIER], { segmentations: [ACTIVE] }),
+      );
       const action = await call<{ id: string }>("POST", `${ENTITY}/custom-actions`, {
-        name: "send-to-crm",
+        ...SEND_TO_CRM,
         description: "Tells the CRM about a new Gold customer",
-        parameters: [{ name: "campaignId", valueType: "STRING", mandatory: true }],
       });
       const subscription = await call<{ id: number; secret: string }>(
         "POST",
@@ -303,7 +260,7 @@ for (const leg of legs) {
       assert.equal(receiver.requests.length, 0, "nothing was triggered before the stop");
       const second = await startHerald(env);
       running.push(second);
-      call = await client(second.url, adminKey);
+      call = await adminClient(second.url, adminKey);
 
       const done = await until(
         runs,

@@ -16,6 +16,17 @@ import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
 import { JobSignals } from "../../src/storage/job-signals.js";
 import type { ConsoleBrowser } from "../helpers/console-session.js";
 import { signInToConsole } from "../helpers/console-session.js";
+import {
+  ACTIVE,
+  CAMPAIGN_ID,
+  CUSTOMER_ID,
+  customersTable,
+  dateAttribute,
+  FIRST_NAME,
+  SEND_TO_CRM,
+  TIER,
+  welcomeScenario,
+} from "../helpers/scenario-fixtures.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp, TEST_ADMIN_KEY } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -27,42 +38,16 @@ const PROFILES = `${V5}/profile-tables/Customers/profiles`;
 const SCENARIOS = `${V5}/scenarios`;
 const HOUR = 3_600_000;
 
-const CUSTOMERS = {
-  name: "Customers",
-  attributes: [
-    { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
-    { name: "firstName", type: "FIRSTNAME" },
-    { name: "tier", type: "CUSTOM", valueType: "STRING" },
-    { name: "renewal", type: "CUSTOM", valueType: "DATE" },
-  ],
-  segmentations: [{ name: "Active", type: "SIMPLE" }],
-};
+const CUSTOMERS = customersTable([CUSTOMER_ID, FIRST_NAME, TIER, dateAttribute("renewal")], {
+  segmentations: [ACTIVE],
+});
 
-/** §7.4's welcome flow with an API start: an hour's wait, Gold profiles to the CRM, tagged. */
-const WELCOME = {
+/** §7.4's welcome flow with an API start: an hour's wait, Gold profiles to the CRM, tagged; others leave. */
+const WELCOME = welcomeScenario({
   name: `welcome ${MARKUP}`,
-  profileTable: "Customers",
-  reentry: "AFTER_EXIT",
   start: { type: "API" },
-  blocks: [
-    { id: "wait", type: "WAIT", duration: "PT1H", next: "gold" },
-    {
-      id: "gold",
-      type: "FILTER",
-      conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
-      next: "crm",
-    },
-    {
-      id: "crm",
-      type: "CUSTOM_ACTION",
-      customAction: "send-to-crm",
-      parameters: { campaignId: "987654" },
-      next: "tag",
-    },
-    { id: "tag", type: "UPDATE_PROFILE", segmentations: { Active: true }, next: "end" },
-    { id: "end", type: "EXIT" },
-  ],
-};
+  otherwise: null,
+});
 
 /** Waits until the profile's renewal date: a profile without one leaves, with the reason kept. */
 const RENEWAL = {
@@ -160,12 +145,9 @@ for (const { backend, skip } of await testBackends()) {
         profileIds.set(customerId, created.profileId);
       }
       await api("POST", `${V5}/custom-actions`, {
-        name: "send-to-crm",
+        ...SEND_TO_CRM,
         description: `Tells the CRM ${MARKUP}`,
-        parameters: [
-          { name: "campaignId", valueType: "STRING", mandatory: true },
-          { name: "points", valueType: "INTEGER" },
-        ],
+        parameters: [CAMPAIGN_ID, { name: "points", valueType: "INTEGER" }],
       });
       ids.welcome = (await api<{ id: string }>("POST", SCENARIOS, WELCOME)).id;
       ids.renewal = (await api<{ id: string }>("POST", SCENARIOS, RENEWAL)).id;

@@ -11,6 +11,15 @@ import { after, before, describe, test } from "node:test";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import { lockCustomActions } from "../../src/storage/custom-action-repository.js";
 import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
+import {
+  CAMPAIGN_ID,
+  createProfileTable,
+  CUSTOMER_ID,
+  customersTable,
+  dateAttribute,
+  FIRST_NAME,
+  POINTS,
+} from "../helpers/scenario-fixtures.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -18,24 +27,22 @@ import { testBackends } from "../helpers/test-database.js";
 const ACTIONS = `/v5/entities/${TEST_ENTITY}/custom-actions`;
 const PROFILES = `/v5/entities/${TEST_ENTITY}/profile-tables/Customers/profiles`;
 
-const CUSTOMERS = {
-  name: "Customers",
-  attributes: [
-    { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true },
-    { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
-    { name: "firstName", type: "FIRSTNAME" },
-    { name: "points", type: "CUSTOM", valueType: "INTEGER" },
-    { name: "vip", type: "CUSTOM", valueType: "BOOLEAN" },
-    { name: "since", type: "CUSTOM", valueType: "DATE" },
-    { name: "tags", type: "CUSTOM", valueType: "STRING", multiValued: true },
-  ],
-};
+const CUSTOMERS = customersTable([
+  { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true },
+  CUSTOMER_ID,
+  FIRST_NAME,
+  POINTS,
+  { name: "vip", type: "CUSTOM", valueType: "BOOLEAN" },
+  dateAttribute("since"),
+  { name: "tags", type: "CUSTOM", valueType: "STRING", multiValued: true },
+]);
 
+/** send-to-crm with a description and optional parameters of two more types. */
 const SEND_TO_CRM = {
   name: "send-to-crm",
   description: "Tells the CRM about the profile",
   parameters: [
-    { name: "campaignId", valueType: "STRING", mandatory: true },
+    CAMPAIGN_ID,
     { name: "points", valueType: "INTEGER" },
     { name: "urgent", valueType: "BOOLEAN" },
   ],
@@ -161,13 +168,7 @@ for (const { backend, skip } of await testBackends()) {
         TEST_ENTITY,
       );
       entityId = entity!.id;
-      const table = await t.request(
-        "POST",
-        `/v5/entities/${TEST_ENTITY}/profile-tables`,
-        CUSTOMERS,
-      );
-      assert.equal(table.statusCode, 201, table.body);
-      tableId = table.json<{ id: string }>().id;
+      tableId = await createProfileTable(t, CUSTOMERS);
       const written = await t.request("PUT", PROFILES, {
         key: { customerId: "C-1" },
         attributes: {

@@ -28,6 +28,21 @@ import { insertRuns } from "../../src/storage/scenario-run-repository.js";
 import { findScenario } from "../../src/storage/scenario-repository.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
 import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
+import {
+  ACTIVE,
+  CAMPAIGN_ID,
+  createCustomAction,
+  createProfileTable,
+  CUSTOMER_ID,
+  customersTable,
+  dateAttribute,
+  FIRST_NAME,
+  GOLD_FILTER,
+  NEWSLETTER,
+  POINTS,
+  SEND_TO_CRM,
+  TIER,
+} from "../helpers/scenario-fixtures.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -37,21 +52,13 @@ const ACTIONS = `/v5/entities/${TEST_ENTITY}/custom-actions`;
 const SCENARIOS = `/v5/entities/${TEST_ENTITY}/scenarios`;
 const MINUTE = 60_000;
 
-const CUSTOMERS = {
-  name: "Customers",
-  attributes: [
-    { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
-    { name: "firstName", type: "FIRSTNAME" },
-    { name: "tier", type: "CUSTOM", valueType: "STRING" },
-    { name: "points", type: "CUSTOM", valueType: "INTEGER" },
-    { name: "renewal", type: "CUSTOM", valueType: "DATE" },
-  ],
-  subscriptions: [{ name: "newsletter" }],
-  segmentations: [
-    { name: "Active", type: "SIMPLE" },
-    { name: "Level", type: "EXCLUSIVE", segments: ["Bronze", "Gold"] },
-  ],
-};
+const CUSTOMERS = customersTable(
+  [CUSTOMER_ID, FIRST_NAME, TIER, POINTS, dateAttribute("renewal")],
+  {
+    subscriptions: [NEWSLETTER],
+    segmentations: [ACTIVE, { name: "Level", type: "EXCLUSIVE", segments: ["Bronze", "Gold"] }],
+  },
+);
 
 interface RunRow {
   id: string;
@@ -104,6 +111,18 @@ for (const { backend, skip } of await testBackends()) {
     };
     const workers: ScenarioRunWorker[] = [];
     let profileCount = 0;
+
+    /** send-to-crm's CUSTOM_ACTION block as stored (by id), with these parameters. */
+    const crmBlock = (
+      parameters: Record<string, string | number | boolean>,
+      next = "end",
+    ): ScenarioBlock => ({
+      id: "crm",
+      type: "CUSTOM_ACTION",
+      customActionId: actionId,
+      parameters,
+      next,
+    });
 
     /** A worker on the test database, driven by the tests with runDue. */
     async function startWorker(
@@ -246,22 +265,11 @@ for (const { backend, skip } of await testBackends()) {
       db = t.database.db;
       const entity = await findEntityByName(db, await firstLicenceId(db), TEST_ENTITY);
       entityId = entity!.id;
-      const table = await t.request(
-        "POST",
-        `/v5/entities/${TEST_ENTITY}/profile-tables`,
-        CUSTOMERS,
-      );
-      assert.equal(table.statusCode, 201, table.body);
-      tableId = table.json<{ id: string }>().id;
-      const action = await t.request("POST", ACTIONS, {
-        name: "send-to-crm",
-        parameters: [
-          { name: "campaignId", valueType: "STRING", mandatory: true },
-          { name: "points", valueType: "INTEGER" },
-        ],
+      tableId = await createProfileTable(t, CUSTOMERS);
+      actionId = await createCustomAction(t, {
+        ...SEND_TO_CRM,
+        parameters: [CAMPAIGN_ID, { name: "points", valueType: "INTEGER" }],
       });
-      assert.equal(action.statusCode, 201, action.body);
-      actionId = action.json<{ id: string }>().id;
       clock = new Date(Math.ceil(Date.now() / MINUTE) * MINUTE + MINUTE);
     });
     afterEach(async () => {
@@ -324,20 +332,8 @@ for (const { backend, skip } of await testBackends()) {
       // until a date already past goes on at once every time round.
       const scenario = await storeScenario([
         { id: "renewal", type: "WAIT", untilAttribute: "renewal", next: "gold" },
-        {
-          id: "gold",
-          type: "FILTER",
-          conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
-          next: "crm",
-          otherwise: "end",
-        },
-        {
-          id: "crm",
-          type: "CUSTOM_ACTION",
-          customActionId: actionId,
-          parameters: { campaignId: "loop" },
-          next: "renewal",
-        },
+        GOLD_FILTER,
+        crmBlock({ campaignId: "loop" }, "renewal"),
         { id: "end", type: "EXIT" },
       ]);
       const gold = await createProfile({ tier: "Gold", renewal: "2001-01-01" });
@@ -452,13 +448,7 @@ for (const { backend, skip } of await testBackends()) {
     test("CUSTOM_ACTION: exactly one TRIGGER event per run, with §7.4's payload", async () => {
       const worker = await startWorker();
       const scenario = await createScenario([
-        {
-          id: "crm",
-          type: "CUSTOM_ACTION",
-          customActionId: actionId,
-          parameters: { campaignId: 987654, points: "7" },
-          next: "end",
-        },
+        crmBlock({ campaignId: 987654, points: "7" }),
         { id: "end", type: "EXIT" },
       ]);
       const profile = await createProfile({ firstName: "Ann", tier: "Gold", points: 12 });
@@ -625,13 +615,7 @@ for (const { backend, skip } of await testBackends()) {
       const worker = await startWorker();
       const scenario = await createScenario([
         { id: "wait", type: "WAIT", duration: "PT5M", next: "crm" },
-        {
-          id: "crm",
-          type: "CUSTOM_ACTION",
-          customActionId: actionId,
-          parameters: { campaignId: "1" },
-          next: "end",
-        },
+        crmBlock({ campaignId: "1" }),
         { id: "end", type: "EXIT" },
       ]);
       await enter(scenario, [await createProfile({})]);
@@ -1066,8 +1050,8 @@ for (const { backend, skip } of await testBackends()) {
       assert.fail("the runs did not end in 5 s");
     }
 
-    test("a run the API starts is moved at once, unasked: its commit wakes this process's worker", async () => {
-      await startWorker({ jobSignals: t.database.jobSignals });
+    /** Starts a run of a one-block scenario through the API; asserts that it FINISHES unasked. */
+    async function startedByApiEnds(): Promise<void> {
       const scenario = await createScenario([{ id: "end", type: "EXIT" }]);
       const profile = await createProfile({});
       const response = await t.request("POST", `${SCENARIOS}/${scenario.id}/start`, {
@@ -1076,6 +1060,11 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(response.statusCode, 202, response.body);
       const [run] = await ended(scenario.id);
       assert.equal(run!.status, "FINISHED");
+    }
+
+    test("a run the API starts is moved at once, unasked: its commit wakes this process's worker", async () => {
+      await startWorker({ jobSignals: t.database.jobSignals });
+      await startedByApiEnds();
     });
 
     test("a wake-up that comes while the worker reads the earliest due time is not lost", async () => {
@@ -1121,14 +1110,7 @@ for (const { backend, skip } of await testBackends()) {
       async () => {
         // Its own pool and signals: only the NOTIFY on JOBS_CHANNEL reaches it (its poll is an hour).
         await startWorker({ db: await t.database.connect(2), name: "other" });
-        const scenario = await createScenario([{ id: "end", type: "EXIT" }]);
-        const profile = await createProfile({});
-        const response = await t.request("POST", `${SCENARIOS}/${scenario.id}/start`, {
-          profileKey: profile,
-        });
-        assert.equal(response.statusCode, 202, response.body);
-        const [run] = await ended(scenario.id);
-        assert.equal(run!.status, "FINISHED");
+        await startedByApiEnds();
       },
     );
 
@@ -1136,13 +1118,7 @@ for (const { backend, skip } of await testBackends()) {
       const first = await startWorker({ name: "first" });
       const scenario = await createScenario([
         { id: "wait", type: "WAIT", duration: "PT2H", next: "crm" },
-        {
-          id: "crm",
-          type: "CUSTOM_ACTION",
-          customActionId: actionId,
-          parameters: { campaignId: "restart" },
-          next: "end",
-        },
+        crmBlock({ campaignId: "restart" }),
         { id: "end", type: "EXIT" },
       ]);
       await enter(scenario, [await createProfile({}), await createProfile({})]);
@@ -1234,13 +1210,7 @@ for (const { backend, skip } of await testBackends()) {
       },
       async () => {
         const scenario = await createScenario([
-          {
-            id: "crm",
-            type: "CUSTOM_ACTION",
-            customActionId: actionId,
-            parameters: { campaignId: "shared" },
-            next: "end",
-          },
+          crmBlock({ campaignId: "shared" }),
           { id: "end", type: "EXIT" },
         ]);
         const { rows } = await db.query<{ record_id: number }>(

@@ -25,28 +25,36 @@ import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { Database } from "../../src/storage/database.js";
 import { JobSignals } from "../../src/storage/job-signals.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
+import {
+  ACTIVE,
+  createProfileTable,
+  customersTable,
+  dateAttribute,
+  EMAIL_KEY,
+  NEWSLETTER,
+  POINTS,
+  TIER,
+} from "../helpers/scenario-fixtures.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
 
 const logger = pino({ level: "silent" });
 
-const TABLE = {
-  name: "Customers",
-  attributes: [
-    { name: "emailAddress", type: "EMAIL_ADDRESS", unique: true, mandatory: true },
-    { name: "tier", type: "CUSTOM", valueType: "STRING" },
-    { name: "points", type: "CUSTOM", valueType: "INTEGER" },
-    { name: "birthDate", type: "CUSTOM", valueType: "DATE" },
-    { name: "renewalDate", type: "CUSTOM", valueType: "DATE" },
+const TABLE = customersTable(
+  [
+    EMAIL_KEY,
+    TIER,
+    POINTS,
+    dateAttribute("birthDate"),
+    dateAttribute("renewalDate"),
     { name: "memberSince", type: "CUSTOM", valueType: "TIMESTAMP" },
   ],
-  subscriptions: [{ name: "newsletter" }],
-  segmentations: [
-    { name: "Active", type: "SIMPLE" },
-    { name: "Loyalty", type: "EXCLUSIVE", segments: ["Gold", "Silver"] },
-  ],
-};
+  {
+    subscriptions: [NEWSLETTER],
+    segmentations: [ACTIVE, { name: "Loyalty", type: "EXCLUSIVE", segments: ["Gold", "Silver"] }],
+  },
+);
 
 /** Every scenario here waits first: runs stay where they began unless a test ends them. */
 const BLOCKS: ScenarioBlock[] = [
@@ -98,8 +106,7 @@ for (const { backend, skip } of await testBackends()) {
     before(async () => {
       t = await createTestApp(backend);
       db = t.database.db;
-      const created = await t.request("POST", "/v5/entities/acme/profile-tables", TABLE);
-      assert.equal(created.statusCode, 201, created.body);
+      await createProfileTable(t, TABLE);
       sequencer = await startSequencer({
         db,
         logSignals: t.database.logSignals,

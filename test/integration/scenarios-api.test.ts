@@ -12,6 +12,16 @@ import { startScenarioRunWorker } from "../../src/jobs/scenarios/run-worker.js";
 import { readLogHead } from "../../src/storage/change-event-repository.js";
 import { JobSignals } from "../../src/storage/job-signals.js";
 import { stampPendingEvents } from "../../src/storage/sequencer-repository.js";
+import {
+  CAMPAIGN_ID,
+  createCustomAction,
+  createProfileTable,
+  CRM_BLOCK,
+  CUSTOMERS_TABLE,
+  EXIT_BLOCK,
+  SEND_TO_CRM,
+  welcomeScenario,
+} from "../helpers/scenario-fixtures.js";
 import type { TestApp } from "../helpers/test-app.js";
 import { createTestApp, TEST_ENTITY } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
@@ -20,47 +30,7 @@ const SCENARIOS = `/v5/entities/${TEST_ENTITY}/scenarios`;
 const ACTIONS = `/v5/entities/${TEST_ENTITY}/custom-actions`;
 const PROFILES = `/v5/entities/${TEST_ENTITY}/profile-tables/Customers/profiles`;
 
-const CUSTOMERS = {
-  name: "Customers",
-  attributes: [
-    { name: "customerId", type: "CUSTOM", valueType: "STRING", unique: true },
-    { name: "tier", type: "CUSTOM", valueType: "STRING" },
-    { name: "points", type: "CUSTOM", valueType: "INTEGER" },
-    { name: "birthDate", type: "BIRTHDATE" },
-  ],
-  subscriptions: [{ name: "newsletter" }],
-  segmentations: [
-    { name: "Active", type: "SIMPLE" },
-    { name: "ClientType", type: "EXCLUSIVE", segments: ["Gold", "Silver"] },
-  ],
-};
-
-/** SPEC §7.4's welcome flow. */
-const WELCOME = {
-  name: "welcome",
-  profileTable: "Customers",
-  reentry: "AFTER_EXIT",
-  start: { type: "DATA_EVENT", eventType: "CREATE", onFields: [], conditions: {} },
-  blocks: [
-    { id: "wait", type: "WAIT", duration: "PT1H", next: "gold" },
-    {
-      id: "gold",
-      type: "FILTER",
-      conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
-      next: "crm",
-      otherwise: "end",
-    },
-    {
-      id: "crm",
-      type: "CUSTOM_ACTION",
-      customAction: "send-to-crm",
-      parameters: { campaignId: "987654" },
-      next: "tag",
-    },
-    { id: "tag", type: "UPDATE_PROFILE", segmentations: { Active: true }, next: "end" },
-    { id: "end", type: "EXIT" },
-  ],
-};
+const WELCOME = welcomeScenario();
 
 interface ScenarioAnswer {
   id: string;
@@ -187,20 +157,11 @@ for (const { backend, skip } of await testBackends()) {
         [TEST_ENTITY],
       );
       entityId = rows[0]!.id;
-      const table = await t.request(
-        "POST",
-        `/v5/entities/${TEST_ENTITY}/profile-tables`,
-        CUSTOMERS,
-      );
-      assert.equal(table.statusCode, 201, table.body);
-      const action = await t.request("POST", ACTIONS, {
-        name: "send-to-crm",
-        parameters: [
-          { name: "campaignId", valueType: "STRING", mandatory: true },
-          { name: "priority", valueType: "INTEGER" },
-        ],
+      await createProfileTable(t, CUSTOMERS_TABLE);
+      await createCustomAction(t, {
+        ...SEND_TO_CRM,
+        parameters: [CAMPAIGN_ID, { name: "priority", valueType: "INTEGER" }],
       });
-      assert.equal(action.statusCode, 201, action.body);
       profiles = [await writeProfile("C-1", { tier: "Gold" }), await writeProfile("C-2")];
     });
     after(() => t?.close());
@@ -864,12 +825,10 @@ for (const { backend, skip } of await testBackends()) {
     });
 
     test("activation checks the definition again: a custom action deleted or changed since is a 400", async () => {
-      const action = await t.request("POST", ACTIONS, {
+      const actionId = await createCustomAction(t, {
         name: "notify-shop",
         parameters: [{ name: "shop", valueType: "STRING" }],
       });
-      assert.equal(action.statusCode, 201, action.body);
-      const actionId = action.json<{ id: string }>().id;
       const scenario = await create({
         ...WELCOME,
         name: "recheck",
@@ -910,12 +869,10 @@ for (const { backend, skip } of await testBackends()) {
     });
 
     test("activating an ACTIVE scenario answers it as it is, without checking it again", async () => {
-      const action = await t.request("POST", ACTIONS, {
+      const actionId = await createCustomAction(t, {
         name: "notify-store",
         parameters: [{ name: "store", valueType: "STRING" }],
       });
-      assert.equal(action.statusCode, 201, action.body);
-      const actionId = action.json<{ id: string }>().id;
       const scenario = await create({
         ...WELCOME,
         name: "already-active",
@@ -955,16 +912,7 @@ for (const { backend, skip } of await testBackends()) {
         ...WELCOME,
         name: "payload",
         start: { type: "API" },
-        blocks: [
-          {
-            id: "crm",
-            type: "CUSTOM_ACTION",
-            customAction: "send-to-crm",
-            parameters: { campaignId: "987654" },
-            next: "end",
-          },
-          { id: "end", type: "EXIT" },
-        ],
+        blocks: [{ ...CRM_BLOCK, next: "end" }, EXIT_BLOCK],
       });
       const url = `${SCENARIOS}/${scenario.id}`;
       assert.equal((await call("POST", `${url}/activate`)).status, 200);

@@ -9,6 +9,7 @@ import type { CustomAction } from "../../src/domain/custom-action.js";
 import type { DataTable } from "../../src/domain/data-table.js";
 import { HeraldError } from "../../src/domain/errors.js";
 import type { ScenarioContext } from "../../src/domain/scenario-definition.js";
+import { welcomeScenario } from "../helpers/scenario-fixtures.js";
 import {
   blocksChanged,
   customActionIdsOf,
@@ -72,31 +73,7 @@ const CONTEXT: ScenarioContext = {
 };
 
 /** SPEC §7.4's example. */
-const WELCOME = {
-  name: "welcome",
-  profileTable: "Customers",
-  reentry: "AFTER_EXIT",
-  start: { type: "DATA_EVENT", eventType: "CREATE", onFields: [], conditions: {} },
-  blocks: [
-    { id: "wait", type: "WAIT", duration: "PT1H", next: "gold" },
-    {
-      id: "gold",
-      type: "FILTER",
-      conditions: [{ attribute: "tier", operator: "=", value: "Gold" }],
-      next: "crm",
-      otherwise: "end",
-    },
-    {
-      id: "crm",
-      type: "CUSTOM_ACTION",
-      customAction: "send-to-crm",
-      parameters: { campaignId: "987654" },
-      next: "tag",
-    },
-    { id: "tag", type: "UPDATE_PROFILE", segmentations: { Active: true }, next: "end" },
-    { id: "end", type: "EXIT" },
-  ],
-};
+const WELCOME = welcomeScenario();
 
 type Block = Record<string, unknown>;
 const EXIT: Block = { id: "end", type: "EXIT" };
