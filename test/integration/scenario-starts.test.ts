@@ -486,6 +486,35 @@ for (const { backend, skip } of await testBackends()) {
       assert.equal(rows[0]!.lease_owner, "starter-a");
     });
 
+    test("a scenario let go while a claim looks is claimed again once its lease is back, not at the next renewal", async () => {
+      const id = await activeScenario("let-go", {
+        type: "DATA_EVENT",
+        eventType: "CREATE",
+        onFields: [],
+        conditions: {},
+      });
+      // Renewals far apart: only the claim that follows the drop can take the scenario back in time.
+      const s = await starter({ renewMs: 60_000, leaseMs: 120_000 });
+      await waitFor("the starter to follow the scenario", async () => s.following().includes(id));
+      const first = await createProfile();
+      await caughtUp(id);
+      // The stored definition no longer is the follower's: the renewal drops the follower, and the
+      // claim of the same look leaves the scenario out while the drop hands its lease back.
+      await db.query(
+        `UPDATE scenarios SET definition = jsonb_set(definition, '{blocks,0,duration}', '"PT2H"')
+          WHERE id = $1`,
+        [id],
+      );
+      s.wake();
+      const later = await createProfile();
+      await caughtUp(id);
+      assert.deepEqual(
+        (await runs(id)).map((r) => r.profile_id),
+        [first, later],
+      );
+      assert.deepEqual(s.following(), [id]);
+    });
+
     test("a starter that stops hands its lease back; another goes on from the cursor", async () => {
       const id = await activeScenario("hand-over", {
         type: "DATA_EVENT",

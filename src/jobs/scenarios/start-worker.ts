@@ -127,6 +127,10 @@ export async function startScenarioStarter(
    * Stops a follower (it writes what it read), then gives its lease back. With `only`, nothing
    * happens unless that very follower is the scenario's: a follower that lost its scenario tells
    * so, and by then the scenario may be followed again by another, which must go on.
+   *
+   * Once the lease is back, a claim looks again: while the drop ran, claims left the scenario out
+   * (or took it, and the drop handed that lease back too), so the activation whose wake-up they
+   * answered would otherwise wait for the next renewal to be followed.
    */
   function drop(scenarioId: string, why: string, only?: ScenarioStartFollower): Promise<void> {
     const follower = followers.get(scenarioId);
@@ -143,6 +147,7 @@ export async function startScenarioStarter(
       } finally {
         dropping.delete(scenarioId);
       }
+      tick(false);
     })();
     dropping.set(scenarioId, done);
     return done;
@@ -169,8 +174,8 @@ export async function startScenarioStarter(
 
   /**
    * Claims the free leases of ACTIVE scenarios (new activations, or a gone worker's). A scenario
-   * whose follower is being dropped is left to a later claim: the drop hands its lease back when it
-   * is done, and would hand back the new one. A claimed scenario that this worker still follows was
+   * whose follower is being dropped is left to the claim that the drop makes once it handed its
+   * lease back (it would hand back a lease taken now too). A claimed scenario that this worker still follows was
    * deactivated and activated again since its follower last wrote (both clear the lease): that
    * follower read for the activation before, so it is stopped without writing, and the scenario is
    * followed from the new cursor. Only then is it followed again: never two followers for one.
@@ -184,8 +189,8 @@ export async function startScenarioStarter(
     takeOver = false;
     for (const held of claimed) {
       if (stopping) break;
-      // Dropped while the claim ran (its follower lost it): the drop hands the lease back, or the
-      // next renewal finds it this worker's and follows it.
+      // Dropped while the claim ran (its follower lost it): the drop hands the lease back, then
+      // claims again.
       if (dropping.has(held.id)) continue;
       const stale = followers.get(held.id);
       if (stale) {
