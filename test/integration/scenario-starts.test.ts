@@ -4,8 +4,9 @@
  * DATE start through the scheduler (an anniversary across the day boundary of a time zone, 29
  * February on 28 February, an exact date, a timestamp). Events before the activation start nothing,
  * each matching event starts one run, the re-entry policies hold, a deactivated scenario starts
- * nothing more, a starter that stops hands its lease back and another goes on from the cursor, and
- * on PostgreSQL two starters whose leases keep moving between them never start a run twice.
+ * nothing more, a starter that stops hands its lease back and another goes on from the cursor, a
+ * scenario let go while a claim looks is claimed again at once, and on PostgreSQL, when the lease
+ * moves from a starter whose write is stalled to another and back, no event starts two runs.
  *
  * Profiles are written through the API and stamped by a sequencer, as in a running Herald.
  */
@@ -25,6 +26,7 @@ import { startSequencer } from "../../src/sequencer/sequencer.js";
 import type { Database } from "../../src/storage/database.js";
 import { JobSignals } from "../../src/storage/job-signals.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
+import { PostgresDatabase } from "../../src/storage/postgres-database.js";
 import {
   ACTIVE,
   createProfileTable,
@@ -36,6 +38,7 @@ import {
   TIER,
 } from "../helpers/scenario-fixtures.js";
 import type { TestApp } from "../helpers/test-app.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { testBackends } from "../helpers/test-database.js";
 
@@ -134,12 +137,14 @@ for (const { backend, skip } of await testBackends()) {
       options: {
         workerId?: string;
         on?: Database;
+        /** With `on`: a pool of this process all the same (its sequencer hands it what it stamps). */
+        thisProcess?: boolean;
         leaseMs?: number;
         renewMs?: number;
         progressMs?: number;
       } = {},
     ): Promise<ScenarioStarter> {
-      const other = options.on !== undefined;
+      const other = options.on !== undefined && !options.thisProcess;
       const s = await startScenarioStarter({
         db: options.on ?? db,
         logSignals: other ? new LogSignals() : t.database.logSignals,
@@ -758,30 +763,88 @@ for (const { backend, skip } of await testBackends()) {
           onFields: [],
           conditions: {},
         });
-        const other = await t.database.connect(4);
-        // Leases shorter than the renewals: each starter keeps taking the scenario from the other.
-        await starter({ workerId: "starter-a", leaseMs: 60, renewMs: 90 });
-        await starter({ workerId: "starter-b", on: other, leaseMs: 60, renewMs: 70 });
-        const profiles: number[] = [];
-        for (let i = 0; i < 20; i++) profiles.push(await createProfile({ points: 0 }));
-        const owners = new Set<string>();
-        const updates = 200;
-        for (let i = 0; i < updates; i++) {
-          await updateProfile(profiles[i % profiles.length]!, { points: i + 1 });
-          if (i % 20 === 0) await sleep(25);
-          const { rows } = await db.query<{ lease_owner: string | null }>(
-            "SELECT lease_owner FROM scenarios WHERE id = $1",
+        // starter-a is this process's, its pool behind a proxy the test can stall; starter-b is
+        // another process's. Leases and renewals far apart: the lease moves when the test moves it.
+        const target = new URL(t.database.url!);
+        const proxy = await startTcpProxy({
+          host: target.hostname,
+          port: Number(target.port || 5432),
+        });
+        const stalled = new PostgresDatabase({
+          connectionString: proxy.urlFor(t.database.url!),
+          maxConnections: 4,
+        });
+        try {
+          const timing = { leaseMs: 60_000, renewMs: 60_000 };
+          const a = await starter({
+            workerId: "starter-a",
+            on: stalled,
+            thisProcess: true,
+            ...timing,
+          });
+          await waitFor("starter-a to follow the scenario", async () => a.following().includes(id));
+          const b = await starter({
+            workerId: "starter-b",
+            on: await t.database.connect(4),
+            ...timing,
+          });
+          const owner = async () => {
+            const { rows } = await db.query<{ lease_owner: string | null }>(
+              "SELECT lease_owner FROM scenarios WHERE id = $1",
+              [id],
+            );
+            return rows[0]!.lease_owner;
+          };
+          const owners: (string | null)[] = [];
+          const profiles: number[] = [];
+          for (let i = 0; i < 10; i++) profiles.push(await createProfile({ points: 0 }));
+          let updates = 0;
+          const update = async (n: number) => {
+            for (let i = 0; i < n; i++, updates++)
+              await updateProfile(profiles[updates % profiles.length]!, { points: updates + 1 });
+          };
+          await update(20);
+          await caughtUp(id);
+          owners.push(await owner());
+
+          // starter-a's connection stalls as it writes the runs of the next updates (this process's
+          // sequencer hands it the events, so it reads nothing first); its lease expires meanwhile.
+          proxy.blackHole();
+          await update(10);
+          await settled();
+          await sleep(300); // the hand-over reaches starter-a, whose write goes into the hole
+          await db.query(
+            "UPDATE scenarios SET lease_until = now() - interval '1 second' WHERE id = $1",
             [id],
           );
-          if (rows[0]!.lease_owner) owners.add(rows[0]!.lease_owner);
+          b.wake();
+          // starter-b takes the lease over and starts the runs of the same updates from the cursor.
+          await caughtUp(id);
+          owners.push(await owner());
+          // starter-b stops (its lease handed back), and starter-a's worker id holds the lease again,
+          // as its claim would once its connection is back; then the stalled write goes through.
+          await b.stop();
+          await db.query(
+            `UPDATE scenarios SET lease_owner = 'starter-a', lease_until = now() + interval '1 minute'
+              WHERE id = $1 AND lease_owner IS NULL`,
+            [id],
+          );
+          proxy.restore();
+          await update(10);
+          await caughtUp(id);
+          owners.push(await owner());
+          assert.deepEqual(owners, ["starter-a", "starter-b", "starter-a"], "the lease moved");
+
+          const started = await runs(id);
+          const positions = started.map((r) => (r.start as { position: number }).position);
+          assert.equal(new Set(positions).size, positions.length, "an event started two runs");
+          assert.equal(started.length, updates, "every update started its run");
+        } finally {
+          proxy.restore();
+          for (const s of starters.splice(0)) await s.stop();
+          await stalled.close();
+          await proxy.close();
         }
-        // Both go on holding it in turns until the cursor reaches the head.
-        await caughtUp(id);
-        const started = await runs(id);
-        const positions = started.map((r) => (r.start as { position: number }).position);
-        assert.equal(new Set(positions).size, positions.length, "an event started two runs");
-        assert.equal(started.length, updates, "every update started its run");
-        assert.deepEqual([...owners].sort(), ["starter-a", "starter-b"], "the lease moved");
       },
     );
   });
