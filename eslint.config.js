@@ -42,11 +42,11 @@ const EVERYTHING = [...FOLDERS, ...ROOT_MODULES];
 const OUTBOUND_HTTP = ["address-guard", "http-sender"];
 
 /**
- * The log follower (with the handed-over events it takes from this process's sequencer): delivery's
- * reader of the change log, which the jobs reuse for the scenario starters, log consumers as
+ * The log follower (with the handed-over events it takes from this process's sequencer, and the
+ * wake-ups of new log heads): delivery's reader of the change log, which the jobs reuse for the scenario starters, log consumers as
  * subscriptions are (DESIGN §6b: a cursor over the log starts a scenario's runs).
  */
-const LOG_FOLLOWING = ["log-follower", "handed-events"];
+const LOG_FOLLOWING = ["log-follower", "handed-events", "log-wakeups"];
 
 /** The regular expression of an import of `name` (a folder or a root module) from anywhere in src/. */
 function heraldImport(name, onlyModules) {

@@ -25,9 +25,8 @@ import type { HeraldConfig } from "../config/config.js";
 import type { SecretBox } from "../domain/secret-box.js";
 import type { RandomSource, RetryPolicy } from "../domain/retry-policy.js";
 import { DEFAULT_RETRY_POLICY } from "../domain/retry-policy.js";
-import { LOG_CHANNEL } from "../storage/change-event-repository.js";
-import type { Database, Unlisten } from "../storage/database.js";
-import type { StampedEvents } from "../storage/log-channels.js";
+import type { Database } from "../storage/database.js";
+import { LogWakeups } from "./log-wakeups.js";
 import type { LogSignals } from "../storage/log-signals.js";
 import type {
   LeasedSubscription,
@@ -376,38 +375,16 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     retryTimer.unref();
   }
 
-  /** The highest head announced so far, locally or by NOTIFY. */
-  let announcedHead = 0;
-  /** The highest head a NOTIFY brought while this process's sequencer had a round running. */
-  let heldHead = 0;
-  const announce = (head: number, stamped?: StampedEvents): void => {
-    if (head <= announcedHead) return;
-    announcedHead = head;
-    for (const runner of runners.values()) runner.poke(head, stamped);
-  };
-  const stopLocal = logSignals.onLogStamped(announce, () => runners.size > 0);
-  // A NOTIFY that arrives while a stamping round of this process runs is most often that round's
-  // own, come before the round's result (the server sends both at its commit; about half the time
-  // the NOTIFY is first): it waits for the round, which announces the head with its events, so the
-  // runners need not read them back. Should the rounds end without reaching it (another process
-  // stamped), the held head is announced then.
-  const stopRoundsEnded = logSignals.onStampingRoundsEnded(() => {
-    if (heldHead > announcedHead) announce(heldHead);
+  const wakeups = await LogWakeups.start({
+    db,
+    logSignals,
+    logger,
+    poke: (head, stamped) => {
+      for (const runner of runners.values()) runner.poke(head, stamped);
+    },
+    wantsEvents: () => runners.size > 0,
+    listenFailed: "LISTEN failed; relying on the poll",
   });
-  let unlisten: Unlisten | undefined;
-  try {
-    unlisten = await db.listen(LOG_CHANNEL, (payload) => {
-      // The sequencer announces the new log head; anything else just means "look again".
-      const head = /^\d+$/.test(payload) ? Number(payload) : undefined;
-      if (head === undefined) {
-        for (const runner of runners.values()) runner.poke();
-      } else if (logSignals.stampingRoundsInFlight() > 0) {
-        if (head > heldHead) heldHead = head;
-      } else announce(head);
-    });
-  } catch (error) {
-    logger.warn({ err: error }, "LISTEN failed; relying on the poll");
-  }
   tick();
   const unreport = reportWorkerGauges(() => {
     const gauges = { driven: runners.size, failing: 0, parkedRecords: 0, bufferedEvents: 0 };
@@ -444,9 +421,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
       clearInterval(pollTimer);
       if (orphanTimer) clearInterval(orphanTimer);
       if (maturityTimer) clearTimeout(maturityTimer);
-      stopLocal();
-      stopRoundsEnded();
-      await unlisten?.().catch(() => {});
+      await wakeups.stop();
       await ticking;
       const ids = [...runners.keys()];
       await Promise.all(ids.map((id) => handBack(id, "worker stopping")));

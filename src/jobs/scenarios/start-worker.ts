@@ -22,11 +22,9 @@ import type { BackgroundService } from "../../background-service.js";
 import { defaultWorkerId } from "../../background-service.js";
 import type { HeraldConfig } from "../../config/config.js";
 import { DatabaseOutageLog } from "../../database-outage-log.js";
-import { LOG_CHANNEL } from "../../storage/change-event-repository.js";
 import type { Database, Unlisten } from "../../storage/database.js";
 import { JOBS_CHANNEL } from "../../storage/job-channels.js";
 import type { JobSignals } from "../../storage/job-signals.js";
-import type { StampedEvents } from "../../storage/log-channels.js";
 import type { LogSignals } from "../../storage/log-signals.js";
 import type { HeldScenario } from "../../storage/scenario-cursor-repository.js";
 import {
@@ -34,6 +32,7 @@ import {
   releaseScenarioLeases,
   renewScenarioLeases,
 } from "../../storage/scenario-cursor-repository.js";
+import { LogWakeups } from "../../delivery/log-wakeups.js";
 import { ScenarioStartFollower } from "./start-follower.js";
 
 export const SCENARIO_STARTER_DEFAULTS = {
@@ -120,7 +119,7 @@ export async function startScenarioStarter(
       { scenarioId: held.id, cursor: held.cursor, start: held.definition.start.type },
       "following a scenario's start",
     );
-    follower.poke(announcedHead > 0 ? announcedHead : undefined);
+    follower.poke(wakeups.head > 0 ? wakeups.head : undefined);
   }
 
   /**
@@ -259,33 +258,22 @@ export async function startScenarioStarter(
     jobsTimer.unref();
   }
 
-  // Log wake-ups, as the delivery worker takes them (delivery-worker.ts says why a NOTIFY that
-  // comes while this process's sequencer stamps waits for the round's own announcement).
-  let announcedHead = 0;
-  let heldHead = 0;
-  const announce = (head: number, stamped?: StampedEvents): void => {
-    if (head <= announcedHead) return;
-    announcedHead = head;
-    for (const follower of followers.values()) follower.poke(head, stamped);
-  };
-  const stopStamped = logSignals.onLogStamped(announce, () => followers.size > 0);
-  const stopRoundsEnded = logSignals.onStampingRoundsEnded(() => {
-    if (heldHead > announcedHead) announce(heldHead);
+  const wakeups = await LogWakeups.start({
+    db,
+    logSignals,
+    logger,
+    poke: (head, stamped) => {
+      for (const follower of followers.values()) follower.poke(head, stamped);
+    },
+    wantsEvents: () => followers.size > 0,
+    listenFailed: "LISTEN on the log failed; scenario starts rely on the poll",
   });
   const stopJobsCreated = jobSignals.onJobsCreated(jobsCreated);
-  const unlisteners: Unlisten[] = [];
+  let unlistenJobs: Unlisten | undefined;
   try {
-    unlisteners.push(
-      await db.listen(LOG_CHANNEL, (payload) => {
-        const head = /^\d+$/.test(payload) ? Number(payload) : undefined;
-        if (head === undefined) for (const follower of followers.values()) follower.poke();
-        else if (logSignals.stampingRoundsInFlight() > 0) heldHead = Math.max(heldHead, head);
-        else announce(head);
-      }),
-    );
-    unlisteners.push(await db.listen(JOBS_CHANNEL, jobsCreated));
+    unlistenJobs = await db.listen(JOBS_CHANNEL, jobsCreated);
   } catch (error) {
-    logger.warn({ err: error }, "LISTEN failed; scenario starts rely on the poll");
+    logger.warn({ err: error }, "LISTEN on the jobs failed; new activations are found at renewals");
   }
 
   tick();
@@ -308,10 +296,9 @@ export async function startScenarioStarter(
       clearInterval(renewTimer);
       clearInterval(pollTimer);
       if (jobsTimer) clearTimeout(jobsTimer);
-      stopStamped();
-      stopRoundsEnded();
+      await wakeups.stop();
       stopJobsCreated();
-      for (const unlisten of unlisteners) await unlisten().catch(() => {});
+      await unlistenJobs?.().catch(() => {});
       await ticking;
       await Promise.all([...followers.keys()].map((id) => drop(id, "worker stopping")));
       await Promise.all([...dropping.values()]);
