@@ -132,13 +132,13 @@ export async function startHerald(
 
 // What the peers share ----------------------------------------------------------------------------
 
-interface PeerSender {
+export interface PeerSender {
   /** Signs the body as Herald does (Standard Webhooks, the subscription's secret) and POSTs it. */
   post(job: PushJob): Promise<void>;
 }
 
 /** One undici agent with CONCURRENCY keep-alive connections, as Herald's sender has to one origin. */
-function startPeerSender(url: string, teardown: Teardown): PeerSender {
+export function startPeerSender(url: string, teardown: Teardown): PeerSender {
   const agent = new Agent({ connections: CONCURRENCY, keepAliveTimeout: 30_000 });
   teardown.add(() => agent.close());
   const secrets = { secret: BENCH_SECRET, previousSecret: null, previousSecretExpiresAt: null };

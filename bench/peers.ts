@@ -18,17 +18,22 @@
  *    event per transaction (as bench/delivery.ts's latency part), commit → receipt p50/p95/p99.
  * The writer notes each commit's time and the receiver each push's arrival (both wall clocks of
  * this machine, to the µs). Herald's ratio is its drain events/s over each peer's.
+ * Last, the HTTP alone: the drain's signed bodies POSTed from memory by the peers' sender at the same
+ * concurrency to a receiver of the same kind, with no database and no writers. No system drains
+ * faster than that on this machine, so it bounds the lead any of them can have over another.
  */
 import { readFileSync } from "node:fs";
 import { PostgresDatabase } from "../src/storage/postgres-database.js";
 import type { BenchOptions } from "./bench-support.js";
 import { fixed, postgresUnavailable, printTable } from "./bench-support.js";
 import { BENCH_SECRET, percentile, RECORDS, startCpuMeter } from "./delivery.js";
-import type { SystemUnderTest, WorkloadEvent } from "./peer-systems.js";
+import type { PushJobs, SystemUnderTest, WorkloadEvent } from "./peer-systems.js";
 import {
+  CONCURRENCY,
   eventKey,
   startGraphileWorker,
   startHerald,
+  startPeerSender,
   startPgBoss,
   Teardown,
   WRITERS,
@@ -274,11 +279,43 @@ export async function run(options: BenchOptions): Promise<void> {
     );
     results.push(measured.result);
   }
+  const alone = await httpAlone(jobs, total);
+  console.log(
+    `HTTP alone (the drain's signed bodies from memory, no database, no writers): ${fixed(alone)} posts/s`,
+  );
   console.log("");
-  printResults(results);
+  printResults(results, alone);
 }
 
-function printResults(results: SystemResult[]): void {
+/** Posts/s of the drain's bodies sent by the peers' sender alone (see the header). */
+async function httpAlone(jobs: PushJobs, total: number): Promise<number> {
+  const bodies = Array.from({ length: total }, (_, i) => {
+    const job = jobs.get(eventKey(workloadEvent(i)));
+    if (!job) throw new Error(`Herald's log has no payload for event ${i} of the workload`);
+    return job;
+  });
+  return withTeardown(async (teardown) => {
+    const receiver = await startReceiverProcess(BENCH_SECRET, { arrivals: true });
+    teardown.add(() => receiver.close());
+    const sender = startPeerSender(receiver.url, teardown);
+    let next = 0;
+    const started = now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < bodies.length) await sender.post(bodies[next++]!);
+      }),
+    );
+    const rate = (total / (now() - started)) * 1000;
+    const counts = await receiver.counts();
+    if (counts.rejected > 0)
+      throw new Error(
+        `HTTP alone: the receiver rejected ${counts.rejected} of the pushes it checked`,
+      );
+    return rate;
+  });
+}
+
+function printResults(results: SystemResult[], httpAlone: number): void {
   const herald = results[0]!.drain.rate;
   const rows = [
     [
@@ -301,5 +338,19 @@ function printResults(results: SystemResult[]): void {
       result === results[0] || !Number.isFinite(herald / d.rate) ? "" : fixed(herald / d.rate, 2),
     ]);
   }
+  rows.push([
+    "HTTP alone (no database)",
+    fixed(httpAlone),
+    "-",
+    "-",
+    "-",
+    fixed(herald / httpAlone, 2),
+  ]);
   printTable(rows);
+  const fastestPeer = Math.max(...results.slice(1).map((result) => result.drain.rate || 0));
+  if (fastestPeer > 0)
+    console.log(
+      `A 3× lead over the fastest peer needs ${fixed(3 * fastestPeer)} events/s; the HTTP alone reaches ` +
+        `${fixed(httpAlone)} posts/s, ${fixed(httpAlone / fastestPeer, 2)}× that peer.`,
+    );
 }
