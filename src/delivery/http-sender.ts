@@ -138,6 +138,40 @@ function errorClassOf(error: unknown): ErrorClass {
   return "network";
 }
 
+/**
+ * The signal that ends one attempt: at its deadline (the reason AbortSignal.timeout gives, so the
+ * error reads the same), or when `outer` aborts (with its reason). A controller, a timer and a
+ * listener, all released when the attempt ends: AbortSignal.timeout keeps each signal and its timer
+ * alive until the deadline passes, and AbortSignal.any registers each push with the long-lived
+ * liveness signal, so at thousands of pushes a second both leave a heap of finished signals to the
+ * collector (docs/performance-notes.md).
+ */
+function cutOff(
+  timeoutMs: number,
+  outer: AbortSignal | undefined,
+): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new DOMException("The operation was aborted due to timeout", "TimeoutError"),
+      ),
+    timeoutMs,
+  );
+  timer.unref();
+  if (!outer) return { signal: controller.signal, release: () => clearTimeout(timer) };
+  const abort = () => controller.abort(outer.reason);
+  if (outer.aborted) abort();
+  else outer.addEventListener("abort", abort, { once: true });
+  return {
+    signal: controller.signal,
+    release: () => {
+      clearTimeout(timer);
+      outer.removeEventListener("abort", abort);
+    },
+  };
+}
+
 function messageOf(error: unknown): string {
   const err = error as Error & { cause?: Error; code?: string };
   const cause = err.cause ? `: ${err.cause.message}` : "";
@@ -207,15 +241,14 @@ export function createHttpSender(options: HttpSenderOptions): HttpSender {
       "user-agent": `Herald/${HERALD_VERSION}`,
       "herald-worker": options.workerId,
     });
-    const deadline = AbortSignal.timeout(options.timeoutMs);
-    const signal = push.signal ? AbortSignal.any([deadline, push.signal]) : deadline;
+    const cut = cutOff(options.timeoutMs, push.signal);
     try {
       const response = await request(url, {
         method: "POST",
         dispatcher: agent,
         headers,
         body: push.body,
-        signal,
+        signal: cut.signal,
       });
       let excerpt = "";
       let read = 0;
@@ -243,6 +276,8 @@ export function createHttpSender(options: HttpSenderOptions): HttpSender {
         message: messageOf(error),
         durationMs: elapsed(),
       };
+    } finally {
+      cut.release();
     }
   }
 

@@ -1,5 +1,6 @@
 /** The outbound HTTP sender against a real loopback receiver: SSRF guard, redirects, timeouts, caps. */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { after, before, describe, test } from "node:test";
 import {
   CONNECTIONS_PER_ORIGIN,
@@ -103,6 +104,41 @@ describe("http sender", () => {
       const reset = await sender.send(push(`${base}/close`));
       assert.equal(reset.kind, "error");
       if (reset.kind === "error") assert.equal(reset.errorClass, "connection_reset");
+    } finally {
+      receiver.respondWith(() => undefined);
+      await sender.close();
+    }
+  });
+
+  test("a push's own signal cuts it at once with its reason, and each attempt lets go of the signal", async () => {
+    const sender = createHttpSender({
+      timeoutMs: 5_000,
+      allowInsecureTargets: true,
+      workerId: "w",
+    });
+    const liveness = new AbortController();
+    try {
+      const base = new URL(receiver.url).origin;
+      receiver.respondWith((q) => (q.path === "/slow" ? { delayMs: 3_000 } : undefined));
+      for (let i = 0; i < 20; i++) {
+        const ok = await sender.send({ ...push(`${base}/hook`), signal: liveness.signal });
+        assert.equal(ok.kind, "response");
+      }
+      assert.equal(getEventListeners(liveness.signal, "abort").length, 0, "listeners left behind");
+      const cut = sender.send({ ...push(`${base}/slow`), signal: liveness.signal });
+      await receiver.waitFor((requests) => requests.some((q) => q.path === "/slow"), 5_000);
+      const reason = new Error("the push was cut short: lock lost");
+      reason.name = "AbortError";
+      liveness.abort(reason);
+      const result = await cut;
+      assert.equal(result.kind, "error");
+      if (result.kind === "error") {
+        assert.equal(result.errorClass, "timeout");
+        assert.match(result.message, /lock lost/);
+        assert.ok(result.durationMs < 2_000, `cut after ${result.durationMs} ms`);
+      }
+      const already = await sender.send({ ...push(`${base}/hook`), signal: liveness.signal });
+      assert.equal(already.kind, "error", "a push whose signal is already aborted is not sent");
     } finally {
       receiver.respondWith(() => undefined);
       await sender.close();
