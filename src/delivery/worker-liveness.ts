@@ -18,6 +18,7 @@
  * The embedded database has one process: there is nothing to detect, and the worker is always
  * valid with no key (its leases move only when they expire, as before).
  */
+import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import type { AdvisoryLock, Database } from "../storage/database.js";
 import { allocateLivenessKey, livenessKeyHeld } from "../storage/liveness-locks.js";
@@ -65,6 +66,17 @@ const ACQUIRE_BACKOFF_MS = [100, 250, 500, 1_000];
 const MAX_PENDING_CONFIRMATIONS = 3;
 
 /** An AbortError whose message says why the push was cut (it shows in the attempt's record). */
+/**
+ * The controller whose signal every push of this worker carries: each push in flight listens to it
+ * (http-sender's cutOff), so it has as many listeners as the worker has pushes in flight, and Node's
+ * warning past ten would be a false alarm.
+ */
+function cutter(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
+
 function handedBack(why: string): Error {
   const error = new Error(`the push was cut short: ${why}; the subscription is handed over`);
   error.name = "AbortError";
@@ -83,7 +95,7 @@ export function startWorkerLiveness(options: LivenessOptions): WorkerLiveness {
   let validUntil = 0;
   let isValid = false;
   let epoch = 0;
-  let controller = new AbortController();
+  let controller = cutter();
   let confirmTimer: NodeJS.Timeout | undefined;
   let lapseTimer: NodeJS.Timeout | undefined;
   /** Confirmations of the current lock waiting for an answer (a new object for each lock). */
@@ -96,7 +108,7 @@ export function startWorkerLiveness(options: LivenessOptions): WorkerLiveness {
       isValid = false;
       validUntil = 0;
       controller.abort(handedBack(why));
-      controller = new AbortController();
+      controller = cutter();
       if (!stopped) {
         logger.warn(
           { why },
