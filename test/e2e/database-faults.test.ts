@@ -19,7 +19,7 @@ import { startTcpProxy } from "../helpers/tcp-proxy.js";
 import type { ReceivedRequest } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 import type { HeraldProcess } from "./delivery-fixtures.js";
-import { dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
+import { apiUrlOf, dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
 
 const unavailable = await postgresUnavailable();
 if (unavailable) console.log(`# SKIPPING database fault tests: ${unavailable}`);
@@ -43,21 +43,6 @@ const target = (() => {
 })();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The URL the process's API listens on (from its "Herald API listening" log line). */
-async function apiUrl(process: HeraldProcess): Promise<string> {
-  await eventually(
-    () => /"msg":"Herald API listening"/.test(process.output()) || process.child.exitCode !== null,
-    START_TIMEOUT_MS,
-    "Herald to listen",
-  );
-  const line = process
-    .output()
-    .split("\n")
-    .find((l) => l.includes("Herald API listening"));
-  assert.ok(line, `the API did not start:\n${process.output()}`);
-  return (JSON.parse(line) as { url: string }).url;
-}
 
 async function tokenFor(url: string): Promise<string> {
   const response = await fetch(`${url}/auth/token`, { headers: { authorization: ADMIN_KEY } });
@@ -254,7 +239,7 @@ describe(
           const api = start(apiDb, "api");
           const sequencer = start(sequencerDb, "sequencer");
           const worker = start(workerDb, "worker");
-          const url = await apiUrl(api);
+          const url = await apiUrlOf(api, START_TIMEOUT_MS);
           await eventually(
             () => /leads the sequencer/.test(sequencer.output()),
             START_TIMEOUT_MS,
@@ -517,7 +502,7 @@ describe(
           assert.equal(herald.child.exitCode, null, `Herald gave up:\n${herald.output()}`);
           assert.doesNotMatch(herald.output(), /Herald API listening/);
           proxy.restore();
-          const url = await apiUrl(herald);
+          const url = await apiUrlOf(herald, START_TIMEOUT_MS);
           assert.equal((await readyz(url)).status, 200);
           const token = await tokenFor(url);
           await call(url, token, "GET", "/v5/entities/acme/profile-tables");

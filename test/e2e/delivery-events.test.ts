@@ -13,7 +13,7 @@ import { Webhook } from "standardwebhooks";
 import type { ReceivedRequest, WebhookReceiver } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 import type { HeraldProcess } from "./delivery-fixtures.js";
-import { dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
+import { apiUrlOf, dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
 
 const ADMIN_KEY = "hk_delivery_tests_admin_key_0123456789";
 
@@ -94,17 +94,7 @@ describe("every event type reaches exactly its subscriptions (herald start subpr
       HERALD_DATA_DIR: dataDir,
       HERALD_LOG_LEVEL: "info",
     });
-    await eventually(
-      () => /"msg":"Herald API listening"/.test(herald.output()) || herald.child.exitCode !== null,
-      180_000,
-      "Herald to listen",
-    );
-    const line = herald
-      .output()
-      .split("\n")
-      .find((l) => l.includes("Herald API listening"));
-    assert.ok(line, herald.output());
-    api = (JSON.parse(line) as { url: string }).url;
+    api = await apiUrlOf(herald, 180_000);
     const auth = await fetch(`${api}/auth/token`, { headers: { authorization: ADMIN_KEY } });
     token = ((await auth.json()) as { accessToken: string }).accessToken;
   });

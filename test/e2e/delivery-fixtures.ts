@@ -1,4 +1,5 @@
 /** Shared setup of the delivery tests: an entity, subscriptions, and change events written as capture does. */
+import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -14,6 +15,7 @@ import type { Database, Queryable } from "../../src/storage/database.js";
 import { LogSignals } from "../../src/storage/log-signals.js";
 import { insertSubscription } from "../../src/storage/subscription-repository.js";
 import { findEntityByName, firstLicenceId } from "../../src/storage/tenancy-repository.js";
+import { listeningUrl } from "../helpers/cli-herald.js";
 import { TEST_SECRET_KEY, testSecrets } from "../helpers/test-database.js";
 
 export const ENTITY = "acme";
@@ -198,6 +200,21 @@ export async function eventually(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * The URL a started process's API listens on, from its "Herald API listening" log line; fails with
+ * the process's output when it exits before, or says nothing within `timeoutMs`.
+ */
+export async function apiUrlOf(herald: HeraldProcess, timeoutMs = 60_000): Promise<string> {
+  let url: string | undefined;
+  await eventually(
+    () => (url = listeningUrl(herald.output())) !== undefined || herald.child.exitCode !== null,
+    timeoutMs,
+    "Herald to listen",
+  );
+  assert.ok(url, herald.output());
+  return url;
 }
 
 /** Lease owners of the subscriptions, by id. */

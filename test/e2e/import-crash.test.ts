@@ -12,7 +12,7 @@ import { createTestDatabase, postgresUnavailable } from "../helpers/test-databas
 import type { ReceivedRequest } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 import type { HeraldProcess } from "./delivery-fixtures.js";
-import { dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
+import { apiUrlOf, dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
 
 const unavailable = await postgresUnavailable();
 if (unavailable) console.log(`# SKIPPING import crash test: ${unavailable}`);
@@ -21,20 +21,6 @@ const ADMIN_KEY = "hk_delivery_tests_admin_key_0123456789";
 /** Rows of the file; keys repeat after KEYS rows, so the tail updates earlier rows. */
 const ROWS = 120_000;
 const KEYS = 100_000;
-
-async function apiUrl(process: HeraldProcess): Promise<string> {
-  await eventually(
-    () => /"msg":"Herald API listening"/.test(process.output()) || process.child.exitCode !== null,
-    60_000,
-    "Herald to listen",
-  );
-  const line = process
-    .output()
-    .split("\n")
-    .find((l) => l.includes("Herald API listening"));
-  assert.ok(line, process.output());
-  return (JSON.parse(line) as { url: string }).url;
-}
 
 describe(
   "an import across a worker crash (PostgreSQL)",
@@ -55,7 +41,7 @@ describe(
         try {
           const api = startHeraldProcess(t.url!, "api,sequencer", { HERALD_LOG_LEVEL: "info" });
           processes.push(api);
-          const url = await apiUrl(api);
+          const url = await apiUrlOf(api);
           const token = (
             (await (
               await fetch(`${url}/auth/token`, { headers: { authorization: ADMIN_KEY } })

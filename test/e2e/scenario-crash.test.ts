@@ -29,7 +29,7 @@ import { createTestDatabase, postgresUnavailable } from "../helpers/test-databas
 import type { ReceivedRequest } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 import type { HeraldProcess } from "./delivery-fixtures.js";
-import { dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
+import { apiUrlOf, dataObjects, eventually, startHeraldProcess } from "./delivery-fixtures.js";
 
 const unavailable = await postgresUnavailable();
 if (unavailable) console.log(`# SKIPPING scenario crash test: ${unavailable}`);
@@ -44,20 +44,6 @@ const FINISHED_BEFORE_KILL = 200;
 interface Statistics {
   scenarioId: string;
   blocks: { id: string; entered: number; waiting: number; passed: number; left: number }[];
-}
-
-async function apiUrl(process: HeraldProcess): Promise<string> {
-  await eventually(
-    () => /"msg":"Herald API listening"/.test(process.output()) || process.child.exitCode !== null,
-    60_000,
-    "Herald to listen",
-  );
-  const line = process
-    .output()
-    .split("\n")
-    .find((l) => l.includes("Herald API listening"));
-  assert.ok(line, process.output());
-  return (JSON.parse(line) as { url: string }).url;
 }
 
 /** How many ids of the change log's sequence were taken by events not committed (yet, or ever). */
@@ -136,7 +122,7 @@ describe(
         try {
           const api = startHeraldProcess(t.url!, "api,sequencer", { HERALD_LOG_LEVEL: "info" });
           processes.push(api);
-          const url = await apiUrl(api);
+          const url = await apiUrlOf(api);
           const call = await adminClient(url, ADMIN_KEY);
 
           const table = await call<{ id: string }>(
