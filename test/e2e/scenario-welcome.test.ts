@@ -11,8 +11,6 @@
  * touched; the runs and the statistics say so.
  */
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +26,8 @@ import {
   TIER,
   welcomeScenario,
 } from "../helpers/scenario-fixtures.js";
+import type { StartedHerald } from "../helpers/cli-herald.js";
+import { spawnHeraldStart } from "../helpers/cli-herald.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import {
   createTestDatabase,
@@ -37,8 +37,6 @@ import {
 import type { WebhookReceiver } from "../helpers/webhook-receiver.js";
 import { startWebhookReceiver } from "../helpers/webhook-receiver.js";
 
-/** Two cores shared by parallel test files make a cold start slow. */
-const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
 /**
  * The welcome WAIT: long enough that the stop and the restart surely begin while both runs wait
@@ -47,65 +45,8 @@ const STOP_TIMEOUT_MS = 30_000;
 const WAIT_SECONDS = 10;
 const ENTITY = "/v5/entities/shop";
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  startedAt: number;
-  output: () => string;
-}
-
-/** The test's environment without HERALD_* and DATABASE_URL: Herald gets only what the test sets. */
-function outerEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("HERALD_") && k !== "DATABASE_URL"),
-  );
-}
-
-/** `node bin/herald.mjs start`, resolved once it logs that it listens. */
-function startHerald(env: Record<string, string>): Promise<Running> {
-  const startedAt = Date.now();
-  const child = spawn(process.execPath, ["bin/herald.mjs", "start"], {
-    env: {
-      ...outerEnv(),
-      HERALD_PORT: "0",
-      HERALD_HOST: "127.0.0.1",
-      HERALD_LOG_LEVEL: "info",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stderr!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  return new Promise<Running>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`Herald did not start within ${START_TIMEOUT_MS} ms:\n${out}`));
-    }, START_TIMEOUT_MS);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Herald exited with ${code} before listening:\n${out}`));
-    });
-    let listening = false;
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      if (listening) return;
-      for (const line of out.slice(0, out.lastIndexOf("\n")).split("\n")) {
-        if (!line.startsWith("{")) continue;
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === "Herald API listening" && entry.url) {
-          listening = true;
-          clearTimeout(timer);
-          child.removeAllListeners("exit");
-          resolve({ child, url: entry.url, startedAt, output: () => out });
-          return;
-        }
-      }
-    });
-  });
-}
-
 /** SIGTERM; resolves with the exit code. */
-function stopHerald(running: Running): Promise<number | null> {
+function stopHerald(running: StartedHerald): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       running.child.kill("SIGKILL");
@@ -175,7 +116,7 @@ for (const leg of legs) {
     let database: TestDatabase | undefined;
     let receiver: WebhookReceiver;
     let env: Record<string, string>;
-    const running: Running[] = [];
+    const running: StartedHerald[] = [];
 
     before(async () => {
       dataDir = mkdtempSync(join(tmpdir(), "herald-welcome-"));
@@ -201,7 +142,7 @@ for (const leg of legs) {
     });
 
     test("a Gold profile's TRIGGER arrives once, signed, across a restart while the runs wait; the Silver one goes the other way", async () => {
-      const first = await startHerald(env);
+      const first = await spawnHeraldStart(env);
       running.push(first);
       const adminKey = /^\s+(hk_[A-Za-z0-9_-]{20,})\s*$/m.exec(first.output())?.[1];
       assert.ok(adminKey, `the first start prints the admin key:\n${first.output()}`);
@@ -258,7 +199,7 @@ for (const leg of legs) {
       assert.ok(Date.now() < dueAt - 1_000, "the stop begins well before the WAIT ends");
       assert.equal(await stopHerald(first), 0, "SIGTERM exits cleanly");
       assert.equal(receiver.requests.length, 0, "nothing was triggered before the stop");
-      const second = await startHerald(env);
+      const second = await spawnHeraldStart(env);
       running.push(second);
       call = await adminClient(second.url, adminKey);
 

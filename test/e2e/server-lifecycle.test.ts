@@ -4,7 +4,6 @@
  * PostgreSQL (skipped, with a message, when no server answers).
  */
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -12,6 +11,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { StartedHerald } from "../helpers/cli-herald.js";
+import { outerEnv, spawnHeraldStart, START_TIMEOUT_MS } from "../helpers/cli-herald.js";
 import type { TestDatabase } from "../helpers/test-database.js";
 import {
   createTestDatabase,
@@ -19,69 +20,9 @@ import {
   TEST_SECRET_KEY,
 } from "../helpers/test-database.js";
 
-/** Generous: two cores shared by parallel test files make a cold start slow. */
-const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  /** Everything the process wrote on stdout so far. */
-  stdout: () => string;
-  stderr: () => string;
-}
-
-/** The test's environment without HERALD_* and DATABASE_URL: the server gets only what a test sets. */
-function outerEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("HERALD_") && k !== "DATABASE_URL"),
-  );
-}
-
-function startServer(env: Record<string, string>, args: string[] = []): Promise<Running> {
-  const child = spawn(process.execPath, ["bin/herald.mjs", "start", ...args], {
-    env: {
-      ...outerEnv(),
-      HERALD_PORT: "0",
-      HERALD_HOST: "127.0.0.1",
-      HERALD_LOG_LEVEL: "info",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
-  return new Promise<Running>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`Herald did not start within ${START_TIMEOUT_MS} ms:\n${out}\n${err}`));
-    }, START_TIMEOUT_MS);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Herald exited with ${code} before listening:\n${out}\n${err}`));
-    });
-    let listening = false;
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      if (listening) return;
-      // Complete lines only: a chunk may end in the middle of a JSON line.
-      for (const line of out.slice(0, out.lastIndexOf("\n")).split("\n")) {
-        if (!line.startsWith("{")) continue;
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === "Herald API listening" && entry.url) {
-          listening = true;
-          clearTimeout(timer);
-          child.removeAllListeners("exit");
-          resolve({ child, url: entry.url, stdout: () => out, stderr: () => err });
-          return;
-        }
-      }
-    });
-  });
-}
-
-function stopServer(running: Running): Promise<number | null> {
+function stopServer(running: StartedHerald): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       running.child.kill("SIGKILL");
@@ -151,7 +92,7 @@ for (const leg of legs) {
     let dataDir: string;
     let database: TestDatabase | undefined;
     let env: Record<string, string>;
-    let running: Running | undefined;
+    let running: StartedHerald | undefined;
     before(async () => {
       dataDir = mkdtempSync(join(tmpdir(), "herald-e2e-"));
       env = { HERALD_DATA_DIR: dataDir, HERALD_DEFAULT_ENTITY: "main" };
@@ -168,7 +109,7 @@ for (const leg of legs) {
     });
 
     test("start, use over HTTP, SIGTERM, restart with the data intact", async () => {
-      running = await startServer(env);
+      running = await spawnHeraldStart(env);
       const first = running;
       const adminKey = adminKeyPrinted(first.stdout());
       assert.ok(adminKey, `the first start prints the admin key:\n${first.stdout()}`);
@@ -236,7 +177,7 @@ for (const leg of legs) {
         assert.ok(!existsSync(join(dataDir, "herald.pid")), "the data directory lock is released");
       }
 
-      running = await startServer(env);
+      running = await spawnHeraldStart(env);
       const second = running;
       assert.equal(adminKeyPrinted(second.stdout()), undefined, "no new admin key on restart");
       const again = second.url;
@@ -277,7 +218,7 @@ describe("a new user's first starts", () => {
       assert.equal(adminKeyPrinted(out), undefined, `no key printed by a failed start:\n${out}`);
 
       // The bare flag works, and says loudly what it allows.
-      const first = await startServer(env, ["--allow-insecure-targets"]);
+      const first = await spawnHeraldStart(env, ["--allow-insecure-targets"]);
       const adminKey = adminKeyPrinted(first.stdout());
       assert.ok(adminKey, `the first start that comes up prints the key:\n${first.stdout()}`);
       assert.match(first.stdout(), /"level":40,[^\n]*HERALD_ALLOW_INSECURE_TARGETS is on/);
@@ -287,7 +228,7 @@ describe("a new user's first starts", () => {
       );
       assert.equal(await stopServer(first), 0);
 
-      const second = await startServer(env);
+      const second = await spawnHeraldStart(env);
       assert.equal(adminKeyPrinted(second.stdout()), undefined);
       assert.match(second.stdout(), /an admin API key exists[^\n]*HERALD_ADMIN_API_KEY/);
       assert.doesNotMatch(second.stdout(), /HERALD_ALLOW_INSECURE_TARGETS is on/);

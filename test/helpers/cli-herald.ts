@@ -53,54 +53,95 @@ export function listeningUrl(output: string): string | undefined {
   return undefined;
 }
 
-export async function startHerald(env: Record<string, string> = {}): Promise<HeraldServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), "herald-e2e-cli-"));
-  const adminKey = `hk_e2e_cli_${randomBytes(12).toString("hex")}`;
-  const child = spawn(process.execPath, ["bin/herald.mjs", "start"], {
+/** A `herald start` process that has logged that it listens. */
+export interface StartedHerald {
+  child: ChildProcess;
+  /** The URL of its "Herald API listening" line. */
+  url: string;
+  /** When it was spawned (Date.now()). */
+  startedAt: number;
+  stdout(): string;
+  stderr(): string;
+  /** Both streams so far, in the order they came. */
+  output(): string;
+}
+
+/**
+ * `node bin/herald.mjs start [args]` with the test's environment less Herald's settings (outerEnv),
+ * on a free loopback port, logging at info: resolved once it logs that it listens; rejected with
+ * everything it printed when it exits first, or when it has not listened within START_TIMEOUT_MS
+ * (then it is killed).
+ */
+export function spawnHeraldStart(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<StartedHerald> {
+  const startedAt = Date.now();
+  const child = spawn(process.execPath, ["bin/herald.mjs", "start", ...args], {
     env: {
       ...outerEnv(),
-      HERALD_DATA_DIR: dataDir,
       HERALD_PORT: "0",
       HERALD_HOST: "127.0.0.1",
       HERALD_LOG_LEVEL: "info",
-      HERALD_ADMIN_API_KEY: adminKey,
-      HERALD_DEFAULT_ENTITY: "default",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  child.stderr!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
+  let err = "";
+  let all = "";
+  child.stderr!.on("data", (chunk: Buffer) => {
+    err += chunk.toString();
+    all += chunk.toString();
+  });
+  return new Promise<StartedHerald>((resolve, reject) => {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill("SIGKILL");
     }, START_TIMEOUT_MS);
-    // Whatever stopped it, a start that failed leaves no data directory behind.
     child.once("exit", (code) => {
       clearTimeout(timer);
-      rmSync(dataDir, { recursive: true, force: true });
       reject(
         new Error(
           timedOut
-            ? `Herald did not start within ${START_TIMEOUT_MS} ms:\n${out}`
-            : `Herald exited with ${code} before listening:\n${out}`,
+            ? `Herald did not start within ${START_TIMEOUT_MS} ms:\n${all}`
+            : `Herald exited with ${code} before listening:\n${all}`,
         ),
       );
     });
     let listening = false;
     child.stdout!.on("data", (chunk: Buffer) => {
       out += chunk.toString();
+      all += chunk.toString();
       if (listening) return;
-      const listeningAt = listeningUrl(out);
-      if (listeningAt === undefined) return;
+      const url = listeningUrl(out);
+      if (url === undefined) return;
       listening = true;
       clearTimeout(timer);
       child.removeAllListeners("exit");
-      resolve(listeningAt);
+      resolve({ child, url, startedAt, stdout: () => out, stderr: () => err, output: () => all });
     });
   });
+}
+
+export async function startHerald(env: Record<string, string> = {}): Promise<HeraldServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-e2e-cli-"));
+  const adminKey = `hk_e2e_cli_${randomBytes(12).toString("hex")}`;
+  let started: StartedHerald;
+  try {
+    started = await spawnHeraldStart({
+      HERALD_DATA_DIR: dataDir,
+      HERALD_ADMIN_API_KEY: adminKey,
+      HERALD_DEFAULT_ENTITY: "default",
+      ...env,
+    });
+  } catch (error) {
+    // Whatever stopped it, a start that failed leaves no data directory behind.
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const { child, url } = started;
 
   let token: string | undefined;
   const api = async <T>(method: string, path: string, body?: unknown) => {
@@ -122,7 +163,7 @@ export async function startHerald(env: Record<string, string> = {}): Promise<Her
   return {
     url,
     adminKey,
-    output: () => out,
+    output: started.output,
     api,
     stop: async () => {
       const code = await stopChild(child);
