@@ -6,6 +6,7 @@
  * the job calls them in a loop.
  */
 import type { Queryable } from "./database.js";
+import { followedScenario } from "./scenario-cursor-repository.js";
 import { deleteSubscription } from "./subscription-repository.js";
 
 /** A subscription housekeeping deleted because its `expiresAt` had passed. */
@@ -102,9 +103,7 @@ export async function liveLogFloor(db: Queryable): Promise<number> {
               -- An ACTIVE scenario's starter reads the events above its cursor (docs/scenarios.md).
               -- Only a start that reads the log moves its cursor: an API or DATE start's stays
               -- where its activation put it and must not hold the log.
-              (SELECT min(log_cursor) FROM scenarios
-                WHERE status = 'ACTIVE' AND log_cursor IS NOT NULL
-                  AND definition->'start'->>'type' IN ('DATA_EVENT', 'SEGMENT_ENTRY', 'SUBSCRIPTION'))
+              (SELECT min(s.log_cursor) FROM scenarios s WHERE ${followedScenario("s")})
             ) AS floor`,
   );
   return rows[0]?.floor ?? 0;

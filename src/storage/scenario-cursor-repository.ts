@@ -32,8 +32,11 @@ interface HeldRow {
 
 const HELD_COLUMNS = "s.id::text AS id, s.entity_id, s.table_id, s.definition, s.log_cursor";
 
-/** The scenario `s` is ACTIVE, with a start that reads the log and a cursor (set by the activation). */
-function followed(s: string): string {
+/**
+ * SQL: the scenario `s` is ACTIVE, with a start that reads the log and a cursor (set by the
+ * activation). A starter follows it from its cursor; housekeeping keeps the log above that cursor.
+ */
+export function followedScenario(s: string): string {
   return `${s}.status = 'ACTIVE' AND ${s}.log_cursor IS NOT NULL
     AND ${s}.definition -> 'start' ->> 'type' = ANY ('{${LOG_START_TYPES.join(",")}}'::text[])`;
 }
@@ -61,7 +64,7 @@ export async function renewScenarioLeases(
   const { rows } = await db.query<HeldRow>(
     `UPDATE scenarios s
         SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
-      WHERE s.lease_owner = $1 AND ${followed("s")}
+      WHERE s.lease_owner = $1 AND ${followedScenario("s")}
       RETURNING ${HELD_COLUMNS}`,
     [workerId, ttlMs],
   );
@@ -90,7 +93,7 @@ export async function claimScenarioLeases(
             lease_until = now() + make_interval(secs => $2::double precision / 1000)
       WHERE s.id IN (
               SELECT f.id FROM scenarios f
-               WHERE ${followed("f")}
+               WHERE ${followedScenario("f")}
                  AND (f.lease_owner IS NULL OR f.lease_until IS NULL OR f.lease_until < now()
                       OR $4::boolean)
                  AND f.lease_owner IS DISTINCT FROM $1
