@@ -1,6 +1,7 @@
 /** TypeBox schemas of the custom action routes (SPEC §7.4); they also document them in /openapi.json. */
 import { Type } from "typebox";
 import { VALUE_TYPES } from "../../domain/data-table.js";
+import { Detail } from "./detail-schema.js";
 import { PageParameter } from "./paging.js";
 
 export const TAG = "custom actions";
@@ -14,7 +15,6 @@ export const Paging = Type.Object({
 });
 
 const Link = Type.Object({ href: Type.String() });
-const Detail = Type.Object({ path: Type.String(), message: Type.String() });
 
 /** A definition as sent: read leniently by parseCustomAction (docs/custom-actions.md), so any object here. */
 export const ActionBody = Type.Record(Type.String(), Type.Unknown(), {

@@ -1,6 +1,7 @@
 /** TypeBox schemas of the file reference routes (SPEC §7.2); they also document them in /openapi.json. */
 import { Type } from "typebox";
 import { SYNCHRONIZATION_STATUSES } from "../../storage/file-synchronization-repository.js";
+import { Detail } from "./detail-schema.js";
 import { PageParameter } from "./paging.js";
 
 export const TAG = "file references";
@@ -13,7 +14,6 @@ export const SynchronizationParams = Type.Object({
   syncId: Type.String(),
 });
 
-const Detail = Type.Object({ path: Type.String(), message: Type.String() });
 const Link = Type.Object({ href: Type.String() });
 const Schedule = Type.Object({ cron: Type.String(), timezone: Type.String() });
 

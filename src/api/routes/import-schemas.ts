@@ -1,5 +1,6 @@
 /** TypeBox schemas of the import routes (SPEC §7.1); they also document them in /openapi.json. */
 import { Type } from "typebox";
+import { Detail } from "./detail-schema.js";
 import { PageParameter } from "./paging.js";
 
 export const TAG = "imports (ETL)";
@@ -18,7 +19,6 @@ const Status = Type.Union([
   Type.Literal("CANCELLED"),
 ]);
 
-const Detail = Type.Object({ path: Type.String(), message: Type.String() });
 const Link = Type.Object({ href: Type.String() });
 
 export const ExecutionStarted = Type.Object({

@@ -3,6 +3,7 @@
  * they also document them in /openapi.json.
  */
 import { Type } from "typebox";
+import { Detail } from "./detail-schema.js";
 import { PageParameter } from "./paging.js";
 
 export const TAG = "scenarios";
@@ -19,7 +20,6 @@ export const RunParams = Type.Object({
 
 const Link = Type.Object({ href: Type.String() });
 const Timestamp = Type.String({ format: "date-time" });
-const Detail = Type.Object({ path: Type.String(), message: Type.String() });
 
 const RUN_STATUS = Type.Union(
   [

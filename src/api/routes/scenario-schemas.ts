@@ -1,5 +1,6 @@
 /** TypeBox schemas of the scenario definition routes (SPEC §7.4); they also document them in /openapi.json. */
 import { Type } from "typebox";
+import { Detail } from "./detail-schema.js";
 import { PageParameter } from "./paging.js";
 
 export const TAG = "scenarios";
@@ -21,7 +22,6 @@ export const ScenarioListQuery = Type.Object({
 });
 
 const Link = Type.Object({ href: Type.String() });
-const Detail = Type.Object({ path: Type.String(), message: Type.String() });
 const Timestamp = Type.String({ format: "date-time" });
 
 /** A definition as posted: the §7.4 keys, checked by parseScenario (so: any object here). */

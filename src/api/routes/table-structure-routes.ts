@@ -32,6 +32,7 @@ import { markTableDeleted } from "../../storage/table-deletion-repository.js";
 import type { AppDeps, HeraldApp } from "../app-deps.js";
 import { authOf, resolveEntity } from "../auth.js";
 import { assertStorableRequest } from "./data-route-context.js";
+import { Detail } from "./detail-schema.js";
 import {
   assertNotReferenced,
   checkTableReferences,
@@ -302,7 +303,7 @@ export const DisplayOptionsSchema = Type.Unknown({
 
 /** `details` of a definition write's answer: what Herald ignored in the definition. */
 export const WarningsSchema = Type.Optional(
-  Type.Array(Type.Object({ path: Type.String(), message: Type.String() }), {
+  Type.Array(Detail, {
     description:
       "Present when the definition held something Herald ignored (an unknown key…): one entry each",
   }),
