@@ -43,8 +43,9 @@ const OUTBOUND_HTTP = ["address-guard", "http-sender"];
 
 /**
  * The log follower (with the handed-over events it takes from this process's sequencer, and the
- * wake-ups of new log heads): delivery's reader of the change log, which the jobs reuse for the scenario starters, log consumers as
- * subscriptions are (DESIGN §6b: a cursor over the log starts a scenario's runs).
+ * wake-ups of new log heads): delivery's reader of the change log, which the jobs reuse for the
+ * scenario starters, log consumers as subscriptions are (DESIGN §6b: a cursor over the log starts
+ * a scenario's runs).
  */
 const LOG_FOLLOWING = ["log-follower", "handed-events", "log-wakeups"];
 
@@ -144,8 +145,8 @@ export default tseslint.config(
     },
   },
   {
-    // A module of src/ past 500 lines is a hub waiting to be split (STYLE): cut it at its
-    // seam rather than raise the limit (#18). Tests and benches are exempt: a scenario reads best whole.
+    // A module of src/ past 500 lines is a hub waiting to be split (STYLE): cut it at its seam
+    // rather than raise the limit (#18). Tests and benches are exempt: a scenario reads best whole.
     files: ["src/**/*.ts"],
     rules: { "max-lines": ["error", { max: 500 }] },
   },

@@ -35,6 +35,26 @@ async function until(check: () => boolean | Promise<boolean>, ms: number, what: 
   }
 }
 
+/** Twenty abort listeners on `signal`, as twenty pushes in flight add: no MaxListenersExceededWarning. */
+async function assertNoListenerWarning(signal: AbortSignal): Promise<void> {
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on("warning", onWarning);
+  const listeners = Array.from({ length: 20 }, () => () => {});
+  try {
+    for (const listener of listeners) signal.addEventListener("abort", listener);
+    // Node emits its warnings on a later tick.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => w.message),
+      [],
+    );
+  } finally {
+    for (const listener of listeners) signal.removeEventListener("abort", listener);
+    process.off("warning", onWarning);
+  }
+}
+
 for (const { backend, skip } of await testBackends()) {
   describe(`worker liveness on ${backend}`, { skip }, () => {
     let t: TestDatabase;
@@ -192,6 +212,8 @@ for (const { backend, skip } of await testBackends()) {
         assert.equal(await livenessKeyHeld(db, first), true);
         const signal = liveness.signal as AbortSignal;
         assert.equal(signal.aborted, false);
+        // Every push in flight listens to the signal: many at once are no leak to warn about.
+        await assertNoListenerWarning(signal);
         const epoch = liveness.epoch;
 
         // The server ends the lock's session (an administrator, a dropped connection).
@@ -204,6 +226,7 @@ for (const { backend, skip } of await testBackends()) {
         await until(() => signal.aborted, 2_000, "the pushes' signal to be aborted");
         assert.match(String((signal.reason as Error).message), /cut short/);
         await until(() => liveness.valid() && liveness.key !== first, 5_000, "a fresh lock");
+        await assertNoListenerWarning(liveness.signal as AbortSignal);
         assert.ok(liveness.epoch > epoch, "a new epoch: leases read before are not trusted");
         assert.equal(await livenessKeyHeld(db, liveness.key as number), true);
         assert.equal(events[0], "valid");
